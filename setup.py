@@ -1,16 +1,19 @@
 """Build the compiled hot-path kernels (Cython). Everything else is in pyproject.toml."""
+from pathlib import Path
+
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 extensions = [
     Extension(
-        "analyzer._engine",
-        ["analyzer/_engine.pyx"],
+        ".".join(path.with_suffix("").parts),
+        [str(path)],
         include_dirs=[numpy.get_include()],
         extra_compile_args=["-O3"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    ),
+    )
+    for path in sorted(Path("analyzer").rglob("*.pyx"))
 ]
 
 setup(ext_modules=cythonize(extensions, language_level=3, compiler_directives={

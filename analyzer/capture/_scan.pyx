@@ -1,0 +1,210 @@
+# cython: language_level=3
+"""Record scanners for pcap and pcapng (compiled; one pass over a buffer).
+
+Each scanner walks records in ``buf[pos:end]`` and writes, for each packet,
+the offset of its data in ``buf``, captured and original lengths, timestamp
+in integer nanoseconds and interface id into caller-provided arrays.  It
+stops when the arrays are full, when the next record is not entirely in the
+buffer (the caller reads more and calls again), at a record it cannot trust,
+or (pcapng) at a block that is not a packet, which Python handles.
+
+Return value: ``(n_records, new_pos, status)`` with status one of the
+ST_* constants below.
+"""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
+
+ST_FULL = 0        # output arrays full
+ST_NEED_MORE = 1   # next record incomplete in the buffer
+ST_BAD = 2         # record header cannot be trusted (absurd length)
+ST_BLOCK = 3       # pcapng block that is not a packet: handle in Python
+
+cdef inline uint32_t rd32(const uint8_t* p, bint swapped) noexcept nogil:
+    if swapped:
+        return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+    return (<uint32_t>p[3] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[1] << 8) | p[0]
+
+
+cdef inline uint16_t rd16(const uint8_t* p, bint swapped) noexcept nogil:
+    if swapped:
+        return (<uint16_t>p[0] << 8) | p[1]
+    return (<uint16_t>p[1] << 8) | p[0]
+
+
+def scan_pcap(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapped, int64_t frac_ns,
+              uint32_t max_caplen, int64_t[::1] out_off, uint32_t[::1] out_cap, uint32_t[::1] out_orig,
+              int64_t[::1] out_ts):
+    """pcap records: 16-byte header (sec, frac, caplen, origlen) then data.
+
+    ``swapped``: the file is big-endian (this module reads little-endian
+    natively); ``frac_ns``: nanoseconds per unit of the fraction field (1000
+    for microsecond files, 1 for nanosecond files).
+    """
+    cdef Py_ssize_t n = 0, cap_out = out_off.shape[0]
+    cdef const uint8_t* b = &buf[0]
+    cdef uint32_t caplen, origlen
+    while n < cap_out:
+        if end - pos < 16:
+            return n, pos, ST_NEED_MORE
+        caplen = rd32(b + pos + 8, swapped)
+        origlen = rd32(b + pos + 12, swapped)
+        if caplen > max_caplen:
+            return n, pos, ST_BAD
+        if end - pos - 16 < caplen:
+            return n, pos, ST_NEED_MORE
+        out_ts[n] = <int64_t>rd32(b + pos, swapped) * 1000000000 + <int64_t>rd32(b + pos + 4, swapped) * frac_ns
+        out_off[n] = pos + 16
+        out_cap[n] = caplen
+        out_orig[n] = origlen if origlen >= caplen else caplen
+        n += 1
+        pos += 16 + caplen
+    return n, pos, ST_FULL
+
+
+cdef inline bint pcap_plausible(const uint8_t* h, bint swapped, int64_t frac_ns, uint32_t max_caplen,
+                                int64_t ref_sec) noexcept nogil:
+    cdef uint32_t sec = rd32(h, swapped), frac = rd32(h + 4, swapped)
+    cdef uint32_t caplen = rd32(h + 8, swapped), origlen = rd32(h + 12, swapped)
+    if caplen == 0 or caplen > max_caplen or origlen < caplen or origlen > 16 * max_caplen:
+        return False
+    if <int64_t>frac * frac_ns >= 1000000000:
+        return False
+    if ref_sec >= 0 and (<int64_t>sec < ref_sec - 86400 or <int64_t>sec > ref_sec + 86400 * 30):
+        return False
+    return True
+
+
+def resync_pcap(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapped, int64_t frac_ns,
+                uint32_t max_caplen, int64_t ref_sec, bint at_eof):
+    """Look for the next trustworthy record header at or after ``pos``.
+
+    A candidate must be plausible (lengths, fraction, time near ``ref_sec``)
+    and be followed by another plausible header (or by the end of the file).
+    Returns ``(True, offset)`` when found, else ``(False, keep)``: nothing
+    before ``keep`` can start a record; read more and call again from there.
+    """
+    cdef const uint8_t* b = &buf[0]
+    cdef Py_ssize_t p, nxt
+    p = pos
+    while p + 16 <= end:
+        if pcap_plausible(b + p, swapped, frac_ns, max_caplen, ref_sec):
+            nxt = p + 16 + rd32(b + p + 8, swapped)
+            if nxt + 16 <= end:
+                if pcap_plausible(b + nxt, swapped, frac_ns, max_caplen, ref_sec):
+                    return True, p
+            elif at_eof:
+                if nxt == end:
+                    return True, p
+            else:
+                return False, p
+        p += 1
+    return False, p
+
+
+cdef inline int64_t pcapng_ts_ns(uint64_t t, int kind, int exp, int64_t offset_s) noexcept nogil:
+    """Convert a pcapng timestamp with if_tsresol 10^-exp (kind 0) or 2^-exp (kind 1)."""
+    cdef uint64_t whole, part
+    cdef int64_t ns
+    cdef int i
+    cdef uint64_t p10 = 1
+    if kind == 0:
+        if exp <= 9:
+            for i in range(9 - exp):
+                p10 *= 10
+            ns = <int64_t>(t * p10)
+        else:
+            for i in range(exp - 9):
+                p10 *= 10
+            ns = <int64_t>(t // p10)
+    else:
+        whole = t >> exp
+        part = t & ((1ULL << exp) - 1)
+        ns = <int64_t>(whole * 1000000000ULL + ((part * 1000000000ULL) >> exp)) if exp < 34 else \
+            <int64_t>(whole * 1000000000ULL + <uint64_t>((<double>part / <double>(1ULL << exp)) * 1e9))
+    return ns + offset_s * 1000000000
+
+
+def scan_pcapng(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapped,
+                const int32_t[::1] if_kind, const int32_t[::1] if_exp, const int64_t[::1] if_offset,
+                const uint32_t[::1] if_snaplen, uint32_t max_block, int64_t last_ts,
+                int64_t[::1] out_off, uint32_t[::1] out_cap, uint32_t[::1] out_orig,
+                int64_t[::1] out_ts, uint16_t[::1] out_if):
+    """pcapng Enhanced, Simple and (obsolete) Packet Blocks; stops at any other block.
+
+    ``last_ts`` is given to Simple Packet Blocks, which carry no timestamp.
+    """
+    cdef Py_ssize_t n = 0, cap_out = out_off.shape[0]
+    cdef const uint8_t* b = &buf[0]
+    cdef uint32_t btype, blen, caplen, origlen, iface
+    cdef Py_ssize_t n_if = if_kind.shape[0]
+    cdef uint64_t t
+    while n < cap_out:
+        if end - pos < 12:
+            return n, pos, ST_NEED_MORE
+        btype = rd32(b + pos, swapped)
+        blen = rd32(b + pos + 4, swapped)
+        if btype != 6 and btype != 3 and btype != 2:
+            return n, pos, ST_BLOCK
+        if blen < 16 or blen % 4 != 0 or blen > max_block:
+            return n, pos, ST_BAD
+        if end - pos < blen:
+            return n, pos, ST_NEED_MORE
+        if btype == 6:        # Enhanced Packet Block
+            if blen < 32:
+                return n, pos, ST_BAD
+            iface = rd32(b + pos + 8, swapped)
+            caplen = rd32(b + pos + 20, swapped)
+            origlen = rd32(b + pos + 24, swapped)
+            if iface >= n_if or caplen > blen - 32:
+                return n, pos, ST_BAD
+            t = (<uint64_t>rd32(b + pos + 12, swapped) << 32) | rd32(b + pos + 16, swapped)
+            last_ts = pcapng_ts_ns(t, if_kind[iface], if_exp[iface], if_offset[iface])
+            out_off[n] = pos + 28
+        elif btype == 2:      # Packet Block (obsolete)
+            if blen < 32:
+                return n, pos, ST_BAD
+            iface = rd16(b + pos + 8, swapped)
+            caplen = rd32(b + pos + 20, swapped)
+            origlen = rd32(b + pos + 24, swapped)
+            if iface >= n_if or caplen > blen - 32:
+                return n, pos, ST_BAD
+            t = (<uint64_t>rd32(b + pos + 12, swapped) << 32) | rd32(b + pos + 16, swapped)
+            last_ts = pcapng_ts_ns(t, if_kind[iface], if_exp[iface], if_offset[iface])
+            out_off[n] = pos + 28
+        else:                 # Simple Packet Block: interface 0, no timestamp
+            if n_if == 0:
+                return n, pos, ST_BAD
+            iface = 0
+            origlen = rd32(b + pos + 8, swapped)
+            caplen = blen - 16
+            if if_snaplen[0] and caplen > if_snaplen[0]:
+                caplen = if_snaplen[0]
+            if caplen > origlen:
+                caplen = origlen
+            out_off[n] = pos + 12
+        out_cap[n] = caplen
+        out_orig[n] = origlen if origlen >= caplen else caplen
+        out_ts[n] = last_ts
+        out_if[n] = iface
+        n += 1
+        pos += blen
+    return n, pos, ST_FULL
+
+
+def resync_pcapng(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapped,
+                  uint32_t max_block, bint at_eof):
+    """Next offset >= pos (in steps of 4) where a block of a known type starts
+    whose trailing length copy matches.  Same return convention as resync_pcap."""
+    cdef const uint8_t* b = &buf[0]
+    cdef Py_ssize_t p = pos
+    cdef uint32_t btype, blen
+    while p + 12 <= end:
+        btype = rd32(b + p, swapped)
+        blen = rd32(b + p + 4, swapped)
+        if (btype <= 10 or btype == 0x0A0D0D0A) and blen >= 12 and blen % 4 == 0 and blen <= max_block:
+            if p + blen <= end:
+                if rd32(b + p + blen - 4, swapped) == blen:
+                    return True, p
+            elif not at_eof:
+                return False, p
+        p += 4
+    return False, p

@@ -1,0 +1,379 @@
+"""One capture file -> batches of frames (pcap, pcapng; gzip/bzip2/xz compressed).
+
+Theory of operation
+-------------------
+The file is read with ``readinto`` into one reusable buffer (32 MiB); the
+compiled scanners (``_scan.pyx``) fill fixed-size arrays with the offset,
+lengths, timestamp and interface of each record, and each full or final set
+of arrays is yielded as a ``Batch`` that the consumer must use before asking
+for the next one (the buffer is then reused).  A record cut by the end of the
+buffer is moved to the front and completed by the next read, so memory is
+bounded by the buffer whatever the file size.
+
+pcapng blocks other than packets are parsed here in Python: section headers
+(byte order per section), interface descriptions (link type, snap length,
+``if_tsresol``, ``if_tsoffset``); every other block type is skipped and
+counted.
+
+Damage never raises out of ``batches()``: a record or block whose length
+cannot be trusted is reported (file, offset, reason) and the reader searches
+forward for the next plausible record, counting the skipped bytes; a
+truncated last record and a broken compressed stream end the file with a
+report.  Only a file that cannot be opened or is not a capture at all raises
+``CaptureError`` (from the constructor).
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from analyzer.capture import _scan
+
+BUFFER_SIZE = 32 << 20
+BATCH_RECORDS = 1 << 15
+MAX_PCAPNG_BLOCK = 16 << 20
+DEFAULT_MAX_CAPLEN = 262144
+
+LINKTYPE_NAMES = {
+    0: "NULL", 1: "ETHERNET", 12: "RAW", 14: "RAW", 101: "RAW", 108: "LOOP",
+    113: "LINUX_SLL", 228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
+}
+PCAPNG_BLOCK_NAMES = {
+    0x0A0D0D0A: "section_header", 1: "interface_description", 2: "packet", 3: "simple_packet",
+    4: "name_resolution", 5: "interface_statistics", 6: "enhanced_packet",
+    9: "systemd_journal_export", 0x0A: "decryption_secrets", 0xBAD: "custom", 0x40000BAD: "custom",
+}
+PCAP_MAGICS = {  # first 4 bytes -> (big-endian file, nanosecond resolution)
+    b"\xd4\xc3\xb2\xa1": (False, False), b"\xa1\xb2\xc3\xd4": (True, False),
+    b"\x4d\x3c\xb2\xa1": (False, True), b"\xa1\xb2\x3c\x4d": (True, True),
+}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
+class CaptureError(Exception):
+    """The file cannot be read as a capture at all."""
+
+
+@dataclass
+class Batch:
+    buf: bytearray
+    rec_off: np.ndarray
+    caplen: np.ndarray
+    origlen: np.ndarray
+    ts_ns: np.ndarray
+    iface: np.ndarray
+    if_linktype: np.ndarray
+    n: int
+    first_frame_no: int  # frame number (1-based, as in Wireshark) of record 0
+
+
+@dataclass
+class FileReport:
+    """What reading one file found; ends up in summary.json ``inputs``."""
+
+    path: str
+    size_bytes: int = 0
+    format: str = ""
+    compression: str = "none"
+    frames: int = 0
+    link_types: set = field(default_factory=set)
+    first_ts_ns: int | None = None
+    last_ts_ns: int | None = None
+    errors: list = field(default_factory=list)
+    damaged_bytes: int = 0
+    truncated_bytes: int = 0
+    skipped_blocks: dict = field(default_factory=dict)
+    readable: bool = True
+
+    def error(self, offset: int | None, message: str) -> None:
+        where = f"offset {offset}: " if offset is not None else ""
+        self.errors.append(f"{where}{message}")
+
+
+def _open_stream(path: Path):
+    """The file's byte stream, decompressed when needed, and the compression name."""
+    raw = open(path, "rb")
+    head = raw.read(6)
+    raw.seek(0)
+    if head[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb"), "gzip", raw
+    if head[:3] == b"BZh":
+        return bz2.BZ2File(raw, "rb"), "bzip2", raw
+    if head[:6] == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(raw, "rb"), "xz", raw
+    return raw, "none", raw
+
+
+class CaptureReader:
+    def __init__(self, path: str | Path, report: FileReport | None = None):
+        self.path = Path(path)
+        self.report = report or FileReport(str(path))
+        try:
+            self.report.size_bytes = self.path.stat().st_size
+            self._stream, self.report.compression, self._raw = _open_stream(self.path)
+        except FileNotFoundError:
+            raise CaptureError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise CaptureError(f"{path}: is a directory") from None
+        except OSError as e:
+            raise CaptureError(f"{path}: cannot open: {e.strerror or e}") from None
+        self._buf = bytearray(BUFFER_SIZE)
+        self._view = memoryview(self._buf)
+        self._fill = 0
+        self._pos = 0
+        self._base = 0  # stream offset of _buf[0]
+        self._eof = False
+        try:
+            self._read_more()
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+            self.close()
+            raise CaptureError(f"{path}: cannot read ({self.report.compression}): {e}") from None
+        magic = bytes(self._buf[:4])
+        if magic in PCAP_MAGICS:
+            self.report.format = "pcap"
+            self._init_pcap(*PCAP_MAGICS[magic])
+        elif magic == PCAPNG_MAGIC:
+            self.report.format = "pcapng"
+            self._init_pcapng()
+        else:
+            self.close()
+            what = "empty file" if self._fill == 0 else f"unknown magic {magic.hex()}"
+            raise CaptureError(f"{path}: not a pcap or pcapng capture ({what})")
+        n = BATCH_RECORDS
+        self._off = np.empty(n, np.int64)
+        self._cap = np.empty(n, np.uint32)
+        self._orig = np.empty(n, np.uint32)
+        self._ts = np.empty(n, np.int64)
+        self._if = np.zeros(n, np.uint16)
+
+    # ------------------------------------------------------------------ buffer management
+    def _read_more(self) -> int:
+        """Move unread bytes to the front and fill the rest of the buffer."""
+        if self._pos:
+            rest = self._fill - self._pos
+            self._buf[:rest] = self._buf[self._pos:self._fill]
+            self._base += self._pos
+            self._fill = rest
+            self._pos = 0
+        got_total = 0
+        while self._fill < BUFFER_SIZE and not self._eof:
+            got = self._stream.readinto(self._view[self._fill:])
+            if not got:
+                self._eof = True
+                break
+            self._fill += got
+            got_total += got
+        return got_total
+
+    def _safe_read_more(self) -> bool:
+        """Read more; a broken compressed stream ends the file with a report."""
+        try:
+            return self._read_more() > 0
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+            self.report.error(self._base + self._fill,
+                              f"{self.report.compression} stream broken after this many "
+                              f"decompressed bytes: {e}; the rest of the file is unreadable")
+            self._eof = True
+            return False
+
+    def close(self) -> None:
+        for f in (getattr(self, "_stream", None), getattr(self, "_raw", None)):
+            if f is not None:
+                f.close()
+
+    # ------------------------------------------------------------------ formats
+    def _init_pcap(self, big_endian: bool, nanosecond: bool) -> None:
+        if self._fill < 24:
+            raise CaptureError(f"{self.path}: pcap file header truncated ({self._fill} bytes)")
+        e = ">" if big_endian else "<"
+        _, _, _, _, _, snaplen, network = struct.unpack_from(e + "IHHiIII", self._buf, 0)
+        self._swapped = big_endian
+        self._frac_ns = 1 if nanosecond else 1000
+        self._max_caplen = max(DEFAULT_MAX_CAPLEN, min(snaplen, 16 << 20))
+        linktype = network & 0x03FFFFFF
+        self._if_linktype = np.array([linktype], np.int32)
+        self.report.link_types.add(LINKTYPE_NAMES.get(linktype, f"LINKTYPE_{linktype}"))
+        self._pos = 24
+
+    def _init_pcapng(self) -> None:
+        self._swapped = False
+        self._if_kind = []
+        self._if_exp = []
+        self._if_offset = []
+        self._if_snap = []
+        self._linktypes = []
+        self._refresh_if_arrays()
+        self._last_ts = 0
+
+    def _refresh_if_arrays(self) -> None:
+        self._if_linktype = np.array(self._linktypes or [0], np.int32)
+        self._a_kind = np.array(self._if_kind or [0], np.int32)[: len(self._if_kind)]
+        self._a_exp = np.array(self._if_exp or [0], np.int32)[: len(self._if_exp)]
+        self._a_offset = np.array(self._if_offset or [0], np.int64)[: len(self._if_offset)]
+        self._a_snap = np.array(self._if_snap or [0], np.uint32)[: len(self._if_snap)]
+
+    # ------------------------------------------------------------------ iteration
+    def batches(self):
+        """Yield ``Batch`` objects until the end of the file (see module docstring)."""
+        frame_no = 1
+        scan = self._scan_pcap if self.report.format == "pcap" else self._scan_pcapng
+        try:
+            while True:
+                n, status = scan()
+                if n:
+                    batch = Batch(self._buf, self._off, self._cap, self._orig, self._ts, self._if,
+                                  self._if_linktype, n, frame_no)
+                    self._note_batch(n)
+                    yield batch
+                    frame_no += n
+                if status == _scan.ST_FULL:
+                    continue
+                if status == _scan.ST_BAD:
+                    if not self._recover():
+                        break
+                    continue
+                if status == _scan.ST_BLOCK:
+                    if not self._handle_block():
+                        break
+                    continue
+                # ST_NEED_MORE
+                if self._eof or not self._safe_read_more():
+                    if self._pos < self._fill:
+                        left = self._fill - self._pos
+                        self.report.truncated_bytes += left
+                        self.report.error(self._base + self._pos,
+                                          f"last record truncated: {left} bytes of an incomplete record at the end")
+                    break
+        finally:
+            self.close()
+
+    def _note_batch(self, n: int) -> None:
+        ts = self._ts[:n]
+        lo, hi = int(ts.min()), int(ts.max())
+        r = self.report
+        r.frames += n
+        r.first_ts_ns = lo if r.first_ts_ns is None else min(lo, r.first_ts_ns)
+        r.last_ts_ns = hi if r.last_ts_ns is None else max(hi, r.last_ts_ns)
+
+    def _scan_pcap(self):
+        n, self._pos, status = _scan.scan_pcap(
+            self._buf, self._pos, self._fill, self._swapped, self._frac_ns, self._max_caplen,
+            self._off, self._cap, self._orig, self._ts)
+        return n, status
+
+    def _scan_pcapng(self):
+        n, self._pos, status = _scan.scan_pcapng(
+            self._buf, self._pos, self._fill, self._swapped, self._a_kind, self._a_exp, self._a_offset,
+            self._a_snap, MAX_PCAPNG_BLOCK, self._last_ts, self._off, self._cap, self._orig, self._ts, self._if)
+        if n:
+            self._last_ts = int(self._ts[n - 1])
+        return n, status
+
+    # ------------------------------------------------------------------ damage
+    def _recover(self) -> bool:
+        """A record/block at _pos cannot be trusted: report it and find the next one."""
+        start = self._base + self._pos
+        reason = self._describe_bad()
+        skipped = 0
+        self._pos += 1 if self.report.format == "pcap" else 4
+        skipped += 1 if self.report.format == "pcap" else 4
+        while True:
+            if self.report.format == "pcap":
+                ref = int(self._ts[0] // 1_000_000_000) if self.report.frames else -1
+                found, p = _scan.resync_pcap(self._buf, self._pos, self._fill, self._swapped, self._frac_ns,
+                                             self._max_caplen, ref, self._eof)
+            else:
+                found, p = _scan.resync_pcapng(self._buf, self._pos, self._fill, self._swapped,
+                                               MAX_PCAPNG_BLOCK, self._eof)
+            skipped += p - self._pos
+            self._pos = p
+            if found:
+                self.report.damaged_bytes += skipped
+                self.report.error(start, f"{reason}; skipped {skipped} bytes to the next plausible record")
+                return True
+            if self._eof or not self._safe_read_more():
+                skipped += self._fill - self._pos
+                self._pos = self._fill
+                self.report.damaged_bytes += skipped
+                self.report.error(start, f"{reason}; no plausible record in the remaining {skipped} bytes")
+                return False
+
+    def _describe_bad(self) -> str:
+        e = ">" if self._swapped else "<"
+        if self.report.format == "pcap":
+            caplen = struct.unpack_from(e + "I", self._buf, self._pos + 8)[0]
+            return f"record claims {caplen} captured bytes (more than the maximum {self._max_caplen})"
+        btype, blen = struct.unpack_from(e + "II", self._buf, self._pos)
+        return f"pcapng block type 0x{btype:x} with invalid length {blen}"
+
+    # ------------------------------------------------------------------ pcapng non-packet blocks
+    def _handle_block(self) -> bool:
+        e = ">" if self._swapped else "<"
+        if self._fill - self._pos < 12:
+            return False
+        btype = struct.unpack_from(e + "I", self._buf, self._pos)[0]
+        if btype == 0x0A0D0D0A:
+            bom = bytes(self._buf[self._pos + 8:self._pos + 12])
+            if bom == b"\x4d\x3c\x2b\x1a":
+                self._swapped = False
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                self._swapped = True
+            else:
+                self.report.error(self._base + self._pos, "section header with unknown byte-order magic")
+                return self._recover()
+            e = ">" if self._swapped else "<"
+            # a new section: interface ids start again
+            self._if_kind, self._if_exp, self._if_offset, self._if_snap, self._linktypes = [], [], [], [], []
+            self._refresh_if_arrays()
+        blen = struct.unpack_from(e + "I", self._buf, self._pos + 4)[0]
+        if blen < 12 or blen % 4 or blen > MAX_PCAPNG_BLOCK:
+            return self._recover()
+        if self._fill - self._pos < blen:
+            if not self._eof and self._safe_read_more():
+                return True  # more data in the buffer: the scan loop comes back here
+            left = self._fill - self._pos
+            self.report.truncated_bytes += left
+            self.report.error(self._base + self._pos, f"last block truncated ({left} of {blen} bytes)")
+            return False
+        body = bytes(self._buf[self._pos + 8:self._pos + blen - 4])
+        if btype == 1:
+            self._add_interface(body, e)
+        elif btype != 0x0A0D0D0A:
+            name = PCAPNG_BLOCK_NAMES.get(btype, f"0x{btype:x}")
+            self.report.skipped_blocks[name] = self.report.skipped_blocks.get(name, 0) + 1
+        self._pos += blen
+        return True
+
+    def _add_interface(self, body: bytes, e: str) -> None:
+        linktype, _, snaplen = struct.unpack_from(e + "HHI", body, 0)
+        kind, exp, offset = 0, 6, 0
+        for code, value in _options(body[8:], e):
+            if code == 9 and value:
+                kind, exp = (value[0] >> 7), value[0] & 0x7F
+            elif code == 14 and len(value) == 8:
+                offset = struct.unpack(e + "q", value)[0]
+        self._if_kind.append(kind)
+        self._if_exp.append(exp)
+        self._if_offset.append(offset)
+        self._if_snap.append(snaplen)
+        self._linktypes.append(linktype)
+        self.report.link_types.add(LINKTYPE_NAMES.get(linktype, f"LINKTYPE_{linktype}"))
+        self._refresh_if_arrays()
+
+
+def _options(data: bytes, e: str):
+    """pcapng options (code, value) until opt_endofopt."""
+    pos = 0
+    while pos + 4 <= len(data):
+        code, length = struct.unpack_from(e + "HH", data, pos)
+        if code == 0:
+            return
+        yield code, data[pos + 4:pos + 4 + length]
+        pos += 4 + (length + 3) // 4 * 4

@@ -1,0 +1,55 @@
+from libc.stdint cimport uint8_t, uint32_t, int32_t, int64_t
+
+from analyzer.flows._sink cimport StreamSink
+
+cdef enum:
+    TH_FIN = 0x01
+    TH_SYN = 0x02
+    TH_RST = 0x04
+    TH_PUSH = 0x08
+    TH_ACK = 0x10
+
+
+cdef class Segment:
+    cdef int64_t off
+    cdef bytes data
+
+
+cdef class TcpStream:
+    cdef public StreamSink sink
+    cdef readonly bint started, syn_seen, fin_seen, rst_seen, finished
+    cdef readonly uint32_t isn
+    cdef uint32_t base_seq
+    cdef readonly int64_t next_off, max_end, fin_off, ack_off
+    cdef list ooo
+    cdef readonly int64_t ooo_bytes
+    cdef uint8_t* ring
+    cdef int64_t ring_cap, ring_from
+    cdef int64_t gap_lo, gap_hi            # the range last declared a gap
+    cdef int hole_frames
+    # marked (e.g. piece block) ranges not yet acknowledged, as [a, b) pairs
+    cdef int64_t* marks
+    cdef Py_ssize_t marks_head, marks_len, marks_cap
+    # counters
+    cdef readonly int64_t segments, payload_bytes, delivered_bytes, duplicate_bytes
+    cdef readonly int64_t conflict_bytes, conflict_segments, uncompared_bytes
+    cdef readonly int64_t gap_bytes, gaps, late_bytes, truncated_bytes
+    cdef readonly int64_t marked_bytes, marked_acked_bytes
+
+    cdef inline int64_t rel(self, uint32_t seq) noexcept:
+        return self.next_off + <int32_t>(seq - <uint32_t>(self.base_seq + <uint32_t>self.next_off))
+
+    cdef void segment(self, uint32_t seq, int flags, const uint8_t* data, Py_ssize_t caplen, Py_ssize_t paylen)
+    cdef void ack(self, uint32_t ack)
+    cdef void finish(self)
+    cdef void shrink(self)
+    cdef void _insert(self, int64_t off, const uint8_t* data, Py_ssize_t n)
+    cdef void _deliver(self, const uint8_t* data, Py_ssize_t n)
+    cdef void _drain(self)
+    cdef void _store(self, int64_t off, const uint8_t* data, Py_ssize_t n)
+    cdef void _compare(self, int64_t off, const uint8_t* data, Py_ssize_t n, int64_t late)
+    cdef void _grow_ring(self)
+    cdef void _gap_to(self, int64_t off)
+    cdef void _check_hole(self)
+    cdef void _take_marks(self)
+    cdef void _apply_ack(self)

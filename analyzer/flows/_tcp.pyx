@@ -1,0 +1,429 @@
+# cython: language_level=3
+"""Reassembly of one direction of a TCP connection.
+
+Theory of operation
+-------------------
+Sequence numbers are mapped to 64-bit *stream offsets*: offset 0 is the byte
+after the SYN (or the first byte seen when the connection start was not
+captured), and ``rel(seq)`` interprets ``seq`` as a signed 32-bit distance from
+``next_off``, so wrap-around at 2^32 is invisible above this module.
+
+* ``next_off``: every byte below it was delivered to the sink exactly once or
+  declared a gap.  A segment that starts at ``next_off`` is delivered straight
+  from the capture buffer (no copy); bytes below ``next_off`` are duplicates
+  (retransmissions, overlapping re-segmentation) and are compared against a
+  ring of recently delivered bytes: differing bytes are counted as conflicts,
+  bytes older than the ring as uncompared.  Segments beyond ``next_off`` wait
+  in a sorted, non-overlapping out-of-order list (copied, capped).
+* A hole becomes a *gap* (``sink.feed_gap``, never zeros) when the receiver
+  acknowledged beyond it and it stayed unfilled for ``PATIENCE`` further
+  frames of this direction (the capture missed bytes the receiver got; the
+  patience absorbs multi-CPU capture reordering), when the out-of-order
+  buffer passes ``OOO_CAP``, when a segment was cut by the snap length, or at
+  the end of the connection.
+* ACKs from the other direction move ``ack_off``.  Ranges the sink marks (piece
+  block bytes) are split into acknowledged and not as the ACKs pass them.
+
+Frame timestamps are never used here: order comes from sequence numbers.
+"""
+from libc.stdint cimport uint8_t, uint32_t, int32_t, int64_t
+from libc.string cimport memcpy, memcmp, memmove
+from libc.stdlib cimport malloc, realloc, free
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+
+cdef enum:
+    RING_INIT = 1 << 16
+    RING_MAX = 1 << 20
+    OOO_CAP = 1 << 22
+    PATIENCE = 64
+    MAX_MARKS = 1 << 20
+
+cdef int64_t MAX_ACK_AHEAD = 1 << 30
+
+
+cdef class Segment:
+    pass
+
+
+cdef inline Segment make_segment(int64_t off, const uint8_t* data, Py_ssize_t n):
+    cdef Segment s = Segment.__new__(Segment)
+    s.off = off
+    s.data = PyBytes_FromStringAndSize(<const char*>data, n)
+    return s
+
+
+cdef class TcpStream:
+    """One direction of a TCP connection; see the module docstring."""
+
+    def __cinit__(self):
+        self.ring = NULL
+        self.marks = NULL
+        self.ooo = []
+
+    def __dealloc__(self):
+        free(self.ring)
+        free(self.marks)
+
+    def __init__(self, StreamSink sink=None):
+        self.sink = sink
+
+    # ------------------------------------------------------------------ Python API (tests)
+    def receive_segment(self, uint32_t seq, int flags, bytes payload=b"", paylen=None):
+        cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(payload)
+        cdef Py_ssize_t n = len(payload)
+        self.segment(seq, flags, p, n, n if paylen is None else paylen)
+
+    def receive_ack(self, uint32_t ack):
+        self.ack(ack)
+
+    def close(self):
+        self.finish()
+
+    @property
+    def stats(self):
+        return {name: getattr(self, name) for name in (
+            "segments", "payload_bytes", "delivered_bytes", "duplicate_bytes", "conflict_bytes",
+            "conflict_segments", "uncompared_bytes", "gap_bytes", "gaps", "late_bytes",
+            "truncated_bytes", "marked_bytes", "marked_acked_bytes", "next_off", "ack_off")}
+
+    # ------------------------------------------------------------------ segments
+    cdef void segment(self, uint32_t seq, int flags, const uint8_t* data, Py_ssize_t caplen, Py_ssize_t paylen):
+        cdef int64_t off, end
+        if flags & TH_RST:
+            self.rst_seen = True
+        if not self.started:
+            if flags & TH_SYN:
+                self.isn = seq
+                self.base_seq = seq + 1
+                self.syn_seen = True
+            elif paylen > 0 or flags & TH_FIN:
+                self.base_seq = seq
+            else:
+                return
+            self.started = True
+        if flags & TH_SYN:
+            seq += 1
+        off = self.rel(seq)
+        if paylen > 0:
+            self.segments += 1
+            self.payload_bytes += caplen
+            end = off + paylen
+            if end > self.max_end:
+                self.max_end = end
+            if caplen > 0:
+                self._insert(off, data, caplen)
+            if caplen < paylen:
+                # Cut by the snap length: those bytes exist but are not in the capture.
+                self.truncated_bytes += paylen - caplen
+                if self.next_off == off + caplen:
+                    self._gap_to(end)
+        if flags & TH_FIN:
+            self.fin_seen = True
+            self.fin_off = off + paylen
+            if self.fin_off > self.max_end:
+                self.max_end = self.fin_off
+        self._check_hole()
+
+    cdef void _insert(self, int64_t off, const uint8_t* data, Py_ssize_t n):
+        cdef int64_t k, late
+        if off < self.next_off:
+            k = self.next_off - off
+            if k > n:
+                k = n
+            # Bytes before the first byte we followed, or inside the range last
+            # declared a gap, came too late to be used; the rest are duplicates.
+            late = _overlap(off, off + k, -MAX_ACK_AHEAD, 0) + \
+                _overlap(off, off + k, self.gap_lo, self.gap_hi)
+            self.late_bytes += late
+            self.duplicate_bytes += k - late
+            self._compare(off, data, k, late)
+            if k == n:
+                return
+            data += k
+            n -= k
+            off = self.next_off
+        if off == self.next_off:
+            self._deliver(data, n)
+            if self.ooo:
+                self._drain()
+        else:
+            self._store(off, data, n)
+
+    cdef void _deliver(self, const uint8_t* data, Py_ssize_t n):
+        cdef int64_t pos, first
+        cdef Py_ssize_t k, chunk
+        if self.sink is not None:
+            self.sink.feed(data, n)
+        # Keep the last bytes for comparing later retransmissions.
+        if self.ring == NULL:
+            self.ring = <uint8_t*>malloc(RING_INIT)
+            if self.ring == NULL:
+                raise MemoryError()
+            self.ring_cap = RING_INIT
+        k = n if n < self.ring_cap else self.ring_cap
+        pos = self.next_off + n - k
+        data += n - k
+        while k > 0:
+            first = pos & (self.ring_cap - 1)
+            chunk = self.ring_cap - first
+            if chunk > k:
+                chunk = k
+            memcpy(self.ring + first, data, chunk)
+            data += chunk
+            pos += chunk
+            k -= chunk
+        self.next_off += n
+        self.delivered_bytes += n
+        if self.sink is not None and self.sink.nranges:
+            self._take_marks()
+
+    cdef void _drain(self):
+        cdef Segment s
+        cdef int64_t s_end, k
+        cdef const uint8_t* d
+        while self.ooo:
+            s = self.ooo[0]
+            if s.off > self.next_off:
+                break
+            del self.ooo[0]
+            self.ooo_bytes -= len(s.data)
+            d = <const uint8_t*>PyBytes_AS_STRING(s.data)
+            s_end = s.off + len(s.data)
+            k = (s_end if s_end < self.next_off else self.next_off) - s.off
+            if k > 0:
+                self.duplicate_bytes += k
+                self._compare(s.off, d, k, 0)
+            if s_end > self.next_off:
+                self._deliver(d + k, s_end - self.next_off)
+
+    cdef void _store(self, int64_t off, const uint8_t* data, Py_ssize_t n):
+        """Keep [off, off+n) (beyond next_off) minus what the list already covers."""
+        cdef Py_ssize_t i = len(self.ooo)
+        cdef int64_t end = off + n, pos = off, s_off, s_end, piece_end
+        cdef Segment s
+        while i > 0:
+            s = self.ooo[i - 1]
+            if s.off + len(s.data) <= off:
+                break
+            i -= 1
+        while pos < end:
+            if i < len(self.ooo):
+                s = self.ooo[i]
+                s_off = s.off
+                s_end = s_off + len(s.data)
+            else:
+                s_off = end
+                s_end = end
+            if s_off > pos:
+                piece_end = s_off if s_off < end else end
+                self.ooo.insert(i, make_segment(pos, data + (pos - off), piece_end - pos))
+                self.ooo_bytes += piece_end - pos
+                i += 1
+                pos = piece_end
+            else:
+                piece_end = s_end if s_end < end else end
+                self.duplicate_bytes += piece_end - pos
+                if memcmp(data + (pos - off), PyBytes_AS_STRING(s.data) + (pos - s_off), piece_end - pos) != 0:
+                    self.conflict_segments += 1
+                    self.conflict_bytes += _count_diff(data + (pos - off),
+                                                       <const uint8_t*>PyBytes_AS_STRING(s.data) + (pos - s_off),
+                                                       piece_end - pos)
+                pos = piece_end
+                i += 1
+
+    cdef void _compare(self, int64_t off, const uint8_t* data, Py_ssize_t n, int64_t late):
+        """Compare bytes [off, off+n) (all below next_off) with what was delivered.
+
+        ``late`` of them fell in a gap (never delivered): not counted as uncompared.
+        """
+        cdef int64_t lo = self.next_off - self.ring_cap
+        cdef int64_t a, first
+        cdef Py_ssize_t k, chunk
+        cdef int64_t diff = 0
+        if lo < self.ring_from:
+            lo = self.ring_from
+        a = off if off > lo else lo
+        if a > off:
+            self.uncompared_bytes += ((a - off) if a - off < n else n) - late
+            if self.ring_cap < RING_MAX and self.ring != NULL and off >= self.ring_from:
+                self._grow_ring()
+        if self.ring == NULL or a >= off + n:
+            return
+        data += a - off
+        k = off + n - a
+        while k > 0:
+            first = a & (self.ring_cap - 1)
+            chunk = self.ring_cap - first
+            if chunk > k:
+                chunk = k
+            if memcmp(self.ring + first, data, chunk) != 0:
+                diff += _count_diff(self.ring + first, data, chunk)
+            data += chunk
+            a += chunk
+            k -= chunk
+        if diff:
+            self.conflict_segments += 1
+            self.conflict_bytes += diff
+
+    cdef void _grow_ring(self):
+        """Double the ring, keeping the bytes it holds at their new positions."""
+        cdef int64_t new_cap = self.ring_cap * 2
+        cdef uint8_t* r = <uint8_t*>malloc(new_cap)
+        cdef int64_t lo = self.next_off - self.ring_cap, o
+        if r == NULL:
+            return
+        if lo < self.ring_from:
+            lo = self.ring_from
+        o = lo
+        while o < self.next_off:
+            r[o & (new_cap - 1)] = self.ring[o & (self.ring_cap - 1)]
+            o += 1
+        free(self.ring)
+        self.ring = r
+        self.ring_cap = new_cap
+        self.ring_from = lo      # older offsets were never kept
+
+    # ------------------------------------------------------------------ holes and gaps
+    cdef void _gap_to(self, int64_t off):
+        cdef int64_t n = off - self.next_off
+        if n <= 0:
+            return
+        if self.sink is not None:
+            self.sink.feed_gap(n)
+        self.gap_bytes += n
+        self.gaps += 1
+        self.gap_lo = self.next_off
+        self.gap_hi = off
+        self.next_off = off
+        self.ring_from = off
+        if self.sink is not None and self.sink.nranges:
+            self._take_marks()
+
+    cdef void _check_hole(self):
+        cdef int64_t target
+        cdef Segment s
+        while self.ooo_bytes > OOO_CAP:
+            s = self.ooo[0]
+            self._gap_to(s.off)
+            self._drain()
+        if self.ack_off > self.next_off:
+            self.hole_frames += 1
+            if self.hole_frames > PATIENCE:
+                target = self.ack_off
+                if self.ooo:
+                    s = self.ooo[0]
+                    if s.off < target:
+                        target = s.off
+                self._gap_to(target)
+                if self.ooo:
+                    self._drain()
+                self.hole_frames = 0
+        else:
+            self.hole_frames = 0
+
+    cdef void finish(self):
+        """End of the connection or of the capture: everything left is delivered or a gap."""
+        cdef Segment s
+        cdef int64_t end
+        if self.finished:
+            return
+        while self.ooo:
+            s = self.ooo[0]
+            self._gap_to(s.off)
+            self._drain()
+        end = self.max_end if self.max_end > self.ack_off else self.ack_off
+        self._gap_to(end)
+        if self.sink is not None:
+            self.sink.feed_eof()
+            if self.sink.nranges:
+                self._take_marks()
+        self.finished = True
+        self.shrink()
+
+    cdef void shrink(self):
+        """Release the comparison ring (idle or finished connection)."""
+        free(self.ring)
+        self.ring = NULL
+        self.ring_cap = 0
+        self.ring_from = self.next_off
+
+    # ------------------------------------------------------------------ acknowledgements
+    cdef void ack(self, uint32_t ack):
+        cdef int64_t off
+        if not self.started:
+            return
+        off = self.rel(ack)
+        if self.fin_seen and off == self.fin_off + 1:
+            off = self.fin_off        # the FIN's own sequence number
+        if off > self.ack_off and off <= self.max_end + MAX_ACK_AHEAD:
+            self.ack_off = off
+            if self.marks_len > self.marks_head:
+                self._apply_ack()
+        self._check_hole()
+
+    cdef void _take_marks(self):
+        cdef StreamSink sink = self.sink
+        cdef Py_ssize_t i
+        cdef int64_t a, b
+        for i in range(sink.nranges):
+            a = sink.ranges[2 * i]
+            b = sink.ranges[2 * i + 1]
+            self.marked_bytes += b - a
+            if b <= self.ack_off:
+                self.marked_acked_bytes += b - a
+                continue
+            if a < self.ack_off:
+                self.marked_acked_bytes += self.ack_off - a
+                a = self.ack_off
+            if self.marks_len == self.marks_cap:
+                if self.marks_head > 0:
+                    memmove(self.marks, self.marks + 2 * self.marks_head,
+                            2 * (self.marks_len - self.marks_head) * sizeof(int64_t))
+                    self.marks_len -= self.marks_head
+                    self.marks_head = 0
+                elif self.marks_cap < MAX_MARKS:
+                    self.marks_cap = 16 if self.marks_cap == 0 else 2 * self.marks_cap
+                    self.marks = <int64_t*>realloc(self.marks, 2 * self.marks_cap * sizeof(int64_t))
+                    if self.marks == NULL:
+                        raise MemoryError()
+                else:
+                    # A million unacknowledged ranges: widen the last one (bounded memory).
+                    self.marks[2 * self.marks_len - 1] = b
+                    continue
+            self.marks[2 * self.marks_len] = a
+            self.marks[2 * self.marks_len + 1] = b
+            self.marks_len += 1
+        sink.nranges = 0
+
+    cdef void _apply_ack(self):
+        cdef int64_t a, b
+        while self.marks_head < self.marks_len:
+            a = self.marks[2 * self.marks_head]
+            b = self.marks[2 * self.marks_head + 1]
+            if b <= self.ack_off:
+                self.marked_acked_bytes += b - a
+                self.marks_head += 1
+            else:
+                if a < self.ack_off:
+                    self.marked_acked_bytes += self.ack_off - a
+                    self.marks[2 * self.marks_head] = self.ack_off
+                break
+        if self.marks_head == self.marks_len:
+            self.marks_head = 0
+            self.marks_len = 0
+
+
+cdef int64_t _count_diff(const uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    cdef int64_t d = 0
+    for i in range(n):
+        if a[i] != b[i]:
+            d += 1
+    return d
+
+
+cdef inline int64_t _overlap(int64_t a, int64_t b, int64_t c, int64_t d) noexcept:
+    """Length of [a, b) ∩ [c, d)."""
+    cdef int64_t lo = a if a > c else c
+    cdef int64_t hi = b if b < d else d
+    return hi - lo if hi > lo else 0

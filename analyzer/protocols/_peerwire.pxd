@@ -1,0 +1,69 @@
+from libc.stdint cimport uint8_t, uint32_t, int64_t
+
+from analyzer.flows._sink cimport StreamSink
+
+# Which events the parser materialises as Python objects (counters are always kept).
+cpdef enum EventMask:
+    EV_HANDSHAKE = 1
+    EV_MESSAGES = 2     # small BEP 3/6/52 messages
+    EV_PIECE = 4
+    EV_EXTENDED = 8
+    EV_BITFIELD = 16
+    EV_DIAG = 32        # gaps, desync/resync, protocol errors, not-peer-wire
+    EV_ALL = 63
+
+
+cdef class PeerWireParser(StreamSink):
+    cdef public int event_mask
+    cdef list _events
+    cdef int state
+    cdef readonly int64_t stream_off       # stream offset of the next byte
+    cdef readonly int64_t max_block
+
+    # handshake
+    cdef uint8_t hs[68]
+    cdef int hs_len
+    cdef readonly bytes reserved, info_hash, peer_id
+    cdef readonly bint handshake_seen       # at least protocol, reserved and info_hash
+    cdef readonly bint synced               # framing recognised (handshake or resync)
+    cdef readonly bytes ext_handshake       # payload of the first BEP 10 handshake
+
+    # current message
+    cdef uint8_t hdr[13]
+    cdef int hdr_len
+    cdef int64_t msg_off
+    cdef uint32_t msg_len
+    cdef int msg_id
+    cdef uint32_t piece_index, piece_begin
+    cdef int64_t block_len, block_remaining, block_missing
+    cdef uint8_t* body
+    cdef Py_ssize_t body_cap, body_len, body_need
+
+    # resynchronisation
+    cdef uint8_t* rbuf
+    cdef Py_ssize_t rbuf_len, rscan
+    cdef int64_t rbuf_off, resync_start
+
+    # every stream byte lands in exactly one of these (block_tail and block_gap are subsets)
+    cdef readonly int64_t handshake_bytes, message_bytes, block_bytes, unparsed_bytes
+    cdef readonly int64_t opaque_bytes, gap_bytes
+    cdef readonly int64_t block_tail_bytes, block_gap_bytes
+    cdef readonly int64_t messages, pieces, protocol_errors, resyncs, desyncs
+    cdef int64_t msg_counts[32]
+
+    cdef Py_ssize_t _feed_handshake(self, const uint8_t* p, Py_ssize_t n)
+    cdef void _handshake_cut(self)
+    cdef void _start_header(self)
+    cdef Py_ssize_t _feed_header(self, const uint8_t* p, Py_ssize_t n)
+    cdef void _start_body(self, Py_ssize_t need)
+    cdef void _end_piece(self)
+    cdef void _count_message(self, int msg_id)
+    cdef void _emit_body(self)
+    cdef void _protocol_error(self, str reason)
+    cdef void _desync(self)
+    cdef void _enter_resync(self, int64_t off)
+    cdef int _anchor(self, const uint8_t* p, Py_ssize_t avail)
+    cdef Py_ssize_t _feed_resync(self, const uint8_t* p, Py_ssize_t n)
+    cdef void _resynced(self, Py_ssize_t found)
+    cdef void _drop_resync_buffer(self)
+    cdef void _give_up(self)

@@ -1,0 +1,577 @@
+# cython: language_level=3
+"""Sans-IO parser of one direction of a BitTorrent peer wire stream.
+
+Theory of operation
+-------------------
+The parser sees the reassembled byte stream of one TCP (or uTP) direction,
+in order, as ``feed`` (bytes), ``feed_gap`` (n bytes that exist on the wire
+but were not captured) and ``feed_eof``.  It never receives invented bytes.
+
+States::
+
+    HANDSHAKE --68 bytes--> HEADER <--> BODY        (small messages, buffered)
+        |                     ^  \
+        | not BT              |   +--> BLOCK        (piece payload, counted, never copied)
+        v                     |
+      OPAQUE               RESYNC <-- gap past the current message, protocol error,
+                                      or a stream whose start was not captured
+
+* HEADER collects the 4-byte length prefix, the id and (for ``piece``) the
+  8-byte index/begin into a 13-byte buffer, validates the length for the id
+  and every length against a cap.
+* BLOCK counts block bytes and records their stream offsets as ranges, which
+  the transport layer drains to split them into acknowledged / not.
+* A gap inside a block whose framing is known keeps the parser in sync (the
+  missing bytes are counted as ``block_gap_bytes``).  A gap that runs past the
+  current message drops to RESYNC.
+* RESYNC buffers (at most ``RBUF_CAP`` bytes) and looks for an *anchor*: a
+  header that is valid under strict rules (exact fixed lengths, capped piece
+  and request lengths, ``d`` after an extended handshake id) and whose
+  successor header is valid too.  The bytes skipped before the anchor are the
+  tail of a block whose header was not captured when the anchor is a piece
+  message and they are no longer than its block; then they count as block
+  bytes of an unknown piece, otherwise as unparsed.  After ``RESYNC_BUDGET``
+  bytes without an anchor the parser gives up (OPAQUE).
+
+Every stream byte is counted exactly once in handshake, message, block,
+unparsed, opaque or gap bytes (``block_tail`` and ``block_gap`` are subsets of
+``block`` and ``gap``), so ``sum == stream_off`` after EOF.
+"""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int64_t
+from libc.string cimport memcpy, memcmp, memmove
+from libc.stdlib cimport malloc, realloc, free
+from cpython.bytes cimport PyBytes_FromStringAndSize
+
+from analyzer.protocols import events as ev
+
+cdef enum:
+    S_HANDSHAKE = 0
+    S_HEADER = 1
+    S_BLOCK = 2
+    S_BODY = 3
+    S_RESYNC = 4
+    S_OPAQUE = 5
+
+cdef enum:
+    MAX_MESSAGE = 1 << 20          # cap for any non-piece message body
+    DEFAULT_MAX_BLOCK = 1 << 17    # BEP 3 blocks are 16 KiB; some clients allow 128 KiB
+    RBUF_CAP = 1 << 18
+    RESYNC_BUDGET = 1 << 22
+
+cdef const char* PROTO = b"\x13BitTorrent protocol"
+
+cdef inline uint32_t be32(const uint8_t* p) noexcept nogil:
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+cdef inline int fixed_length(int msg_id) noexcept nogil:
+    """Exact length prefix of fixed-size messages, 0 for variable, -1 unknown id."""
+    if msg_id <= 3 or msg_id == 0x0E or msg_id == 0x0F:
+        return 1
+    if msg_id == 4 or msg_id == 0x0D or msg_id == 0x11:
+        return 5
+    if msg_id == 6 or msg_id == 8 or msg_id == 0x10:
+        return 13
+    if msg_id == 9:
+        return 3
+    if msg_id == 21 or msg_id == 23:
+        return 49
+    if msg_id == 5 or msg_id == 7 or msg_id == 20 or msg_id == 22:
+        return 0
+    return -1
+
+
+cdef inline int strict_header_ok(uint32_t L, int msg_id, int64_t max_block) noexcept nogil:
+    """Validity of (length, id) for resynchronisation anchors and their successors."""
+    cdef int fixed = fixed_length(msg_id)
+    if fixed < 0:
+        return 0
+    if fixed > 0:
+        return L == <uint32_t>fixed
+    if msg_id == 7:
+        return L > 9 and L - 9 <= max_block
+    if msg_id == 22:
+        return L >= 81 and (L - 49) % 32 == 0 and L <= MAX_MESSAGE
+    return L >= 2 and L <= MAX_MESSAGE     # bitfield, extended
+
+
+cdef class PeerWireParser:
+    """One direction of a peer wire stream: bytes in, typed events out.
+
+    ``at_stream_start``: the first byte fed is the first byte of the stream
+    (the TCP SYN was seen), so a handshake is expected; otherwise the parser
+    starts by resynchronising.
+    """
+
+    def __cinit__(self):
+        self.body = NULL
+        self.rbuf = NULL
+
+    def __init__(self, bint at_stream_start=True, int event_mask=EV_ALL, int64_t max_block=DEFAULT_MAX_BLOCK):
+        self._events = []
+        self.event_mask = event_mask
+        self.max_block = max_block
+        self.state = S_HANDSHAKE if at_stream_start else S_RESYNC
+        self.resync_start = 0
+
+    def __dealloc__(self):
+        free(self.body)
+        free(self.rbuf)
+
+    # ------------------------------------------------------------------ public (Python) API
+    def receive_data(self, data):
+        cdef const uint8_t[::1] mv
+        if len(data):
+            mv = data
+            self.feed(&mv[0], mv.shape[0])
+        self.nranges = 0
+        return self.take_events()
+
+    def receive_gap(self, int64_t n):
+        if n < 0:
+            raise ValueError("gap length must be >= 0")
+        self.feed_gap(n)
+        self.nranges = 0
+        return self.take_events()
+
+    def receive_eof(self):
+        self.feed_eof()
+        self.nranges = 0
+        return self.take_events()
+
+    def take_events(self):
+        out = self._events
+        self._events = []
+        return out
+
+    @property
+    def message_counts(self):
+        """{message id: count} of complete messages parsed."""
+        return {i: self.msg_counts[i] for i in range(32) if self.msg_counts[i]}
+
+    @property
+    def state_name(self):
+        return ("handshake", "header", "block", "body", "resync", "opaque")[self.state]
+
+    def accounted_bytes(self):
+        """Sum of the exclusive byte categories (equals stream_off after EOF)."""
+        return (self.handshake_bytes + self.message_bytes + self.block_bytes
+                + self.unparsed_bytes + self.opaque_bytes + self.gap_bytes)
+
+    # ------------------------------------------------------------------ feeding
+    cdef void feed(self, const uint8_t* p, Py_ssize_t n):
+        cdef Py_ssize_t i = 0, take
+        while i < n:
+            if self.state == S_BLOCK:
+                take = n - i
+                if take > self.block_remaining:
+                    take = self.block_remaining
+                self.add_range(self.stream_off, self.stream_off + take)
+                self.block_bytes += take
+                self.block_remaining -= take
+                self.stream_off += take
+                i += take
+                if self.block_remaining == 0:
+                    self._end_piece()
+            elif self.state == S_HEADER:
+                i += self._feed_header(p + i, n - i)
+            elif self.state == S_BODY:
+                take = n - i
+                if take > self.body_need - self.body_len:
+                    take = self.body_need - self.body_len
+                memcpy(self.body + self.body_len, p + i, take)
+                self.body_len += take
+                self.message_bytes += take
+                self.stream_off += take
+                i += take
+                if self.body_len == self.body_need:
+                    self._emit_body()
+                    self._start_header()
+            elif self.state == S_HANDSHAKE:
+                i += self._feed_handshake(p + i, n - i)
+            elif self.state == S_RESYNC:
+                i += self._feed_resync(p + i, n - i)
+            else:
+                self.opaque_bytes += n - i
+                self.stream_off += n - i
+                i = n
+
+    cdef void feed_gap(self, int64_t n):
+        if n <= 0:
+            return
+        cdef int64_t off = self.stream_off
+        self.gap_bytes += n
+        if self.state == S_BLOCK and n <= self.block_remaining:
+            self.block_gap_bytes += n
+            self.block_missing += n
+            self.block_remaining -= n
+            self.stream_off += n
+            if self.event_mask & EV_DIAG:
+                self._events.append(ev.Gap(off, n, True))
+            if self.block_remaining == 0:
+                self._end_piece()
+            return
+        if self.event_mask & EV_DIAG:
+            self._events.append(ev.Gap(off, n, False))
+        if self.state == S_BLOCK:
+            self.block_missing += self.block_remaining
+            self.block_remaining = 0
+            self._end_piece()
+            self._desync()
+        elif self.state == S_HEADER:
+            # Even at a message boundary the framing of what follows the gap is unknown.
+            self.unparsed_bytes += self.hdr_len
+            self.hdr_len = 0
+            self._desync()
+        elif self.state == S_BODY:
+            self._desync()
+        elif self.state == S_HANDSHAKE:
+            self._handshake_cut()
+            self._desync()
+        elif self.state == S_RESYNC:
+            self._drop_resync_buffer()
+        self.stream_off += n
+        if self.state == S_RESYNC:
+            self.resync_start = self.stream_off
+            self.rbuf_off = self.stream_off
+        elif self.state == S_HEADER:
+            self.msg_off = self.stream_off
+
+    cdef void feed_eof(self):
+        if self.state == S_BLOCK:
+            self.block_missing += self.block_remaining
+            self.block_remaining = 0
+            self._end_piece()
+            self._start_header()
+        elif self.state == S_HANDSHAKE:
+            self._handshake_cut()
+        elif self.state == S_HEADER:
+            self.unparsed_bytes += self.hdr_len
+            self.hdr_len = 0
+        elif self.state == S_RESYNC:
+            self._drop_resync_buffer()
+
+    # ------------------------------------------------------------------ handshake
+    cdef Py_ssize_t _feed_handshake(self, const uint8_t* p, Py_ssize_t n):
+        cdef Py_ssize_t i = 0
+        while i < n and self.hs_len < 68:
+            if self.hs_len < 20 and p[i] != <uint8_t>PROTO[self.hs_len]:
+                # Not a plaintext BitTorrent handshake: the bytes so far and the
+                # rest of the stream are opaque to this parser.
+                self.stream_off += i
+                self.opaque_bytes += self.hs_len
+                self.state = S_OPAQUE
+                if self.event_mask & EV_DIAG:
+                    self._events.append(ev.NotPeerWire(self.stream_off - self.hs_len))
+                return i
+            self.hs[self.hs_len] = p[i]
+            self.hs_len += 1
+            i += 1
+        self.stream_off += i
+        if self.hs_len >= 48 and not self.handshake_seen:
+            self.reserved = PyBytes_FromStringAndSize(<char*>self.hs + 20, 8)
+            self.info_hash = PyBytes_FromStringAndSize(<char*>self.hs + 28, 20)
+            self.handshake_seen = True
+            self.synced = True
+        if self.hs_len == 68:
+            self.peer_id = PyBytes_FromStringAndSize(<char*>self.hs + 48, 20)
+            self.handshake_bytes += 68
+            if self.event_mask & EV_HANDSHAKE:
+                self._events.append(ev.Handshake(self.reserved, self.info_hash, self.peer_id))
+            self._start_header()
+        return i
+
+    cdef void _handshake_cut(self):
+        """The stream broke or ended inside the handshake."""
+        self.handshake_bytes += self.hs_len
+        if self.handshake_seen and self.event_mask & EV_HANDSHAKE:
+            self._events.append(ev.Handshake(self.reserved, self.info_hash, None))
+        self.hs_len = 68
+
+    # ------------------------------------------------------------------ messages
+    cdef void _start_header(self):
+        self.state = S_HEADER
+        self.hdr_len = 0
+        self.msg_off = self.stream_off
+
+    cdef Py_ssize_t _feed_header(self, const uint8_t* p, Py_ssize_t n):
+        cdef Py_ssize_t i = 0
+        cdef int target
+        cdef uint32_t L
+        cdef int msg_id, fixed
+        while i < n:
+            target = 4 if self.hdr_len < 4 else (13 if self.msg_id == 7 else 5)
+            while i < n and self.hdr_len < target:
+                self.hdr[self.hdr_len] = p[i]
+                self.hdr_len += 1
+                i += 1
+            if self.hdr_len < target:
+                break
+            if self.hdr_len == 4:
+                L = be32(self.hdr)
+                self.msg_len = L
+                self.msg_id = -1
+                if L == 0:
+                    self._count_message(-1)
+                    self.message_bytes += 4
+                    self.stream_off += i
+                    if self.event_mask & EV_MESSAGES:
+                        self._events.append(ev.KeepAlive())
+                    self._start_header()
+                    return i
+                continue
+            if self.hdr_len == 5:
+                msg_id = self.hdr[4]
+                L = self.msg_len
+                fixed = fixed_length(msg_id)
+                if L > MAX_MESSAGE + 13 or (fixed > 0 and L != <uint32_t>fixed) or \
+                        (msg_id == 7 and (L < 9 or L - 9 > self.max_block)) or \
+                        (fixed < 0 and L > MAX_MESSAGE) or (msg_id == 22 and L < 49) or \
+                        ((msg_id == 5 or msg_id == 20) and L < 2):
+                    self.stream_off += i
+                    self._protocol_error("bad length %d for message id %d" % (L, msg_id))
+                    return i
+                self.msg_id = msg_id
+                if msg_id == 7:
+                    continue
+                self.message_bytes += 5
+                self.stream_off += i
+                self._start_body(L - 1)
+                return i
+            # 13 bytes: piece header complete
+            self.piece_index = be32(self.hdr + 5)
+            self.piece_begin = be32(self.hdr + 9)
+            self.block_len = self.msg_len - 9
+            self.block_remaining = self.block_len
+            self.block_missing = 0
+            self.message_bytes += 13
+            self.stream_off += i
+            self.state = S_BLOCK
+            if self.block_remaining == 0:
+                self._end_piece()
+            return i
+        self.stream_off += i
+        return i
+
+    cdef void _start_body(self, Py_ssize_t need):
+        self.body_need = need
+        self.body_len = 0
+        if need == 0:
+            self._emit_body()
+            self._start_header()
+            return
+        if need > self.body_cap or (self.body_cap > 65536 and need <= 65536):
+            free(self.body)
+            self.body = <uint8_t*>malloc(need if need > 64 else 64)
+            if self.body == NULL:
+                raise MemoryError()
+            self.body_cap = need if need > 64 else 64
+        self.state = S_BODY
+
+    cdef void _end_piece(self):
+        self.pieces += 1
+        self._count_message(7)
+        if self.event_mask & EV_PIECE:
+            self._events.append(ev.Piece(self.piece_index, self.piece_begin, self.block_len, self.block_missing))
+        self._start_header()
+
+    cdef void _count_message(self, int msg_id):
+        self.messages += 1
+        if 0 <= msg_id < 32:
+            self.msg_counts[msg_id] += 1
+
+    cdef void _emit_body(self):
+        cdef int msg_id = self.msg_id
+        cdef const uint8_t* b = self.body
+        cdef Py_ssize_t n = self.body_len
+        cdef int mask = self.event_mask
+        self._count_message(msg_id)
+        if msg_id == 20:
+            if n >= 1 and b[0] == 0 and self.ext_handshake is None:
+                self.ext_handshake = PyBytes_FromStringAndSize(<char*>b + 1, n - 1)
+            if mask & EV_EXTENDED and n >= 1:
+                self._events.append(ev.Extended(b[0], PyBytes_FromStringAndSize(<char*>b + 1, n - 1)))
+            return
+        if msg_id == 5:
+            if mask & EV_BITFIELD:
+                self._events.append(ev.Bitfield(PyBytes_FromStringAndSize(<char*>b, n)))
+            return
+        if not (mask & EV_MESSAGES):
+            return
+        if msg_id == 0:
+            self._events.append(ev.Choke())
+        elif msg_id == 1:
+            self._events.append(ev.Unchoke())
+        elif msg_id == 2:
+            self._events.append(ev.Interested())
+        elif msg_id == 3:
+            self._events.append(ev.NotInterested())
+        elif msg_id == 4:
+            self._events.append(ev.Have(be32(b)))
+        elif msg_id == 6:
+            self._events.append(ev.Request(be32(b), be32(b + 4), be32(b + 8)))
+        elif msg_id == 8:
+            self._events.append(ev.Cancel(be32(b), be32(b + 4), be32(b + 8)))
+        elif msg_id == 9:
+            self._events.append(ev.Port((b[0] << 8) | b[1]))
+        elif msg_id == 0x0D:
+            self._events.append(ev.Suggest(be32(b)))
+        elif msg_id == 0x0E:
+            self._events.append(ev.HaveAll())
+        elif msg_id == 0x0F:
+            self._events.append(ev.HaveNone())
+        elif msg_id == 0x10:
+            self._events.append(ev.Reject(be32(b), be32(b + 4), be32(b + 8)))
+        elif msg_id == 0x11:
+            self._events.append(ev.AllowedFast(be32(b)))
+        elif msg_id == 21 or msg_id == 23 or (msg_id == 22 and n >= 48):
+            root = PyBytes_FromStringAndSize(<char*>b, 32)
+            args = (root, be32(b + 32), be32(b + 36), be32(b + 40), be32(b + 44))
+            if msg_id == 21:
+                self._events.append(ev.HashRequest(*args))
+            elif msg_id == 23:
+                self._events.append(ev.HashReject(*args))
+            else:
+                self._events.append(ev.Hashes(*args, PyBytes_FromStringAndSize(<char*>b + 48, n - 48)))
+        else:
+            self._events.append(ev.UnknownMessage(msg_id, n + 1))
+
+    # ------------------------------------------------------------------ losing and finding framing
+    cdef void _protocol_error(self, str reason):
+        """Header bytes at msg_off are invalid: resync starting one byte later."""
+        cdef int64_t off = self.msg_off
+        cdef int hl = self.hdr_len
+        self.protocol_errors += 1
+        if self.event_mask & EV_DIAG:
+            self._events.append(ev.ProtocolError(off, reason))
+        self._enter_resync(off)
+        # The first header byte is given up; the rest are rescanned.
+        self.unparsed_bytes += 1
+        self.resync_start = off + 1
+        self.rbuf_off = off + 1
+        self.stream_off = off + 1
+        self._feed_resync(self.hdr + 1, hl - 1)
+
+    cdef void _desync(self):
+        """A gap ran past the current message (stream_off is still before the gap)."""
+        if self.state == S_HEADER or self.state == S_BODY:
+            # the partial message's bytes were already counted as message bytes
+            pass
+        self.desyncs += 1
+        if self.event_mask & EV_DIAG:
+            self._events.append(ev.Desync(self.stream_off))
+        self._enter_resync(self.stream_off)
+
+    cdef void _enter_resync(self, int64_t off):
+        self.state = S_RESYNC
+        self.rbuf_len = 0
+        self.rscan = 0
+        self.rbuf_off = off
+        self.resync_start = off
+
+    cdef int _anchor(self, const uint8_t* p, Py_ssize_t avail):
+        """1: anchor at p; 0: not; -1: cannot tell yet (need more bytes)."""
+        cdef uint32_t L, L2
+        cdef int msg_id
+        if avail < 5:
+            return -1
+        L = be32(p)
+        msg_id = p[4]
+        if not strict_header_ok(L, msg_id, self.max_block):
+            return 0
+        if L + 9 > RBUF_CAP:
+            return 0
+        if msg_id == 6 or msg_id == 8 or msg_id == 0x10:
+            if avail < 17:
+                return -1
+            if be32(p + 13) == 0 or be32(p + 13) > self.max_block:
+                return 0
+        elif msg_id == 20:
+            if avail < 7:
+                return -1
+            if p[5] == 0 and p[6] != 0x64:   # extended handshake payload is a dict
+                return 0
+        if avail < <Py_ssize_t>(L + 4 + 5):
+            return -1
+        L2 = be32(p + 4 + L)
+        if L2 == 0:
+            return 1
+        return strict_header_ok(L2, p[4 + L + 4], self.max_block)
+
+    cdef Py_ssize_t _feed_resync(self, const uint8_t* p, Py_ssize_t n):
+        cdef Py_ssize_t consumed = 0, take, found, drop
+        cdef int r
+        if self.rbuf == NULL:
+            self.rbuf = <uint8_t*>malloc(RBUF_CAP)
+            if self.rbuf == NULL:
+                raise MemoryError()
+        while consumed < n:
+            if self.rbuf_len == RBUF_CAP:
+                drop = self.rscan if self.rscan > 0 else 1
+                memmove(self.rbuf, self.rbuf + drop, self.rbuf_len - drop)
+                self.rbuf_len -= drop
+                self.rscan -= drop if self.rscan >= drop else self.rscan
+                self.rbuf_off += drop
+                if self.rbuf_off - self.resync_start > RESYNC_BUDGET:
+                    self._give_up()
+                    return consumed
+            take = min(RBUF_CAP - self.rbuf_len, n - consumed)
+            memcpy(self.rbuf + self.rbuf_len, p + consumed, take)
+            self.rbuf_len += take
+            consumed += take
+            self.stream_off += take
+            found = -1
+            while self.rscan < self.rbuf_len:
+                r = self._anchor(self.rbuf + self.rscan, self.rbuf_len - self.rscan)
+                if r == 1:
+                    found = self.rscan
+                    break
+                if r < 0:
+                    break
+                self.rscan += 1
+            if found >= 0:
+                self._resynced(found)
+                self.feed(p + consumed, n - consumed)
+                return n
+        return consumed
+
+    cdef void _resynced(self, Py_ssize_t found):
+        cdef int64_t skipped = self.rbuf_off + found - self.resync_start
+        cdef const uint8_t* a = self.rbuf + found
+        cdef bint tail = False
+        cdef int64_t anchor_block
+        if skipped > 0 and a[4] == 7:
+            anchor_block = <int64_t>be32(a) - 9
+            tail = skipped <= anchor_block
+        if tail:
+            self.block_bytes += skipped
+            self.block_tail_bytes += skipped
+            self.add_range(self.resync_start, self.resync_start + skipped)
+        else:
+            self.unparsed_bytes += skipped
+        self.resyncs += 1
+        self.synced = True
+        if self.event_mask & EV_DIAG:
+            self._events.append(ev.Resync(self.rbuf_off + found, skipped, tail))
+        # Replay the buffered bytes from the anchor through the normal states.
+        replay = PyBytes_FromStringAndSize(<char*>a, self.rbuf_len - found)
+        self.stream_off = self.rbuf_off + found
+        self.rbuf_len = 0
+        self.rscan = 0
+        self._start_header()
+        cdef const uint8_t* rp = replay
+        self.feed(rp, len(replay))
+
+    cdef void _drop_resync_buffer(self):
+        """Everything given up since resync_start becomes unparsed."""
+        self.unparsed_bytes += self.rbuf_off - self.resync_start + self.rbuf_len
+        self.rbuf_off += self.rbuf_len
+        self.resync_start = self.rbuf_off
+        self.rbuf_len = 0
+        self.rscan = 0
+
+    cdef void _give_up(self):
+        self._drop_resync_buffer()
+        self.state = S_OPAQUE
+        free(self.rbuf)
+        self.rbuf = NULL
