@@ -45,7 +45,7 @@ cdef int64_t SWEEP_EVERY_NS = 10 * 1000000000
 # Frame kinds counted by the engine itself (TCP frames are counted per connection).
 KIND_NAMES = ("udp", "other_ip", "non_ip", "undecodable")
 REASON_NAMES = ("truncated_link_header", "unsupported_link_type", "bad_ip_header",
-                "bad_tcp_header", "bad_udp_header")
+                "bad_tcp_header", "bad_udp_header", "incomplete_ip_fragments")
 cdef enum:
     C_UDP = 0
     C_OTHER_IP = 1
@@ -56,6 +56,7 @@ cdef enum:
     R_BAD_IP = 2
     R_BAD_TCP = 3
     R_BAD_UDP = 4
+    R_INCOMPLETE_FRAGMENTS = 5
 
 
 cdef class TcpConnection:
@@ -94,7 +95,7 @@ cdef class Engine:
     cdef int64_t last_sweep_ts, max_ts
     cdef int64_t kind_frames[4]
     cdef int64_t kind_bytes[4]
-    cdef int64_t reason_frames[5]
+    cdef int64_t reason_frames[6]
     cdef readonly dict unknown_link_types
     cdef readonly int64_t frames_seen, tcp_frames, reused_tuples
 
@@ -129,9 +130,12 @@ cdef class Engine:
                          int64_t n_frames, int64_t wire_bytes):
         """A datagram rebuilt from ``n_frames`` IP fragments (raw IP, no link header)."""
         cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(ip_packet)
+        self.frames_seen -= n_frames      # already counted one by one as fragments
         self._frame(p, len(ip_packet), wire_bytes, ts_ns, LT_RAW, file_idx, frame_no, n_frames)
 
     def count_undecodable(self, int64_t frames, int64_t wire_bytes, int reason):
+        if not self._mine_flowless():
+            return
         self.kind_frames[C_UNDECODABLE] += frames
         self.kind_bytes[C_UNDECODABLE] += wire_bytes
         self.reason_frames[reason] += frames
@@ -153,7 +157,7 @@ cdef class Engine:
         return {KIND_NAMES[i]: (self.kind_frames[i], self.kind_bytes[i]) for i in range(4)}
 
     def undecodable_reasons(self):
-        return {REASON_NAMES[i]: self.reason_frames[i] for i in range(5) if self.reason_frames[i]}
+        return {REASON_NAMES[i]: self.reason_frames[i] for i in range(6) if self.reason_frames[i]}
 
     # ------------------------------------------------------------------ per frame
     cdef void _count(self, int kind, int64_t wire, int64_t weight):
@@ -182,9 +186,10 @@ cdef class Engine:
             else:
                 self._count(C_OTHER_IP, wire, weight)
         elif kind == K_FRAGMENT:
-            if self._mine_flowless():
-                self.fragments.append((file_idx, frame_no, ts, wire, k.ipver,
-                                       PyBytes_FromStringAndSize(<const char*>k.ip, k.ipcap)))
+            # every partition rebuilds datagrams (their flows may be its own);
+            # the frames are counted once the datagram is whole (or given up)
+            self.fragments.append((file_idx, frame_no, ts, wire, k.ipver,
+                                   PyBytes_FromStringAndSize(<const char*>k.ip, k.ipcap)))
         elif not self._mine_flowless():
             return
         elif kind == K_NON_IP:

@@ -1,0 +1,147 @@
+"""One analysis run: inputs -> engine -> connection records -> subject.
+
+This is the library API the CLI wraps: ``analyze(paths, local=..., jobs=...)``.
+With ``jobs`` > 1 the capture is read by that many processes, each owning
+the connections whose 4-tuple hashes to it (connections partition cleanly;
+frames without a flow are counted by partition 0), and their records are
+merged; results are identical whatever ``jobs`` is.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from analyzer.capture.inputs import InputSet
+from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
+from analyzer.decode.fragments import Defragmenter
+from analyzer.sessions._engine import Engine
+from analyzer.sessions.connections import ConnectionRecord, record_from_tcp
+from analyzer.sessions.subject import Subject, given_subject, infer_subject
+
+
+@dataclass
+class PartResult:
+    """What one partition (process) produced."""
+
+    records: list[ConnectionRecord] = field(default_factory=list)
+    kinds: dict = field(default_factory=dict)
+    reasons: dict = field(default_factory=dict)
+    unknown_link_types: dict = field(default_factory=dict)
+    fragments: dict = field(default_factory=dict)
+    reports: list[FileReport] = field(default_factory=list)
+    frames: int = 0
+    reused_tuples: int = 0
+
+
+@dataclass
+class AnalysisResult:
+    inputs: InputSet
+    reports: list[FileReport]
+    records: list[ConnectionRecord]
+    kinds: dict
+    reasons: dict
+    unknown_link_types: dict
+    fragments: dict
+    subject: Subject
+    frames: int
+    reused_tuples: int
+    options: dict
+    notes: list[str]
+
+    @property
+    def readable_files(self) -> int:
+        return sum(1 for r in self.reports if r.readable)
+
+
+def warn_stderr(message: str) -> None:
+    print(f"bt-analyzer: {message}", file=sys.stderr)
+
+
+def run_partition(paths: list[Path], partitions: int, partition: int) -> PartResult:
+    """Read every input in order and follow the connections of one partition."""
+    out = PartResult()
+    engine = Engine(partitions=partitions, partition=partition)
+    defrag = Defragmenter()
+    for file_idx, path in enumerate(paths):
+        report = FileReport(str(path))
+        out.reports.append(report)
+        try:
+            reader = CaptureReader(path, report)
+        except CaptureError as e:
+            report.readable = False
+            report.errors.append(str(e).split(": ", 1)[1] if ": " in str(e) else str(e))
+            continue
+        for batch in reader.batches():
+            engine.process(batch.buf, batch.rec_off, batch.caplen, batch.origlen, batch.ts_ns, batch.iface,
+                           batch.if_linktype, file_idx, batch.first_frame_no, 0, batch.n)
+            if engine.fragments:
+                _defragment(engine, defrag)
+                defrag.expire(int(batch.ts_ns[batch.n - 1]))
+            out.records.extend(record_from_tcp(c) for c in engine.drain_finished())
+    engine.finish()
+    out.records.extend(record_from_tcp(c) for c in engine.drain_finished())
+    defrag.flush()
+    if defrag.dropped_frames:
+        engine.count_undecodable(defrag.dropped_frames, defrag.dropped_bytes, 5)
+    out.kinds = engine.kind_counts()
+    out.reasons = engine.undecodable_reasons()
+    out.unknown_link_types = dict(engine.unknown_link_types)
+    out.fragments = {"datagrams_reassembled": defrag.reassembled, "overlap_conflicts": defrag.conflicts,
+                     "incomplete_frames": defrag.dropped_frames}
+    out.frames = engine.frames_seen
+    out.reused_tuples = engine.reused_tuples
+    return out
+
+
+def _defragment(engine: Engine, defrag: Defragmenter) -> None:
+    frags, engine.fragments[:] = list(engine.fragments), []
+    for file_idx, frame_no, ts, wire, ipver, ip in frags:
+        d = defrag.add(file_idx, frame_no, ts, wire, ipver, ip)
+        if d is not None:
+            engine.process_datagram(d.packet, d.ts_ns, d.file_idx, d.frame_no, d.frames, d.wire_bytes)
+
+
+def _partition_worker(args):
+    return run_partition(*args)
+
+
+def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1,
+            warn: Callable[[str], None] = warn_stderr) -> AnalysisResult:
+    subject = given_subject(list(local)) if local else None   # parse errors surface before reading
+    inputs = InputSet(paths)
+    ordered = [f.path for f in inputs.files]
+    if jobs <= 1:
+        parts = [run_partition(ordered, 1, 0)]
+    else:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(jobs) as pool:
+            parts = pool.map(_partition_worker, [(ordered, jobs, k) for k in range(jobs)])
+    main = parts[0]
+    for f, report in zip(inputs.files, main.reports):
+        f.report = report
+        for e in report.errors:
+            warn(f"{report.path}: {e}")
+    records = [r for p in parts for r in p.records]
+    records.sort(key=lambda r: (r.first_file, r.first_frame, r.src_ip, r.src_port, r.dst_ip, r.dst_port,
+                                r.last_frame))
+    for i, r in enumerate(records, 1):
+        r.conn_id = i
+    kinds = {k: [sum(p.kinds[k][0] for p in parts), sum(p.kinds[k][1] for p in parts)] for k in main.kinds}
+    notes = []
+    if subject is None:
+        subject = infer_subject([(r.src_ip, r.dst_ip) for r in records if r.category == "bittorrent"]
+                                or [(r.src_ip, r.dst_ip) for r in records
+                                    if r.category == "bittorrent_unattributed"])
+        warn(f"subject inferred: {subject.basis}")
+        notes.append(f"subject inferred: {subject.basis}")
+    for a, b in inputs.overlaps():
+        notes.append(f"time ranges overlap: {a} and {b} (reassembly orders by sequence number, not time)")
+    return AnalysisResult(
+        inputs=inputs, reports=main.reports, records=records, kinds=kinds, reasons=main.reasons,
+        unknown_link_types=main.unknown_link_types, fragments=main.fragments, subject=subject,
+        frames=main.frames,
+        reused_tuples=sum(p.reused_tuples for p in parts),
+        options={"local": list(local), "jobs": jobs}, notes=notes)

@@ -1,0 +1,94 @@
+"""Command line: thin wrappers over the library (``analyzer.analysis``)."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from analyzer import __version__
+from analyzer.units import format_bytes
+
+
+def _check_local(ctx, param, values):
+    from analyzer.sessions.subject import parse_endpoint_spec
+    for v in values:
+        try:
+            parse_endpoint_spec(v)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return values
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bt-analyzer")
+def main():
+    """Forensic analysis of BitTorrent traffic in packet captures."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--local", "local", multiple=True, callback=_check_local, metavar="SPEC",
+              help="The subject host: an IP, a CIDR network or IP:port ([v6]:port). Repeatable. "
+                   "Without it the subject is inferred and the inference stated.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("out"),
+              show_default=True, help="Output folder.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes reading the capture in parallel (connections are partitioned among them).")
+@click.option("--quiet", is_flag=True, help="Do not print the summary.")
+@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
+def analyze(paths, local, out_dir, jobs, quiet, debug):
+    """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
+
+    Rotated sets are merged in timestamp order.  Writes summary.json,
+    torrents.csv, connections.csv and manifest.json into --out.
+    """
+    from analyzer.analysis import analyze as run
+    from analyzer.report.tables import write_outputs
+
+    started = _dt.datetime.now(_dt.timezone.utc)
+    try:
+        result = run(list(paths), local=list(local), jobs=jobs)
+        summary = write_outputs(result, out_dir, argv=["bt-analyzer", *sys.argv[1:]], started=started)
+    except Exception as e:  # an internal error: one clear line, traceback only on request
+        if debug or os.environ.get("BT_ANALYZER_DEBUG"):
+            traceback.print_exc()
+        raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
+    if not quiet:
+        click.echo(render_summary(summary, out_dir))
+    if result.readable_files == 0:
+        click.echo("bt-analyzer: error: no input could be read", err=True)
+        sys.exit(2)
+
+
+def render_summary(summary: dict, out_dir: Path) -> str:
+    acc = summary["accounting"]
+    lines = [f"subject: {', '.join(summary['local']) or '(none)'}"
+             + ("  (inferred)" if summary["subject"]["inferred"] else ""),
+             f"inputs: {len(summary['inputs'])} file(s), {acc['frames']} frames, "
+             f"{format_bytes(acc['bytes'])} on the wire", ""]
+    if summary["torrents"]:
+        lines.append(f"{'info_hash':40}  {'downloaded':>24}  {'uploaded':>24}  {'peers':>5}  {'conns':>5}")
+        for t in summary["torrents"]:
+            lines.append(f"{t['info_hash']:40}  {format_bytes(t['downloaded_bytes']):>24}  "
+                         f"{format_bytes(t['uploaded_bytes']):>24}  {t['peers']:>5}  {t['connections']:>5}")
+    else:
+        lines.append("no torrent (info_hash) seen")
+    lines.append("")
+    lines.append("frames by category:")
+    for name, c in acc["categories"].items():
+        if c["frames"]:
+            lines.append(f"  {name:24} {c['frames']:>12}  {format_bytes(c['bytes'])}")
+    gaps = acc["gap_bytes"]
+    if any(gaps.values()):
+        lines.append(f"capture gaps: {gaps['to_subject']} bytes to the subject, "
+                     f"{gaps['from_subject']} from it, {gaps['not_involving_subject']} elsewhere")
+    lines.append(f"written to {out_dir}/")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""IPv4 and IPv6 fragment reassembly (slow path: fragments are rare in BitTorrent).
+
+The engine copies fragment frames out; ``Defragmenter.add`` returns whole
+datagrams (raw IP, no link header) once every byte from 0 to the last
+fragment's end is present.  The first copy of any byte wins; overlapping
+fragments with different bytes are counted.  Datagrams still incomplete
+after ``TIMEOUT_NS`` of capture time, or at the end, are reported as
+undecodable frames, never guessed.  Memory is capped (``MAX_PENDING_BYTES``).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+TIMEOUT_NS = 60 * 1_000_000_000
+MAX_PENDING_BYTES = 64 << 20
+MAX_DATAGRAM = 65535 + 40
+_V6_EXT = {0, 43, 60, 135, 139, 140}
+
+
+@dataclass
+class _Pending:
+    header: bytes | None = None        # IPv4 header / IPv6 unfragmentable part (of offset 0)
+    next_header_pos: int = -1         # IPv6: where the next-header byte to patch lives
+    next_header: int = 0
+    parts: dict = field(default_factory=dict)   # offset -> bytes
+    total: int | None = None
+    frames: int = 0
+    wire_bytes: int = 0
+    first: tuple = ()                  # (ts, file_idx, frame_no) of the first fragment
+    last_ts: int = 0
+    size: int = 0
+
+
+@dataclass
+class Datagram:
+    packet: bytes
+    ts_ns: int
+    file_idx: int
+    frame_no: int
+    frames: int
+    wire_bytes: int
+
+
+class Defragmenter:
+    def __init__(self):
+        self.pending: dict = {}
+        self.pending_bytes = 0
+        self.conflicts = 0
+        self.dropped_frames = 0
+        self.dropped_bytes = 0
+        self.reassembled = 0
+
+    def add(self, file_idx: int, frame_no: int, ts: int, wire: int, ipver: int, ip: bytes) -> Datagram | None:
+        parsed = _parse_v4(ip) if ipver == 4 else _parse_v6(ip)
+        if parsed is None:
+            self._drop(1, wire)
+            return None
+        key, offset, more, data, header, nh_pos, nh = parsed
+        p = self.pending.get(key)
+        if p is None:
+            p = self.pending[key] = _Pending(first=(ts, file_idx, frame_no))
+        p.frames += 1
+        p.wire_bytes += wire
+        p.last_ts = max(p.last_ts, ts)
+        if offset == 0:
+            p.header, p.next_header_pos, p.next_header = header, nh_pos, nh
+        if not more:
+            p.total = offset + len(data)
+        if offset + len(data) > MAX_DATAGRAM:
+            self._discard(key)
+            return None
+        old = p.parts.get(offset)
+        if old is not None:
+            n = min(len(old), len(data))
+            if old[:n] != data[:n]:
+                self.conflicts += 1
+        if old is None or len(data) > len(old):
+            grow = len(data) - (len(old) if old is not None else 0)
+            p.parts[offset] = data
+            p.size += grow
+            self.pending_bytes += grow
+        while self.pending_bytes > MAX_PENDING_BYTES and self.pending:
+            self._discard(next(iter(self.pending)))
+        return self._complete(key)
+
+    def _complete(self, key) -> Datagram | None:
+        p = self.pending.get(key)
+        if p is None or p.total is None or p.header is None:
+            return None
+        buf = bytearray(p.total)
+        covered = 0
+        for off in sorted(p.parts):
+            data = p.parts[off]
+            if off > covered:
+                return None
+            end = off + len(data)
+            if end > covered:
+                end = min(end, p.total)
+                buf[covered:end] = data[covered - off:end - off]
+                covered = end
+        if covered < p.total:
+            return None
+        del self.pending[key]
+        self.pending_bytes -= p.size
+        self.reassembled += 1
+        hdr = bytearray(p.header)
+        if key[0] == 4:
+            struct.pack_into(">HH", hdr, 2, len(hdr) + p.total, 0)
+        else:
+            hdr[p.next_header_pos] = p.next_header
+            struct.pack_into(">H", hdr, 4, len(hdr) - 40 + p.total)
+        ts, file_idx, frame_no = p.first
+        return Datagram(bytes(hdr) + bytes(buf), ts, file_idx, frame_no, p.frames, p.wire_bytes)
+
+    def expire(self, now_ts: int) -> None:
+        for key in [k for k, p in self.pending.items() if now_ts - p.last_ts > TIMEOUT_NS]:
+            self._discard(key)
+
+    def flush(self) -> None:
+        for key in list(self.pending):
+            self._discard(key)
+
+    def _discard(self, key) -> None:
+        p = self.pending.pop(key)
+        self.pending_bytes -= p.size
+        self._drop(p.frames, p.wire_bytes)
+
+    def _drop(self, frames: int, wire: int) -> None:
+        self.dropped_frames += frames
+        self.dropped_bytes += wire
+
+
+def _parse_v4(ip: bytes):
+    if len(ip) < 20:
+        return None
+    hl = (ip[0] & 0x0F) * 4
+    total = struct.unpack_from(">H", ip, 2)[0]
+    if hl < 20 or len(ip) < hl or total < hl:
+        return None
+    ident, frag = struct.unpack_from(">HH", ip, 4)
+    offset = (frag & 0x1FFF) * 8
+    more = bool(frag & 0x2000)
+    data = ip[hl:min(total, len(ip))]
+    key = (4, ip[12:16], ip[16:20], ident, ip[9])
+    return key, offset, more, data, ip[:hl], -1, 0
+
+
+def _parse_v6(ip: bytes):
+    if len(ip) < 40:
+        return None
+    total = 40 + struct.unpack_from(">H", ip, 4)[0]
+    nh_pos, nh, off = 6, ip[6], 40
+    for _ in range(16):
+        if nh == 44:
+            if len(ip) < off + 8:
+                return None
+            next_nh = ip[off]
+            frag, ident = struct.unpack_from(">HI", ip, off + 2)
+            key = (6, ip[8:24], ip[24:40], ident)
+            data = ip[off + 8:min(total, len(ip))]
+            return key, frag & 0xFFF8, bool(frag & 1), data, ip[:off], nh_pos, next_nh
+        if nh not in _V6_EXT or len(ip) < off + 2:
+            return None
+        nh_pos, nh, off = off, ip[off], off + (ip[off + 1] + 1) * 8
+    return None

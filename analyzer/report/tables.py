@@ -1,0 +1,153 @@
+"""Output folder: summary.json, torrents.csv, connections.csv (deterministic) and
+manifest.json (the one file that describes the run itself: times, command
+line, platform, and SHA-256 of every input and output)."""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import hashlib
+import io
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy
+
+from analyzer import __version__
+from analyzer.protocols.peer_id import peer_id_text
+from analyzer.sessions.connections import DIRECTION_FIELDS, ConnectionRecord
+from analyzer.sessions.summary import SUM_FIELDS, build_accounting, build_torrents, transfer_figures
+from analyzer.timefmt import iso_ns
+
+SUMMARY_SCHEMA = "bt-analyzer/summary/1"
+MANIFEST_SCHEMA = "bt-analyzer/manifest/1"
+TOOL = {"name": "bt-analyzer", "version": __version__}
+
+
+def input_entries(result) -> list[dict]:
+    out = []
+    for f in result.inputs.files:
+        r = f.report
+        entry = {
+            "path": str(f.path),
+            "sha256": f.sha256.result() if f.sha256 is not None else None,
+            "size_bytes": r.size_bytes,
+            "format": r.format or None,
+            "compression": r.compression,
+            "frames": r.frames,
+            "link_types": sorted(r.link_types),
+            "first_ts": iso_ns(r.first_ts_ns),
+            "last_ts": iso_ns(r.last_ts_ns),
+            "readable": r.readable,
+            "errors": list(r.errors),
+            "damaged_bytes": r.damaged_bytes,
+            "truncated_bytes": r.truncated_bytes,
+        }
+        if r.skipped_blocks:
+            entry["skipped_pcapng_blocks"] = dict(sorted(r.skipped_blocks.items()))
+        out.append(entry)
+    return out
+
+
+def build_summary(result) -> dict:
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "tool": TOOL,
+        "local": [s.text for s in result.subject.specs],
+        "subject": result.subject.as_json(),
+        "inputs": input_entries(result),
+        "torrents": build_torrents(result.records, result.subject),
+        "accounting": build_accounting(result),
+        "notes": list(result.notes),
+    }
+
+
+TORRENT_COLUMNS = ("info_hash", "transport", "connections", "peers", *SUM_FIELDS, "first_seen", "last_seen")
+
+
+def torrents_csv(summary: dict) -> str:
+    """One row per torrent for all transports together (transport 'all'), then one per transport."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(TORRENT_COLUMNS)
+    for t in summary["torrents"]:
+        w.writerow([t["info_hash"], "all", t["connections"], t["peers"], *(t[k] for k in SUM_FIELDS),
+                    t["first_seen"], t["last_seen"]])
+        for name, tr in t["transports"].items():
+            w.writerow([t["info_hash"], name, tr["connections"], "", *(tr[k] for k in SUM_FIELDS), "", ""])
+    return buf.getvalue()
+
+
+CONNECTION_COLUMNS = (
+    "conn_id", "transport", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "initiator_known",
+    "state", "category", "attribution", "info_hash", "info_hash_conflict", "subject_side",
+    "remote_ip", "remote_port", "downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes",
+    "uploaded_acked_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
+    *(f"{f}_{d}" for f in DIRECTION_FIELDS for d in ("src_to_dst", "dst_to_src")),
+    "first_file", "first_frame", "first_ts", "last_file", "last_frame", "last_ts",
+)
+
+
+def connection_row(r: ConnectionRecord, result, files: list[str]) -> list:
+    f = transfer_figures(r, result.subject)
+    row = [r.conn_id, r.transport, r.ip_version, r.src_ip, r.src_port, r.dst_ip, r.dst_port,
+           int(r.initiator_known), r.state, r.category, r.attribution, r.info_hash, r.info_hash_conflict,
+           f["subject_side"], f.get("remote_ip", ""), f.get("remote_port", ""),
+           f.get("downloaded_bytes", ""), f.get("downloaded_acked_bytes", ""),
+           f.get("uploaded_bytes", ""), f.get("uploaded_acked_bytes", ""),
+           peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), r.client(r.fwd), r.client(r.rev)]
+    for name in DIRECTION_FIELDS:
+        row.append(getattr(r.fwd, name))
+        row.append(getattr(r.rev, name))
+    row += [files[r.first_file], r.first_frame, iso_ns(r.first_ts_ns),
+            files[r.last_file], r.last_frame, iso_ns(r.last_ts_ns)]
+    return row
+
+
+def connections_csv(result) -> str:
+    files = [str(f.path) for f in result.inputs.files]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CONNECTION_COLUMNS)
+    for r in result.records:
+        w.writerow(connection_row(r, result, files))
+    return buf.getvalue()
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+
+
+def sha256_path(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.datetime) -> dict:
+    """Write every output file; return the summary."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = build_summary(result)
+    files = {
+        "summary.json": dumps(summary),
+        "torrents.csv": torrents_csv(summary),
+        "connections.csv": connections_csv(result),
+    }
+    for name, text in files.items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "tool": TOOL,
+        "command_line": argv,
+        "options": result.options,
+        "started_utc": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "finished_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "platform": {"python": sys.version.split()[0], "system": platform.platform(),
+                     "machine": platform.machine()},
+        "libraries": {"numpy": numpy.__version__},
+        "inputs": [{"path": e["path"], "sha256": e["sha256"], "size_bytes": e["size_bytes"]}
+                   for e in summary["inputs"]],
+        "outputs": [{"path": name, "sha256": sha256_path(out_dir / name)} for name in sorted(files)],
+    }
+    (out_dir / "manifest.json").write_text(dumps(manifest), encoding="utf-8")
+    return summary

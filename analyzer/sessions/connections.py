@@ -1,0 +1,161 @@
+"""Finished connections -> plain records (the unit of every table and total).
+
+A record keeps both directions' figures, named from the initiator's point of
+view: ``src`` is the endpoint that sent the SYN when the handshake was
+captured (``initiator_known``), otherwise the sender of the first frame.
+Subject-relative figures (downloaded/uploaded) are derived later, once the
+subject is known.
+
+Category of a connection (every one of its frames falls in it):
+
+* ``bittorrent``: a BitTorrent handshake with an info_hash was seen;
+* ``bittorrent_unattributed``: peer wire messages were recognised (framing
+  found again mid-stream) but no handshake, so no info_hash;
+* ``other_tcp``: anything else.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from analyzer.protocols.extension import decode_ext_handshake
+from analyzer.protocols.peer_id import decode_peer_id, peer_id_text
+
+DIRECTION_FIELDS = (
+    "frames", "wire_bytes", "payload_bytes", "duplicate_bytes", "conflict_bytes", "uncompared_bytes",
+    "gap_bytes", "late_bytes", "truncated_bytes", "block_bytes", "block_acked_bytes",
+    "block_tail_bytes", "block_gap_bytes", "handshake_bytes", "message_bytes", "unparsed_bytes",
+    "opaque_bytes", "messages", "pieces", "protocol_errors", "resyncs",
+)
+
+
+@dataclass(slots=True)
+class Direction:
+    frames: int = 0
+    wire_bytes: int = 0
+    payload_bytes: int = 0        # stream bytes delivered once (retransmissions removed)
+    duplicate_bytes: int = 0      # retransmitted / overlapping bytes seen again
+    conflict_bytes: int = 0       # duplicates whose content differed from the first copy
+    uncompared_bytes: int = 0     # duplicates too old to compare
+    gap_bytes: int = 0            # stream bytes never captured
+    late_bytes: int = 0           # bytes that arrived after their range was declared a gap
+    truncated_bytes: int = 0      # payload cut by the snap length
+    block_bytes: int = 0          # piece block bytes on the wire, each once
+    block_acked_bytes: int = 0    # ... of which the receiver acknowledged
+    block_tail_bytes: int = 0     # ... of which tails of blocks whose header was not captured
+    block_gap_bytes: int = 0      # block bytes inside capture gaps (not in block_bytes)
+    handshake_bytes: int = 0
+    message_bytes: int = 0
+    unparsed_bytes: int = 0
+    opaque_bytes: int = 0
+    messages: int = 0
+    pieces: int = 0
+    protocol_errors: int = 0
+    resyncs: int = 0
+    peer_id: bytes | None = None
+    info_hash: bytes | None = None
+    reserved: bytes | None = None
+    ext: dict = field(default_factory=dict)
+    synced: bool = False
+
+
+@dataclass(slots=True)
+class ConnectionRecord:
+    conn_id: int
+    transport: str
+    ip_version: int
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    initiator_known: bool
+    fwd: Direction                # src -> dst
+    rev: Direction                # dst -> src
+    first_file: int
+    first_frame: int
+    first_ts_ns: int
+    last_file: int
+    last_frame: int
+    last_ts_ns: int
+    state: str                    # fin, rst or open
+    category: str = "other_tcp"
+    info_hash: str = ""
+    info_hash_conflict: str = ""
+    attribution: str = ""
+
+    @property
+    def frames(self) -> int:
+        return self.fwd.frames + self.rev.frames
+
+    @property
+    def wire_bytes(self) -> int:
+        return self.fwd.wire_bytes + self.rev.wire_bytes
+
+    def client(self, d: Direction) -> str:
+        """BEP 10 ``v`` if sent, else the client decoded from the peer_id."""
+        return d.ext.get("v") or decode_peer_id(d.peer_id) or ""
+
+
+def _direction(stream, parser, frames: int, wire: int) -> Direction:
+    d = Direction(frames=frames, wire_bytes=wire)
+    d.payload_bytes = stream.delivered_bytes
+    d.duplicate_bytes = stream.duplicate_bytes
+    d.conflict_bytes = stream.conflict_bytes
+    d.uncompared_bytes = stream.uncompared_bytes
+    d.gap_bytes = stream.gap_bytes
+    d.late_bytes = stream.late_bytes
+    d.truncated_bytes = stream.truncated_bytes
+    d.block_acked_bytes = stream.marked_acked_bytes
+    if parser is not None:
+        d.block_bytes = parser.block_bytes
+        d.block_tail_bytes = parser.block_tail_bytes
+        d.block_gap_bytes = parser.block_gap_bytes
+        d.handshake_bytes = parser.handshake_bytes
+        d.message_bytes = parser.message_bytes
+        d.unparsed_bytes = parser.unparsed_bytes
+        d.opaque_bytes = parser.opaque_bytes
+        d.messages = parser.messages
+        d.pieces = parser.pieces
+        d.protocol_errors = parser.protocol_errors
+        d.resyncs = parser.resyncs
+        d.peer_id = parser.peer_id
+        d.info_hash = parser.info_hash
+        d.reserved = parser.reserved
+        d.synced = parser.synced
+        d.ext = decode_ext_handshake(parser.ext_handshake)
+    return d
+
+
+def record_from_tcp(c) -> ConnectionRecord:
+    """Build the record of a finished engine ``TcpConnection``."""
+    fwd = _direction(c.s0, c.parser0, c.frames0, c.wire_bytes0)
+    rev = _direction(c.s1, c.parser1, c.frames1, c.wire_bytes1)
+    r = ConnectionRecord(
+        conn_id=c.conn_id, transport="tcp", ip_version=c.ip_version,
+        src_ip=str(ipaddress.ip_address(c.addr0)), src_port=c.port0,
+        dst_ip=str(ipaddress.ip_address(c.addr1)), dst_port=c.port1,
+        initiator_known=bool(c.s0.syn_seen), fwd=fwd, rev=rev,
+        first_file=c.first_file, first_frame=c.first_frame, first_ts_ns=c.first_ts,
+        last_file=c.last_file, last_frame=c.last_frame, last_ts_ns=c.last_ts,
+        state="rst" if c.reset else "fin" if c.closed else "open",
+    )
+    classify(r)
+    return r
+
+
+def classify(r: ConnectionRecord) -> None:
+    hashes = [d.info_hash for d in (r.fwd, r.rev) if d.info_hash is not None]
+    if hashes:
+        r.category = "bittorrent"
+        r.attribution = "handshake"
+        r.info_hash = hashes[0].hex()
+        if len(hashes) == 2 and hashes[0] != hashes[1]:
+            r.info_hash_conflict = hashes[1].hex()
+    elif r.fwd.synced or r.rev.synced:
+        r.category = "bittorrent_unattributed"
+    else:
+        r.category = "other_tcp"
+
+
+def peer_id_field(d: Direction) -> str:
+    return peer_id_text(d.peer_id)

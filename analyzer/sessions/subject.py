@@ -1,0 +1,108 @@
+"""The subject host: given with ``--local`` or inferred from the connections.
+
+``--local`` takes an IP address, a CIDR network or ``IP:port`` (``[v6]:port``)
+and may be repeated.  Without it, the subject is the address common to every
+BitTorrent connection; the inference and its basis are stated in the output.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    text: str
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    port: int | None = None
+
+    def matches(self, ip: str, port: int) -> bool:
+        addr = ipaddress.ip_address(ip)
+        return addr.version == self.network.version and addr in self.network and \
+            (self.port is None or self.port == port)
+
+
+def parse_endpoint_spec(text: str) -> EndpointSpec:
+    """'10.0.0.5', '10.0.0.0/24', '10.0.0.5:6881', '::1', 'fd00::/8', '[::1]:6881'."""
+    s = text.strip()
+    port = None
+    try:
+        if s.startswith("["):
+            host, _, rest = s[1:].partition("]")
+            if rest:
+                if not rest.startswith(":"):
+                    raise ValueError
+                port = int(rest[1:])
+            s = host
+        elif s.count(":") == 1:
+            s, p = s.split(":")
+            port = int(p)
+        if port is not None and not 0 < port < 65536:
+            raise ValueError
+        network = ipaddress.ip_network(s, strict=False)
+    except ValueError:
+        raise ValueError(f"not an IP address, CIDR network or IP:port: {text!r}") from None
+    return EndpointSpec(text, network, port)
+
+
+@dataclass
+class Subject:
+    specs: list[EndpointSpec]
+    inferred: bool
+    basis: str
+    ambiguous: bool = False
+    candidates: list[str] = field(default_factory=list)
+
+    def side(self, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> str:
+        """'src', 'dst', 'both' or 'none': which endpoint of a connection is the subject."""
+        a = any(s.matches(src_ip, src_port) for s in self.specs)
+        b = any(s.matches(dst_ip, dst_port) for s in self.specs)
+        return "both" if a and b else "src" if a else "dst" if b else "none"
+
+    def as_json(self) -> dict:
+        return {
+            "specs": [s.text for s in self.specs],
+            "inferred": self.inferred,
+            "basis": self.basis,
+            "ambiguous": self.ambiguous,
+            **({"candidates": self.candidates} if self.candidates else {}),
+        }
+
+
+def given_subject(specs: list[str]) -> Subject:
+    parsed = [parse_endpoint_spec(s) for s in specs]
+    return Subject(parsed, False, "given with --local")
+
+
+def infer_subject(bt_endpoints: list[tuple[str, str]]) -> Subject:
+    """From the (src_ip, dst_ip) pairs of the BitTorrent connections."""
+    if not bt_endpoints:
+        return Subject([], True, "no BitTorrent connection seen: no subject inferred")
+    counts: Counter = Counter()
+    for a, b in bt_endpoints:
+        counts.update({a, b})
+    n = len(bt_endpoints)
+    common = sorted((ip for ip, c in counts.items() if c == n), key=_ip_sort_key)
+    if len(common) == 1:
+        ip = common[0]
+        return Subject([parse_endpoint_spec(ip)], True,
+                       f"{ip} is an endpoint of all {n} BitTorrent connections")
+    if len(common) > 1:
+        ip = common[0]
+        return Subject([parse_endpoint_spec(ip)], True,
+                       f"ambiguous: {', '.join(common)} are each an endpoint of all {n} BitTorrent "
+                       f"connections; chose {ip} (lowest address); pass --local to decide",
+                       ambiguous=True, candidates=common)
+    top = max(counts.values())
+    best = sorted((ip for ip, c in counts.items() if c == top), key=_ip_sort_key)
+    ip = best[0]
+    return Subject([parse_endpoint_spec(ip)], True,
+                   f"ambiguous: no address is common to all {n} BitTorrent connections; chose {ip}, "
+                   f"an endpoint of {top} of them; pass --local to decide",
+                   ambiguous=True, candidates=best)
+
+
+def _ip_sort_key(ip: str):
+    a = ipaddress.ip_address(ip)
+    return (a.version, a.packed)

@@ -1,0 +1,176 @@
+"""Subject-relative figures: per connection, per torrent, and the accounting.
+
+Definitions (the contract of summary.json, torrents.csv, connections.csv):
+
+* ``uploaded_bytes``: piece block bytes the subject put on the wire, each
+  byte once however often it was retransmitted; a block cut short counts
+  what was sent.  ``uploaded_acked_bytes``: the part the remote side
+  acknowledged (TCP cumulative ACK).
+* ``downloaded_bytes`` / ``downloaded_acked_bytes``: the same for blocks
+  sent to the subject (acknowledged by the subject).
+* Block bytes lost in capture gaps are never counted in those figures; they
+  are reported as ``*_gap_bytes``.  Bytes counted as the tail of a block
+  whose header was not captured (piece unknown) are included and also shown
+  as ``*_unknown_piece_bytes``.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from analyzer.sessions.connections import ConnectionRecord, Direction
+from analyzer.sessions.subject import Subject
+from analyzer.timefmt import iso_ns
+
+TCP_CATEGORIES = ("bittorrent", "bittorrent_unattributed", "other_tcp")
+ALL_CATEGORIES = TCP_CATEGORIES + ("udp", "other_ip", "non_ip", "undecodable")
+
+
+def subject_directions(r: ConnectionRecord, subject: Subject) -> tuple[str, Direction | None, Direction | None]:
+    """(side, direction towards the subject, direction from the subject)."""
+    side = subject.side(r.src_ip, r.src_port, r.dst_ip, r.dst_port)
+    if side == "src":
+        return side, r.rev, r.fwd
+    if side == "dst":
+        return side, r.fwd, r.rev
+    return side, None, None
+
+
+def transfer_figures(r: ConnectionRecord, subject: Subject) -> dict:
+    side, down, up = subject_directions(r, subject)
+    if down is None:
+        return {"subject_side": side}
+    return {
+        "subject_side": side,
+        "remote_ip": r.dst_ip if side == "src" else r.src_ip,
+        "remote_port": r.dst_port if side == "src" else r.src_port,
+        "downloaded_bytes": down.block_bytes,
+        "downloaded_acked_bytes": down.block_acked_bytes,
+        "downloaded_unknown_piece_bytes": down.block_tail_bytes,
+        "downloaded_gap_bytes": down.block_gap_bytes,
+        "uploaded_bytes": up.block_bytes,
+        "uploaded_acked_bytes": up.block_acked_bytes,
+        "uploaded_unknown_piece_bytes": up.block_tail_bytes,
+        "uploaded_gap_bytes": up.block_gap_bytes,
+        "remote_peer_id": down.peer_id,
+        "subject_peer_id": up.peer_id,
+        "remote_client": r.client(down),
+        "subject_client": r.client(up),
+    }
+
+
+SUM_FIELDS = ("downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes", "uploaded_acked_bytes",
+              "downloaded_unknown_piece_bytes", "uploaded_unknown_piece_bytes",
+              "downloaded_gap_bytes", "uploaded_gap_bytes")
+
+
+def build_torrents(records: list[ConnectionRecord], subject: Subject) -> list[dict]:
+    """One object per info_hash (sorted), figures from the subject's side."""
+    acc: dict = {}
+    for r in records:
+        if r.category != "bittorrent":
+            continue
+        t = acc.get(r.info_hash)
+        if t is None:
+            t = acc[r.info_hash] = {
+                "sums": Counter(), "transports": defaultdict(Counter), "peers": set(), "peer_ids": set(),
+                "connections": 0, "other_connections": 0, "first": None, "last": None,
+                "remote_clients": Counter(), "subject_clients": Counter(), "subject_peer_ids": set(),
+            }
+        f = transfer_figures(r, subject)
+        if "downloaded_bytes" not in f:
+            t["other_connections"] += 1
+            continue
+        t["connections"] += 1
+        for k in SUM_FIELDS:
+            t["sums"][k] += f[k]
+            t["transports"][r.transport][k] += f[k]
+        t["transports"][r.transport]["connections"] += 1
+        t["peers"].add(f["remote_ip"])
+        if f["remote_peer_id"]:
+            t["peer_ids"].add(f["remote_peer_id"])
+        if f["subject_peer_id"]:
+            t["subject_peer_ids"].add(f["subject_peer_id"])
+        if f["remote_client"]:
+            t["remote_clients"][f["remote_client"]] += 1
+        if f["subject_client"]:
+            t["subject_clients"][f["subject_client"]] += 1
+        t["first"] = r.first_ts_ns if t["first"] is None else min(t["first"], r.first_ts_ns)
+        t["last"] = r.last_ts_ns if t["last"] is None else max(t["last"], r.last_ts_ns)
+    out = []
+    for info_hash in sorted(acc):
+        t = acc[info_hash]
+        row = {"info_hash": info_hash}
+        for k in SUM_FIELDS[:4]:
+            row[k] = t["sums"][k]
+        row.update({
+            "peers": len(t["peers"]),
+            "connections": t["connections"],
+            "first_seen": iso_ns(t["first"]),
+            "last_seen": iso_ns(t["last"]),
+        })
+        for k in SUM_FIELDS[4:]:
+            row[k] = t["sums"][k]
+        row.update({
+            "peer_ids": len(t["peer_ids"]),
+            "other_connections": t["other_connections"],
+            "transports": {name: {"connections": c["connections"], **{k: c[k] for k in SUM_FIELDS}}
+                           for name, c in sorted(t["transports"].items())},
+            "remote_clients": dict(sorted(t["remote_clients"].items())),
+            "subject_clients": dict(sorted(t["subject_clients"].items())),
+        })
+        out.append(row)
+    return out
+
+
+def build_accounting(result) -> dict:
+    """Every frame in exactly one category; stream-level byte accounting."""
+    cats = {c: {"frames": 0, "bytes": 0} for c in ALL_CATEGORIES}
+    for c in TCP_CATEGORIES:
+        cats[c]["connections"] = 0
+    stream = {c: Counter() for c in TCP_CATEGORIES}
+    wire_fields = ("payload_bytes", "duplicate_bytes", "conflict_bytes", "uncompared_bytes", "gap_bytes",
+                   "late_bytes", "truncated_bytes")
+    pw_fields = ("handshake_bytes", "message_bytes", "block_bytes", "block_tail_bytes", "block_gap_bytes",
+                 "unparsed_bytes", "opaque_bytes", "protocol_errors", "resyncs")
+    peer_wire = Counter()
+    gaps = Counter()
+    for r in result.records:
+        c = cats[r.category]
+        c["frames"] += r.frames
+        c["bytes"] += r.wire_bytes
+        c["connections"] += 1
+        side, down, up = subject_directions(r, result.subject)
+        for d in (r.fwd, r.rev):
+            for k in wire_fields:
+                stream[r.category][k] += getattr(d, k)
+            if r.category != "other_tcp":
+                for k in pw_fields:
+                    peer_wire[k] += getattr(d, k)
+        if down is not None:
+            gaps["to_subject"] += down.gap_bytes
+            gaps["from_subject"] += up.gap_bytes
+        else:
+            gaps["not_involving_subject"] += r.fwd.gap_bytes + r.rev.gap_bytes
+    for k, (frames, nbytes) in result.kinds.items():
+        cats[k]["frames"] += frames
+        cats[k]["bytes"] += nbytes
+    cats["undecodable"]["reasons"] = dict(sorted(result.reasons.items()))
+    if result.unknown_link_types:
+        cats["undecodable"]["unknown_link_types"] = {str(k): v for k, v in sorted(result.unknown_link_types.items())}
+    frames = sum(c["frames"] for c in cats.values())
+    return {
+        "frames": frames,
+        "bytes": sum(c["bytes"] for c in cats.values()),
+        "frames_read": result.frames,
+        "categories": cats,
+        "gap_bytes": {k: gaps[k] for k in ("to_subject", "from_subject", "not_involving_subject")},
+        "tcp_streams": {c: {k: stream[c][k] for k in wire_fields} for c in TCP_CATEGORIES},
+        "peer_wire": {k: peer_wire[k] for k in pw_fields},
+        "ip_fragments": dict(result.fragments),
+        "reused_tcp_tuples": result.reused_tuples,
+        "capture_damage": {
+            "unreadable_files": sum(1 for r in result.reports if not r.readable),
+            "damaged_bytes": sum(r.damaged_bytes for r in result.reports),
+            "truncated_bytes": sum(r.truncated_bytes for r in result.reports),
+        },
+    }

@@ -1,0 +1,15 @@
+"""Timestamps: integer nanoseconds inside, ISO 8601 UTC with 9 decimals outside."""
+from __future__ import annotations
+
+import datetime as _dt
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def iso_ns(ns: int | None) -> str | None:
+    """1764349200123456789 -> '2025-11-28T17:00:00.123456789Z' (None stays None)."""
+    if ns is None:
+        return None
+    sec, frac = divmod(int(ns), 1_000_000_000)
+    t = _EPOCH + _dt.timedelta(seconds=sec)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
