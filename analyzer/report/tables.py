@@ -81,7 +81,7 @@ def torrents_csv(summary: dict) -> str:
 
 CONNECTION_COLUMNS = (
     "conn_id", "transport", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "initiator_known",
-    "state", "category", "attribution", "info_hash", "info_hash_conflict", "subject_side",
+    "state", "category", "attribution", "info_hash", "info_hash_reply", "subject_side",
     "remote_ip", "remote_port", "downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes",
     "uploaded_acked_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
     *(f"{f}_{d}" for f in DIRECTION_FIELDS for d in ("src_to_dst", "dst_to_src")),
@@ -92,7 +92,7 @@ CONNECTION_COLUMNS = (
 def connection_row(r: ConnectionRecord, result, files: list[str]) -> list:
     f = transfer_figures(r, result.subject)
     row = [r.conn_id, r.transport, r.ip_version, r.src_ip, r.src_port, r.dst_ip, r.dst_port,
-           int(r.initiator_known), r.state, r.category, r.attribution, r.info_hash, r.info_hash_conflict,
+           int(r.initiator_known), r.state, r.category, r.attribution, r.info_hash, r.info_hash_reply,
            f["subject_side"], f.get("remote_ip", ""), f.get("remote_port", ""),
            f.get("downloaded_bytes", ""), f.get("downloaded_acked_bytes", ""),
            f.get("uploaded_bytes", ""), f.get("uploaded_acked_bytes", ""),

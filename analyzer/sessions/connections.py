@@ -12,6 +12,12 @@ Category of a connection (every one of its frames falls in it):
 * ``bittorrent_unattributed``: peer wire messages were recognised (framing
   found again mid-stream) but no handshake, so no info_hash;
 * ``other_tcp``: anything else.
+
+``info_hash`` is the one in the initiator's handshake (else the responder's).
+When the responder answered with a different one, it is kept as
+``info_hash_reply``: for a hybrid v1/v2 torrent (BEP 52) a v2-capable peer
+answers a v1 handshake that has the v2 bit set with the v2 info hash
+truncated to 20 bytes, so the two hashes name the same torrent.
 """
 from __future__ import annotations
 
@@ -80,7 +86,7 @@ class ConnectionRecord:
     state: str                    # fin, rst or open
     category: str = "other_tcp"
     info_hash: str = ""
-    info_hash_conflict: str = ""
+    info_hash_reply: str = ""
     attribution: str = ""
 
     @property
@@ -150,7 +156,7 @@ def classify(r: ConnectionRecord) -> None:
         r.attribution = "handshake"
         r.info_hash = hashes[0].hex()
         if len(hashes) == 2 and hashes[0] != hashes[1]:
-            r.info_hash_conflict = hashes[1].hex()
+            r.info_hash_reply = hashes[1].hex()
     elif r.fwd.synced or r.rev.synced:
         r.category = "bittorrent_unattributed"
     else:

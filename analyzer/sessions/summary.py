@@ -63,19 +63,58 @@ SUM_FIELDS = ("downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes", "u
               "downloaded_gap_bytes", "uploaded_gap_bytes")
 
 
-def build_torrents(records: list[ConnectionRecord], subject: Subject) -> list[dict]:
-    """One object per info_hash (sorted), figures from the subject's side."""
-    acc: dict = {}
+def torrent_groups(records: list[ConnectionRecord]) -> dict[str, str]:
+    """info_hash -> the info_hash of its torrent entry.
+
+    Hashes exchanged on one connection (a v1 handshake answered with the
+    truncated v2 hash of a hybrid torrent) belong to one torrent; the entry is
+    named by the initiator's hash (the v1 hash in that exchange)."""
+    parent: dict[str, str] = {}
+
+    def find(h: str) -> str:
+        while parent.setdefault(h, h) != h:
+            parent[h] = parent[parent[h]]
+            h = parent[h]
+        return h
+
+    primaries = set()
     for r in records:
         if r.category != "bittorrent":
             continue
-        t = acc.get(r.info_hash)
+        find(r.info_hash)
+        if r.info_hash_reply:
+            primaries.add(r.info_hash)
+            a, b = find(r.info_hash), find(r.info_hash_reply)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    members: dict[str, list[str]] = defaultdict(list)
+    for h in parent:
+        members[find(h)].append(h)
+    out = {}
+    for group in members.values():
+        named = sorted(h for h in group if h in primaries) or sorted(group)
+        for h in group:
+            out[h] = named[0]
+    return out
+
+
+def build_torrents(records: list[ConnectionRecord], subject: Subject) -> list[dict]:
+    """One object per torrent (sorted by info_hash), figures from the subject's side."""
+    acc: dict = {}
+    groups = torrent_groups(records)
+    for r in records:
+        if r.category != "bittorrent":
+            continue
+        key = groups[r.info_hash]
+        t = acc.get(key)
         if t is None:
-            t = acc[r.info_hash] = {
+            t = acc[key] = {
                 "sums": Counter(), "transports": defaultdict(Counter), "peers": set(), "peer_ids": set(),
                 "connections": 0, "other_connections": 0, "first": None, "last": None,
                 "remote_clients": Counter(), "subject_clients": Counter(), "subject_peer_ids": set(),
+                "aliases": set(),
             }
+        t["aliases"].update(h for h in (r.info_hash, r.info_hash_reply) if h and h != key)
         f = transfer_figures(r, subject)
         if "downloaded_bytes" not in f:
             t["other_connections"] += 1
@@ -99,7 +138,7 @@ def build_torrents(records: list[ConnectionRecord], subject: Subject) -> list[di
     out = []
     for info_hash in sorted(acc):
         t = acc[info_hash]
-        row = {"info_hash": info_hash}
+        row = {"info_hash": info_hash, "info_hash_aliases": sorted(t["aliases"])}
         for k in SUM_FIELDS[:4]:
             row[k] = t["sums"][k]
         row.update({
