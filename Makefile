@@ -38,7 +38,7 @@ test: install system-deps
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 bench: install system-deps
-	$(PY) -m analyzer.bench --out .bench
+	$(PY) bench/bench.py --out .bench
 
 clean:
 	rm -rf $(VENV) build out .bench

@@ -70,18 +70,23 @@ def render_summary(summary: dict, out_dir: Path) -> str:
              + ("  (inferred)" if summary["subject"]["inferred"] else ""),
              f"inputs: {len(summary['inputs'])} file(s), {acc['frames']} frames, "
              f"{format_bytes(acc['bytes'])} on the wire", ""]
-    if summary["torrents"]:
-        lines.append(f"{'info_hash':40}  {'downloaded':>24}  {'uploaded':>24}  {'peers':>5}  {'conns':>5}")
-        for t in summary["torrents"]:
-            lines.append(f"{t['info_hash']:40}  {format_bytes(t['downloaded_bytes']):>24}  "
-                         f"{format_bytes(t['uploaded_bytes']):>24}  {t['peers']:>5}  {t['connections']:>5}")
-    else:
+    for t in summary["torrents"]:
+        aliases = f" (also {', '.join(t['info_hash_aliases'])})" if t["info_hash_aliases"] else ""
+        lines += [
+            f"torrent {t['info_hash']}{aliases}",
+            f"  downloaded {t['downloaded_bytes']:>15,} B  {format_bytes(t['downloaded_bytes']):>22}"
+            f"   acknowledged {t['downloaded_acked_bytes']:,} B",
+            f"  uploaded   {t['uploaded_bytes']:>15,} B  {format_bytes(t['uploaded_bytes']):>22}"
+            f"   acknowledged {t['uploaded_acked_bytes']:,} B",
+            f"  {t['peers']} peer(s), {t['connections']} connection(s), {t['first_seen']} to {t['last_seen']}",
+        ]
+    if not summary["torrents"]:
         lines.append("no torrent (info_hash) seen")
     lines.append("")
     lines.append("frames by category:")
     for name, c in acc["categories"].items():
         if c["frames"]:
-            lines.append(f"  {name:24} {c['frames']:>12}  {format_bytes(c['bytes'])}")
+            lines.append(f"  {name:24} {c['frames']:>12,} frames  {c['bytes']:>15,} B")
     gaps = acc["gap_bytes"]
     if any(gaps.values()):
         lines.append(f"capture gaps: {gaps['to_subject']} bytes to the subject, "

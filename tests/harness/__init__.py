@@ -72,6 +72,8 @@ def run_swarm(
     capture_name: str | None = None,
     pin_cpu: int | None = None,
     python: str = sys.executable,
+    capture_buffer_kib: int = 16384,
+    packet_buffered: bool = True,
 ) -> SwarmResult:
     """Run ``spec`` (see swarm.py) in a fresh namespace under capture.
 
@@ -104,7 +106,8 @@ def run_swarm(
     with Namespace(ipv4_addrs=v4, ipv6_addrs=v6,
                    drop_probability=drop_probability) as ns:
         cap = Capture(ns, cap_path, tool=capture_tool, interface=interface,
-                      extra_args=capture_args)
+                      extra_args=capture_args, buffer_kib=capture_buffer_kib,
+                      packet_buffered=packet_buffered)
         with cap:
             proc = ns.run([python, str(SWARM_SCRIPT), str(spec_file), str(result_file)],
                           capture_output=True, text=True, timeout=timeout)

@@ -206,6 +206,8 @@ class Capture:
         interface: str = "lo",
         extra_args: Sequence[str] = (),
         snaplen: int = 0,
+        packet_buffered: bool = True,
+        buffer_kib: int = 16384,
     ) -> None:
         if tool not in ("tcpdump", "dumpcap"):
             raise ValueError(f"unsupported capture tool {tool!r}")
@@ -215,6 +217,8 @@ class Capture:
         self.interface = interface
         self.extra_args = [str(a) for a in extra_args]
         self.snaplen = snaplen
+        self.packet_buffered = packet_buffered   # tcpdump -U: slower, but files are complete at once
+        self.buffer_kib = buffer_kib             # kernel capture buffer (-B)
         self.proc: subprocess.Popen | None = None
         self.files: list[Path] = []
         self.kernel_dropped: int = 0
@@ -227,10 +231,12 @@ class Capture:
         if self.tool == "tcpdump":
             # -Z root: Debian's tcpdump otherwise drops to user 'tcpdump'
             # and could not write into root-owned test directories.
-            return ["tcpdump", "-U", "-n", "-B", "16384", "-s", str(self.snaplen),
+            return ["tcpdump", *(["-U"] if self.packet_buffered else []), "-n",
+                    "-B", str(self.buffer_kib), "-s", str(self.snaplen),
                     "-Z", "root", "-i", self.interface, *self.extra_args,
                     "-w", str(self.path)]
-        argv = ["dumpcap", "-q", "-i", self.interface, *self.extra_args,
+        argv = ["dumpcap", "-q", "-B", str(max(1, self.buffer_kib // 1024)), "-i", self.interface,
+                *self.extra_args,
                 "-w", str(self.path)]
         if self.snaplen:
             argv[2:2] = ["-s", str(self.snaplen)]

@@ -1,0 +1,86 @@
+"""The committed sample capture (captures/sample-swarm.pcap) against its ground truth,
+and the determinism of the outputs."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer.analysis import analyze
+from analyzer.cli import main
+from analyzer.sessions.subject import given_subject
+from analyzer.sessions.summary import build_torrents
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "captures" / "sample-swarm.pcap"
+TRUTH = json.loads((REPO / "captures" / "sample-swarm.truth.json").read_text())
+INFO_HASH = TRUTH["torrents"]["sample"]["info_hash_v1"]
+
+
+@pytest.fixture(scope="module")
+def result():
+    return analyze([SAMPLE], local=["127.0.0.3"], warn=lambda m: None)
+
+
+@pytest.mark.parametrize("peer", sorted(TRUTH["peers"]))
+def test_each_peer_matches_its_libtorrent_counters(result, peer):
+    p = TRUTH["peers"][peer]
+    counters = p["torrents"]["sample"]
+    [t] = build_torrents(result.records, given_subject([p["ip"]]))
+    assert t["info_hash"] == INFO_HASH
+    assert t["uploaded_bytes"] == t["uploaded_acked_bytes"] == counters["total_payload_upload"]
+    assert t["downloaded_bytes"] == t["downloaded_acked_bytes"] == counters["total_payload_download"]
+
+
+def test_frames_match_tshark(result):
+    out = subprocess.run(["tshark", "-n", "-r", str(SAMPLE), "-T", "fields", "-e", "frame.number"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert result.frames == len(out) == sum(r.frames for r in result.records)
+
+
+def run_cli(tmp_path: Path, name: str, *args: str) -> Path:
+    out = tmp_path / name
+    r = CliRunner().invoke(main, ["analyze", str(SAMPLE), "--out", str(out), "--quiet", *args])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_outputs_are_byte_identical_across_runs_and_jobs(tmp_path):
+    a = run_cli(tmp_path, "a", "--local", "127.0.0.3")
+    b = run_cli(tmp_path, "b", "--local", "127.0.0.3")
+    c = run_cli(tmp_path, "c", "--local", "127.0.0.3", "--jobs", "2")
+    for name in ("summary.json", "torrents.csv", "connections.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes() == (c / name).read_bytes(), name
+    # the run itself (times, command line) lives in the manifest only
+    ma, mb = (json.loads((d / "manifest.json").read_text()) for d in (a, b))
+    assert ma["outputs"] == mb["outputs"]
+    assert ma["inputs"][0]["sha256"] == json.loads((a / "summary.json").read_text())["inputs"][0]["sha256"]
+
+
+def test_summary_contract(tmp_path):
+    out = run_cli(tmp_path, "o", "--local", "127.0.0.3")
+    s = json.loads((out / "summary.json").read_text())
+    assert s["schema"] == "bt-analyzer/summary/1"
+    assert s["tool"]["name"] == "bt-analyzer" and s["tool"]["version"]
+    assert s["local"] == ["127.0.0.3"]
+    [inp] = s["inputs"]
+    assert set(inp) >= {"path", "sha256", "size_bytes", "frames", "link_types", "first_ts", "last_ts"}
+    assert inp["size_bytes"] == SAMPLE.stat().st_size
+    [t] = s["torrents"]
+    assert set(t) >= {"info_hash", "downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes",
+                      "uploaded_acked_bytes", "peers", "connections", "first_seen", "last_seen"}
+    assert t["peers"] == 2 and t["connections"] == 2
+    acc = s["accounting"]
+    assert set(acc["categories"]) >= {"bittorrent", "bittorrent_unattributed", "other_tcp", "udp", "non_ip",
+                                      "undecodable"}
+    assert sum(c["frames"] for c in acc["categories"].values()) == acc["frames"] == inp["frames"]
+    assert set(acc["gap_bytes"]) >= {"to_subject", "from_subject"}
+    header = (out / "connections.csv").read_text().splitlines()[0].split(",")
+    for col in ("transport", "src_ip", "src_port", "dst_ip", "dst_port", "info_hash", "peer_id_src",
+                "client_src", "first_frame", "first_ts", "last_frame", "last_ts"):
+        assert col in header
+    rows = (out / "torrents.csv").read_text().splitlines()
+    assert rows[1].startswith(INFO_HASH + ",all,")
