@@ -82,6 +82,10 @@ def render_summary(summary: dict, out_dir: Path) -> str:
         ]
     if not summary["torrents"]:
         lines.append("no torrent (info_hash) seen")
+    u = summary["unattributed"]
+    if u["connections"]:
+        lines.append(f"BitTorrent without info_hash (no handshake captured): {u['connections']} connection(s), "
+                     f"downloaded {u['downloaded_bytes']:,} B, uploaded {u['uploaded_bytes']:,} B")
     lines.append("")
     lines.append("frames by category:")
     for name, c in acc["categories"].items():

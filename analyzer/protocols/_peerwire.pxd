@@ -64,6 +64,6 @@ cdef class PeerWireParser(StreamSink):
     cdef void _enter_resync(self, int64_t off)
     cdef int _anchor(self, const uint8_t* p, Py_ssize_t avail)
     cdef Py_ssize_t _feed_resync(self, const uint8_t* p, Py_ssize_t n)
-    cdef void _resynced(self, Py_ssize_t found)
+    cdef void _resynced(self, Py_ssize_t found, bint handshake)
     cdef void _drop_resync_buffer(self)
     cdef void _give_up(self)

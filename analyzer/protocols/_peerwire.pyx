@@ -27,7 +27,9 @@ States::
 * RESYNC buffers (at most ``RBUF_CAP`` bytes) and looks for an *anchor*: a
   header that is valid under strict rules (exact fixed lengths, capped piece
   and request lengths, ``d`` after an extended handshake id) and whose
-  successor header is valid too.  The bytes skipped before the anchor are the
+  successor header is valid too; or a standard 16 KiB piece header with an
+  aligned offset (distinctive alone); or a handshake (its 20-byte protocol
+  string), as when a connection is captured after its SYN.  The bytes skipped before the anchor are the
   tail of a block whose header was not captured when the anchor is a piece
   message and they are no longer than its block; then they count as block
   bytes of an unknown piece, otherwise as unparsed.  After ``RESYNC_BUDGET``
@@ -470,9 +472,20 @@ cdef class PeerWireParser:
         self.resync_start = off
 
     cdef int _anchor(self, const uint8_t* p, Py_ssize_t avail):
-        """1: anchor at p; 0: not; -1: cannot tell yet (need more bytes)."""
+        """1: message anchor at p; 2: handshake at p; 0: not; -1: cannot tell yet."""
         cdef uint32_t L, L2
         cdef int msg_id
+        cdef Py_ssize_t i
+        if p[0] == 19:
+            # "\x13BitTorrent protocol": a handshake (e.g. a connection captured
+            # after its SYN but before its first byte)
+            for i in range(1, 20):
+                if i >= avail:
+                    return -1
+                if p[i] != <uint8_t>PROTO[i]:
+                    break
+            else:
+                return 2
         if avail < 5:
             return -1
         L = be32(p)
@@ -491,6 +504,15 @@ cdef class PeerWireParser:
                 return -1
             if p[5] == 0 and p[6] != 0x64:   # extended handshake payload is a dict
                 return 0
+        elif msg_id == 7 and L == 16384 + 9:
+            # The standard 16 KiB block: a 13-byte header with its exact length,
+            # the piece id, a block-aligned offset and a plausible index is
+            # distinctive enough on its own (needed when only a few segments of
+            # a connection were captured, with no second header to confirm).
+            if avail < 13:
+                return -1
+            if be32(p + 9) % 16384 == 0 and be32(p + 5) < (1 << 24) and be32(p + 9) < (1 << 28):
+                return 1
         if avail < <Py_ssize_t>(L + 4 + 5):
             return -1
         L2 = be32(p + 4 + L)
@@ -523,24 +545,24 @@ cdef class PeerWireParser:
             found = -1
             while self.rscan < self.rbuf_len:
                 r = self._anchor(self.rbuf + self.rscan, self.rbuf_len - self.rscan)
-                if r == 1:
+                if r > 0:
                     found = self.rscan
                     break
                 if r < 0:
                     break
                 self.rscan += 1
             if found >= 0:
-                self._resynced(found)
+                self._resynced(found, r == 2)
                 self.feed(p + consumed, n - consumed)
                 return n
         return consumed
 
-    cdef void _resynced(self, Py_ssize_t found):
+    cdef void _resynced(self, Py_ssize_t found, bint handshake):
         cdef int64_t skipped = self.rbuf_off + found - self.resync_start
         cdef const uint8_t* a = self.rbuf + found
         cdef bint tail = False
         cdef int64_t anchor_block
-        if skipped > 0 and a[4] == 7:
+        if skipped > 0 and not handshake and a[4] == 7:
             anchor_block = <int64_t>be32(a) - 9
             tail = skipped <= anchor_block
         if tail:
@@ -558,7 +580,11 @@ cdef class PeerWireParser:
         self.stream_off = self.rbuf_off + found
         self.rbuf_len = 0
         self.rscan = 0
-        self._start_header()
+        if handshake:
+            self.state = S_HANDSHAKE
+            self.hs_len = 0
+        else:
+            self._start_header()
         cdef const uint8_t* rp = replay
         self.feed(rp, len(replay))
 

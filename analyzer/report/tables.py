@@ -17,7 +17,8 @@ import numpy
 from analyzer import __version__
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.sessions.connections import DIRECTION_FIELDS, ConnectionRecord
-from analyzer.sessions.summary import SUM_FIELDS, build_accounting, build_torrents, transfer_figures
+from analyzer.sessions.summary import (SUM_FIELDS, build_accounting, build_torrents, build_unattributed,
+                                       transfer_figures)
 from analyzer.timefmt import iso_ns
 
 SUMMARY_SCHEMA = "bt-analyzer/summary/1"
@@ -58,6 +59,7 @@ def build_summary(result) -> dict:
         "subject": result.subject.as_json(),
         "inputs": input_entries(result),
         "torrents": build_torrents(result.records, result.subject),
+        "unattributed": build_unattributed(result.records, result.subject),
         "accounting": build_accounting(result),
         "notes": list(result.notes),
     }

@@ -161,6 +161,26 @@ def build_torrents(records: list[ConnectionRecord], subject: Subject) -> list[di
     return out
 
 
+def build_unattributed(records: list[ConnectionRecord], subject: Subject) -> dict:
+    """BitTorrent connections without an info_hash (no handshake captured),
+    from the subject's side: their piece bytes cannot be given to a torrent."""
+    out = Counter()
+    peers = set()
+    for r in records:
+        if r.category != "bittorrent_unattributed":
+            continue
+        f = transfer_figures(r, subject)
+        if "downloaded_bytes" not in f:
+            out["other_connections"] += 1
+            continue
+        out["connections"] += 1
+        peers.add(f["remote_ip"])
+        for k in SUM_FIELDS:
+            out[k] += f[k]
+    return {"connections": out["connections"], "peers": len(peers), **{k: out[k] for k in SUM_FIELDS},
+            "other_connections": out["other_connections"]}
+
+
 def build_accounting(result) -> dict:
     """Every frame in exactly one category; stream-level byte accounting."""
     cats = {c: {"frames": 0, "bytes": 0} for c in ALL_CATEGORIES}

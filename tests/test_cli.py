@@ -1,0 +1,87 @@
+"""The command line, in-process (click's runner): help, options, exit codes, messages."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from analyzer.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "captures" / "sample-swarm.pcap"
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_every_command_has_help():
+    r = invoke("--help")
+    assert r.exit_code == 0 and "Forensic analysis" in r.output
+    for name, cmd in main.commands.items():
+        assert cmd.help, name
+        r = invoke(name, "--help")
+        assert r.exit_code == 0 and "Usage:" in r.output
+        for opt in cmd.params:
+            if opt.param_type_name == "option" and not opt.hidden:
+                assert opt.help, f"{name} {opt.name}"
+
+
+def test_version():
+    r = invoke("--version")
+    assert r.exit_code == 0 and "bt-analyzer" in r.output
+
+
+def test_analyze_writes_the_output_folder(tmp_path):
+    r = invoke("analyze", SAMPLE, "--local", "127.0.0.3", "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "torrent b98e39419803a299cd5c4c83ea3b1ee1be532fa0" in r.stdout
+    assert "downloaded       1,500,000 B" in r.stdout
+    for name in ("summary.json", "torrents.csv", "connections.csv", "manifest.json"):
+        assert (tmp_path / name).is_file()
+
+
+def test_inferred_subject_is_stated_on_stderr(tmp_path):
+    r = invoke("analyze", SAMPLE, "--out", tmp_path, "--quiet")
+    assert r.exit_code == 0
+    assert "subject inferred" in r.stderr
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["subject"]["inferred"] is True and s["notes"]
+
+
+def test_bad_local_spec_is_a_usage_error(tmp_path):
+    r = invoke("analyze", SAMPLE, "--local", "not-an-ip", "--out", tmp_path)
+    assert r.exit_code == 2
+    assert "not an IP address, CIDR network or IP:port" in r.stderr
+
+
+def test_local_spec_forms(tmp_path):
+    for spec in ("127.0.0.3", "127.0.0.0/29", "127.0.0.3:6881", "[::1]:6881", "fd00::/8"):
+        r = invoke("analyze", SAMPLE, "--local", spec, "--out", tmp_path / "o", "--quiet")
+        assert r.exit_code == 0, (spec, r.output)
+
+
+def test_nothing_readable_exits_non_zero_without_traceback(tmp_path):
+    missing = tmp_path / "nope.pcap"
+    r = invoke("analyze", missing, "--out", tmp_path / "o")
+    assert r.exit_code == 2
+    assert f"{missing}: no such file" in r.stderr
+    assert "Traceback" not in r.output and "Traceback" not in r.stderr
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["inputs"][0]["readable"] is False
+
+
+def test_bad_files_fail_alone(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a capture\n")
+    r = invoke("analyze", text, SAMPLE, tmp_path / "missing.pcap", "--local", "127.0.0.3",
+               "--out", tmp_path / "o", "--quiet")
+    assert r.exit_code == 0
+    lines = [line for line in r.stderr.splitlines() if line.startswith("bt-analyzer:")]
+    assert any(str(text) in line and "not a pcap or pcapng capture" in line for line in lines)
+    assert any("missing.pcap" in line and "no such file" in line for line in lines)
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    readable = {Path(i["path"]).name: i["readable"] for i in s["inputs"]}
+    assert readable == {"sample-swarm.pcap": True, "notes.txt": False, "missing.pcap": False}
+    assert s["torrents"][0]["downloaded_bytes"] == 1_500_000
