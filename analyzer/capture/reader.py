@@ -37,6 +37,7 @@ import numpy as np
 from analyzer.capture import _scan
 
 BUFFER_SIZE = 32 << 20
+FIRST_READ = 1 << 16
 BATCH_RECORDS = 1 << 15
 MAX_PCAPNG_BLOCK = 16 << 20
 DEFAULT_MAX_CAPLEN = 262144
@@ -124,7 +125,9 @@ class CaptureReader:
             raise CaptureError(f"{path}: is a directory") from None
         except OSError as e:
             raise CaptureError(f"{path}: cannot open: {e.strerror or e}") from None
-        self._buf = bytearray(BUFFER_SIZE)
+        # A small first buffer: opening a file (e.g. to peek at its first
+        # timestamp) reads only its start; batches() grows it to BUFFER_SIZE.
+        self._buf = bytearray(FIRST_READ)
         self._view = memoryview(self._buf)
         self._fill = 0
         self._pos = 0
@@ -156,6 +159,8 @@ class CaptureReader:
     # ------------------------------------------------------------------ buffer management
     def _read_more(self) -> int:
         """Move unread bytes to the front and fill the rest of the buffer."""
+        if len(self._buf) < BUFFER_SIZE and self._pos == 0 and self._fill == len(self._buf):
+            self._grow()
         if self._pos:
             rest = self._fill - self._pos
             self._buf[:rest] = self._buf[self._pos:self._fill]
@@ -163,7 +168,7 @@ class CaptureReader:
             self._fill = rest
             self._pos = 0
         got_total = 0
-        while self._fill < BUFFER_SIZE and not self._eof:
+        while self._fill < len(self._buf) and not self._eof:
             got = self._stream.readinto(self._view[self._fill:])
             if not got:
                 self._eof = True
@@ -171,6 +176,11 @@ class CaptureReader:
             self._fill += got
             got_total += got
         return got_total
+
+    def _grow(self) -> None:
+        self._view.release()
+        self._buf.extend(bytes(BUFFER_SIZE - len(self._buf)))
+        self._view = memoryview(self._buf)
 
     def _safe_read_more(self) -> bool:
         """Read more; a broken compressed stream ends the file with a report."""
@@ -223,6 +233,8 @@ class CaptureReader:
     def batches(self):
         """Yield ``Batch`` objects until the end of the file (see module docstring)."""
         frame_no = 1
+        if len(self._buf) < BUFFER_SIZE:
+            self._grow()
         scan = self._scan_pcap if self.report.format == "pcap" else self._scan_pcapng
         try:
             while True:

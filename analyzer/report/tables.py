@@ -86,6 +86,7 @@ CONNECTION_COLUMNS = (
     "state", "category", "attribution", "info_hash", "info_hash_reply", "subject_side",
     "remote_ip", "remote_port", "downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes",
     "uploaded_acked_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
+    "reserved_src", "reserved_dst", "ext_handshake_src", "ext_handshake_dst",
     *(f"{f}_{d}" for f in DIRECTION_FIELDS for d in ("src_to_dst", "dst_to_src")),
     "first_file", "first_frame", "first_ts", "last_file", "last_frame", "last_ts",
 )
@@ -98,13 +99,23 @@ def connection_row(r: ConnectionRecord, result, files: list[str]) -> list:
            f["subject_side"], f.get("remote_ip", ""), f.get("remote_port", ""),
            f.get("downloaded_bytes", ""), f.get("downloaded_acked_bytes", ""),
            f.get("uploaded_bytes", ""), f.get("uploaded_acked_bytes", ""),
-           peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), r.client(r.fwd), r.client(r.rev)]
+           peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), r.client(r.fwd), r.client(r.rev),
+           _hex(r.fwd.reserved), _hex(r.rev.reserved), _compact(r.fwd.ext), _compact(r.rev.ext)]
     for name in DIRECTION_FIELDS:
         row.append(getattr(r.fwd, name))
         row.append(getattr(r.rev, name))
     row += [files[r.first_file], r.first_frame, iso_ns(r.first_ts_ns),
             files[r.last_file], r.last_frame, iso_ns(r.last_ts_ns)]
     return row
+
+
+def _hex(b: bytes | None) -> str:
+    return b.hex() if b is not None else ""
+
+
+def _compact(d: dict) -> str:
+    """The decoded BEP 10 handshake (v, m, p, metadata_size, reqq, yourip) as compact JSON."""
+    return json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False) if d else ""
 
 
 def connections_csv(result) -> str:
