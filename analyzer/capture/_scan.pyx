@@ -148,6 +148,8 @@ def scan_pcapng(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swa
             return n, pos, ST_BAD
         if end - pos < blen:
             return n, pos, ST_NEED_MORE
+        if rd32(b + pos + blen - 4, swapped) != blen:
+            return n, pos, ST_BAD       # the trailing copy of the length disagrees
         if btype == 6:        # Enhanced Packet Block
             if blen < 32:
                 return n, pos, ST_BAD

@@ -98,17 +98,90 @@ class FileReport:
         self.errors.append(f"{where}{message}")
 
 
+class _Decompressed:
+    """``readinto`` over a gzip/bzip2/xz file that hands out every byte
+    decompressed before the point of damage (the standard library's file
+    objects drop the partial output of a failing read), then raises.
+
+    Concatenated members/streams are followed; zero padding after the last
+    one is ignored, as gzip itself does.
+    """
+
+    RAW_CHUNK = 1 << 14         # what a damaged chunk can cost: its own output
+    MAX_OUT = 1 << 20
+    _ERRORS = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError)
+
+    def __init__(self, raw, kind: str):
+        self.raw = raw
+        self.kind = kind
+        self.d = None             # current decompressor (None between members)
+        self.carry = b""          # input left over after a member ended
+        self.fed = False          # the current member received input
+        self.out = memoryview(b"")
+        self.error: Exception | None = None
+        self.done = False
+
+    def _new(self):
+        if self.kind == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return bz2.BZ2Decompressor() if self.kind == "bzip2" else lzma.LZMADecompressor()
+
+    def readinto(self, view) -> int:
+        """Bytes copied into ``view``; 0 at the end, with ``error`` set if the end is damage."""
+        while not len(self.out) and not self.done:
+            self._step()
+        if not len(self.out):
+            return 0
+        n = min(len(view), len(self.out))
+        view[:n] = self.out[:n]
+        self.out = self.out[n:]
+        return n
+
+    def _step(self) -> None:
+        if self.d is None:
+            data = self.carry or self.raw.read(self.RAW_CHUNK)
+            self.carry = b""
+            if not data.strip(b"\0"):
+                if not data or not self.raw.read(1):     # end, or only zero padding left
+                    self.done = True
+                    return
+            self.d, self.fed = self._new(), False
+        elif self.kind == "gzip":
+            data = self.d.unconsumed_tail or self.raw.read(self.RAW_CHUNK)
+        else:
+            data = self.raw.read(self.RAW_CHUNK) if self.d.needs_input else b""
+        if not data and (self.kind == "gzip" or self.d.needs_input):
+            if self.fed and not self.d.eof:
+                self.error = EOFError(f"{self.kind} stream ended before its end marker (file truncated)")
+            self.done = True
+            return
+        self.fed = True
+        try:
+            out = self.d.decompress(data, self.MAX_OUT)
+        except self._ERRORS as e:
+            self.error = e
+            self.done = True
+            return
+        self.out = memoryview(out)
+        if self.d.eof:
+            self.carry = self.d.unused_data
+            self.d = None
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 def _open_stream(path: Path):
     """The file's byte stream, decompressed when needed, and the compression name."""
     raw = open(path, "rb")
     head = raw.read(6)
     raw.seek(0)
     if head[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), "gzip", raw
+        return _Decompressed(raw, "gzip"), "gzip", raw
     if head[:3] == b"BZh":
-        return bz2.BZ2File(raw, "rb"), "bzip2", raw
+        return _Decompressed(raw, "bzip2"), "bzip2", raw
     if head[:6] == b"\xfd7zXZ\x00":
-        return lzma.LZMAFile(raw, "rb"), "xz", raw
+        return _Decompressed(raw, "xz"), "xz", raw
     return raw, "none", raw
 
 
@@ -135,20 +208,21 @@ class CaptureReader:
         self._eof = False
         try:
             self._read_more()
-        except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+            magic = bytes(self._buf[:4])
+            if self._fill < 4 and self.report.errors:
+                raise CaptureError(f"{path}: cannot read: {self.report.errors[-1]}")
+            if magic in PCAP_MAGICS:
+                self.report.format = "pcap"
+                self._init_pcap(*PCAP_MAGICS[magic])
+            elif magic == PCAPNG_MAGIC:
+                self.report.format = "pcapng"
+                self._init_pcapng()
+            else:
+                what = "empty file" if self._fill == 0 else f"unknown magic {magic.hex()}"
+                raise CaptureError(f"{path}: not a pcap or pcapng capture ({what})")
+        except CaptureError:
             self.close()
-            raise CaptureError(f"{path}: cannot read ({self.report.compression}): {e}") from None
-        magic = bytes(self._buf[:4])
-        if magic in PCAP_MAGICS:
-            self.report.format = "pcap"
-            self._init_pcap(*PCAP_MAGICS[magic])
-        elif magic == PCAPNG_MAGIC:
-            self.report.format = "pcapng"
-            self._init_pcapng()
-        else:
-            self.close()
-            what = "empty file" if self._fill == 0 else f"unknown magic {magic.hex()}"
-            raise CaptureError(f"{path}: not a pcap or pcapng capture ({what})")
+            raise
         n = BATCH_RECORDS
         self._off = np.empty(n, np.int64)
         self._cap = np.empty(n, np.uint32)
@@ -169,9 +243,23 @@ class CaptureReader:
             self._pos = 0
         got_total = 0
         while self._fill < len(self._buf) and not self._eof:
-            got = self._stream.readinto(self._view[self._fill:])
+            try:
+                got = self._stream.readinto(self._view[self._fill:])
+            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as e:
+                # Everything read before the damage stays in the buffer and is analysed.
+                self._eof = True
+                what = f"{self.report.compression} stream" if self.report.compression != "none" else "read"
+                self.report.error(self._base + self._fill,
+                                  f"{what} failed after {self._base + self._fill} bytes: {e}; "
+                                  f"the rest of the file is unreadable")
+                break
             if not got:
                 self._eof = True
+                failure = getattr(self._stream, "error", None)
+                if failure is not None:
+                    self.report.error(self._base + self._fill,
+                                      f"{self.report.compression} stream failed after {self._base + self._fill} "
+                                      f"decompressed bytes: {failure}; the rest of the file is unreadable")
                 break
             self._fill += got
             got_total += got
@@ -183,15 +271,8 @@ class CaptureReader:
         self._view = memoryview(self._buf)
 
     def _safe_read_more(self) -> bool:
-        """Read more; a broken compressed stream ends the file with a report."""
-        try:
-            return self._read_more() > 0
-        except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
-            self.report.error(self._base + self._fill,
-                              f"{self.report.compression} stream broken after this many "
-                              f"decompressed bytes: {e}; the rest of the file is unreadable")
-            self._eof = True
-            return False
+        """Read more (a broken stream ends the file with a report); True if bytes came."""
+        return self._read_more() > 0
 
     def close(self) -> None:
         for f in (getattr(self, "_stream", None), getattr(self, "_raw", None)):
@@ -258,6 +339,8 @@ class CaptureReader:
                 # ST_NEED_MORE
                 if self._eof or not self._safe_read_more():
                     if self._pos < self._fill:
+                        if self._recover_at_end():
+                            continue
                         left = self._fill - self._pos
                         self.report.truncated_bytes += left
                         self.report.error(self._base + self._pos,
@@ -317,13 +400,58 @@ class CaptureReader:
                 self.report.error(start, f"{reason}; no plausible record in the remaining {skipped} bytes")
                 return False
 
-    def _describe_bad(self) -> str:
+    def _recover_at_end(self) -> bool:
+        """The last record claims more bytes than the file has left: if trustworthy
+        records follow, that is damage (reported, skipped), not a truncated end."""
+        step = 1 if self.report.format == "pcap" else 4
+        if self.report.format == "pcap":
+            ref = int(self._ts[0] // 1_000_000_000) if self.report.frames else -1
+            found, p = _scan.resync_pcap(self._buf, self._pos + step, self._fill, self._swapped, self._frac_ns,
+                                         self._max_caplen, ref, True)
+        else:
+            found, p = _scan.resync_pcapng(self._buf, self._pos + step, self._fill, self._swapped,
+                                           MAX_PCAPNG_BLOCK, True)
+        if not found:
+            return False
         e = ">" if self._swapped else "<"
+        left = self._fill - self._pos
         if self.report.format == "pcap":
             caplen = struct.unpack_from(e + "I", self._buf, self._pos + 8)[0]
+            reason = f"record claims {caplen} captured bytes, more than the {left - 16} left in the file"
+        else:
+            btype, blen = struct.unpack_from(e + "II", self._buf, self._pos)
+            reason = f"pcapng block type 0x{btype:x} claims {blen} bytes, more than the {left} left in the file"
+        skipped = p - self._pos
+        self.report.damaged_bytes += skipped
+        self.report.error(self._base + self._pos, f"{reason}; skipped {skipped} bytes to the next plausible record")
+        self._pos = p
+        return True
+
+    def _describe_bad(self) -> str:
+        e = ">" if self._swapped else "<"
+        buf, pos = self._buf, self._pos
+        if self.report.format == "pcap":
+            caplen = struct.unpack_from(e + "I", buf, pos + 8)[0]
             return f"record claims {caplen} captured bytes (more than the maximum {self._max_caplen})"
-        btype, blen = struct.unpack_from(e + "II", self._buf, self._pos)
-        return f"pcapng block type 0x{btype:x} with invalid length {blen}"
+        btype, blen = struct.unpack_from(e + "II", buf, pos)
+        name = f"pcapng block type 0x{btype:x}"
+        if blen < 12 or blen % 4 or blen > MAX_PCAPNG_BLOCK:
+            return f"{name} with invalid length {blen}"
+        if self._fill - pos >= blen:
+            trailer = struct.unpack_from(e + "I", buf, pos + blen - 4)[0]
+            if trailer != blen:
+                return f"{name}: length {blen} disagrees with its trailing copy {trailer}"
+        n_if = len(self._if_kind)
+        if btype in (2, 6) and blen >= 32 and self._fill - pos >= 28:
+            iface = struct.unpack_from(e + ("H" if btype == 2 else "I"), buf, pos + 8)[0]
+            caplen = struct.unpack_from(e + "I", buf, pos + 20)[0]
+            if iface >= n_if:
+                return f"packet block refers to interface {iface}, but {n_if} interface(s) are described"
+            if caplen > blen - 32:
+                return f"packet block claims {caplen} captured bytes (caplen) but has room for {blen - 32}"
+        if btype == 3 and n_if == 0:
+            return "simple packet block before any interface description"
+        return f"{name} with invalid length {blen}"
 
     # ------------------------------------------------------------------ pcapng non-packet blocks
     def _handle_block(self) -> bool:
@@ -350,10 +478,14 @@ class CaptureReader:
         if self._fill - self._pos < blen:
             if not self._eof and self._safe_read_more():
                 return True  # more data in the buffer: the scan loop comes back here
+            if self._recover_at_end():
+                return True
             left = self._fill - self._pos
             self.report.truncated_bytes += left
             self.report.error(self._base + self._pos, f"last block truncated ({left} of {blen} bytes)")
             return False
+        if struct.unpack_from(e + "I", self._buf, self._pos + blen - 4)[0] != blen:
+            return self._recover()
         body = bytes(self._buf[self._pos + 8:self._pos + blen - 4])
         if btype == 1:
             self._add_interface(body, e)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 TIMEOUT_NS = 60 * 1_000_000_000
 MAX_PENDING_BYTES = 64 << 20
-MAX_DATAGRAM = 65535 + 40
+MAX_PAYLOAD = 65535          # no reassembled payload can be longer
 _V6_EXT = {0, 43, 60, 135, 139, 140}
 
 
@@ -23,13 +23,13 @@ class _Pending:
     header: bytes | None = None        # IPv4 header / IPv6 unfragmentable part (of offset 0)
     next_header_pos: int = -1         # IPv6: where the next-header byte to patch lives
     next_header: int = 0
-    parts: dict = field(default_factory=dict)   # offset -> bytes
+    data: bytearray = field(default_factory=bytearray)   # payload bytes by offset
+    have: bytearray = field(default_factory=bytearray)   # 1 where data holds a byte
     total: int | None = None
     frames: int = 0
     wire_bytes: int = 0
     first: tuple = ()                  # (ts, file_idx, frame_no) of the first fragment
     last_ts: int = 0
-    size: int = 0
 
 
 @dataclass
@@ -63,55 +63,62 @@ class Defragmenter:
         p.frames += 1
         p.wire_bytes += wire
         p.last_ts = max(p.last_ts, ts)
-        if offset == 0:
+        if offset == 0 and p.header is None:
             p.header, p.next_header_pos, p.next_header = header, nh_pos, nh
-        if not more:
-            p.total = offset + len(data)
-        if offset + len(data) > MAX_DATAGRAM:
-            self._discard(key)
+        end = offset + len(data)
+        if not more and p.total is None:
+            p.total = end
+        if end > MAX_PAYLOAD:
+            self._discard(key)          # larger than any IP datagram can be ("ping of death")
             return None
-        old = p.parts.get(offset)
-        if old is not None:
-            n = min(len(old), len(data))
-            if old[:n] != data[:n]:
-                self.conflicts += 1
-        if old is None or len(data) > len(old):
-            grow = len(data) - (len(old) if old is not None else 0)
-            p.parts[offset] = data
-            p.size += grow
-            self.pending_bytes += grow
+        self._store(p, offset, data)
         while self.pending_bytes > MAX_PENDING_BYTES and self.pending:
             self._discard(next(iter(self.pending)))
         return self._complete(key)
+
+    def _store(self, p: _Pending, offset: int, data: bytes) -> None:
+        """First copy of every byte wins; a fragment that overlaps different bytes is a conflict."""
+        end = offset + len(data)
+        if end > len(p.data):
+            grow = end - len(p.data)
+            p.data.extend(bytes(grow))
+            p.have.extend(bytes(grow))
+            self.pending_bytes += 2 * grow
+        window = p.have[offset:end]
+        if not any(window):
+            p.data[offset:end] = data
+            p.have[offset:end] = b"\x01" * len(data)
+            return
+        differs = False
+        for i, b in enumerate(data):
+            if window[i]:
+                differs = differs or p.data[offset + i] != b
+            else:
+                p.data[offset + i] = b
+                p.have[offset + i] = 1
+        self.conflicts += differs
 
     def _complete(self, key) -> Datagram | None:
         p = self.pending.get(key)
         if p is None or p.total is None or p.header is None:
             return None
-        buf = bytearray(p.total)
-        covered = 0
-        for off in sorted(p.parts):
-            data = p.parts[off]
-            if off > covered:
-                return None
-            end = off + len(data)
-            if end > covered:
-                end = min(end, p.total)
-                buf[covered:end] = data[covered - off:end - off]
-                covered = end
-        if covered < p.total:
+        if p.have[:p.total].count(1) != p.total:
+            return None
+        hdr = bytearray(p.header)
+        if len(hdr) + p.total > 65535 + (40 if key[0] == 6 else 0):
+            self._discard(key)
             return None
         del self.pending[key]
-        self.pending_bytes -= p.size
+        self.pending_bytes -= 2 * len(p.data)
         self.reassembled += 1
-        hdr = bytearray(p.header)
         if key[0] == 4:
-            struct.pack_into(">HH", hdr, 2, len(hdr) + p.total, 0)
+            struct.pack_into(">H", hdr, 2, len(hdr) + p.total)   # total length
+            struct.pack_into(">H", hdr, 6, 0)                    # no flags, offset 0
         else:
             hdr[p.next_header_pos] = p.next_header
             struct.pack_into(">H", hdr, 4, len(hdr) - 40 + p.total)
         ts, file_idx, frame_no = p.first
-        return Datagram(bytes(hdr) + bytes(buf), ts, file_idx, frame_no, p.frames, p.wire_bytes)
+        return Datagram(bytes(hdr) + bytes(p.data[:p.total]), ts, file_idx, frame_no, p.frames, p.wire_bytes)
 
     def expire(self, now_ts: int) -> None:
         for key in [k for k, p in self.pending.items() if now_ts - p.last_ts > TIMEOUT_NS]:
@@ -123,7 +130,7 @@ class Defragmenter:
 
     def _discard(self, key) -> None:
         p = self.pending.pop(key)
-        self.pending_bytes -= p.size
+        self.pending_bytes -= 2 * len(p.data)
         self._drop(p.frames, p.wire_bytes)
 
     def _drop(self, frames: int, wire: int) -> None:

@@ -1,0 +1,150 @@
+"""Defragmenter alone: the datagrams it rebuilds, overlap rules, incomplete datagrams.
+
+Contract (analyzer/decode/fragments.py): a datagram is returned once every byte from 0 to the
+last fragment's end is present; the first copy of any byte wins; overlapping fragments with
+different bytes are counted; datagrams still incomplete after TIMEOUT_NS or at the end are
+dropped (counted), never guessed.
+"""
+from __future__ import annotations
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import IPv6
+
+from analyzer.decode.fragments import TIMEOUT_NS, Defragmenter
+from craft import V4_CLIENT, V4_SERVER, V6_CLIENT, V6_SERVER, fragment_packet, udp_packet, v4_fragment, v6_fragment
+
+FRAG = {4: v4_fragment, 6: v6_fragment}
+ADDRS = {4: (V4_CLIENT, V4_SERVER), 6: (V6_CLIENT, V6_SERVER)}
+
+
+def feed(version: int, frags: list[bytes], *, wire: int = 100, d: Defragmenter | None = None):
+    d = d or Defragmenter()
+    out = []
+    for i, f in enumerate(frags):
+        got = d.add(0, i + 1, 1000 + i, wire, version, f)
+        if got is not None:
+            out.append(got)
+    return d, out
+
+
+def ip_payload(version: int, packet: bytes) -> bytes:
+    return packet[(packet[0] & 15) * 4:] if version == 4 else packet[40:]
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_rebuilt_datagram_is_the_original_packet(version):
+    client, server = ADDRS[version]
+    original = udp_packet(client, server, payload=bytes(range(200)))
+    frags = fragment_packet(original, 64, ident=0x1234)
+    d, out = feed(version, frags[::-1])
+    [dg] = out
+    assert (dg.frames, dg.wire_bytes, dg.frame_no, dg.ts_ns) == (len(frags), 100 * len(frags), 1, 1000)
+    assert ip_payload(version, dg.packet) == ip_payload(version, original)
+    if version == 4:
+        p = IP(dg.packet)
+        assert (p.flags, p.frag) == (0, 0), "the rebuilt datagram must not look like a fragment"
+        assert p.id == 0x1234 and p.len == len(dg.packet) and p.proto == 17
+    else:
+        p = IPv6(dg.packet)
+        assert p.nh == 17 and p.plen == len(dg.packet) - 40
+    assert bytes(p[UDP].payload) == bytes(range(200))
+    assert d.pending == {} and d.pending_bytes == 0 and d.reassembled == 1
+
+
+def reference(frags: list[tuple[int, bytes]]) -> tuple[bytes, int]:
+    """First copy of every byte wins; a fragment overlapping different bytes is one conflict."""
+    have: dict[int, int] = {}
+    conflicts = 0
+    for off, data in frags:
+        differs = False
+        for i, b in enumerate(data):
+            if off + i in have:
+                differs |= have[off + i] != b
+            else:
+                have[off + i] = b
+        conflicts += differs
+    return bytes(have[i] for i in range(len(have))), conflicts
+
+
+A, B, C = (0, b"A" * 24), (16, b"B" * 24), (40, b"C" * 8)
+OVERLAPS = {
+    "tail-overlap-in-order": [A, B, C],
+    "tail-overlap-later-first": [B, A, C],
+    "reverse": [C, B, A],
+    "same-offset-longer-later": [(0, b"A" * 16), (0, b"B" * 24), (24, b"C" * 24)],
+    "same-offset-shorter-later": [(0, b"A" * 24), (0, b"B" * 16), (24, b"C" * 24)],
+    "contained": [(0, b"A" * 48), (8, b"B" * 8), (48, b"C" * 8)],
+    "identical-retransmission": [A, A, (24, b"C" * 24)],
+    "same-bytes-overlap": [(0, b"X" * 32), (16, b"X" * 32)],
+}
+
+
+@pytest.mark.parametrize("version", [4, 6])
+@pytest.mark.parametrize("name", list(OVERLAPS))
+def test_overlapping_fragments_first_copy_wins(version, name):
+    parts = OVERLAPS[name]
+    end = max(off + len(data) for off, data in parts)
+    frags = [FRAG[version](off, data, off + len(data) < end) for off, data in parts]
+    want, conflicts = reference(parts)
+    d, out = feed(version, frags)
+    assert len(out) == 1
+    assert ip_payload(version, out[0].packet) == want
+    assert d.conflicts == conflicts
+    assert out[0].frames == len(parts)
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_incomplete_datagram_dropped_at_flush(version):
+    frags = [FRAG[version](0, b"a" * 16, True), FRAG[version](32, b"c" * 8, False)]
+    d, out = feed(version, frags, wire=70)
+    assert out == []
+    d.flush()
+    assert (d.dropped_frames, d.dropped_bytes, d.pending, d.pending_bytes) == (2, 140, {}, 0)
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_incomplete_datagram_expires(version):
+    d = Defragmenter()
+    d.add(0, 1, 0, 60, version, FRAG[version](0, b"a" * 16, True))
+    d.expire(TIMEOUT_NS)                      # not yet: exactly the timeout
+    assert d.dropped_frames == 0 and len(d.pending) == 1
+    d.expire(TIMEOUT_NS + 1)
+    assert d.dropped_frames == 1 and d.pending == {}
+    # the missing fragment arriving later starts a new, incomplete datagram: nothing is guessed
+    assert d.add(0, 2, TIMEOUT_NS + 2, 60, version, FRAG[version](16, b"b" * 8, False)) is None
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_datagrams_kept_apart_by_identification(version):
+    x = fragment_packet(udp_packet(*ADDRS[version], payload=b"x" * 40), 24, ident=1)
+    y = fragment_packet(udp_packet(*ADDRS[version], payload=b"y" * 40), 24, ident=2)
+    d, out = feed(version, [x[0], y[0], y[1], x[1]])
+    assert [bytes(ip_payload(version, g.packet))[8:] for g in out] == [b"y" * 40, b"x" * 40]
+    assert d.conflicts == 0
+
+
+def oversized(version: int) -> list[bytes]:
+    """Fragments of a datagram larger than an IP length field allows ('ping of death'):
+    offsets up to 65528 and a last fragment ending at 65544."""
+    step = 1480 if version == 4 else 1440
+    frags = [FRAG[version](off, b"p" * min(step, 65528 - off), True) for off in range(0, 65528, step)]
+    return frags + [FRAG[version](65528, b"q" * 16, False)]
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_oversized_datagram_dropped_not_raised(version):
+    """A crafted capture must not crash the analysis: the datagram cannot be represented, so
+    its fragments are dropped (counted), not rebuilt."""
+    frags = oversized(version)
+    d, out = feed(version, frags)              # must not raise
+    d.flush()
+    assert out == [] and d.reassembled == 0
+    assert d.dropped_frames == len(frags) and d.pending == {}
+
+
+@pytest.mark.parametrize("packet", [b"\x45\x00\x00", bytes(IPv6())[:30]], ids=["ipv4-cut", "ipv6-cut"])
+def test_unparsable_fragment_counted_as_dropped(packet):
+    d = Defragmenter()
+    assert d.add(0, 1, 0, 40, 4 if packet[0] >> 4 == 4 else 6, packet) is None
+    assert d.dropped_frames == 1 and d.dropped_bytes == 40
