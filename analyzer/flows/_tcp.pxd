@@ -27,6 +27,7 @@ cdef class TcpStream:
     cdef int64_t ring_cap, ring_from
     cdef int64_t gap_lo, gap_hi            # the range last declared a gap
     cdef int hole_frames
+    cdef int64_t hole_at                   # next_off when the current hole was first seen acked
     # marked (e.g. piece block) ranges not yet acknowledged, as [a, b) pairs
     cdef int64_t* marks
     cdef Py_ssize_t marks_head, marks_len, marks_cap
@@ -51,5 +52,6 @@ cdef class TcpStream:
     cdef void _grow_ring(self)
     cdef void _gap_to(self, int64_t off)
     cdef void _check_hole(self)
+    cdef int64_t _acked_data_end(self)
     cdef void _take_marks(self)
     cdef void _apply_ack(self)

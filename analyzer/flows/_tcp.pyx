@@ -17,7 +17,7 @@ captured), and ``rel(seq)`` interprets ``seq`` as a signed 32-bit distance from
   in a sorted, non-overlapping out-of-order list (copied, capped).
 * A hole becomes a *gap* (``sink.feed_gap``, never zeros) when the receiver
   acknowledged beyond it and it stayed unfilled for ``PATIENCE`` further
-  frames of this direction (the capture missed bytes the receiver got; the
+  frames of this connection (the capture missed bytes the receiver got; the
   patience absorbs multi-CPU capture reordering), when the out-of-order
   buffer passes ``OOO_CAP``, when a segment was cut by the snap length, or at
   the end of the connection.
@@ -88,7 +88,8 @@ cdef class TcpStream:
 
     # ------------------------------------------------------------------ segments
     cdef void segment(self, uint32_t seq, int flags, const uint8_t* data, Py_ssize_t caplen, Py_ssize_t paylen):
-        cdef int64_t off, end
+        cdef int64_t off, end, target
+        cdef Segment first
         if flags & TH_RST:
             self.rst_seen = True
         if not self.started:
@@ -116,7 +117,14 @@ cdef class TcpStream:
                 # Cut by the snap length: those bytes exist but are not in the capture.
                 self.truncated_bytes += paylen - caplen
                 if self.next_off == off + caplen:
-                    self._gap_to(end)
+                    target = end
+                    if self.ooo:
+                        first = self.ooo[0]
+                        if first.off < target:
+                            target = first.off
+                    self._gap_to(target)
+                    if self.ooo:
+                        self._drain()
         if flags & TH_FIN:
             self.fin_seen = True
             self.fin_off = off + paylen
@@ -299,17 +307,28 @@ cdef class TcpStream:
         if self.sink is not None and self.sink.nranges:
             self._take_marks()
 
+    cdef inline int64_t _acked_data_end(self):
+        """End of the data the receiver acknowledged.  An ACK one past every byte
+        seen, with no FIN captured, acknowledges the (uncaptured) FIN, not data."""
+        if not self.fin_seen and self.ack_off == self.max_end + 1:
+            return self.max_end
+        return self.ack_off
+
     cdef void _check_hole(self):
-        cdef int64_t target
+        cdef int64_t target, acked
         cdef Segment s
         while self.ooo_bytes > OOO_CAP:
             s = self.ooo[0]
             self._gap_to(s.off)
             self._drain()
-        if self.ack_off > self.next_off:
+        acked = self._acked_data_end()
+        if acked > self.next_off:
+            if self.hole_at != self.next_off:
+                self.hole_at = self.next_off      # a new hole: patience starts again
+                self.hole_frames = 0
             self.hole_frames += 1
             if self.hole_frames > PATIENCE:
-                target = self.ack_off
+                target = acked
                 if self.ooo:
                     s = self.ooo[0]
                     if s.off < target:
@@ -331,7 +350,9 @@ cdef class TcpStream:
             s = self.ooo[0]
             self._gap_to(s.off)
             self._drain()
-        end = self.max_end if self.max_end > self.ack_off else self.ack_off
+        end = self._acked_data_end()
+        if self.max_end > end:
+            end = self.max_end
         self._gap_to(end)
         if self.sink is not None:
             self.sink.feed_eof()

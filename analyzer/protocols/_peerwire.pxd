@@ -43,12 +43,16 @@ cdef class PeerWireParser(StreamSink):
     cdef uint8_t* rbuf
     cdef Py_ssize_t rbuf_len, rscan
     cdef int64_t rbuf_off, resync_start
+    cdef bint tail_ok                       # skipped bytes may be a block tail (gap / mid-stream)
+    cdef int anchor_kind
+    cdef bytes _replay                      # buffered bytes to run again from an anchor
+    cdef bint body_lost
 
     # every stream byte lands in exactly one of these (block_tail and block_gap are subsets)
     cdef readonly int64_t handshake_bytes, message_bytes, block_bytes, unparsed_bytes
     cdef readonly int64_t opaque_bytes, gap_bytes
     cdef readonly int64_t block_tail_bytes, block_gap_bytes
-    cdef readonly int64_t messages, pieces, protocol_errors, resyncs, desyncs
+    cdef readonly int64_t messages, pieces, protocol_errors, resyncs, desyncs, lost_messages
     cdef int64_t msg_counts[32]
 
     cdef Py_ssize_t _feed_handshake(self, const uint8_t* p, Py_ssize_t n)
@@ -61,9 +65,12 @@ cdef class PeerWireParser(StreamSink):
     cdef void _emit_body(self)
     cdef void _protocol_error(self, str reason)
     cdef void _desync(self)
-    cdef void _enter_resync(self, int64_t off)
-    cdef int _anchor(self, const uint8_t* p, Py_ssize_t avail)
+    cdef void _enter_resync(self, int64_t off, bint tail_ok)
+    cdef Py_ssize_t _run(self, const uint8_t* p, Py_ssize_t n)
+    cdef Py_ssize_t _scan(self, bint final)
+    cdef void _settle(self)
+    cdef int _anchor(self, const uint8_t* p, Py_ssize_t avail, int64_t off)
     cdef Py_ssize_t _feed_resync(self, const uint8_t* p, Py_ssize_t n)
-    cdef void _resynced(self, Py_ssize_t found, bint handshake)
+    cdef void _resynced(self, Py_ssize_t found)
     cdef void _drop_resync_buffer(self)
     cdef void _give_up(self)

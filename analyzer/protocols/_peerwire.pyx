@@ -42,7 +42,7 @@ unparsed, opaque or gap bytes (``block_tail`` and ``block_gap`` are subsets of
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int64_t
 from libc.string cimport memcpy, memcmp, memmove
 from libc.stdlib cimport malloc, realloc, free
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 from analyzer.protocols import events as ev
 
@@ -59,6 +59,7 @@ cdef enum:
     DEFAULT_MAX_BLOCK = 1 << 17    # BEP 3 blocks are 16 KiB; some clients allow 128 KiB
     RBUF_CAP = 1 << 18
     RESYNC_BUDGET = 1 << 22
+    RESYNC_STEP = 1 << 12          # bytes buffered between scans while resynchronising
 
 cdef const char* PROTO = b"\x13BitTorrent protocol"
 
@@ -93,8 +94,8 @@ cdef inline int strict_header_ok(uint32_t L, int msg_id, int64_t max_block) noex
     if msg_id == 7:
         return L > 9 and L - 9 <= max_block
     if msg_id == 22:
-        return L >= 81 and (L - 49) % 32 == 0 and L <= MAX_MESSAGE
-    return L >= 2 and L <= MAX_MESSAGE     # bitfield, extended
+        return L >= 81 and (L - 49) % 32 == 0 and L <= MAX_MESSAGE + 1
+    return L >= 2 and L <= MAX_MESSAGE + 1     # bitfield, extended
 
 
 cdef class PeerWireParser:
@@ -115,6 +116,7 @@ cdef class PeerWireParser:
         self.max_block = max_block
         self.state = S_HANDSHAKE if at_stream_start else S_RESYNC
         self.resync_start = 0
+        self.tail_ok = True      # a stream seen from its middle may start inside a block
 
     def __dealloc__(self):
         free(self.body)
@@ -162,6 +164,24 @@ cdef class PeerWireParser:
 
     # ------------------------------------------------------------------ feeding
     cdef void feed(self, const uint8_t* p, Py_ssize_t n):
+        """Consume n stream bytes.  Bytes replayed after a resynchronisation are
+        processed first, iteratively (never by recursion), then the rest."""
+        cdef Py_ssize_t i = 0, j
+        cdef bytes r
+        while i < n or self._replay is not None:
+            if self._replay is not None:
+                r = self._replay
+                self._replay = None
+                j = self._run(<const uint8_t*>PyBytes_AS_STRING(r), len(r))
+                if j < len(r):
+                    # Another anchor inside the replayed bytes: its own replay
+                    # covers the bytes before r[j:], which follow it.
+                    self._replay = self._replay + r[j:]
+            else:
+                i += self._run(p + i, n - i)
+
+    cdef Py_ssize_t _run(self, const uint8_t* p, Py_ssize_t n):
+        """The state machine over p[0:n]; returns early when a replay is pending."""
         cdef Py_ssize_t i = 0, take
         while i < n:
             if self.state == S_BLOCK:
@@ -197,10 +217,14 @@ cdef class PeerWireParser:
                 self.opaque_bytes += n - i
                 self.stream_off += n - i
                 i = n
+            if self._replay is not None:
+                break
+        return i
 
     cdef void feed_gap(self, int64_t n):
         if n <= 0:
             return
+        self._settle()
         cdef int64_t off = self.stream_off
         self.gap_bytes += n
         if self.state == S_BLOCK and n <= self.block_remaining:
@@ -215,7 +239,18 @@ cdef class PeerWireParser:
             return
         if self.event_mask & EV_DIAG:
             self._events.append(ev.Gap(off, n, False))
+        if self.state == S_BODY and n <= self.body_need - self.body_len:
+            # Inside a message whose length is known: framing survives, the message is lost.
+            self.body_lost = True
+            self.body_len += n
+            self.stream_off += n
+            if self.body_len == self.body_need:
+                self._emit_body()
+                self._start_header()
+            return
         if self.state == S_BLOCK:
+            # the rest of the block was inside the gap
+            self.block_gap_bytes += self.block_remaining
             self.block_missing += self.block_remaining
             self.block_remaining = 0
             self._end_piece()
@@ -226,6 +261,7 @@ cdef class PeerWireParser:
             self.hdr_len = 0
             self._desync()
         elif self.state == S_BODY:
+            self.lost_messages += 1
             self._desync()
         elif self.state == S_HANDSHAKE:
             self._handshake_cut()
@@ -240,6 +276,7 @@ cdef class PeerWireParser:
             self.msg_off = self.stream_off
 
     cdef void feed_eof(self):
+        self._settle()
         if self.state == S_BLOCK:
             self.block_missing += self.block_remaining
             self.block_remaining = 0
@@ -250,6 +287,9 @@ cdef class PeerWireParser:
         elif self.state == S_HEADER:
             self.unparsed_bytes += self.hdr_len
             self.hdr_len = 0
+        elif self.state == S_BODY:
+            self.lost_messages += 1
+            self._start_header()
         elif self.state == S_RESYNC:
             self._drop_resync_buffer()
 
@@ -326,9 +366,8 @@ cdef class PeerWireParser:
                 msg_id = self.hdr[4]
                 L = self.msg_len
                 fixed = fixed_length(msg_id)
-                if L > MAX_MESSAGE + 13 or (fixed > 0 and L != <uint32_t>fixed) or \
-                        (msg_id == 7 and (L < 9 or L - 9 > self.max_block)) or \
-                        (fixed < 0 and L > MAX_MESSAGE) or (msg_id == 22 and L < 49) or \
+                if (msg_id != 7 and L > MAX_MESSAGE + 1) or (fixed > 0 and L != <uint32_t>fixed) or \
+                        (msg_id == 7 and (L < 9 or L - 9 > self.max_block)) or (msg_id == 22 and L < 49) or \
                         ((msg_id == 5 or msg_id == 20) and L < 2):
                     self.stream_off += i
                     self._protocol_error("bad length %d for message id %d" % (L, msg_id))
@@ -358,6 +397,7 @@ cdef class PeerWireParser:
     cdef void _start_body(self, Py_ssize_t need):
         self.body_need = need
         self.body_len = 0
+        self.body_lost = False
         if need == 0:
             self._emit_body()
             self._start_header()
@@ -387,6 +427,10 @@ cdef class PeerWireParser:
         cdef const uint8_t* b = self.body
         cdef Py_ssize_t n = self.body_len
         cdef int mask = self.event_mask
+        if self.body_lost:
+            # part of the body fell in a capture gap: framing kept, content unknown
+            self.lost_messages += 1
+            return
         self._count_message(msg_id)
         if msg_id == 20:
             if n >= 1 and b[0] == 0 and self.ext_handshake is None:
@@ -446,39 +490,38 @@ cdef class PeerWireParser:
         self.protocol_errors += 1
         if self.event_mask & EV_DIAG:
             self._events.append(ev.ProtocolError(off, reason))
-        self._enter_resync(off)
-        # The first header byte is given up; the rest are rescanned.
+        # The first header byte is given up; the rest are rescanned.  What is
+        # skipped after a protocol error is not taken for a block tail.
         self.unparsed_bytes += 1
-        self.resync_start = off + 1
-        self.rbuf_off = off + 1
+        self._enter_resync(off + 1, False)
         self.stream_off = off + 1
         self._feed_resync(self.hdr + 1, hl - 1)
 
     cdef void _desync(self):
         """A gap ran past the current message (stream_off is still before the gap)."""
-        if self.state == S_HEADER or self.state == S_BODY:
-            # the partial message's bytes were already counted as message bytes
-            pass
         self.desyncs += 1
         if self.event_mask & EV_DIAG:
             self._events.append(ev.Desync(self.stream_off))
-        self._enter_resync(self.stream_off)
+        self._enter_resync(self.stream_off, True)
 
-    cdef void _enter_resync(self, int64_t off):
+    cdef void _enter_resync(self, int64_t off, bint tail_ok):
         self.state = S_RESYNC
         self.rbuf_len = 0
         self.rscan = 0
         self.rbuf_off = off
         self.resync_start = off
+        self.tail_ok = tail_ok
 
-    cdef int _anchor(self, const uint8_t* p, Py_ssize_t avail):
-        """1: message anchor at p; 2: handshake at p; 0: not; -1: cannot tell yet."""
+    cdef int _anchor(self, const uint8_t* p, Py_ssize_t avail, int64_t off):
+        """1: message anchor at p; 2: handshake at p; 0: not; -1: cannot tell yet.
+        ``off`` is p's stream offset."""
         cdef uint32_t L, L2
         cdef int msg_id
         cdef Py_ssize_t i
-        if p[0] == 19:
-            # "\x13BitTorrent protocol": a handshake (e.g. a connection captured
-            # after its SYN but before its first byte)
+        if p[0] == 19 and off == 0 and not self.handshake_seen:
+            # "\x13BitTorrent protocol" at the first byte of a stream whose SYN was
+            # not captured.  Anywhere else it would be data (a block of a file
+            # that contains the string), never a handshake.
             for i in range(1, 20):
                 if i >= avail:
                     return -1
@@ -520,9 +563,30 @@ cdef class PeerWireParser:
             return 1
         return strict_header_ok(L2, p[4 + L + 4], self.max_block)
 
-    cdef Py_ssize_t _feed_resync(self, const uint8_t* p, Py_ssize_t n):
-        cdef Py_ssize_t consumed = 0, take, found, drop
+    cdef Py_ssize_t _scan(self, bint final):
+        """Index in rbuf of the first anchor at or after rscan, or -1.
+
+        Not final: stop at the first position that cannot be decided yet (more
+        bytes will come).  Final (a gap or the end comes next): positions that
+        cannot be decided are not anchors."""
+        cdef Py_ssize_t q = self.rscan
         cdef int r
+        while q < self.rbuf_len:
+            r = self._anchor(self.rbuf + q, self.rbuf_len - q, self.rbuf_off + q)
+            if r > 0:
+                self.rscan = q
+                self.anchor_kind = r
+                return q
+            if r < 0 and not final:
+                break
+            q += 1
+        self.rscan = q
+        return -1
+
+    cdef Py_ssize_t _feed_resync(self, const uint8_t* p, Py_ssize_t n):
+        """Buffer and scan (in steps, so a replay stays short); on an anchor, set
+        the replay and return how many input bytes were consumed."""
+        cdef Py_ssize_t consumed = 0, take, found, drop
         if self.rbuf == NULL:
             self.rbuf = <uint8_t*>malloc(RBUF_CAP)
             if self.rbuf == NULL:
@@ -537,34 +601,35 @@ cdef class PeerWireParser:
                 if self.rbuf_off - self.resync_start > RESYNC_BUDGET:
                     self._give_up()
                     return consumed
-            take = min(RBUF_CAP - self.rbuf_len, n - consumed)
+            take = min(RBUF_CAP - self.rbuf_len, n - consumed, RESYNC_STEP)
             memcpy(self.rbuf + self.rbuf_len, p + consumed, take)
             self.rbuf_len += take
             consumed += take
             self.stream_off += take
-            found = -1
-            while self.rscan < self.rbuf_len:
-                r = self._anchor(self.rbuf + self.rscan, self.rbuf_len - self.rscan)
-                if r > 0:
-                    found = self.rscan
-                    break
-                if r < 0:
-                    break
-                self.rscan += 1
+            found = self._scan(False)
             if found >= 0:
-                self._resynced(found, r == 2)
-                self.feed(p + consumed, n - consumed)
-                return n
+                self._resynced(found)
+                return consumed
         return consumed
 
-    cdef void _resynced(self, Py_ssize_t found, bint handshake):
+    cdef void _settle(self):
+        """Before a gap or the end: positions still waiting for bytes are decided
+        with what is there, and a later anchor is not missed."""
+        cdef Py_ssize_t found
+        while self.state == S_RESYNC and self.rbuf_len:
+            found = self._scan(True)
+            if found < 0:
+                return
+            self._resynced(found)
+            self.feed(NULL, 0)          # run the replay
+
+    cdef void _resynced(self, Py_ssize_t found):
         cdef int64_t skipped = self.rbuf_off + found - self.resync_start
         cdef const uint8_t* a = self.rbuf + found
+        cdef bint handshake = self.anchor_kind == 2
         cdef bint tail = False
-        cdef int64_t anchor_block
-        if skipped > 0 and not handshake and a[4] == 7:
-            anchor_block = <int64_t>be32(a) - 9
-            tail = skipped <= anchor_block
+        if self.tail_ok and skipped > 0 and not handshake and a[4] == 7:
+            tail = skipped <= <int64_t>be32(a) - 9
         if tail:
             self.block_bytes += skipped
             self.block_tail_bytes += skipped
@@ -575,8 +640,8 @@ cdef class PeerWireParser:
         self.synced = True
         if self.event_mask & EV_DIAG:
             self._events.append(ev.Resync(self.rbuf_off + found, skipped, tail))
-        # Replay the buffered bytes from the anchor through the normal states.
-        replay = PyBytes_FromStringAndSize(<char*>a, self.rbuf_len - found)
+        # The buffered bytes from the anchor on go through the normal states next.
+        self._replay = PyBytes_FromStringAndSize(<char*>a, self.rbuf_len - found)
         self.stream_off = self.rbuf_off + found
         self.rbuf_len = 0
         self.rscan = 0
@@ -585,8 +650,6 @@ cdef class PeerWireParser:
             self.hs_len = 0
         else:
             self._start_header()
-        cdef const uint8_t* rp = replay
-        self.feed(rp, len(replay))
 
     cdef void _drop_resync_buffer(self):
         """Everything given up since resync_start becomes unparsed."""

@@ -281,6 +281,8 @@ cdef class Engine:
         c.last_frame = frame_no
         if ts > c.last_ts:
             c.last_ts = ts
+        elif ts < c.first_ts:
+            c.first_ts = ts      # capture timestamps can go backwards: keep the span
         if flags & TH_ACK:
             other.ack(rd32(t + 8))
         if s.sink is None and (flags & TH_SYN or paylen > 0):
