@@ -18,7 +18,8 @@ from analyzer.capture.inputs import InputSet
 from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
 from analyzer.decode.fragments import Defragmenter
 from analyzer.sessions._engine import Engine
-from analyzer.sessions.connections import ConnectionRecord, record_from_tcp
+from analyzer.sessions.connections import record_from_tcp
+from analyzer.sessions.store import RecordStore
 from analyzer.sessions.subject import Subject, given_subject, infer_subject
 
 
@@ -26,7 +27,7 @@ from analyzer.sessions.subject import Subject, given_subject, infer_subject
 class PartResult:
     """What one partition (process) produced."""
 
-    records: list[ConnectionRecord] = field(default_factory=list)
+    records: RecordStore = field(default_factory=RecordStore)
     kinds: dict = field(default_factory=dict)
     reasons: dict = field(default_factory=dict)
     unknown_link_types: dict = field(default_factory=dict)
@@ -40,7 +41,7 @@ class PartResult:
 class AnalysisResult:
     inputs: InputSet
     reports: list[FileReport]
-    records: list[ConnectionRecord]
+    records: RecordStore          # iterate: records in first-frame order, numbered
     kinds: dict
     reasons: dict
     unknown_link_types: dict
@@ -124,17 +125,14 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1,
         f.report = report
         for e in report.errors:
             warn(f"{report.path}: {e}")
-    records = [r for p in parts for r in p.records]
-    records.sort(key=lambda r: (r.first_file, r.first_frame, r.src_ip, r.src_port, r.dst_ip, r.dst_port,
-                                r.last_frame))
-    for i, r in enumerate(records, 1):
-        r.conn_id = i
+    records = parts[0].records if len(parts) == 1 else RecordStore.merged([p.records for p in parts])
     kinds = {k: [sum(p.kinds[k][0] for p in parts), sum(p.kinds[k][1] for p in parts)] for k in main.kinds}
     notes = []
     if subject is None:
-        subject = infer_subject([(r.src_ip, r.dst_ip) for r in records if r.category == "bittorrent"]
-                                or [(r.src_ip, r.dst_ip) for r in records
-                                    if r.category == "bittorrent_unattributed"])
+        subject = infer_subject((r.src_ip, r.dst_ip) for r in records if r.category == "bittorrent")
+        if not subject.specs:
+            subject = infer_subject((r.src_ip, r.dst_ip) for r in records
+                                    if r.category == "bittorrent_unattributed")
         warn(f"subject inferred: {subject.basis}")
         notes.append(f"subject inferred: {subject.basis}")
     for a, b in inputs.overlaps():

@@ -52,7 +52,10 @@ def analyze(paths, local, out_dir, jobs, quiet, debug):
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
         result = run(list(paths), local=list(local), jobs=jobs)
-        summary = write_outputs(result, out_dir, argv=["bt-analyzer", *sys.argv[1:]], started=started)
+        try:
+            summary = write_outputs(result, out_dir, argv=["bt-analyzer", *sys.argv[1:]], started=started)
+        finally:
+            result.records.close()
     except Exception as e:  # an internal error: one clear line, traceback only on request
         if debug or os.environ.get("BT_ANALYZER_DEBUG"):
             traceback.print_exc()

@@ -31,7 +31,7 @@ DIRECTION_FIELDS = (
     "frames", "wire_bytes", "payload_bytes", "duplicate_bytes", "conflict_bytes", "uncompared_bytes",
     "gap_bytes", "late_bytes", "truncated_bytes", "block_bytes", "block_acked_bytes",
     "block_tail_bytes", "block_gap_bytes", "handshake_bytes", "message_bytes", "unparsed_bytes",
-    "opaque_bytes", "messages", "pieces", "protocol_errors", "resyncs",
+    "opaque_bytes", "messages", "pieces", "lost_messages", "protocol_errors", "resyncs",
 )
 
 
@@ -56,6 +56,7 @@ class Direction:
     opaque_bytes: int = 0
     messages: int = 0
     pieces: int = 0
+    lost_messages: int = 0        # messages whose framing survived a gap but whose content did not
     protocol_errors: int = 0
     resyncs: int = 0
     peer_id: bytes | None = None
@@ -122,6 +123,7 @@ def _direction(stream, parser, frames: int, wire: int) -> Direction:
         d.opaque_bytes = parser.opaque_bytes
         d.messages = parser.messages
         d.pieces = parser.pieces
+        d.lost_messages = parser.lost_messages
         d.protocol_errors = parser.protocol_errors
         d.resyncs = parser.resyncs
         d.peer_id = parser.peer_id

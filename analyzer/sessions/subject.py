@@ -75,14 +75,15 @@ def given_subject(specs: list[str]) -> Subject:
     return Subject(parsed, False, "given with --local")
 
 
-def infer_subject(bt_endpoints: list[tuple[str, str]]) -> Subject:
-    """From the (src_ip, dst_ip) pairs of the BitTorrent connections."""
-    if not bt_endpoints:
-        return Subject([], True, "no BitTorrent connection seen: no subject inferred")
+def infer_subject(bt_endpoints) -> Subject:
+    """From the (src_ip, dst_ip) pairs of the BitTorrent connections (any iterable)."""
     counts: Counter = Counter()
+    n = 0
     for a, b in bt_endpoints:
         counts.update({a, b})
-    n = len(bt_endpoints)
+        n += 1
+    if not n:
+        return Subject([], True, "no BitTorrent connection seen: no subject inferred")
     common = sorted((ip for ip, c in counts.items() if c == n), key=_ip_sort_key)
     if len(common) == 1:
         ip = common[0]

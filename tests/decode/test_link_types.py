@@ -342,7 +342,7 @@ def test_frame_kind(tmp_path, linktype, frame, category, reason):
     assert acc["categories"]["undecodable"]["reasons"] == ({reason: 2} if reason else {})
     if reason == "unsupported_link_type":
         assert acc["categories"]["undecodable"]["unknown_link_types"] == {str(linktype): 2}
-    assert result.records == []
+    assert list(result.records) == []
 
 
 def test_all_kinds_in_one_capture(tmp_path):

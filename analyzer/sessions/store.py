@@ -1,0 +1,106 @@
+"""Finished connection records with bounded memory, read back in first-frame order.
+
+Up to ``SPILL_AT`` records stay in memory; beyond that each batch is sorted
+and written (pickled) to a temporary file, a *run*.  Iterating merges the
+runs and the in-memory records by ``sort_key`` and numbers them (``conn_id``
+1, 2, ...), so the order, and therefore every output, is the same whatever
+the spill threshold or the number of processes that produced the records.
+Iteration can be repeated (each pass re-reads the runs).
+"""
+from __future__ import annotations
+
+import heapq
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+SPILL_AT = 50_000
+
+
+def sort_key(r) -> tuple:
+    return (r.first_file, r.first_frame, r.src_ip, r.src_port, r.dst_ip, r.dst_port, r.last_frame)
+
+
+class RecordStore:
+    def __init__(self, spill_at: int = SPILL_AT):
+        self.spill_at = spill_at
+        self._mem: list = []
+        self._runs: list[str] = []
+        self._count = 0
+        self._dir: str | None = None
+        self._owned_dirs: list[str] = []
+
+    def add(self, record) -> None:
+        self._mem.append(record)
+        self._count += 1
+        if len(self._mem) >= self.spill_at:
+            self._spill()
+
+    def extend(self, records) -> None:
+        for r in records:
+            self.add(r)
+
+    def _spill(self) -> None:
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="bt-analyzer-records-")
+        self._mem.sort(key=sort_key)
+        path = os.path.join(self._dir, f"run{len(self._runs):06d}-{os.getpid()}.pickle")
+        with open(path, "wb") as f:
+            pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
+            for r in self._mem:
+                pickler.dump(r)
+        self._runs.append(path)
+        self._mem = []
+
+    @staticmethod
+    def _read_run(path: str):
+        with open(path, "rb") as f:
+            unpickler = pickle.Unpickler(f)
+            while True:
+                try:
+                    yield unpickler.load()
+                except EOFError:
+                    return
+
+    def __iter__(self):
+        self._mem.sort(key=sort_key)
+        streams = [self._read_run(p) for p in self._runs] + [iter(self._mem)]
+        for i, r in enumerate(heapq.merge(*streams, key=sort_key), 1):
+            r.conn_id = i
+            yield r
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: int):
+        if not self._runs:
+            self._mem.sort(key=sort_key)
+            r = self._mem[i]
+            r.conn_id = (i if i >= 0 else self._count + i) + 1
+            return r
+        return list(self)[i]
+
+    @classmethod
+    def merged(cls, stores: list["RecordStore"]) -> "RecordStore":
+        """One store over the records of several (e.g. one per partition process)."""
+        out = cls(stores[0].spill_at if stores else SPILL_AT)
+        for s in stores:
+            if s._dir:
+                out._owned_dirs.append(s._dir)
+            out._runs.extend(s._runs)
+            out._count += s._count - len(s._mem)
+            out.extend(s._mem)
+        return out
+
+    def close(self) -> None:
+        """Delete the temporary runs."""
+        for p in self._runs:
+            Path(p).unlink(missing_ok=True)
+        for d in [self._dir, *self._owned_dirs]:
+            if d:
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+        self._runs = []
