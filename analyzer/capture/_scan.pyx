@@ -150,21 +150,11 @@ def scan_pcapng(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swa
             return n, pos, ST_NEED_MORE
         if rd32(b + pos + blen - 4, swapped) != blen:
             return n, pos, ST_BAD       # the trailing copy of the length disagrees
-        if btype == 6:        # Enhanced Packet Block
+        if btype == 6 or btype == 2:   # Enhanced / (obsolete) Packet Block: same layout
             if blen < 32:
                 return n, pos, ST_BAD
-            iface = rd32(b + pos + 8, swapped)
-            caplen = rd32(b + pos + 20, swapped)
-            origlen = rd32(b + pos + 24, swapped)
-            if iface >= n_if or caplen > blen - 32:
-                return n, pos, ST_BAD
-            t = (<uint64_t>rd32(b + pos + 12, swapped) << 32) | rd32(b + pos + 16, swapped)
-            last_ts = pcapng_ts_ns(t, if_kind[iface], if_exp[iface], if_offset[iface])
-            out_off[n] = pos + 28
-        elif btype == 2:      # Packet Block (obsolete)
-            if blen < 32:
-                return n, pos, ST_BAD
-            iface = rd16(b + pos + 8, swapped)
+            # the obsolete block has a 16-bit interface id (then a drops counter)
+            iface = rd32(b + pos + 8, swapped) if btype == 6 else rd16(b + pos + 8, swapped)
             caplen = rd32(b + pos + 20, swapped)
             origlen = rd32(b + pos + 24, swapped)
             if iface >= n_if or caplen > blen - 32:

@@ -22,6 +22,26 @@ MESSAGE_NAMES = {
 
 
 @dataclass(frozen=True, slots=True)
+class _BlockRef:
+    """A block of a piece: request, cancel, reject (BEP 3, BEP 6)."""
+
+    index: int
+    begin: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class _HashRef:
+    """Hashes of a file's merkle tree: hash request, hashes, hash reject (BEP 52)."""
+
+    pieces_root: bytes
+    base_layer: int
+    index: int
+    length: int
+    proof_layers: int
+
+
+@dataclass(frozen=True, slots=True)
 class Handshake:
     reserved: bytes
     info_hash: bytes
@@ -80,10 +100,8 @@ class Bitfield:
 
 
 @dataclass(frozen=True, slots=True)
-class Request:
-    index: int
-    begin: int
-    length: int
+class Request(_BlockRef):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +120,8 @@ class Piece:
 
 
 @dataclass(frozen=True, slots=True)
-class Cancel:
-    index: int
-    begin: int
-    length: int
+class Cancel(_BlockRef):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +145,8 @@ class HaveNone:
 
 
 @dataclass(frozen=True, slots=True)
-class Reject:
-    index: int
-    begin: int
-    length: int
+class Reject(_BlockRef):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,31 +163,18 @@ class Extended:
 
 
 @dataclass(frozen=True, slots=True)
-class HashRequest:
-    pieces_root: bytes
-    base_layer: int
-    index: int
-    length: int
-    proof_layers: int
+class HashRequest(_HashRef):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class Hashes:
-    pieces_root: bytes
-    base_layer: int
-    index: int
-    length: int
-    proof_layers: int
+class Hashes(_HashRef):
     hashes: bytes
 
 
 @dataclass(frozen=True, slots=True)
-class HashReject:
-    pieces_root: bytes
-    base_layer: int
-    index: int
-    length: int
-    proof_layers: int
+class HashReject(_HashRef):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
