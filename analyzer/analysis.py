@@ -18,7 +18,8 @@ from analyzer.capture.inputs import InputSet
 from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
 from analyzer.decode.fragments import Defragmenter
 from analyzer.sessions._engine import Engine
-from analyzer.sessions.connections import record_from_tcp
+from analyzer.sessions.connections import record_from_conn
+from analyzer.sessions.datagrams import DatagramAnalyzer, DatagramResult
 from analyzer.sessions.store import RecordStore
 from analyzer.sessions.subject import Subject, given_subject, infer_subject
 
@@ -35,6 +36,7 @@ class PartResult:
     reports: list[FileReport] = field(default_factory=list)
     frames: int = 0
     reused_tuples: int = 0
+    udp: DatagramResult = field(default_factory=DatagramResult)
 
 
 @dataclass
@@ -51,6 +53,7 @@ class AnalysisResult:
     reused_tuples: int
     options: dict
     notes: list[str]
+    udp: DatagramResult = field(default_factory=DatagramResult)
 
     @property
     def readable_files(self) -> int:
@@ -66,6 +69,7 @@ def run_partition(paths: list[Path], partitions: int, partition: int) -> PartRes
     out = PartResult()
     engine = Engine(partitions=partitions, partition=partition)
     defrag = Defragmenter()
+    udp = DatagramAnalyzer()
     for file_idx, path in enumerate(paths):
         report = FileReport(str(path))
         out.reports.append(report)
@@ -81,9 +85,14 @@ def run_partition(paths: list[Path], partitions: int, partition: int) -> PartRes
             if engine.fragments:
                 _defragment(engine, defrag)
                 defrag.expire(int(batch.ts_ns[batch.n - 1]))
-            out.records.extend(record_from_tcp(c) for c in engine.drain_finished())
+            if engine.datagrams:
+                udp.add_all(engine.take_datagrams())
+            out.records.extend(record_from_conn(c) for c in engine.drain_finished())
     engine.finish()
-    out.records.extend(record_from_tcp(c) for c in engine.drain_finished())
+    out.records.extend(record_from_conn(c) for c in engine.drain_finished())
+    if engine.datagrams:
+        udp.add_all(engine.take_datagrams())
+    out.udp = udp.result()
     defrag.flush()
     if defrag.dropped_frames:
         engine.count_undecodable(defrag.dropped_frames, defrag.dropped_bytes, 5)
@@ -142,4 +151,4 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1,
         unknown_link_types=main.unknown_link_types, fragments=main.fragments, subject=subject,
         frames=main.frames,
         reused_tuples=sum(p.reused_tuples for p in parts),
-        options={"local": list(local), "jobs": jobs}, notes=notes)
+        options={"local": list(local), "jobs": jobs}, notes=notes, udp=main.udp)

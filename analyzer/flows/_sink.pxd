@@ -13,5 +13,6 @@ cdef class StreamSink:
 
     cdef void feed(self, const uint8_t* p, Py_ssize_t n)
     cdef void feed_gap(self, int64_t n)
+    cdef void feed_break(self)
     cdef void feed_eof(self)
     cdef void add_range(self, int64_t a, int64_t b)

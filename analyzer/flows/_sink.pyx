@@ -22,6 +22,10 @@ cdef class StreamSink:
     cdef void feed_gap(self, int64_t n):
         pass
 
+    cdef void feed_break(self):
+        """Bytes were lost, how many is unknown (a uTP packet was not captured)."""
+        pass
+
     cdef void feed_eof(self):
         pass
 

@@ -52,7 +52,7 @@ cdef class PeerWireParser(StreamSink):
     cdef readonly int64_t handshake_bytes, message_bytes, block_bytes, unparsed_bytes
     cdef readonly int64_t opaque_bytes, gap_bytes
     cdef readonly int64_t block_tail_bytes, block_gap_bytes
-    cdef readonly int64_t messages, pieces, protocol_errors, resyncs, desyncs, lost_messages
+    cdef readonly int64_t messages, pieces, protocol_errors, resyncs, desyncs, lost_messages, breaks
     cdef int64_t msg_counts[32]
 
     cdef Py_ssize_t _feed_handshake(self, const uint8_t* p, Py_ssize_t n)

@@ -275,6 +275,36 @@ cdef class PeerWireParser:
         elif self.state == S_HEADER:
             self.msg_off = self.stream_off
 
+    cdef void feed_break(self):
+        """An unknown number of bytes was lost here (a uTP packet missing from the
+        capture): whatever message was in progress is cut, framing is lost."""
+        self._settle()
+        self.breaks += 1
+        if self.event_mask & EV_DIAG:
+            self._events.append(ev.Gap(self.stream_off, -1, False))
+        if self.state == S_BLOCK:
+            self.block_missing += self.block_remaining
+            self.block_remaining = 0
+            self._end_piece()
+            self._desync()
+        elif self.state == S_HEADER:
+            self.unparsed_bytes += self.hdr_len
+            self.hdr_len = 0
+            self._desync()
+        elif self.state == S_BODY:
+            self.lost_messages += 1
+            self._desync()
+        elif self.state == S_HANDSHAKE:
+            self._handshake_cut()
+            self._desync()
+        elif self.state == S_RESYNC:
+            self._drop_resync_buffer()
+
+    def receive_break(self):
+        self.feed_break()
+        self.nranges = 0
+        return self.take_events()
+
     cdef void feed_eof(self):
         self._settle()
         if self.state == S_BLOCK:

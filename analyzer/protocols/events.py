@@ -220,8 +220,9 @@ class Resync:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """``length`` stream bytes were not captured; ``in_block`` when all of them
-    fell inside a piece block whose framing is known."""
+    """``length`` stream bytes were not captured (-1: an unknown number, as when a
+    uTP packet is missing); ``in_block`` when all of them fell inside a piece
+    block whose framing is known."""
 
     offset: int
     length: int

@@ -9,23 +9,31 @@ capture scanners) and handles each frame without creating Python objects,
 except for a connection's first frame:
 
 1. ``decode_frame`` walks the link and IP headers (pointers into the buffer).
-2. Frames that are not TCP are counted by kind (non-IP, UDP, other IP,
-   undecodable with a reason); IP fragments are copied out for the Python
-   defragmenter, which feeds whole datagrams back through ``process_datagram``.
-3. A TCP frame's canonical 4-tuple key finds its ``TcpConnection`` (the last
-   key is cached: consecutive frames of one flow skip the dict).  A SYN on a
-   closed connection, or with a new ISN, starts a new connection (4-tuple reuse).
-4. The ACK moves the other direction's acknowledgement point; the payload goes
-   to this direction's ``TcpStream``, whose sink is a ``PeerWireParser``.
+2. IP fragments are copied out for the Python defragmenter, which feeds whole
+   datagrams back through ``process_datagram``.  Frames that are neither TCP
+   nor UDP are counted by kind (non-IP, other IP, undecodable with a reason).
+3. TCP: the canonical 4-tuple key finds the ``TcpConnection`` (the last key
+   is cached); a SYN on a closed connection or with a new ISN starts a new one
+   (4-tuple reuse).  The ACK moves the other direction's acknowledgement
+   point; the payload goes to this direction's ``TcpStream``.
+4. UDP: a datagram whose payload is a consistent uTP header (version 1, known
+   type, well-formed extension chain, payload only where the type allows it)
+   goes to its ``UtpConnection``, found by *half-flow* (source, destination,
+   connection id): the SYN's id X is used by the initiator's later packets as
+   X+1 and by the responder as X; a connection first seen mid-stream
+   registers both possible reverse ids.  Other datagrams that could be DHT,
+   UDP tracker or Local Service Discovery messages are copied out to Python
+   (``datagrams``); the rest are counted as UDP.
+5. Each stream's sink is a ``PeerWireParser``.
 
-Connections are *finished* (streams flushed, gaps declared) when they are
-closed and idle for ``CLOSED_IDLE_NS`` of capture time, or at the end of the
-input; finished connections are handed to Python through ``drain_finished``.
-Live state is therefore proportional to live connections, not to the capture.
+Connections are *finished* (streams flushed, gaps declared) when closed and
+idle for ``CLOSED_IDLE_NS`` of capture time, or at the end of the input, and
+handed to Python through ``drain_finished``.  Live state is proportional to
+live connections, not to the capture.
 
-With ``partitions`` > 1 an engine handles only flows whose symmetric hash
-falls in its ``partition`` (and partition 0 counts everything flow-less), so
-several processes can share a capture.
+With ``partitions`` > 1 an engine follows only flows whose symmetric 4-tuple
+hash falls in its ``partition``; partition 0 also counts everything
+flow-less and receives the datagrams, so processes can share a capture.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memcmp, memset
@@ -36,13 +44,15 @@ from analyzer.decode._headers cimport (
     K_UNKNOWN_LINK, K_BAD_IP, LT_RAW,
 )
 from analyzer.flows._tcp cimport TcpStream, TH_SYN, TH_ACK, TH_FIN, TH_RST
-from analyzer.protocols._peerwire cimport PeerWireParser, EV_ALL
+from analyzer.flows._utp cimport UtpStream, ST_DATA, ST_FIN, ST_STATE, ST_RESET, ST_SYN
+from analyzer.protocols._peerwire cimport PeerWireParser
+from analyzer.sessions._conn cimport Connection, TcpConnection, UtpConnection
 
 cdef int64_t CLOSED_IDLE_NS = 60 * 1000000000
 cdef int64_t IDLE_SHRINK_NS = 120 * 1000000000
 cdef int64_t SWEEP_EVERY_NS = 10 * 1000000000
 
-# Frame kinds counted by the engine itself (TCP frames are counted per connection).
+# Frame kinds counted by the engine itself (connections count their own frames).
 KIND_NAMES = ("udp", "other_ip", "non_ip", "undecodable")
 REASON_NAMES = ("truncated_link_header", "unsupported_link_type", "bad_ip_header",
                 "bad_tcp_header", "bad_udp_header", "incomplete_ip_fragments")
@@ -57,52 +67,35 @@ cdef enum:
     R_BAD_TCP = 3
     R_BAD_UDP = 4
     R_INCOMPLETE_FRAGMENTS = 5
-
-
-cdef class TcpConnection:
-    """Both directions of one TCP connection.  Endpoint 0 is the initiator when
-    the handshake was seen (SYN sender), else the sender of the first frame."""
-    cdef readonly int64_t conn_id
-    cdef readonly int ip_version
-    cdef readonly bytes addr0, addr1
-    cdef readonly int port0, port1
-    cdef readonly TcpStream s0, s1
-    cdef readonly int64_t frames0, frames1, wire_bytes0, wire_bytes1
-    cdef readonly int first_file, last_file
-    cdef readonly int64_t first_frame, last_frame, first_ts, last_ts
-    cdef readonly bint closed, reset
-    cdef int64_t close_ts
-    cdef bytes key
-
-    @property
-    def parser0(self):
-        return self.s0.sink
-
-    @property
-    def parser1(self):
-        return self.s1.sink
+    KEY_LEN = 37
 
 
 cdef class Engine:
-    cdef dict conns
+    cdef dict conns                 # TCP: canonical key -> TcpConnection
+    cdef dict utp_halves            # uTP: half-flow key -> (UtpConnection, direction)
+    cdef dict utp_conns             # uTP: conn_id -> UtpConnection (live)
     cdef list finished
     cdef readonly list fragments
+    cdef readonly list datagrams
     cdef public int event_mask
     cdef int64_t next_conn_id
     cdef int partitions, partition
-    cdef uint8_t last_key[37]
+    cdef uint8_t last_key[KEY_LEN]
     cdef TcpConnection last_conn
     cdef int64_t last_sweep_ts, max_ts
     cdef int64_t kind_frames[4]
     cdef int64_t kind_bytes[4]
     cdef int64_t reason_frames[6]
     cdef readonly dict unknown_link_types
-    cdef readonly int64_t frames_seen, tcp_frames, reused_tuples
+    cdef readonly int64_t frames_seen, tcp_frames, utp_frames, reused_tuples
 
     def __init__(self, int partitions=1, int partition=0, int event_mask=0):
         self.conns = {}
+        self.utp_halves = {}
+        self.utp_conns = {}
         self.finished = []
         self.fragments = []
+        self.datagrams = []
         self.event_mask = event_mask
         self.partitions = partitions
         self.partition = partition
@@ -134,11 +127,8 @@ cdef class Engine:
         self._frame(p, len(ip_packet), wire_bytes, ts_ns, LT_RAW, file_idx, frame_no, n_frames)
 
     def count_undecodable(self, int64_t frames, int64_t wire_bytes, int reason):
-        if not self._mine_flowless():
-            return
-        self.kind_frames[C_UNDECODABLE] += frames
-        self.kind_bytes[C_UNDECODABLE] += wire_bytes
-        self.reason_frames[reason] += frames
+        if self._mine_flowless():
+            self._undecodable(wire_bytes, frames, reason)
 
     def finish(self):
         """End of input: finish every connection."""
@@ -149,9 +139,14 @@ cdef class Engine:
         self.finished = []
         return out
 
+    def take_datagrams(self):
+        out = self.datagrams
+        self.datagrams = []
+        return out
+
     @property
     def live_connections(self):
-        return len(self.conns)
+        return len(self.conns) + len(self.utp_conns)
 
     def kind_counts(self):
         return {KIND_NAMES[i]: (self.kind_frames[i], self.kind_bytes[i]) for i in range(4)}
@@ -173,17 +168,9 @@ cdef class Engine:
         if kind == K_IP:
             if k.proto == 6:
                 self._tcp(&k, wire, ts, file_idx, frame_no, weight)
-                return
-            if not self._mine_flowless():
-                return
-            if k.proto == 17:
-                if k.l4cap < 8 and k.l4len >= 8:
-                    pass      # truncated by snap length: still a UDP frame
-                elif k.l4len < 8:
-                    self._undecodable(wire, weight, R_BAD_UDP)
-                    return
-                self._count(C_UDP, wire, weight)
-            else:
+            elif k.proto == 17:
+                self._udp(&k, wire, ts, file_idx, frame_no, weight)
+            elif self._mine_flowless():
                 self._count(C_OTHER_IP, wire, weight)
         elif kind == K_FRAGMENT:
             # every partition rebuilds datagrams (their flows may be its own);
@@ -203,19 +190,53 @@ cdef class Engine:
             self._undecodable(wire, weight, R_BAD_IP)
 
     cdef inline bint _mine_flowless(self):
-        # Frames without a flow (and fragments, reassembled in partition 0's
-        # process only) belong to partition 0.
         return self.partition == 0
 
     cdef void _undecodable(self, int64_t wire, int64_t weight, int reason):
         self._count(C_UNDECODABLE, wire, weight)
         self.reason_frames[reason] += weight
 
+    cdef bint _canonical_key(self, Pkt* k, uint16_t sport, uint16_t dport, uint8_t* key):
+        """Fill the direction-independent 4-tuple key; False if another partition owns it."""
+        cdef int alen = 4 if k.ipver == 4 else 16
+        memset(key, 0, KEY_LEN)
+        key[0] = k.ipver
+        if _endpoint_cmp(k.src, sport, k.dst, dport, alen) <= 0:
+            memcpy(key + 1, k.src, alen)
+            key[17] = sport >> 8; key[18] = sport & 0xFF
+            memcpy(key + 19, k.dst, alen)
+            key[35] = dport >> 8; key[36] = dport & 0xFF
+        else:
+            memcpy(key + 1, k.dst, alen)
+            key[17] = dport >> 8; key[18] = dport & 0xFF
+            memcpy(key + 19, k.src, alen)
+            key[35] = sport >> 8; key[36] = sport & 0xFF
+        return self.partitions <= 1 or _key_hash(key) % self.partitions == <uint64_t>self.partition
+
+    cdef void _init_conn(self, Connection c, bytes pykey, Pkt* k, uint16_t sport, uint16_t dport,
+                         bint reversed_roles, int64_t ts, int file_idx, int64_t frame_no):
+        cdef int alen = 4 if k.ipver == 4 else 16
+        c.conn_id = self.next_conn_id
+        self.next_conn_id += 1
+        c.key = pykey
+        c.ip_version = k.ipver
+        src = PyBytes_FromStringAndSize(<const char*>k.src, alen)
+        dst = PyBytes_FromStringAndSize(<const char*>k.dst, alen)
+        if reversed_roles:
+            c.addr0, c.port0, c.addr1, c.port1 = dst, dport, src, sport
+        else:
+            c.addr0, c.port0, c.addr1, c.port1 = src, sport, dst, dport
+        c.first_file = file_idx
+        c.first_frame = frame_no
+        c.first_ts = ts
+        c.last_ts = ts
+
+    # ------------------------------------------------------------------ TCP
     cdef void _tcp(self, Pkt* k, int64_t wire, int64_t ts, int file_idx, int64_t frame_no, int64_t weight):
         cdef const uint8_t* t = k.l4
         cdef int doff, flags, alen, d
         cdef uint16_t sport, dport
-        cdef uint8_t key[37]
+        cdef uint8_t key[KEY_LEN]
         cdef Py_ssize_t paylen, paycap
         cdef TcpConnection c
         cdef TcpStream s, other
@@ -233,31 +254,18 @@ cdef class Engine:
         flags = t[13]
         paylen = k.l4len - doff
         paycap = k.l4cap - doff
-        # canonical key: version, then the lower (addr, port) endpoint first
         alen = 4 if k.ipver == 4 else 16
-        memset(key, 0, 37)
-        key[0] = k.ipver
-        if _endpoint_cmp(k.src, sport, k.dst, dport, alen) <= 0:
-            memcpy(key + 1, k.src, alen)
-            key[17] = sport >> 8; key[18] = sport & 0xFF
-            memcpy(key + 19, k.dst, alen)
-            key[35] = dport >> 8; key[36] = dport & 0xFF
-        else:
-            memcpy(key + 1, k.dst, alen)
-            key[17] = dport >> 8; key[18] = dport & 0xFF
-            memcpy(key + 19, k.src, alen)
-            key[35] = sport >> 8; key[36] = sport & 0xFF
-        if self.partitions > 1 and _key_hash(key) % self.partitions != <uint64_t>self.partition:
+        if not self._canonical_key(k, sport, dport, key):
             return
         self.tcp_frames += weight
-        if self.last_conn is not None and memcmp(key, self.last_key, 37) == 0:
+        if self.last_conn is not None and memcmp(key, self.last_key, KEY_LEN) == 0:
             c = self.last_conn
         else:
-            pykey = PyBytes_FromStringAndSize(<char*>key, 37)
+            pykey = PyBytes_FromStringAndSize(<char*>key, KEY_LEN)
             c = self.conns.get(pykey)
             if c is None:
-                c = self._new_conn(pykey, k, sport, dport, flags, ts, file_idx, frame_no)
-            memcpy(self.last_key, key, 37)
+                c = self._new_tcp(pykey, k, sport, dport, flags, ts, file_idx, frame_no)
+            memcpy(self.last_key, key, KEY_LEN)
             self.last_conn = c
         d = 0 if (sport == c.port0 and memcmp(k.src, PyBytes_AS_STRING(c.addr0), alen) == 0) else 1
         s = c.s0 if d == 0 else c.s1
@@ -266,88 +274,165 @@ cdef class Engine:
             # 4-tuple reuse: a fresh SYN on a closed connection or with a new ISN
             self.reused_tuples += 1
             self._finish_conn(c)
-            c = self._new_conn(c.key, k, sport, dport, flags, ts, file_idx, frame_no)
+            c = self._new_tcp(c.key, k, sport, dport, flags, ts, file_idx, frame_no)
             self.last_conn = c
             d = 0
             s = c.s0
         other = c.s1 if d == 0 else c.s0
-        if d == 0:
-            c.frames0 += weight
-            c.wire_bytes0 += wire
-        else:
-            c.frames1 += weight
-            c.wire_bytes1 += wire
-        c.last_file = file_idx
-        c.last_frame = frame_no
-        if ts > c.last_ts:
-            c.last_ts = ts
-        elif ts < c.first_ts:
-            c.first_ts = ts      # capture timestamps can go backwards: keep the span
+        c.touch(d, wire, weight, ts, file_idx, frame_no)
         if flags & TH_ACK:
             other.ack(rd32(t + 8))
         if s.sink is None and (flags & TH_SYN or paylen > 0):
             s.sink = PeerWireParser(bool(flags & TH_SYN), self.event_mask)
         s.segment(rd32(t + 4), flags, t + doff, paycap if paycap < paylen else paylen, paylen)
-        if not c.closed:
-            if flags & TH_RST:
-                c.closed = True
-                c.reset = True
-                c.close_ts = ts
-            elif c.s0.fin_seen and c.s1.fin_seen:
-                c.closed = True
-                c.close_ts = ts
+        if flags & TH_RST:
+            c.close(ts, True)
+        elif c.s0.fin_seen and c.s1.fin_seen:
+            c.close(ts, False)
 
-    cdef TcpConnection _new_conn(self, bytes pykey, Pkt* k, uint16_t sport, uint16_t dport, int flags,
-                                 int64_t ts, int file_idx, int64_t frame_no):
+    cdef TcpConnection _new_tcp(self, bytes pykey, Pkt* k, uint16_t sport, uint16_t dport, int flags,
+                                int64_t ts, int file_idx, int64_t frame_no):
         cdef TcpConnection c = TcpConnection.__new__(TcpConnection)
-        cdef int alen = 4 if k.ipver == 4 else 16
-        c.conn_id = self.next_conn_id
-        self.next_conn_id += 1
-        c.key = pykey
-        c.ip_version = k.ipver
-        src = PyBytes_FromStringAndSize(<const char*>k.src, alen)
-        dst = PyBytes_FromStringAndSize(<const char*>k.dst, alen)
-        if (flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK):
-            # first frame seen is the SYN-ACK: the receiver is the initiator
-            c.addr0, c.port0, c.addr1, c.port1 = dst, dport, src, sport
-        else:
-            c.addr0, c.port0, c.addr1, c.port1 = src, sport, dst, dport
+        # first frame seen is the SYN-ACK: its receiver is the initiator
+        self._init_conn(c, pykey, k, sport, dport, (flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK),
+                        ts, file_idx, frame_no)
         c.s0 = TcpStream()
         c.s1 = TcpStream()
-        c.first_file = file_idx
-        c.first_frame = frame_no
-        c.first_ts = ts
-        c.last_ts = ts
         self.conns[pykey] = c
         return c
 
+    # ------------------------------------------------------------------ UDP
+    cdef void _udp(self, Pkt* k, int64_t wire, int64_t ts, int file_idx, int64_t frame_no, int64_t weight):
+        cdef const uint8_t* u = k.l4
+        cdef Py_ssize_t paylen, paycap, hdrlen = 0, sack_off = 0, sack_len = 0
+        cdef uint16_t sport, dport
+        cdef int alen = 4 if k.ipver == 4 else 16
+        if k.l4len < 8:
+            if self._mine_flowless():
+                self._undecodable(wire, weight, R_BAD_UDP)
+            return
+        if k.l4cap < 8:
+            if self._mine_flowless():
+                self._count(C_UDP, wire, weight)     # cut by the snap length
+            return
+        sport = be16(u)
+        dport = be16(u + 2)
+        paylen = k.l4len - 8
+        paycap = (k.l4cap if k.l4cap < k.l4len else k.l4len) - 8
+        if _utp_header(u + 8, paycap, paylen, &hdrlen, &sack_off, &sack_len):
+            self._utp(k, sport, dport, u + 8, paycap, paylen, hdrlen, sack_off, sack_len,
+                      wire, ts, file_idx, frame_no, weight)
+            return
+        if not self._mine_flowless():
+            return
+        if _bt_udp_candidate(u + 8, paycap, sport, dport):
+            self.datagrams.append((file_idx, frame_no, ts, wire, weight, k.ipver,
+                                   PyBytes_FromStringAndSize(<const char*>k.src, alen), sport,
+                                   PyBytes_FromStringAndSize(<const char*>k.dst, alen), dport,
+                                   PyBytes_FromStringAndSize(<const char*>u + 8, paycap), paylen))
+            return
+        self._count(C_UDP, wire, weight)
+
+    cdef void _utp(self, Pkt* k, uint16_t sport, uint16_t dport, const uint8_t* p, Py_ssize_t paycap,
+                   Py_ssize_t paylen, Py_ssize_t hdrlen, Py_ssize_t sack_off, Py_ssize_t sack_len,
+                   int64_t wire, int64_t ts, int file_idx, int64_t frame_no, int64_t weight):
+        cdef uint8_t key[KEY_LEN]
+        cdef int ptype = p[0] >> 4
+        cdef uint16_t cid = be16(p + 2)
+        cdef uint16_t seq = be16(p + 16)
+        cdef uint16_t ack_nr = be16(p + 18)
+        cdef int d
+        cdef UtpConnection c = None
+        cdef UtpStream s, other
+        if not self._canonical_key(k, sport, dport, key):
+            return
+        self.utp_frames += weight
+        half = _half_key(k, sport, dport, cid)
+        found = self.utp_halves.get(half)
+        if found is not None:
+            c, d = found
+            if ptype == ST_SYN and (c.closed or (c.syn_seen and c.syn_seq != seq)):
+                self.reused_tuples += 1
+                self._finish_conn(c)
+                c = None
+        if c is None:
+            c = self._new_utp(k, sport, dport, cid, ptype == ST_SYN, seq, ts, file_idx, frame_no)
+            d = 0
+        s = c.s0 if d == 0 else c.s1
+        other = c.s1 if d == 0 else c.s0
+        c.touch(d, wire, weight, ts, file_idx, frame_no)
+        if s.sink is None:
+            s.sink = PeerWireParser(c.syn_seen, self.event_mask)
+        if not s.started and d == 1 and c.syn_seen and ptype != ST_SYN:
+            s.start_at(seq)       # the responder's first packet carries its first seq_nr
+        if ptype != ST_SYN:
+            other.ack(ack_nr, p + sack_off, sack_len)
+        s.packet(ptype, seq, p + hdrlen, paycap - hdrlen, paylen - hdrlen)
+        if ptype == ST_RESET:
+            c.close(ts, True)
+        elif c.s0.fin_seen and c.s1.fin_seen:
+            c.close(ts, False)
+
+    cdef UtpConnection _new_utp(self, Pkt* k, uint16_t sport, uint16_t dport, uint16_t cid, bint syn,
+                                uint16_t seq, int64_t ts, int file_idx, int64_t frame_no):
+        """Endpoint 0 is this packet's sender (the initiator when it is a SYN)."""
+        cdef UtpConnection c = UtpConnection.__new__(UtpConnection)
+        self._init_conn(c, None, k, sport, dport, False, ts, file_idx, frame_no)
+        c.s0 = UtpStream()
+        c.s1 = UtpStream()
+        c.syn_seen = syn
+        c.syn_seq = seq
+        c.halves = []
+        if syn:
+            # initiator: SYN with id X, then X+1; responder: X
+            self._register(c, _half_key(k, sport, dport, cid), 0)
+            self._register(c, _half_key(k, sport, dport, <uint16_t>(cid + 1)), 0)
+            self._register(c, _half_key_rev(k, sport, dport, cid), 1)
+        else:
+            # mid-stream: the sender is the initiator (reply id X = cid-1) or the responder (X+1 = cid+1)
+            self._register(c, _half_key(k, sport, dport, cid), 0)
+            self._register(c, _half_key_rev(k, sport, dport, <uint16_t>(cid - 1)), 1)
+            self._register(c, _half_key_rev(k, sport, dport, <uint16_t>(cid + 1)), 1)
+        self.utp_conns[c.conn_id] = c
+        return c
+
+    cdef void _register(self, UtpConnection c, bytes half, int d):
+        if half not in self.utp_halves:
+            self.utp_halves[half] = (c, d)
+            c.halves.append(half)
+
     # ------------------------------------------------------------------ connection lifetime
-    cdef void _finish_conn(self, TcpConnection c):
-        c.s0.finish()
-        c.s1.finish()
-        if self.conns.get(c.key) is c:
-            del self.conns[c.key]
-        if self.last_conn is c:
-            self.last_conn = None
+    cdef void _finish_conn(self, Connection c):
+        c.finish_streams()
+        if isinstance(c, TcpConnection):
+            if self.conns.get(c.key) is c:
+                del self.conns[c.key]
+            if self.last_conn is c:
+                self.last_conn = None
+        else:
+            for half in (<UtpConnection>c).halves:
+                if self.utp_halves.get(half, (None,))[0] is c:
+                    del self.utp_halves[half]
+            self.utp_conns.pop(c.conn_id, None)
         self.finished.append(c)
 
     cdef void _sweep(self, bint all_):
-        cdef TcpConnection c
+        cdef Connection c
         cdef list done = []
         self.last_sweep_ts = self.max_ts
-        for c in self.conns.values():
-            if all_ or (c.closed and self.max_ts - c.last_ts > CLOSED_IDLE_NS):
-                done.append(c)
-            elif self.max_ts - c.last_ts > IDLE_SHRINK_NS:
-                c.s0.shrink()
-                c.s1.shrink()
+        for table in (self.conns, self.utp_conns):
+            for c in table.values():
+                if all_ or (c.closed and self.max_ts - c.last_ts > CLOSED_IDLE_NS):
+                    done.append(c)
+                elif self.max_ts - c.last_ts > IDLE_SHRINK_NS:
+                    c.shrink()
         # deterministic order: by creation
         done.sort(key=_conn_order)
         for c in done:
             self._finish_conn(c)
 
 
-def _conn_order(TcpConnection c):
+def _conn_order(Connection c):
     return c.conn_id
 
 
@@ -362,6 +447,83 @@ cdef inline uint64_t _key_hash(const uint8_t* key) noexcept:
     # FNV-1a over the canonical key: the same for both directions by construction.
     cdef uint64_t h = 1469598103934665603ULL
     cdef int i
-    for i in range(37):
+    for i in range(KEY_LEN):
         h = (h ^ key[i]) * 1099511628211ULL
     return h
+
+
+cdef bytes _half_key(Pkt* k, uint16_t sport, uint16_t dport, uint16_t cid):
+    """Directed key: source, destination, uTP connection id."""
+    cdef uint8_t key[39]
+    cdef int alen = 4 if k.ipver == 4 else 16
+    memset(key, 0, 39)
+    key[0] = k.ipver
+    memcpy(key + 1, k.src, alen)
+    key[17] = sport >> 8; key[18] = sport & 0xFF
+    memcpy(key + 19, k.dst, alen)
+    key[35] = dport >> 8; key[36] = dport & 0xFF
+    key[37] = cid >> 8; key[38] = cid & 0xFF
+    return PyBytes_FromStringAndSize(<char*>key, 39)
+
+
+cdef bytes _half_key_rev(Pkt* k, uint16_t sport, uint16_t dport, uint16_t cid):
+    """The same for the opposite direction (destination -> source)."""
+    cdef Pkt r = k[0]
+    r.src = k.dst
+    r.dst = k.src
+    return _half_key(&r, dport, sport, cid)
+
+
+cdef inline bint _utp_header(const uint8_t* p, Py_ssize_t cap, Py_ssize_t length, Py_ssize_t* hdrlen,
+                             Py_ssize_t* sack_off, Py_ssize_t* sack_len) noexcept:
+    """A consistent BEP 29 header: version 1, type 0-4, extension chain inside
+    the captured bytes, payload only on DATA packets (and always there)."""
+    cdef int ptype, ext, hops = 0
+    cdef Py_ssize_t off = 20, elen
+    if cap < 20 or length < 20 or (p[0] & 0x0F) != 1:
+        return False
+    ptype = p[0] >> 4
+    if ptype > 4:
+        return False
+    ext = p[1]
+    while ext:
+        if off + 2 > cap or hops >= 8 or ext > 16:
+            return False
+        elen = p[off + 1]
+        if ext == 1:
+            # BEP 29 asks for multiples of 4 bytes; libtorrent sends as few as 1
+            if elen < 1:
+                return False
+            sack_off[0] = off + 2
+            sack_len[0] = elen
+        ext = p[off]
+        off += 2 + elen
+        hops += 1
+    if off > length or off > cap:
+        return False
+    if (ptype == ST_DATA) != (length > off):
+        return False
+    hdrlen[0] = off
+    return True
+
+
+cdef inline bint _bt_udp_candidate(const uint8_t* p, Py_ssize_t n, uint16_t sport, uint16_t dport) noexcept:
+    """Could be DHT (a bencoded dict), a UDP tracker message (BEP 15) or Local
+    Service Discovery (BEP 14)?  Python decides; this only keeps obvious other
+    UDP traffic (DNS, QUIC, media) off the slow path."""
+    cdef uint32_t action
+    if n >= 2 and p[0] == 0x64 and (p[1] == 0x31 or p[1] == 0x32):   # "d1:" / "d2:" (KRPC dicts)
+        return True
+    if dport == 6771 or sport == 6771 or (n >= 9 and memcmp(p, b"BT-SEARCH", 9) == 0):
+        return True
+    if n >= 16 and rd32(p) == 0x417 and rd32(p + 4) == 0x27101980:   # connect request magic
+        return True
+    if n >= 8:
+        action = rd32(p)
+        if action <= 3:                                              # tracker responses
+            return True
+    if n >= 16:
+        action = rd32(p + 8)
+        if (action == 1 and n >= 98) or (action == 2 and (n - 16) % 20 == 0):   # announce / scrape
+            return True
+    return False

@@ -11,7 +11,7 @@ Category of a connection (every one of its frames falls in it):
 * ``bittorrent``: a BitTorrent handshake with an info_hash was seen;
 * ``bittorrent_unattributed``: peer wire messages were recognised (framing
   found again mid-stream) but no handshake, so no info_hash;
-* ``other_tcp``: anything else.
+* ``other_tcp``: anything else (``udp`` for a uTP-shaped flow without peer wire).
 
 ``info_hash`` is the one in the initiator's handshake (else the responder's).
 When the responder answered with a different one, it is kept as
@@ -32,6 +32,7 @@ DIRECTION_FIELDS = (
     "gap_bytes", "late_bytes", "truncated_bytes", "block_bytes", "block_acked_bytes",
     "block_tail_bytes", "block_gap_bytes", "handshake_bytes", "message_bytes", "unparsed_bytes",
     "opaque_bytes", "messages", "pieces", "lost_messages", "protocol_errors", "resyncs",
+    "gap_packets", "conflict_packets",
 )
 
 
@@ -59,6 +60,8 @@ class Direction:
     lost_messages: int = 0        # messages whose framing survived a gap but whose content did not
     protocol_errors: int = 0
     resyncs: int = 0
+    gap_packets: int = 0          # uTP: packets never captured (their length is unknown)
+    conflict_packets: int = 0     # uTP: retransmitted packets whose content differed
     peer_id: bytes | None = None
     info_hash: bytes | None = None
     reserved: bytes | None = None
@@ -103,16 +106,20 @@ class ConnectionRecord:
         return d.ext.get("v") or decode_peer_id(d.peer_id) or ""
 
 
-def _direction(stream, parser, frames: int, wire: int) -> Direction:
+def _direction(stream, parser, frames: int, wire: int, transport: str) -> Direction:
     d = Direction(frames=frames, wire_bytes=wire)
     d.payload_bytes = stream.delivered_bytes
     d.duplicate_bytes = stream.duplicate_bytes
-    d.conflict_bytes = stream.conflict_bytes
-    d.uncompared_bytes = stream.uncompared_bytes
-    d.gap_bytes = stream.gap_bytes
     d.late_bytes = stream.late_bytes
     d.truncated_bytes = stream.truncated_bytes
     d.block_acked_bytes = stream.marked_acked_bytes
+    if transport == "tcp":
+        d.conflict_bytes = stream.conflict_bytes
+        d.uncompared_bytes = stream.uncompared_bytes
+        d.gap_bytes = stream.gap_bytes
+    else:
+        d.gap_packets = stream.gap_packets
+        d.conflict_packets = stream.conflict_packets
     if parser is not None:
         d.block_bytes = parser.block_bytes
         d.block_tail_bytes = parser.block_tail_bytes
@@ -134,12 +141,13 @@ def _direction(stream, parser, frames: int, wire: int) -> Direction:
     return d
 
 
-def record_from_tcp(c) -> ConnectionRecord:
-    """Build the record of a finished engine ``TcpConnection``."""
-    fwd = _direction(c.s0, c.parser0, c.frames0, c.wire_bytes0)
-    rev = _direction(c.s1, c.parser1, c.frames1, c.wire_bytes1)
+def record_from_conn(c) -> ConnectionRecord:
+    """Build the record of a finished engine connection (TCP or uTP)."""
+    transport = c.transport
+    fwd = _direction(c.s0, c.parser0, c.frames0, c.wire_bytes0, transport)
+    rev = _direction(c.s1, c.parser1, c.frames1, c.wire_bytes1, transport)
     r = ConnectionRecord(
-        conn_id=c.conn_id, transport="tcp", ip_version=c.ip_version,
+        conn_id=c.conn_id, transport=transport, ip_version=c.ip_version,
         src_ip=str(ipaddress.ip_address(c.addr0)), src_port=c.port0,
         dst_ip=str(ipaddress.ip_address(c.addr1)), dst_port=c.port1,
         initiator_known=bool(c.s0.syn_seen), fwd=fwd, rev=rev,
@@ -162,7 +170,8 @@ def classify(r: ConnectionRecord) -> None:
     elif r.fwd.synced or r.rev.synced:
         r.category = "bittorrent_unattributed"
     else:
-        r.category = "other_tcp"
+        # a uTP-shaped UDP flow that carried no peer wire protocol is just UDP
+        r.category = "other_tcp" if r.transport == "tcp" else "udp"
 
 
 def peer_id_field(d: Direction) -> str:

@@ -21,8 +21,8 @@ from analyzer.sessions.connections import ConnectionRecord, Direction
 from analyzer.sessions.subject import Subject
 from analyzer.timefmt import iso_ns
 
-TCP_CATEGORIES = ("bittorrent", "bittorrent_unattributed", "other_tcp")
-ALL_CATEGORIES = TCP_CATEGORIES + ("udp", "other_ip", "non_ip", "undecodable")
+CONNECTION_CATEGORIES = ("bittorrent", "bittorrent_unattributed", "other_tcp")
+ALL_CATEGORIES = CONNECTION_CATEGORIES + ("udp", "other_ip", "non_ip", "undecodable")
 
 
 def subject_directions(r: ConnectionRecord, subject: Subject) -> tuple[str, Direction | None, Direction | None]:
@@ -181,18 +181,24 @@ def build_unattributed(records: list[ConnectionRecord], subject: Subject) -> dic
             "other_connections": out["other_connections"]}
 
 
+TCP_STREAM_FIELDS = ("payload_bytes", "duplicate_bytes", "conflict_bytes", "uncompared_bytes", "gap_bytes",
+                     "late_bytes", "truncated_bytes")
+UTP_STREAM_FIELDS = ("payload_bytes", "duplicate_bytes", "conflict_packets", "gap_packets", "late_bytes",
+                     "truncated_bytes")
+PEER_WIRE_FIELDS = ("handshake_bytes", "message_bytes", "block_bytes", "block_tail_bytes", "block_gap_bytes",
+                    "unparsed_bytes", "opaque_bytes", "lost_messages", "protocol_errors", "resyncs")
+
+
 def build_accounting(result) -> dict:
     """Every frame in exactly one category; stream-level byte accounting."""
     cats = {c: {"frames": 0, "bytes": 0} for c in ALL_CATEGORIES}
-    for c in TCP_CATEGORIES:
+    for c in CONNECTION_CATEGORIES + ("udp",):
         cats[c]["connections"] = 0
-    stream = {c: Counter() for c in TCP_CATEGORIES}
-    wire_fields = ("payload_bytes", "duplicate_bytes", "conflict_bytes", "uncompared_bytes", "gap_bytes",
-                   "late_bytes", "truncated_bytes")
-    pw_fields = ("handshake_bytes", "message_bytes", "block_bytes", "block_tail_bytes", "block_gap_bytes",
-                 "unparsed_bytes", "opaque_bytes", "protocol_errors", "resyncs")
+    streams = {"tcp": {c: Counter() for c in CONNECTION_CATEGORIES},
+               "utp": {c: Counter() for c in ("bittorrent", "bittorrent_unattributed", "udp")}}
+    fields = {"tcp": TCP_STREAM_FIELDS, "utp": UTP_STREAM_FIELDS}
     peer_wire = Counter()
-    gaps = Counter()
+    gaps = {"bytes": Counter(), "packets": Counter()}
     for r in result.records:
         c = cats[r.category]
         c["frames"] += r.frames
@@ -200,33 +206,40 @@ def build_accounting(result) -> dict:
         c["connections"] += 1
         side, down, up = subject_directions(r, result.subject)
         for d in (r.fwd, r.rev):
-            for k in wire_fields:
-                stream[r.category][k] += getattr(d, k)
-            if r.category != "other_tcp":
-                for k in pw_fields:
+            for k in fields[r.transport]:
+                streams[r.transport][r.category][k] += getattr(d, k)
+            if r.category.startswith("bittorrent"):
+                for k in PEER_WIRE_FIELDS:
                     peer_wire[k] += getattr(d, k)
+        unit = "bytes" if r.transport == "tcp" else "packets"
+        field_name = "gap_bytes" if r.transport == "tcp" else "gap_packets"
         if down is not None:
-            gaps["to_subject"] += down.gap_bytes
-            gaps["from_subject"] += up.gap_bytes
+            gaps[unit]["to_subject"] += getattr(down, field_name)
+            gaps[unit]["from_subject"] += getattr(up, field_name)
         else:
-            gaps["not_involving_subject"] += r.fwd.gap_bytes + r.rev.gap_bytes
+            gaps[unit]["not_involving_subject"] += getattr(r.fwd, field_name) + getattr(r.rev, field_name)
     for k, (frames, nbytes) in result.kinds.items():
         cats[k]["frames"] += frames
         cats[k]["bytes"] += nbytes
+    for (k, unit), n in result.udp.categories.items():
+        cats.setdefault(k, {"frames": 0, "bytes": 0})[unit] += n
     cats["undecodable"]["reasons"] = dict(sorted(result.reasons.items()))
     if result.unknown_link_types:
         cats["undecodable"]["unknown_link_types"] = {str(k): v for k, v in sorted(result.unknown_link_types.items())}
     frames = sum(c["frames"] for c in cats.values())
+    directions = ("to_subject", "from_subject", "not_involving_subject")
     return {
         "frames": frames,
         "bytes": sum(c["bytes"] for c in cats.values()),
         "frames_read": result.frames,
         "categories": cats,
-        "gap_bytes": {k: gaps[k] for k in ("to_subject", "from_subject", "not_involving_subject")},
-        "tcp_streams": {c: {k: stream[c][k] for k in wire_fields} for c in TCP_CATEGORIES},
-        "peer_wire": {k: peer_wire[k] for k in pw_fields},
+        "gap_bytes": {k: gaps["bytes"][k] for k in directions},
+        "gap_packets": {k: gaps["packets"][k] for k in directions},
+        "tcp_streams": {c: {k: v[k] for k in TCP_STREAM_FIELDS} for c, v in streams["tcp"].items()},
+        "utp_streams": {c: {k: v[k] for k in UTP_STREAM_FIELDS} for c, v in streams["utp"].items()},
+        "peer_wire": {k: peer_wire[k] for k in PEER_WIRE_FIELDS},
         "ip_fragments": dict(result.fragments),
-        "reused_tcp_tuples": result.reused_tuples,
+        "reused_tuples": result.reused_tuples,
         "capture_damage": {
             "unreadable_files": sum(1 for r in result.reports if not r.readable),
             "damaged_bytes": sum(r.damaged_bytes for r in result.reports),

@@ -187,7 +187,7 @@ def test_four_tuple_reuse(tmp_path, closed):
     assert len(result.records) == 2
     assert [r.category for r in result.records] == ["bittorrent", "bittorrent"]
     assert [r.info_hash for r in result.records] == [IH.hex(), IH2.hex()]
-    assert summary["accounting"]["reused_tcp_tuples"] == 1 == result.reused_tuples
+    assert summary["accounting"]["reused_tuples"] == 1 == result.reused_tuples
     assert_exact(torrent(summary, IH), up1, down1)
     assert_exact(torrent(summary, IH2), up2, down2)
 

@@ -1,0 +1,35 @@
+from libc.stdint cimport int64_t, uint16_t
+
+from analyzer.flows._tcp cimport TcpStream
+from analyzer.flows._utp cimport UtpStream
+
+
+cdef class Connection:
+    """Both directions of one connection.  Endpoint 0 is the initiator when the
+    connection's start was captured, else the sender of the first frame."""
+    cdef readonly int64_t conn_id
+    cdef readonly int ip_version
+    cdef readonly bytes addr0, addr1
+    cdef readonly int port0, port1
+    cdef readonly int64_t frames0, frames1, wire_bytes0, wire_bytes1
+    cdef readonly int first_file, last_file
+    cdef readonly int64_t first_frame, last_frame, first_ts, last_ts
+    cdef readonly bint closed, reset
+    cdef int64_t close_ts
+    cdef bytes key
+
+    cdef void touch(self, int d, int64_t wire, int64_t weight, int64_t ts, int file_idx, int64_t frame_no)
+    cdef void close(self, int64_t ts, bint reset)
+    cdef void finish_streams(self)
+    cdef void shrink(self)
+
+
+cdef class TcpConnection(Connection):
+    cdef readonly TcpStream s0, s1
+
+
+cdef class UtpConnection(Connection):
+    cdef readonly UtpStream s0, s1
+    cdef readonly bint syn_seen
+    cdef uint16_t syn_seq
+    cdef list halves          # keys registered in the engine's uTP table

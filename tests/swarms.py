@@ -1,0 +1,95 @@
+"""Shared pieces of the real-traffic tests: swarm specs and exact checks
+against libtorrent's counters."""
+from __future__ import annotations
+
+from analyzer.analysis import analyze
+from analyzer.report.tables import build_summary
+from analyzer.sessions.subject import given_subject
+from analyzer.sessions.summary import build_torrents
+
+
+def two_peers(size=3_000_000, version="v1", ips=("127.0.0.2", "127.0.0.3"), transports="tcp", **torrent):
+    return {
+        "timeout": 60,
+        "torrents": [{"name": "t1", "size": size, "piece_length": 65536, "version": version, "seed": 11,
+                      **torrent}],
+        "peers": [
+            {"name": "seed", "ip": ips[0], "port": 6881, "seeds": ["t1"], "transports": transports},
+            {"name": "leech", "ip": ips[1], "port": 6881, "leeches": ["t1"], "connect_to": ["seed"],
+             "transports": transports},
+        ],
+    }
+
+
+def three_peers(size=1_500_000, transports=("tcp", "tcp", "tcp")):
+    """S seeds at a limited rate; X and L leech; L joins late and gets pieces
+    from X too, so X (the usual subject) both downloads and uploads."""
+    ts, tx, tl = transports
+    return {
+        "timeout": 90,
+        "torrents": [{"name": "t1", "size": size, "piece_length": 32768, "version": "v1", "seed": 5}],
+        "peers": [
+            {"name": "S", "ip": "127.0.0.2", "port": 6881, "seeds": ["t1"], "upload_rate_limit": 150_000,
+             "transports": ts},
+            {"name": "X", "ip": "127.0.0.3", "port": 6881, "leeches": ["t1"], "connect_to": ["S"],
+             "transports": tx},
+            {"name": "L", "ip": "127.0.0.4", "port": 6881, "leeches": ["t1"], "connect_to": ["S", "X"],
+             "connect_delay": 2.0, "transports": tl},
+        ],
+    }
+
+
+def handshake_hashes(truth: dict, name: str) -> set[str]:
+    h = truth["torrents"][name]["handshake_info_hash"]
+    return set(h) if isinstance(h, list) else {h}
+
+
+def assert_exact(result, truth: dict) -> None:
+    """Each peer as the subject: its torrent figures equal its counters."""
+    for peer_name, peer in truth["peers"].items():
+        torrents = build_torrents(result.records, given_subject([peer["ip"]]))
+        for tname, counters in peer["torrents"].items():
+            names = handshake_hashes(truth, tname)
+            entries = [t for t in torrents if names & {t["info_hash"], *t["info_hash_aliases"]}]
+            assert len(entries) == 1, (peer_name, tname, [t["info_hash"] for t in torrents])
+            t = entries[0]
+            where = f"{peer_name}/{tname}"
+            assert t["uploaded_bytes"] == counters["total_payload_upload"], where
+            assert t["downloaded_acked_bytes"] == counters["total_payload_download"], where
+            assert t["uploaded_acked_bytes"] == t["uploaded_bytes"], where
+            assert t["downloaded_bytes"] == t["downloaded_acked_bytes"], where
+            assert t["downloaded_gap_bytes"] == t["uploaded_gap_bytes"] == 0, where
+            assert t["downloaded_unknown_piece_bytes"] == t["uploaded_unknown_piece_bytes"] == 0, where
+
+
+def assert_accounting(result, summary: dict) -> None:
+    acc = summary["accounting"]
+    frames_in_files = sum(i["frames"] for i in summary["inputs"])
+    assert acc["frames"] == acc["frames_read"] == frames_in_files
+    assert sum(c["frames"] for c in acc["categories"].values()) == frames_in_files
+    cats = acc["categories"]
+    assert cats["bittorrent"]["frames"] > 0
+    assert cats["undecodable"]["frames"] == 0
+    assert cats["bittorrent_unattributed"]["frames"] == 0
+    assert acc["gap_bytes"] == {"to_subject": 0, "from_subject": 0, "not_involving_subject": 0}
+    assert acc["gap_packets"] == {"to_subject": 0, "from_subject": 0, "not_involving_subject": 0}
+    # every stream byte is accounted by the peer wire parser
+    for r in result.records:
+        for d in (r.fwd, r.rev):
+            assert d.handshake_bytes + d.message_bytes + d.block_bytes + d.unparsed_bytes \
+                + d.opaque_bytes == d.payload_bytes
+            assert d.unparsed_bytes == d.opaque_bytes == d.protocol_errors == 0
+
+
+def analyze_swarm(res, subject_ip: str, files=None):
+    result = analyze(files or res.capture_files, local=[subject_ip], warn=lambda m: None)
+    summary = build_summary(result)
+    for i in summary["inputs"]:
+        assert i["readable"] and not i["errors"], i
+    return result, summary
+
+
+def transport_figures(summary: dict) -> dict:
+    """{transport: torrent figures} of the single torrent of a summary."""
+    [t] = summary["torrents"]
+    return t["transports"]

@@ -1,0 +1,86 @@
+"""Real uTP (BEP 29) traffic: libtorrent swarms over uTP, alone and mixed with TCP.
+
+As for TCP, every peer taken as the subject must match its own libtorrent
+payload counters to the byte.
+"""
+from __future__ import annotations
+
+import pytest
+
+from harness import run_swarm
+from swarms import analyze_swarm, assert_accounting, assert_exact, three_peers, transport_figures, two_peers
+
+pytestmark = pytest.mark.realtraffic
+
+
+def test_utp_pair(tmp_path):
+    res = run_swarm(two_peers(transports="utp"), tmp_path)
+    result, summary = analyze_swarm(res, "127.0.0.3")
+    assert_exact(result, res.ground_truth)
+    assert_accounting(result, summary)
+    assert {r.transport for r in result.records} == {"utp"}
+    assert summary["torrents"][0]["downloaded_bytes"] == 3_000_000
+    assert summary["accounting"]["categories"]["udp"]["frames"] == 0
+
+
+def test_utp_three_peer_swarm(tmp_path):
+    res = run_swarm(three_peers(transports=("utp", "utp", "utp")), tmp_path)
+    result, summary = analyze_swarm(res, "127.0.0.3")
+    assert_exact(result, res.ground_truth)
+    assert_accounting(result, summary)
+    [t] = summary["torrents"]
+    assert t["uploaded_bytes"] > 0 and t["peers"] == 2
+
+
+def test_utp_with_two_percent_loss(tmp_path):
+    res = run_swarm(two_peers(size=2_000_000, transports="utp"), tmp_path, drop_probability=0.02)
+    result, summary = analyze_swarm(res, "127.0.0.3")
+    assert_exact(result, res.ground_truth)
+    assert_accounting(result, summary)
+    streams = summary["accounting"]["utp_streams"]["bittorrent"]
+    assert streams["duplicate_bytes"] > 0 and streams["conflict_packets"] == 0
+
+
+def test_utp_over_ipv6(tmp_path):
+    res = run_swarm(two_peers(size=2_000_000, transports="utp", ips=("fd00::2", "fd00::3")), tmp_path,
+                    drop_probability=0.01)
+    result, summary = analyze_swarm(res, "fd00::3")
+    assert_exact(result, res.ground_truth)
+    assert_accounting(result, summary)
+    assert {(r.transport, r.ip_version) for r in result.records} == {("utp", 6)}
+
+
+def test_mixed_swarm_subject_uses_both_transports(tmp_path):
+    # S speaks TCP only, L uTP only, X both: X's connections to S are TCP, to L uTP
+    res = run_swarm(three_peers(transports=("tcp", "both", "utp")), tmp_path)
+    result, summary = analyze_swarm(res, "127.0.0.3")
+    assert_exact(result, res.ground_truth)
+    assert_accounting(result, summary)
+    per = transport_figures(summary)
+    assert set(per) == {"tcp", "utp"}
+    [t] = summary["torrents"]
+    for k in ("downloaded_bytes", "uploaded_bytes", "downloaded_acked_bytes", "uploaded_acked_bytes"):
+        assert per["tcp"][k] + per["utp"][k] == t[k]
+    # the CSVs split by transport too
+    from analyzer.report.tables import connections_csv, torrents_csv
+    rows = torrents_csv(summary).splitlines()[1:]
+    assert [r.split(",")[1] for r in rows] == ["all", "tcp", "utp"]
+    transports = {line.split(",")[1] for line in connections_csv(result).splitlines()[1:]}
+    assert transports == {"tcp", "utp"}
+
+
+def test_several_torrents_in_one_session(tmp_path):
+    spec = two_peers(size=1_000_000, transports="both")
+    spec["torrents"] = [
+        {"name": "a", "size": 1_000_000, "piece_length": 32768, "version": "v1", "seed": 1},
+        {"name": "b", "size": 700_000, "piece_length": 16384, "version": "v2", "seed": 2},
+        {"name": "c", "size": 400_000, "piece_length": 65536, "version": "hybrid", "seed": 3},
+    ]
+    for p in spec["peers"]:
+        key = "seeds" if p["name"] == "seed" else "leeches"
+        p[key] = ["a", "b", "c"]
+    res = run_swarm(spec, tmp_path)
+    result, summary = analyze_swarm(res, "127.0.0.3")
+    assert_exact(result, res.ground_truth)
+    assert_accounting(result, summary)
+    assert len(summary["torrents"]) == 3
