@@ -37,6 +37,7 @@ class PartResult:
     frames: int = 0
     reused_tuples: int = 0
     udp: DatagramResult = field(default_factory=DatagramResult)
+    http_announces: list = field(default_factory=list)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class AnalysisResult:
     options: dict
     notes: list[str]
     udp: DatagramResult = field(default_factory=DatagramResult)
+    announces: list = field(default_factory=list)     # TrackerAnnounce, HTTP and UDP, in time order
 
     @property
     def readable_files(self) -> int:
@@ -87,9 +89,9 @@ def run_partition(paths: list[Path], partitions: int, partition: int) -> PartRes
                 defrag.expire(int(batch.ts_ns[batch.n - 1]))
             if engine.datagrams:
                 udp.add_all(engine.take_datagrams())
-            out.records.extend(record_from_conn(c) for c in engine.drain_finished())
+            out.records.extend(record_from_conn(c, out.http_announces) for c in engine.drain_finished())
     engine.finish()
-    out.records.extend(record_from_conn(c) for c in engine.drain_finished())
+    out.records.extend(record_from_conn(c, out.http_announces) for c in engine.drain_finished())
     if engine.datagrams:
         udp.add_all(engine.take_datagrams())
     out.udp = udp.result()
@@ -137,11 +139,23 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1,
     records = parts[0].records if len(parts) == 1 else RecordStore.merged([p.records for p in parts])
     kinds = {k: [sum(p.kinds[k][0] for p in parts), sum(p.kinds[k][1] for p in parts)] for k in main.kinds}
     notes = []
+    announces = sorted([a for p in parts for a in p.http_announces] + main.udp.tracker,
+                       key=lambda a: (a.ts_ns, a.file_idx, a.frame_no, a.info_hash))
     if subject is None:
-        subject = infer_subject((r.src_ip, r.dst_ip) for r in records if r.category == "bittorrent")
-        if not subject.specs:
-            subject = infer_subject((r.src_ip, r.dst_ip) for r in records
-                                    if r.category == "bittorrent_unattributed")
+        # BitTorrent connections first; failing those, connections without
+        # handshake, encrypted ones, then the clients announcing to trackers
+        def pairs(category):
+            return ((r.src_ip, r.dst_ip) for r in records if r.category == category)
+        for what, found in (("BitTorrent connections", lambda: pairs("bittorrent")),
+                            ("BitTorrent connections without handshake", lambda: pairs("bittorrent_unattributed")),
+                            ("encrypted (MSE) connections", lambda: pairs("encrypted")),
+                            ("tracker announces (as the announcing client)",
+                             lambda: ((a.client_ip, a.client_ip) for a in announces))):
+            subject = infer_subject(found(), what)
+            if subject.specs:
+                break
+        else:
+            subject = infer_subject((), "BitTorrent, encrypted or tracker traffic")
         warn(f"subject inferred: {subject.basis}")
         notes.append(f"subject inferred: {subject.basis}")
     for a, b in inputs.overlaps():
@@ -151,4 +165,4 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1,
         unknown_link_types=main.unknown_link_types, fragments=main.fragments, subject=subject,
         frames=main.frames,
         reused_tuples=sum(p.reused_tuples for p in parts),
-        options={"local": list(local), "jobs": jobs}, notes=notes, udp=main.udp)
+        options={"local": list(local), "jobs": jobs}, notes=notes, udp=main.udp, announces=announces)

@@ -307,7 +307,7 @@ def ip_layer(src: str, dst: str, **kw):
 
 
 def udp_packet(src: str = V4_CLIENT, dst: str = V4_SERVER, sport: int = 6881, dport: int = 6881,
-               payload: bytes = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe") -> bytes:
+               payload: bytes = b"\x7fnot BitTorrent, not DHT") -> bytes:
     return bytes(ip_layer(src, dst) / UDP(sport=sport, dport=dport) / payload)
 
 

@@ -47,6 +47,10 @@ cdef class PeerWireParser(StreamSink):
     cdef int anchor_kind
     cdef bytes _replay                      # buffered bytes to run again from an anchor
     cdef bint body_lost
+    cdef bint opaque_scan                   # looking for plaintext after an opaque start
+    cdef readonly int64_t plaintext_from    # where plaintext peer wire began after it (-1: never)
+    cdef bint head_open
+    cdef bytearray _head
 
     # every stream byte lands in exactly one of these (block_tail and block_gap are subsets)
     cdef readonly int64_t handshake_bytes, message_bytes, block_bytes, unparsed_bytes
@@ -73,4 +77,5 @@ cdef class PeerWireParser(StreamSink):
     cdef Py_ssize_t _feed_resync(self, const uint8_t* p, Py_ssize_t n)
     cdef void _resynced(self, Py_ssize_t found)
     cdef void _drop_resync_buffer(self)
+    cdef void _count_skipped(self, int64_t n)
     cdef void _give_up(self)

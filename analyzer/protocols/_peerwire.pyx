@@ -60,6 +60,8 @@ cdef enum:
     RBUF_CAP = 1 << 18
     RESYNC_BUDGET = 1 << 22
     RESYNC_STEP = 1 << 12          # bytes buffered between scans while resynchronising
+    OPAQUE_SCAN = 1 << 16          # how far into a non-peer-wire stream plaintext is looked for
+    HEAD_CAP = 1 << 13             # first bytes kept of streams not (yet) known as peer wire
 
 cdef const char* PROTO = b"\x13BitTorrent protocol"
 
@@ -117,6 +119,9 @@ cdef class PeerWireParser:
         self.state = S_HANDSHAKE if at_stream_start else S_RESYNC
         self.resync_start = 0
         self.tail_ok = True      # a stream seen from its middle may start inside a block
+        self.head_open = True
+        self._head = bytearray()
+        self.plaintext_from = -1
 
     def __dealloc__(self):
         free(self.body)
@@ -149,6 +154,13 @@ cdef class PeerWireParser:
         return out
 
     @property
+    def head(self):
+        """The first bytes of the stream (up to 8 KiB, contiguous from offset 0),
+        kept unless the stream opened with a plaintext handshake: for HTTP
+        trackers and encrypted (MSE) connections."""
+        return bytes(self._head) if self._head is not None else b""
+
+    @property
     def message_counts(self):
         """{message id: count} of complete messages parsed."""
         return {i: self.msg_counts[i] for i in range(32) if self.msg_counts[i]}
@@ -166,8 +178,16 @@ cdef class PeerWireParser:
     cdef void feed(self, const uint8_t* p, Py_ssize_t n):
         """Consume n stream bytes.  Bytes replayed after a resynchronisation are
         processed first, iteratively (never by recursion), then the rest."""
-        cdef Py_ssize_t i = 0, j
+        cdef Py_ssize_t i = 0, j, take
         cdef bytes r
+        if self.head_open and n > 0:
+            take = HEAD_CAP - len(self._head)
+            if take > n:
+                take = n
+            if take > 0 and self.stream_off == len(self._head):
+                self._head.extend(PyBytes_FromStringAndSize(<const char*>p, take))
+            else:
+                self.head_open = False
         while i < n or self._replay is not None:
             if self._replay is not None:
                 r = self._replay
@@ -224,6 +244,7 @@ cdef class PeerWireParser:
     cdef void feed_gap(self, int64_t n):
         if n <= 0:
             return
+        self.head_open = False
         self._settle()
         cdef int64_t off = self.stream_off
         self.gap_bytes += n
@@ -322,19 +343,25 @@ cdef class PeerWireParser:
             self._start_header()
         elif self.state == S_RESYNC:
             self._drop_resync_buffer()
+            if self.opaque_scan:
+                self.state = S_OPAQUE      # no plaintext peer wire turned up
 
     # ------------------------------------------------------------------ handshake
     cdef Py_ssize_t _feed_handshake(self, const uint8_t* p, Py_ssize_t n):
         cdef Py_ssize_t i = 0
         while i < n and self.hs_len < 68:
             if self.hs_len < 20 and p[i] != <uint8_t>PROTO[self.hs_len]:
-                # Not a plaintext BitTorrent handshake: the bytes so far and the
-                # rest of the stream are opaque to this parser.
+                # Not a plaintext BitTorrent handshake.  The stream may still turn
+                # to plaintext peer wire after an encryption handshake (MSE with
+                # plaintext selected): scan a bounded prefix for it; what is
+                # skipped is opaque.
                 self.stream_off += i
-                self.opaque_bytes += self.hs_len
-                self.state = S_OPAQUE
                 if self.event_mask & EV_DIAG:
                     self._events.append(ev.NotPeerWire(self.stream_off - self.hs_len))
+                self._enter_resync(self.stream_off - self.hs_len, False)
+                self.opaque_scan = True
+                self.stream_off -= self.hs_len
+                self._feed_resync(self.hs, self.hs_len)
                 return i
             self.hs[self.hs_len] = p[i]
             self.hs_len += 1
@@ -346,6 +373,9 @@ cdef class PeerWireParser:
             self.handshake_seen = True
             self.synced = True
         if self.hs_len == 68:
+            if self.stream_off == 68:
+                self.head_open = False      # plainly peer wire: no need to keep its start
+                self._head = None
             self.peer_id = PyBytes_FromStringAndSize(<char*>self.hs + 48, 20)
             self.handshake_bytes += 68
             if self.event_mask & EV_HANDSHAKE:
@@ -548,10 +578,11 @@ cdef class PeerWireParser:
         cdef uint32_t L, L2
         cdef int msg_id
         cdef Py_ssize_t i
-        if p[0] == 19 and off == 0 and not self.handshake_seen:
+        if p[0] == 19 and not self.handshake_seen and (off == 0 or self.opaque_scan):
             # "\x13BitTorrent protocol" at the first byte of a stream whose SYN was
-            # not captured.  Anywhere else it would be data (a block of a file
-            # that contains the string), never a handshake.
+            # not captured, or after an encryption handshake that settled on
+            # plaintext.  Anywhere else it would be data (a block of a file that
+            # contains the string), never a handshake.
             for i in range(1, 20):
                 if i >= avail:
                     return -1
@@ -631,6 +662,9 @@ cdef class PeerWireParser:
                 if self.rbuf_off - self.resync_start > RESYNC_BUDGET:
                     self._give_up()
                     return consumed
+            if self.opaque_scan and self.rbuf_off + self.rbuf_len - self.resync_start >= OPAQUE_SCAN:
+                self._give_up()
+                return consumed
             take = min(RBUF_CAP - self.rbuf_len, n - consumed, RESYNC_STEP)
             memcpy(self.rbuf + self.rbuf_len, p + consumed, take)
             self.rbuf_len += take
@@ -665,7 +699,10 @@ cdef class PeerWireParser:
             self.block_tail_bytes += skipped
             self.add_range(self.resync_start, self.resync_start + skipped)
         else:
-            self.unparsed_bytes += skipped
+            self._count_skipped(skipped)
+        if self.opaque_scan:
+            self.opaque_scan = False
+            self.plaintext_from = self.rbuf_off + found
         self.resyncs += 1
         self.synced = True
         if self.event_mask & EV_DIAG:
@@ -681,9 +718,15 @@ cdef class PeerWireParser:
         else:
             self._start_header()
 
+    cdef void _count_skipped(self, int64_t n):
+        if self.opaque_scan:
+            self.opaque_bytes += n
+        else:
+            self.unparsed_bytes += n
+
     cdef void _drop_resync_buffer(self):
-        """Everything given up since resync_start becomes unparsed."""
-        self.unparsed_bytes += self.rbuf_off - self.resync_start + self.rbuf_len
+        """Everything given up since resync_start becomes unparsed (opaque in an opaque scan)."""
+        self._count_skipped(self.rbuf_off - self.resync_start + self.rbuf_len)
         self.rbuf_off += self.rbuf_len
         self.resync_start = self.rbuf_off
         self.rbuf_len = 0

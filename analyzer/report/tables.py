@@ -17,8 +17,10 @@ import numpy
 from analyzer import __version__
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.sessions.connections import DIRECTION_FIELDS, ConnectionRecord
-from analyzer.sessions.summary import (SUM_FIELDS, build_accounting, build_torrents, build_unattributed,
-                                       transfer_figures)
+from analyzer.sessions.dht import build_dht, build_lsd
+from analyzer.sessions.summary import (SUM_FIELDS, build_accounting, build_encrypted, build_torrents,
+                                       build_unattributed, torrent_groups, transfer_figures)
+from analyzer.sessions.trackers import announce_row, reconcile, subject_announces
 from analyzer.timefmt import iso_ns
 
 SUMMARY_SCHEMA = "bt-analyzer/summary/1"
@@ -52,14 +54,22 @@ def input_entries(result) -> list[dict]:
 
 
 def build_summary(result) -> dict:
+    subject = result.subject
+    mine = subject_announces(result.announces, subject)
+    dht, _ = build_dht(result.udp, subject)
     return {
         "schema": SUMMARY_SCHEMA,
         "tool": TOOL,
-        "local": [s.text for s in result.subject.specs],
-        "subject": result.subject.as_json(),
+        "local": [s.text for s in subject.specs],
+        "subject": subject.as_json(),
         "inputs": input_entries(result),
-        "torrents": build_torrents(result.records, result.subject),
-        "unattributed": build_unattributed(result.records, result.subject),
+        "torrents": build_torrents(result.records, subject),
+        "unattributed": build_unattributed(result.records, subject),
+        "encrypted": build_encrypted(result.records, subject),
+        "tracker_reports": [announce_row(a, True) for a in mine],
+        "tracker_reconciliation": reconcile(mine, result.records, subject, torrent_groups(result.records)),
+        "dht": dht,
+        "lsd": build_lsd(result.udp, subject),
         "accounting": build_accounting(result),
         "notes": list(result.notes),
     }
@@ -83,7 +93,8 @@ def torrents_csv(summary: dict) -> str:
 
 CONNECTION_COLUMNS = (
     "conn_id", "transport", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "initiator_known",
-    "state", "category", "attribution", "info_hash", "info_hash_reply", "subject_side",
+    "state", "category", "attribution", "info_hash", "info_hash_reply", "encryption", "encryption_basis",
+    "flight_src", "flight_dst", "subject_side",
     "remote_ip", "remote_port", "downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes",
     "uploaded_acked_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
     "reserved_src", "reserved_dst", "ext_handshake_src", "ext_handshake_dst",
@@ -96,6 +107,7 @@ def connection_row(r: ConnectionRecord, result, files: list[str]) -> list:
     f = transfer_figures(r, result.subject)
     row = [r.conn_id, r.transport, r.ip_version, r.src_ip, r.src_port, r.dst_ip, r.dst_port,
            int(r.initiator_known), r.state, r.category, r.attribution, r.info_hash, r.info_hash_reply,
+           r.encryption, r.encryption_basis, r.flight_src, r.flight_dst,
            f["subject_side"], f.get("remote_ip", ""), f.get("remote_port", ""),
            f.get("downloaded_bytes", ""), f.get("downloaded_acked_bytes", ""),
            f.get("uploaded_bytes", ""), f.get("uploaded_acked_bytes", ""),
@@ -128,6 +140,39 @@ def connections_csv(result) -> str:
     return buf.getvalue()
 
 
+def _csv(columns, rows) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow(["" if row[c] is None else row[c] for c in columns])
+    return buf.getvalue()
+
+
+TRACKER_COLUMNS = ("info_hash", "ts", "transport", "tracker", "kind", "event", "uploaded", "downloaded", "left",
+                   "client_ip", "client_port", "port", "peer_id", "numwant", "key", "interval", "peers_returned",
+                   "seeders", "leechers", "failure", "by_subject", "file", "frame")
+
+
+def tracker_csv(result) -> str:
+    """Every announce and scrape in the capture (the subject's and others')."""
+    files = [str(f.path) for f in result.inputs.files]
+    mine = {id(a) for a in subject_announces(result.announces, result.subject)}
+    rows = []
+    for a in result.announces:
+        row = announce_row(a, id(a) in mine)
+        row["file"] = files[a.file_idx] if a.file_idx < len(files) else a.file_idx
+        rows.append(row)
+    return _csv(TRACKER_COLUMNS, rows)
+
+
+DHT_COLUMNS = ("info_hash", "method", "querier", "by_subject", "count", "first_seen", "last_seen", "peers_returned")
+
+
+def dht_csv(result) -> str:
+    return _csv(DHT_COLUMNS, build_dht(result.udp, result.subject)[1])
+
+
 def dumps(obj) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
 
@@ -146,6 +191,8 @@ def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.dateti
         "torrents.csv": torrents_csv(summary),
         "connections.csv": connections_csv(result),
     }
+    files["tracker.csv"] = tracker_csv(result)
+    files["dht.csv"] = dht_csv(result)
     for name, text in files.items():
         (out_dir / name).write_text(text, encoding="utf-8")
     manifest = {

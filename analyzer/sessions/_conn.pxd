@@ -17,6 +17,19 @@ cdef class Connection:
     cdef readonly bint closed, reset
     cdef int64_t close_ts
     cdef bytes key
+    # stream bytes the initiator sent before the responder's first payload, and
+    # the responder before the initiator's next one (-1: not seen): the sizes of
+    # an encryption handshake's first flights (MSE: 96-608 bytes each)
+    cdef readonly int64_t flight0, flight1
+
+    # block bytes per second of capture time, each direction: parallel arrays
+    cdef int64_t* ser_sec[2]
+    cdef int64_t* ser_bytes[2]
+    cdef Py_ssize_t ser_len[2]
+    cdef Py_ssize_t ser_cap[2]
+
+    cdef void note_payload(self, int d, int64_t sent0, int64_t sent1)
+    cdef void add_block_bytes(self, int d, int64_t ts, int64_t n)
 
     cdef void touch(self, int d, int64_t wire, int64_t weight, int64_t ts, int file_idx, int64_t frame_no)
     cdef void close(self, int64_t ts, bint reset)

@@ -2,12 +2,56 @@
 """Connection objects of the engine (TCP and uTP): endpoints, per-direction
 frame counters, frame references, and the two direction streams."""
 from libc.stdint cimport int64_t
+from libc.stdlib cimport realloc, free
 
 from analyzer.flows._tcp cimport TcpStream
 from analyzer.flows._utp cimport UtpStream
 
 
 cdef class Connection:
+    def __cinit__(self):
+        self.flight0 = -1
+        self.flight1 = -1
+        for d in range(2):
+            self.ser_sec[d] = NULL
+            self.ser_bytes[d] = NULL
+            self.ser_len[d] = 0
+            self.ser_cap[d] = 0
+
+    def __dealloc__(self):
+        for d in range(2):
+            free(self.ser_sec[d])
+            free(self.ser_bytes[d])
+
+    cdef void add_block_bytes(self, int d, int64_t ts, int64_t n):
+        """n piece block bytes of direction d delivered by a frame at capture time ts."""
+        cdef int64_t sec = ts // 1000000000
+        cdef Py_ssize_t k = self.ser_len[d]
+        if k and self.ser_sec[d][k - 1] == sec:
+            self.ser_bytes[d][k - 1] += n
+            return
+        if k == self.ser_cap[d]:
+            self.ser_cap[d] = 8 if k == 0 else 2 * k
+            self.ser_sec[d] = <int64_t*>realloc(self.ser_sec[d], self.ser_cap[d] * sizeof(int64_t))
+            self.ser_bytes[d] = <int64_t*>realloc(self.ser_bytes[d], self.ser_cap[d] * sizeof(int64_t))
+            if self.ser_sec[d] == NULL or self.ser_bytes[d] == NULL:
+                raise MemoryError()
+        self.ser_sec[d][k] = sec
+        self.ser_bytes[d][k] = n
+        self.ser_len[d] = k + 1
+
+    def block_series(self, int d):
+        """[(second, block bytes)] of direction d, in delivery order."""
+        return [(self.ser_sec[d][i], self.ser_bytes[d][i]) for i in range(self.ser_len[d])]
+
+    cdef void note_payload(self, int d, int64_t sent0, int64_t sent1):
+        """A payload-carrying packet from direction d; sent0/sent1: stream bytes
+        each direction had carried before it."""
+        if d == 1 and self.flight0 < 0:
+            self.flight0 = sent0
+        elif d == 0 and self.flight0 >= 0 and self.flight1 < 0:
+            self.flight1 = sent1
+
     cdef void touch(self, int d, int64_t wire, int64_t weight, int64_t ts, int file_idx, int64_t frame_no):
         if d == 0:
             self.frames0 += weight

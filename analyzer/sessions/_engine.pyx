@@ -240,6 +240,7 @@ cdef class Engine:
         cdef Py_ssize_t paylen, paycap
         cdef TcpConnection c
         cdef TcpStream s, other
+        cdef int64_t b0, b1
         if k.l4cap < 20 or k.l4len < 20:
             if self._mine_flowless():
                 self._undecodable(wire, weight, R_BAD_TCP)
@@ -280,11 +281,16 @@ cdef class Engine:
             s = c.s0
         other = c.s1 if d == 0 else c.s0
         c.touch(d, wire, weight, ts, file_idx, frame_no)
+        b0 = _block_bytes(c.s0.sink)
+        b1 = _block_bytes(c.s1.sink)
         if flags & TH_ACK:
             other.ack(rd32(t + 8))
         if s.sink is None and (flags & TH_SYN or paylen > 0):
             s.sink = PeerWireParser(bool(flags & TH_SYN), self.event_mask)
+        if paylen > 0 and c.flight1 < 0:
+            c.note_payload(d, c.s0.max_end, c.s1.max_end)
         s.segment(rd32(t + 4), flags, t + doff, paycap if paycap < paylen else paylen, paylen)
+        _track(c, c.s0.sink, c.s1.sink, b0, b1, ts)
         if flags & TH_RST:
             c.close(ts, True)
         elif c.s0.fin_seen and c.s1.fin_seen:
@@ -342,6 +348,7 @@ cdef class Engine:
         cdef uint16_t seq = be16(p + 16)
         cdef uint16_t ack_nr = be16(p + 18)
         cdef int d
+        cdef int64_t b0, b1
         cdef UtpConnection c = None
         cdef UtpStream s, other
         if not self._canonical_key(k, sport, dport, key):
@@ -365,9 +372,14 @@ cdef class Engine:
             s.sink = PeerWireParser(c.syn_seen, self.event_mask)
         if not s.started and d == 1 and c.syn_seen and ptype != ST_SYN:
             s.start_at(seq)       # the responder's first packet carries its first seq_nr
+        b0 = _block_bytes(c.s0.sink)
+        b1 = _block_bytes(c.s1.sink)
         if ptype != ST_SYN:
             other.ack(ack_nr, p + sack_off, sack_len)
+        if ptype == ST_DATA and c.flight1 < 0:
+            c.note_payload(d, c.s0.delivered_bytes + c.s0.ooo_bytes, c.s1.delivered_bytes + c.s1.ooo_bytes)
         s.packet(ptype, seq, p + hdrlen, paycap - hdrlen, paylen - hdrlen)
+        _track(c, c.s0.sink, c.s1.sink, b0, b1, ts)
         if ptype == ST_RESET:
             c.close(ts, True)
         elif c.s0.fin_seen and c.s1.fin_seen:
@@ -403,7 +415,10 @@ cdef class Engine:
 
     # ------------------------------------------------------------------ connection lifetime
     cdef void _finish_conn(self, Connection c):
+        cdef object p0 = getattr(c, "s0").sink, p1 = getattr(c, "s1").sink
+        cdef int64_t b0 = _block_bytes(p0), b1 = _block_bytes(p1)
         c.finish_streams()
+        _track(c, p0, p1, b0, b1, c.last_ts)     # bytes released by the final flush
         if isinstance(c, TcpConnection):
             if self.conns.get(c.key) is c:
                 del self.conns[c.key]
@@ -430,6 +445,24 @@ cdef class Engine:
         done.sort(key=_conn_order)
         for c in done:
             self._finish_conn(c)
+
+
+cdef inline int64_t _block_bytes(object sink):
+    return (<PeerWireParser>sink).block_bytes if sink is not None else 0
+
+
+cdef inline void _track(Connection c, object p0, object p1, int64_t b0, int64_t b1, int64_t ts):
+    """Block bytes delivered while handling one frame (either direction: an ACK
+    can release buffered data of the other) go to that frame's second."""
+    cdef int64_t n
+    if p0 is not None:
+        n = (<PeerWireParser>p0).block_bytes - b0
+        if n:
+            c.add_block_bytes(0, ts, n)
+    if p1 is not None:
+        n = (<PeerWireParser>p1).block_bytes - b1
+        if n:
+            c.add_block_bytes(1, ts, n)
 
 
 def _conn_order(Connection c):

@@ -25,7 +25,9 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from analyzer.protocols.extension import decode_ext_handshake
+from analyzer.protocols.mse import mse_basis
 from analyzer.protocols.peer_id import decode_peer_id, peer_id_text
+from analyzer.sessions.trackers import http_announces
 
 DIRECTION_FIELDS = (
     "frames", "wire_bytes", "payload_bytes", "duplicate_bytes", "conflict_bytes", "uncompared_bytes",
@@ -67,6 +69,7 @@ class Direction:
     reserved: bytes | None = None
     ext: dict = field(default_factory=dict)
     synced: bool = False
+    block_series: list = field(default_factory=list)   # [(capture second, block bytes)]
 
 
 @dataclass(slots=True)
@@ -92,6 +95,10 @@ class ConnectionRecord:
     info_hash: str = ""
     info_hash_reply: str = ""
     attribution: str = ""
+    flight_src: int = -1          # bytes src sent before dst's first byte
+    flight_dst: int = -1          # bytes dst sent before src's next
+    encryption: str = ""          # "mse" (encrypted throughout) or "mse_plaintext"
+    encryption_basis: str = ""
 
     @property
     def frames(self) -> int:
@@ -141,11 +148,14 @@ def _direction(stream, parser, frames: int, wire: int, transport: str) -> Direct
     return d
 
 
-def record_from_conn(c) -> ConnectionRecord:
-    """Build the record of a finished engine connection (TCP or uTP)."""
+def record_from_conn(c, announces: list | None = None) -> ConnectionRecord:
+    """Build the record of a finished engine connection (TCP or uTP); HTTP
+    tracker announces found in it are appended to ``announces``."""
     transport = c.transport
     fwd = _direction(c.s0, c.parser0, c.frames0, c.wire_bytes0, transport)
     rev = _direction(c.s1, c.parser1, c.frames1, c.wire_bytes1, transport)
+    fwd.block_series = c.block_series(0)
+    rev.block_series = c.block_series(1)
     r = ConnectionRecord(
         conn_id=c.conn_id, transport=transport, ip_version=c.ip_version,
         src_ip=str(ipaddress.ip_address(c.addr0)), src_port=c.port0,
@@ -154,12 +164,19 @@ def record_from_conn(c) -> ConnectionRecord:
         first_file=c.first_file, first_frame=c.first_frame, first_ts_ns=c.first_ts,
         last_file=c.last_file, last_frame=c.last_frame, last_ts_ns=c.last_ts,
         state="rst" if c.reset else "fin" if c.closed else "open",
+        flight_src=c.flight0, flight_dst=c.flight1,
     )
-    classify(r)
+    head0 = c.parser0.head if c.parser0 is not None else b""
+    head1 = c.parser1.head if c.parser1 is not None else b""
+    classify(r, head0, head1, announces)
     return r
 
 
-def classify(r: ConnectionRecord) -> None:
+def classify(r: ConnectionRecord, head_src: bytes = b"", head_dst: bytes = b"",
+             announces: list | None = None) -> None:
+    """Category from what the parsers found (see the module docstring), then,
+    for streams that did not open with a plaintext handshake, whether they are
+    an HTTP tracker exchange or an MSE-encrypted BitTorrent connection."""
     hashes = [d.info_hash for d in (r.fwd, r.rev) if d.info_hash is not None]
     if hashes:
         r.category = "bittorrent"
@@ -172,6 +189,23 @@ def classify(r: ConnectionRecord) -> None:
     else:
         # a uTP-shaped UDP flow that carried no peer wire protocol is just UDP
         r.category = "other_tcp" if r.transport == "tcp" else "udp"
+    if r.category == "other_tcp" and head_src.startswith(b"GET "):
+        found = http_announces(r, head_src, head_dst)
+        if found:
+            r.category = "tracker"
+            if announces is not None:
+                announces.extend(found)
+            return
+    opaque_start = r.fwd.opaque_bytes > 0 and r.rev.opaque_bytes > 0
+    if r.initiator_known and opaque_start:
+        basis = mse_basis(r.flight_src, r.flight_dst, head_src, head_dst)
+        if basis is not None:
+            r.encryption_basis = basis
+            if r.category in ("other_tcp", "udp"):
+                r.encryption = "mse"
+                r.category = "encrypted"
+            else:
+                r.encryption = "mse_plaintext"     # plaintext peer wire after the key exchange
 
 
 def peer_id_field(d: Direction) -> str:

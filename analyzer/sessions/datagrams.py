@@ -1,30 +1,212 @@
-"""UDP datagrams the engine handed over: DHT (BEP 5), UDP trackers (BEP 15),
-Local Service Discovery (BEP 14).  Everything else is counted as UDP."""
+"""UDP datagrams the engine handed over: DHT (BEP 5/51), UDP trackers (BEP 15),
+Local Service Discovery (BEP 14).  Everything else is counted as UDP.
+
+The subject may only be known at the end (inferred), so this module keeps
+facts keyed by addresses, aggregated where they can be numerous (DHT
+messages: per info hash, method and querier; counts per message type) and
+whole where they are few (tracker announces, LSD announces).  Memory is
+bounded by those keys, with caps; what a cap drops is counted.
+"""
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
+
+from analyzer.protocols import udp_tracker as bep15
+from analyzer.protocols.krpc import INFO_HASH_QUERIES, KrpcError, decode_krpc
+from analyzer.protocols.lsd import decode_lsd
+
+MAX_DHT_KEYS = 1_000_000
+MAX_PENDING = 100_000
+PENDING_TTL_NS = 120 * 1_000_000_000
+
+
+@dataclass
+class TrackerAnnounce:
+    """One announce (or scrape) a client sent to a tracker, with the answer if seen."""
+
+    ts_ns: int
+    transport: str            # "http" or "udp"
+    tracker: str              # URL as far as the capture shows it
+    client_ip: str
+    client_port: int
+    tracker_ip: str
+    tracker_port: int
+    info_hash: str
+    kind: str = "announce"    # or "scrape"
+    event: str | None = None
+    uploaded: int | None = None
+    downloaded: int | None = None
+    left: int | None = None
+    peer_id: bytes | None = None
+    port: int | None = None
+    numwant: int | None = None
+    key: str | None = None
+    file_idx: int = 0
+    frame_no: int = 0
+    interval: int | None = None
+    peers_returned: int | None = None
+    seeders: int | None = None
+    leechers: int | None = None
+    failure: str | None = None
+
+
+@dataclass
+class DhtFact:
+    count: int = 0
+    first_ns: int = 0
+    last_ns: int = 0
+    peers_returned: int = 0
 
 
 @dataclass
 class DatagramResult:
     categories: Counter = field(default_factory=Counter)   # (category, "frames"|"bytes") -> n
+    tracker: list = field(default_factory=list)            # TrackerAnnounce (UDP)
+    dht_messages: Counter = field(default_factory=Counter)  # (kind, method) -> n
+    dht_malformed: int = 0
+    dht_facts: dict = field(default_factory=dict)          # (info_hash, method, querier_ip) -> DhtFact
+    dht_dropped_keys: int = 0
+    dht_nodes: set = field(default_factory=set)            # remote addresses seen speaking DHT
+    dht_speakers: Counter = field(default_factory=Counter)  # address -> DHT messages sent
+    lsd: dict = field(default_factory=dict)                # (sender_ip, info_hash) -> [count, first, last, port]
+
+
+def _ip(b: bytes) -> str:
+    return str(ipaddress.ip_address(b))
 
 
 class DatagramAnalyzer:
     def __init__(self):
         self.out = DatagramResult()
+        self._dht_pending: dict = {}     # (querier, q port, responder, r port, t) -> (info_hash, ts)
+        self._udp_pending: dict = {}     # (client, c port, tracker, t port, tx) -> (action, announce|None, ts)
 
     def add_all(self, datagrams: list) -> None:
         for d in datagrams:
             self.add(*d)
 
     def add(self, file_idx, frame_no, ts, wire, weight, ipver, src, sport, dst, dport, payload, paylen) -> None:
-        self._count("udp", weight, wire)
+        src_ip, dst_ip = _ip(src), _ip(dst)
+        if payload[:1] == b"d" and self._dht(ts, src_ip, sport, dst_ip, dport, payload):
+            self._count("dht", weight, wire)
+        elif (dport == 6771 or payload.startswith(b"BT-SEARCH")) and self._lsd(ts, src_ip, payload):
+            self._count("lsd", weight, wire)
+        elif self._udp_tracker(ts, file_idx, frame_no, ipver, src_ip, sport, dst_ip, dport, payload):
+            self._count("tracker", weight, wire)
+        else:
+            self._count("udp", weight, wire)
 
     def _count(self, category: str, frames: int, wire: int) -> None:
         self.out.categories[(category, "frames")] += frames
         self.out.categories[(category, "bytes")] += wire
 
+    # ------------------------------------------------------------------ DHT
+    def _dht(self, ts, src, sport, dst, dport, payload) -> bool:
+        try:
+            m = decode_krpc(payload)
+        except KrpcError:
+            if payload[:3] in (b"d1:", b"d2:"):
+                self.out.dht_malformed += 1       # looks like KRPC but is broken: still DHT traffic
+                return True
+            return False
+        out = self.out
+        out.dht_messages[(m.kind, m.method or "")] += 1
+        out.dht_speakers[src] += 1
+        if m.kind == "query":
+            key = m.info_hash if m.method in INFO_HASH_QUERIES else None
+            if key is not None:
+                self._fact((key, m.method, src), ts)
+            if m.method == "sample_infohashes" or m.method in INFO_HASH_QUERIES:
+                self._expire_pending(self._dht_pending, ts)
+                if len(self._dht_pending) < MAX_PENDING:
+                    self._dht_pending[(src, sport, dst, dport, m.transaction)] = (m.method, key, ts)
+        elif m.kind == "response":
+            pending = self._dht_pending.pop((dst, dport, src, sport, m.transaction), None)
+            if pending is not None:
+                method, info_hash, _ = pending
+                if method == "get_peers" and m.values:
+                    f = self.out.dht_facts.get((info_hash, "get_peers", dst))
+                    if f is not None:
+                        f.peers_returned += m.values
+                for h in m.samples:
+                    self._fact((h, "sample_infohashes_result", dst), ts)
+        return True
+
+    def _fact(self, key, ts) -> None:
+        f = self.out.dht_facts.get(key)
+        if f is None:
+            if len(self.out.dht_facts) >= MAX_DHT_KEYS:
+                self.out.dht_dropped_keys += 1
+                return
+            f = self.out.dht_facts[key] = DhtFact(first_ns=ts, last_ns=ts)
+        f.count += 1
+        f.first_ns = min(f.first_ns, ts)
+        f.last_ns = max(f.last_ns, ts)
+
+    @staticmethod
+    def _expire_pending(pending: dict, ts: int) -> None:
+        if len(pending) >= MAX_PENDING:
+            for k in [k for k, v in pending.items() if ts - v[-1] > PENDING_TTL_NS]:
+                del pending[k]
+
+    # ------------------------------------------------------------------ LSD
+    def _lsd(self, ts, src, payload) -> bool:
+        a = decode_lsd(payload)
+        if a is None:
+            return False
+        for h in a.info_hashes:
+            entry = self.out.lsd.get((src, h))
+            if entry is None:
+                self.out.lsd[(src, h)] = [1, ts, ts, a.port]
+            else:
+                entry[0] += 1
+                entry[1] = min(entry[1], ts)
+                entry[2] = max(entry[2], ts)
+        return True
+
+    # ------------------------------------------------------------------ UDP trackers
+    def _udp_tracker(self, ts, file_idx, frame_no, ipver, src, sport, dst, dport, payload) -> bool:
+        pending = self._udp_pending.pop((dst, dport, src, sport, int.from_bytes(payload[4:8], "big")), None) \
+            if len(payload) >= 8 else None
+        if pending is not None:
+            action, announce, _ = pending
+            r = bep15.decode_response(payload, action, ipver == 6)
+            if r is not None:
+                if announce is not None:
+                    if r.action == bep15.ERROR:
+                        announce.failure = r.message
+                    elif r.action == bep15.ANNOUNCE:
+                        announce.interval = r.interval
+                        announce.peers_returned = len(r.peers)
+                        announce.seeders = r.seeders
+                        announce.leechers = r.leechers
+                    elif r.action == bep15.SCRAPE and r.scrape:
+                        announce.seeders, _, announce.leechers = r.scrape[0]
+                return True
+        req = bep15.decode_request(payload)
+        if req is None:
+            return False
+        self._expire_pending(self._udp_pending, ts)
+        announce = None
+        if req.action in (bep15.ANNOUNCE, bep15.SCRAPE):
+            for h in req.info_hashes:
+                announce = TrackerAnnounce(
+                    ts_ns=ts, transport="udp", tracker=f"udp://{_host(dst)}:{dport}", client_ip=src,
+                    client_port=sport, tracker_ip=dst, tracker_port=dport, info_hash=h,
+                    kind="announce" if req.action == bep15.ANNOUNCE else "scrape", event=req.event,
+                    uploaded=req.uploaded, downloaded=req.downloaded, left=req.left, peer_id=req.peer_id,
+                    port=req.port, numwant=req.num_want, key=None if req.key is None else f"{req.key:08x}",
+                    file_idx=file_idx, frame_no=frame_no)
+                self.out.tracker.append(announce)
+        if len(self._udp_pending) < MAX_PENDING:
+            self._udp_pending[(src, sport, dst, dport, req.transaction)] = (req.action, announce, ts)
+        return True
+
     def result(self) -> DatagramResult:
         return self.out
+
+
+def _host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip

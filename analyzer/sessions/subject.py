@@ -75,31 +75,31 @@ def given_subject(specs: list[str]) -> Subject:
     return Subject(parsed, False, "given with --local")
 
 
-def infer_subject(bt_endpoints) -> Subject:
-    """From the (src_ip, dst_ip) pairs of the BitTorrent connections (any iterable)."""
+def infer_subject(bt_endpoints, what: str = "BitTorrent connections") -> Subject:
+    """From the (src_ip, dst_ip) pairs of ``what`` (any iterable)."""
     counts: Counter = Counter()
     n = 0
     for a, b in bt_endpoints:
         counts.update({a, b})
         n += 1
     if not n:
-        return Subject([], True, "no BitTorrent connection seen: no subject inferred")
+        return Subject([], True, f"no {what} seen: no subject inferred")
     common = sorted((ip for ip, c in counts.items() if c == n), key=_ip_sort_key)
     if len(common) == 1:
         ip = common[0]
         return Subject([parse_endpoint_spec(ip)], True,
-                       f"{ip} is an endpoint of all {n} BitTorrent connections")
+                       f"{ip} is an endpoint of all {n} {what}")
     if len(common) > 1:
         ip = common[0]
         return Subject([parse_endpoint_spec(ip)], True,
-                       f"ambiguous: {', '.join(common)} are each an endpoint of all {n} BitTorrent "
-                       f"connections; chose {ip} (lowest address); pass --local to decide",
+                       f"ambiguous: {', '.join(common)} are each an endpoint of all {n} {what}; "
+                       f"chose {ip} (lowest address); pass --local to decide",
                        ambiguous=True, candidates=common)
     top = max(counts.values())
     best = sorted((ip for ip, c in counts.items() if c == top), key=_ip_sort_key)
     ip = best[0]
     return Subject([parse_endpoint_spec(ip)], True,
-                   f"ambiguous: no address is common to all {n} BitTorrent connections; chose {ip}, "
+                   f"ambiguous: no address is common to all {n} {what}; chose {ip}, "
                    f"an endpoint of {top} of them; pass --local to decide",
                    ambiguous=True, candidates=best)
 

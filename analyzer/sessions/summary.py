@@ -21,8 +21,10 @@ from analyzer.sessions.connections import ConnectionRecord, Direction
 from analyzer.sessions.subject import Subject
 from analyzer.timefmt import iso_ns
 
-CONNECTION_CATEGORIES = ("bittorrent", "bittorrent_unattributed", "other_tcp")
-ALL_CATEGORIES = CONNECTION_CATEGORIES + ("udp", "other_ip", "non_ip", "undecodable")
+# Every frame falls in exactly one of these (connections put all their frames in one).
+ALL_CATEGORIES = ("bittorrent", "bittorrent_unattributed", "encrypted", "tracker", "dht", "lsd",
+                  "other_tcp", "udp", "other_ip", "non_ip", "undecodable")
+CONNECTION_CATEGORIES = ("bittorrent", "bittorrent_unattributed", "encrypted", "tracker", "other_tcp", "udp")
 
 
 def subject_directions(r: ConnectionRecord, subject: Subject) -> tuple[str, Direction | None, Direction | None]:
@@ -161,6 +163,40 @@ def build_torrents(records: list[ConnectionRecord], subject: Subject) -> list[di
     return out
 
 
+def build_encrypted(records, subject) -> dict:
+    """MSE/PE connections from the subject's side: every byte after the key
+    exchange.  Their content cannot be attributed to any torrent (the keys
+    cannot be recovered from a capture)."""
+    out = Counter()
+    peers = set()
+    for r in records:
+        if not r.encryption.startswith("mse"):
+            continue
+        side, down, up = subject_directions(r, subject)
+        if down is None:
+            out["other_connections"] += 1
+            continue
+        key = "connections" if r.encryption == "mse" else "plaintext_after_key_exchange"
+        out[key] += 1
+        if r.encryption != "mse":
+            continue
+        peers.add(r.dst_ip if side == "src" else r.src_ip)
+        flight_up, flight_down = (r.flight_src, r.flight_dst) if side == "src" else (r.flight_dst, r.flight_src)
+        out["uploaded_bytes"] += max(0, up.payload_bytes - flight_up)
+        out["downloaded_bytes"] += max(0, down.payload_bytes - flight_down)
+        out["key_exchange_bytes"] += flight_up + flight_down
+    return {
+        "connections": out["connections"], "peers": len(peers),
+        "uploaded_bytes": out["uploaded_bytes"], "downloaded_bytes": out["downloaded_bytes"],
+        "key_exchange_bytes": out["key_exchange_bytes"],
+        "plaintext_after_key_exchange": out["plaintext_after_key_exchange"],
+        "other_connections": out["other_connections"],
+        "note": ("Message Stream Encryption recognised by its key exchange; the keys cannot be recovered from "
+                 "a capture, so these bytes are not attributed to any torrent. Connections that continued "
+                 "in plaintext after the key exchange are parsed and counted like the others."),
+    }
+
+
 def build_unattributed(records: list[ConnectionRecord], subject: Subject) -> dict:
     """BitTorrent connections without an info_hash (no handshake captured),
     from the subject's side: their piece bytes cannot be given to a torrent."""
@@ -192,10 +228,11 @@ PEER_WIRE_FIELDS = ("handshake_bytes", "message_bytes", "block_bytes", "block_ta
 def build_accounting(result) -> dict:
     """Every frame in exactly one category; stream-level byte accounting."""
     cats = {c: {"frames": 0, "bytes": 0} for c in ALL_CATEGORIES}
-    for c in CONNECTION_CATEGORIES + ("udp",):
+    for c in CONNECTION_CATEGORIES:
         cats[c]["connections"] = 0
-    streams = {"tcp": {c: Counter() for c in CONNECTION_CATEGORIES},
-               "utp": {c: Counter() for c in ("bittorrent", "bittorrent_unattributed", "udp")}}
+    streams = {"tcp": {c: Counter() for c in ("bittorrent", "bittorrent_unattributed", "encrypted", "tracker",
+                                               "other_tcp")},
+               "utp": {c: Counter() for c in ("bittorrent", "bittorrent_unattributed", "encrypted", "udp")}}
     fields = {"tcp": TCP_STREAM_FIELDS, "utp": UTP_STREAM_FIELDS}
     peer_wire = Counter()
     gaps = {"bytes": Counter(), "packets": Counter()}

@@ -161,7 +161,6 @@ def test_handshake_cut_by_gap_after_info_hash():
     b"\x13BitTorrent protocoX" + bytes(60),          # differs in the 20th byte
     b"\x13BitTorrent" + b"\xff" * 100,               # differs after 12 bytes
     block_data(3000, seed=99),                       # e.g. an MSE/PE encrypted stream
-    b"\x00\x00\x00\x05\x04\x00\x00\x00\x01" * 20,     # peer wire messages without a handshake
 ])
 @pytest.mark.parametrize("chunk", [None, 1, 7])
 def test_not_bittorrent(data, chunk):
@@ -171,6 +170,34 @@ def test_not_bittorrent(data, chunk):
     assert p.opaque_bytes == len(data) == p.stream_off
     assert not p.synced and not p.handshake_seen
     assert p.state_name == "opaque"
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 7])
+def test_plaintext_peer_wire_after_an_opaque_start(chunk):
+    """An MSE key exchange that settled on plaintext: random bytes, then peer
+    wire messages (the handshake went encrypted).  The prefix is opaque, the
+    messages are parsed."""
+    prefix = block_data(300, seed=5)
+    msgs = b"\x00\x00\x00\x05\x04\x00\x00\x00\x01" * 20
+    data = prefix + msgs
+    cuts = [] if chunk is None else range(0, len(data), chunk)
+    p, events = run_chunked(data, cuts)
+    assert events[0] == ev.NotPeerWire(0)
+    assert events[1] == ev.Resync(300, 300, False)
+    assert events[2:] == [ev.Have(1)] * 20
+    assert p.opaque_bytes == 300 and p.message_bytes == len(msgs) and p.plaintext_from == 300
+    assert p.synced and not p.handshake_seen
+
+
+def test_plaintext_handshake_after_an_opaque_start():
+    """The responder's handshake in plaintext after an MSE exchange."""
+    hs = b"\x13BitTorrent protocol" + bytes(8) + bytes(range(20)) + b"-LT2110-abcdefghijkl"
+    data = block_data(200, seed=6) + hs + b"\x00\x00\x00\x01\x01"
+    p, events = run_chunked(data, [])
+    assert events[0] == ev.NotPeerWire(0) and events[1] == ev.Resync(200, 200, False)
+    assert isinstance(events[2], ev.Handshake) and events[2].info_hash == bytes(range(20))
+    assert events[3:] == [ev.Unchoke()]
+    assert p.opaque_bytes == 200 and p.handshake_bytes == 68
 
 
 def test_not_bittorrent_then_gap_stays_opaque():

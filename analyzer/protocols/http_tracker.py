@@ -1,0 +1,177 @@
+"""HTTP tracker announces and scrapes (BEP 3, BEP 23 compact peers, BEP 7 peers6).
+
+Works on the first bytes of a TCP stream (``head``): ``parse_requests`` finds
+every ``GET /...?info_hash=...`` request in the client's stream,
+``parse_responses`` the HTTP responses in the tracker's stream, with their
+bencoded bodies decoded (interval, peers in compact IPv4/IPv6 and dictionary
+form, failure reason).  Query values are percent-decoded bytes; the info hash
+is returned as 40 lower-case hex digits.
+"""
+from __future__ import annotations
+
+import ipaddress
+import struct
+import zlib
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+from analyzer.protocols.bencode import BencodeError, decode
+
+_METHODS = (b"GET ",)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnnounce:
+    path: str                 # /announce or /scrape (path only)
+    host: str | None
+    info_hashes: tuple
+    params: dict              # other query parameters, decoded to text where printable
+    user_agent: str | None
+    offset: int               # stream offset of the request
+
+    @property
+    def is_scrape(self) -> bool:
+        return "scrape" in self.path.rsplit("/", 1)[-1]
+
+    def number(self, key: str) -> int | None:
+        v = self.params.get(key)
+        return int(v) if isinstance(v, str) and v.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTrackerResponse:
+    status: int
+    interval: int | None
+    peers: tuple
+    failure: str | None
+    complete: int | None
+    incomplete: int | None
+
+
+def parse_requests(head: bytes) -> list[HttpAnnounce]:
+    out = []
+    pos = 0
+    while True:
+        i = head.find(b"GET ", pos)
+        if i < 0:
+            break
+        end = head.find(b"\r\n\r\n", i)
+        if end < 0:
+            break
+        lines = head[i:end].split(b"\r\n")
+        pos = end + 4
+        parts = lines[0].split(b" ")
+        if len(parts) < 3 or not parts[2].startswith(b"HTTP/"):
+            continue
+        target = parts[1]
+        path, _, query = target.partition(b"?")
+        params: dict = {}
+        hashes = []
+        for item in query.split(b"&"):
+            k, _, v = item.partition(b"=")
+            key = unquote_to_bytes(k).decode("latin-1")
+            raw = unquote_to_bytes(v)
+            if key == "info_hash":
+                if len(raw) == 20:
+                    hashes.append(raw.hex())
+                continue
+            params[key] = raw.decode("ascii") if raw.isascii() and raw.decode("ascii").isprintable() else raw.hex()
+        if not hashes:
+            continue
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip().decode("latin-1")
+        out.append(HttpAnnounce(path.decode("latin-1"), headers.get(b"host"), tuple(hashes), params,
+                                headers.get(b"user-agent"), i))
+    return out
+
+
+def _peers(value) -> tuple:
+    if isinstance(value, bytes):
+        size = 6 if len(value) % 6 == 0 else 18 if len(value) % 18 == 0 else 0
+        if size == 0:
+            return ()
+        return tuple((str(ipaddress.ip_address(value[i:i + size - 2])),
+                      struct.unpack_from(">H", value, i + size - 2)[0]) for i in range(0, len(value), size))
+    if isinstance(value, list):
+        out = []
+        for p in value:
+            if isinstance(p, dict) and isinstance(p.get(b"ip"), bytes) and isinstance(p.get(b"port"), int):
+                out.append((p[b"ip"].decode("latin-1"), p[b"port"]))
+        return tuple(out)
+    return ()
+
+
+def parse_responses(head: bytes) -> list[HttpTrackerResponse]:
+    out = []
+    pos = 0
+    while True:
+        i = head.find(b"HTTP/1.", pos)
+        if i < 0:
+            break
+        end = head.find(b"\r\n\r\n", i)
+        if end < 0:
+            break
+        lines = head[i:end].split(b"\r\n")
+        status_parts = lines[0].split(b" ")
+        status = int(status_parts[1]) if len(status_parts) > 1 and status_parts[1].isdigit() else 0
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        body_start = end + 4
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit():
+            body = head[body_start:body_start + int(length)]
+            pos = body_start + int(length)
+        elif headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            body, pos = _dechunk(head, body_start)
+        else:
+            body = head[body_start:]
+            pos = len(head)
+        encoding = headers.get(b"content-encoding", b"").lower()
+        if encoding in (b"gzip", b"deflate", b"x-gzip"):
+            body = _inflate(body, gzip=encoding != b"deflate")
+        interval = failure = complete = incomplete = None
+        peers: tuple = ()
+        try:
+            d = decode(body)
+        except BencodeError:
+            d = None
+        if isinstance(d, dict):
+            interval = d.get(b"interval") if isinstance(d.get(b"interval"), int) else None
+            reason = d.get(b"failure reason")
+            failure = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else None
+            complete = d.get(b"complete") if isinstance(d.get(b"complete"), int) else None
+            incomplete = d.get(b"incomplete") if isinstance(d.get(b"incomplete"), int) else None
+            peers = _peers(d.get(b"peers")) + _peers(d.get(b"peers6"))
+        out.append(HttpTrackerResponse(status, interval, peers, failure, complete, incomplete))
+    return out
+
+
+def _inflate(body: bytes, gzip: bool) -> bytes:
+    """Decompress at most 1 MiB of a compressed body (what fits in the capture's head)."""
+    try:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
+        return d.decompress(body, 1 << 20)
+    except zlib.error:
+        return b""
+
+
+def _dechunk(data: bytes, pos: int) -> tuple[bytes, int]:
+    body = bytearray()
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return bytes(body), len(data)
+        size_text = data[pos:eol].split(b";")[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            return bytes(body), len(data)
+        pos = eol + 2
+        if size == 0:
+            return bytes(body), pos + 2
+        body += data[pos:pos + size]
+        pos += size + 2

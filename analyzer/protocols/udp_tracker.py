@@ -1,0 +1,93 @@
+"""UDP tracker protocol (BEP 15): connect, announce, scrape, error.
+
+Requests are recognised by their shape (the connect magic, or an action
+field at bytes 8-11 with the length that action implies); responses only in
+``decode_response`` given the action of the pending request with the same
+transaction id (the caller keeps that state), so random UDP is not mistaken
+for tracker traffic.
+"""
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+PROTOCOL_ID = 0x41727101980
+EVENTS = {0: "", 1: "completed", 2: "started", 3: "stopped"}
+CONNECT, ANNOUNCE, SCRAPE, ERROR = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class UdpTrackerRequest:
+    action: int
+    transaction: int
+    connection_id: int
+    info_hashes: tuple = ()
+    peer_id: bytes | None = None
+    downloaded: int | None = None
+    left: int | None = None
+    uploaded: int | None = None
+    event: str | None = None
+    ip: str | None = None
+    key: int | None = None
+    num_want: int | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UdpTrackerResponse:
+    action: int
+    transaction: int
+    connection_id: int | None = None
+    interval: int | None = None
+    leechers: int | None = None
+    seeders: int | None = None
+    peers: tuple = ()
+    scrape: tuple = ()        # (seeders, completed, leechers) per info hash
+    message: str | None = None
+
+
+def decode_request(p: bytes) -> UdpTrackerRequest | None:
+    if len(p) < 16:
+        return None
+    conn_id, action, tx = struct.unpack_from(">QII", p, 0)
+    if action == CONNECT and conn_id == PROTOCOL_ID and len(p) == 16:
+        return UdpTrackerRequest(CONNECT, tx, conn_id)
+    if action == ANNOUNCE and len(p) >= 98:
+        ih, pid = p[16:36], p[36:56]
+        downloaded, left, uploaded, event, ip, key, num_want, port = struct.unpack_from(">QQQIIIiH", p, 56)
+        if event not in EVENTS:
+            return None
+        return UdpTrackerRequest(ANNOUNCE, tx, conn_id, (ih.hex(),), pid, downloaded, left, uploaded,
+                                 EVENTS[event], str(ipaddress.IPv4Address(ip)) if ip else None, key,
+                                 num_want, port)
+    if action == SCRAPE and len(p) >= 36 and (len(p) - 16) % 20 == 0:
+        return UdpTrackerRequest(SCRAPE, tx, conn_id, tuple(p[i:i + 20].hex() for i in range(16, len(p), 20)))
+    return None
+
+
+def decode_response(p: bytes, expected_action: int, ipv6: bool) -> UdpTrackerResponse | None:
+    """A response to a request of ``expected_action`` (peers are 18 bytes over IPv6)."""
+    if len(p) < 8:
+        return None
+    action, tx = struct.unpack_from(">II", p, 0)
+    if action == ERROR:
+        return UdpTrackerResponse(ERROR, tx, message=p[8:].decode("utf-8", "replace"))
+    if action != expected_action:
+        return None
+    if action == CONNECT and len(p) >= 16:
+        return UdpTrackerResponse(CONNECT, tx, connection_id=struct.unpack_from(">Q", p, 8)[0])
+    if action == ANNOUNCE and len(p) >= 20:
+        interval, leechers, seeders = struct.unpack_from(">III", p, 8)
+        size = 18 if ipv6 else 6
+        body = p[20:]
+        peers = []
+        for i in range(0, len(body) - size + 1, size):
+            addr = ipaddress.ip_address(body[i:i + size - 2])
+            peers.append((str(addr), struct.unpack_from(">H", body, i + size - 2)[0]))
+        return UdpTrackerResponse(ANNOUNCE, tx, interval=interval, leechers=leechers, seeders=seeders,
+                                  peers=tuple(peers))
+    if action == SCRAPE:
+        return UdpTrackerResponse(SCRAPE, tx, scrape=tuple(struct.unpack_from(">III", p, i)
+                                                           for i in range(8, len(p) - 11, 12)))
+    return None
