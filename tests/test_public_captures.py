@@ -70,3 +70,58 @@ def test_negative_cases_hold_no_bittorrent(name):
     cats = summary["accounting"]["categories"]
     assert cats["bittorrent"]["frames"] == cats["bittorrent_unattributed"]["frames"] == 0
     assert summary["torrents"] == []
+
+
+def test_ndpi_utp_flow_is_attributed_with_its_blocks():
+    # a uTP connection with handshake, bitfield, have, request and piece messages
+    result, summary = run(PUBLIC / "ndpi_bittorrent_utp.pcap")
+    [t] = summary["torrents"]
+    assert t["info_hash"] == "0ca4c8e7fb26a354b1a7aa15baeaf26067c66811"
+    assert list(t["transports"]) == ["utp"]
+    [r] = [r for r in result.records if r.category == "bittorrent"]
+    assert r.transport == "utp" and sorted([r.fwd.block_bytes, r.rev.block_bytes]) == [0, 32768]
+    # the same capture holds DHT get_peers lookups
+    assert summary["dht"]["methods"] == {"get_peers": 3}
+    assert len(summary["dht"]["info_hashes"]) == 3
+
+
+def test_zeek_http_tracker_announce_and_answer():
+    _, summary = run(PUBLIC / "zeek_bittorrent_tracker.pcap")
+    [a] = summary["tracker_reports"]
+    assert (a["info_hash"], a["event"], a["uploaded"], a["downloaded"], a["left"], a["port"]) == \
+        ("e4be9e4db876e3e3179778b03e906297be5c8dbe", "started", 0, 0, 1921843200, 63448)
+    assert a["tracker"] == "http://torrent.ubuntu.com:6969/announce" and a["transport"] == "http"
+    assert a["peer_id"].startswith("-DE13F0-")
+    assert (a["interval"], a["peers_returned"], a["seeders"], a["leechers"]) == (1800, 50, 4499, 109)
+    assert summary["accounting"]["categories"]["tracker"]["frames"] == 10
+
+
+def test_ndpi_http_tracker_by_transmission():
+    _, summary = run(PUBLIC / "ndpi_bt-http.pcapng")
+    [a] = summary["tracker_reports"]
+    assert a["peer_id"].startswith("-TR2940-") and a["event"] == "started" and a["left"] == 282050560
+    assert summary["subject"]["inferred"] and summary["local"] == [a["client_ip"]]
+
+
+def test_local_service_discovery():
+    _, summary = run(PUBLIC / "ndpi_bt_search.pcap")
+    [a] = summary["lsd"]
+    assert (a["info_hash"], a["port"], a["count"]) == ("ed4f1085e885f98f9a69b70ee89eb988b8fd9115", 61197, 2)
+
+
+def test_dht_messages_and_malformed_ones():
+    _, summary = run(PUBLIC / "suricata-verify_bittorrent-dht_SYNTHETIC.pcap")
+    d = summary["dht"]
+    assert d["messages"] == {"query": 7, "response": 6, "error": 2, "malformed": 1}
+    assert d["methods"] == {"announce_peer": 2, "find_node": 1, "get_peers": 2, "ping": 2}
+    assert summary["accounting"]["categories"]["dht"]["frames"] == 16
+
+
+def test_mse_that_settled_on_plaintext():
+    # MSE key exchange, initiator's handshake still encrypted, then plaintext piece blocks
+    result, summary = run(PUBLIC / "ndpi_bittorrent_tcp_miss.pcapng")
+    [r] = list(result.records)
+    assert r.encryption == "mse_plaintext" and r.category == "bittorrent"
+    assert r.info_hash == "0f6b9cd2b7da4de9b6c846203920e3da49cdb795"   # the responder's plaintext handshake
+    assert max(r.fwd.block_bytes, r.rev.block_bytes) >= 5 * 16384
+    assert summary["encrypted"]["plaintext_after_key_exchange"] == 1

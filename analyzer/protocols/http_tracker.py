@@ -87,10 +87,10 @@ def parse_requests(head: bytes) -> list[HttpAnnounce]:
     return out
 
 
-def _peers(value) -> tuple:
+def _peers(value, size: int) -> tuple:
+    """Compact peers (6 bytes each in ``peers``, 18 in ``peers6``) or the dictionary model."""
     if isinstance(value, bytes):
-        size = 6 if len(value) % 6 == 0 else 18 if len(value) % 18 == 0 else 0
-        if size == 0:
+        if len(value) % size:
             return ()
         return tuple((str(ipaddress.ip_address(value[i:i + size - 2])),
                       struct.unpack_from(">H", value, i + size - 2)[0]) for i in range(0, len(value), size))
@@ -145,7 +145,7 @@ def parse_responses(head: bytes) -> list[HttpTrackerResponse]:
             failure = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else None
             complete = d.get(b"complete") if isinstance(d.get(b"complete"), int) else None
             incomplete = d.get(b"incomplete") if isinstance(d.get(b"incomplete"), int) else None
-            peers = _peers(d.get(b"peers")) + _peers(d.get(b"peers6"))
+            peers = _peers(d.get(b"peers"), 6) + _peers(d.get(b"peers6"), 18)
         out.append(HttpTrackerResponse(status, interval, peers, failure, complete, incomplete))
     return out
 
