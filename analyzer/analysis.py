@@ -131,6 +131,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1,
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs) as pool:
             parts = pool.map(_partition_worker, [(ordered, jobs, k) for k in range(jobs)])
+    inputs.close()          # waits for the input hashes
     main = parts[0]
     for f, report in zip(inputs.files, main.reports):
         f.report = report

@@ -8,14 +8,16 @@ a connection spanning files is reassembled across them.  Reassembly orders
 bytes by sequence number, not by time, so sets whose time ranges overlap are
 still reassembled correctly; the overlap is reported.
 
-SHA-256 of every input is computed on a background thread from the file as
-stored (compressed bytes for compressed files), while the analysis runs.
+SHA-256 of every input is computed by a helper process from the file as
+stored (compressed bytes for compressed files), while the analysis runs (a
+thread would wait for the interpreter lock the compiled engine holds).
 """
 from __future__ import annotations
 
 import hashlib
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +83,7 @@ class InputSet:
     """Ordered inputs with their hashes computing in the background."""
 
     def __init__(self, paths: list[str | Path]):
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
         files = []
         for p in expand_paths(paths):
             f = InputFile(p, FileReport(str(p)))
