@@ -67,6 +67,28 @@ def analyze(paths, local, out_dir, jobs, quiet, debug):
         sys.exit(2)
 
 
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--quiet", is_flag=True, help="Print only differences.")
+def verify(folder, quiet):
+    """Re-hash the inputs and outputs of an analysis folder against its manifest.json.
+
+    Exit status 0 when every file matches, 1 when any is modified or missing.
+    """
+    from analyzer.evidence.manifest import ManifestError, verify_folder
+    try:
+        checks = verify_folder(folder)
+    except ManifestError as e:
+        raise click.ClickException(str(e)) from None
+    bad = [c for c in checks if not c.ok]
+    for c in checks:
+        if not (quiet and c.ok):
+            click.echo(c.describe())
+    click.echo(f"{len(checks) - len(bad)} of {len(checks)} files match the manifest"
+               + ("" if not bad else f"; {len(bad)} differ"))
+    sys.exit(1 if bad else 0)
+
+
 def render_summary(summary: dict, out_dir: Path) -> str:
     acc = summary["accounting"]
     lines = [f"subject: {', '.join(summary['local']) or '(none)'}"

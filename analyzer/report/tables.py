@@ -205,8 +205,8 @@ def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.dateti
         "platform": {"python": sys.version.split()[0], "system": platform.platform(),
                      "machine": platform.machine()},
         "libraries": {"numpy": numpy.__version__},
-        "inputs": [{"path": e["path"], "sha256": e["sha256"], "size_bytes": e["size_bytes"]}
-                   for e in summary["inputs"]],
+        "inputs": [{"path": e["path"], "resolved_path": str(Path(e["path"]).resolve()), "sha256": e["sha256"],
+                    "size_bytes": e["size_bytes"]} for e in summary["inputs"]],
         "outputs": [{"path": name, "sha256": sha256_path(out_dir / name)} for name in sorted(files)],
     }
     (out_dir / "manifest.json").write_text(dumps(manifest), encoding="utf-8")

@@ -1,0 +1,62 @@
+"""Provenance: re-checking an output folder against its manifest.json.
+
+The manifest (written by ``report.tables.write_outputs``) records the SHA-256
+of every input (as stored) and every output file.  ``verify_folder`` re-hashes
+them and lists every difference: a modified, missing or unreadable file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Check:
+    kind: str        # "input" or "output"
+    path: str
+    expected: str | None
+    actual: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.expected is not None and self.expected == self.actual
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"ok        {self.kind:6} {self.path}"
+        if self.actual is None:
+            return f"MISSING   {self.kind:6} {self.path} (expected sha256 {self.expected})"
+        return f"MODIFIED  {self.kind:6} {self.path} (expected sha256 {self.expected}, found {self.actual})"
+
+
+class ManifestError(Exception):
+    pass
+
+
+def sha256_of(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def verify_folder(folder: Path) -> list[Check]:
+    manifest_path = folder / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"{manifest_path}: no manifest") from None
+    except (OSError, ValueError) as e:
+        raise ManifestError(f"{manifest_path}: unreadable manifest: {e}") from None
+    if not isinstance(manifest, dict) or not str(manifest.get("schema", "")).startswith("bt-analyzer/manifest/"):
+        raise ManifestError(f"{manifest_path}: not a bt-analyzer manifest")
+    checks = []
+    for entry in manifest.get("inputs", []):
+        path = Path(entry.get("resolved_path") or entry["path"])
+        checks.append(Check("input", entry["path"], entry.get("sha256"), sha256_of(path)))
+    for entry in manifest.get("outputs", []):
+        checks.append(Check("output", entry["path"], entry.get("sha256"), sha256_of(folder / entry["path"])))
+    return checks
