@@ -20,6 +20,26 @@ All traffic stays on the namespace's loopback.  Failures (missing root or
 tools, swarm timeout, capture errors) raise ``RuntimeError`` with the
 relevant output; nothing is skipped silently.  This package never imports
 ``analyzer``; tests compare the analyzer's output with ``ground_truth``.
+
+Discovery (see swarm.py for the spec and result fields):
+
+* trackers (``tracker.py``, HTTP and BEP 15 UDP, IPv4 and IPv6) run inside
+  swarm.py on their own namespace address; ``tracker_log`` records every
+  announce/scrape received.  libtorrent needs announce_to_all_trackers/tiers
+  (else only the first tracker hears from it), min_announce_interval below
+  the tracker's interval, and ssrf_mitigation off for /scrape on loopback;
+  it never re-announces to a UDP tracker sooner than 60 s (use the spec's
+  ``reannounce_interval`` for regular announces).  libtorrent's UDP tracker
+  connection ids are cached per tracker address *per process*, so sessions
+  reuse each other's ids (``connection_id_issued_to``);
+* DHT works between sessions on 127.0.0.x / fd00::x (bootstrap nodes are
+  only the other DHT peers; nodes start after every session listens, and
+  every packet is recorded, so ``dht_log`` matches the capture exactly);
+* LSD works over IPv4 on the namespace loopback as is (no multicast flag or
+  route needed: libtorrent sets IP_MULTICAST_IF to the listen address).
+  IPv6 LSD does not: joining ff15::efc0:988f fails (ENODEV) on lo, and with
+  ``ip link set lo multicast on`` plus an ff00::/8 route the join succeeds
+  but Linux never puts IPv6 multicast on lo (nothing sent or captured).
 """
 
 from __future__ import annotations
@@ -52,11 +72,12 @@ class SwarmResult:
 
 
 def _spec_addresses(spec: dict) -> tuple[list[str], list[str]]:
+    """Namespace addresses the spec needs: its peers' and its trackers'."""
     v4, v6 = [], []
-    for p in spec.get("peers", []):
+    for p in [*spec.get("peers", []), *spec.get("trackers", [])]:
         ip = ipaddress.ip_address(p["ip"])
         (v6 if ip.version == 6 else v4).append(str(ip))
-    return v4, v6
+    return list(dict.fromkeys(v4)), list(dict.fromkeys(v6))
 
 
 def run_swarm(
