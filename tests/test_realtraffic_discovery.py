@@ -1,0 +1,181 @@
+"""Real trackers, DHT, LSD and encrypted connections between libtorrent sessions.
+
+Ground truth: what the harness's tracker servers received (``tracker_log``),
+what each DHT node sent (``dht_log``), the LSD announces each peer sent, and
+the peers' own payload counters.
+"""
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+
+import pytest
+
+from analyzer.analysis import analyze
+from analyzer.report.tables import build_summary, tracker_csv
+from analyzer.sessions.subject import given_subject
+from analyzer.sessions.summary import build_encrypted, build_torrents
+from harness import run_swarm
+from swarms import analyze_swarm, assert_exact
+
+pytestmark = pytest.mark.realtraffic
+
+SIZE = 800_000
+
+
+def peer(name, ip, **kw):
+    return {"name": name, "ip": ip, "port": 6881, **kw}
+
+
+def tracker_spec(ips=("127.0.0.2", "127.0.0.3"), tracker_ip="127.0.0.9", version="v1"):
+    return {
+        "timeout": 20, "scrape": True,
+        "trackers": [{"name": "h", "kind": "http", "ip": tracker_ip, "port": 6969},
+                     {"name": "u", "kind": "udp", "ip": tracker_ip, "port": 6970}],
+        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": version, "seed": 21,
+                      "trackers": ["h", "u"]}],
+        "peers": [peer("seed", ips[0], seeds=["t1"]), peer("leech", ips[1], leeches=["t1"])],
+    }
+
+
+def _event(e) -> str:
+    return e or ""
+
+
+def announce_key(transport, info_hash, kind, event, uploaded, downloaded, left, port):
+    return (transport, info_hash, kind, _event(event), uploaded, downloaded, left, port)
+
+
+def check_trackers(res, subject_ip):
+    gt = res.ground_truth
+    result, summary = analyze_swarm(res, subject_ip)
+    assert_exact(result, gt)
+    log = gt["tracker_log"]
+    # the subject's announces, as the trackers received them and as the capture shows them
+    want = Counter(announce_key(e["kind"], e["info_hash"], "announce", e["event"], e["uploaded"],
+                                e["downloaded"], e["left"], e["port"])
+                   for e in log if e["request"] == "announce" and e["client_ip"] == subject_ip)
+    got = Counter(announce_key(a["transport"], a["info_hash"], a["kind"], a["event"], a["uploaded"],
+                               a["downloaded"], a["left"], a["port"])
+                  for a in summary["tracker_reports"] if a["kind"] == "announce")
+    assert got == want and sum(want.values()) >= 6
+    # tracker.csv holds everyone's announces and scrapes
+    rows = tracker_csv(result).splitlines()[1:]
+    assert len(rows) == len(log)
+    assert summary["accounting"]["categories"]["tracker"]["frames"] > 0
+    # the tracker's answers were read too
+    assert all(a["interval"] is not None for a in summary["tracker_reports"] if a["transport"] == "http"
+               and a["kind"] == "announce" and a["failure"] is None)
+    return result, summary
+
+
+def test_http_and_udp_trackers(tmp_path):
+    res = run_swarm(tracker_spec(), tmp_path)
+    result, summary = check_trackers(res, "127.0.0.3")
+    counters = res.ground_truth["peers"]["leech"]["torrents"]["t1"]
+    [rec] = summary["tracker_reconciliation"]
+    # first announce 'started' with nothing done, last 'stopped' with the session's totals
+    assert rec["first"]["event"] == "started" and rec["last"]["event"] == "stopped"
+    assert rec["reported_uploaded_between"] == counters["total_payload_upload"]
+    assert rec["reported_downloaded_between"] == counters["total_payload_download"] \
+        - counters["total_redundant_bytes"] - counters["total_failed_bytes"]
+    assert rec["downloaded_consistent"] and rec["uploaded_consistent"]
+    assert rec["wire_downloaded_total"] == counters["total_payload_download"]
+
+
+def test_ipv6_trackers_hybrid_torrent(tmp_path):
+    res = run_swarm(tracker_spec(ips=("fd00::2", "fd00::3"), tracker_ip="fd00::9", version="hybrid"), tmp_path)
+    check_trackers(res, "fd00::3")
+
+
+def test_dht_lookups_and_announces(tmp_path):
+    spec = {
+        "timeout": 20, "dht_bootstrap": "router",
+        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": "v1", "seed": 22}],
+        "peers": [peer("seed", "127.0.0.2", seeds=["t1"], dht=True),
+                  peer("l1", "127.0.0.3", leeches=["t1"], dht=True),
+                  peer("l2", "127.0.0.4", leeches=["t1"], dht=True)],
+    }
+    res = run_swarm(spec, tmp_path)
+    gt = res.ground_truth
+    ih = gt["torrents"]["t1"]["info_hash_v1"]
+    result, summary = analyze_swarm(res, "127.0.0.3")
+    assert_exact(result, gt)
+    sent = [x for x in gt["peers"]["l1"]["dht_log"]["packets"] if x["dir"] == "out"]
+    dht = summary["dht"]
+    [h] = [h for h in dht["info_hashes"] if h["info_hash"] == ih]
+    assert h["get_peers"] == sum(1 for x in sent if x.get("q") == "get_peers" and x.get("info_hash") == ih)
+    assert h["announce_peer"] == sum(1 for x in sent if x.get("q") == "announce_peer"
+                                     and x.get("info_hash") == ih) >= 1
+    # libtorrent also refreshes its routing table with get_peers for random targets: every
+    # get_peers the subject sent is reported, per info hash, exactly
+    sent_get_peers = Counter(x["info_hash"] for x in sent if x.get("q") == "get_peers")
+    assert {x["info_hash"]: x["get_peers"] for x in dht["info_hashes"] if x["get_peers"]} == dict(sent_get_peers)
+    assert set(gt["peers"]["l1"]["dht_log"]["looked_up"]) <= {x["info_hash"] for x in dht["info_hashes"]}
+    assert dht["subject_messages"] == len(sent)
+    total_packets = sum(1 for p in gt["peers"].values() for x in p["dht_log"]["packets"] if x["dir"] == "out")
+    assert summary["accounting"]["categories"]["dht"]["frames"] == total_packets
+    assert summary["accounting"]["categories"]["udp"]["frames"] == 0
+
+
+def test_local_service_discovery(tmp_path):
+    spec = {
+        "timeout": 20,
+        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": "v1", "seed": 23}],
+        "peers": [peer("seed", "127.0.0.2", seeds=["t1"], lsd=True),
+                  peer("leech", "127.0.0.3", leeches=["t1"], lsd=True)],
+    }
+    res = run_swarm(spec, tmp_path)
+    gt = res.ground_truth
+    ih = gt["torrents"]["t1"]["info_hash_v1"]
+    result, summary = analyze_swarm(res, "127.0.0.3")
+    assert_exact(result, gt)
+    by_sender = {(a["sender"], a["info_hash"]): a for a in summary["lsd"]}
+    # what the capture holds (an announce libtorrent logs after the capture stopped is not in it)
+    wire = Counter(subprocess.run(["tshark", "-n", "-r", str(res.capture_files[0]), "-Y", "udp.dstport==6771",
+                                   "-T", "fields", "-e", "ip.src"], capture_output=True, text=True,
+                                  check=True).stdout.split())
+    for name, p in gt["peers"].items():
+        sent = [e for e in p["lsd_log"] if e.get("dir") == "out"]
+        a = by_sender[(p["ip"], ih)]
+        assert a["count"] == wire[p["ip"]] >= 1 and a["count"] <= len(sent) and a["port"] == 6881
+        assert a["by_subject"] == (p["ip"] == "127.0.0.3")
+    assert summary["accounting"]["categories"]["lsd"]["frames"] == sum(wire.values())
+
+
+def two_peer(encryption):
+    return {
+        "timeout": 20,
+        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": "v1", "seed": 24}],
+        "peers": [peer("seed", "127.0.0.2", seeds=["t1"], encryption=encryption),
+                  peer("leech", "127.0.0.3", leeches=["t1"], connect_to=["seed"], encryption=encryption)],
+    }
+
+
+def test_forced_encryption_is_never_attributed(tmp_path):
+    res = run_swarm(two_peer("forced"), tmp_path)
+    gt = res.ground_truth
+    result, summary = analyze_swarm(res, "127.0.0.3")
+    assert summary["torrents"] == []
+    assert summary["accounting"]["categories"]["bittorrent"]["frames"] == 0
+    for name, p in gt["peers"].items():
+        c = p["torrents"]["t1"]
+        e = build_encrypted(result.records, given_subject([p["ip"]]))
+        assert e["connections"] >= 1
+        # every payload byte of the clients travelled inside the encrypted stream
+        assert e["uploaded_bytes"] >= c["total_payload_upload"]
+        assert e["downloaded_bytes"] >= c["total_payload_download"]
+        assert build_torrents(result.records, given_subject([p["ip"]])) == []
+    cats = summary["accounting"]["categories"]
+    assert cats["encrypted"]["frames"] == sum(r.frames for r in result.records)
+
+
+def test_encryption_settling_on_plaintext_is_parsed(tmp_path):
+    # MSE key exchange, plaintext selected: the initiator's handshake goes encrypted,
+    # the responder's handshake and all messages after it are plaintext
+    res = run_swarm(two_peer("mse_plaintext"), tmp_path)
+    result, summary = analyze_swarm(res, "127.0.0.3")
+    assert_exact(result, res.ground_truth)
+    [r] = [r for r in result.records if r.transport == "tcp"]
+    assert r.encryption == "mse_plaintext" and r.category == "bittorrent"
+    assert summary["encrypted"]["plaintext_after_key_exchange"] == 1
