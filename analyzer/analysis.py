@@ -17,6 +17,7 @@ from typing import Callable
 from analyzer.capture.inputs import InputSet
 from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
 from analyzer.decode.fragments import Defragmenter
+from analyzer.evidence.metainfo import TorrentMeta, load_torrents
 from analyzer.sessions._engine import Engine
 from analyzer.sessions.connections import record_from_conn
 from analyzer.sessions.datagrams import DatagramAnalyzer, DatagramResult
@@ -56,6 +57,7 @@ class AnalysisResult:
     notes: list[str]
     udp: DatagramResult = field(default_factory=DatagramResult)
     announces: list = field(default_factory=list)     # TrackerAnnounce, HTTP and UDP, in time order
+    metas: list[TorrentMeta] = field(default_factory=list)   # given with --torrent
 
     @property
     def readable_files(self) -> int:
@@ -120,9 +122,12 @@ def _partition_worker(args):
     return run_partition(*args)
 
 
-def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1,
+def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, torrents: list[str | Path] = (),
             warn: Callable[[str], None] = warn_stderr) -> AnalysisResult:
     subject = given_subject(list(local)) if local else None   # parse errors surface before reading
+    metas, meta_errors = load_torrents([Path(t) for t in torrents])
+    for e in meta_errors:
+        warn(e)
     inputs = InputSet(paths)
     ordered = [f.path for f in inputs.files]
     if jobs <= 1:
@@ -159,6 +164,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1,
             subject = infer_subject((), "BitTorrent, encrypted or tracker traffic")
         warn(f"subject inferred: {subject.basis}")
         notes.append(f"subject inferred: {subject.basis}")
+    notes.extend(f"torrent file not usable: {e}" for e in meta_errors)
     for a, b in inputs.overlaps():
         notes.append(f"time ranges overlap: {a} and {b} (reassembly orders by sequence number, not time)")
     return AnalysisResult(
@@ -166,4 +172,5 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1,
         unknown_link_types=main.unknown_link_types, fragments=main.fragments, subject=subject,
         frames=main.frames,
         reused_tuples=sum(p.reused_tuples for p in parts),
-        options={"local": list(local), "jobs": jobs}, notes=notes, udp=main.udp, announces=announces)
+        options={"local": list(local), "jobs": jobs, "torrents": [str(t) for t in torrents]}, notes=notes,
+        udp=main.udp, announces=announces, metas=metas)

@@ -36,11 +36,14 @@ def main():
                    "Without it the subject is inferred and the inference stated.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("out"),
               show_default=True, help="Output folder.")
+@click.option("--torrent", "torrents", multiple=True, type=click.Path(path_type=Path, exists=True),
+              metavar="FILE", help="A .torrent file, or a folder of them (repeatable): names, sizes and "
+                                   "v1/v2 hashes for the report.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes reading the capture in parallel (connections are partitioned among them).")
 @click.option("--quiet", is_flag=True, help="Do not print the summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def analyze(paths, local, out_dir, jobs, quiet, debug):
+def analyze(paths, local, out_dir, torrents, jobs, quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -51,7 +54,7 @@ def analyze(paths, local, out_dir, jobs, quiet, debug):
 
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
-        result = run(list(paths), local=list(local), jobs=jobs)
+        result = run(list(paths), local=list(local), jobs=jobs, torrents=list(torrents))
         try:
             summary = write_outputs(result, out_dir, argv=["bt-analyzer", *sys.argv[1:]], started=started)
         finally:
@@ -97,8 +100,9 @@ def render_summary(summary: dict, out_dir: Path) -> str:
              f"{format_bytes(acc['bytes'])} on the wire", ""]
     for t in summary["torrents"]:
         aliases = f" (also {', '.join(t['info_hash_aliases'])})" if t["info_hash_aliases"] else ""
+        named = f"  \"{t['name']}\", {t['total_size']:,} B" if t.get("name") is not None else ""
         lines += [
-            f"torrent {t['info_hash']}{aliases}",
+            f"torrent {t['info_hash']}{aliases}{named}",
             f"  downloaded {t['downloaded_bytes']:>15,} B  {format_bytes(t['downloaded_bytes']):>22}"
             f"   acknowledged {t['downloaded_acked_bytes']:,} B",
             f"  uploaded   {t['uploaded_bytes']:>15,} B  {format_bytes(t['uploaded_bytes']):>22}"

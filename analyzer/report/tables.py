@@ -63,11 +63,12 @@ def build_summary(result) -> dict:
         "local": [s.text for s in subject.specs],
         "subject": subject.as_json(),
         "inputs": input_entries(result),
-        "torrents": build_torrents(result.records, subject),
+        "torrents": build_torrents(result.records, subject, result.metas),
         "unattributed": build_unattributed(result.records, subject),
         "encrypted": build_encrypted(result.records, subject),
         "tracker_reports": [announce_row(a, True) for a in mine],
-        "tracker_reconciliation": reconcile(mine, result.records, subject, torrent_groups(result.records)),
+        "tracker_reconciliation": reconcile(mine, result.records, subject,
+                                            torrent_groups(result.records, result.metas)),
         "dht": dht,
         "lsd": build_lsd(result.udp, subject),
         "accounting": build_accounting(result),
@@ -75,7 +76,8 @@ def build_summary(result) -> dict:
     }
 
 
-TORRENT_COLUMNS = ("info_hash", "transport", "connections", "peers", *SUM_FIELDS, "first_seen", "last_seen")
+TORRENT_COLUMNS = ("info_hash", "transport", "connections", "peers", *SUM_FIELDS, "first_seen", "last_seen",
+                   "name", "total_size", "piece_length", "info_hash_v2")
 
 
 def torrents_csv(summary: dict) -> str:
@@ -84,10 +86,11 @@ def torrents_csv(summary: dict) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(TORRENT_COLUMNS)
     for t in summary["torrents"]:
+        meta = ["" if t[k] is None else t[k] for k in ("name", "total_size", "piece_length", "info_hash_v2")]
         w.writerow([t["info_hash"], "all", t["connections"], t["peers"], *(t[k] for k in SUM_FIELDS),
-                    t["first_seen"], t["last_seen"]])
+                    t["first_seen"], t["last_seen"], *meta])
         for name, tr in t["transports"].items():
-            w.writerow([t["info_hash"], name, tr["connections"], "", *(tr[k] for k in SUM_FIELDS), "", ""])
+            w.writerow([t["info_hash"], name, tr["connections"], "", *(tr[k] for k in SUM_FIELDS), "", "", *meta])
     return buf.getvalue()
 
 
@@ -177,6 +180,14 @@ def dumps(obj) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
 
 
+def _libtorrent_version() -> str | None:
+    try:
+        import libtorrent
+        return libtorrent.__version__
+    except ImportError:
+        return None
+
+
 def sha256_path(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
@@ -204,7 +215,7 @@ def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.dateti
         "finished_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "platform": {"python": sys.version.split()[0], "system": platform.platform(),
                      "machine": platform.machine()},
-        "libraries": {"numpy": numpy.__version__},
+        "libraries": {"numpy": numpy.__version__, "libtorrent": _libtorrent_version()},
         "inputs": [{"path": e["path"], "resolved_path": str(Path(e["path"]).resolve()), "sha256": e["sha256"],
                     "size_bytes": e["size_bytes"]} for e in summary["inputs"]],
         "outputs": [{"path": name, "sha256": sha256_path(out_dir / name)} for name in sorted(files)],

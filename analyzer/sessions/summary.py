@@ -65,12 +65,14 @@ SUM_FIELDS = ("downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes", "u
               "downloaded_gap_bytes", "uploaded_gap_bytes")
 
 
-def torrent_groups(records: list[ConnectionRecord]) -> dict[str, str]:
+def torrent_groups(records: list[ConnectionRecord], metas: list | None = None) -> dict[str, str]:
     """info_hash -> the info_hash of its torrent entry.
 
     Hashes exchanged on one connection (a v1 handshake answered with the
-    truncated v2 hash of a hybrid torrent) belong to one torrent; the entry is
-    named by the initiator's hash (the v1 hash in that exchange)."""
+    truncated v2 hash of a hybrid torrent) belong to one torrent, as do the
+    v1 and truncated v2 hashes of one given or rebuilt torrent (``metas``);
+    the entry is named by the initiator's hash in such an exchange, else by
+    the v1 hash, else the smallest."""
     parent: dict[str, str] = {}
 
     def find(h: str) -> str:
@@ -89,6 +91,15 @@ def torrent_groups(records: list[ConnectionRecord]) -> dict[str, str]:
             a, b = find(r.info_hash), find(r.info_hash_reply)
             if a != b:
                 parent[max(a, b)] = min(a, b)
+    seen = set(parent)
+    for m in metas or ():
+        hashes = [h for h in m.handshake_hashes if h in seen]
+        for h in hashes[1:]:
+            a, b = find(hashes[0]), find(h)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+        if m.info_hash_v1 in seen and not any(h in primaries for h in hashes):
+            primaries.add(m.info_hash_v1)
     members: dict[str, list[str]] = defaultdict(list)
     for h in parent:
         members[find(h)].append(h)
@@ -100,10 +111,18 @@ def torrent_groups(records: list[ConnectionRecord]) -> dict[str, str]:
     return out
 
 
-def build_torrents(records: list[ConnectionRecord], subject: Subject) -> list[dict]:
-    """One object per torrent (sorted by info_hash), figures from the subject's side."""
+def meta_for(info_hash: str, aliases, metas) -> object | None:
+    for m in metas or ():
+        if {info_hash, *aliases} & set(m.handshake_hashes):
+            return m
+    return None
+
+
+def build_torrents(records: list[ConnectionRecord], subject: Subject, metas: list | None = None) -> list[dict]:
+    """One object per torrent (sorted by info_hash), figures from the subject's side;
+    name, size, piece length and v2 hash when the torrent's metadata is known."""
     acc: dict = {}
-    groups = torrent_groups(records)
+    groups = torrent_groups(records, metas)
     for r in records:
         if r.category != "bittorrent":
             continue
@@ -141,6 +160,15 @@ def build_torrents(records: list[ConnectionRecord], subject: Subject) -> list[di
     for info_hash in sorted(acc):
         t = acc[info_hash]
         row = {"info_hash": info_hash, "info_hash_aliases": sorted(t["aliases"])}
+        m = meta_for(info_hash, t["aliases"], metas)
+        row.update({
+            "name": m.name if m else None,
+            "total_size": m.total_size if m else None,
+            "piece_length": m.piece_length if m else None,
+            "info_hash_v1": m.info_hash_v1 if m else None,
+            "info_hash_v2": m.info_hash_v2 if m else None,
+            "metadata_source": m.source if m else None,
+        })
         for k in SUM_FIELDS[:4]:
             row[k] = t["sums"][k]
         row.update({
