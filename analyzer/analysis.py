@@ -18,6 +18,7 @@ from analyzer.capture.inputs import InputSet
 from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
 from analyzer.decode.fragments import Defragmenter
 from analyzer.evidence.metainfo import TorrentMeta, load_torrents
+from analyzer.evidence.pieces import Verifier
 from analyzer.sessions._engine import Engine
 from analyzer.sessions.connections import record_from_conn
 from analyzer.sessions.datagrams import DatagramAnalyzer, DatagramResult
@@ -39,6 +40,7 @@ class PartResult:
     reused_tuples: int = 0
     udp: DatagramResult = field(default_factory=DatagramResult)
     http_announces: list = field(default_factory=list)
+    pieces: list = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +60,7 @@ class AnalysisResult:
     udp: DatagramResult = field(default_factory=DatagramResult)
     announces: list = field(default_factory=list)     # TrackerAnnounce, HTTP and UDP, in time order
     metas: list[TorrentMeta] = field(default_factory=list)   # given with --torrent
+    pieces: list = field(default_factory=list)               # PieceResult, when metadata is known
 
     @property
     def readable_files(self) -> int:
@@ -68,10 +71,12 @@ def warn_stderr(message: str) -> None:
     print(f"bt-analyzer: {message}", file=sys.stderr)
 
 
-def run_partition(paths: list[Path], partitions: int, partition: int) -> PartResult:
+def run_partition(paths: list[Path], partitions: int, partition: int, metas: list | None = None) -> PartResult:
     """Read every input in order and follow the connections of one partition."""
     out = PartResult()
     engine = Engine(partitions=partitions, partition=partition)
+    verifier = Verifier(metas) if metas else None
+    engine.verifier = verifier
     defrag = Defragmenter()
     udp = DatagramAnalyzer()
     for file_idx, path in enumerate(paths):
@@ -97,6 +102,7 @@ def run_partition(paths: list[Path], partitions: int, partition: int) -> PartRes
     if engine.datagrams:
         udp.add_all(engine.take_datagrams())
     out.udp = udp.result()
+    out.pieces = verifier.finish() if verifier is not None else []
     defrag.flush()
     if defrag.dropped_frames:
         engine.count_undecodable(defrag.dropped_frames, defrag.dropped_bytes, 5)
@@ -130,8 +136,13 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, to
         warn(e)
     inputs = InputSet(paths)
     ordered = [f.path for f in inputs.files]
+    if metas and jobs > 1:
+        # a piece is assembled from blocks of several connections, which
+        # partitions would split: verification reads in one process
+        warn("piece verification reads the capture in one process (--jobs ignored)")
+        jobs = 1
     if jobs <= 1:
-        parts = [run_partition(ordered, 1, 0)]
+        parts = [run_partition(ordered, 1, 0, metas)]
     else:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs) as pool:
@@ -173,4 +184,4 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, to
         frames=main.frames,
         reused_tuples=sum(p.reused_tuples for p in parts),
         options={"local": list(local), "jobs": jobs, "torrents": [str(t) for t in torrents]}, notes=notes,
-        udp=main.udp, announces=announces, metas=metas)
+        udp=main.udp, announces=announces, metas=metas, pieces=main.pieces)

@@ -70,6 +70,8 @@ def _files(info: dict) -> list[FileEntry]:
     elif b"length" in info:
         out.append(FileEntry((name,), int(info[b"length"]), 0))
     elif b"file tree" in info:   # v2 only: walk the tree in order
+        plen = int(info.get(b"piece length", 1)) or 1
+
         def walk(tree: dict, prefix: tuple):
             nonlocal offset
             for key in sorted(tree):
@@ -80,6 +82,11 @@ def _files(info: dict) -> list[FileEntry]:
                     out.append(FileEntry((*prefix, key.decode("utf-8", "replace")), size, offset,
                                          pieces_root=leaf.get(b"pieces root")))
                     offset += size
+                    # v2: every file starts at a piece boundary (an implicit pad)
+                    gap = -offset % plen
+                    if gap and size:
+                        out.append(FileEntry((".pad", str(gap)), gap, offset, pad=True))
+                        offset += gap
                 else:
                     walk(node, (*prefix, key.decode("utf-8", "replace")))
         walk(info[b"file tree"], (name,))

@@ -15,6 +15,7 @@ cpdef enum EventMask:
 
 cdef class PeerWireParser(StreamSink):
     cdef public int event_mask
+    cdef public object block_sink           # optional: .data(index, offset, bytes), .end(index, begin, length, missing)
     cdef list _events
     cdef int state
     cdef readonly int64_t stream_off       # stream offset of the next byte

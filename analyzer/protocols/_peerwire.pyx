@@ -208,6 +208,9 @@ cdef class PeerWireParser:
                 take = n - i
                 if take > self.block_remaining:
                     take = self.block_remaining
+                if self.block_sink is not None and take:
+                    self.block_sink.data(self.piece_index, self.piece_begin + self.block_len - self.block_remaining,
+                                         PyBytes_FromStringAndSize(<const char*>p + i, take))
                 self.add_range(self.stream_off, self.stream_off + take)
                 self.block_bytes += take
                 self.block_remaining -= take
@@ -473,6 +476,8 @@ cdef class PeerWireParser:
     cdef void _end_piece(self):
         self.pieces += 1
         self._count_message(7)
+        if self.block_sink is not None:
+            self.block_sink.end(self.piece_index, self.piece_begin, self.block_len, self.block_missing)
         if self.event_mask & EV_PIECE:
             self._events.append(ev.Piece(self.piece_index, self.piece_begin, self.block_len, self.block_missing))
         self._start_header()

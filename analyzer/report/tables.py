@@ -63,7 +63,7 @@ def build_summary(result) -> dict:
         "local": [s.text for s in subject.specs],
         "subject": subject.as_json(),
         "inputs": input_entries(result),
-        "torrents": build_torrents(result.records, subject, result.metas),
+        "torrents": build_torrents(result.records, subject, result.metas, result.pieces),
         "unattributed": build_unattributed(result.records, subject),
         "encrypted": build_encrypted(result.records, subject),
         "tracker_reports": [announce_row(a, True) for a in mine],
@@ -169,6 +169,28 @@ def tracker_csv(result) -> str:
     return _csv(TRACKER_COLUMNS, rows)
 
 
+PIECE_COLUMNS = ("info_hash", "piece", "receiver", "senders", "bytes", "status", "covered_bytes",
+                 "redundant_bytes", "conflict_bytes", "subject_received", "first_file", "first_frame", "first_ts",
+                 "last_file", "last_frame", "last_ts")
+
+
+def pieces_csv(result) -> str:
+    """One row per (torrent, receiving host, piece) seen: verified, failed or incomplete."""
+    files = [str(f.path) for f in result.inputs.files]
+    rows = []
+    for p in result.pieces:
+        rows.append({
+            "info_hash": p.info_hash, "piece": p.index, "receiver": p.receiver,
+            "senders": ";".join(f"{ip}={n}" for ip, n in sorted(p.senders.items())), "bytes": p.size,
+            "status": p.status, "covered_bytes": p.covered, "redundant_bytes": p.redundant_bytes,
+            "conflict_bytes": p.conflict_bytes,
+            "subject_received": result.subject.has_address(p.receiver),
+            "first_file": files[p.first[0]], "first_frame": p.first[1], "first_ts": iso_ns(p.first[2]),
+            "last_file": files[p.last[0]], "last_frame": p.last[1], "last_ts": iso_ns(p.last[2]),
+        })
+    return _csv(PIECE_COLUMNS, rows)
+
+
 DHT_COLUMNS = ("info_hash", "method", "querier", "by_subject", "count", "first_seen", "last_seen", "peers_returned")
 
 
@@ -204,6 +226,8 @@ def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.dateti
     }
     files["tracker.csv"] = tracker_csv(result)
     files["dht.csv"] = dht_csv(result)
+    if result.metas:
+        files["pieces.csv"] = pieces_csv(result)
     for name, text in files.items():
         (out_dir / name).write_text(text, encoding="utf-8")
     manifest = {

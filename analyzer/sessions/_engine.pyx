@@ -88,6 +88,9 @@ cdef class Engine:
     cdef int64_t reason_frames[6]
     cdef readonly dict unknown_link_types
     cdef readonly int64_t frames_seen, tcp_frames, utp_frames, reused_tuples
+    cdef public object verifier     # optional: .tap(connection, direction, parser) -> block sink or None
+    cdef readonly int cur_file       # the frame being handled (for evidence references)
+    cdef readonly int64_t cur_frame, cur_ts
 
     def __init__(self, int partitions=1, int partition=0, int event_mask=0):
         self.conns = {}
@@ -164,6 +167,9 @@ cdef class Engine:
         cdef Pkt k
         cdef int kind
         self.frames_seen += weight
+        self.cur_file = file_idx
+        self.cur_frame = frame_no
+        self.cur_ts = ts
         kind = decode_frame(p, cap, linktype, &k)
         if kind == K_IP:
             if k.proto == 6:
@@ -286,7 +292,7 @@ cdef class Engine:
         if flags & TH_ACK:
             other.ack(rd32(t + 8))
         if s.sink is None and (flags & TH_SYN or paylen > 0):
-            s.sink = PeerWireParser(bool(flags & TH_SYN), self.event_mask)
+            s.sink = self._parser(c, d, bool(flags & TH_SYN))
         if paylen > 0 and c.flight1 < 0:
             c.note_payload(d, c.s0.max_end, c.s1.max_end)
         s.segment(rd32(t + 4), flags, t + doff, paycap if paycap < paylen else paylen, paylen)
@@ -295,6 +301,12 @@ cdef class Engine:
             c.close(ts, True)
         elif c.s0.fin_seen and c.s1.fin_seen:
             c.close(ts, False)
+
+    cdef PeerWireParser _parser(self, Connection c, int d, bint at_start):
+        cdef PeerWireParser p = PeerWireParser(at_start, self.event_mask)
+        if self.verifier is not None:
+            p.block_sink = self.verifier.tap(c, d, p, self)
+        return p
 
     cdef TcpConnection _new_tcp(self, bytes pykey, Pkt* k, uint16_t sport, uint16_t dport, int flags,
                                 int64_t ts, int file_idx, int64_t frame_no):
@@ -369,7 +381,7 @@ cdef class Engine:
         other = c.s1 if d == 0 else c.s0
         c.touch(d, wire, weight, ts, file_idx, frame_no)
         if s.sink is None:
-            s.sink = PeerWireParser(c.syn_seen, self.event_mask)
+            s.sink = self._parser(c, d, c.syn_seen)
         if not s.started and d == 1 and c.syn_seen and ptype != ST_SYN:
             s.start_at(seq)       # the responder's first packet carries its first seq_nr
         b0 = _block_bytes(c.s0.sink)

@@ -1,7 +1,6 @@
 """DHT and Local Service Discovery facts, from the subject's point of view."""
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 
 from analyzer.timefmt import iso_ns
@@ -9,8 +8,7 @@ from analyzer.timefmt import iso_ns
 
 def subject_ip(subject, ip: str) -> bool:
     """Does this address belong to the subject (ports are not known per message here)?"""
-    addr = ipaddress.ip_address(ip)
-    return any(addr.version == s.network.version and addr in s.network for s in subject.specs)
+    return subject.has_address(ip)
 
 
 def build_dht(udp, subject) -> tuple[dict, list[dict]]:

@@ -54,6 +54,11 @@ class Subject:
     ambiguous: bool = False
     candidates: list[str] = field(default_factory=list)
 
+    def has_address(self, ip: str) -> bool:
+        """Is this address the subject's (whatever the port)?"""
+        addr = ipaddress.ip_address(ip)
+        return any(addr.version == s.network.version and addr in s.network for s in self.specs)
+
     def side(self, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> str:
         """'src', 'dst', 'both' or 'none': which endpoint of a connection is the subject."""
         a = any(s.matches(src_ip, src_port) for s in self.specs)

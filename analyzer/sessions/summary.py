@@ -118,7 +118,57 @@ def meta_for(info_hash: str, aliases, metas) -> object | None:
     return None
 
 
-def build_torrents(records: list[ConnectionRecord], subject: Subject, metas: list | None = None) -> list[dict]:
+VERIFY_FIELDS = ("verified_downloaded_bytes", "failed_downloaded_bytes", "verified_uploaded_bytes",
+                 "failed_uploaded_bytes", "redundant_downloaded_bytes", "redundant_uploaded_bytes",
+                 "pad_downloaded_bytes", "pad_uploaded_bytes")
+
+
+def verification_figures(pieces: list, key: str, meta, subject: Subject) -> dict:
+    """Verified / failed / incomplete pieces of one torrent, from the subject's side.
+
+    Downloaded: pieces the subject received (each counted once, its content
+    bytes).  Uploaded: the bytes the subject contributed to pieces other hosts
+    received.  Held: pieces the subject verifiably had (received verified, or
+    sent whole and verified at the receiver)."""
+    out = dict.fromkeys(VERIFY_FIELDS, 0)
+    counts = {f"pieces_{d}_{st}": 0 for d in ("downloaded", "uploaded")
+              for st in ("verified", "failed", "incomplete")}
+    held = {}
+    for p in pieces:
+        if p.info_hash != key:
+            continue
+        mine_rx = subject.has_address(p.receiver)
+        if mine_rx:
+            counts[f"pieces_downloaded_{p.status}"] += 1
+            out["redundant_downloaded_bytes"] += p.redundant_bytes
+            out["pad_downloaded_bytes"] += p.pad_bytes
+            if p.status == "verified":
+                out["verified_downloaded_bytes"] += p.size
+                held[p.index] = p.size
+            elif p.status == "failed":
+                out["failed_downloaded_bytes"] += p.size
+            continue
+        out["redundant_uploaded_bytes"] += sum(n for ip, n in p.senders_redundant.items()
+                                               if subject.has_address(ip))
+        out["pad_uploaded_bytes"] += sum(n for ip, n in p.senders_pad.items() if subject.has_address(ip))
+        sent = sum(n for ip, n in p.senders.items() if subject.has_address(ip))
+        if not sent:
+            continue
+        counts[f"pieces_uploaded_{p.status}"] += 1
+        if p.status == "verified":
+            out["verified_uploaded_bytes"] += min(sent, p.size)
+            if sent >= p.covered:
+                held[p.index] = p.size
+        elif p.status == "failed":
+            out["failed_uploaded_bytes"] += min(sent, p.size)
+    out.update(counts)
+    out["held_bytes"] = sum(held.values())
+    out["held_share"] = round(out["held_bytes"] / meta.total_size, 6) if meta.total_size else None
+    return out
+
+
+def build_torrents(records: list[ConnectionRecord], subject: Subject, metas: list | None = None,
+                   pieces: list | None = None) -> list[dict]:
     """One object per torrent (sorted by info_hash), figures from the subject's side;
     name, size, piece length and v2 hash when the torrent's metadata is known."""
     acc: dict = {}
@@ -169,6 +219,10 @@ def build_torrents(records: list[ConnectionRecord], subject: Subject, metas: lis
             "info_hash_v2": m.info_hash_v2 if m else None,
             "metadata_source": m.source if m else None,
         })
+        if m is not None and pieces is not None:
+            row["verification"] = verification_figures(pieces, m.info_hash_v1 or m.info_hash_v2[:40], m, subject)
+            for k in VERIFY_FIELDS:
+                row[k] = row["verification"][k]
         for k in SUM_FIELDS[:4]:
             row[k] = t["sums"][k]
         row.update({

@@ -75,6 +75,8 @@ Spec (JSON)::
                 "encryption": "disabled"|"enabled"|"forced"|"mse_plaintext",
                 "enc_level": "rc4"|"plaintext"|"both",   # optional
                 "pex": false,                              # optional, ut_pex
+                "corrupt": {"t1": [[offset, length]]},     # optional: a seeder whose data is
+                                                           # altered after its hash check
                 "dht": false, "lsd": false,                # optional discovery
                 "trackers": ["h"],         # optional: replaces the torrents'
                                            # tracker list for this peer
@@ -191,6 +193,22 @@ def write_content(t: dict, root: Path) -> None:
                 n = min(left, 1 << 20)
                 f.write(rng.randbytes(n))
                 left -= n
+
+
+def corrupt_content(t: dict, root: Path, ranges: list) -> None:
+    """XOR 0xFF into [offset, offset+length) of the torrent's byte space (content files in order)."""
+    files = content_files(t)
+    for offset, length in ranges:
+        pos = 0
+        for rel, size in files:
+            lo, hi = max(offset, pos), min(offset + length, pos + size)
+            if lo < hi:
+                with open(root / rel, "r+b") as f:
+                    f.seek(lo - pos)
+                    data = f.read(hi - lo)
+                    f.seek(lo - pos)
+                    f.write(bytes(b ^ 0xFF for b in data))
+            pos += size
 
 
 def make_torrent(t: dict, root: Path, out: Path, trackers: list[str] = ()) -> lt.torrent_info:
@@ -806,6 +824,12 @@ def main(spec_path: str, result_path: str) -> int:
     for (peer, tname), h in handles.items():
         if tname in by_name[peer].get("seeds", []) and not h.status().is_seeding:
             fail(f"seed {peer} is not seeding {tname} after checking")
+    # "corrupt": alter a seeder's data after libtorrent checked it, so it serves
+    # pieces that fail verification at the receiver (libtorrent reads the
+    # files through the page cache, so the altered bytes are what it sends)
+    for p in peers:
+        for tname, ranges in p.get("corrupt", {}).items():
+            corrupt_content(specs[tname], workdir / p["name"], ranges)
     rec.pump(sessions)
 
     # ---- connect ----------------------------------------------------------
