@@ -41,6 +41,8 @@ class PartResult:
     udp: DatagramResult = field(default_factory=DatagramResult)
     http_announces: list = field(default_factory=list)
     pieces: list = field(default_factory=list)
+    rebuilt: list = field(default_factory=list)
+    metadata_failures: list = field(default_factory=list)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class AnalysisResult:
     announces: list = field(default_factory=list)     # TrackerAnnounce, HTTP and UDP, in time order
     metas: list[TorrentMeta] = field(default_factory=list)   # given with --torrent
     pieces: list = field(default_factory=list)               # PieceResult, when metadata is known
+    rebuilt: list[TorrentMeta] = field(default_factory=list)  # metadata rebuilt from the capture (BEP 9)
 
     @property
     def readable_files(self) -> int:
@@ -75,7 +78,9 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
     """Read every input in order and follow the connections of one partition."""
     out = PartResult()
     engine = Engine(partitions=partitions, partition=partition)
-    verifier = Verifier(metas) if metas else None
+    # pieces are assembled from blocks of several connections, which several
+    # partitions would split: verification (and BEP 9 rebuilding) needs them all
+    verifier = Verifier(metas or []) if partitions == 1 else None
     engine.verifier = verifier
     defrag = Defragmenter()
     udp = DatagramAnalyzer()
@@ -103,6 +108,8 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
         udp.add_all(engine.take_datagrams())
     out.udp = udp.result()
     out.pieces = verifier.finish() if verifier is not None else []
+    out.rebuilt = list(verifier.metadata.rebuilt.values()) if verifier is not None else []
+    out.metadata_failures = list(verifier.metadata.failures) if verifier is not None else []
     defrag.flush()
     if defrag.dropped_frames:
         engine.count_undecodable(defrag.dropped_frames, defrag.dropped_bytes, 5)
@@ -176,6 +183,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, to
         warn(f"subject inferred: {subject.basis}")
         notes.append(f"subject inferred: {subject.basis}")
     notes.extend(f"torrent file not usable: {e}" for e in meta_errors)
+    notes.extend(f"metadata not rebuilt: {e}" for e in main.metadata_failures)
     for a, b in inputs.overlaps():
         notes.append(f"time ranges overlap: {a} and {b} (reassembly orders by sequence number, not time)")
     return AnalysisResult(
@@ -184,4 +192,4 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, to
         frames=main.frames,
         reused_tuples=sum(p.reused_tuples for p in parts),
         options={"local": list(local), "jobs": jobs, "torrents": [str(t) for t in torrents]}, notes=notes,
-        udp=main.udp, announces=announces, metas=metas, pieces=main.pieces)
+        udp=main.udp, announces=announces, metas=metas + main.rebuilt, pieces=main.pieces, rebuilt=main.rebuilt)

@@ -89,3 +89,46 @@ def test_altered_seed_data_fails_verification(tmp_path):
     assert bad["failed_uploaded_bytes"] == t["failed_downloaded_bytes"]
     good = build_torrents(result.records, given_subject(["127.0.0.4"]), result.metas, result.pieces)[0]
     assert good["failed_uploaded_bytes"] == 0 and good["verified_uploaded_bytes"] > 0
+
+
+@pytest.mark.parametrize("version", ["v1", "hybrid"])
+def test_magnet_download_metadata_rebuilt_from_the_capture(tmp_path, version):
+    spec = two_peers(size=900_000, version=version)
+    spec["torrents"][0]["files"] = [600_000, 300_000]
+    spec["peers"][1]["magnet"] = True
+    res = run_swarm(spec, tmp_path)
+    truth = res.ground_truth["torrents"]["t1"]
+    # no .torrent given: the name, files and hashes come from the capture alone
+    result = analyze(res.capture_files, local=["127.0.0.3"], warn=lambda m: None)
+    summary = build_summary(result)
+    [meta] = result.rebuilt
+    assert meta.info_hash_v1 == truth.get("info_hash_v1") and meta.info_hash_v2 == truth.get("info_hash_v2")
+    assert meta.name == "t1" and [f.size for f in meta.files if not f.pad] == [600_000, 300_000]
+    [t] = summary["torrents"]
+    assert t["name"] == "t1" and t["total_size"] == 900_000
+    assert t["metadata_source"].startswith("rebuilt from the capture")
+    counters = res.ground_truth["peers"]["leech"]["torrents"]["t1"]
+    assert t["verified_downloaded_bytes"] + t["pad_downloaded_bytes"] == \
+        counters["total_payload_download"] - counters["total_redundant_bytes"]
+    assert t["verification"]["held_share"] == 1.0
+
+
+def test_rebuilt_metadata_is_written_and_reusable(tmp_path):
+    from click.testing import CliRunner
+    from analyzer.cli import main
+    spec = two_peers(size=400_000)
+    spec["peers"][1]["magnet"] = True
+    res = run_swarm(spec, tmp_path / "run")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["analyze", *map(str, res.capture_files), "--local", "127.0.0.3",
+                                  "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    ih = res.ground_truth["torrents"]["t1"]["info_hash_v1"]
+    rebuilt = out / "metadata" / f"{ih}.torrent"
+    import libtorrent as lt
+    assert str(lt.torrent_info(str(rebuilt)).info_hashes().v1) == ih
+    # given back with --torrent, it is the same torrent
+    r = CliRunner().invoke(main, ["analyze", *map(str, res.capture_files), "--local", "127.0.0.3",
+                                  "--torrent", str(rebuilt), "--out", str(tmp_path / "again"), "--quiet"])
+    assert r.exit_code == 0
+    assert CliRunner().invoke(main, ["verify", str(out)]).exit_code == 0

@@ -28,7 +28,9 @@ import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from analyzer.evidence.metadata import MetadataCollector
 from analyzer.evidence.metainfo import TorrentMeta
+from analyzer.protocols.extension import decode_ext_handshake
 
 BLOCK = 16384
 MAX_PENDING_BYTES = 512 << 20
@@ -128,11 +130,33 @@ def _merkle(leaves: list[bytes], width: int) -> bytes:
 class Tap:
     """The block sink of one parser (one direction of one connection)."""
 
-    __slots__ = ("verifier", "conn", "d", "parser", "engine", "torrent", "receiver", "sender")
+    __slots__ = ("verifier", "conn", "d", "parser", "engine", "torrent", "receiver", "sender", "ext_names")
 
     def __init__(self, verifier, conn, d, parser, engine):
         self.verifier, self.conn, self.d, self.parser, self.engine = verifier, conn, d, parser, engine
         self.torrent = None
+        self.ext_names = None
+
+    def extended(self, ext_id: int, payload: bytes) -> None:
+        """A BEP 10 message this direction sent; its id is the one the receiver announced."""
+        if self.ext_names is None:
+            other = self.conn.parser1 if self.d == 0 else self.conn.parser0
+            if other is None or other.ext_handshake is None:
+                return
+            m = decode_ext_handshake(other.ext_handshake).get("m", {})
+            self.ext_names = {v: k for k, v in m.items()}
+        if self.ext_names.get(ext_id) != "ut_metadata":
+            return
+        hashes = self._hashes()
+        if hashes:
+            e = self.engine
+            a0, a1 = str(ipaddress.ip_address(self.conn.addr0)), str(ipaddress.ip_address(self.conn.addr1))
+            self.verifier.metadata_message(hashes[0], a0 if self.d == 0 else a1, payload,
+                                           (e.cur_file, e.cur_frame, e.cur_ts))
+
+    def _hashes(self) -> list[str]:
+        c = self.conn
+        return [p.info_hash.hex() for p in (c.parser0, c.parser1) if p is not None and p.info_hash is not None]
 
     def data(self, index: int, offset: int, chunk: bytes) -> None:
         if self.torrent is None:
@@ -147,13 +171,15 @@ class Tap:
 
     def _resolve(self) -> bool:
         c = self.conn
-        hashes = [p.info_hash.hex() for p in (c.parser0, c.parser1) if p is not None and p.info_hash is not None]
-        torrent = next((self.verifier.by_hash[h] for h in hashes if h in self.verifier.by_hash), None)
+        hashes = self._hashes()
+        v = self.verifier
+        torrent = next((v.by_hash[h] for h in hashes if h in v.by_hash), None)
         if torrent is None:
-            if hashes:                           # attributed, but no metadata: stop listening
-                self.parser.block_sink = None
-                return False
-            return False                         # no handshake (yet): nothing to attribute to
+            # no metadata (and none being rebuilt) for this torrent, or no
+            # handshake and nothing to match against: stop listening to blocks
+            if (hashes and not any(h in v.metadata.collecting for h in hashes)) or (not hashes and not v.by_hash):
+                self.parser.block_sink = None       # extension messages still come (ext_sink)
+            return False
         self.torrent = torrent
         a0, a1 = str(ipaddress.ip_address(c.addr0)), str(ipaddress.ip_address(c.addr1))
         self.sender, self.receiver = (a0, a1) if self.d == 0 else (a1, a0)
@@ -163,17 +189,26 @@ class Tap:
 class Verifier:
     def __init__(self, metas: list[TorrentMeta]):
         self.by_hash: dict = {}
-        for m in metas:
-            t = _Torrent(m)
-            for h in m.handshake_hashes:
-                self.by_hash[h] = t
+        self.metadata = MetadataCollector()
         self.pending: OrderedDict = OrderedDict()   # (torrent key, receiver, index) -> _Piece
         self.pending_bytes = 0
         self.results: list[PieceResult] = []
         self.closed: dict = {}       # (torrent key, receiver, index) -> result of a piece already checked
+        for m in metas:
+            self.register(m)
+
+    def register(self, meta: TorrentMeta) -> None:
+        t = _Torrent(meta)
+        for h in meta.handshake_hashes:
+            self.by_hash.setdefault(h, t)
+
+    def metadata_message(self, info_hash: str, sender: str, payload: bytes, where) -> None:
+        meta = self.metadata.message(info_hash, sender, payload, where)
+        if meta is not None and info_hash not in self.by_hash:
+            self.register(meta)
 
     def tap(self, conn, d, parser, engine):
-        return Tap(self, conn, d, parser, engine) if self.by_hash else None
+        return Tap(self, conn, d, parser, engine)
 
     def add(self, t: _Torrent, receiver: str, sender: str, index: int, offset: int, chunk: bytes, where) -> None:
         span = t.piece_span(index)

@@ -16,6 +16,7 @@ cpdef enum EventMask:
 cdef class PeerWireParser(StreamSink):
     cdef public int event_mask
     cdef public object block_sink           # optional: .data(index, offset, bytes), .end(index, begin, length, missing)
+    cdef public object ext_sink             # optional: .extended(ext_id, payload) for BEP 10 messages other than the handshake
     cdef list _events
     cdef int state
     cdef readonly int64_t stream_off       # stream offset of the next byte

@@ -500,6 +500,8 @@ cdef class PeerWireParser:
         if msg_id == 20:
             if n >= 1 and b[0] == 0 and self.ext_handshake is None:
                 self.ext_handshake = PyBytes_FromStringAndSize(<char*>b + 1, n - 1)
+            elif n >= 1 and b[0] != 0 and self.ext_sink is not None:
+                self.ext_sink.extended(b[0], PyBytes_FromStringAndSize(<char*>b + 1, n - 1))
             if mask & EV_EXTENDED and n >= 1:
                 self._events.append(ev.Extended(b[0], PyBytes_FromStringAndSize(<char*>b + 1, n - 1)))
             return

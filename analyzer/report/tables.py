@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy
 
 from analyzer import __version__
+from analyzer.evidence.metainfo import encode_torrent
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.sessions.connections import DIRECTION_FIELDS, ConnectionRecord
 from analyzer.sessions.dht import build_dht, build_lsd
@@ -228,8 +229,16 @@ def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.dateti
     files["dht.csv"] = dht_csv(result)
     if result.metas:
         files["pieces.csv"] = pieces_csv(result)
-    for name, text in files.items():
-        (out_dir / name).write_text(text, encoding="utf-8")
+    for meta in result.rebuilt:
+        h = meta.info_hash_v1 or meta.info_hash_v2
+        files[f"metadata/{h}.torrent"] = encode_torrent(meta)
+    for name, content in files.items():
+        target = out_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content, encoding="utf-8")
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "tool": TOOL,

@@ -305,7 +305,7 @@ cdef class Engine:
     cdef PeerWireParser _parser(self, Connection c, int d, bint at_start):
         cdef PeerWireParser p = PeerWireParser(at_start, self.event_mask)
         if self.verifier is not None:
-            p.block_sink = self.verifier.tap(c, d, p, self)
+            p.block_sink = p.ext_sink = self.verifier.tap(c, d, p, self)
         return p
 
     cdef TcpConnection _new_tcp(self, bytes pykey, Pkt* k, uint16_t sport, uint16_t dport, int flags,

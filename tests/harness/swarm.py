@@ -75,6 +75,7 @@ Spec (JSON)::
                 "encryption": "disabled"|"enabled"|"forced"|"mse_plaintext",
                 "enc_level": "rc4"|"plaintext"|"both",   # optional
                 "pex": false,                              # optional, ut_pex
+                "magnet": false,                           # optional: leech from the info hash only
                 "corrupt": {"t1": [[offset, length]]},     # optional: a seeder whose data is
                                                            # altered after its hash check
                 "dht": false, "lsd": false,                # optional discovery
@@ -801,7 +802,10 @@ def main(spec_path: str, result_path: str) -> int:
             if tname not in tinfos:
                 fail(f"peer {p['name']}: unknown torrent {tname!r}")
             atp = lt.add_torrent_params()
-            if "trackers" in p:
+            if p.get("magnet") and tname in p.get("leeches", []):
+                # a magnet link: only the info hashes; the metadata comes from peers (BEP 9)
+                atp.info_hashes = lt.torrent_info(tinfos[tname]).info_hashes()
+            elif "trackers" in p:
                 atp.ti = without_trackers(workdir / f"{tname}.torrent")
                 atp.trackers = urls(p["trackers"], f"peer {p['name']}")
                 atp.tracker_tiers = list(range(len(p["trackers"])))
