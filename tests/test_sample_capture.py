@@ -73,6 +73,8 @@ def test_summary_contract(tmp_path):
     assert set(t) >= {"info_hash", "downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes",
                       "uploaded_acked_bytes", "peers", "connections", "first_seen", "last_seen"}
     assert t["peers"] == 2 and t["connections"] == 2
+    assert {c["peer_id_client"] for c in s["subject_clients"]} == {"libtorrent 2.1.1"}
+    assert {c["version_string"] for c in s["subject_clients"]} == {"libtorrent/2.1.1.0"}
     acc = s["accounting"]
     assert set(acc["categories"]) >= {"bittorrent", "bittorrent_unattributed", "other_tcp", "udp", "non_ip",
                                       "undecodable"}

@@ -19,7 +19,8 @@ from analyzer.evidence.metainfo import encode_torrent
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.sessions.connections import DIRECTION_FIELDS, ConnectionRecord
 from analyzer.sessions.dht import build_dht, build_lsd
-from analyzer.sessions.summary import (SUM_FIELDS, build_accounting, build_encrypted, build_torrents,
+from analyzer.sessions.summary import (SUM_FIELDS, build_accounting, build_encrypted, build_subject_clients,
+                                       build_torrents,
                                        build_unattributed, torrent_groups, transfer_figures)
 from analyzer.sessions.trackers import announce_row, reconcile, subject_announces
 from analyzer.timefmt import iso_ns
@@ -63,6 +64,7 @@ def build_summary(result) -> dict:
         "tool": TOOL,
         "local": [s.text for s in subject.specs],
         "subject": subject.as_json(),
+        "subject_clients": build_subject_clients(result.records, subject),
         "inputs": input_entries(result),
         "torrents": build_torrents(result.records, subject, result.metas, result.pieces),
         "unattributed": build_unattributed(result.records, subject),

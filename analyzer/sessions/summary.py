@@ -245,6 +245,27 @@ def build_torrents(records: list[ConnectionRecord], subject: Subject, metas: lis
     return out
 
 
+def build_subject_clients(records, subject) -> list[dict]:
+    """The subject's own client(s): BEP 10 ``v`` and the client decoded from its peer_id,
+    with the peer_ids it used and how many connections each was seen on."""
+    from analyzer.protocols.peer_id import decode_peer_id, peer_id_text
+    seen: dict = {}
+    for r in records:
+        if not r.category.startswith("bittorrent"):
+            continue
+        _, down, up = subject_directions(r, subject)
+        if up is None or (up.peer_id is None and not up.ext.get("v")):
+            continue
+        key = (up.ext.get("v") or "", decode_peer_id(up.peer_id) or "", peer_id_text(up.peer_id))
+        e = seen.setdefault(key, [0, r.first_ts_ns, r.last_ts_ns])
+        e[0] += 1
+        e[1] = min(e[1], r.first_ts_ns)
+        e[2] = max(e[2], r.last_ts_ns)
+    return [{"version_string": v, "peer_id_client": c, "peer_id": pid, "connections": n,
+             "first_seen": iso_ns(first), "last_seen": iso_ns(last)}
+            for (v, c, pid), (n, first, last) in sorted(seen.items())]
+
+
 def build_encrypted(records, subject) -> dict:
     """MSE/PE connections from the subject's side: every byte after the key
     exchange.  Their content cannot be attributed to any torrent (the keys
