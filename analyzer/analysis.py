@@ -82,6 +82,9 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
     # partitions would split: verification (and BEP 9 rebuilding) needs them all
     verifier = Verifier(metas or []) if partitions == 1 else None
     engine.verifier = verifier
+
+    def attributed(c):
+        return verifier.attributions.get(c.conn_id) if verifier is not None else None
     defrag = Defragmenter()
     udp = DatagramAnalyzer()
     for file_idx, path in enumerate(paths):
@@ -101,9 +104,9 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
                 defrag.expire(int(batch.ts_ns[batch.n - 1]))
             if engine.datagrams:
                 udp.add_all(engine.take_datagrams())
-            out.records.extend(record_from_conn(c, out.http_announces) for c in engine.drain_finished())
+            out.records.extend(record_from_conn(c, out.http_announces, attributed(c)) for c in engine.drain_finished())
     engine.finish()
-    out.records.extend(record_from_conn(c, out.http_announces) for c in engine.drain_finished())
+    out.records.extend(record_from_conn(c, out.http_announces, attributed(c)) for c in engine.drain_finished())
     if engine.datagrams:
         udp.add_all(engine.take_datagrams())
     out.udp = udp.result()

@@ -9,6 +9,11 @@ its connection (the info hash of either handshake) and the host that
 *receives* the blocks; without metadata for that torrent it detaches itself
 (one call per connection, not per block).
 
+A connection without a handshake (captured mid-stream) keeps its blocks
+(``PROBE_CAP``) until a whole piece of one of the known torrents hashes
+right: that attributes the connection ("piece_hashes") and its blocks join
+the others.
+
 Blocks are assembled per (torrent, receiving host, piece): a client builds a
 piece from blocks of several peers, and each receiver holds its own copy.
 The first copy of every byte counts; bytes of later copies that differ are
@@ -34,6 +39,7 @@ from analyzer.protocols.extension import decode_ext_handshake
 
 BLOCK = 16384
 MAX_PENDING_BYTES = 512 << 20
+PROBE_CAP = 64 << 20          # block bytes kept per connection while attributing by piece hashes
 
 
 @dataclass
@@ -90,6 +96,23 @@ class _Torrent:
         start = index * self.plen
         return start, min(start + self.plen, self.length)
 
+    def assemble(self, index: int, chunks: list) -> bytes | None:
+        """The piece from (offset, bytes) chunks if they cover it (pad bytes are zeros)."""
+        span = self.piece_span(index)
+        if span is None:
+            return None
+        start, end = span
+        buf, have = bytearray(end - start), bytearray(end - start)
+        for a, b in self.pads:
+            lo, hi = max(a, start) - start, min(b, end) - start
+            if lo < hi:
+                have[lo:hi] = b"\x01" * (hi - lo)
+        for offset, chunk in chunks:
+            chunk = chunk[:max(0, len(buf) - offset)]
+            buf[offset:offset + len(chunk)] = chunk
+            have[offset:offset + len(chunk)] = b"\x01" * len(chunk)
+        return bytes(buf) if all(have) else None
+
     def content_bytes(self, start: int, end: int) -> int:
         return (end - start) - sum(max(0, min(end, b) - max(start, a)) for a, b in self.pads)
 
@@ -130,12 +153,15 @@ def _merkle(leaves: list[bytes], width: int) -> bytes:
 class Tap:
     """The block sink of one parser (one direction of one connection)."""
 
-    __slots__ = ("verifier", "conn", "d", "parser", "engine", "torrent", "receiver", "sender", "ext_names")
+    __slots__ = ("verifier", "conn", "d", "parser", "engine", "torrent", "receiver", "sender", "ext_names",
+                 "probe", "probe_bytes")
 
     def __init__(self, verifier, conn, d, parser, engine):
         self.verifier, self.conn, self.d, self.parser, self.engine = verifier, conn, d, parser, engine
         self.torrent = None
         self.ext_names = None
+        self.probe = None           # index -> [(offset, chunk, where)] while attributing by piece hashes
+        self.probe_bytes = 0
 
     def extended(self, ext_id: int, payload: bytes) -> None:
         """A BEP 10 message this direction sent; its id is the one the receiver announced."""
@@ -159,30 +185,59 @@ class Tap:
         return [p.info_hash.hex() for p in (c.parser0, c.parser1) if p is not None and p.info_hash is not None]
 
     def data(self, index: int, offset: int, chunk: bytes) -> None:
+        e = self.engine
+        where = (e.cur_file, e.cur_frame, e.cur_ts)
         if self.torrent is None:
+            if self.probe is not None:
+                self._probe(index, offset, chunk, where)
+                return
             if not self._resolve():
                 return
-        e = self.engine
-        self.verifier.add(self.torrent, self.receiver, self.sender, index, offset, chunk,
-                          (e.cur_file, e.cur_frame, e.cur_ts))
+        self.verifier.add(self.torrent, self.receiver, self.sender, index, offset, chunk, where)
+
+    def _probe(self, index: int, offset: int, chunk: bytes, where) -> None:
+        """No handshake: keep this connection's blocks until a whole piece of
+        one of the known torrents hashes right, which attributes the connection."""
+        v = self.verifier
+        self.probe.setdefault(index, []).append((offset, chunk, where))
+        self.probe_bytes += len(chunk)
+        for t in v.torrents():
+            data = t.assemble(index, [(o, c) for o, c, _ in self.probe[index]])
+            if data is not None and t.check(index, data):
+                self._set_torrent(t)
+                v.attributions[self.conn.conn_id] = t.key
+                held, self.probe = self.probe, None
+                for i, chunks in held.items():
+                    for o, c, w in chunks:
+                        v.add(t, self.receiver, self.sender, i, o, c, w)
+                return
+        if self.probe_bytes > PROBE_CAP:
+            self.probe = None
+            self.parser.block_sink = None
+
+    def _set_torrent(self, torrent) -> None:
+        c = self.conn
+        self.torrent = torrent
+        a0, a1 = str(ipaddress.ip_address(c.addr0)), str(ipaddress.ip_address(c.addr1))
+        self.sender, self.receiver = (a0, a1) if self.d == 0 else (a1, a0)
 
     def end(self, index, begin, length, missing) -> None:
         pass
 
     def _resolve(self) -> bool:
-        c = self.conn
         hashes = self._hashes()
         v = self.verifier
         torrent = next((v.by_hash[h] for h in hashes if h in v.by_hash), None)
         if torrent is None:
-            # no metadata (and none being rebuilt) for this torrent, or no
-            # handshake and nothing to match against: stop listening to blocks
-            if (hashes and not any(h in v.metadata.collecting for h in hashes)) or (not hashes and not v.by_hash):
+            if not hashes and v.by_hash:
+                self.probe = {}                     # attribute by piece hashes
+                return False
+            # no metadata (and none being rebuilt) for this torrent, or nothing
+            # to match against: stop listening to blocks
+            if not hashes or not any(h in v.metadata.collecting for h in hashes):
                 self.parser.block_sink = None       # extension messages still come (ext_sink)
             return False
-        self.torrent = torrent
-        a0, a1 = str(ipaddress.ip_address(c.addr0)), str(ipaddress.ip_address(c.addr1))
-        self.sender, self.receiver = (a0, a1) if self.d == 0 else (a1, a0)
+        self._set_torrent(torrent)
         return True
 
 
@@ -194,8 +249,12 @@ class Verifier:
         self.pending_bytes = 0
         self.results: list[PieceResult] = []
         self.closed: dict = {}       # (torrent key, receiver, index) -> result of a piece already checked
+        self.attributions: dict = {}  # engine connection id -> torrent key, attributed by piece hashes
         for m in metas:
             self.register(m)
+
+    def torrents(self) -> list:
+        return list({id(t): t for t in self.by_hash.values()}.values())
 
     def register(self, meta: TorrentMeta) -> None:
         t = _Torrent(meta)

@@ -8,7 +8,9 @@ subject is known.
 
 Category of a connection (every one of its frames falls in it):
 
-* ``bittorrent``: a BitTorrent handshake with an info_hash was seen;
+* ``bittorrent``: a BitTorrent handshake with an info_hash was seen
+  (``attribution`` "handshake"), or, without one, blocks it carried verified
+  against a known torrent (``attribution`` "piece_hashes");
 * ``bittorrent_unattributed``: peer wire messages were recognised (framing
   found again mid-stream) but no handshake, so no info_hash;
 * ``other_tcp``: anything else (``udp`` for a uTP-shaped flow without peer wire).
@@ -148,9 +150,10 @@ def _direction(stream, parser, frames: int, wire: int, transport: str) -> Direct
     return d
 
 
-def record_from_conn(c, announces: list | None = None) -> ConnectionRecord:
+def record_from_conn(c, announces: list | None = None, attributed: str | None = None) -> ConnectionRecord:
     """Build the record of a finished engine connection (TCP or uTP); HTTP
-    tracker announces found in it are appended to ``announces``."""
+    tracker announces found in it are appended to ``announces``; ``attributed``:
+    the info hash its blocks verified against when no handshake was captured."""
     transport = c.transport
     fwd = _direction(c.s0, c.parser0, c.frames0, c.wire_bytes0, transport)
     rev = _direction(c.s1, c.parser1, c.frames1, c.wire_bytes1, transport)
@@ -169,6 +172,10 @@ def record_from_conn(c, announces: list | None = None) -> ConnectionRecord:
     head0 = c.parser0.head if c.parser0 is not None else b""
     head1 = c.parser1.head if c.parser1 is not None else b""
     classify(r, head0, head1, announces)
+    if attributed and r.category == "bittorrent_unattributed":
+        r.category = "bittorrent"
+        r.info_hash = attributed
+        r.attribution = "piece_hashes"
     return r
 
 
