@@ -18,6 +18,7 @@ from analyzer.capture.inputs import InputSet
 from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
 from analyzer.decode.fragments import Defragmenter
 from analyzer.evidence.metainfo import TorrentMeta, load_torrents
+from analyzer.evidence.carve import Carver
 from analyzer.evidence.pieces import Verifier
 from analyzer.sessions._engine import Engine
 from analyzer.sessions.connections import record_from_conn
@@ -43,6 +44,7 @@ class PartResult:
     pieces: list = field(default_factory=list)
     rebuilt: list = field(default_factory=list)
     metadata_failures: list = field(default_factory=list)
+    carved: list = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class AnalysisResult:
     metas: list[TorrentMeta] = field(default_factory=list)   # given with --torrent
     pieces: list = field(default_factory=list)               # PieceResult, when metadata is known
     rebuilt: list[TorrentMeta] = field(default_factory=list)  # metadata rebuilt from the capture (BEP 9)
+    carved: list = field(default_factory=list)                # --carve reports
 
     @property
     def readable_files(self) -> int:
@@ -74,13 +77,14 @@ def warn_stderr(message: str) -> None:
     print(f"bt-analyzer: {message}", file=sys.stderr)
 
 
-def run_partition(paths: list[Path], partitions: int, partition: int, metas: list | None = None) -> PartResult:
+def run_partition(paths: list[Path], partitions: int, partition: int, metas: list | None = None,
+                  carve: Path | None = None) -> PartResult:
     """Read every input in order and follow the connections of one partition."""
     out = PartResult()
     engine = Engine(partitions=partitions, partition=partition)
     # pieces are assembled from blocks of several connections, which several
     # partitions would split: verification (and BEP 9 rebuilding) needs them all
-    verifier = Verifier(metas or []) if partitions == 1 else None
+    verifier = Verifier(metas or [], Carver(carve) if carve else None) if partitions == 1 else None
     engine.verifier = verifier
 
     def attributed(c):
@@ -111,6 +115,7 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
         udp.add_all(engine.take_datagrams())
     out.udp = udp.result()
     out.pieces = verifier.finish() if verifier is not None else []
+    out.carved = verifier.carver.finish() if verifier is not None and verifier.carver is not None else []
     out.rebuilt = list(verifier.metadata.rebuilt.values()) if verifier is not None else []
     out.metadata_failures = list(verifier.metadata.failures) if verifier is not None else []
     defrag.flush()
@@ -139,20 +144,20 @@ def _partition_worker(args):
 
 
 def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, torrents: list[str | Path] = (),
-            warn: Callable[[str], None] = warn_stderr) -> AnalysisResult:
+            carve: str | Path | None = None, warn: Callable[[str], None] = warn_stderr) -> AnalysisResult:
     subject = given_subject(list(local)) if local else None   # parse errors surface before reading
     metas, meta_errors = load_torrents([Path(t) for t in torrents])
     for e in meta_errors:
         warn(e)
     inputs = InputSet(paths)
     ordered = [f.path for f in inputs.files]
-    if metas and jobs > 1:
+    if (metas or carve) and jobs > 1:
         # a piece is assembled from blocks of several connections, which
         # partitions would split: verification reads in one process
         warn("piece verification reads the capture in one process (--jobs ignored)")
         jobs = 1
     if jobs <= 1:
-        parts = [run_partition(ordered, 1, 0, metas)]
+        parts = [run_partition(ordered, 1, 0, metas, Path(carve) if carve else None)]
     else:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs) as pool:
@@ -194,5 +199,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, to
         unknown_link_types=main.unknown_link_types, fragments=main.fragments, subject=subject,
         frames=main.frames,
         reused_tuples=sum(p.reused_tuples for p in parts),
-        options={"local": list(local), "jobs": jobs, "torrents": [str(t) for t in torrents]}, notes=notes,
-        udp=main.udp, announces=announces, metas=metas + main.rebuilt, pieces=main.pieces, rebuilt=main.rebuilt)
+        options={"local": list(local), "jobs": jobs, "torrents": [str(t) for t in torrents],
+                 "carve": str(carve) if carve else None}, notes=notes,
+        udp=main.udp, announces=announces, metas=metas + main.rebuilt, pieces=main.pieces, rebuilt=main.rebuilt,
+        carved=main.carved)

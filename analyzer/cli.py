@@ -39,11 +39,14 @@ def main():
 @click.option("--torrent", "torrents", multiple=True, type=click.Path(path_type=Path, exists=True),
               metavar="FILE", help="A .torrent file, or a folder of them (repeatable): names, sizes and "
                                    "v1/v2 hashes for the report.")
+@click.option("--carve", "carve", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Write the verified pieces and the torrents' files rebuilt from them into this folder "
+                   "(missing ranges listed in <info_hash>/carve.json).")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes reading the capture in parallel (connections are partitioned among them).")
 @click.option("--quiet", is_flag=True, help="Do not print the summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def analyze(paths, local, out_dir, torrents, jobs, quiet, debug):
+def analyze(paths, local, out_dir, torrents, carve, jobs, quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -54,7 +57,7 @@ def analyze(paths, local, out_dir, torrents, jobs, quiet, debug):
 
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
-        result = run(list(paths), local=list(local), jobs=jobs, torrents=list(torrents))
+        result = run(list(paths), local=list(local), jobs=jobs, torrents=list(torrents), carve=carve)
         try:
             summary = write_outputs(result, out_dir, argv=["bt-analyzer", *sys.argv[1:]], started=started)
         finally:

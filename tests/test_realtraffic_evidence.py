@@ -2,6 +2,8 @@
 against the receiving clients' own counters."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from analyzer.analysis import analyze
@@ -132,3 +134,20 @@ def test_rebuilt_metadata_is_written_and_reusable(tmp_path):
                                   "--torrent", str(rebuilt), "--out", str(tmp_path / "again"), "--quiet"])
     assert r.exit_code == 0
     assert CliRunner().invoke(main, ["verify", str(out)]).exit_code == 0
+
+
+@pytest.mark.parametrize("version", ["v1", "hybrid"])
+def test_carving_reproduces_the_seeded_files(tmp_path, version):
+    spec = two_peers(size=900_000, version=version)
+    spec["torrents"][0]["files"] = [500_000, 1, 399_999]
+    res = run_swarm(spec, tmp_path / "run")
+    carve = tmp_path / "carve"
+    result = analyze(res.capture_files, local=["127.0.0.3"], torrents=[str(res.torrent_files["t1"])],
+                     carve=carve, warn=lambda m: None)
+    [report] = result.carved
+    assert report["pieces_written"] == report["pieces_total"]
+    folder = Path(report["folder"])
+    for f in report["files"]:
+        assert f["complete"], f
+        original = res.workdir / "seed" / Path(*f["metadata_path"])
+        assert (folder / f["path"]).read_bytes() == original.read_bytes()

@@ -242,8 +242,9 @@ class Tap:
 
 
 class Verifier:
-    def __init__(self, metas: list[TorrentMeta]):
+    def __init__(self, metas: list[TorrentMeta], carver=None):
         self.by_hash: dict = {}
+        self.carver = carver
         self.metadata = MetadataCollector()
         self.pending: OrderedDict = OrderedDict()   # (torrent key, receiver, index) -> _Piece
         self.pending_bytes = 0
@@ -333,7 +334,11 @@ class Verifier:
                 p.senders_redundant[sender] = p.senders_redundant.get(sender, 0) + dup - pad
         if p.covered == p.size:
             del self.pending[key]
-            self._close(key, p, "verified" if t.check(index, bytes(p.buf)) else "failed")
+            data = bytes(p.buf)
+            ok = t.check(index, data)
+            if ok and self.carver is not None:
+                self.carver.piece(t, index, data)
+            self._close(key, p, "verified" if ok else "failed")
 
     @staticmethod
     def _pad_overlap(t: _Torrent, a: int, b: int) -> int:

@@ -74,6 +74,7 @@ def build_summary(result) -> dict:
                                             torrent_groups(result.records, result.metas)),
         "dht": dht,
         "lsd": build_lsd(result.udp, subject),
+        "carved": result.carved,
         "accounting": build_accounting(result),
         "notes": list(result.notes),
     }
