@@ -6,6 +6,8 @@ from pathlib import Path
 
 import struct
 
+import pytest
+
 from analyzer.analysis import analyze
 from analyzer.report.tables import build_summary
 
@@ -61,3 +63,39 @@ def test_without_metadata_it_stays_unattributed(tmp_path):
     summary = build_summary(analyze([mid], local=["127.0.0.3"], warn=lambda m: None))
     assert summary["torrents"] == []
     assert summary["unattributed"]["connections"] >= 1 and summary["unattributed"]["downloaded_bytes"] > 0
+
+
+def split_capture(tmp_path, cut: int) -> tuple[Path, Path]:
+    raw = SAMPLE.read_bytes()
+    parts = (bytearray(raw[:24]), bytearray(raw[:24]))
+    pos, i = 24, 0
+    while pos < len(raw):
+        caplen = struct.unpack_from("<I", raw, pos + 8)[0]
+        parts[i >= cut].extend(raw[pos:pos + 16 + caplen])
+        pos += 16 + caplen
+        i += 1
+    paths = tmp_path / "before.pcap", tmp_path / "window.pcap"
+    for p, data in zip(paths, parts):
+        p.write_bytes(bytes(data))
+    return paths
+
+
+@pytest.mark.parametrize("cut", [1000, 2500, 3000])
+def test_window_plus_what_came_before_equals_the_clients_counters(tmp_path, cut):
+    """The capture split at frame `cut`: the window alone (no handshakes, attributed by
+    piece hashes, tails of cut blocks counted) and the part before it add up, for every
+    peer, to the client's own counters: the window holds exactly its share."""
+    import json
+    from analyzer.sessions.subject import given_subject
+    from analyzer.sessions.summary import build_torrents
+    truth = json.loads((REPO / "captures" / "sample-swarm.truth.json").read_text())
+    before, window = split_capture(tmp_path, cut)
+    results = [analyze([p], local=["127.0.0.3"], torrents=[TORRENT], warn=lambda m: None) for p in (before, window)]
+    assert {r.attribution for r in results[1].records} == {"piece_hashes"}
+    for name, peer in truth["peers"].items():
+        counters = peer["torrents"]["sample"]
+        subject = given_subject([peer["ip"]])
+        rows = [t for r in results for t in build_torrents(r.records, subject, r.metas, r.pieces)]
+        assert {t["info_hash"] for t in rows} == {INFO_HASH}
+        assert sum(t["downloaded_bytes"] for t in rows) == counters["total_payload_download"], name
+        assert sum(t["uploaded_bytes"] for t in rows) == counters["total_payload_upload"], name
