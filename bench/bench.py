@@ -9,6 +9,7 @@
      analysis, outputs), with --jobs 1 and --jobs 2;
    - the analysis engine alone (reading, decoding, reassembly, parsing; no
      hashing, no start-up), in this process;
+   - bt-analyzer with the .torrent (every piece verified);
    - tshark with its BitTorrent dissector (`-Y bittorrent.piece.data`).
    Wall-clock times; peak RSS of each child process from wait4().
 3. Checks the analyzer's figures against libtorrent's counters (0 bytes).
@@ -56,6 +57,7 @@ def make_capture(out: Path, size: int) -> tuple[Path, dict]:
     if res.kernel_dropped:
         print(f"warning: tcpdump dropped {res.kernel_dropped} packets", file=sys.stderr)
     shutil.move(str(res.capture_files[0]), cap)
+    shutil.copy(res.torrent_files["big"], out / "capture.torrent")
     truth = {"size": size, "kernel_dropped": res.kernel_dropped, "ground_truth": res.ground_truth}
     truth_file.write_text(json.dumps(truth, indent=1))
     shutil.rmtree(work, ignore_errors=True)
@@ -139,6 +141,14 @@ def main() -> int:
         wall = min(w for w, _ in runs)
         results[f"bt_analyzer_jobs{jobs}"] = {"seconds": wall, "mb_per_s": size / MB / wall,
                                               "peak_rss_mb": max(r for _, r in runs) / MB}
+    torrent = args.out / "capture.torrent"
+    if torrent.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, rss, proc = run_child([exe, "analyze", str(cap), "--local", "127.0.0.3", "--torrent", str(torrent),
+                                         "--out", tmp, "--quiet"])
+            verified = json.loads((Path(tmp) / "summary.json").read_text())["torrents"][0]["verified_downloaded_bytes"]
+        results["bt_analyzer_verify"] = {"seconds": wall, "mb_per_s": size / MB / wall, "peak_rss_mb": rss / MB,
+                                         "verified_bytes": verified}
     leech = truth["ground_truth"]["peers"]["leech"]["torrents"]["big"]
     [t] = summary["torrents"]
     results["exact"] = (t["downloaded_acked_bytes"] == leech["total_payload_download"]
@@ -154,7 +164,8 @@ def main() -> int:
 
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     print(f"{'':28}{'seconds':>9}{'MB/s':>9}{'peak RSS MB':>13}")
-    for key in ("plain_read", "engine_only", "bt_analyzer_jobs1", "bt_analyzer_jobs2", "tshark"):
+    for key in ("plain_read", "engine_only", "bt_analyzer_jobs1", "bt_analyzer_jobs2", "bt_analyzer_verify",
+                "tshark"):
         r = results.get(key)
         if r:
             rss = f"{r['peak_rss_mb']:13.0f}" if "peak_rss_mb" in r else f"{'':13}"

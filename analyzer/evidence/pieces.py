@@ -3,8 +3,9 @@
 Theory of operation
 -------------------
 The engine gives every peer-wire parser a *tap* (``Verifier.tap``); the
-parser passes each run of piece block bytes to it with the piece index and
-the offset in the piece.  A tap resolves, on its first block, the torrent of
+parser passes each contiguous run of a block's bytes to it (normally the
+whole block, once) with the piece index and the offset in the piece; frame
+references are those of the frame that completed the run.  A tap resolves, on its first block, the torrent of
 its connection (the info hash of either handshake) and the host that
 *receives* the blocks; without metadata for that torrent it detaches itself
 (one call per connection, not per block).
@@ -40,6 +41,7 @@ from analyzer.protocols.extension import decode_ext_handshake
 BLOCK = 16384
 MAX_PENDING_BYTES = 512 << 20
 PROBE_CAP = 64 << 20          # block bytes kept per connection while attributing by piece hashes
+_ONES = memoryview(b"\x01" * (1 << 17))
 
 
 @dataclass
@@ -307,11 +309,12 @@ class Verifier:
                 old_key, old = self.pending.popitem(last=False)
                 self._close(old_key, old, "incomplete")
         p.last = where
-        window = p.have[offset:offset + len(chunk)]
-        new = len(chunk) - sum(window)
-        if new == len(chunk):
-            p.buf[offset:offset + len(chunk)] = chunk
-            p.have[offset:offset + len(chunk)] = b"\x01" * len(chunk)
+        n = len(chunk)
+        window = p.have[offset:offset + n]
+        new = window.count(0)
+        if new == n:
+            p.buf[offset:offset + n] = chunk
+            p.have[offset:offset + n] = _ONES[:n] if n <= len(_ONES) else b"\x01" * n
         else:
             for i, b in enumerate(chunk):
                 if window[i]:

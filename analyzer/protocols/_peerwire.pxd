@@ -49,6 +49,9 @@ cdef class PeerWireParser(StreamSink):
     cdef int anchor_kind
     cdef bytes _replay                      # buffered bytes to run again from an anchor
     cdef bint body_lost
+    cdef uint8_t* blkbuf                    # block bytes collected for block_sink
+    cdef Py_ssize_t blk_len
+    cdef int64_t blk_offset
     cdef bint opaque_scan                   # looking for plaintext after an opaque start
     cdef readonly int64_t plaintext_from    # where plaintext peer wire began after it (-1: never)
     cdef bint head_open
@@ -79,5 +82,7 @@ cdef class PeerWireParser(StreamSink):
     cdef Py_ssize_t _feed_resync(self, const uint8_t* p, Py_ssize_t n)
     cdef void _resynced(self, Py_ssize_t found)
     cdef void _drop_resync_buffer(self)
+    cdef void _keep_block(self, const uint8_t* p, Py_ssize_t n)
+    cdef void _flush_block(self)
     cdef void _count_skipped(self, int64_t n)
     cdef void _give_up(self)

@@ -111,6 +111,7 @@ cdef class PeerWireParser:
     def __cinit__(self):
         self.body = NULL
         self.rbuf = NULL
+        self.blkbuf = NULL
 
     def __init__(self, bint at_stream_start=True, int event_mask=EV_ALL, int64_t max_block=DEFAULT_MAX_BLOCK):
         self._events = []
@@ -126,6 +127,7 @@ cdef class PeerWireParser:
     def __dealloc__(self):
         free(self.body)
         free(self.rbuf)
+        free(self.blkbuf)
 
     # ------------------------------------------------------------------ public (Python) API
     def receive_data(self, data):
@@ -209,8 +211,7 @@ cdef class PeerWireParser:
                 if take > self.block_remaining:
                     take = self.block_remaining
                 if self.block_sink is not None and take:
-                    self.block_sink.data(self.piece_index, self.piece_begin + self.block_len - self.block_remaining,
-                                         PyBytes_FromStringAndSize(<const char*>p + i, take))
+                    self._keep_block(p + i, take)
                 self.add_range(self.stream_off, self.stream_off + take)
                 self.block_bytes += take
                 self.block_remaining -= take
@@ -252,6 +253,7 @@ cdef class PeerWireParser:
         cdef int64_t off = self.stream_off
         self.gap_bytes += n
         if self.state == S_BLOCK and n <= self.block_remaining:
+            self._flush_block()                 # the run before the gap
             self.block_gap_bytes += n
             self.block_missing += n
             self.block_remaining -= n
@@ -473,7 +475,26 @@ cdef class PeerWireParser:
             self.body_cap = need if need > 64 else 64
         self.state = S_BODY
 
+    cdef void _keep_block(self, const uint8_t* p, Py_ssize_t n):
+        """Collect a block's bytes; the sink gets each contiguous run once (one
+        call per block rather than per segment)."""
+        if self.blkbuf == NULL:
+            self.blkbuf = <uint8_t*>malloc(self.max_block)
+            if self.blkbuf == NULL:
+                raise MemoryError()
+        if self.blk_len == 0:
+            self.blk_offset = self.piece_begin + self.block_len - self.block_remaining
+        memcpy(self.blkbuf + self.blk_len, p, n)
+        self.blk_len += n
+
+    cdef void _flush_block(self):
+        if self.blk_len and self.block_sink is not None:
+            self.block_sink.data(self.piece_index, self.blk_offset,
+                                 PyBytes_FromStringAndSize(<const char*>self.blkbuf, self.blk_len))
+        self.blk_len = 0
+
     cdef void _end_piece(self):
+        self._flush_block()
         self.pieces += 1
         self._count_message(7)
         if self.block_sink is not None:
