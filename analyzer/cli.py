@@ -112,6 +112,12 @@ def render_summary(summary: dict, out_dir: Path) -> str:
             f"   acknowledged {t['uploaded_acked_bytes']:,} B",
             f"  {t['peers']} peer(s), {t['connections']} connection(s), {t['first_seen']} to {t['last_seen']}",
         ]
+        v = t.get("verification")
+        if v:
+            lines.append(f"  verified: downloaded {v['verified_downloaded_bytes']:,} B "
+                         f"({v['pieces_downloaded_verified']} pieces, {v['pieces_downloaded_failed']} failed), "
+                         f"uploaded {v['verified_uploaded_bytes']:,} B; holds "
+                         f"{100 * (v['held_share'] or 0):.1f}% of the torrent")
     if not summary["torrents"]:
         lines.append("no torrent (info_hash) seen")
     u = summary["unattributed"]
