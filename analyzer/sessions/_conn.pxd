@@ -22,14 +22,16 @@ cdef class Connection:
     # an encryption handshake's first flights (MSE: 96-608 bytes each)
     cdef readonly int64_t flight0, flight1
 
-    # block bytes per second of capture time, each direction: parallel arrays
+    # block bytes (delivered, and acknowledged) per second of capture time, each direction
     cdef int64_t* ser_sec[2]
     cdef int64_t* ser_bytes[2]
+    cdef int64_t* ser_acked[2]
     cdef Py_ssize_t ser_len[2]
     cdef Py_ssize_t ser_cap[2]
 
     cdef void note_payload(self, int d, int64_t sent0, int64_t sent1)
-    cdef void add_block_bytes(self, int d, int64_t ts, int64_t n)
+    cdef void add_block_bytes(self, int d, int64_t ts, int64_t n, int64_t acked)
+    cdef int64_t acked(self, int d)
 
     cdef void touch(self, int d, int64_t wire, int64_t weight, int64_t ts, int file_idx, int64_t frame_no)
     cdef void close(self, int64_t ts, bint reset)

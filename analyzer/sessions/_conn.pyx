@@ -15,6 +15,7 @@ cdef class Connection:
         for d in range(2):
             self.ser_sec[d] = NULL
             self.ser_bytes[d] = NULL
+            self.ser_acked[d] = NULL
             self.ser_len[d] = 0
             self.ser_cap[d] = 0
 
@@ -22,27 +23,35 @@ cdef class Connection:
         for d in range(2):
             free(self.ser_sec[d])
             free(self.ser_bytes[d])
+            free(self.ser_acked[d])
 
-    cdef void add_block_bytes(self, int d, int64_t ts, int64_t n):
-        """n piece block bytes of direction d delivered by a frame at capture time ts."""
+    cdef int64_t acked(self, int d):
+        return 0
+
+    cdef void add_block_bytes(self, int d, int64_t ts, int64_t n, int64_t acked):
+        """Block bytes of direction d delivered (n) and acknowledged (acked) while
+        handling a frame at capture time ts."""
         cdef int64_t sec = ts // 1000000000
         cdef Py_ssize_t k = self.ser_len[d]
         if k and self.ser_sec[d][k - 1] == sec:
             self.ser_bytes[d][k - 1] += n
+            self.ser_acked[d][k - 1] += acked
             return
         if k == self.ser_cap[d]:
             self.ser_cap[d] = 8 if k == 0 else 2 * k
             self.ser_sec[d] = <int64_t*>realloc(self.ser_sec[d], self.ser_cap[d] * sizeof(int64_t))
             self.ser_bytes[d] = <int64_t*>realloc(self.ser_bytes[d], self.ser_cap[d] * sizeof(int64_t))
-            if self.ser_sec[d] == NULL or self.ser_bytes[d] == NULL:
+            self.ser_acked[d] = <int64_t*>realloc(self.ser_acked[d], self.ser_cap[d] * sizeof(int64_t))
+            if self.ser_sec[d] == NULL or self.ser_bytes[d] == NULL or self.ser_acked[d] == NULL:
                 raise MemoryError()
         self.ser_sec[d][k] = sec
         self.ser_bytes[d][k] = n
+        self.ser_acked[d][k] = acked
         self.ser_len[d] = k + 1
 
     def block_series(self, int d):
-        """[(second, block bytes)] of direction d, in delivery order."""
-        return [(self.ser_sec[d][i], self.ser_bytes[d][i]) for i in range(self.ser_len[d])]
+        """[(second, block bytes, acknowledged block bytes)] of direction d, in order of handling."""
+        return [(self.ser_sec[d][i], self.ser_bytes[d][i], self.ser_acked[d][i]) for i in range(self.ser_len[d])]
 
     cdef void note_payload(self, int d, int64_t sent0, int64_t sent1):
         """A payload-carrying packet from direction d; sent0/sent1: stream bytes
@@ -93,6 +102,9 @@ cdef class Connection:
 
 
 cdef class TcpConnection(Connection):
+    cdef int64_t acked(self, int d):
+        return self.s0.marked_acked_bytes if d == 0 else self.s1.marked_acked_bytes
+
     cdef void finish_streams(self):
         self.s0.finish()
         self.s1.finish()
@@ -103,6 +115,9 @@ cdef class TcpConnection(Connection):
 
 
 cdef class UtpConnection(Connection):
+    cdef int64_t acked(self, int d):
+        return self.s0.marked_acked_bytes if d == 0 else self.s1.marked_acked_bytes
+
     cdef void finish_streams(self):
         self.s0.finish()
         self.s1.finish()

@@ -246,7 +246,7 @@ cdef class Engine:
         cdef Py_ssize_t paylen, paycap
         cdef TcpConnection c
         cdef TcpStream s, other
-        cdef int64_t b0, b1
+        cdef int64_t b0, b1, a0, a1
         if k.l4cap < 20 or k.l4len < 20:
             if self._mine_flowless():
                 self._undecodable(wire, weight, R_BAD_TCP)
@@ -289,6 +289,8 @@ cdef class Engine:
         c.touch(d, wire, weight, ts, file_idx, frame_no)
         b0 = _block_bytes(c.s0.sink)
         b1 = _block_bytes(c.s1.sink)
+        a0 = c.s0.marked_acked_bytes
+        a1 = c.s1.marked_acked_bytes
         if flags & TH_ACK:
             other.ack(rd32(t + 8))
         if s.sink is None and (flags & TH_SYN or paylen > 0):
@@ -296,7 +298,7 @@ cdef class Engine:
         if paylen > 0 and c.flight1 < 0:
             c.note_payload(d, c.s0.max_end, c.s1.max_end)
         s.segment(rd32(t + 4), flags, t + doff, paycap if paycap < paylen else paylen, paylen)
-        _track(c, c.s0.sink, c.s1.sink, b0, b1, ts)
+        _track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts)
         if flags & TH_RST:
             c.close(ts, True)
         elif c.s0.fin_seen and c.s1.fin_seen:
@@ -360,7 +362,7 @@ cdef class Engine:
         cdef uint16_t seq = be16(p + 16)
         cdef uint16_t ack_nr = be16(p + 18)
         cdef int d
-        cdef int64_t b0, b1
+        cdef int64_t b0, b1, a0, a1
         cdef UtpConnection c = None
         cdef UtpStream s, other
         if not self._canonical_key(k, sport, dport, key):
@@ -386,12 +388,14 @@ cdef class Engine:
             s.start_at(seq)       # the responder's first packet carries its first seq_nr
         b0 = _block_bytes(c.s0.sink)
         b1 = _block_bytes(c.s1.sink)
+        a0 = c.s0.marked_acked_bytes
+        a1 = c.s1.marked_acked_bytes
         if ptype != ST_SYN:
             other.ack(ack_nr, p + sack_off, sack_len)
         if ptype == ST_DATA and c.flight1 < 0:
             c.note_payload(d, c.s0.delivered_bytes + c.s0.ooo_bytes, c.s1.delivered_bytes + c.s1.ooo_bytes)
         s.packet(ptype, seq, p + hdrlen, paycap - hdrlen, paylen - hdrlen)
-        _track(c, c.s0.sink, c.s1.sink, b0, b1, ts)
+        _track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts)
         if ptype == ST_RESET:
             c.close(ts, True)
         elif c.s0.fin_seen and c.s1.fin_seen:
@@ -428,9 +432,9 @@ cdef class Engine:
     # ------------------------------------------------------------------ connection lifetime
     cdef void _finish_conn(self, Connection c):
         cdef object p0 = getattr(c, "s0").sink, p1 = getattr(c, "s1").sink
-        cdef int64_t b0 = _block_bytes(p0), b1 = _block_bytes(p1)
+        cdef int64_t b0 = _block_bytes(p0), b1 = _block_bytes(p1), a0 = c.acked(0), a1 = c.acked(1)
         c.finish_streams()
-        _track(c, p0, p1, b0, b1, c.last_ts)     # bytes released by the final flush
+        _track(c, p0, p1, b0, b1, a0, a1, c.last_ts)     # bytes released by the final flush
         if isinstance(c, TcpConnection):
             if self.conns.get(c.key) is c:
                 del self.conns[c.key]
@@ -463,18 +467,20 @@ cdef inline int64_t _block_bytes(object sink):
     return (<PeerWireParser>sink).block_bytes if sink is not None else 0
 
 
-cdef inline void _track(Connection c, object p0, object p1, int64_t b0, int64_t b1, int64_t ts):
-    """Block bytes delivered while handling one frame (either direction: an ACK
-    can release buffered data of the other) go to that frame's second."""
-    cdef int64_t n
-    if p0 is not None:
-        n = (<PeerWireParser>p0).block_bytes - b0
-        if n:
-            c.add_block_bytes(0, ts, n)
-    if p1 is not None:
-        n = (<PeerWireParser>p1).block_bytes - b1
-        if n:
-            c.add_block_bytes(1, ts, n)
+cdef inline void _track(Connection c, object p0, object p1, int64_t b0, int64_t b1, int64_t a0, int64_t a1,
+                        int64_t ts):
+    """Block bytes delivered and acknowledged while handling one frame (either
+    direction: an ACK can release buffered data of the other) go to that
+    frame's second."""
+    cdef int64_t n, m
+    n = _block_bytes(p0) - b0
+    m = c.acked(0) - a0
+    if n or m:
+        c.add_block_bytes(0, ts, n, m)
+    n = _block_bytes(p1) - b1
+    m = c.acked(1) - a1
+    if n or m:
+        c.add_block_bytes(1, ts, n, m)
 
 
 def _conn_order(Connection c):

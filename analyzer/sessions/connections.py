@@ -71,7 +71,7 @@ class Direction:
     reserved: bytes | None = None
     ext: dict = field(default_factory=dict)
     synced: bool = False
-    block_series: list = field(default_factory=list)   # [(capture second, block bytes)]
+    block_series: list = field(default_factory=list)   # [(capture second, block bytes, acked block bytes)]
 
 
 @dataclass(slots=True)

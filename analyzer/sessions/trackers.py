@@ -97,7 +97,7 @@ def reconcile(announces: list[TrackerAnnounce], records, subject, groups: dict) 
             continue
         b = bins.setdefault(key, ({}, {}))
         for series, acc in ((down.block_series, b[0]), (up.block_series, b[1])):
-            for sec, n in series:
+            for sec, n, _ in series:
                 acc[sec] = acc.get(sec, 0) + n
     out = []
     for info_hash in sorted(by_hash):
