@@ -32,7 +32,7 @@ system-deps:
 	fi
 
 demo: install
-	$(VENV)/bin/bt-analyzer analyze captures/sample-swarm.pcap --local 127.0.0.3 --torrent captures/sample-swarm.torrent --out out/demo
+	$(VENV)/bin/bt-analyzer analyze captures/sample-swarm.pcap --local 127.0.0.3 --torrent captures/sample-swarm.torrent --out out/demo --report
 
 test: install system-deps
 	$(PY) -m pytest -q -n 2 --dist loadgroup

@@ -42,15 +42,20 @@ def main():
 @click.option("--carve", "carve", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Write the verified pieces and the torrents' files rebuilt from them into this folder "
                    "(missing ranges listed in <info_hash>/carve.json).")
+@click.option("--bin", "bin_seconds", type=click.IntRange(1, 86400), default=1, show_default=True,
+              help="Time bin of timeline.parquet, in seconds.")
+@click.option("--report", "with_report", is_flag=True, help="Also write the report (see `bt-analyzer report`).")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes reading the capture in parallel (connections are partitioned among them).")
 @click.option("--quiet", is_flag=True, help="Do not print the summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def analyze(paths, local, out_dir, torrents, carve, jobs, quiet, debug):
+def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, jobs, quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
-    torrents.csv, connections.csv and manifest.json into --out.
+    torrents.csv, connections.csv, tracker.csv, dht.csv, pieces.csv (with
+    --torrent or rebuilt metadata), timeline.parquet, peers.parquet and
+    manifest.json into --out; with --report also --out/report/.
     """
     from analyzer.analysis import analyze as run
     from analyzer.report.tables import write_outputs
@@ -59,7 +64,8 @@ def analyze(paths, local, out_dir, torrents, carve, jobs, quiet, debug):
     try:
         result = run(list(paths), local=list(local), jobs=jobs, torrents=list(torrents), carve=carve)
         try:
-            summary = write_outputs(result, out_dir, argv=["bt-analyzer", *sys.argv[1:]], started=started)
+            summary = write_outputs(result, out_dir, argv=["bt-analyzer", *sys.argv[1:]], started=started,
+                                    bin_seconds=bin_seconds, report=with_report)
         finally:
             result.records.close()
     except Exception as e:  # an internal error: one clear line, traceback only on request
@@ -68,9 +74,42 @@ def analyze(paths, local, out_dir, torrents, carve, jobs, quiet, debug):
         raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
     if not quiet:
         click.echo(render_summary(summary, out_dir))
+        if with_report:
+            click.echo(f"report: {out_dir / 'report' / 'report.html'} and report.pdf")
     if result.readable_files == 0:
         click.echo("bt-analyzer: error: no input could be read", err=True)
         sys.exit(2)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--torrent-filter", default=None, metavar="TEXT",
+              help="Only torrents whose info hash starts with TEXT or whose name contains it.")
+@click.option("--from", "start", default=None, metavar="UTC", help="Start of the time window (ISO 8601, UTC).")
+@click.option("--to", "end", default=None, metavar="UTC", help="End of the time window (ISO 8601, UTC).")
+@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
+def report(folder, torrent_filter, start, end, debug):
+    """Write FOLDER/report/: report.html (self-contained), report.pdf and every chart as PNG and SVG,
+    from the files of an analysis folder; the manifest is updated with the report's files."""
+    from analyzer.report.document import write_report
+    from analyzer.report.tables import add_to_manifest
+    try:
+        for t in (start, end):
+            if t is not None:
+                import pandas as pd
+                pd.Timestamp(t)
+    except ValueError as e:
+        raise click.BadParameter(f"not a time: {e}") from None
+    try:
+        files = write_report(folder, torrent_filter, start, end)
+        add_to_manifest(folder, files)
+    except FileNotFoundError as e:
+        raise click.ClickException(f"{folder}: not an analysis folder ({e.filename} missing)") from None
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
+    click.echo(f"wrote {len(files)} files to {folder / 'report'}/")
 
 
 @main.command()

@@ -16,6 +16,7 @@ import numpy
 
 from analyzer import __version__
 from analyzer.evidence.metainfo import encode_torrent
+from analyzer.report.timeline import build_frames, write_parquet
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.sessions.connections import DIRECTION_FIELDS, ConnectionRecord
 from analyzer.sessions.dht import build_dht, build_lsd
@@ -206,6 +207,13 @@ def dumps(obj) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
 
 
+def _version(module: str) -> str | None:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return None
+
+
 def _libtorrent_version() -> str | None:
     try:
         import libtorrent
@@ -219,8 +227,9 @@ def sha256_path(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.datetime) -> dict:
-    """Write every output file; return the summary."""
+def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.datetime, bin_seconds: int = 1,
+                  report: bool = False) -> dict:
+    """Write every output file (and the report when asked); return the summary."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = build_summary(result)
     files = {
@@ -242,6 +251,10 @@ def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.dateti
             target.write_bytes(content)
         else:
             target.write_text(content, encoding="utf-8")
+    timeline, peers = build_frames(result, bin_seconds)
+    write_parquet(timeline, out_dir / "timeline.parquet")
+    write_parquet(peers, out_dir / "peers.parquet")
+    names = sorted([*files, "timeline.parquet", "peers.parquet"])
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "tool": TOOL,
@@ -251,10 +264,35 @@ def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.dateti
         "finished_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "platform": {"python": sys.version.split()[0], "system": platform.platform(),
                      "machine": platform.machine()},
-        "libraries": {"numpy": numpy.__version__, "libtorrent": _libtorrent_version()},
+        "libraries": {"numpy": numpy.__version__, "libtorrent": _libtorrent_version(),
+                      "pandas": _version("pandas"), "pyarrow": _version("pyarrow"),
+                      "matplotlib": _version("matplotlib")},
         "inputs": [{"path": e["path"], "resolved_path": str(Path(e["path"]).resolve()), "sha256": e["sha256"],
                     "size_bytes": e["size_bytes"]} for e in summary["inputs"]],
-        "outputs": [{"path": name, "sha256": sha256_path(out_dir / name)} for name in sorted(files)],
+        "outputs": [{"path": name, "sha256": sha256_path(out_dir / name)} for name in sorted(names)],
     }
     (out_dir / "manifest.json").write_text(dumps(manifest), encoding="utf-8")
+    if report:
+        # The report reads the manifest (command line, options, libraries), so it comes after it,
+        # exactly as `bt-analyzer report` would run on the finished folder.
+        from analyzer.report.document import write_report
+        add_to_manifest(out_dir, write_report(out_dir), finished=True)
     return summary
+
+
+def add_to_manifest(out_dir: Path, files: list[Path], finished: bool = False) -> None:
+    """Record files written later (the report) in the folder's manifest.json; `finished` moves the
+    run's end time to now (the report was part of the same `analyze` run)."""
+    path = out_dir / "manifest.json"
+    if not path.exists():
+        return
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    outputs = {o["path"]: o for o in manifest.get("outputs", [])
+               if not o["path"].startswith("report/") or (out_dir / o["path"]).exists()}
+    for f in files:
+        name = str(Path(f).relative_to(out_dir))
+        outputs[name] = {"path": name, "sha256": sha256_path(Path(f))}
+    manifest["outputs"] = [outputs[k] for k in sorted(outputs)]
+    if finished:
+        manifest["finished_utc"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    path.write_text(dumps(manifest), encoding="utf-8")

@@ -24,7 +24,7 @@ def test_untouched_folder_verifies(tmp_path):
     _, out = analyse(tmp_path)
     r = CliRunner().invoke(main, ["verify", str(out)])
     assert r.exit_code == 0
-    assert "6 of 6 files match the manifest" in r.output
+    assert "8 of 8 files match the manifest" in r.output
 
 
 def test_modified_input_is_caught(tmp_path):

@@ -1,0 +1,260 @@
+"""Charts for expert-witness reports (matplotlib, Agg; no pyplot global state).
+
+Each function takes DataFrames (as read from the output folder) and returns
+a ``Figure`` whose ``bt_caption`` says what is counted and how.  They are
+meant to print in black and white: every series differs by line style,
+marker or hatch pattern as well as by grey level; time axes are UTC and say
+so; totals are given in decimal and binary units; no chart shows a number
+the report's tables do not.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.dates as mdates  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from analyzer.units import format_bytes  # noqa: E402
+
+matplotlib.rcParams.update({
+    "svg.hashsalt": "bt-analyzer",      # deterministic SVG ids
+    "font.size": 9,
+    "axes.grid": True,
+    "grid.color": "0.85",
+    "axes.prop_cycle": matplotlib.cycler(color=["0.1", "0.45"]),
+})
+
+STYLE = {   # direction -> line style, marker, grey, hatch
+    "downloaded": {"linestyle": "-", "marker": "o", "color": "0.1", "hatch": ""},
+    "uploaded": {"linestyle": "--", "marker": "s", "color": "0.5", "hatch": "//"},
+}
+WIDTH, HEIGHT = 8.0, 4.5
+
+
+def _decimal(value, _pos=None) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:g} {unit}"
+    return f"{value:g} B"
+
+
+def _figure() -> tuple[Figure, object]:
+    fig = Figure(figsize=(WIDTH, HEIGHT), dpi=100, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _time_axis(ax) -> None:
+    locator = mdates.AutoDateLocator(tz="UTC")
+    ax.xaxis.set_major_locator(locator)
+    # Every tick reads as a full clock time (no bare "50" for 17:52:50); the date sits in the offset.
+    fmts = ["%Y", "%Y-%m", "%Y-%m-%d", "%H:%M", "%H:%M:%S", "%H:%M:%S.%f"]
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
+        locator, tz="UTC", formats=fmts, zero_formats=fmts,
+        offset_formats=["", "%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d"]))
+    ax.set_xlabel("Time (UTC)")
+
+
+def _caption(fig: Figure, text: str) -> Figure:
+    fig.bt_caption = text
+    return fig
+
+
+def _short(h: str) -> str:
+    return h[:12] + "…"
+
+
+MAX_POINTS = 2000
+
+
+def _grid(timeline: pd.DataFrame) -> tuple[int, pd.DatetimeIndex]:
+    """The bins a time chart draws: from the first to the last bin of the table, every bin, coarsened to
+    a whole multiple of the table's bin width so that at most MAX_POINTS remain (SVGs stay small and
+    lines stay readable for captures spanning weeks)."""
+    bins = int(timeline["bin_seconds"].iloc[0])
+    first, last = timeline["bin_start"].min(), timeline["bin_start"].max()
+    span = int((last - first).total_seconds()) + bins
+    width = bins * max(1, -(-span // (bins * MAX_POINTS)))
+    return width, pd.date_range(first, periods=-(-span // width) + 1, freq=pd.Timedelta(seconds=width))
+
+
+def _per_bin(rows: pd.DataFrame, width: int, edges: pd.DatetimeIndex) -> pd.Series:
+    slot = ((rows["bin_start"] - edges[0]).dt.total_seconds() // width).astype("int64")
+    return rows["bytes"].groupby(slot).sum().reindex(range(len(edges) - 1), fill_value=0)
+
+
+def cumulative_transfer(timeline: pd.DataFrame, title: str) -> Figure:
+    """1. Cumulative bytes downloaded and uploaded by the subject over time (one torrent's rows)."""
+    fig, ax = _figure()
+    width = int(timeline["bin_seconds"].iloc[0]) if len(timeline) else 1
+    if len(timeline):
+        width, edges = _grid(timeline)
+    for direction in ("downloaded", "uploaded"):
+        rows = timeline[timeline["direction"] == direction]
+        if rows.empty:
+            continue
+        total = int(rows["bytes"].sum())
+        s = STYLE[direction]
+        # The running total at each bin's end: 0 at the first edge, the table's total at the last.
+        cum = [0, *_per_bin(rows, width, edges).cumsum().tolist()]
+        ax.plot(edges, cum, linestyle=s["linestyle"], color=s["color"], marker=s["marker"],
+                markevery=max(1, len(cum) // 12), markersize=4,
+                label=f"{direction}: {total:,} B = {format_bytes(total)}")
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(FuncFormatter(_decimal))
+    ax.set_ylabel("Cumulative piece bytes")
+    ax.set_title(title)
+    _time_axis(ax)
+    ax.legend(loc="upper left")
+    return _caption(fig, "Cumulative piece (block) bytes on the wire from the subject's side: downloaded = "
+                         "blocks sent to the subject, uploaded = blocks the subject sent; each byte counted once "
+                         "however often retransmitted, summed per " + f"{width}-second bin by the time of the "
+                         "frame that delivered it and plotted at the bin's end. Bytes lost in capture gaps are "
+                         "not counted.")
+
+
+def top_peers(peers: pd.DataFrame, top_n: int = 10, column: str = "uploaded_bytes") -> pd.DataFrame:
+    """Per remote address: uploaded, downloaded, connections; the `top_n` largest by `column` (ties by the
+    other direction, then address) and one row "<k> other peers" summing the rest.  The per-peer chart
+    draws exactly these rows and the report prints them as a table."""
+    cols = ["uploaded_bytes", "downloaded_bytes", "connections"]
+    per = peers.groupby("remote_ip")[[c for c in cols if c in peers]].sum()
+    for c in cols:
+        if c not in per:
+            per[c] = 0
+    other = "downloaded_bytes" if column == "uploaded_bytes" else "uploaded_bytes"
+    per = per.reset_index().sort_values([column, other, "remote_ip"], ascending=[False, False, True],
+                                        kind="stable")
+    shown, rest = per.iloc[:top_n], per.iloc[top_n:]
+    if len(rest):
+        shown = pd.concat([shown, pd.DataFrame([{"remote_ip": f"{len(rest)} other peers",
+                                                 **{c: rest[c].sum() for c in cols}}])])
+    return shown.astype({c: "int64" for c in cols}).reset_index(drop=True)[["remote_ip", *cols]]
+
+
+def uploads_per_peer(peers: pd.DataFrame, title: str, top_n: int = 10, column: str = "uploaded_bytes") -> Figure:
+    """2. Bytes uploaded to each remote peer (top N, the rest grouped)."""
+    fig, ax = _figure()
+    rows = top_peers(peers, top_n, column)
+    labels = list(rows["remote_ip"])
+    values = [int(v) for v in rows[column]]
+    y = list(range(len(values)))[::-1]
+    ax.barh(y, values, color="0.8", edgecolor="0.1", hatch="//")
+    for yy, v in zip(y, values):
+        ax.text(v, yy, f" {v:,} B", va="center", fontsize=8)
+    ax.set_yticks(y, labels)
+    ax.xaxis.set_major_formatter(FuncFormatter(_decimal))
+    what = "uploaded to" if column == "uploaded_bytes" else "downloaded from"
+    ax.set_xlabel(f"Piece bytes {what} the peer")
+    ax.set_title(title)
+    if not any(values):
+        ax.text(0.5, 0.5, f"no piece bytes {what} any peer", transform=ax.transAxes, ha="center")
+    return _caption(fig, f"Piece (block) bytes the subject {what.replace(' to', '').replace(' from', '')} "
+                         f"per remote address, all connections and transports together; the {top_n} largest "
+                         "shown, the others summed in one bar.")
+
+
+def connection_timeline(connections: pd.DataFrame, title: str, max_rows: int = 60) -> Figure:
+    """3. One bar per connection from its first to its last frame, by transport and direction of piece flow.
+
+    At most max_rows bars (a case can have tens of thousands of connections): those with the most piece
+    bytes, in order of their first frame; the caption says how many were left out."""
+    total = len(connections)
+    if total > max_rows:
+        size = sum(pd.to_numeric(connections[c], errors="coerce").fillna(0) for c in ("downloaded_bytes",
+                                                                                     "uploaded_bytes"))
+        keep = size.sort_values(ascending=False, kind="stable").index[:max_rows]
+        connections = connections.loc[keep].sort_values(["first_ts"], kind="stable")
+    fig = Figure(figsize=(WIDTH, max(HEIGHT, 1.2 + 0.18 * len(connections))), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    flows = {"downloaded only": ("0.2", ""), "uploaded only": ("1.0", "//"), "both": ("0.6", ".."),
+             "no piece bytes": ("1.0", "")}
+    hatch_transport = {"tcp": "", "utp": "xx"}
+    for i, (_, c) in enumerate(connections.iterrows()):
+        start = pd.Timestamp(c["first_ts"])
+        end = pd.Timestamp(c["last_ts"])
+        down, up = int(c.get("downloaded_bytes") or 0), int(c.get("uploaded_bytes") or 0)
+        flow = "both" if down and up else "downloaded only" if down else "uploaded only" if up else "no piece bytes"
+        face, hatch = flows[flow]
+        width = max((end - start).total_seconds(), 0.001) / 86400
+        ax.barh(i, width, left=mdates.date2num(start), height=0.7, color=face, edgecolor="0.0",
+                hatch=hatch + hatch_transport.get(c["transport"], ""),
+                linestyle=":" if flow == "no piece bytes" else "-")
+    ax.set_yticks(range(len(connections)),
+                  [f"{c['remote_ip']}:{c['remote_port']} ({c['transport']})" for _, c in connections.iterrows()],
+                  fontsize=7)
+    ax.invert_yaxis()
+    ax.xaxis_date(tz="UTC")
+    _time_axis(ax)
+    ax.set_title(title)
+    handles = [Patch(facecolor=f, edgecolor="0", hatch=h, label=k) for k, (f, h) in flows.items()]
+    handles.append(Patch(facecolor="1", edgecolor="0", hatch="xx", label="uTP (TCP: no cross-hatch)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize=7)
+    shown = "" if total <= max_rows else (f" Shown: the {max_rows} of {total:,} connections with the most piece "
+                                          "bytes; connections.csv lists all of them.")
+    return _caption(fig, "Each bar spans a connection of the subject from its first to its last captured frame. "
+                         "Fill and pattern give the direction of piece bytes (downloaded by the subject, uploaded "
+                         "by it, both, none); cross-hatching marks uTP connections." + shown)
+
+
+def torrent_totals(torrents: pd.DataFrame, title: str) -> Figure:
+    """4. Downloaded vs uploaded per torrent, with the verified part distinguished."""
+    fig, ax = _figure()
+    x = list(range(len(torrents)))
+    w = 0.38
+    for k, direction in enumerate(("downloaded", "uploaded")):
+        s = STYLE[direction]
+        totals = [int(v) for v in torrents[f"{direction}_bytes"]]
+        xs = [i + (k - 0.5) * w for i in x]
+        ax.bar(xs, totals, w, color="1.0", edgecolor=s["color"], hatch=s["hatch"] or "", label=f"{direction}")
+        verified_col = f"verified_{direction}_bytes"
+        if verified_col in torrents and torrents[verified_col].notna().any():
+            verified = [int(v) if pd.notna(v) else 0 for v in torrents[verified_col]]
+            ax.bar(xs, verified, w * 0.5, color=s["color"], label=f"{direction}, verified against the torrent")
+        for xx, v in zip(xs, totals):
+            ax.text(xx, v, f"{v:,} B\n{format_bytes(v)}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, [n if isinstance(n, str) and n else _short(h)
+                      for n, h in zip(torrents.get("name", [None] * len(x)), torrents["info_hash"])])
+    top = max([int(v) for c in ("downloaded_bytes", "uploaded_bytes") for v in torrents[c]] + [1])
+    ax.set_ylim(0, top * 1.25)
+    ax.yaxis.set_major_formatter(FuncFormatter(_decimal))
+    ax.set_ylabel("Piece bytes")
+    ax.set_title(title)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=7)
+    return _caption(fig, "Per torrent, piece bytes downloaded and uploaded by the subject (outlined bars) and, "
+                         "where the torrent's metadata was available, the part in pieces that verified against "
+                         "its hashes (narrow solid bars).")
+
+
+def throughput(timeline: pd.DataFrame, title: str) -> Figure:
+    """5. Piece bytes per second over time.
+
+    Every bin from the first to the last is drawn, bins without piece bytes as zero (a straight line
+    across an idle stretch would suggest traffic that was not there); long captures use coarser bins
+    (see _grid) and the caption states the width actually drawn.
+    """
+    fig, ax = _figure()
+    width = int(timeline["bin_seconds"].iloc[0]) if len(timeline) else 1
+    if len(timeline):
+        width, edges = _grid(timeline)
+    for direction in ("downloaded", "uploaded"):
+        rows = timeline[timeline["direction"] == direction]
+        if rows.empty:
+            continue
+        rate = (_per_bin(rows, width, edges) / width).to_numpy()
+        s = STYLE[direction]
+        ax.stairs(rate, edges.to_numpy(), baseline=None, linestyle=s["linestyle"], color=s["color"],
+                  label=direction, linewidth=1.2)
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, p: _decimal(v) + "/s"))
+    ax.set_ylabel("Piece bytes per second")
+    ax.set_title(title)
+    _time_axis(ax)
+    ax.legend(loc="upper right")
+    return _caption(fig, f"Piece (block) bytes per second from the subject's side, averaged over {width}-second "
+                         "bins from the first to the last bin with piece bytes; a bin with none seen is drawn "
+                         "at zero.")
