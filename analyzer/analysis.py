@@ -21,7 +21,7 @@ from analyzer.evidence.metainfo import TorrentMeta, load_torrents
 from analyzer.evidence.carve import Carver
 from analyzer.evidence.pieces import Verifier
 from analyzer.sessions._engine import Engine
-from analyzer.sessions.connections import record_from_conn
+from analyzer.sessions.connections import ConnectionLinker, record_from_conn
 from analyzer.sessions.datagrams import DatagramAnalyzer, DatagramResult
 from analyzer.sessions.store import RecordStore
 from analyzer.sessions.subject import Subject, given_subject, infer_subject
@@ -39,6 +39,8 @@ class PartResult:
     reports: list[FileReport] = field(default_factory=list)
     frames: int = 0
     reused_tuples: int = 0
+    idle_finished: int = 0        # connections finished after a long silence
+    linked: int = 0               # connections attributed as the continuation of one of those
     udp: DatagramResult = field(default_factory=DatagramResult)
     http_announces: list = field(default_factory=list)
     pieces: list = field(default_factory=list)
@@ -67,6 +69,8 @@ class AnalysisResult:
     pieces: list = field(default_factory=list)               # PieceResult, when metadata is known
     rebuilt: list[TorrentMeta] = field(default_factory=list)  # metadata rebuilt from the capture (BEP 9)
     carved: list = field(default_factory=list)                # --carve reports
+    idle_finished: int = 0
+    linked: int = 0
 
     @property
     def readable_files(self) -> int:
@@ -89,6 +93,7 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
 
     def attributed(c):
         return verifier.attributions.get(c.conn_id) if verifier is not None else None
+    linker = ConnectionLinker()
     defrag = Defragmenter()
     udp = DatagramAnalyzer()
     for file_idx, path in enumerate(paths):
@@ -108,9 +113,12 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
                 defrag.expire(int(batch.ts_ns[batch.n - 1]))
             if engine.datagrams:
                 udp.add_all(engine.take_datagrams())
-            out.records.extend(record_from_conn(c, out.http_announces, attributed(c)) for c in engine.drain_finished())
+            out.records.extend(linker.link(c, record_from_conn(c, out.http_announces, attributed(c)))
+                               for c in engine.drain_finished())
     engine.finish()
-    out.records.extend(record_from_conn(c, out.http_announces, attributed(c)) for c in engine.drain_finished())
+    out.records.extend(linker.link(c, record_from_conn(c, out.http_announces, attributed(c)))
+                       for c in engine.drain_finished())
+    out.idle_finished, out.linked = engine.idle_finished, linker.linked
     if engine.datagrams:
         udp.add_all(engine.take_datagrams())
     out.udp = udp.result()
@@ -199,6 +207,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, to
         unknown_link_types=main.unknown_link_types, fragments=main.fragments, subject=subject,
         frames=main.frames,
         reused_tuples=sum(p.reused_tuples for p in parts),
+        idle_finished=sum(p.idle_finished for p in parts), linked=sum(p.linked for p in parts),
         options={"local": list(local), "jobs": jobs, "torrents": [str(t) for t in torrents],
                  "carve": str(carve) if carve else None}, notes=notes,
         udp=main.udp, announces=announces, metas=metas + main.rebuilt, pieces=main.pieces, rebuilt=main.rebuilt,

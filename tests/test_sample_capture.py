@@ -87,3 +87,48 @@ def test_summary_contract(tmp_path):
         assert col in header
     rows = (out / "torrents.csv").read_text().splitlines()
     assert rows[1].startswith(INFO_HASH + ",all,")
+
+
+def _with_silence(src: Path, dst: Path, at_frame: int, seconds: int) -> Path:
+    """The capture with every frame from ``at_frame`` on moved ``seconds`` later (classic pcap)."""
+    import struct
+    b = bytearray(src.read_bytes())
+    off, i = 24, 0
+    while off < len(b):
+        sec, _, cap, _ = struct.unpack_from("<IIII", b, off)
+        i += 1
+        if i >= at_frame:
+            struct.pack_into("<I", b, off, sec + seconds)
+        off += 16 + cap
+    dst.write_bytes(b)
+    return dst
+
+
+def test_a_long_silence_splits_connections_and_the_totals_stay_exact(tmp_path):
+    """Real traffic with 11 minutes of silence inserted mid-transfer: every connection is
+    finished (memory follows live connections) and continues as a connection seen
+    mid-stream, attributed as "same_connection" to the one it continues; the piece bytes
+    still add up to the clients' counters."""
+    path = _with_silence(SAMPLE, tmp_path / "silent.pcap", 1800, 660)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["analyze", str(path), "--local", "127.0.0.3", "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    [t] = summary["torrents"]
+    [me] = [p["torrents"]["sample"] for p in TRUTH["peers"].values() if p["ip"] == "127.0.0.3"]
+    assert t["uploaded_bytes"] == me["total_payload_upload"]
+    assert t["downloaded_acked_bytes"] == me["total_payload_download"]
+    import csv
+    rows = list(csv.DictReader((out / "connections.csv").open()))
+    before = [r for r in rows if int(r["first_frame"]) < 1800]
+    after = [r for r in rows if int(r["first_frame"]) >= 1800]
+    assert len(before) == len(after) == 3
+    assert {r["attribution"] for r in after} == {"same_connection"}
+    by_id = {r["conn_id"]: r for r in before}
+    for r in after:
+        e = by_id[r["attribution_conn_id"]]
+        assert {(r["src_ip"], r["src_port"]), (r["dst_ip"], r["dst_port"])} == \
+            {(e["src_ip"], e["src_port"]), (e["dst_ip"], e["dst_port"])}
+        assert r["attribution_frame"] == e["attribution_frame"] and r["info_hash"] == e["info_hash"]
+    assert summary["accounting"]["connections_finished_after_silence"] == 3
+    assert summary["accounting"]["connections_continued_after_silence"] == 3

@@ -207,7 +207,7 @@ class Tap:
             data = t.assemble(index, [(o, c) for o, c, _ in self.probe[index]])
             if data is not None and t.check(index, data):
                 self._set_torrent(t)
-                v.attributions[self.conn.conn_id] = t.key
+                v.attributions[self.conn.conn_id] = (t.key, where)
                 held, self.probe = self.probe, None
                 for i, chunks in held.items():
                     for o, c, w in chunks:
@@ -252,7 +252,7 @@ class Verifier:
         self.pending_bytes = 0
         self.results: list[PieceResult] = []
         self.closed: dict = {}       # (torrent key, receiver, index) -> result of a piece already checked
-        self.attributions: dict = {}  # engine connection id -> torrent key, attributed by piece hashes
+        self.attributions: dict = {}  # engine connection id -> (torrent key, (file, frame, ts) of the block)
         for m in metas:
             self.register(m)
 

@@ -129,6 +129,12 @@ class ReportData:
         out.append(f"BitTorrent connections of the subject without a captured handshake and not attributed by "
                    f"piece hashes: {u.get('connections', 0)}, with {u.get('downloaded_bytes', 0):,} piece bytes "
                    f"downloaded and {u.get('uploaded_bytes', 0):,} uploaded.")
+        silent = acc.get("connections_finished_after_silence", 0)
+        if silent:
+            out.append(f"Connections silent for more than 10 minutes of capture time and closed by the tool: "
+                       f"{silent}; {acc.get('connections_continued_after_silence', 0)} of them carried BitTorrent "
+                       "messages again later, counted as connections seen mid-stream and attributed to the "
+                       "connection they continue (same endpoints; attribution 'same_connection').")
         dmg = acc["capture_damage"]
         out.append(f"Capture damage: {dmg['unreadable_files']} unreadable file(s), {dmg['damaged_bytes']:,} damaged "
                    f"and {dmg['truncated_bytes']:,} truncated bytes; undecodable frames: "

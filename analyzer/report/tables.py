@@ -20,6 +20,7 @@ from analyzer.report.timeline import build_frames, write_parquet
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.sessions.connections import DIRECTION_FIELDS, ConnectionRecord
 from analyzer.sessions.dht import build_dht, build_lsd
+from analyzer.sessions.store import sort_key
 from analyzer.sessions.summary import (SUM_FIELDS, build_accounting, build_encrypted, build_subject_clients,
                                        build_torrents,
                                        build_unattributed, torrent_groups, transfer_figures)
@@ -101,7 +102,8 @@ def torrents_csv(summary: dict) -> str:
 
 CONNECTION_COLUMNS = (
     "conn_id", "transport", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "initiator_known",
-    "state", "category", "attribution", "info_hash", "info_hash_reply", "encryption", "encryption_basis",
+    "state", "category", "attribution", "attribution_file", "attribution_frame", "attribution_ts",
+    "attribution_conn_id", "info_hash", "info_hash_reply", "encryption", "encryption_basis",
     "flight_src", "flight_dst", "subject_side",
     "remote_ip", "remote_port", "downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes",
     "uploaded_acked_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
@@ -111,10 +113,14 @@ CONNECTION_COLUMNS = (
 )
 
 
-def connection_row(r: ConnectionRecord, result, files: list[str]) -> list:
+def connection_row(r: ConnectionRecord, result, files: list[str], continues_id="") -> list:
     f = transfer_figures(r, result.subject)
     row = [r.conn_id, r.transport, r.ip_version, r.src_ip, r.src_port, r.dst_ip, r.dst_port,
-           int(r.initiator_known), r.state, r.category, r.attribution, r.info_hash, r.info_hash_reply,
+           int(r.initiator_known), r.state, r.category, r.attribution,
+           files[r.attribution_file] if r.attribution_frame >= 0 else "",
+           r.attribution_frame if r.attribution_frame >= 0 else "",
+           iso_ns(r.attribution_ts_ns) if r.attribution_frame >= 0 else "",
+           continues_id, r.info_hash, r.info_hash_reply,
            r.encryption, r.encryption_basis, r.flight_src, r.flight_dst,
            f["subject_side"], f.get("remote_ip", ""), f.get("remote_port", ""),
            f.get("downloaded_bytes", ""), f.get("downloaded_acked_bytes", ""),
@@ -138,14 +144,22 @@ def _compact(d: dict) -> str:
     return json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False) if d else ""
 
 
-def connections_csv(result) -> str:
+def connections_csv(result, out=None) -> str | None:
+    """connections.csv, streamed into the text file ``out`` when given (one row per
+    connection: a case can have millions), else returned as a string."""
     files = [str(f.path) for f in result.inputs.files]
-    buf = io.StringIO()
+    buf = out if out is not None else io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CONNECTION_COLUMNS)
+    # "same_connection" rows name the earlier connection by its number, known only when it is
+    # written; the (few) referenced ones are found first, by their stable sort key
+    wanted = {r.continues for r in result.records if r.continues} if getattr(result, "linked", 0) else set()
+    ids: dict = {}
     for r in result.records:
-        w.writerow(connection_row(r, result, files))
-    return buf.getvalue()
+        if wanted and sort_key(r) in wanted:
+            ids[sort_key(r)] = r.conn_id
+        w.writerow(connection_row(r, result, files, ids.get(r.continues, "") if r.continues else ""))
+    return None if out is not None else buf.getvalue()
 
 
 def _csv(columns, rows) -> str:
@@ -235,7 +249,6 @@ def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.dateti
     files = {
         "summary.json": dumps(summary),
         "torrents.csv": torrents_csv(summary),
-        "connections.csv": connections_csv(result),
     }
     files["tracker.csv"] = tracker_csv(result)
     files["dht.csv"] = dht_csv(result)
@@ -245,12 +258,17 @@ def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.dateti
         h = meta.info_hash_v1 or meta.info_hash_v2
         files[f"metadata/{h}.torrent"] = encode_torrent(meta)
     for name, content in files.items():
+        if content is None:
+            continue
         target = out_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, bytes):
             target.write_bytes(content)
         else:
             target.write_text(content, encoding="utf-8")
+    with open(out_dir / "connections.csv", "w", encoding="utf-8", newline="") as f:
+        connections_csv(result, f)
+    files["connections.csv"] = None          # written above, streamed
     timeline, peers = build_frames(result, bin_seconds)
     write_parquet(timeline, out_dir / "timeline.parquet")
     write_parquet(peers, out_dir / "peers.parquet")

@@ -16,7 +16,10 @@ cdef class Connection:
     cdef readonly int64_t first_frame, last_frame, first_ts, last_ts
     cdef readonly bint closed, reset
     cdef int64_t close_ts
-    cdef bytes key
+    cdef readonly bytes key
+    # where each direction's handshake (its info_hash) was delivered: file index, frame, time (-1: not seen)
+    cdef readonly int hs_file0, hs_file1
+    cdef readonly int64_t hs_frame0, hs_frame1, hs_ts0, hs_ts1
     # stream bytes the initiator sent before the responder's first payload, and
     # the responder before the initiator's next one (-1: not seen): the sizes of
     # an encryption handshake's first flights (MSE: 96-608 bytes each)
@@ -30,6 +33,7 @@ cdef class Connection:
     cdef Py_ssize_t ser_cap[2]
 
     cdef void note_payload(self, int d, int64_t sent0, int64_t sent1)
+    cdef void note_handshake(self, int d, int file_idx, int64_t frame_no, int64_t ts)
     cdef void add_block_bytes(self, int d, int64_t ts, int64_t n, int64_t acked)
     cdef int64_t acked(self, int d)
 
@@ -47,4 +51,4 @@ cdef class UtpConnection(Connection):
     cdef readonly UtpStream s0, s1
     cdef readonly bint syn_seen
     cdef uint16_t syn_seq
-    cdef list halves          # keys registered in the engine's uTP table
+    cdef readonly list halves          # keys registered in the engine's uTP table

@@ -12,6 +12,8 @@ cdef class Connection:
     def __cinit__(self):
         self.flight0 = -1
         self.flight1 = -1
+        self.hs_frame0 = -1
+        self.hs_frame1 = -1
         for d in range(2):
             self.ser_sec[d] = NULL
             self.ser_bytes[d] = NULL
@@ -60,6 +62,12 @@ cdef class Connection:
             self.flight0 = sent0
         elif d == 0 and self.flight0 >= 0 and self.flight1 < 0:
             self.flight1 = sent1
+
+    cdef void note_handshake(self, int d, int file_idx, int64_t frame_no, int64_t ts):
+        if d == 0:
+            self.hs_file0, self.hs_frame0, self.hs_ts0 = file_idx, frame_no, ts
+        else:
+            self.hs_file1, self.hs_frame1, self.hs_ts1 = file_idx, frame_no, ts
 
     cdef void touch(self, int d, int64_t wire, int64_t weight, int64_t ts, int file_idx, int64_t frame_no):
         if d == 0:

@@ -27,9 +27,14 @@ except for a connection's first frame:
 5. Each stream's sink is a ``PeerWireParser``.
 
 Connections are *finished* (streams flushed, gaps declared) when closed and
-idle for ``CLOSED_IDLE_NS`` of capture time, or at the end of the input, and
-handed to Python through ``drain_finished``.  Live state is proportional to
-live connections, not to the capture.
+idle for ``CLOSED_IDLE_NS`` of capture time, when silent for ``open_idle_ns``
+(default 10 minutes: peers send keep-alives every two minutes and drop silent
+connections, and a connection whose FIN/RST was never captured must not stay
+in memory for the rest of a weeks-long capture), or at the end of the input,
+and handed to Python through ``drain_finished``.  Live state is proportional
+to live connections, not to the capture.  Should a connection finished for
+silence speak again, its later frames form a new connection seen mid-stream
+(``idle_finished`` counts the finishes; the analysis links the two).
 
 With ``partitions`` > 1 an engine follows only flows whose symmetric 4-tuple
 hash falls in its ``partition``; partition 0 also counts everything
@@ -50,6 +55,8 @@ from analyzer.sessions._conn cimport Connection, TcpConnection, UtpConnection
 
 cdef int64_t CLOSED_IDLE_NS = 60 * 1000000000
 cdef int64_t IDLE_SHRINK_NS = 120 * 1000000000
+OPEN_IDLE_NS = 600 * 1000000000
+cdef int64_t IDLE_MARGIN_NS = 60 * 1000000000   # the sweep frees silent connections this much later
 cdef int64_t SWEEP_EVERY_NS = 10 * 1000000000
 
 # Frame kinds counted by the engine itself (connections count their own frames).
@@ -87,12 +94,14 @@ cdef class Engine:
     cdef int64_t kind_bytes[4]
     cdef int64_t reason_frames[6]
     cdef readonly dict unknown_link_types
-    cdef readonly int64_t frames_seen, tcp_frames, utp_frames, reused_tuples
+    cdef readonly int64_t frames_seen, tcp_frames, utp_frames, reused_tuples, idle_finished
+    cdef public int64_t open_idle_ns  # finish a connection silent for this long (capture time)
     cdef public object verifier     # optional: .tap(connection, direction, parser) -> block sink or None
     cdef readonly int cur_file       # the frame being handled (for evidence references)
     cdef readonly int64_t cur_frame, cur_ts
 
     def __init__(self, int partitions=1, int partition=0, int event_mask=0):
+        self.open_idle_ns = OPEN_IDLE_NS
         self.conns = {}
         self.utp_halves = {}
         self.utp_conns = {}
@@ -274,6 +283,15 @@ cdef class Engine:
                 c = self._new_tcp(pykey, k, sport, dport, flags, ts, file_idx, frame_no)
             memcpy(self.last_key, key, KEY_LEN)
             self.last_conn = c
+        if self._expired(c, ts):
+            # closed a while ago, or silent for longer than any peer keeps a connection: what
+            # follows is a new connection seen mid-stream (decided here, frame by frame, so that
+            # the split does not depend on where batches end; the sweep frees memory later)
+            if (flags & (TH_SYN | TH_ACK)) == TH_SYN:
+                self.reused_tuples += 1
+            self._finish_conn(c)
+            c = self._new_tcp(c.key, k, sport, dport, flags, ts, file_idx, frame_no)
+            self.last_conn = c
         d = 0 if (sport == c.port0 and memcmp(k.src, PyBytes_AS_STRING(c.addr0), alen) == 0) else 1
         s = c.s0 if d == 0 else c.s1
         if (flags & (TH_SYN | TH_ACK)) == TH_SYN and s.started and \
@@ -298,7 +316,7 @@ cdef class Engine:
         if paylen > 0 and c.flight1 < 0:
             c.note_payload(d, c.s0.max_end, c.s1.max_end)
         s.segment(rd32(t + 4), flags, t + doff, paycap if paycap < paylen else paylen, paylen)
-        _track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts)
+        _track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if flags & TH_RST:
             c.close(ts, True)
         elif c.s0.fin_seen and c.s1.fin_seen:
@@ -372,7 +390,10 @@ cdef class Engine:
         found = self.utp_halves.get(half)
         if found is not None:
             c, d = found
-            if ptype == ST_SYN and (c.closed or (c.syn_seen and c.syn_seq != seq)):
+            if self._expired(c, ts):                    # see the TCP case
+                self._finish_conn(c)
+                c = None
+            elif ptype == ST_SYN and (c.closed or (c.syn_seen and c.syn_seq != seq)):
                 self.reused_tuples += 1
                 self._finish_conn(c)
                 c = None
@@ -395,7 +416,7 @@ cdef class Engine:
         if ptype == ST_DATA and c.flight1 < 0:
             c.note_payload(d, c.s0.delivered_bytes + c.s0.ooo_bytes, c.s1.delivered_bytes + c.s1.ooo_bytes)
         s.packet(ptype, seq, p + hdrlen, paycap - hdrlen, paylen - hdrlen)
-        _track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts)
+        _track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if ptype == ST_RESET:
             c.close(ts, True)
         elif c.s0.fin_seen and c.s1.fin_seen:
@@ -434,7 +455,7 @@ cdef class Engine:
         cdef object p0 = getattr(c, "s0").sink, p1 = getattr(c, "s1").sink
         cdef int64_t b0 = _block_bytes(p0), b1 = _block_bytes(p1), a0 = c.acked(0), a1 = c.acked(1)
         c.finish_streams()
-        _track(c, p0, p1, b0, b1, a0, a1, c.last_ts)     # bytes released by the final flush
+        _track(c, p0, p1, b0, b1, a0, a1, c.last_ts, c.last_file, c.last_frame)     # bytes released by the final flush
         if isinstance(c, TcpConnection):
             if self.conns.get(c.key) is c:
                 del self.conns[c.key]
@@ -447,13 +468,23 @@ cdef class Engine:
             self.utp_conns.pop(c.conn_id, None)
         self.finished.append(c)
 
+    cdef bint _expired(self, Connection c, int64_t now):
+        """Closed for CLOSED_IDLE_NS, or silent for open_idle_ns, at capture time ``now``."""
+        if c.closed and now - c.last_ts > CLOSED_IDLE_NS:
+            return True
+        if now - c.last_ts > self.open_idle_ns:
+            if not c.closed:
+                self.idle_finished += 1
+            return True
+        return False
+
     cdef void _sweep(self, bint all_):
         cdef Connection c
         cdef list done = []
         self.last_sweep_ts = self.max_ts
         for table in (self.conns, self.utp_conns):
             for c in table.values():
-                if all_ or (c.closed and self.max_ts - c.last_ts > CLOSED_IDLE_NS):
+                if all_ or self._expired(c, self.max_ts - IDLE_MARGIN_NS):
                     done.append(c)
                 elif self.max_ts - c.last_ts > IDLE_SHRINK_NS:
                     c.shrink()
@@ -468,11 +499,15 @@ cdef inline int64_t _block_bytes(object sink):
 
 
 cdef inline void _track(Connection c, object p0, object p1, int64_t b0, int64_t b1, int64_t a0, int64_t a1,
-                        int64_t ts):
+                        int64_t ts, int file_idx, int64_t frame_no):
     """Block bytes delivered and acknowledged while handling one frame (either
     direction: an ACK can release buffered data of the other) go to that
-    frame's second."""
+    frame's second; a handshake delivered by it is referenced to that frame."""
     cdef int64_t n, m
+    if c.hs_frame0 < 0 and p0 is not None and (<PeerWireParser>p0).info_hash is not None:
+        c.note_handshake(0, file_idx, frame_no, ts)
+    if c.hs_frame1 < 0 and p1 is not None and (<PeerWireParser>p1).info_hash is not None:
+        c.note_handshake(1, file_idx, frame_no, ts)
     n = _block_bytes(p0) - b0
     m = c.acked(0) - a0
     if n or m:

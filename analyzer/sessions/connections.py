@@ -10,7 +10,13 @@ Category of a connection (every one of its frames falls in it):
 
 * ``bittorrent``: a BitTorrent handshake with an info_hash was seen
   (``attribution`` "handshake"), or, without one, blocks it carried verified
-  against a known torrent (``attribution`` "piece_hashes");
+  against a known torrent (``attribution`` "piece_hashes"), or it continues a
+  connection with the same endpoints (TCP 4-tuple, uTP connection ids) that
+  had an info hash earlier in the capture and was finished after a long
+  silence (``attribution`` "same_connection"; connections.csv
+  ``attribution_conn_id`` names it).  ``attribution_file``/``_frame``/``_ts_ns`` give the frame that
+  delivered the evidence: the handshake, or the block completing the piece
+  that verified (for "same_connection", the earlier connection's);
 * ``bittorrent_unattributed``: peer wire messages were recognised (framing
   found again mid-stream) but no handshake, so no info_hash;
 * ``other_tcp``: anything else (``udp`` for a uTP-shaped flow without peer wire).
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field
 from analyzer.protocols.extension import decode_ext_handshake
 from analyzer.protocols.mse import mse_basis
 from analyzer.protocols.peer_id import decode_peer_id, peer_id_text
+from analyzer.sessions.store import sort_key
 from analyzer.sessions.trackers import http_announces
 
 DIRECTION_FIELDS = (
@@ -97,6 +104,10 @@ class ConnectionRecord:
     info_hash: str = ""
     info_hash_reply: str = ""
     attribution: str = ""
+    attribution_file: int = -1    # file index, frame and time of the frame the attribution rests on
+    attribution_frame: int = -1
+    attribution_ts_ns: int = 0
+    continues: tuple | None = None  # "same_connection": sort key of the earlier connection (store.sort_key)
     flight_src: int = -1          # bytes src sent before dst's first byte
     flight_dst: int = -1          # bytes dst sent before src's next
     encryption: str = ""          # "mse" (encrypted throughout) or "mse_plaintext"
@@ -150,10 +161,11 @@ def _direction(stream, parser, frames: int, wire: int, transport: str) -> Direct
     return d
 
 
-def record_from_conn(c, announces: list | None = None, attributed: str | None = None) -> ConnectionRecord:
+def record_from_conn(c, announces: list | None = None, attributed: tuple | None = None) -> ConnectionRecord:
     """Build the record of a finished engine connection (TCP or uTP); HTTP
     tracker announces found in it are appended to ``announces``; ``attributed``:
-    the info hash its blocks verified against when no handshake was captured."""
+    (info hash, (file, frame, ts)) its blocks verified against when no handshake
+    was captured."""
     transport = c.transport
     fwd = _direction(c.s0, c.parser0, c.frames0, c.wire_bytes0, transport)
     rev = _direction(c.s1, c.parser1, c.frames1, c.wire_bytes1, transport)
@@ -172,11 +184,66 @@ def record_from_conn(c, announces: list | None = None, attributed: str | None = 
     head0 = c.parser0.head if c.parser0 is not None else b""
     head1 = c.parser1.head if c.parser1 is not None else b""
     classify(r, head0, head1, announces)
+    if r.attribution == "handshake":
+        d = 0 if r.fwd.info_hash is not None else 1
+        r.attribution_file, r.attribution_frame, r.attribution_ts_ns = (
+            (c.hs_file0, c.hs_frame0, c.hs_ts0) if d == 0 else (c.hs_file1, c.hs_frame1, c.hs_ts1))
     if attributed and r.category == "bittorrent_unattributed":
         r.category = "bittorrent"
-        r.info_hash = attributed
+        r.info_hash, (r.attribution_file, r.attribution_frame, r.attribution_ts_ns) = attributed
         r.attribution = "piece_hashes"
     return r
+
+
+class ConnectionLinker:
+    """Links a connection seen mid-stream to the one it continues.
+
+    The engine finishes a connection that has been silent for a long time
+    (memory must follow live connections).  Should the same connection speak
+    again, its later frames make a new connection without a handshake.  Its
+    endpoints (the TCP 4-tuple; a uTP connection id pair) are those of the
+    earlier one: a new TCP connection would have started with a SYN and a new
+    uTP connection with new ids.  When the later one carries recognisable peer
+    wire messages and nothing else attributed it, it takes the earlier one's
+    info hash, with ``attribution`` "same_connection".  Only connections
+    finished while still open are remembered, each for ``horizon_ns`` of
+    capture time after its last frame, and at most ``cap`` of them.
+    """
+
+    def __init__(self, horizon_ns: int = 3600 * 10**9, cap: int = 1 << 20):
+        self.horizon_ns = horizon_ns
+        self.cap = cap
+        self.open: dict = {}          # endpoint key -> (record, last_ts_ns), oldest first
+        self.linked = 0
+
+    @staticmethod
+    def _keys(c) -> list:
+        return [c.key] if c.transport == "tcp" else list(c.halves)
+
+    def link(self, c, r: ConnectionRecord) -> ConnectionRecord:
+        keys = self._keys(c)
+        if r.category == "bittorrent_unattributed" and not r.initiator_known:
+            for k in keys:
+                found = self.open.get(k)
+                if found is not None and found[0].first_ts_ns < r.first_ts_ns:
+                    e = found[0]
+                    r.category, r.info_hash, r.info_hash_reply = "bittorrent", e.info_hash, e.info_hash_reply
+                    r.attribution, r.continues = "same_connection", sort_key(e)
+                    r.attribution_file, r.attribution_frame, r.attribution_ts_ns = (
+                        e.attribution_file, e.attribution_frame, e.attribution_ts_ns)
+                    self.linked += 1
+                    break
+        for k in keys:
+            self.open.pop(k, None)
+        if r.state == "open" and r.category == "bittorrent":
+            for k in keys:
+                self.open[k] = (r, r.last_ts_ns)
+        while self.open:
+            k, (_, last) = next(iter(self.open.items()))
+            if len(self.open) <= self.cap and last >= r.last_ts_ns - self.horizon_ns:
+                break
+            del self.open[k]
+        return r
 
 
 def classify(r: ConnectionRecord, head_src: bytes = b"", head_dst: bytes = b"",

@@ -380,6 +380,8 @@ def build_accounting(result) -> dict:
         "peer_wire": {k: peer_wire[k] for k in PEER_WIRE_FIELDS},
         "ip_fragments": dict(result.fragments),
         "reused_tuples": result.reused_tuples,
+        "connections_finished_after_silence": getattr(result, "idle_finished", 0),
+        "connections_continued_after_silence": getattr(result, "linked", 0),
         "capture_damage": {
             "unreadable_files": sum(1 for r in result.reports if not r.readable),
             "damaged_bytes": sum(r.damaged_bytes for r in result.reports),

@@ -3,15 +3,20 @@
 subject (the leecher, 10.1.0.1) whatever the capture did to the segments."""
 from __future__ import annotations
 
+import csv
+import io
 import random
 
 import pytest
 
 from analyzer.analysis import analyze
-from analyzer.report.tables import build_summary
+from analyzer.capture import reader as reader_mod
+from analyzer.report.tables import build_summary, connections_csv
+from analyzer.sessions.store import sort_key
 from analyzer.sessions.subject import given_subject
 from analyzer.sessions.summary import transfer_figures
-from craft_tcp import BLOCK, SYN, Conversation, copy_seg, leecher_stream, seeder_stream, write_pcap
+from craft_tcp import (BLOCK, NS, SYN, BtStream, Conversation, copy_seg, leecher_stream, seeder_stream,
+                       write_pcap)
 
 A = ("10.1.0.1", 51413)        # leecher: the subject
 B = ("10.1.0.2", 6881)         # seeder
@@ -271,3 +276,60 @@ def test_syn_ack_missing_from_capture(tmp_path):
     assert_exact(torrent(summary), up, down)
     (r,) = result.records
     assert r.rev.peer_id == b"-TR3000-seederseeder" and r.rev.handshake_bytes == 68
+
+
+# ---------------------------------------------------------------------- long silences
+def test_connection_silent_for_long_is_split_and_linked(tmp_path):
+    """A connection silent for longer than the engine keeps one (10 min) is finished; when
+    it speaks again its frames form a connection without handshake, attributed to the same
+    torrent as "same_connection", and every block byte is still counted exactly once."""
+    c, up, down = conversation(close=False)
+    more = BtStream()
+    for j in range(3):
+        more.piece(7, j * BLOCK, seed=1000 + j)
+    c.t += 11 * 60 * NS                                  # 11 minutes of silence
+    c.send(1, bytes(more.data))
+    c.close()
+    result, summary = run(tmp_path, (c.ep, c.segs))
+    t = torrent(summary)
+    assert t["downloaded_bytes"] == t["downloaded_acked_bytes"] == down.block_bytes + more.block_bytes
+    assert t["uploaded_bytes"] == up.block_bytes
+    assert t["connections"] == 2
+    first, second = list(result.records)
+    assert (first.attribution, second.attribution) == ("handshake", "same_connection")
+    assert second.continues == sort_key(first) and second.info_hash == IH.hex()
+    assert (first.attribution_file, first.attribution_frame) == (0, 4)   # A's handshake, after SYN/SYN-ACK/ACK
+    assert summary["accounting"]["connections_finished_after_silence"] == 1
+    assert summary["accounting"]["connections_continued_after_silence"] == 1
+    rows = list(csv.DictReader(io.StringIO(connections_csv(result))))
+    assert rows[1]["attribution"] == "same_connection" and rows[1]["attribution_conn_id"] == rows[0]["conn_id"]
+    assert rows[1]["attribution_frame"] == "4"
+
+
+def test_split_does_not_depend_on_batches(tmp_path, monkeypatch):
+    """The split is decided per frame, not by the periodic sweep: whether another connection's
+    frames make a batch end (and a sweep run) inside the silence must not change the records."""
+    c, up, down = conversation(close=False)
+    before = len(c.segs)
+    c.t += 11 * 60 * NS
+    other = Conversation(("10.1.0.1", 40000), ("10.1.0.9", 80), 5, 7, mss=1400, t0=c.t)
+    other.open().send(0, b"x" * 3000)
+    c.t = other.t + NS
+    c.send(1, bytes(BtStream().piece(7, 0, seed=5).data))
+    path = write_pcap(tmp_path / "t.pcap", (c.ep, c.segs[:before]), (other.ep, other.segs),
+                      (c.ep, c.segs[before:]))
+    a = build_summary(analyze([path], local=[A[0]], warn=lambda m: None))
+    monkeypatch.setattr(reader_mod, "BATCH_RECORDS", 3)
+    b = build_summary(analyze([path], local=[A[0]], warn=lambda m: None))
+    assert a["torrents"] == b["torrents"] and a["accounting"] == b["accounting"]
+    assert a["accounting"]["connections_finished_after_silence"] == 1
+    assert torrent(a)["downloaded_bytes"] == down.block_bytes + BLOCK
+
+
+def test_a_new_connection_without_syn_on_another_tuple_is_not_linked(tmp_path):
+    c, up, down = conversation(close=False)
+    other = Conversation(A, ("10.1.0.3", 6881), 5, 7, mss=1400, t0=c.t + 11 * 60 * NS)
+    other.send(1, bytes(BtStream().piece(7, 0, seed=5).data))
+    result, summary = run(tmp_path, (c.ep, c.segs), (other.ep, other.segs))
+    assert [r.attribution for r in result.records] == ["handshake", ""]
+    assert [r.category for r in result.records] == ["bittorrent", "bittorrent_unattributed"]
