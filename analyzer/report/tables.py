@@ -16,7 +16,7 @@ import numpy
 
 from analyzer import __version__
 from analyzer.evidence.metainfo import encode_torrent
-from analyzer.report.timeline import build_frames, write_parquet
+from analyzer.report.timeline import build_tables, write_parquet
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.sessions.connections import DIRECTION_FIELDS, ConnectionRecord
 from analyzer.sessions.dht import build_dht, build_lsd
@@ -222,9 +222,11 @@ def dumps(obj) -> str:
 
 
 def _version(module: str) -> str | None:
+    """A distribution's installed version, without importing it."""
+    from importlib.metadata import PackageNotFoundError, version
     try:
-        return __import__(module).__version__
-    except ImportError:
+        return version(module)
+    except PackageNotFoundError:
         return None
 
 
@@ -269,7 +271,7 @@ def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.dateti
     with open(out_dir / "connections.csv", "w", encoding="utf-8", newline="") as f:
         connections_csv(result, f)
     files["connections.csv"] = None          # written above, streamed
-    timeline, peers = build_frames(result, bin_seconds)
+    timeline, peers = build_tables(result, bin_seconds)
     write_parquet(timeline, out_dir / "timeline.parquet")
     write_parquet(peers, out_dir / "peers.parquet")
     names = sorted([*files, "timeline.parquet", "peers.parquet"])
