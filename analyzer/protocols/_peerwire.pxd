@@ -56,6 +56,7 @@ cdef class PeerWireParser(StreamSink):
     cdef readonly int64_t plaintext_from    # where plaintext peer wire began after it (-1: never)
     cdef bint head_open
     cdef bytearray _head
+    cdef readonly Py_ssize_t head_len       # bytes kept in head so far
 
     # every stream byte lands in exactly one of these (block_tail and block_gap are subsets)
     cdef readonly int64_t handshake_bytes, message_bytes, block_bytes, unparsed_bytes

@@ -188,6 +188,7 @@ cdef class PeerWireParser:
                 take = n
             if take > 0 and self.stream_off == len(self._head):
                 self._head.extend(PyBytes_FromStringAndSize(<const char*>p, take))
+                self.head_len += take
             else:
                 self.head_open = False
         while i < n or self._replay is not None:

@@ -183,7 +183,7 @@ def record_from_conn(c, announces: list | None = None, attributed: tuple | None 
     )
     head0 = c.parser0.head if c.parser0 is not None else b""
     head1 = c.parser1.head if c.parser1 is not None else b""
-    classify(r, head0, head1, announces)
+    classify(r, head0, head1, announces, c.head_marks0)
     if r.attribution == "handshake":
         d = 0 if r.fwd.info_hash is not None else 1
         r.attribution_file, r.attribution_frame, r.attribution_ts_ns = (
@@ -247,7 +247,7 @@ class ConnectionLinker:
 
 
 def classify(r: ConnectionRecord, head_src: bytes = b"", head_dst: bytes = b"",
-             announces: list | None = None) -> None:
+             announces: list | None = None, marks_src: list | None = None) -> None:
     """Category from what the parsers found (see the module docstring), then,
     for streams that did not open with a plaintext handshake, whether they are
     an HTTP tracker exchange or an MSE-encrypted BitTorrent connection."""
@@ -264,7 +264,7 @@ def classify(r: ConnectionRecord, head_src: bytes = b"", head_dst: bytes = b"",
         # a uTP-shaped UDP flow that carried no peer wire protocol is just UDP
         r.category = "other_tcp" if r.transport == "tcp" else "udp"
     if r.category == "other_tcp" and head_src.startswith(b"GET "):
-        found = http_announces(r, head_src, head_dst)
+        found = http_announces(r, head_src, head_dst, marks_src)
         if found:
             r.category = "tracker"
             if announces is not None:

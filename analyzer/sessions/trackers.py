@@ -15,8 +15,18 @@ from analyzer.sessions.datagrams import TrackerAnnounce
 from analyzer.protocols.http_tracker import parse_requests, parse_responses
 
 
-def http_announces(r, head_src: bytes, head_dst: bytes) -> list[TrackerAnnounce]:
-    """Announces and scrapes in a TCP connection whose initiator spoke HTTP."""
+def _frame_of(marks: list | None, offset: int, r) -> tuple[int, int, int]:
+    """(file, frame, time) of the frame that delivered stream byte ``offset`` of the
+    initiator's head; the connection's first frame when not known."""
+    for head_len, file_idx, frame_no, ts in marks or ():
+        if head_len > offset:
+            return file_idx, frame_no, ts
+    return r.first_file, r.first_frame, r.first_ts_ns
+
+
+def http_announces(r, head_src: bytes, head_dst: bytes, marks: list | None = None) -> list[TrackerAnnounce]:
+    """Announces and scrapes in a TCP connection whose initiator spoke HTTP, each dated by
+    the frame that carried the start of its request (``marks``: see Connection.head_marks0)."""
     if not head_src.startswith(b"GET "):
         return []
     requests = parse_requests(head_src)
@@ -26,15 +36,16 @@ def http_announces(r, head_src: bytes, head_dst: bytes) -> list[TrackerAnnounce]
         resp = responses[i] if i < len(responses) else None
         host = req.host or (f"[{r.dst_ip}]:{r.dst_port}" if ":" in r.dst_ip else f"{r.dst_ip}:{r.dst_port}")
         peer_id = req.params.get("peer_id")
+        file_idx, frame_no, ts = _frame_of(marks, req.offset, r)
         for h in req.info_hashes:
             a = TrackerAnnounce(
-                ts_ns=r.first_ts_ns, transport="http", tracker=f"http://{host}{req.path}",
+                ts_ns=ts, transport="http", tracker=f"http://{host}{req.path}",
                 client_ip=r.src_ip, client_port=r.src_port, tracker_ip=r.dst_ip, tracker_port=r.dst_port,
                 info_hash=h, kind="scrape" if req.is_scrape else "announce",
                 event=req.params.get("event", ""), uploaded=req.number("uploaded"),
                 downloaded=req.number("downloaded"), left=req.number("left"),
                 peer_id=_peer_id_bytes(peer_id), port=req.number("port"), numwant=req.number("numwant"),
-                key=req.params.get("key"), file_idx=r.first_file, frame_no=r.first_frame)
+                key=req.params.get("key"), file_idx=file_idx, frame_no=frame_no)
             if resp is not None:
                 a.interval = resp.interval
                 a.peers_returned = len(resp.peers)
