@@ -479,3 +479,29 @@ def analyze_frames(tmp_path: Path, frames: Iterable, linktype: int = LINKTYPE_ET
 def category_frames(acc: dict) -> dict:
     """Non-zero frame counts per category."""
     return {k: v["frames"] for k, v in acc["categories"].items() if v["frames"]}
+
+
+def insert_silence(src: Path, dst: Path, at_frame: int, seconds: int) -> Path:
+    """A classic pcap (either timestamp resolution, little-endian) with every frame from
+    ``at_frame`` (1-based) on moved ``seconds`` later: a long silence inside real traffic."""
+    b = bytearray(Path(src).read_bytes())
+    assert struct.unpack_from("<I", b, 0)[0] in (0xA1B2C3D4, 0xA1B23C4D), "little-endian classic pcap only"
+    off, i = 24, 0
+    while off + 16 <= len(b):
+        sec, _, cap, _ = struct.unpack_from("<IIII", b, off)
+        i += 1
+        if i >= at_frame:
+            struct.pack_into("<I", b, off, sec + seconds)
+        off += 16 + cap
+    Path(dst).write_bytes(b)
+    return Path(dst)
+
+
+def pcap_frames(path: Path) -> int:
+    """Number of records in a little-endian classic pcap."""
+    b = Path(path).read_bytes()
+    off, n = 24, 0
+    while off + 16 <= len(b):
+        off += 16 + struct.unpack_from("<I", b, off + 8)[0]
+        n += 1
+    return n

@@ -84,3 +84,25 @@ def test_several_torrents_in_one_session(tmp_path):
     assert_exact(result, res.ground_truth)
     assert_accounting(result, summary)
     assert len(summary["torrents"]) == 3
+
+
+def test_utp_silence_splits_and_links_the_connection(tmp_path):
+    """Real uTP with 11 minutes of silence inserted mid-transfer: the connection is finished
+    and its continuation (same connection ids, no SYN) is attributed "same_connection"."""
+    from craft import insert_silence, pcap_frames
+    res = run_swarm(two_peers(transports="utp"), tmp_path)
+    [cap] = res.capture_files
+    silent = insert_silence(cap, tmp_path / "silent.pcap", pcap_frames(cap) // 2, 660)
+    result, summary = analyze_swarm(res, "127.0.0.3", files=[silent])
+    records = [r for r in result.records if r.category == "bittorrent"]
+    assert [r.attribution for r in records] == ["handshake", "same_connection"]
+    assert records[1].info_hash == records[0].info_hash and records[1].transport == "utp"
+    assert summary["accounting"]["connections_continued_after_silence"] == 1
+    [t] = summary["torrents"]
+    truth = res.ground_truth["peers"]
+    [me] = [p["torrents"] for p in truth.values() if p["ip"] == "127.0.0.3"]
+    [counters] = me.values()
+    # every block byte still on the wire once; acknowledgements of packets in flight at the
+    # cut arrive in the continuation, which cannot credit packets it never saw
+    assert t["downloaded_bytes"] == counters["total_payload_download"]
+    assert 0 <= counters["total_payload_download"] - t["downloaded_acked_bytes"] <= 256 * 1024

@@ -13,6 +13,7 @@ from analyzer.analysis import analyze
 from analyzer.cli import main
 from analyzer.sessions.subject import given_subject
 from analyzer.sessions.summary import build_torrents
+from craft import insert_silence
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "captures" / "sample-swarm.pcap"
@@ -89,27 +90,12 @@ def test_summary_contract(tmp_path):
     assert rows[1].startswith(INFO_HASH + ",all,")
 
 
-def _with_silence(src: Path, dst: Path, at_frame: int, seconds: int) -> Path:
-    """The capture with every frame from ``at_frame`` on moved ``seconds`` later (classic pcap)."""
-    import struct
-    b = bytearray(src.read_bytes())
-    off, i = 24, 0
-    while off < len(b):
-        sec, _, cap, _ = struct.unpack_from("<IIII", b, off)
-        i += 1
-        if i >= at_frame:
-            struct.pack_into("<I", b, off, sec + seconds)
-        off += 16 + cap
-    dst.write_bytes(b)
-    return dst
-
-
 def test_a_long_silence_splits_connections_and_the_totals_stay_exact(tmp_path):
     """Real traffic with 11 minutes of silence inserted mid-transfer: every connection is
     finished (memory follows live connections) and continues as a connection seen
     mid-stream, attributed as "same_connection" to the one it continues; the piece bytes
     still add up to the clients' counters."""
-    path = _with_silence(SAMPLE, tmp_path / "silent.pcap", 1800, 660)
+    path = insert_silence(SAMPLE, tmp_path / "silent.pcap", 1800, 660)
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["analyze", str(path), "--local", "127.0.0.3", "--out", str(out), "--quiet"])
     assert r.exit_code == 0, r.output
