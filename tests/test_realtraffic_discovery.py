@@ -6,13 +6,15 @@ the peers' own payload counters.
 """
 from __future__ import annotations
 
+import csv
+import io
 import subprocess
 from collections import Counter
 
 import pytest
 
 from analyzer.analysis import analyze
-from analyzer.report.tables import build_summary, tracker_csv
+from analyzer.report.tables import build_summary, connections_csv, tracker_csv
 from analyzer.sessions.subject import given_subject
 from analyzer.sessions.summary import build_encrypted, build_torrents
 from harness import run_swarm
@@ -179,3 +181,19 @@ def test_encryption_settling_on_plaintext_is_parsed(tmp_path):
     [r] = [r for r in result.records if r.transport == "tcp"]
     assert r.encryption == "mse_plaintext" and r.category == "bittorrent"
     assert summary["encrypted"]["plaintext_after_key_exchange"] == 1
+
+
+def test_encrypted_connections_gain_context_from_plaintext_announces(tmp_path):
+    """Forced encryption, but both clients announce their listening port to HTTP and UDP
+    trackers in plaintext: every encrypted connection's listening end is named as such."""
+    spec = tracker_spec()
+    for p in spec["peers"]:
+        p["encryption"] = "forced"
+    res = run_swarm(spec, tmp_path)
+    result, summary = analyze_swarm(res, "127.0.0.3")
+    e = summary["encrypted"]
+    assert summary["torrents"] == [] and e["connections"] >= 1
+    assert e["with_bittorrent_context"] == e["connections"]
+    rows = [r for r in csv.DictReader(io.StringIO(connections_csv(result))) if r["encryption"] == "mse"]
+    assert rows and all(":6881: " in r["encryption_context"] and "tracker announce" in r["encryption_context"]
+                        for r in rows)

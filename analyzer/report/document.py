@@ -124,7 +124,9 @@ class ReportData:
         e = self.summary.get("encrypted", {})
         out.append(f"Encrypted (MSE) connections of the subject: {e.get('connections', 0)}, carrying "
                    f"{e.get('downloaded_bytes', 0):,} bytes to it and {e.get('uploaded_bytes', 0):,} from it "
-                   "after the key exchange; not attributable to any torrent.")
+                   "after the key exchange; not attributable to any torrent"
+                   + (f" ({e.get('with_bittorrent_context', 0)} of them to an address and port shown to be "
+                      "BitTorrent by plaintext in the capture)." if e.get("connections") else "."))
         u = self.summary.get("unattributed", {})
         out.append(f"BitTorrent connections of the subject without a captured handshake and not attributed by "
                    f"piece hashes: {u.get('connections', 0)}, with {u.get('downloaded_bytes', 0):,} piece bytes "

@@ -23,7 +23,8 @@ from analyzer.sessions.dht import build_dht, build_lsd
 from analyzer.sessions.store import sort_key
 from analyzer.sessions.summary import (SUM_FIELDS, build_accounting, build_encrypted, build_subject_clients,
                                        build_torrents,
-                                       build_unattributed, torrent_groups, transfer_figures)
+                                       bittorrent_endpoints, build_unattributed, encryption_context,
+                                       torrent_groups, transfer_figures)
 from analyzer.sessions.trackers import announce_row, reconcile, subject_announces
 from analyzer.timefmt import iso_ns
 
@@ -70,7 +71,7 @@ def build_summary(result) -> dict:
         "inputs": input_entries(result),
         "torrents": build_torrents(result.records, subject, result.metas, result.pieces),
         "unattributed": build_unattributed(result.records, subject),
-        "encrypted": build_encrypted(result.records, subject),
+        "encrypted": build_encrypted(result.records, subject, bittorrent_endpoints(result)),
         "tracker_reports": [announce_row(a, True) for a in mine],
         "tracker_reconciliation": reconcile(mine, result.records, subject,
                                             torrent_groups(result.records, result.metas)),
@@ -104,6 +105,7 @@ CONNECTION_COLUMNS = (
     "conn_id", "transport", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "initiator_known",
     "state", "category", "attribution", "attribution_file", "attribution_frame", "attribution_ts",
     "attribution_conn_id", "info_hash", "info_hash_reply", "encryption", "encryption_basis",
+    "encryption_context",
     "flight_src", "flight_dst", "subject_side",
     "remote_ip", "remote_port", "downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes",
     "uploaded_acked_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
@@ -121,7 +123,8 @@ def connection_row(r: ConnectionRecord, result, files: list[str], continues_id="
            r.attribution_frame if r.attribution_frame >= 0 else "",
            iso_ns(r.attribution_ts_ns) if r.attribution_frame >= 0 else "",
            continues_id, r.info_hash, r.info_hash_reply,
-           r.encryption, r.encryption_basis, r.flight_src, r.flight_dst,
+           r.encryption, r.encryption_basis,
+           encryption_context(r, bittorrent_endpoints(result)) if r.encryption else "", r.flight_src, r.flight_dst,
            f["subject_side"], f.get("remote_ip", ""), f.get("remote_port", ""),
            f.get("downloaded_bytes", ""), f.get("downloaded_acked_bytes", ""),
            f.get("uploaded_bytes", ""), f.get("uploaded_acked_bytes", ""),

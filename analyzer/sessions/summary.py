@@ -266,10 +266,48 @@ def build_subject_clients(records, subject) -> list[dict]:
             for (v, c, pid), (n, first, last) in sorted(seen.items())]
 
 
-def build_encrypted(records, subject) -> dict:
+def bittorrent_endpoints(result) -> dict:
+    """(ip, port) -> the plaintext evidence that BitTorrent listens there: the port a client
+    announced to a tracker or by Local Service Discovery, the BEP 10 ``p`` (listen port) of
+    an extended handshake, the responder of a plaintext BitTorrent connection.  Context for
+    encrypted connections, whose own bytes say nothing about the protocol inside."""
+    cached = getattr(result, "_bt_endpoints", None)
+    if cached is not None:
+        return cached
+    eps: dict = defaultdict(set)
+    for a in result.announces:
+        if a.kind == "announce" and a.port:
+            eps[(a.client_ip, a.port)].add(f"{a.transport.upper()} tracker announce")
+    for (ip, _h), (_n, _first, _last, port) in result.udp.lsd.items():
+        if port:
+            eps[(ip, port)].add("Local Service Discovery announce")
+    for r in result.records:
+        if r.category != "bittorrent":
+            continue
+        if r.initiator_known:
+            eps[(r.dst_ip, r.dst_port)].add("responder of a plaintext BitTorrent connection")
+        for d, ip in ((r.fwd, r.src_ip), (r.rev, r.dst_ip)):
+            p = d.ext.get("p")
+            if isinstance(p, int) and 0 < p < 65536:
+                eps[(ip, p)].add("listen port in a BEP 10 handshake")
+    result._bt_endpoints = eps = dict(eps)
+    return eps
+
+
+def encryption_context(r, endpoints: dict) -> str:
+    """The plaintext evidence that an encrypted connection's listening side speaks BitTorrent
+    (its responder when the SYN was captured, else either end), or ""."""
+    ends = [(r.dst_ip, r.dst_port)] if r.initiator_known else [(r.src_ip, r.src_port), (r.dst_ip, r.dst_port)]
+    found = [f"{ip}:{port}: " + ", ".join(sorted(endpoints[(ip, port)])) for ip, port in ends
+             if (ip, port) in endpoints]
+    return "; ".join(found)
+
+
+def build_encrypted(records, subject, endpoints: dict | None = None) -> dict:
     """MSE/PE connections from the subject's side: every byte after the key
     exchange.  Their content cannot be attributed to any torrent (the keys
-    cannot be recovered from a capture)."""
+    cannot be recovered from a capture).  ``endpoints`` (bittorrent_endpoints):
+    to count the connections whose listening side is known for BitTorrent."""
     out = Counter()
     peers = set()
     for r in records:
@@ -284,6 +322,8 @@ def build_encrypted(records, subject) -> dict:
         if r.encryption != "mse":
             continue
         peers.add(r.dst_ip if side == "src" else r.src_ip)
+        if endpoints and encryption_context(r, endpoints):
+            out["with_bittorrent_context"] += 1
         flight_up, flight_down = (r.flight_src, r.flight_dst) if side == "src" else (r.flight_dst, r.flight_src)
         out["uploaded_bytes"] += max(0, up.payload_bytes - flight_up)
         out["downloaded_bytes"] += max(0, down.payload_bytes - flight_down)
@@ -294,9 +334,13 @@ def build_encrypted(records, subject) -> dict:
         "key_exchange_bytes": out["key_exchange_bytes"],
         "plaintext_after_key_exchange": out["plaintext_after_key_exchange"],
         "other_connections": out["other_connections"],
+        "with_bittorrent_context": out["with_bittorrent_context"],
         "note": ("Message Stream Encryption recognised by its key exchange; the keys cannot be recovered from "
                  "a capture, so these bytes are not attributed to any torrent. Connections that continued "
-                 "in plaintext after the key exchange are parsed and counted like the others."),
+                 "in plaintext after the key exchange are parsed and counted like the others. "
+                 "with_bittorrent_context: connections whose listening end is shown to be BitTorrent by "
+                 "plaintext in the capture (tracker or LSD announce of that port, a BEP 10 listen port, "
+                 "a plaintext BitTorrent connection to it); connections.csv encryption_context names it."),
     }
 
 
