@@ -87,20 +87,29 @@ def _per_bin(rows: pd.DataFrame, width: int, edges: pd.DatetimeIndex) -> pd.Seri
     return rows["bytes"].groupby(slot).sum().reindex(range(len(edges) - 1), fill_value=0)
 
 
+def _binned(timeline: pd.DataFrame) -> tuple[int, pd.DatetimeIndex | None, dict]:
+    """(bin width drawn, bin edges, {direction: (its rows, bytes per drawn bin)}) for the
+    directions present in the timeline."""
+    if not len(timeline):
+        return 1, None, {}
+    width, edges = _grid(timeline)
+    out = {}
+    for direction in ("downloaded", "uploaded"):
+        rows = timeline[timeline["direction"] == direction]
+        if not rows.empty:
+            out[direction] = (rows, _per_bin(rows, width, edges))
+    return width, edges, out
+
+
 def cumulative_transfer(timeline: pd.DataFrame, title: str) -> Figure:
     """1. Cumulative bytes downloaded and uploaded by the subject over time (one torrent's rows)."""
     fig, ax = _figure()
-    width = int(timeline["bin_seconds"].iloc[0]) if len(timeline) else 1
-    if len(timeline):
-        width, edges = _grid(timeline)
-    for direction in ("downloaded", "uploaded"):
-        rows = timeline[timeline["direction"] == direction]
-        if rows.empty:
-            continue
+    width, edges, per_direction = _binned(timeline)
+    for direction, (rows, per_bin) in per_direction.items():
         total = int(rows["bytes"].sum())
         s = STYLE[direction]
         # The running total at each bin's end: 0 at the first edge, the table's total at the last.
-        cum = [0, *_per_bin(rows, width, edges).cumsum().tolist()]
+        cum = [0, *per_bin.cumsum().tolist()]
         ax.plot(edges, cum, linestyle=s["linestyle"], color=s["color"], marker=s["marker"],
                 markevery=max(1, len(cum) // 12), markersize=4,
                 label=f"{direction}: {total:,} B = {format_bytes(total)}")
@@ -238,14 +247,9 @@ def throughput(timeline: pd.DataFrame, title: str) -> Figure:
     (see _grid) and the caption states the width actually drawn.
     """
     fig, ax = _figure()
-    width = int(timeline["bin_seconds"].iloc[0]) if len(timeline) else 1
-    if len(timeline):
-        width, edges = _grid(timeline)
-    for direction in ("downloaded", "uploaded"):
-        rows = timeline[timeline["direction"] == direction]
-        if rows.empty:
-            continue
-        rate = (_per_bin(rows, width, edges) / width).to_numpy()
+    width, edges, per_direction = _binned(timeline)
+    for direction, (_, per_bin) in per_direction.items():
+        rate = (per_bin / width).to_numpy()
         s = STYLE[direction]
         ax.stairs(rate, edges.to_numpy(), baseline=None, linestyle=s["linestyle"], color=s["color"],
                   label=direction, linewidth=1.2)
