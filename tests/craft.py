@@ -505,3 +505,14 @@ def pcap_frames(path: Path) -> int:
         off += 16 + struct.unpack_from("<I", b, off + 8)[0]
         n += 1
     return n
+
+
+def public_captures_dir() -> Path:
+    """../shared/captures/public beside the repository; a clean clone elsewhere (CI) finds it
+    through BT_ANALYZER_PUBLIC_CAPTURES or the workspace's shared folder."""
+    import os
+    beside = Path(__file__).resolve().parents[2] / "shared" / "captures" / "public"
+    for c in (os.environ.get("BT_ANALYZER_PUBLIC_CAPTURES"), beside, "/work/shared/captures/public"):
+        if c and Path(c).is_dir():
+            return Path(c)
+    return beside

@@ -7,27 +7,15 @@ the repository, not in it; the test runs when it exists.
 from __future__ import annotations
 
 import subprocess
-import os
 from pathlib import Path
 
 import pytest
 
 from analyzer.analysis import analyze
 from analyzer.report.tables import build_summary
+from craft import public_captures_dir
 
-def _public_dir() -> Path:
-    """../shared/captures/public beside the repository; a clean clone elsewhere (CI) finds it
-    through BT_ANALYZER_PUBLIC_CAPTURES or the workspace's shared folder."""
-    candidates = [os.environ.get("BT_ANALYZER_PUBLIC_CAPTURES"),
-                  Path(__file__).resolve().parent.parent.parent / "shared" / "captures" / "public",
-                  "/work/shared/captures/public"]
-    for c in candidates:
-        if c and Path(c).is_dir():
-            return Path(c)
-    return Path(candidates[1])
-
-
-PUBLIC = _public_dir()
+PUBLIC = public_captures_dir()
 FILES = sorted(p for p in PUBLIC.glob("*") if p.suffix in (".pcap", ".pcapng")) if PUBLIC.is_dir() else []
 
 pytestmark = pytest.mark.skipif(not FILES, reason=f"{PUBLIC} not present")

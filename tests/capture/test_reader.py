@@ -19,11 +19,12 @@ from analyzer.capture import reader
 from craft import (
     BASE_TS_NS, COMPRESSORS, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, NS,
     V6_CLIENT, V6_SERVER, Frame, capinfos_count, compress_file, dsb, epb, ethernet, idb, isb, linux_sll,
-    linux_sll2, nrb, obsolete_pb, pcap_header, pcap_record, pcapng_block, read_records, require_tool, run_analysis, shb, spb,
-    tcp_conversation, timed, tsresol_units, tshark_frames, udp_packet, units_to_ns, write_pcap,
+    linux_sll2, nrb, obsolete_pb, pcap_header, pcap_record, pcapng_block, public_captures_dir, read_records,
+    require_tool, run_analysis, shb, spb, tcp_conversation, timed, tsresol_units, tshark_frames, udp_packet,
+    units_to_ns, write_pcap,
 )
 
-PUBLIC_CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "captures" / "public"
+PUBLIC_CAPTURES = public_captures_dir()
 
 # sub-microsecond digits everywhere, so a lost or rounded nanosecond shows
 ODD_TIMES = [BASE_TS_NS, BASE_TS_NS + 1, BASE_TS_NS + 999, BASE_TS_NS + 1_000, BASE_TS_NS + 999_999_999 - 123_456_789,
