@@ -83,6 +83,21 @@ def test_http_and_udp_trackers(tmp_path):
         - counters["total_redundant_bytes"] - counters["total_failed_bytes"]
     assert rec["downloaded_consistent"] and rec["uploaded_consistent"]
     assert rec["wire_downloaded_total"] == counters["total_payload_download"]
+    # the report shows the client's own counters beside the wire figures, and the announces
+    from analyzer.report.document import ReportData
+    data = ReportData(write_folder(result, tmp_path / "out"), None, None, None)
+    [row] = data.tracker_reconciliation()
+    assert f"downloaded {counters['total_payload_download']:,}" in row["last"] and "stopped" in row["last"]
+    mechanisms = {(r["mechanism"], r["count"]) for r in data.participation()}
+    assert ("tracker announce (http)", rec["announces"] // 2) in mechanisms
+    assert ("tracker announce (udp)", rec["announces"] // 2) in mechanisms
+
+
+def write_folder(result, out):
+    import datetime
+    from analyzer.report.tables import write_outputs
+    write_outputs(result, out, argv=["test"], started=datetime.datetime.now(datetime.timezone.utc))
+    return out
 
 
 def test_ipv6_trackers_hybrid_torrent(tmp_path):
@@ -118,6 +133,11 @@ def test_dht_lookups_and_announces(tmp_path):
     total_packets = sum(1 for p in gt["peers"].values() for x in p["dht_log"]["packets"] if x["dir"] == "out")
     assert summary["accounting"]["categories"]["dht"]["frames"] == total_packets
     assert summary["accounting"]["categories"]["udp"]["frames"] == 0
+    from analyzer.report.document import ReportData
+    data = ReportData(write_folder(result, tmp_path / "out"), None, None, None)
+    part = {(r["info_hash"], r["mechanism"]): r for r in data.participation()}
+    assert part[(ih, "DHT announce_peer")]["count"] == h["announce_peer"]
+    assert part[(ih, "DHT announce_peer")]["in_summary"] == "yes"
 
 
 def test_local_service_discovery(tmp_path):

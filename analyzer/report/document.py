@@ -63,6 +63,37 @@ def _fmt(value, key: str) -> str:
     return str(value)
 
 
+def _announce_text(a: dict) -> str:
+    def n(v):
+        return "—" if v is None else f"{v:,}"
+    return (f"{a['ts']} {a['event'] or '(no event)'}: uploaded {n(a['uploaded'])}, downloaded "
+            f"{n(a['downloaded'])}, left {n(a['left'])}")
+
+
+PARTICIPATION_COLUMNS = [("info_hash", "Info hash"), ("mechanism", "How the subject named it"), ("count", "Messages"),
+                         ("first_ts", "First (UTC)"), ("last_ts", "Last (UTC)"),
+                         ("in_summary", "Peer connections in the summary table")]
+RECONCILIATION_COLUMNS = [("info_hash", "Info hash"), ("announces", "Announces"),
+                          ("first", "First announce (client's counters)"),
+                          ("last", "Last announce (client's counters)"),
+                          ("reported_uploaded_between_bytes", "Reported uploaded between them"),
+                          ("wire_uploaded", "Piece bytes uploaded on the wire between them"),
+                          ("reported_downloaded_between_bytes", "Reported downloaded between them"),
+                          ("wire_downloaded", "Piece bytes downloaded on the wire between them"),
+                          ("within", "Reported figure within the wire range")]
+PARTICIPATION_TEXT = ("Info hashes the subject named in its own messages other than peer connections: tracker "
+                      "announces and scrapes, DHT lookups (get_peers) and announcements (announce_peer), Local "
+                      "Service Discovery. They show interest in or an offer of a torrent, not a transfer. Clients "
+                      "also send DHT get_peers for random targets to maintain their routing tables: an info "
+                      "hash seen only in get_peers, with nothing else about it, need not be a torrent.")
+RECONCILIATION_TEXT = ("A client's announces carry its own running totals (uploaded, downloaded, left), which may "
+                       "include transfers before the capture began. The difference between its first and last "
+                       "announce in the capture is set against the piece bytes the capture shows for the same "
+                       "torrent between those two moments (a range, because the capture's per-second bins "
+                       "straddle the announce times). Clients exclude redundant and failed data from their "
+                       "'downloaded' figure.")
+
+
 class ReportData:
     def __init__(self, folder: Path, torrent_filter: str | None, start: str | None, end: str | None):
         self.folder = folder
@@ -157,6 +188,58 @@ class ReportData:
         """The rows of the torrent's per-peer chart (whole capture), for the table beside it."""
         hashes = [torrent["info_hash"], *torrent["info_hash_aliases"]]
         return charts.top_peers(self.peers[self.peers["info_hash"].isin(hashes)], top_n).to_dict("records")
+
+    def participation(self) -> list[dict]:
+        """Info hashes the subject named outside peer connections: its tracker announces and
+        scrapes, DHT get_peers/announce_peer, Local Service Discovery announces; one row per info
+        hash and mechanism, with counts and first/last time, and whether the summary table has it."""
+        s = self.summary
+        known = {t["info_hash"] for t in s["torrents"]} | {a for t in s["torrents"] for a in t["info_hash_aliases"]}
+        rows: dict = {}
+
+        def add(h, how, n, first, last):
+            r = rows.setdefault((h, how), {"info_hash": h, "mechanism": how, "count": 0, "first_ts": first,
+                                           "last_ts": last, "in_summary": "yes" if h in known else "no"})
+            r["count"] += n
+            r["first_ts"] = min(filter(None, (r["first_ts"], first)), default=None)
+            r["last_ts"] = max(filter(None, (r["last_ts"], last)), default=None)
+        for a in s.get("tracker_reports", []):
+            add(a["info_hash"], f"tracker {a['kind']} ({a['transport']})", 1, a["ts"], a["ts"])
+        for d in s.get("dht", {}).get("info_hashes", []):
+            for method in ("get_peers", "announce_peer"):
+                if d[method]:
+                    add(d["info_hash"], f"DHT {method}", d[method], d["first_seen"], d["last_seen"])
+        for e in s.get("lsd", []):
+            if e["by_subject"]:
+                add(e["info_hash"], "Local Service Discovery", e["count"], e["first_seen"], e["last_seen"])
+        out = sorted(rows.values(), key=lambda r: (r["info_hash"], r["mechanism"]))
+        if self.windowed:
+            out = [r for r in out if (self.end is None or pd.Timestamp(r["first_ts"]) <= self.end)
+                   and (self.start is None or pd.Timestamp(r["last_ts"]) >= self.start)]
+        hashes = {t["info_hash"] for t in self.torrents} | {a for t in self.torrents for a in t["info_hash_aliases"]}
+        if len(self.torrents) < len(s["torrents"]):       # a --torrent-filter is in force
+            out = [r for r in out if r["info_hash"] in hashes]
+        return out
+
+    def tracker_reconciliation(self) -> list[dict]:
+        """Per torrent: the client's own counters in its first and last announce and the piece bytes
+        the capture shows between them (summary.json tracker_reconciliation)."""
+        hashes = {t["info_hash"] for t in self.torrents} | {a for t in self.torrents for a in t["info_hash_aliases"]}
+        rows = []
+        for r in self.summary.get("tracker_reconciliation", []):
+            if r["info_hash"] not in hashes and len(self.torrents) < len(self.summary["torrents"]):
+                continue
+            rows.append({
+                "info_hash": r["info_hash"], "announces": r["announces"],
+                "first": _announce_text(r["first"]), "last": _announce_text(r["last"]),
+                "reported_uploaded_between_bytes": r["reported_uploaded_between"],
+                "wire_uploaded": f"{r['wire_uploaded_between_min']:,} to {r['wire_uploaded_between_max']:,} B",
+                "reported_downloaded_between_bytes": r["reported_downloaded_between"],
+                "wire_downloaded": f"{r['wire_downloaded_between_min']:,} to {r['wire_downloaded_between_max']:,} B",
+                "within": ", ".join(f"{d} {'yes' if r[f'{d}_consistent'] else 'no'}"
+                                    for d in ("uploaded", "downloaded")),
+            })
+        return rows
 
     def evidence(self) -> list[dict]:
         return [{"path": i["path"], "sha256": i["sha256"], "frames": i["frames"], "first_ts": i["first_ts"],
@@ -261,6 +344,13 @@ def render_html(data: ReportData, figures: list[tuple[str, Figure]]) -> str:
         parts.append(_table_html([("remote_ip", "Remote address"), ("uploaded_bytes", "Uploaded"),
                                   ("downloaded_bytes", "Downloaded"), ("connections", "Connections")],
                                  data.peer_rows(t)))
+    parts.append(f"<h2>Other evidence of participation</h2><p>{html.escape(PARTICIPATION_TEXT)}</p>")
+    part = data.participation()
+    parts.append(_table_html(PARTICIPATION_COLUMNS, part) if part else "<p>None in this capture.</p>")
+    parts.append(f"<h2>The client's own reports to trackers</h2><p>{html.escape(RECONCILIATION_TEXT)}</p>")
+    rec = data.tracker_reconciliation()
+    parts.append(_table_html(RECONCILIATION_COLUMNS, rec) if rec else "<p>No announce by the subject in this "
+                 "capture carried its counters.</p>")
     parts.append("<h2>Methodology</h2><ul>" + "".join(f"<li>{html.escape(m)}</li>" for m in METHODOLOGY) + "</ul>")
     parts.append("<h2>Limitations found in this capture</h2><ul>"
                  + "".join(f"<li>{html.escape(m)}</li>" for m in data.limitations()) + "</ul>")
@@ -329,7 +419,17 @@ def write_pdf(data: ReportData, figures: list[tuple[str, Figure]], path: Path) -
             peer_lines += [f"  {r['remote_ip']:40} uploaded {r['uploaded_bytes']:>18,} B  downloaded "
                            f"{r['downloaded_bytes']:>18,} B  connections {r['connections']:,}"
                            for r in data.peer_rows(t)]
+        part_lines = [PARTICIPATION_TEXT, ""] + ([
+            f"{r['info_hash']}  {r['mechanism']}: {r['count']:,} message(s), {r['first_ts']} .. {r['last_ts']}; "
+            f"in the summary table: {r['in_summary']}" for r in data.participation()] or ["None in this capture."])
+        rec_lines = [RECONCILIATION_TEXT] + [line for r in data.tracker_reconciliation() for line in (
+            "", f"{r['info_hash']}: {r['announces']} announce(s)", f"  first: {r['first']}", f"  last:  {r['last']}",
+            f"  reported uploaded between them {r['reported_uploaded_between_bytes']:,} B; on the wire "
+            f"{r['wire_uploaded']}", f"  reported downloaded between them {r['reported_downloaded_between_bytes']:,}"
+            f" B; on the wire {r['wire_downloaded']}", f"  reported figure within the wire range: {r['within']}")]
         for title, paragraphs in (("Piece bytes per remote peer (whole capture)", peer_lines),
+                                  ("Other evidence of participation", part_lines),
+                                  ("The client's own reports to trackers", rec_lines),
                                   ("Methodology", METHODOLOGY),
                                   ("Limitations found in this capture", data.limitations())):
             for page in _text_pages(title, paragraphs):

@@ -51,6 +51,7 @@ def test_html_is_self_contained(out):
     assert "1,500,000 B" in text and "655,360 B" in text        # the table's figures
     sha = json.loads((out / "summary.json").read_text())["inputs"][0]["sha256"]
     assert sha in text
+    assert "<h2>Other evidence of participation</h2>" in text and "<h2>The client's own reports" in text
     peers = text.split("Piece bytes per remote peer</h2>")[1].split("<h2>")[0]
     assert "<td>127.0.0.4</td><td>655,360 B" in peers          # the per-peer chart's numbers, as a table
 
@@ -59,7 +60,7 @@ def test_pdf_pages_render_with_charts(out, tmp_path):
     subprocess.run(["pdftoppm", "-r", "50", "-png", str(out / "report" / "report.pdf"), str(tmp_path / "p")],
                    check=True)
     pages = sorted(tmp_path.glob("p-*.png"))
-    assert len(pages) == 1 + 5 + 4                     # summary, one per chart, four text pages
+    assert len(pages) == 1 + 5 + 6                     # summary, one per chart, six text pages
     from matplotlib.image import imread
     for page in pages[1:6]:
         img = imread(page)
