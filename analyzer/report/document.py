@@ -373,7 +373,7 @@ def _text_pages(title: str, paragraphs: list[str]) -> list[Figure]:
     pages: list[Figure] = []
     y = 0.0
     for p in paragraphs:
-        lines = textwrap.wrap(p, 100, drop_whitespace=False) or [""]
+        lines = textwrap.wrap(p, 100) or [""]
         for line in lines:
             if not pages or y < 0.05:
                 fig = Figure(figsize=(8.27, 11.69))
