@@ -213,7 +213,7 @@ class ConnectionLinker:
     def __init__(self, horizon_ns: int = 3600 * 10**9, cap: int = 1 << 20):
         self.horizon_ns = horizon_ns
         self.cap = cap
-        self.open: dict = {}          # endpoint key -> (record, last_ts_ns), oldest first
+        self.open: dict = {}          # endpoint key -> (what a continuation takes, last_ts_ns), oldest first
         self.linked = 0
 
     @staticmethod
@@ -225,19 +225,21 @@ class ConnectionLinker:
         if r.category == "bittorrent_unattributed" and not r.initiator_known:
             for k in keys:
                 found = self.open.get(k)
-                if found is not None and found[0].first_ts_ns < r.first_ts_ns:
+                if found is not None and found[1] < r.first_ts_ns:
                     e = found[0]
-                    r.category, r.info_hash, r.info_hash_reply = "bittorrent", e.info_hash, e.info_hash_reply
-                    r.attribution, r.continues = "same_connection", sort_key(e)
-                    r.attribution_file, r.attribution_frame, r.attribution_ts_ns = (
-                        e.attribution_file, e.attribution_frame, e.attribution_ts_ns)
+                    r.category, r.info_hash, r.info_hash_reply = "bittorrent", e["info_hash"], e["info_hash_reply"]
+                    r.attribution, r.continues = "same_connection", e["key"]
+                    r.attribution_file, r.attribution_frame, r.attribution_ts_ns = e["evidence"]
                     self.linked += 1
                     break
         for k in keys:
             self.open.pop(k, None)
         if r.state == "open" and r.category == "bittorrent":
+            # only what a continuation needs (not the record, whose per-second series can be long)
+            e = {"key": sort_key(r), "info_hash": r.info_hash, "info_hash_reply": r.info_hash_reply,
+                 "evidence": (r.attribution_file, r.attribution_frame, r.attribution_ts_ns)}
             for k in keys:
-                self.open[k] = (r, r.last_ts_ns)
+                self.open[k] = (e, r.last_ts_ns)
         while self.open:
             k, (_, last) = next(iter(self.open.items()))
             if len(self.open) <= self.cap and last >= r.last_ts_ns - self.horizon_ns:
