@@ -105,7 +105,7 @@ def build_tables(result, bin_seconds: int = 1) -> tuple[pa.Table, pa.Table]:
         tid = ids.setdefault(key, len(ids))
         tr = TRANSPORTS.index(r.transport)
         for di, d in enumerate((down, up)):
-            if d.block_series:
+            if len(d.block_series):
                 series = np.asarray(d.block_series, np.int64).reshape(-1, 3)
                 rows = np.empty((len(series), 6), np.int64)
                 rows[:, 0] = series[:, 0] - series[:, 0] % bin_seconds

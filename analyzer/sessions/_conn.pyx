@@ -4,6 +4,8 @@ frame counters, frame references, and the two direction streams."""
 from libc.stdint cimport int64_t
 from libc.stdlib cimport realloc, free
 
+import numpy as np
+
 from analyzer.flows._tcp cimport TcpStream
 from analyzer.flows._utp cimport UtpStream
 
@@ -52,8 +54,16 @@ cdef class Connection:
         self.ser_len[d] = k + 1
 
     def block_series(self, int d):
-        """[(second, block bytes, acknowledged block bytes)] of direction d, in order of handling."""
-        return [(self.ser_sec[d][i], self.ser_bytes[d][i], self.ser_acked[d][i]) for i in range(self.ser_len[d])]
+        """int64 array of rows (second, block bytes, acknowledged block bytes) of direction d, in
+        order of handling (24 bytes a row: a connection can live for days)."""
+        cdef Py_ssize_t i, k = self.ser_len[d]
+        out = np.empty((k, 3), np.int64)
+        cdef int64_t[:, ::1] v = out
+        for i in range(k):
+            v[i, 0] = self.ser_sec[d][i]
+            v[i, 1] = self.ser_bytes[d][i]
+            v[i, 2] = self.ser_acked[d][i]
+        return out
 
     cdef void note_payload(self, int d, int64_t sent0, int64_t sent1):
         """A payload-carrying packet from direction d; sent0/sent1: stream bytes

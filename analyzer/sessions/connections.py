@@ -32,6 +32,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from analyzer.protocols.extension import decode_ext_handshake
 from analyzer.protocols.mse import mse_basis
 from analyzer.protocols.peer_id import decode_peer_id, peer_id_text
@@ -78,7 +80,8 @@ class Direction:
     reserved: bytes | None = None
     ext: dict = field(default_factory=dict)
     synced: bool = False
-    block_series: list = field(default_factory=list)   # [(capture second, block bytes, acked block bytes)]
+    # int64 rows (capture second, block bytes, acked block bytes), see Connection.block_series
+    block_series: np.ndarray = field(default_factory=lambda: np.empty((0, 3), np.int64))
 
 
 @dataclass(slots=True)

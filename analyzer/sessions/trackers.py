@@ -11,6 +11,8 @@ given as a range (bins wholly inside the period, and bins touching it).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from analyzer.sessions.datagrams import TrackerAnnounce
 from analyzer.protocols.http_tracker import parse_requests, parse_responses
 
@@ -108,7 +110,7 @@ def reconcile(announces: list[TrackerAnnounce], records, subject, groups: dict) 
             continue
         b = bins.setdefault(key, ({}, {}))
         for series, acc in ((down.block_series, b[0]), (up.block_series, b[1])):
-            for sec, n, _ in series:
+            for sec, n, _ in np.asarray(series).reshape(-1, 3).tolist():
                 acc[sec] = acc.get(sec, 0) + n
     out = []
     for info_hash in sorted(by_hash):
