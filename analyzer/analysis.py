@@ -24,6 +24,7 @@ from analyzer.sessions._engine import Engine
 from analyzer.sessions.connections import ConnectionLinker, record_from_conn
 from analyzer.sessions.datagrams import DatagramAnalyzer, DatagramResult
 from analyzer.sessions.store import RecordStore
+from analyzer.sessions.summary import bittorrent_endpoints
 from analyzer.sessions.subject import Subject, given_subject, infer_subject
 
 
@@ -71,6 +72,7 @@ class AnalysisResult:
     carved: list = field(default_factory=list)                # --carve reports
     idle_finished: int = 0
     linked: int = 0
+    bt_endpoints: dict = field(default_factory=dict)         # see summary.bittorrent_endpoints
 
     @property
     def readable_files(self) -> int:
@@ -90,10 +92,13 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
     # partitions would split: verification (and BEP 9 rebuilding) needs them all
     verifier = Verifier(metas or [], Carver(carve) if carve else None) if partitions == 1 else None
     engine.verifier = verifier
-
-    def attributed(c):
-        return verifier.attributions.get(c.conn_id) if verifier is not None else None
     linker = ConnectionLinker()
+
+    def collect_finished():
+        for c in engine.drain_finished():
+            attributed = verifier.attributions.get(c.conn_id) if verifier is not None else None
+            out.records.add(linker.link(c, record_from_conn(c, out.http_announces, attributed)))
+
     defrag = Defragmenter()
     udp = DatagramAnalyzer()
     for file_idx, path in enumerate(paths):
@@ -113,19 +118,18 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
                 defrag.expire(int(batch.ts_ns[batch.n - 1]))
             if engine.datagrams:
                 udp.add_all(engine.take_datagrams())
-            out.records.extend(linker.link(c, record_from_conn(c, out.http_announces, attributed(c)))
-                               for c in engine.drain_finished())
+            collect_finished()
     engine.finish()
-    out.records.extend(linker.link(c, record_from_conn(c, out.http_announces, attributed(c)))
-                       for c in engine.drain_finished())
+    collect_finished()
     out.idle_finished, out.linked = engine.idle_finished, linker.linked
     if engine.datagrams:
         udp.add_all(engine.take_datagrams())
     out.udp = udp.result()
-    out.pieces = verifier.finish() if verifier is not None else []
-    out.carved = verifier.carver.finish() if verifier is not None and verifier.carver is not None else []
-    out.rebuilt = list(verifier.metadata.rebuilt.values()) if verifier is not None else []
-    out.metadata_failures = list(verifier.metadata.failures) if verifier is not None else []
+    if verifier is not None:
+        out.pieces = verifier.finish()
+        out.carved = verifier.carver.finish() if verifier.carver is not None else []
+        out.rebuilt = list(verifier.metadata.rebuilt.values())
+        out.metadata_failures = list(verifier.metadata.failures)
     defrag.flush()
     if defrag.dropped_frames:
         engine.count_undecodable(defrag.dropped_frames, defrag.dropped_bytes, 5)
@@ -211,4 +215,4 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, to
         options={"local": list(local), "jobs": jobs, "torrents": [str(t) for t in torrents],
                  "carve": str(carve) if carve else None}, notes=notes,
         udp=main.udp, announces=announces, metas=metas + main.rebuilt, pieces=main.pieces, rebuilt=main.rebuilt,
-        carved=main.carved)
+        carved=main.carved, bt_endpoints=bittorrent_endpoints(records, announces, main.udp))

@@ -13,11 +13,11 @@ from collections import Counter
 
 import pytest
 
-from analyzer.analysis import analyze
-from analyzer.report.tables import build_summary, connections_csv, tracker_csv
+from analyzer.report.tables import connections_csv, tracker_csv
 from analyzer.sessions.subject import given_subject
 from analyzer.sessions.summary import build_encrypted, build_torrents
 from harness import run_swarm
+from harness.specs import dht_trio, encrypted_pair, lsd_pair, tracker_pair
 from swarms import analyze_swarm, assert_exact
 
 pytestmark = pytest.mark.realtraffic
@@ -25,19 +25,8 @@ pytestmark = pytest.mark.realtraffic
 SIZE = 800_000
 
 
-def peer(name, ip, **kw):
-    return {"name": name, "ip": ip, "port": 6881, **kw}
-
-
-def tracker_spec(ips=("127.0.0.2", "127.0.0.3"), tracker_ip="127.0.0.9", version="v1"):
-    return {
-        "timeout": 20, "scrape": True,
-        "trackers": [{"name": "h", "kind": "http", "ip": tracker_ip, "port": 6969},
-                     {"name": "u", "kind": "udp", "ip": tracker_ip, "port": 6970}],
-        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": version, "seed": 21,
-                      "trackers": ["h", "u"]}],
-        "peers": [peer("seed", ips[0], seeds=["t1"]), peer("leech", ips[1], leeches=["t1"])],
-    }
+def tracker_spec(**kw):
+    return tracker_pair(size=SIZE, seed=21, scrape=True, **kw)
 
 
 def _event(e) -> str:
@@ -106,13 +95,7 @@ def test_ipv6_trackers_hybrid_torrent(tmp_path):
 
 
 def test_dht_lookups_and_announces(tmp_path):
-    spec = {
-        "timeout": 20, "dht_bootstrap": "router",
-        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": "v1", "seed": 22}],
-        "peers": [peer("seed", "127.0.0.2", seeds=["t1"], dht=True),
-                  peer("l1", "127.0.0.3", leeches=["t1"], dht=True),
-                  peer("l2", "127.0.0.4", leeches=["t1"], dht=True)],
-    }
+    spec = dht_trio("router", size=SIZE, seed=22)
     res = run_swarm(spec, tmp_path)
     gt = res.ground_truth
     ih = gt["torrents"]["t1"]["info_hash_v1"]
@@ -141,12 +124,7 @@ def test_dht_lookups_and_announces(tmp_path):
 
 
 def test_local_service_discovery(tmp_path):
-    spec = {
-        "timeout": 20,
-        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": "v1", "seed": 23}],
-        "peers": [peer("seed", "127.0.0.2", seeds=["t1"], lsd=True),
-                  peer("leech", "127.0.0.3", leeches=["t1"], lsd=True)],
-    }
+    spec = lsd_pair(size=SIZE, seed=23)
     res = run_swarm(spec, tmp_path)
     gt = res.ground_truth
     ih = gt["torrents"]["t1"]["info_hash_v1"]
@@ -166,12 +144,7 @@ def test_local_service_discovery(tmp_path):
 
 
 def two_peer(encryption):
-    return {
-        "timeout": 20,
-        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": "v1", "seed": 24}],
-        "peers": [peer("seed", "127.0.0.2", seeds=["t1"], encryption=encryption),
-                  peer("leech", "127.0.0.3", leeches=["t1"], connect_to=["seed"], encryption=encryption)],
-    }
+    return encrypted_pair(encryption, size=SIZE, seed=24)
 
 
 def test_forced_encryption_is_never_attributed(tmp_path):

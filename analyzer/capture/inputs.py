@@ -14,13 +14,13 @@ thread would wait for the interpreter lock the compiled engine holds).
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analyzer.digest import sha256_file
 from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
 
 
@@ -69,14 +69,6 @@ def peek_first_ts(path: Path) -> int | None:
     finally:
         reader.close()
     return None
-
-
-def sha256_file(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError:
-        return None
 
 
 class InputSet:

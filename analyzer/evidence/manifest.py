@@ -6,10 +6,11 @@ them and lists every difference: a modified, missing or unreadable file.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from analyzer.digest import sha256_file
 
 
 @dataclass(frozen=True)
@@ -35,14 +36,6 @@ class ManifestError(Exception):
     pass
 
 
-def sha256_of(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError:
-        return None
-
-
 def verify_folder(folder: Path) -> list[Check]:
     manifest_path = folder / "manifest.json"
     try:
@@ -56,7 +49,7 @@ def verify_folder(folder: Path) -> list[Check]:
     checks = []
     for entry in manifest.get("inputs", []):
         path = Path(entry.get("resolved_path") or entry["path"])
-        checks.append(Check("input", entry["path"], entry.get("sha256"), sha256_of(path)))
+        checks.append(Check("input", entry["path"], entry.get("sha256"), sha256_file(path)))
     for entry in manifest.get("outputs", []):
-        checks.append(Check("output", entry["path"], entry.get("sha256"), sha256_of(folder / entry["path"])))
+        checks.append(Check("output", entry["path"], entry.get("sha256"), sha256_file(folder / entry["path"])))
     return checks

@@ -94,6 +94,11 @@ RECONCILIATION_TEXT = ("A client's announces carry its own running totals (uploa
                        "'downloaded' figure.")
 
 
+def _hashes(torrents: list[dict]) -> set[str]:
+    """The info hashes of summary torrent rows, aliases included."""
+    return {h for t in torrents for h in (t["info_hash"], *t["info_hash_aliases"])}
+
+
 class ReportData:
     def __init__(self, folder: Path, torrent_filter: str | None, start: str | None, end: str | None):
         self.folder = folder
@@ -110,7 +115,8 @@ class ReportData:
             f = torrent_filter.lower()
             torrents = [t for t in torrents if t["info_hash"].startswith(f) or f in (t.get("name") or "").lower()]
         self.torrents = torrents
-        hashes = {t["info_hash"] for t in torrents} | {a for t in torrents for a in t["info_hash_aliases"]}
+        self.filtered = bool(torrent_filter)
+        self.hashes = hashes = _hashes(torrents)
         self.timeline = self.timeline[self.timeline["info_hash"].isin(hashes)]
         self.peers = self.peers[self.peers["info_hash"].isin(hashes)]
         conns = conns[(conns["category"] == "bittorrent") & conns["info_hash"].isin(hashes)
@@ -131,7 +137,7 @@ class ReportData:
         for t in self.torrents:
             row = {k: t.get(k) for k, _ in SUMMARY_COLUMNS}
             if self.windowed:
-                tl = self.timeline[self.timeline["info_hash"].isin([t["info_hash"], *t["info_hash_aliases"]])]
+                tl = self.timeline[self.timeline["info_hash"].isin(_hashes([t]))]
                 for d in ("downloaded", "uploaded"):
                     rows_d = tl[tl["direction"] == d]
                     row[f"{d}_bytes"] = int(rows_d["bytes"].sum())
@@ -186,15 +192,15 @@ class ReportData:
 
     def peer_rows(self, torrent: dict, top_n: int = TOP_PEERS) -> list[dict]:
         """The rows of the torrent's per-peer chart (whole capture), for the table beside it."""
-        hashes = [torrent["info_hash"], *torrent["info_hash_aliases"]]
-        return charts.top_peers(self.peers[self.peers["info_hash"].isin(hashes)], top_n).to_dict("records")
+        return charts.top_peers(self.peers[self.peers["info_hash"].isin(_hashes([torrent]))],
+                                top_n).to_dict("records")
 
     def participation(self) -> list[dict]:
         """Info hashes the subject named outside peer connections: its tracker announces and
         scrapes, DHT get_peers/announce_peer, Local Service Discovery announces; one row per info
         hash and mechanism, with counts and first/last time, and whether the summary table has it."""
         s = self.summary
-        known = {t["info_hash"] for t in s["torrents"]} | {a for t in s["torrents"] for a in t["info_hash_aliases"]}
+        known = _hashes(s["torrents"])
         rows: dict = {}
 
         def add(h, how, n, first, last):
@@ -216,18 +222,16 @@ class ReportData:
         if self.windowed:
             out = [r for r in out if (self.end is None or pd.Timestamp(r["first_ts"]) <= self.end)
                    and (self.start is None or pd.Timestamp(r["last_ts"]) >= self.start)]
-        hashes = {t["info_hash"] for t in self.torrents} | {a for t in self.torrents for a in t["info_hash_aliases"]}
-        if len(self.torrents) < len(s["torrents"]):       # a --torrent-filter is in force
-            out = [r for r in out if r["info_hash"] in hashes]
+        if self.filtered:
+            out = [r for r in out if r["info_hash"] in self.hashes]
         return out
 
     def tracker_reconciliation(self) -> list[dict]:
         """Per torrent: the client's own counters in its first and last announce and the piece bytes
         the capture shows between them (summary.json tracker_reconciliation)."""
-        hashes = {t["info_hash"] for t in self.torrents} | {a for t in self.torrents for a in t["info_hash_aliases"]}
         rows = []
         for r in self.summary.get("tracker_reconciliation", []):
-            if r["info_hash"] not in hashes and len(self.torrents) < len(self.summary["torrents"]):
+            if self.filtered and r["info_hash"] not in self.hashes:
                 continue
             rows.append({
                 "info_hash": r["info_hash"], "announces": r["announces"],
@@ -259,7 +263,7 @@ def build_charts(data: ReportData) -> list[tuple[str, Figure]]:
         figs.append(("torrent_totals", fig))
     for t in data.charted_torrents():
         label = t.get("name") or t["info_hash"]
-        hashes = [t["info_hash"], *t["info_hash_aliases"]]
+        hashes = _hashes([t])
         tl = data.timeline[data.timeline["info_hash"].isin(hashes)]
         figs.append((f"cumulative_{t['info_hash'][:12]}",
                      charts.cumulative_transfer(tl, f"Cumulative piece bytes — {label}")))

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import hashlib
 import io
 import json
 import platform
 import sys
 from pathlib import Path
 
-import numpy
-
 from analyzer import __version__
+from analyzer.digest import sha256_file
 from analyzer.evidence.metainfo import encode_torrent
 from analyzer.report.timeline import build_tables, write_parquet
 from analyzer.protocols.peer_id import peer_id_text
@@ -23,7 +21,7 @@ from analyzer.sessions.dht import build_dht, build_lsd
 from analyzer.sessions.store import sort_key
 from analyzer.sessions.summary import (SUM_FIELDS, build_accounting, build_encrypted, build_subject_clients,
                                        build_torrents,
-                                       bittorrent_endpoints, build_unattributed, encryption_context,
+                                       build_unattributed, encryption_context,
                                        torrent_groups, transfer_figures)
 from analyzer.sessions.trackers import announce_row, reconcile, subject_announces
 from analyzer.timefmt import iso_ns
@@ -71,7 +69,7 @@ def build_summary(result) -> dict:
         "inputs": input_entries(result),
         "torrents": build_torrents(result.records, subject, result.metas, result.pieces),
         "unattributed": build_unattributed(result.records, subject),
-        "encrypted": build_encrypted(result.records, subject, bittorrent_endpoints(result)),
+        "encrypted": build_encrypted(result.records, subject, result.bt_endpoints),
         "tracker_reports": [announce_row(a, True) for a in mine],
         "tracker_reconciliation": reconcile(mine, result.records, subject,
                                             torrent_groups(result.records, result.metas)),
@@ -124,7 +122,7 @@ def connection_row(r: ConnectionRecord, result, files: list[str], continues_id="
            iso_ns(r.attribution_ts_ns) if r.attribution_frame >= 0 else "",
            continues_id, r.info_hash, r.info_hash_reply,
            r.encryption, r.encryption_basis,
-           encryption_context(r, bittorrent_endpoints(result)) if r.encryption else "", r.flight_src, r.flight_dst,
+           encryption_context(r, result.bt_endpoints) if r.encryption else "", r.flight_src, r.flight_dst,
            f["subject_side"], f.get("remote_ip", ""), f.get("remote_port", ""),
            f.get("downloaded_bytes", ""), f.get("downloaded_acked_bytes", ""),
            f.get("uploaded_bytes", ""), f.get("uploaded_acked_bytes", ""),
@@ -156,7 +154,7 @@ def connections_csv(result, out=None) -> str | None:
     w.writerow(CONNECTION_COLUMNS)
     # "same_connection" rows name the earlier connection by its number, known only when it is
     # written; the (few) referenced ones are found first, by their stable sort key
-    wanted = {r.continues for r in result.records if r.continues} if getattr(result, "linked", 0) else set()
+    wanted = {r.continues for r in result.records if r.continues} if result.linked else set()
     ids: dict = {}
     for r in result.records:
         if wanted and sort_key(r) in wanted:
@@ -233,17 +231,8 @@ def _version(module: str) -> str | None:
         return None
 
 
-def _libtorrent_version() -> str | None:
-    try:
-        import libtorrent
-        return libtorrent.__version__
-    except ImportError:
-        return None
-
-
-def sha256_path(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+def _utc(t: _dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.datetime, bin_seconds: int = 1,
@@ -283,16 +272,14 @@ def write_outputs(result, out_dir: Path, *, argv: list[str], started: _dt.dateti
         "tool": TOOL,
         "command_line": argv,
         "options": result.options,
-        "started_utc": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "finished_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "started_utc": _utc(started),
+        "finished_utc": _utc(_dt.datetime.now(_dt.timezone.utc)),
         "platform": {"python": sys.version.split()[0], "system": platform.platform(),
                      "machine": platform.machine()},
-        "libraries": {"numpy": numpy.__version__, "libtorrent": _libtorrent_version(),
-                      "pandas": _version("pandas"), "pyarrow": _version("pyarrow"),
-                      "matplotlib": _version("matplotlib")},
+        "libraries": {name: _version(name) for name in ("libtorrent", "matplotlib", "numpy", "pandas", "pyarrow")},
         "inputs": [{"path": e["path"], "resolved_path": str(Path(e["path"]).resolve()), "sha256": e["sha256"],
                     "size_bytes": e["size_bytes"]} for e in summary["inputs"]],
-        "outputs": [{"path": name, "sha256": sha256_path(out_dir / name)} for name in sorted(names)],
+        "outputs": [{"path": name, "sha256": sha256_file(out_dir / name)} for name in sorted(names)],
     }
     (out_dir / "manifest.json").write_text(dumps(manifest), encoding="utf-8")
     if report:
@@ -314,8 +301,8 @@ def add_to_manifest(out_dir: Path, files: list[Path], finished: bool = False) ->
                if not o["path"].startswith("report/") or (out_dir / o["path"]).exists()}
     for f in files:
         name = str(Path(f).relative_to(out_dir))
-        outputs[name] = {"path": name, "sha256": sha256_path(Path(f))}
+        outputs[name] = {"path": name, "sha256": sha256_file(f)}
     manifest["outputs"] = [outputs[k] for k in sorted(outputs)]
     if finished:
-        manifest["finished_utc"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        manifest["finished_utc"] = _utc(_dt.datetime.now(_dt.timezone.utc))
     path.write_text(dumps(manifest), encoding="utf-8")

@@ -124,12 +124,13 @@ def build_tables(result, bin_seconds: int = 1) -> tuple[pa.Table, pa.Table]:
         p[5] = min(p[5], r.first_ts_ns)
         p[6] = max(p[6], r.last_ts_ns)
     rows = bins.compact()
-    names = sorted(ids, key=ids.get)
     # order: bin, then info hash text, direction, transport (independent of first-seen order)
-    rank = np.empty(len(names), np.int64)
-    rank[[ids[n] for n in names]] = np.argsort(np.argsort(np.array(names, dtype=object)))
+    names = sorted(ids)
     if len(rows):
-        rows = rows[np.lexsort((rows[:, 3], rows[:, 2], rank[rows[:, 1]], rows[:, 0]))]
+        rank = np.empty(len(names), np.int64)
+        rank[[ids[n] for n in names]] = np.arange(len(names))
+        rows[:, 1] = rank[rows[:, 1]]             # torrent ids become positions in ``names``
+        rows = rows[np.lexsort((rows[:, 3], rows[:, 2], rows[:, 1], rows[:, 0]))]
     timeline = pa.table({
         "bin_start": _int64(rows[:, 0] * 1_000_000_000, UTC_NS),
         "bin_seconds": _int64(np.full(len(rows), bin_seconds)),

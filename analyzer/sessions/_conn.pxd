@@ -20,10 +20,11 @@ cdef class Connection:
     # where each direction's handshake (its info_hash) was delivered: file index, frame, time (-1: not seen)
     cdef readonly int hs_file0, hs_file1
     cdef readonly int64_t hs_frame0, hs_frame1, hs_ts0, hs_ts1
-    # frames that delivered each direction's head (the parser's first bytes, where HTTP requests
-    # live): [(head length after the frame, file index, frame, time)], None until the first
-    cdef readonly list head_marks0, head_marks1
-    cdef Py_ssize_t hm_len0, hm_len1
+    # frames that delivered the initiator's head (its parser's first bytes, where HTTP requests
+    # live) while it showed no BitTorrent handshake: [(head length after the frame, file index,
+    # frame, time)], None until the first
+    cdef readonly list head_marks
+    cdef Py_ssize_t head_marked
     # stream bytes the initiator sent before the responder's first payload, and
     # the responder before the initiator's next one (-1: not seen): the sizes of
     # an encryption handshake's first flights (MSE: 96-608 bytes each)
@@ -38,7 +39,7 @@ cdef class Connection:
 
     cdef void note_payload(self, int d, int64_t sent0, int64_t sent1)
     cdef void note_handshake(self, int d, int file_idx, int64_t frame_no, int64_t ts)
-    cdef void note_head(self, int d, Py_ssize_t head_len, int file_idx, int64_t frame_no, int64_t ts)
+    cdef void note_head(self, Py_ssize_t head_len, int file_idx, int64_t frame_no, int64_t ts)
     cdef void add_block_bytes(self, int d, int64_t ts, int64_t n, int64_t acked)
     cdef int64_t acked(self, int d)
 

@@ -79,19 +79,12 @@ cdef class Connection:
         else:
             self.hs_file1, self.hs_frame1, self.hs_ts1 = file_idx, frame_no, ts
 
-    cdef void note_head(self, int d, Py_ssize_t head_len, int file_idx, int64_t frame_no, int64_t ts):
-        if d == 0:
-            self.hm_len0 = head_len
-            if self.head_marks0 is None:
-                self.head_marks0 = []
-            if len(self.head_marks0) < 256:
-                self.head_marks0.append((head_len, file_idx, frame_no, ts))
-        else:
-            self.hm_len1 = head_len
-            if self.head_marks1 is None:
-                self.head_marks1 = []
-            if len(self.head_marks1) < 256:
-                self.head_marks1.append((head_len, file_idx, frame_no, ts))
+    cdef void note_head(self, Py_ssize_t head_len, int file_idx, int64_t frame_no, int64_t ts):
+        self.head_marked = head_len
+        if self.head_marks is None:
+            self.head_marks = []
+        if len(self.head_marks) < 256:
+            self.head_marks.append((head_len, file_idx, frame_no, ts))
 
     cdef void touch(self, int d, int64_t wire, int64_t weight, int64_t ts, int file_idx, int64_t frame_no):
         if d == 0:

@@ -508,10 +508,8 @@ cdef inline void _track(Connection c, object p0, object p1, int64_t b0, int64_t 
         c.note_handshake(0, file_idx, frame_no, ts)
     if c.hs_frame1 < 0 and p1 is not None and (<PeerWireParser>p1).info_hash is not None:
         c.note_handshake(1, file_idx, frame_no, ts)
-    if p0 is not None and (<PeerWireParser>p0).head_len != c.hm_len0:
-        c.note_head(0, (<PeerWireParser>p0).head_len, file_idx, frame_no, ts)
-    if p1 is not None and (<PeerWireParser>p1).head_len != c.hm_len1:
-        c.note_head(1, (<PeerWireParser>p1).head_len, file_idx, frame_no, ts)
+    if c.hs_frame0 < 0 and p0 is not None and (<PeerWireParser>p0).head_len != c.head_marked:
+        c.note_head((<PeerWireParser>p0).head_len, file_idx, frame_no, ts)     # for HTTP request times
     n = _block_bytes(p0) - b0
     m = c.acked(0) - a0
     if n or m:

@@ -186,7 +186,7 @@ def record_from_conn(c, announces: list | None = None, attributed: tuple | None 
     )
     head0 = c.parser0.head if c.parser0 is not None else b""
     head1 = c.parser1.head if c.parser1 is not None else b""
-    classify(r, head0, head1, announces, c.head_marks0)
+    classify(r, head0, head1, announces, c.head_marks)
     if r.attribution == "handshake":
         d = 0 if r.fwd.info_hash is not None else 1
         r.attribution_file, r.attribution_frame, r.attribution_ts_ns = (

@@ -6,11 +6,6 @@ from collections import defaultdict
 from analyzer.timefmt import iso_ns
 
 
-def subject_ip(subject, ip: str) -> bool:
-    """Does this address belong to the subject (ports are not known per message here)?"""
-    return subject.has_address(ip)
-
-
 def build_dht(udp, subject) -> tuple[dict, list[dict]]:
     """(summary.json ``dht``, dht.csv rows)."""
     per_hash: dict = defaultdict(lambda: {"get_peers": 0, "announce_peer": 0, "first": None, "last": None,
@@ -18,7 +13,7 @@ def build_dht(udp, subject) -> tuple[dict, list[dict]]:
                                           "sampled": 0})
     rows = []
     for (info_hash, method, querier), f in sorted(udp.dht_facts.items()):
-        mine = subject_ip(subject, querier)
+        mine = subject.has_address(querier)
         rows.append({"info_hash": info_hash, "method": method, "querier": querier, "by_subject": mine,
                      "count": f.count, "first_seen": iso_ns(f.first_ns), "last_seen": iso_ns(f.last_ns),
                      "peers_returned": f.peers_returned})
@@ -43,8 +38,8 @@ def build_dht(udp, subject) -> tuple[dict, list[dict]]:
         "messages": {kind: sum(n for (k, _), n in udp.dht_messages.items() if k == kind)
                      for kind in ("query", "response", "error")} | {"malformed": udp.dht_malformed},
         "methods": {m: n for (k, m), n in sorted(udp.dht_messages.items()) if k == "query"},
-        "subject_messages": sum(n for ip, n in speakers.items() if subject_ip(subject, ip)),
-        "remote_nodes": sum(1 for ip in speakers if not subject_ip(subject, ip)),
+        "subject_messages": sum(n for ip, n in speakers.items() if subject.has_address(ip)),
+        "remote_nodes": sum(1 for ip in speakers if not subject.has_address(ip)),
         "info_hashes": hashes,
         "info_hashes_queried_by_others": sum(1 for v in per_hash.values() if v["queried_by_others"]),
         "sampled_info_hashes": sum(1 for v in per_hash.values() if v["sampled"]),
@@ -54,6 +49,6 @@ def build_dht(udp, subject) -> tuple[dict, list[dict]]:
 
 
 def build_lsd(udp, subject) -> list[dict]:
-    return [{"info_hash": h, "sender": ip, "port": port, "count": n, "by_subject": subject_ip(subject, ip),
+    return [{"info_hash": h, "sender": ip, "port": port, "count": n, "by_subject": subject.has_address(ip),
              "first_seen": iso_ns(first), "last_seen": iso_ns(last)}
             for (ip, h), (n, first, last, port) in sorted(udp.lsd.items())]

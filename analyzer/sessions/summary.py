@@ -266,22 +266,19 @@ def build_subject_clients(records, subject) -> list[dict]:
             for (v, c, pid), (n, first, last) in sorted(seen.items())]
 
 
-def bittorrent_endpoints(result) -> dict:
+def bittorrent_endpoints(records, announces, udp) -> dict:
     """(ip, port) -> the plaintext evidence that BitTorrent listens there: the port a client
     announced to a tracker or by Local Service Discovery, the BEP 10 ``p`` (listen port) of
     an extended handshake, the responder of a plaintext BitTorrent connection.  Context for
     encrypted connections, whose own bytes say nothing about the protocol inside."""
-    cached = getattr(result, "_bt_endpoints", None)
-    if cached is not None:
-        return cached
     eps: dict = defaultdict(set)
-    for a in result.announces:
+    for a in announces:
         if a.kind == "announce" and a.port:
             eps[(a.client_ip, a.port)].add(f"{a.transport.upper()} tracker announce")
-    for (ip, _h), (_n, _first, _last, port) in result.udp.lsd.items():
+    for (ip, _h), (_n, _first, _last, port) in udp.lsd.items():
         if port:
             eps[(ip, port)].add("Local Service Discovery announce")
-    for r in result.records:
+    for r in records:
         if r.category != "bittorrent":
             continue
         if r.initiator_known:
@@ -290,8 +287,7 @@ def bittorrent_endpoints(result) -> dict:
             p = d.ext.get("p")
             if isinstance(p, int) and 0 < p < 65536:
                 eps[(ip, p)].add("listen port in a BEP 10 handshake")
-    result._bt_endpoints = eps = dict(eps)
-    return eps
+    return dict(eps)
 
 
 def encryption_context(r, endpoints: dict) -> str:
@@ -424,8 +420,8 @@ def build_accounting(result) -> dict:
         "peer_wire": {k: peer_wire[k] for k in PEER_WIRE_FIELDS},
         "ip_fragments": dict(result.fragments),
         "reused_tuples": result.reused_tuples,
-        "connections_finished_after_silence": getattr(result, "idle_finished", 0),
-        "connections_continued_after_silence": getattr(result, "linked", 0),
+        "connections_finished_after_silence": result.idle_finished,
+        "connections_continued_after_silence": result.linked,
         "capture_damage": {
             "unreadable_files": sum(1 for r in result.reports if not r.readable),
             "damaged_bytes": sum(r.damaged_bytes for r in result.reports),

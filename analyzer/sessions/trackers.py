@@ -28,7 +28,7 @@ def _frame_of(marks: list | None, offset: int, r) -> tuple[int, int, int]:
 
 def http_announces(r, head_src: bytes, head_dst: bytes, marks: list | None = None) -> list[TrackerAnnounce]:
     """Announces and scrapes in a TCP connection whose initiator spoke HTTP, each dated by
-    the frame that carried the start of its request (``marks``: see Connection.head_marks0)."""
+    the frame that carried the start of its request (``marks``: see Connection.head_marks)."""
     if not head_src.startswith(b"GET "):
         return []
     requests = parse_requests(head_src)

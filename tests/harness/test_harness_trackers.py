@@ -23,6 +23,7 @@ import pytest
 
 from . import run_swarm
 from .netns import Namespace, require_tools
+from .specs import dht_trio, encrypted_pair, lsd_pair, tracker_pair
 
 SIZE = 600_000
 HERE = Path(__file__).resolve().parent
@@ -53,24 +54,12 @@ def udp_tracker_requests(capture: Path, port: int) -> list[dict]:
     return out
 
 
-def peer(name: str, ip: str, **kw) -> dict:
-    return {"name": name, "ip": ip, "port": 6881, **kw}
-
-
 # --------------------------------------------------------------------------
 @pytest.mark.realtraffic
 def test_http_and_udp_tracker_announces(tmp_path):
     require_tools("tshark")
-    spec = {
-        "timeout": 15, "scrape": True,
-        "trackers": [{"name": "h", "kind": "http", "ip": "127.0.0.9", "port": 6969},
-                     {"name": "u", "kind": "udp", "ip": "127.0.0.9", "port": 6970}],
-        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": "v1",
-                      "seed": 11, "trackers": ["h", "u"]}],
-        # no connect_to: the peers only meet through the trackers
-        "peers": [peer("seed", "127.0.0.2", seeds=["t1"]),
-                  peer("leech", "127.0.0.3", leeches=["t1"])],
-    }
+    # no connect_to: the peers only meet through the trackers
+    spec = tracker_pair(size=SIZE, seed=11, timeout=15, scrape=True)
     res = run_swarm(spec, tmp_path)
     gt = res.ground_truth
     ih = gt["torrents"]["t1"]["info_hash_v1"]
@@ -132,15 +121,8 @@ def test_http_and_udp_tracker_announces(tmp_path):
 
 @pytest.mark.realtraffic
 def test_ipv6_trackers_hybrid_torrent(tmp_path):
-    spec = {
-        "timeout": 15,
-        "trackers": [{"name": "h6", "kind": "http", "ip": "fd00::9", "port": 6969},
-                     {"name": "u6", "kind": "udp", "ip": "fd00::9", "port": 6970}],
-        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": "hybrid",
-                      "seed": 12, "trackers": ["h6", "u6"]}],
-        "peers": [peer("seed", "fd00::2", seeds=["t1"]),
-                  peer("leech", "fd00::3", leeches=["t1"])],
-    }
+    spec = tracker_pair(ips=("fd00::2", "fd00::3"), tracker_ip="fd00::9", version="hybrid", size=SIZE, seed=12,
+                        timeout=15)
     gt = run_swarm(spec, tmp_path).ground_truth
     t = gt["torrents"]["t1"]
     assert gt["peers"]["leech"]["torrents"]["t1"]["is_seeding"]
@@ -269,14 +251,7 @@ def test_tracker_servers_directly():
 @pytest.mark.parametrize("bootstrap", ["router", "nodes"])
 def test_dht_swarm_finds_peers(tmp_path, bootstrap):
     require_tools("tshark")
-    spec = {
-        "timeout": 15, "dht_bootstrap": bootstrap,
-        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": "v1",
-                      "seed": 13}],
-        "peers": [peer("seed", "127.0.0.2", seeds=["t1"], dht=True),
-                  peer("l1", "127.0.0.3", leeches=["t1"], dht=True),
-                  peer("l2", "127.0.0.4", leeches=["t1"], dht=True)],
-    }
+    spec = dht_trio(bootstrap, size=SIZE, seed=13, timeout=15)
     res = run_swarm(spec, tmp_path)
     gt = res.ground_truth
     ih = gt["torrents"]["t1"]["info_hash_v1"]
@@ -305,13 +280,7 @@ def test_dht_swarm_finds_peers(tmp_path, bootstrap):
 @pytest.mark.realtraffic
 def test_lsd_on_loopback(tmp_path):
     require_tools("tshark")
-    spec = {
-        "timeout": 15,
-        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": "v1",
-                      "seed": 14}],
-        "peers": [peer("seed", "127.0.0.2", seeds=["t1"], lsd=True),
-                  peer("leech", "127.0.0.3", leeches=["t1"], lsd=True)],
-    }
+    spec = lsd_pair(size=SIZE, seed=14, timeout=15)
     res = run_swarm(spec, tmp_path)
     gt = res.ground_truth
     ih = gt["torrents"]["t1"]["info_hash_v1"]
@@ -332,14 +301,7 @@ def test_lsd_on_loopback(tmp_path):
 @pytest.mark.parametrize("mode", ["forced", "mse_plaintext"])
 def test_encryption(tmp_path, mode):
     require_tools("tshark")
-    spec = {
-        "timeout": 15,
-        "torrents": [{"name": "t1", "size": SIZE, "piece_length": 32768, "version": "v1",
-                      "seed": 15}],
-        "peers": [peer("seed", "127.0.0.2", seeds=["t1"], encryption=mode),
-                  peer("leech", "127.0.0.3", leeches=["t1"], encryption=mode,
-                       connect_to=["seed"])],
-    }
+    spec = encrypted_pair(mode, size=SIZE, seed=15, timeout=15)
     res = run_swarm(spec, tmp_path)
     gt = res.ground_truth
     conns = [c for p in gt["peers"].values() for c in p["torrents"]["t1"]["connections"]]

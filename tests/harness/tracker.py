@@ -485,10 +485,15 @@ class UdpTracker(Tracker):
         self.record(entry)
         return reply
 
-    def _announce(self, data: bytes, addr: tuple, cid: int, tid: int) -> bytes:
-        entry = self._entry("announce", addr)
+    def _request_entry(self, kind: str, addr: tuple, cid: int, tid: int) -> dict:
+        """The log entry of an announce or scrape, with the connection id it presented."""
+        entry = self._entry(kind, addr)
         entry.update({"connection_id": f"{cid:016x}", "transaction_id": tid,
                       "connection_id_issued_to": self._issued_to(cid)})
+        return entry
+
+    def _announce(self, data: bytes, addr: tuple, cid: int, tid: int) -> bytes:
+        entry = self._request_entry("announce", addr, cid, tid)
         if len(data) < 98:
             entry["raw"] = data.hex()
             reply = self._error(entry, tid, "short announce")
@@ -525,9 +530,7 @@ class UdpTracker(Tracker):
         return reply
 
     def _scrape(self, data: bytes, addr: tuple, cid: int, tid: int) -> bytes:
-        entry = self._entry("scrape", addr)
-        entry.update({"connection_id": f"{cid:016x}", "transaction_id": tid,
-                      "connection_id_issued_to": self._issued_to(cid)})
+        entry = self._request_entry("scrape", addr, cid, tid)
         body = data[16:]
         ihs = [body[i:i + 20] for i in range(0, len(body) - len(body) % 20, 20)]
         entry["info_hashes"] = [ih.hex() for ih in ihs]
