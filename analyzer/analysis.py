@@ -111,8 +111,7 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
             report.errors.append(str(e).split(": ", 1)[1] if ": " in str(e) else str(e))
             continue
         for batch in reader.batches():
-            engine.process(batch.buf, batch.rec_off, batch.caplen, batch.origlen, batch.ts_ns, batch.iface,
-                           batch.if_linktype, file_idx, batch.first_frame_no, 0, batch.n)
+            engine.process_batch(batch, file_idx)
             if engine.fragments:
                 _defragment(engine, defrag)
                 defrag.expire(int(batch.ts_ns[batch.n - 1]))
@@ -132,7 +131,7 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
         out.metadata_failures = list(verifier.metadata.failures)
     defrag.flush()
     if defrag.dropped_frames:
-        engine.count_undecodable(defrag.dropped_frames, defrag.dropped_bytes, 5)
+        engine.count_undecodable(defrag.dropped_frames, defrag.dropped_bytes, "incomplete_ip_fragments")
     out.kinds = engine.kind_counts()
     out.reasons = engine.undecodable_reasons()
     out.unknown_link_types = dict(engine.unknown_link_types)

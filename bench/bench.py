@@ -94,8 +94,7 @@ def engine_only(path: Path) -> float:
     t0 = time.perf_counter()
     engine = Engine()
     for b in CaptureReader(path).batches():
-        engine.process(b.buf, b.rec_off, b.caplen, b.origlen, b.ts_ns, b.iface, b.if_linktype, 0,
-                       b.first_frame_no, 0, b.n)
+        engine.process_batch(b, 0)
         engine.drain_finished()
     engine.finish()
     return time.perf_counter() - t0

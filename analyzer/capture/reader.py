@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from analyzer.capture import _scan
+from analyzer.decode.linktypes import linktype_name
 
 BUFFER_SIZE = 32 << 20
 FIRST_READ = 1 << 16
@@ -42,10 +43,6 @@ BATCH_RECORDS = 1 << 15
 MAX_PCAPNG_BLOCK = 16 << 20
 DEFAULT_MAX_CAPLEN = 262144
 
-LINKTYPE_NAMES = {
-    0: "NULL", 1: "ETHERNET", 12: "RAW", 14: "RAW", 101: "RAW", 108: "LOOP",
-    113: "LINUX_SLL", 228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
-}
 PCAPNG_BLOCK_NAMES = {
     0x0A0D0D0A: "section_header", 1: "interface_description", 2: "packet", 3: "simple_packet",
     4: "name_resolution", 5: "interface_statistics", 6: "enhanced_packet",
@@ -290,7 +287,7 @@ class CaptureReader:
         self._max_caplen = max(DEFAULT_MAX_CAPLEN, min(snaplen, 16 << 20))
         linktype = network & 0x03FFFFFF
         self._if_linktype = np.array([linktype], np.int32)
-        self.report.link_types.add(LINKTYPE_NAMES.get(linktype, f"LINKTYPE_{linktype}"))
+        self.report.link_types.add(linktype_name(linktype))
         self._pos = 24
 
     def _init_pcapng(self) -> None:
@@ -508,7 +505,7 @@ class CaptureReader:
         self._if_offset.append(offset)
         self._if_snap.append(snaplen)
         self._linktypes.append(linktype)
-        self.report.link_types.add(LINKTYPE_NAMES.get(linktype, f"LINKTYPE_{linktype}"))
+        self.report.link_types.add(linktype_name(linktype))
         self._refresh_if_arrays()
 
 

@@ -1,4 +1,4 @@
-# Link, IPv4/IPv6 and transport header decoding on raw pointers (inline, no objects).
+# Link, IPv4/IPv6, TCP, UDP and uTP header decoding on raw pointers (inline, no objects).
 #
 # decode_frame() walks link layer -> IP (IPv4 options, IPv6 extension headers)
 # and fills a Pkt with pointers into the caller's buffer.  Lengths come from
@@ -6,17 +6,9 @@
 # bytes (snap length) ``l4cap`` < ``l4len`` tells how many are missing.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 
-cdef enum LinkType:
-    LT_NULL = 0
-    LT_ETHERNET = 1
-    LT_RAW_12 = 12
-    LT_RAW_14 = 14
-    LT_RAW = 101
-    LT_LOOP = 108
-    LT_LINUX_SLL = 113
-    LT_IPV4 = 228
-    LT_IPV6 = 229
-    LT_LINUX_SLL2 = 276
+from analyzer.decode.linktypes cimport (
+    LT_NULL, LT_ETHERNET, LT_RAW_12, LT_RAW_14, LT_RAW, LT_LOOP, LT_LINUX_SLL, LT_IPV4, LT_IPV6, LT_LINUX_SLL2,
+)
 
 cdef enum Kind:
     K_IP = 0
@@ -173,3 +165,124 @@ cdef inline int decode_frame(const uint8_t* p, Py_ssize_t cap, int linktype, Pkt
             return decode_ip(p + 4, cap - 4, 0x86DD, k)
         return K_NON_IP
     return K_UNKNOWN_LINK
+
+
+# ---------------------------------------------------------------- transport headers
+# A transport header decoded from a Pkt whose ``kind`` is K_IP: ports, and for
+# TCP the sequence/ack numbers and flags; ``pay``/``paycap``/``paylen`` are the
+# payload pointer, the captured payload bytes and the payload length on the
+# wire (the IP header's, so a snap length shows as paycap < paylen).
+cdef enum TcpFlags:
+    TH_FIN = 0x01
+    TH_SYN = 0x02
+    TH_RST = 0x04
+    TH_PUSH = 0x08
+    TH_ACK = 0x10
+
+cdef enum TransportResult:
+    T_OK = 0
+    T_BAD = 1             # header truncated on the wire or inconsistent: undecodable
+    T_CUT = 2             # UDP: a well-formed datagram whose header the snap length cut
+
+cdef struct Transport:
+    uint16_t sport
+    uint16_t dport
+    uint32_t seq
+    uint32_t ack
+    int flags
+    const uint8_t* pay
+    Py_ssize_t paycap
+    Py_ssize_t paylen
+
+
+cdef inline int decode_tcp(Pkt* k, Transport* t) noexcept nogil:
+    cdef const uint8_t* h = k.l4
+    cdef Py_ssize_t doff
+    if k.l4cap < 20 or k.l4len < 20:
+        return T_BAD
+    doff = (h[12] >> 4) * 4
+    if doff < 20 or doff > k.l4len or doff > k.l4cap:
+        return T_BAD
+    t.sport = be16(h)
+    t.dport = be16(h + 2)
+    t.seq = rd32(h + 4)
+    t.ack = rd32(h + 8)
+    t.flags = h[13]
+    t.pay = h + doff
+    t.paylen = k.l4len - doff
+    t.paycap = k.l4cap - doff
+    if t.paycap > t.paylen:
+        t.paycap = t.paylen
+    return T_OK
+
+
+cdef inline int decode_udp(Pkt* k, Transport* t) noexcept nogil:
+    cdef const uint8_t* h = k.l4
+    if k.l4len < 8:
+        return T_BAD
+    if k.l4cap < 8:
+        return T_CUT
+    t.sport = be16(h)
+    t.dport = be16(h + 2)
+    t.seq = 0
+    t.ack = 0
+    t.flags = 0
+    t.pay = h + 8
+    t.paylen = k.l4len - 8
+    t.paycap = (k.l4cap if k.l4cap < k.l4len else k.l4len) - 8
+    return T_OK
+
+
+# ---------------------------------------------------------------- uTP (BEP 29) header
+cdef enum UtpType:
+    ST_DATA = 0
+    ST_FIN = 1
+    ST_STATE = 2
+    ST_RESET = 3
+    ST_SYN = 4
+
+cdef struct UtpHeader:
+    int ptype
+    uint16_t conn_id
+    uint16_t seq_nr
+    uint16_t ack_nr
+    Py_ssize_t hdrlen           # fixed header and extensions
+    Py_ssize_t sack_off         # selective ACK bitmask (offset from the header's start), 0: none
+    Py_ssize_t sack_len
+
+
+cdef inline bint decode_utp(const uint8_t* p, Py_ssize_t cap, Py_ssize_t length, UtpHeader* u) noexcept nogil:
+    """A consistent BEP 29 header in a UDP payload: version 1, type 0-4, extension
+    chain inside the captured bytes, payload only on DATA packets (and always there)."""
+    cdef int ext, hops = 0
+    cdef Py_ssize_t off = 20, elen
+    if cap < 20 or length < 20 or (p[0] & 0x0F) != 1:
+        return False
+    u.ptype = p[0] >> 4
+    if u.ptype > 4:
+        return False
+    u.sack_off = 0
+    u.sack_len = 0
+    ext = p[1]
+    while ext:
+        if off + 2 > cap or hops >= 8 or ext > 16:
+            return False
+        elen = p[off + 1]
+        if ext == 1:
+            # BEP 29 asks for multiples of 4 bytes; libtorrent sends as few as 1
+            if elen < 1:
+                return False
+            u.sack_off = off + 2
+            u.sack_len = elen
+        ext = p[off]
+        off += 2 + elen
+        hops += 1
+    if off > length or off > cap:
+        return False
+    if (u.ptype == ST_DATA) != (length > off):
+        return False
+    u.hdrlen = off
+    u.conn_id = be16(p + 2)
+    u.seq_nr = be16(p + 16)
+    u.ack_nr = be16(p + 18)
+    return True

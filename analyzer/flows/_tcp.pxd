@@ -1,13 +1,7 @@
 from libc.stdint cimport uint8_t, uint32_t, int32_t, int64_t
 
+from analyzer.decode._headers cimport TH_FIN, TH_SYN, TH_RST, TH_PUSH, TH_ACK
 from analyzer.flows._sink cimport StreamSink
-
-cdef enum:
-    TH_FIN = 0x01
-    TH_SYN = 0x02
-    TH_RST = 0x04
-    TH_PUSH = 0x08
-    TH_ACK = 0x10
 
 
 cdef class Segment:

@@ -1,13 +1,7 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int16_t, int32_t, int64_t
 
+from analyzer.decode._headers cimport ST_DATA, ST_FIN, ST_STATE, ST_RESET, ST_SYN
 from analyzer.flows._sink cimport StreamSink
-
-cdef enum UtpType:
-    ST_DATA = 0
-    ST_FIN = 1
-    ST_STATE = 2
-    ST_RESET = 3
-    ST_SYN = 4
 
 
 cdef class UtpStream:

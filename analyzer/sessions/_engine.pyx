@@ -45,11 +45,13 @@ from libc.string cimport memcpy, memcmp, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 from analyzer.decode._headers cimport (
-    Pkt, decode_frame, be16, rd32, K_IP, K_NON_IP, K_FRAGMENT, K_BAD_LINK,
-    K_UNKNOWN_LINK, K_BAD_IP, LT_RAW,
+    Pkt, Transport, UtpHeader, decode_frame, decode_tcp, decode_udp, decode_utp, K_IP, K_NON_IP, K_FRAGMENT,
+    K_BAD_LINK, K_UNKNOWN_LINK, K_BAD_IP, LT_RAW, T_OK, T_CUT, TH_SYN, TH_ACK, TH_FIN, TH_RST,
+    ST_DATA, ST_FIN, ST_STATE, ST_RESET, ST_SYN,
 )
-from analyzer.flows._tcp cimport TcpStream, TH_SYN, TH_ACK, TH_FIN, TH_RST
-from analyzer.flows._utp cimport UtpStream, ST_DATA, ST_FIN, ST_STATE, ST_RESET, ST_SYN
+from analyzer.flows._tcp cimport TcpStream
+from analyzer.flows._utp cimport UtpStream
+from analyzer.protocols._datagram cimport bittorrent_datagram_candidate
 from analyzer.protocols._peerwire cimport PeerWireParser
 from analyzer.sessions._conn cimport Connection, TcpConnection, UtpConnection
 
@@ -94,7 +96,7 @@ cdef class Engine:
     cdef int64_t kind_bytes[4]
     cdef int64_t reason_frames[6]
     cdef readonly dict unknown_link_types
-    cdef readonly int64_t frames_seen, tcp_frames, utp_frames, reused_tuples, idle_finished
+    cdef readonly int64_t frames_seen, reused_tuples, idle_finished
     cdef public int64_t open_idle_ns  # finish a connection silent for this long (capture time)
     cdef public object verifier     # optional: .tap(connection, direction, parser) -> block sink or None
     cdef readonly int cur_file       # the frame being handled (for evidence references)
@@ -131,6 +133,11 @@ cdef class Engine:
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
             self._sweep(False)
 
+    def process_batch(self, batch, int file_idx):
+        """Handle every record of a capture reader's Batch of file ``file_idx``."""
+        self.process(batch.buf, batch.rec_off, batch.caplen, batch.origlen, batch.ts_ns, batch.iface,
+                     batch.if_linktype, file_idx, batch.first_frame_no, 0, batch.n)
+
     def process_datagram(self, bytes ip_packet, int64_t ts_ns, int file_idx, int64_t frame_no,
                          int64_t n_frames, int64_t wire_bytes):
         """A datagram rebuilt from ``n_frames`` IP fragments (raw IP, no link header)."""
@@ -138,9 +145,10 @@ cdef class Engine:
         self.frames_seen -= n_frames      # already counted one by one as fragments
         self._frame(p, len(ip_packet), wire_bytes, ts_ns, LT_RAW, file_idx, frame_no, n_frames)
 
-    def count_undecodable(self, int64_t frames, int64_t wire_bytes, int reason):
+    def count_undecodable(self, int64_t frames, int64_t wire_bytes, str reason):
+        """Frames found undecodable outside the engine (``reason``: one of REASON_NAMES)."""
         if self._mine_flowless():
-            self._undecodable(wire_bytes, frames, reason)
+            self._undecodable(wire_bytes, frames, REASON_NAMES.index(reason))
 
     def finish(self):
         """End of input: finish every connection."""
@@ -155,10 +163,6 @@ cdef class Engine:
         out = self.datagrams
         self.datagrams = []
         return out
-
-    @property
-    def live_connections(self):
-        return len(self.conns) + len(self.utp_conns)
 
     def kind_counts(self):
         return {KIND_NAMES[i]: (self.kind_frames[i], self.kind_bytes[i]) for i in range(4)}
@@ -248,58 +252,45 @@ cdef class Engine:
 
     # ------------------------------------------------------------------ TCP
     cdef void _tcp(self, Pkt* k, int64_t wire, int64_t ts, int file_idx, int64_t frame_no, int64_t weight):
-        cdef const uint8_t* t = k.l4
-        cdef int doff, flags, alen, d
-        cdef uint16_t sport, dport
+        cdef Transport t
+        cdef int alen, d
         cdef uint8_t key[KEY_LEN]
-        cdef Py_ssize_t paylen, paycap
         cdef TcpConnection c
         cdef TcpStream s, other
         cdef int64_t b0, b1, a0, a1
-        if k.l4cap < 20 or k.l4len < 20:
+        if decode_tcp(k, &t) != T_OK:
             if self._mine_flowless():
                 self._undecodable(wire, weight, R_BAD_TCP)
             return
-        doff = (t[12] >> 4) * 4
-        if doff < 20 or doff > k.l4len or doff > k.l4cap:
-            if self._mine_flowless():
-                self._undecodable(wire, weight, R_BAD_TCP)
-            return
-        sport = be16(t)
-        dport = be16(t + 2)
-        flags = t[13]
-        paylen = k.l4len - doff
-        paycap = k.l4cap - doff
         alen = 4 if k.ipver == 4 else 16
-        if not self._canonical_key(k, sport, dport, key):
+        if not self._canonical_key(k, t.sport, t.dport, key):
             return
-        self.tcp_frames += weight
         if self.last_conn is not None and memcmp(key, self.last_key, KEY_LEN) == 0:
             c = self.last_conn
         else:
             pykey = PyBytes_FromStringAndSize(<char*>key, KEY_LEN)
             c = self.conns.get(pykey)
             if c is None:
-                c = self._new_tcp(pykey, k, sport, dport, flags, ts, file_idx, frame_no)
+                c = self._new_tcp(pykey, k, t.sport, t.dport, t.flags, ts, file_idx, frame_no)
             memcpy(self.last_key, key, KEY_LEN)
             self.last_conn = c
         if self._expired(c, ts):
             # closed a while ago, or silent for longer than any peer keeps a connection: what
             # follows is a new connection seen mid-stream (decided here, frame by frame, so that
             # the split does not depend on where batches end; the sweep frees memory later)
-            if (flags & (TH_SYN | TH_ACK)) == TH_SYN:
+            if (t.flags & (TH_SYN | TH_ACK)) == TH_SYN:
                 self.reused_tuples += 1
             self._finish_conn(c)
-            c = self._new_tcp(c.key, k, sport, dport, flags, ts, file_idx, frame_no)
+            c = self._new_tcp(c.key, k, t.sport, t.dport, t.flags, ts, file_idx, frame_no)
             self.last_conn = c
-        d = 0 if (sport == c.port0 and memcmp(k.src, PyBytes_AS_STRING(c.addr0), alen) == 0) else 1
+        d = 0 if (t.sport == c.port0 and memcmp(k.src, PyBytes_AS_STRING(c.addr0), alen) == 0) else 1
         s = c.s0 if d == 0 else c.s1
-        if (flags & (TH_SYN | TH_ACK)) == TH_SYN and s.started and \
-                (c.closed or not s.syn_seen or s.isn != rd32(t + 4)):
+        if (t.flags & (TH_SYN | TH_ACK)) == TH_SYN and s.started and \
+                (c.closed or not s.syn_seen or s.isn != t.seq):
             # 4-tuple reuse: a fresh SYN on a closed connection or with a new ISN
             self.reused_tuples += 1
             self._finish_conn(c)
-            c = self._new_tcp(c.key, k, sport, dport, flags, ts, file_idx, frame_no)
+            c = self._new_tcp(c.key, k, t.sport, t.dport, t.flags, ts, file_idx, frame_no)
             self.last_conn = c
             d = 0
             s = c.s0
@@ -309,15 +300,15 @@ cdef class Engine:
         b1 = _block_bytes(c.s1.sink)
         a0 = c.s0.marked_acked_bytes
         a1 = c.s1.marked_acked_bytes
-        if flags & TH_ACK:
-            other.ack(rd32(t + 8))
-        if s.sink is None and (flags & TH_SYN or paylen > 0):
-            s.sink = self._parser(c, d, bool(flags & TH_SYN))
-        if paylen > 0 and c.flight1 < 0:
+        if t.flags & TH_ACK:
+            other.ack(t.ack)
+        if s.sink is None and (t.flags & TH_SYN or t.paylen > 0):
+            s.sink = self._parser(c, d, bool(t.flags & TH_SYN))
+        if t.paylen > 0 and c.flight1 < 0:
             c.note_payload(d, c.s0.max_end, c.s1.max_end)
-        s.segment(rd32(t + 4), flags, t + doff, paycap if paycap < paylen else paylen, paylen)
+        s.segment(t.seq, t.flags, t.pay, t.paycap, t.paylen)
         _track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
-        if flags & TH_RST:
+        if t.flags & TH_RST:
             c.close(ts, True)
         elif c.s0.fin_seen and c.s1.fin_seen:
             c.close(ts, False)
@@ -341,83 +332,71 @@ cdef class Engine:
 
     # ------------------------------------------------------------------ UDP
     cdef void _udp(self, Pkt* k, int64_t wire, int64_t ts, int file_idx, int64_t frame_no, int64_t weight):
-        cdef const uint8_t* u = k.l4
-        cdef Py_ssize_t paylen, paycap, hdrlen = 0, sack_off = 0, sack_len = 0
-        cdef uint16_t sport, dport
+        cdef Transport t
+        cdef UtpHeader u
         cdef int alen = 4 if k.ipver == 4 else 16
-        if k.l4len < 8:
+        cdef int r = decode_udp(k, &t)
+        if r != T_OK:
             if self._mine_flowless():
-                self._undecodable(wire, weight, R_BAD_UDP)
+                if r == T_CUT:
+                    self._count(C_UDP, wire, weight)     # cut by the snap length
+                else:
+                    self._undecodable(wire, weight, R_BAD_UDP)
             return
-        if k.l4cap < 8:
-            if self._mine_flowless():
-                self._count(C_UDP, wire, weight)     # cut by the snap length
-            return
-        sport = be16(u)
-        dport = be16(u + 2)
-        paylen = k.l4len - 8
-        paycap = (k.l4cap if k.l4cap < k.l4len else k.l4len) - 8
-        if _utp_header(u + 8, paycap, paylen, &hdrlen, &sack_off, &sack_len):
-            self._utp(k, sport, dport, u + 8, paycap, paylen, hdrlen, sack_off, sack_len,
-                      wire, ts, file_idx, frame_no, weight)
+        if decode_utp(t.pay, t.paycap, t.paylen, &u):
+            self._utp(k, &t, &u, wire, ts, file_idx, frame_no, weight)
             return
         if not self._mine_flowless():
             return
-        if _bt_udp_candidate(u + 8, paycap, sport, dport):
+        if bittorrent_datagram_candidate(t.pay, t.paycap, t.sport, t.dport):
             self.datagrams.append((file_idx, frame_no, ts, wire, weight, k.ipver,
-                                   PyBytes_FromStringAndSize(<const char*>k.src, alen), sport,
-                                   PyBytes_FromStringAndSize(<const char*>k.dst, alen), dport,
-                                   PyBytes_FromStringAndSize(<const char*>u + 8, paycap), paylen))
+                                   PyBytes_FromStringAndSize(<const char*>k.src, alen), t.sport,
+                                   PyBytes_FromStringAndSize(<const char*>k.dst, alen), t.dport,
+                                   PyBytes_FromStringAndSize(<const char*>t.pay, t.paycap), t.paylen))
             return
         self._count(C_UDP, wire, weight)
 
-    cdef void _utp(self, Pkt* k, uint16_t sport, uint16_t dport, const uint8_t* p, Py_ssize_t paycap,
-                   Py_ssize_t paylen, Py_ssize_t hdrlen, Py_ssize_t sack_off, Py_ssize_t sack_len,
-                   int64_t wire, int64_t ts, int file_idx, int64_t frame_no, int64_t weight):
+    cdef void _utp(self, Pkt* k, Transport* t, UtpHeader* u, int64_t wire, int64_t ts, int file_idx,
+                   int64_t frame_no, int64_t weight):
         cdef uint8_t key[KEY_LEN]
-        cdef int ptype = p[0] >> 4
-        cdef uint16_t cid = be16(p + 2)
-        cdef uint16_t seq = be16(p + 16)
-        cdef uint16_t ack_nr = be16(p + 18)
         cdef int d
         cdef int64_t b0, b1, a0, a1
         cdef UtpConnection c = None
         cdef UtpStream s, other
-        if not self._canonical_key(k, sport, dport, key):
+        if not self._canonical_key(k, t.sport, t.dport, key):
             return
-        self.utp_frames += weight
-        half = _half_key(k, sport, dport, cid)
+        half = _half_key(k, t.sport, t.dport, u.conn_id)
         found = self.utp_halves.get(half)
         if found is not None:
             c, d = found
             if self._expired(c, ts):                    # see the TCP case
                 self._finish_conn(c)
                 c = None
-            elif ptype == ST_SYN and (c.closed or (c.syn_seen and c.syn_seq != seq)):
+            elif u.ptype == ST_SYN and (c.closed or (c.syn_seen and c.syn_seq != u.seq_nr)):
                 self.reused_tuples += 1
                 self._finish_conn(c)
                 c = None
         if c is None:
-            c = self._new_utp(k, sport, dport, cid, ptype == ST_SYN, seq, ts, file_idx, frame_no)
+            c = self._new_utp(k, t.sport, t.dport, u.conn_id, u.ptype == ST_SYN, u.seq_nr, ts, file_idx, frame_no)
             d = 0
         s = c.s0 if d == 0 else c.s1
         other = c.s1 if d == 0 else c.s0
         c.touch(d, wire, weight, ts, file_idx, frame_no)
         if s.sink is None:
             s.sink = self._parser(c, d, c.syn_seen)
-        if not s.started and d == 1 and c.syn_seen and ptype != ST_SYN:
-            s.start_at(seq)       # the responder's first packet carries its first seq_nr
+        if not s.started and d == 1 and c.syn_seen and u.ptype != ST_SYN:
+            s.start_at(u.seq_nr)       # the responder's first packet carries its first seq_nr
         b0 = _block_bytes(c.s0.sink)
         b1 = _block_bytes(c.s1.sink)
         a0 = c.s0.marked_acked_bytes
         a1 = c.s1.marked_acked_bytes
-        if ptype != ST_SYN:
-            other.ack(ack_nr, p + sack_off, sack_len)
-        if ptype == ST_DATA and c.flight1 < 0:
+        if u.ptype != ST_SYN:
+            other.ack(u.ack_nr, t.pay + u.sack_off, u.sack_len)
+        if u.ptype == ST_DATA and c.flight1 < 0:
             c.note_payload(d, c.s0.delivered_bytes + c.s0.ooo_bytes, c.s1.delivered_bytes + c.s1.ooo_bytes)
-        s.packet(ptype, seq, p + hdrlen, paycap - hdrlen, paylen - hdrlen)
+        s.packet(u.ptype, u.seq_nr, t.pay + u.hdrlen, t.paycap - u.hdrlen, t.paylen - u.hdrlen)
         _track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
-        if ptype == ST_RESET:
+        if u.ptype == ST_RESET:
             c.close(ts, True)
         elif c.s0.fin_seen and c.s1.fin_seen:
             c.close(ts, False)
@@ -560,58 +539,3 @@ cdef bytes _half_key_rev(Pkt* k, uint16_t sport, uint16_t dport, uint16_t cid):
     r.src = k.dst
     r.dst = k.src
     return _half_key(&r, dport, sport, cid)
-
-
-cdef inline bint _utp_header(const uint8_t* p, Py_ssize_t cap, Py_ssize_t length, Py_ssize_t* hdrlen,
-                             Py_ssize_t* sack_off, Py_ssize_t* sack_len) noexcept:
-    """A consistent BEP 29 header: version 1, type 0-4, extension chain inside
-    the captured bytes, payload only on DATA packets (and always there)."""
-    cdef int ptype, ext, hops = 0
-    cdef Py_ssize_t off = 20, elen
-    if cap < 20 or length < 20 or (p[0] & 0x0F) != 1:
-        return False
-    ptype = p[0] >> 4
-    if ptype > 4:
-        return False
-    ext = p[1]
-    while ext:
-        if off + 2 > cap or hops >= 8 or ext > 16:
-            return False
-        elen = p[off + 1]
-        if ext == 1:
-            # BEP 29 asks for multiples of 4 bytes; libtorrent sends as few as 1
-            if elen < 1:
-                return False
-            sack_off[0] = off + 2
-            sack_len[0] = elen
-        ext = p[off]
-        off += 2 + elen
-        hops += 1
-    if off > length or off > cap:
-        return False
-    if (ptype == ST_DATA) != (length > off):
-        return False
-    hdrlen[0] = off
-    return True
-
-
-cdef inline bint _bt_udp_candidate(const uint8_t* p, Py_ssize_t n, uint16_t sport, uint16_t dport) noexcept:
-    """Could be DHT (a bencoded dict), a UDP tracker message (BEP 15) or Local
-    Service Discovery (BEP 14)?  Python decides; this only keeps obvious other
-    UDP traffic (DNS, QUIC, media) off the slow path."""
-    cdef uint32_t action
-    if n >= 2 and p[0] == 0x64 and (p[1] == 0x31 or p[1] == 0x32):   # "d1:" / "d2:" (KRPC dicts)
-        return True
-    if dport == 6771 or sport == 6771 or (n >= 9 and memcmp(p, b"BT-SEARCH", 9) == 0):
-        return True
-    if n >= 16 and rd32(p) == 0x417 and rd32(p + 4) == 0x27101980:   # connect request magic
-        return True
-    if n >= 8:
-        action = rd32(p)
-        if action <= 3:                                              # tracker responses
-            return True
-    if n >= 16:
-        action = rd32(p + 8)
-        if (action == 1 and n >= 98) or (action == 2 and (n - 16) % 20 == 0):   # announce / scrape
-            return True
-    return False
