@@ -1,10 +1,15 @@
-"""One analysis run: inputs -> engine -> connection records -> subject.
+"""One analysis run: inputs -> engine -> connection records, datagrams, evidence -> subject.
 
-This is the library API the CLI wraps: ``analyze(paths, local=..., jobs=...)``.
+This is the library API the CLI wraps: ``analyze(paths, local=..., jobs=...)``
+returns an ``AnalysisResult``, the raw material (records, datagram facts,
+announces, pieces, metadata) that ``analyzer.findings`` turns into the
+subject-relative findings and ``analyzer.output`` writes.
+
 With ``jobs`` > 1 the capture is read by that many processes, each owning
 the connections whose 4-tuple hashes to it (connections partition cleanly;
-frames without a flow are counted by partition 0), and their records are
-merged; results are identical whatever ``jobs`` is.
+frames without a flow are counted by partition 0), and their results are
+merged; results are identical whatever ``jobs`` is, except that piece
+verification needs every connection in one process.
 """
 from __future__ import annotations
 
@@ -17,14 +22,17 @@ from typing import Callable
 from analyzer.capture.inputs import InputSet
 from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
 from analyzer.decode.fragments import Defragmenter
-from analyzer.evidence.metainfo import TorrentMeta, load_torrents
 from analyzer.evidence.carve import Carver
+from analyzer.evidence.metainfo import TorrentMeta, load_torrents
 from analyzer.evidence.pieces import Verifier
+from analyzer.sessions import extensions
 from analyzer.sessions._engine import Engine
-from analyzer.sessions.connections import ConnectionLinker, record_from_conn
 from analyzer.sessions.datagrams import DatagramAnalyzer, DatagramResult
+from analyzer.sessions.extensions.ut_metadata import rebuild
+from analyzer.sessions.index import RecordIndex
+from analyzer.sessions.linker import ConnectionLinker
+from analyzer.sessions.records import record_from_conn
 from analyzer.sessions.store import RecordStore
-from analyzer.sessions.summary import bittorrent_endpoints
 from analyzer.sessions.subject import Subject, given_subject, infer_subject
 
 
@@ -33,6 +41,7 @@ class PartResult:
     """What one partition (process) produced."""
 
     records: RecordStore = field(default_factory=RecordStore)
+    index: RecordIndex = field(default_factory=RecordIndex)
     kinds: dict = field(default_factory=dict)
     reasons: dict = field(default_factory=dict)
     unknown_link_types: dict = field(default_factory=dict)
@@ -44,9 +53,9 @@ class PartResult:
     linked: int = 0               # connections attributed as the continuation of one of those
     udp: DatagramResult = field(default_factory=DatagramResult)
     http_announces: list = field(default_factory=list)
-    pieces: list = field(default_factory=list)
-    rebuilt: list = field(default_factory=list)
-    metadata_failures: list = field(default_factory=list)
+    extensions: dict = field(default_factory=dict)      # extension name -> its handler's result
+    extension_messages: dict = field(default_factory=dict)
+    pieces: list | None = None    # PieceResult, when this partition verified pieces
     carved: list = field(default_factory=list)
 
 
@@ -55,6 +64,7 @@ class AnalysisResult:
     inputs: InputSet
     reports: list[FileReport]
     records: RecordStore          # iterate: records in first-frame order, numbered
+    index: RecordIndex            # facts about the records (torrent hashes, BitTorrent endpoints, ...)
     kinds: dict
     reasons: dict
     unknown_link_types: dict
@@ -66,13 +76,14 @@ class AnalysisResult:
     notes: list[str]
     udp: DatagramResult = field(default_factory=DatagramResult)
     announces: list = field(default_factory=list)     # TrackerAnnounce, HTTP and UDP, in time order
-    metas: list[TorrentMeta] = field(default_factory=list)   # given with --torrent
-    pieces: list = field(default_factory=list)               # PieceResult, when metadata is known
+    metas: list[TorrentMeta] = field(default_factory=list)   # given with --torrent, then rebuilt
+    pieces: list | None = None                               # PieceResult; None: verification not run
     rebuilt: list[TorrentMeta] = field(default_factory=list)  # metadata rebuilt from the capture (BEP 9)
     carved: list = field(default_factory=list)                # --carve reports
+    extensions: dict = field(default_factory=dict)           # BEP 10 handler results (merged), by name
+    extension_messages: dict = field(default_factory=dict)   # routing counts (unnamed, dropped)
     idle_finished: int = 0
     linked: int = 0
-    bt_endpoints: dict = field(default_factory=dict)         # see summary.bittorrent_endpoints
 
     @property
     def readable_files(self) -> int:
@@ -89,15 +100,19 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
     out = PartResult()
     engine = Engine(partitions=partitions, partition=partition)
     # pieces are assembled from blocks of several connections, which several
-    # partitions would split: verification (and BEP 9 rebuilding) needs them all
+    # partitions would split: verification needs them all
     verifier = Verifier(metas or [], Carver(carve) if carve else None) if partitions == 1 else None
     engine.verifier = verifier
+    router = extensions.ExtensionRouter(extensions.handlers(verifier))
+    engine.extensions = router
     linker = ConnectionLinker()
 
     def collect_finished():
         for c in engine.drain_finished():
             attributed = verifier.attributions.get(c.conn_id) if verifier is not None else None
-            out.records.add(linker.link(c, record_from_conn(c, out.http_announces, attributed)))
+            r = linker.link(c, record_from_conn(c, out.http_announces, attributed))
+            out.index.add(r)
+            out.records.add(r)
 
     defrag = Defragmenter()
     udp = DatagramAnalyzer()
@@ -124,11 +139,11 @@ def run_partition(paths: list[Path], partitions: int, partition: int, metas: lis
     if engine.datagrams:
         udp.add_all(engine.take_datagrams())
     out.udp = udp.result()
+    out.extensions = router.results()
+    out.extension_messages = {"unnamed": router.unnamed, "dropped": router.dropped}
     if verifier is not None:
         out.pieces = verifier.finish()
         out.carved = verifier.carver.finish() if verifier.carver is not None else []
-        out.rebuilt = list(verifier.metadata.rebuilt.values())
-        out.metadata_failures = list(verifier.metadata.failures)
     defrag.flush()
     if defrag.dropped_frames:
         engine.count_undecodable(defrag.dropped_frames, defrag.dropped_bytes, "incomplete_ip_fragments")
@@ -152,6 +167,30 @@ def _defragment(engine: Engine, defrag: Defragmenter) -> None:
 
 def _partition_worker(args):
     return run_partition(*args)
+
+
+# Without --local: the evidence the subject is inferred from, strongest first
+INFERENCE_BASES = (("bittorrent", "BitTorrent connections"),
+                   ("bittorrent_unattributed", "BitTorrent connections without handshake"),
+                   ("encrypted", "encrypted (MSE) connections"))
+
+
+def _infer(index: RecordIndex, announces: list) -> Subject:
+    for category, what in INFERENCE_BASES:
+        n, counts = index.ends[category]
+        if n:
+            return infer_subject(n, counts, what)
+    if announces:
+        return infer_subject(len(announces), _count(a.client_ip for a in announces),
+                             "tracker announces (as the announcing client)")
+    return infer_subject(0, {}, "BitTorrent, encrypted or tracker traffic")
+
+
+def _count(values) -> dict:
+    out: dict = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
 
 
 def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, torrents: list[str | Path] = (),
@@ -179,39 +218,33 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, to
         f.report = report
         for e in report.errors:
             warn(f"{report.path}: {e}")
-    records = parts[0].records if len(parts) == 1 else RecordStore.merged([p.records for p in parts])
+    records = main.records if len(parts) == 1 else RecordStore.merged([p.records for p in parts])
+    index = main.index
+    for p in parts[1:]:
+        index.merge(p.index)
+    ext = extensions.merge_results([p.extensions for p in parts])
+    metadata = rebuild(ext["ut_metadata"])
+    rebuilt = list(metadata.rebuilt.values())
     kinds = {k: [sum(p.kinds[k][0] for p in parts), sum(p.kinds[k][1] for p in parts)] for k in main.kinds}
     notes = []
     announces = sorted([a for p in parts for a in p.http_announces] + main.udp.tracker,
                        key=lambda a: (a.ts_ns, a.file_idx, a.frame_no, a.info_hash))
     if subject is None:
-        # BitTorrent connections first; failing those, connections without
-        # handshake, encrypted ones, then the clients announcing to trackers
-        def pairs(category):
-            return ((r.src_ip, r.dst_ip) for r in records if r.category == category)
-        for what, found in (("BitTorrent connections", lambda: pairs("bittorrent")),
-                            ("BitTorrent connections without handshake", lambda: pairs("bittorrent_unattributed")),
-                            ("encrypted (MSE) connections", lambda: pairs("encrypted")),
-                            ("tracker announces (as the announcing client)",
-                             lambda: ((a.client_ip, a.client_ip) for a in announces))):
-            subject = infer_subject(found(), what)
-            if subject.specs:
-                break
-        else:
-            subject = infer_subject((), "BitTorrent, encrypted or tracker traffic")
+        subject = _infer(index, announces)
         warn(f"subject inferred: {subject.basis}")
         notes.append(f"subject inferred: {subject.basis}")
     notes.extend(f"torrent file not usable: {e}" for e in meta_errors)
-    notes.extend(f"metadata not rebuilt: {e}" for e in main.metadata_failures)
+    notes.extend(f"metadata not rebuilt: {e}" for e in metadata.failures)
     for a, b in inputs.overlaps():
         notes.append(f"time ranges overlap: {a} and {b} (reassembly orders by sequence number, not time)")
     return AnalysisResult(
-        inputs=inputs, reports=main.reports, records=records, kinds=kinds, reasons=main.reasons,
+        inputs=inputs, reports=main.reports, records=records, index=index, kinds=kinds, reasons=main.reasons,
         unknown_link_types=main.unknown_link_types, fragments=main.fragments, subject=subject,
         frames=main.frames,
         reused_tuples=sum(p.reused_tuples for p in parts),
         idle_finished=sum(p.idle_finished for p in parts), linked=sum(p.linked for p in parts),
         options={"local": list(local), "jobs": jobs, "torrents": [str(t) for t in torrents],
                  "carve": str(carve) if carve else None}, notes=notes,
-        udp=main.udp, announces=announces, metas=metas + main.rebuilt, pieces=main.pieces, rebuilt=main.rebuilt,
-        carved=main.carved, bt_endpoints=bittorrent_endpoints(records, announces, main.udp))
+        udp=main.udp, announces=announces, metas=metas + rebuilt, pieces=main.pieces, rebuilt=rebuilt,
+        carved=main.carved, extensions=ext,
+        extension_messages={k: sum(p.extension_messages[k] for p in parts) for k in main.extension_messages})

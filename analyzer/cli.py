@@ -58,16 +58,22 @@ def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, jo
     manifest.json into --out; with --report also --out/report/.
     """
     from analyzer.analysis import analyze as run
-    from analyzer.report.tables import write_outputs
+    from analyzer.findings import build_findings
+    from analyzer.output import write_outputs
 
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
         result = run(list(paths), local=list(local), jobs=jobs, torrents=list(torrents), carve=carve)
         try:
-            summary = write_outputs(result, out_dir, argv=["bt-analyzer", *sys.argv[1:]], started=started,
-                                    bin_seconds=bin_seconds, report=with_report)
+            summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
+                                    argv=["bt-analyzer", *sys.argv[1:]], started=started)
         finally:
             result.records.close()
+        if with_report:
+            # the report reads the finished folder (manifest included), as `bt-analyzer report` would
+            from analyzer.output.manifest import add_to_manifest
+            from analyzer.report.document import write_report
+            add_to_manifest(out_dir, write_report(out_dir), finished=True)
     except Exception as e:  # an internal error: one clear line, traceback only on request
         if debug or os.environ.get("BT_ANALYZER_DEBUG"):
             traceback.print_exc()
@@ -91,8 +97,8 @@ def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, jo
 def report(folder, torrent_filter, start, end, debug):
     """Write FOLDER/report/: report.html (self-contained), report.pdf and every chart as PNG and SVG,
     from the files of an analysis folder; the manifest is updated with the report's files."""
+    from analyzer.output.manifest import add_to_manifest
     from analyzer.report.document import write_report
-    from analyzer.report.tables import add_to_manifest
     try:
         for t in (start, end):
             if t is not None:

@@ -442,11 +442,11 @@ def run_analysis(paths: Sequence[Path], *, local: Sequence[str] = (V4_CLIENT,), 
                  expected_bytes: int | None = None):
     """analyze() the files; check the accounting identity; return (result, accounting, warnings)."""
     from analyzer.analysis import analyze
-    from analyzer.sessions.summary import build_accounting
+    from summaries import summarize
 
     warnings: list[str] = []
     result = analyze([str(p) for p in paths], local=list(local), warn=warnings.append)
-    acc = build_accounting(result)
+    acc = summarize(result)["accounting"]
     assert_accounting(result, acc, expected_frames, expected_bytes)
     return result, acc, warnings
 

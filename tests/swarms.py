@@ -3,9 +3,8 @@ against libtorrent's counters."""
 from __future__ import annotations
 
 from analyzer.analysis import analyze
-from analyzer.report.tables import build_summary
+from summaries import summarize, torrents_of
 from analyzer.sessions.subject import given_subject
-from analyzer.sessions.summary import build_torrents
 
 
 def two_peers(size=3_000_000, version="v1", ips=("127.0.0.2", "127.0.0.3"), transports="tcp", **torrent):
@@ -47,7 +46,7 @@ def handshake_hashes(truth: dict, name: str) -> set[str]:
 def assert_exact(result, truth: dict) -> None:
     """Each peer as the subject: its torrent figures equal its counters."""
     for peer_name, peer in truth["peers"].items():
-        torrents = build_torrents(result.records, given_subject([peer["ip"]]))
+        torrents = torrents_of(result, given_subject([peer["ip"]]))
         for tname, counters in peer["torrents"].items():
             names = handshake_hashes(truth, tname)
             entries = [t for t in torrents if names & {t["info_hash"], *t["info_hash_aliases"]}]
@@ -83,7 +82,7 @@ def assert_accounting(result, summary: dict) -> None:
 
 def analyze_swarm(res, subject_ip: str, files=None):
     result = analyze(files or res.capture_files, local=[subject_ip], warn=lambda m: None)
-    summary = build_summary(result)
+    summary = summarize(result)
     for i in summary["inputs"]:
         assert i["readable"] and not i["errors"], i
     return result, summary

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.analysis import analyze
-from analyzer.report.tables import build_summary
+from summaries import summarize
 from craft import public_captures_dir
 
 PUBLIC = public_captures_dir()
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not FILES, reason=f"{PUBLIC} not present")
 
 def run(path: Path):
     result = analyze([path], warn=lambda m: None)
-    return result, build_summary(result)
+    return result, summarize(result)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

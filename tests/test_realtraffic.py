@@ -16,7 +16,7 @@ import shutil
 import pytest
 
 from analyzer.analysis import analyze
-from analyzer.report.tables import build_summary
+from summaries import summarize
 from harness import run_swarm
 from swarms import analyze_swarm, assert_accounting, assert_exact, three_peers, two_peers
 
@@ -130,7 +130,7 @@ def test_v2_and_hybrid_torrents(tmp_path, version):
 def test_inferred_subject_is_stated(tmp_path):
     res = run_swarm(three_peers(size=600_000), tmp_path)
     result = analyze(res.capture_files, warn=lambda m: None)
-    summary = build_summary(result)
+    summary = summarize(result)
     s = summary["subject"]
     assert s["inferred"] is True
     # X (127.0.0.3) and S (127.0.0.2) both talk to everyone in this swarm? No:

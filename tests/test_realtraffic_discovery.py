@@ -13,9 +13,8 @@ from collections import Counter
 
 import pytest
 
-from analyzer.report.tables import connections_csv, tracker_csv
+from summaries import connections_csv, summarize, torrents_of, tracker_csv
 from analyzer.sessions.subject import given_subject
-from analyzer.sessions.summary import build_encrypted, build_torrents
 from harness import run_swarm
 from harness.specs import dht_trio, encrypted_pair, lsd_pair, tracker_pair
 from swarms import analyze_swarm, assert_exact
@@ -84,8 +83,9 @@ def test_http_and_udp_trackers(tmp_path):
 
 def write_folder(result, out):
     import datetime
-    from analyzer.report.tables import write_outputs
-    write_outputs(result, out, argv=["test"], started=datetime.datetime.now(datetime.timezone.utc))
+    from analyzer.findings import build_findings
+    from analyzer.output import write_outputs
+    write_outputs(build_findings(result), out, argv=["test"], started=datetime.datetime.now(datetime.timezone.utc))
     return out
 
 
@@ -155,12 +155,12 @@ def test_forced_encryption_is_never_attributed(tmp_path):
     assert summary["accounting"]["categories"]["bittorrent"]["frames"] == 0
     for name, p in gt["peers"].items():
         c = p["torrents"]["t1"]
-        e = build_encrypted(result.records, given_subject([p["ip"]]))
+        e = summarize(result, given_subject([p["ip"]]))["encrypted"]
         assert e["connections"] >= 1
         # every payload byte of the clients travelled inside the encrypted stream
         assert e["uploaded_bytes"] >= c["total_payload_upload"]
         assert e["downloaded_bytes"] >= c["total_payload_download"]
-        assert build_torrents(result.records, given_subject([p["ip"]])) == []
+        assert torrents_of(result, given_subject([p["ip"]])) == []
     cats = summary["accounting"]["categories"]
     assert cats["encrypted"]["frames"] == sum(r.frames for r in result.records)
 

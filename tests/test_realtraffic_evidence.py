@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from analyzer.analysis import analyze
-from analyzer.report.tables import build_summary
+from summaries import summarize, torrents_of
 from analyzer.sessions.subject import given_subject
-from analyzer.sessions.summary import build_torrents
 from harness import run_swarm
 from swarms import three_peers, two_peers
 
@@ -19,14 +18,14 @@ pytestmark = pytest.mark.realtraffic
 def verify(res, subject_ip):
     torrents = [str(p) for p in res.torrent_files.values()]
     result = analyze(res.capture_files, local=[subject_ip], torrents=torrents, warn=lambda m: None)
-    return result, build_summary(result)
+    return result, summarize(result)
 
 
 def assert_verified(result, truth):
     """Each peer as the subject: verified = payload - redundant - failed; redundant and
     failed as the client counted them; a complete peer verifiably holds everything."""
     for name, peer in truth["peers"].items():
-        for t in build_torrents(result.records, given_subject([peer["ip"]]), result.metas, result.pieces):
+        for t in torrents_of(result, given_subject([peer["ip"]])):
             c = peer["torrents"]["t1"]
             where = f"{name}: {t['verification']}"
             # (pad-file bytes travel inside blocks that are partly padding)
@@ -87,9 +86,9 @@ def test_altered_seed_data_fails_verification(tmp_path):
     assert t["downloaded_bytes"] == t["verified_downloaded_bytes"] + t["failed_downloaded_bytes"] \
         + t["redundant_downloaded_bytes"]
     assert {p.index for p in result.pieces if p.status == "failed"} == {3}
-    bad = build_torrents(result.records, given_subject(["127.0.0.2"]), result.metas, result.pieces)[0]
+    bad = torrents_of(result, given_subject(["127.0.0.2"]))[0]
     assert bad["failed_uploaded_bytes"] == t["failed_downloaded_bytes"]
-    good = build_torrents(result.records, given_subject(["127.0.0.4"]), result.metas, result.pieces)[0]
+    good = torrents_of(result, given_subject(["127.0.0.4"]))[0]
     assert good["failed_uploaded_bytes"] == 0 and good["verified_uploaded_bytes"] > 0
 
 
@@ -102,7 +101,7 @@ def test_magnet_download_metadata_rebuilt_from_the_capture(tmp_path, version):
     truth = res.ground_truth["torrents"]["t1"]
     # no .torrent given: the name, files and hashes come from the capture alone
     result = analyze(res.capture_files, local=["127.0.0.3"], warn=lambda m: None)
-    summary = build_summary(result)
+    summary = summarize(result)
     [meta] = result.rebuilt
     assert meta.info_hash_v1 == truth.get("info_hash_v1") and meta.info_hash_v2 == truth.get("info_hash_v2")
     assert meta.name == "t1" and [f.size for f in meta.files if not f.pad] == [600_000, 300_000]

@@ -62,8 +62,8 @@ def test_mixed_swarm_subject_uses_both_transports(tmp_path):
     for k in ("downloaded_bytes", "uploaded_bytes", "downloaded_acked_bytes", "uploaded_acked_bytes"):
         assert per["tcp"][k] + per["utp"][k] == t[k]
     # the CSVs split by transport too
-    from analyzer.report.tables import connections_csv, torrents_csv
-    rows = torrents_csv(summary).splitlines()[1:]
+    from summaries import connections_csv, torrents_csv
+    rows = torrents_csv(result).splitlines()[1:]
     assert [r.split(",")[1] for r in rows] == ["all", "tcp", "utp"]
     transports = {line.split(",")[1] for line in connections_csv(result).splitlines()[1:]}
     assert transports == {"tcp", "utp"}

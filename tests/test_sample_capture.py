@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from analyzer.analysis import analyze
 from analyzer.cli import main
 from analyzer.sessions.subject import given_subject
-from analyzer.sessions.summary import build_torrents
+from summaries import torrents_of
 from craft import insert_silence
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,7 +30,7 @@ def result():
 def test_each_peer_matches_its_libtorrent_counters(result, peer):
     p = TRUTH["peers"][peer]
     counters = p["torrents"]["sample"]
-    [t] = build_torrents(result.records, given_subject([p["ip"]]))
+    [t] = torrents_of(result, given_subject([p["ip"]]))
     assert t["info_hash"] == INFO_HASH
     assert t["uploaded_bytes"] == t["uploaded_acked_bytes"] == counters["total_payload_upload"]
     assert t["downloaded_bytes"] == t["downloaded_acked_bytes"] == counters["total_payload_download"]

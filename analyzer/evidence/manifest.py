@@ -1,6 +1,6 @@
 """Provenance: re-checking an output folder against its manifest.json.
 
-The manifest (written by ``report.tables.write_outputs``) records the SHA-256
+The manifest (written by ``analyzer.output``) records the SHA-256
 of every input (as stored) and every output file.  ``verify_folder`` re-hashes
 them and lists every difference: a modified, missing or unreadable file.
 """

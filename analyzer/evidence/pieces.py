@@ -7,8 +7,9 @@ parser passes each contiguous run of a block's bytes to it (normally the
 whole block, once) with the piece index and the offset in the piece; frame
 references are those of the frame that completed the run.  A tap resolves, on its first block, the torrent of
 its connection (the info hash of either handshake) and the host that
-*receives* the blocks; without metadata for that torrent it detaches itself
-(one call per connection, not per block).
+*receives* the blocks; without metadata for that torrent (given, or being
+rebuilt from ut_metadata messages: ``metadata.collecting``) it detaches
+itself (one call per connection, not per block).
 
 A connection without a handshake (captured mid-stream) keeps its blocks
 (``PROBE_CAP``) until a whole piece of one of the known torrents hashes
@@ -36,7 +37,6 @@ from dataclasses import dataclass, field
 
 from analyzer.evidence.metadata import MetadataCollector
 from analyzer.evidence.metainfo import TorrentMeta
-from analyzer.protocols.extension import decode_ext_handshake
 
 BLOCK = 16384
 MAX_PENDING_BYTES = 512 << 20
@@ -155,32 +155,14 @@ def _merkle(leaves: list[bytes], width: int) -> bytes:
 class Tap:
     """The block sink of one parser (one direction of one connection)."""
 
-    __slots__ = ("verifier", "conn", "d", "parser", "engine", "torrent", "receiver", "sender", "ext_names",
-                 "probe", "probe_bytes")
+    __slots__ = ("verifier", "conn", "d", "parser", "engine", "torrent", "receiver", "sender", "probe",
+                 "probe_bytes")
 
     def __init__(self, verifier, conn, d, parser, engine):
         self.verifier, self.conn, self.d, self.parser, self.engine = verifier, conn, d, parser, engine
         self.torrent = None
-        self.ext_names = None
         self.probe = None           # index -> [(offset, chunk, where)] while attributing by piece hashes
         self.probe_bytes = 0
-
-    def extended(self, ext_id: int, payload: bytes) -> None:
-        """A BEP 10 message this direction sent; its id is the one the receiver announced."""
-        if self.ext_names is None:
-            other = self.conn.parser1 if self.d == 0 else self.conn.parser0
-            if other is None or other.ext_handshake is None:
-                return
-            m = decode_ext_handshake(other.ext_handshake).get("m", {})
-            self.ext_names = {v: k for k, v in m.items()}
-        if self.ext_names.get(ext_id) != "ut_metadata":
-            return
-        hashes = self._hashes()
-        if hashes:
-            e = self.engine
-            a0, a1 = str(ipaddress.ip_address(self.conn.addr0)), str(ipaddress.ip_address(self.conn.addr1))
-            self.verifier.metadata_message(hashes[0], a0 if self.d == 0 else a1, payload,
-                                           (e.cur_file, e.cur_frame, e.cur_ts))
 
     def _hashes(self) -> list[str]:
         c = self.conn
@@ -223,9 +205,6 @@ class Tap:
         a0, a1 = str(ipaddress.ip_address(c.addr0)), str(ipaddress.ip_address(c.addr1))
         self.sender, self.receiver = (a0, a1) if self.d == 0 else (a1, a0)
 
-    def end(self, index, begin, length, missing) -> None:
-        pass
-
     def _resolve(self) -> bool:
         hashes = self._hashes()
         v = self.verifier
@@ -237,7 +216,7 @@ class Tap:
             # no metadata (and none being rebuilt) for this torrent, or nothing
             # to match against: stop listening to blocks
             if not hashes or not any(h in v.metadata.collecting for h in hashes):
-                self.parser.block_sink = None       # extension messages still come (ext_sink)
+                self.parser.block_sink = None
             return False
         self._set_torrent(torrent)
         return True
@@ -247,7 +226,7 @@ class Verifier:
     def __init__(self, metas: list[TorrentMeta], carver=None):
         self.by_hash: dict = {}
         self.carver = carver
-        self.metadata = MetadataCollector()
+        self.metadata = MetadataCollector()   # replaced by the ut_metadata handler's: hashes being collected
         self.pending: OrderedDict = OrderedDict()   # (torrent key, receiver, index) -> _Piece
         self.pending_bytes = 0
         self.results: list[PieceResult] = []
@@ -260,14 +239,11 @@ class Verifier:
         return list({id(t): t for t in self.by_hash.values()}.values())
 
     def register(self, meta: TorrentMeta) -> None:
+        """Verify the blocks of this torrent from now on (a given .torrent, or metadata just
+        rebuilt from the capture)."""
         t = _Torrent(meta)
         for h in meta.handshake_hashes:
             self.by_hash.setdefault(h, t)
-
-    def metadata_message(self, info_hash: str, sender: str, payload: bytes, where) -> None:
-        meta = self.metadata.message(info_hash, sender, payload, where)
-        if meta is not None and info_hash not in self.by_hash:
-            self.register(meta)
 
     def tap(self, conn, d, parser, engine):
         return Tap(self, conn, d, parser, engine)

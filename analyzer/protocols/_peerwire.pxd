@@ -15,8 +15,9 @@ cpdef enum EventMask:
 
 cdef class PeerWireParser(StreamSink):
     cdef public int event_mask
-    cdef public object block_sink           # optional: .data(index, offset, bytes), .end(index, begin, length, missing)
-    cdef public object ext_sink             # optional: .extended(ext_id, payload) for BEP 10 messages other than the handshake
+    cdef public object block_sink           # optional: .data(index, offset, bytes) for each run of block bytes
+    cdef public list ext_messages           # optional: BEP 10 messages (ext id, payload) queued for the owner
+                                            # (None: not queued), handshakes (id 0) included
     cdef list _events
     cdef int state
     cdef readonly int64_t stream_off       # stream offset of the next byte

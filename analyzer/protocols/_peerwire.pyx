@@ -498,8 +498,6 @@ cdef class PeerWireParser:
         self._flush_block()
         self.pieces += 1
         self._count_message(7)
-        if self.block_sink is not None:
-            self.block_sink.end(self.piece_index, self.piece_begin, self.block_len, self.block_missing)
         if self.event_mask & EV_PIECE:
             self._events.append(ev.Piece(self.piece_index, self.piece_begin, self.block_len, self.block_missing))
         self._start_header()
@@ -514,18 +512,22 @@ cdef class PeerWireParser:
         cdef const uint8_t* b = self.body
         cdef Py_ssize_t n = self.body_len
         cdef int mask = self.event_mask
+        cdef bytes payload
         if self.body_lost:
             # part of the body fell in a capture gap: framing kept, content unknown
             self.lost_messages += 1
             return
         self._count_message(msg_id)
         if msg_id == 20:
-            if n >= 1 and b[0] == 0 and self.ext_handshake is None:
-                self.ext_handshake = PyBytes_FromStringAndSize(<char*>b + 1, n - 1)
-            elif n >= 1 and b[0] != 0 and self.ext_sink is not None:
-                self.ext_sink.extended(b[0], PyBytes_FromStringAndSize(<char*>b + 1, n - 1))
-            if mask & EV_EXTENDED and n >= 1:
-                self._events.append(ev.Extended(b[0], PyBytes_FromStringAndSize(<char*>b + 1, n - 1)))
+            if n < 1:
+                return
+            payload = PyBytes_FromStringAndSize(<char*>b + 1, n - 1)
+            if b[0] == 0 and self.ext_handshake is None:
+                self.ext_handshake = payload
+            if self.ext_messages is not None:
+                self.ext_messages.append((b[0], payload))
+            if mask & EV_EXTENDED:
+                self._events.append(ev.Extended(b[0], payload))
             return
         if msg_id == 5:
             if mask & EV_BITFIELD:

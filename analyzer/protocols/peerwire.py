@@ -1,8 +1,8 @@
-"""Peer wire protocol (BEP 3, 6, 10, 52): event types and the public parser.
+"""Peer wire protocol (BEP 3, 6, 10, 52): the public parser and its events, in one import.
 
 The parser itself is compiled (``_peerwire.pyx``) because it sits in the
-per-byte hot path; this module defines the typed events it emits and
-re-exports it.  Usage is the h11 model, bytes in and events out::
+per-byte hot path; the typed events it emits are defined in ``events.py``;
+this module re-exports both.  Usage is the h11 model, bytes in and events out::
 
     p = PeerWireParser(at_stream_start=True)
     events = p.receive_data(chunk)     # any chunking gives the same events
@@ -11,7 +11,9 @@ re-exports it.  Usage is the h11 model, bytes in and events out::
 
 Piece payload is never carried in events: a ``Piece`` event says which block
 ended and how many of its bytes were missing; the byte counts live in the
-parser's counters (``block_bytes`` and friends).
+parser's counters (``block_bytes`` and friends).  BEP 10 messages are also
+queued, for the engine to route by extension name, when ``ext_messages`` is
+set to a list (see ``analyzer.sessions.extensions``).
 """
 from analyzer.protocols.events import *  # noqa: F401,F403
 from analyzer.protocols.events import MESSAGE_NAMES, PROTOCOL_NAME  # noqa: F401

@@ -29,6 +29,8 @@ cdef class Connection:
     # the responder before the initiator's next one (-1: not seen): the sizes of
     # an encryption handshake's first flights (MSE: 96-608 bytes each)
     cdef readonly int64_t flight0, flight1
+    # BEP 10 state (sessions.extensions.ConnectionExtensions), None until the first extended message
+    cdef public object extensions
 
     # block bytes (delivered, and acknowledged) per second of capture time, each direction
     cdef int64_t* ser_sec[2]

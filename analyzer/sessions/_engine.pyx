@@ -99,6 +99,7 @@ cdef class Engine:
     cdef readonly int64_t frames_seen, reused_tuples, idle_finished
     cdef public int64_t open_idle_ns  # finish a connection silent for this long (capture time)
     cdef public object verifier     # optional: .tap(connection, direction, parser) -> block sink or None
+    cdef public object extensions   # optional: sessions.extensions.ExtensionRouter for BEP 10 messages
     cdef readonly int cur_file       # the frame being handled (for evidence references)
     cdef readonly int64_t cur_frame, cur_ts
 
@@ -307,7 +308,7 @@ cdef class Engine:
         if t.paylen > 0 and c.flight1 < 0:
             c.note_payload(d, c.s0.max_end, c.s1.max_end)
         s.segment(t.seq, t.flags, t.pay, t.paycap, t.paylen)
-        _track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
+        self._track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if t.flags & TH_RST:
             c.close(ts, True)
         elif c.s0.fin_seen and c.s1.fin_seen:
@@ -316,7 +317,9 @@ cdef class Engine:
     cdef PeerWireParser _parser(self, Connection c, int d, bint at_start):
         cdef PeerWireParser p = PeerWireParser(at_start, self.event_mask)
         if self.verifier is not None:
-            p.block_sink = p.ext_sink = self.verifier.tap(c, d, p, self)
+            p.block_sink = self.verifier.tap(c, d, p, self)
+        if self.extensions is not None:
+            p.ext_messages = []
         return p
 
     cdef TcpConnection _new_tcp(self, bytes pykey, Pkt* k, uint16_t sport, uint16_t dport, int flags,
@@ -395,7 +398,7 @@ cdef class Engine:
         if u.ptype == ST_DATA and c.flight1 < 0:
             c.note_payload(d, c.s0.delivered_bytes + c.s0.ooo_bytes, c.s1.delivered_bytes + c.s1.ooo_bytes)
         s.packet(u.ptype, u.seq_nr, t.pay + u.hdrlen, t.paycap - u.hdrlen, t.paylen - u.hdrlen)
-        _track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
+        self._track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if u.ptype == ST_RESET:
             c.close(ts, True)
         elif c.s0.fin_seen and c.s1.fin_seen:
@@ -434,7 +437,7 @@ cdef class Engine:
         cdef object p0 = getattr(c, "s0").sink, p1 = getattr(c, "s1").sink
         cdef int64_t b0 = _block_bytes(p0), b1 = _block_bytes(p1), a0 = c.acked(0), a1 = c.acked(1)
         c.finish_streams()
-        _track(c, p0, p1, b0, b1, a0, a1, c.last_ts, c.last_file, c.last_frame)     # bytes released by the final flush
+        self._track(c, p0, p1, b0, b1, a0, a1, c.last_ts, c.last_file, c.last_frame)     # bytes released by the final flush
         if isinstance(c, TcpConnection):
             if self.conns.get(c.key) is c:
                 del self.conns[c.key]
@@ -446,6 +449,32 @@ cdef class Engine:
                     del self.utp_halves[half]
             self.utp_conns.pop(c.conn_id, None)
         self.finished.append(c)
+
+    cdef void _track(self, Connection c, object p0, object p1, int64_t b0, int64_t b1, int64_t a0, int64_t a1,
+                     int64_t ts, int file_idx, int64_t frame_no):
+        """Block bytes delivered and acknowledged while handling one frame (either
+        direction: an ACK can release buffered data of the other) go to that
+        frame's second; a handshake delivered by it is referenced to that frame."""
+        cdef int64_t n, m
+        if c.hs_frame0 < 0 and p0 is not None and (<PeerWireParser>p0).info_hash is not None:
+            c.note_handshake(0, file_idx, frame_no, ts)
+        if c.hs_frame1 < 0 and p1 is not None and (<PeerWireParser>p1).info_hash is not None:
+            c.note_handshake(1, file_idx, frame_no, ts)
+        if c.hs_frame0 < 0 and p0 is not None and (<PeerWireParser>p0).head_len != c.head_marked:
+            c.note_head((<PeerWireParser>p0).head_len, file_idx, frame_no, ts)     # for HTTP request times
+        n = _block_bytes(p0) - b0
+        m = c.acked(0) - a0
+        if n or m:
+            c.add_block_bytes(0, ts, n, m)
+        n = _block_bytes(p1) - b1
+        m = c.acked(1) - a1
+        if n or m:
+            c.add_block_bytes(1, ts, n, m)
+        if self.extensions is not None:
+            if p0 is not None and (<PeerWireParser>p0).ext_messages:
+                self.extensions.route(c, 0, (<PeerWireParser>p0).ext_messages, (file_idx, frame_no, ts))
+            if p1 is not None and (<PeerWireParser>p1).ext_messages:
+                self.extensions.route(c, 1, (<PeerWireParser>p1).ext_messages, (file_idx, frame_no, ts))
 
     cdef bint _expired(self, Connection c, int64_t now):
         """Closed for CLOSED_IDLE_NS, or silent for open_idle_ns, at capture time ``now``."""
@@ -475,28 +504,6 @@ cdef class Engine:
 
 cdef inline int64_t _block_bytes(object sink):
     return (<PeerWireParser>sink).block_bytes if sink is not None else 0
-
-
-cdef inline void _track(Connection c, object p0, object p1, int64_t b0, int64_t b1, int64_t a0, int64_t a1,
-                        int64_t ts, int file_idx, int64_t frame_no):
-    """Block bytes delivered and acknowledged while handling one frame (either
-    direction: an ACK can release buffered data of the other) go to that
-    frame's second; a handshake delivered by it is referenced to that frame."""
-    cdef int64_t n, m
-    if c.hs_frame0 < 0 and p0 is not None and (<PeerWireParser>p0).info_hash is not None:
-        c.note_handshake(0, file_idx, frame_no, ts)
-    if c.hs_frame1 < 0 and p1 is not None and (<PeerWireParser>p1).info_hash is not None:
-        c.note_handshake(1, file_idx, frame_no, ts)
-    if c.hs_frame0 < 0 and p0 is not None and (<PeerWireParser>p0).head_len != c.head_marked:
-        c.note_head((<PeerWireParser>p0).head_len, file_idx, frame_no, ts)     # for HTTP request times
-    n = _block_bytes(p0) - b0
-    m = c.acked(0) - a0
-    if n or m:
-        c.add_block_bytes(0, ts, n, m)
-    n = _block_bytes(p1) - b1
-    m = c.acked(1) - a1
-    if n or m:
-        c.add_block_bytes(1, ts, n, m)
 
 
 def _conn_order(Connection c):

@@ -16,40 +16,11 @@ from dataclasses import dataclass, field
 from analyzer.protocols import udp_tracker as bep15
 from analyzer.protocols.krpc import INFO_HASH_QUERIES, KrpcError, decode_krpc
 from analyzer.protocols.lsd import decode_lsd
+from analyzer.sessions.announces import TrackerAnnounce
 
 MAX_DHT_KEYS = 1_000_000
 MAX_PENDING = 100_000
 PENDING_TTL_NS = 120 * 1_000_000_000
-
-
-@dataclass
-class TrackerAnnounce:
-    """One announce (or scrape) a client sent to a tracker, with the answer if seen."""
-
-    ts_ns: int
-    transport: str            # "http" or "udp"
-    tracker: str              # URL as far as the capture shows it
-    client_ip: str
-    client_port: int
-    tracker_ip: str
-    tracker_port: int
-    info_hash: str
-    kind: str = "announce"    # or "scrape"
-    event: str | None = None
-    uploaded: int | None = None
-    downloaded: int | None = None
-    left: int | None = None
-    peer_id: bytes | None = None
-    port: int | None = None
-    numwant: int | None = None
-    key: str | None = None
-    file_idx: int = 0
-    frame_no: int = 0
-    interval: int | None = None
-    peers_returned: int | None = None
-    seeders: int | None = None
-    leechers: int | None = None
-    failure: str | None = None
 
 
 @dataclass

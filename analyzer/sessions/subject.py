@@ -7,7 +7,6 @@ BitTorrent connection; the inference and its basis are stated in the output.
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -59,6 +58,17 @@ class Subject:
         addr = ipaddress.ip_address(ip)
         return any(addr.version == s.network.version and addr in s.network for s in self.specs)
 
+    def directions(self, r) -> tuple:
+        """(side, direction towards the subject, direction from the subject) of a connection
+        record (``fwd``: src -> dst, ``rev``: dst -> src); the directions are None when the
+        subject is neither end, or both."""
+        side = self.side(r.src_ip, r.src_port, r.dst_ip, r.dst_port)
+        if side == "src":
+            return side, r.rev, r.fwd
+        if side == "dst":
+            return side, r.fwd, r.rev
+        return side, None, None
+
     def side(self, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> str:
         """'src', 'dst', 'both' or 'none': which endpoint of a connection is the subject."""
         a = any(s.matches(src_ip, src_port) for s in self.specs)
@@ -80,13 +90,9 @@ def given_subject(specs: list[str]) -> Subject:
     return Subject(parsed, False, "given with --local")
 
 
-def infer_subject(bt_endpoints, what: str = "BitTorrent connections") -> Subject:
-    """From the (src_ip, dst_ip) pairs of ``what`` (any iterable)."""
-    counts: Counter = Counter()
-    n = 0
-    for a, b in bt_endpoints:
-        counts.update({a, b})
-        n += 1
+def infer_subject(n: int, counts: dict, what: str = "BitTorrent connections") -> Subject:
+    """From ``n`` connections (or messages) of kind ``what`` and ``counts``: address -> how
+    many of them it is an end of."""
     if not n:
         return Subject([], True, f"no {what} seen: no subject inferred")
     common = sorted((ip for ip, c in counts.items() if c == n), key=_ip_sort_key)

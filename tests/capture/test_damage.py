@@ -17,7 +17,7 @@ import pytest
 
 from analyzer.capture import reader
 from analyzer.capture.reader import CaptureError, CaptureReader
-from analyzer.report.tables import build_summary
+from summaries import summarize
 from craft import (
     BASE_TS_NS, COMPRESSORS, LINKTYPE_ETHERNET, Frame, epb, ethernet, idb, nrb, pcap_bytes, pcap_header, read_records,
     record_offsets, run_analysis, shb, tcp_conversation, timed, tsresol_units, udp_packet, write_pcap,
@@ -412,7 +412,7 @@ def test_analyze_good_and_bad_files(tmp_path):
     assert acc["categories"]["udp"]["frames"] == len(frames) - 1
     for name in ("b-junk.pcap", "c-damaged.pcap", "e-missing.pcap"):
         assert any(name in w for w in warns)
-    entries = {Path(e["path"]).name: e for e in build_summary(result)["inputs"]}
+    entries = {Path(e["path"]).name: e for e in summarize(result)["inputs"]}
     assert entries["b-junk.pcap"]["readable"] is False and entries["b-junk.pcap"]["errors"]
     assert entries["e-missing.pcap"]["sha256"] is None
 

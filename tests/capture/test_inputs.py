@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.capture.inputs import InputSet, expand_paths
-from analyzer.report.tables import build_summary
+from summaries import summarize
 from craft import (
     BASE_TS_NS, NS, Frame, compress_file, epb, ethernet, idb, pcap_header, run_analysis, shb, tcp_conversation,
     timed, udp_packet, write_pcap,
@@ -135,7 +135,7 @@ def test_connection_across_rotated_files(tmp_path):
     assert rec.category == "bittorrent" and rec.state == "fin"
     assert (rec.first_file, rec.first_frame, rec.last_file, rec.last_frame) == (0, 1, 3, len(chunks[-1]))
     assert rec.frames == len(frames)
-    inputs = build_summary(result)["inputs"]
+    inputs = summarize(result)["inputs"]
     assert [Path(e["path"]).name for e in inputs] == names
     assert [e["frames"] for e in inputs] == [len(c) for c in chunks]
     assert [e["sha256"] for e in inputs] == [hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in names]

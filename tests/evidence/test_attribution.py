@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from analyzer.analysis import analyze
-from analyzer.report.tables import build_summary
+from summaries import summarize
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SAMPLE = REPO / "captures" / "sample-swarm.pcap"
@@ -41,9 +41,9 @@ def cut_capture(tmp_path) -> tuple[Path, int]:
 
 def test_mid_transfer_capture_is_attributed_by_piece_hashes(tmp_path):
     mid, dropped = cut_capture(tmp_path)
-    full = build_summary(analyze([SAMPLE], local=["127.0.0.3"], warn=lambda m: None))["torrents"][0]
+    full = summarize(analyze([SAMPLE], local=["127.0.0.3"], warn=lambda m: None))["torrents"][0]
     result = analyze([mid], local=["127.0.0.3"], torrents=[TORRENT], warn=lambda m: None)
-    summary = build_summary(result)
+    summary = summarize(result)
     records = [r for r in result.records if r.category.startswith("bittorrent")]
     assert records and all(r.attribution == "piece_hashes" and r.info_hash == INFO_HASH for r in records)
     assert all(r.fwd.info_hash is None and r.rev.info_hash is None for r in records)
@@ -60,7 +60,7 @@ def test_mid_transfer_capture_is_attributed_by_piece_hashes(tmp_path):
 
 def test_without_metadata_it_stays_unattributed(tmp_path):
     mid, _ = cut_capture(tmp_path)
-    summary = build_summary(analyze([mid], local=["127.0.0.3"], warn=lambda m: None))
+    summary = summarize(analyze([mid], local=["127.0.0.3"], warn=lambda m: None))
     assert summary["torrents"] == []
     assert summary["unattributed"]["connections"] >= 1 and summary["unattributed"]["downloaded_bytes"] > 0
 
@@ -87,7 +87,7 @@ def test_window_plus_what_came_before_equals_the_clients_counters(tmp_path, cut)
     peer, to the client's own counters: the window holds exactly its share."""
     import json
     from analyzer.sessions.subject import given_subject
-    from analyzer.sessions.summary import build_torrents
+    from summaries import torrents_of
     truth = json.loads((REPO / "captures" / "sample-swarm.truth.json").read_text())
     before, window = split_capture(tmp_path, cut)
     results = [analyze([p], local=["127.0.0.3"], torrents=[TORRENT], warn=lambda m: None) for p in (before, window)]
@@ -95,7 +95,7 @@ def test_window_plus_what_came_before_equals_the_clients_counters(tmp_path, cut)
     for name, peer in truth["peers"].items():
         counters = peer["torrents"]["sample"]
         subject = given_subject([peer["ip"]])
-        rows = [t for r in results for t in build_torrents(r.records, subject, r.metas, r.pieces)]
+        rows = [t for r in results for t in torrents_of(r, subject)]
         assert {t["info_hash"] for t in rows} == {INFO_HASH}
         assert sum(t["downloaded_bytes"] for t in rows) == counters["total_payload_download"], name
         assert sum(t["uploaded_bytes"] for t in rows) == counters["total_payload_upload"], name

@@ -1,5 +1,5 @@
 """Engine-level TCP behaviour through crafted captures: ``analyze()`` +
-``build_summary()`` must give exact downloaded / uploaded figures for the
+``summarize()`` must give exact downloaded / uploaded figures for the
 subject (the leecher, 10.1.0.1) whatever the capture did to the segments."""
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 
 from analyzer.analysis import analyze
 from analyzer.capture import reader as reader_mod
-from analyzer.report.tables import build_summary, connections_csv
+from summaries import connections_csv, summarize
 from analyzer.sessions.store import sort_key
 from analyzer.sessions.subject import given_subject
-from analyzer.sessions.summary import transfer_figures
+from analyzer.findings.transfers import transfer
 from craft_tcp import (BLOCK, NS, SYN, BtStream, Conversation, copy_seg, leecher_stream, seeder_stream,
                        write_pcap)
 
@@ -42,7 +42,7 @@ def conversation(info_hash=IH, isn_a=1_000_000, isn_b=3_000_000_000, t0=None, cl
 def run(tmp_path, *parts, name="t.pcap"):
     path = write_pcap(tmp_path / name, *parts)
     result = analyze([path], local=[A[0]], warn=lambda m: None)
-    summary = build_summary(result)
+    summary = summarize(result)
     frames = sum(len(segs) for _, segs in parts)
     assert summary["accounting"]["frames"] == frames == summary["accounting"]["frames_read"]
     return result, summary
@@ -218,12 +218,12 @@ def test_capture_starts_mid_connection(tmp_path):
     (r,) = result.records
     assert r.category == "bittorrent_unattributed" and not r.initiator_known
     assert summary["torrents"] == []
-    f = transfer_figures(r, given_subject([A[0]]))
+    f = transfer(r, given_subject([A[0]])).sums
     block = next((a, b) for a, b in down.blocks if a <= first.off < b)
     tail = block[1] - first.off
     expected = down.block_bytes_in(first.off, len(down))
-    assert f["downloaded_unknown_piece_bytes"] == tail
-    assert f["downloaded_bytes"] == f["downloaded_acked_bytes"] == expected
+    assert f.downloaded_unknown_piece_bytes == tail
+    assert f.downloaded_bytes == f.downloaded_acked_bytes == expected
     assert summary["accounting"]["peer_wire"]["block_bytes"] == expected
     assert summary["accounting"]["categories"]["bittorrent_unattributed"]["connections"] == 1
     u = summary["unattributed"]
@@ -318,9 +318,9 @@ def test_split_does_not_depend_on_batches(tmp_path, monkeypatch):
     c.send(1, bytes(BtStream().piece(7, 0, seed=5).data))
     path = write_pcap(tmp_path / "t.pcap", (c.ep, c.segs[:before]), (other.ep, other.segs),
                       (c.ep, c.segs[before:]))
-    a = build_summary(analyze([path], local=[A[0]], warn=lambda m: None))
+    a = summarize(analyze([path], local=[A[0]], warn=lambda m: None))
     monkeypatch.setattr(reader_mod, "BATCH_RECORDS", 3)
-    b = build_summary(analyze([path], local=[A[0]], warn=lambda m: None))
+    b = summarize(analyze([path], local=[A[0]], warn=lambda m: None))
     assert a["torrents"] == b["torrents"] and a["accounting"] == b["accounting"]
     assert a["accounting"]["connections_finished_after_silence"] == 1
     assert torrent(a)["downloaded_bytes"] == down.block_bytes + BLOCK

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.analysis import analyze
-from analyzer.report.tables import build_summary, connections_csv
+from summaries import connections_csv, summarize
 from analyzer.sessions import store as store_mod
 from analyzer.sessions.store import RecordStore
 
@@ -48,10 +48,10 @@ def test_merged_stores():
 
 def test_outputs_identical_when_records_spill(monkeypatch):
     ref = analyze([SAMPLE], local=["127.0.0.3"], warn=lambda m: None)
-    want = (build_summary(ref), connections_csv(ref))
+    want = (summarize(ref), connections_csv(ref))
     monkeypatch.setattr(store_mod, "SPILL_AT", 1)
     monkeypatch.setattr(RecordStore.__init__, "__defaults__", (1,))
     spilled = analyze([SAMPLE], local=["127.0.0.3"], warn=lambda m: None)
     assert spilled.records._runs, "the records should have spilled to disk"
-    assert (build_summary(spilled), connections_csv(spilled)) == want
+    assert (summarize(spilled), connections_csv(spilled)) == want
     spilled.records.close()

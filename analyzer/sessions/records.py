@@ -1,4 +1,4 @@
-"""Finished connections -> plain records (the unit of every table and total).
+"""Finished engine connections -> plain records (the unit of every table and total).
 
 A record keeps both directions' figures, named from the initiator's point of
 view: ``src`` is the endpoint that sent the SYN when the handshake was
@@ -19,6 +19,11 @@ Category of a connection (every one of its frames falls in it):
   that verified (for "same_connection", the earlier connection's);
 * ``bittorrent_unattributed``: peer wire messages were recognised (framing
   found again mid-stream) but no handshake, so no info_hash;
+* ``tracker``: an HTTP tracker exchange (announces and scrapes, appended to
+  the analysis's announces);
+* ``encrypted``: an MSE/PE key exchange, no plaintext peer wire (``encryption``
+  "mse"; a key exchange followed by plaintext peer wire stays ``bittorrent``
+  with ``encryption`` "mse_plaintext");
 * ``other_tcp``: anything else (``udp`` for a uTP-shaped flow without peer wire).
 
 ``info_hash`` is the one in the initiator's handshake (else the responder's).
@@ -36,9 +41,8 @@ import numpy as np
 
 from analyzer.protocols.extension import decode_ext_handshake
 from analyzer.protocols.mse import mse_basis
-from analyzer.protocols.peer_id import decode_peer_id, peer_id_text
-from analyzer.sessions.store import sort_key
-from analyzer.sessions.trackers import http_announces
+from analyzer.protocols.peer_id import decode_peer_id
+from analyzer.sessions.announces import http_announces
 
 DIRECTION_FIELDS = (
     "frames", "wire_bytes", "payload_bytes", "duplicate_bytes", "conflict_bytes", "uncompared_bytes",
@@ -129,7 +133,7 @@ class ConnectionRecord:
         return d.ext.get("v") or decode_peer_id(d.peer_id) or ""
 
 
-def _direction(stream, parser, frames: int, wire: int, transport: str) -> Direction:
+def _direction(stream, parser, frames: int, wire: int, transport: str, ext: dict | None) -> Direction:
     d = Direction(frames=frames, wire_bytes=wire)
     d.payload_bytes = stream.delivered_bytes
     d.duplicate_bytes = stream.duplicate_bytes
@@ -160,7 +164,8 @@ def _direction(stream, parser, frames: int, wire: int, transport: str) -> Direct
         d.info_hash = parser.info_hash
         d.reserved = parser.reserved
         d.synced = parser.synced
-        d.ext = decode_ext_handshake(parser.ext_handshake)
+        # decoded once, by the extension router; standalone engines (no router) decode here
+        d.ext = ext if ext is not None else decode_ext_handshake(parser.ext_handshake)
     return d
 
 
@@ -170,8 +175,9 @@ def record_from_conn(c, announces: list | None = None, attributed: tuple | None 
     (info hash, (file, frame, ts)) its blocks verified against when no handshake
     was captured."""
     transport = c.transport
-    fwd = _direction(c.s0, c.parser0, c.frames0, c.wire_bytes0, transport)
-    rev = _direction(c.s1, c.parser1, c.frames1, c.wire_bytes1, transport)
+    ext = c.extensions.handshakes if c.extensions is not None else (None, None)
+    fwd = _direction(c.s0, c.parser0, c.frames0, c.wire_bytes0, transport, ext[0])
+    rev = _direction(c.s1, c.parser1, c.frames1, c.wire_bytes1, transport, ext[1])
     fwd.block_series = c.block_series(0)
     rev.block_series = c.block_series(1)
     r = ConnectionRecord(
@@ -196,59 +202,6 @@ def record_from_conn(c, announces: list | None = None, attributed: tuple | None 
         r.info_hash, (r.attribution_file, r.attribution_frame, r.attribution_ts_ns) = attributed
         r.attribution = "piece_hashes"
     return r
-
-
-class ConnectionLinker:
-    """Links a connection seen mid-stream to the one it continues.
-
-    The engine finishes a connection that has been silent for a long time
-    (memory must follow live connections).  Should the same connection speak
-    again, its later frames make a new connection without a handshake.  Its
-    endpoints (the TCP 4-tuple; a uTP connection id pair) are those of the
-    earlier one: a new TCP connection would have started with a SYN and a new
-    uTP connection with new ids.  When the later one carries recognisable peer
-    wire messages and nothing else attributed it, it takes the earlier one's
-    info hash, with ``attribution`` "same_connection".  Only connections
-    finished while still open are remembered, each for ``horizon_ns`` of
-    capture time after its last frame, and at most ``cap`` of them.
-    """
-
-    def __init__(self, horizon_ns: int = 3600 * 10**9, cap: int = 1 << 20):
-        self.horizon_ns = horizon_ns
-        self.cap = cap
-        self.open: dict = {}          # endpoint key -> (what a continuation takes, last_ts_ns), oldest first
-        self.linked = 0
-
-    @staticmethod
-    def _keys(c) -> list:
-        return [c.key] if c.transport == "tcp" else list(c.halves)
-
-    def link(self, c, r: ConnectionRecord) -> ConnectionRecord:
-        keys = self._keys(c)
-        if r.category == "bittorrent_unattributed" and not r.initiator_known:
-            for k in keys:
-                found = self.open.get(k)
-                if found is not None and found[1] < r.first_ts_ns:
-                    e = found[0]
-                    r.category, r.info_hash, r.info_hash_reply = "bittorrent", e["info_hash"], e["info_hash_reply"]
-                    r.attribution, r.continues = "same_connection", e["key"]
-                    r.attribution_file, r.attribution_frame, r.attribution_ts_ns = e["evidence"]
-                    self.linked += 1
-                    break
-        for k in keys:
-            self.open.pop(k, None)
-        if r.state == "open" and r.category == "bittorrent":
-            # only what a continuation needs (not the record, whose per-second series can be long)
-            e = {"key": sort_key(r), "info_hash": r.info_hash, "info_hash_reply": r.info_hash_reply,
-                 "evidence": (r.attribution_file, r.attribution_frame, r.attribution_ts_ns)}
-            for k in keys:
-                self.open[k] = (e, r.last_ts_ns)
-        while self.open:
-            k, (_, last) = next(iter(self.open.items()))
-            if len(self.open) <= self.cap and last >= r.last_ts_ns - self.horizon_ns:
-                break
-            del self.open[k]
-        return r
 
 
 def classify(r: ConnectionRecord, head_src: bytes = b"", head_dst: bytes = b"",
@@ -286,6 +239,3 @@ def classify(r: ConnectionRecord, head_src: bytes = b"", head_dst: bytes = b"",
             else:
                 r.encryption = "mse_plaintext"     # plaintext peer wire after the key exchange
 
-
-def peer_id_field(d: Direction) -> str:
-    return peer_id_text(d.peer_id)

@@ -1,5 +1,6 @@
-"""timeline.parquet and peers.parquet of the bundled sample: they add up to the torrent totals,
-whatever the bin width and however often the accumulator compacts."""
+"""The timeline and per-peer tables of the bundled sample (timeline.parquet, peers.parquet):
+they add up to the torrent totals, whatever the bin width and however often the
+accumulator compacts."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,11 @@ import pandas as pd
 import pytest
 
 from analyzer.analysis import analyze
-from analyzer.report import timeline as tl
-from analyzer.sessions.summary import build_torrents
+from analyzer.findings import build_findings
+from analyzer.findings import timeline as tl
+from analyzer.findings.timeline import Timeline
+from analyzer.output import parquet
+from summaries import torrents_of
 
 SAMPLE = Path(__file__).resolve().parent.parent.parent / "captures" / "sample-swarm.pcap"
 
@@ -19,10 +23,15 @@ def result():
     return analyze([SAMPLE], local=["127.0.0.3"], warn=lambda m: None)
 
 
+def tables(result, bin_seconds):
+    f = build_findings(result, bin_seconds=bin_seconds)
+    return parquet.timeline_table(f.timeline), parquet.peers_table(f.peers)
+
+
 @pytest.mark.parametrize("bin_seconds", [1, 5, 3600])
 def test_bins_add_up_to_the_torrent_totals(result, bin_seconds):
-    [t] = build_torrents(result.records, result.subject)
-    timeline, peers = tl.build_frames(result, bin_seconds)
+    [t] = torrents_of(result, result.subject)
+    timeline, peers = (x.to_pandas() for x in tables(result, bin_seconds))
     for d in ("downloaded", "uploaded"):
         rows = timeline[timeline["direction"] == d]
         assert rows["bytes"].sum() == t[f"{d}_bytes"]
@@ -35,21 +44,26 @@ def test_bins_add_up_to_the_torrent_totals(result, bin_seconds):
 
 
 def test_compaction_does_not_change_the_tables(result, monkeypatch):
-    a = tl.build_tables(result, 1)
+    a = tables(result, 1)
     monkeypatch.setattr(tl, "COMPACT_AT", 3)
-    b = tl.build_tables(result, 1)
+    b = tables(result, 1)
     assert a[0].equals(b[0]) and a[1].equals(b[1])
 
 
 def test_empty_tables_keep_their_schema():
-    class Empty:
-        records, metas, subject = [], [], None
-    timeline, peers = tl.build_tables(Empty(), 1)
+    import numpy as np
+    timeline = parquet.timeline_table(Timeline(1, [], np.empty((0, 6), np.int64)))
+    peers = parquet.peers_table([])
     assert timeline.num_rows == peers.num_rows == 0
-    assert timeline.column_names == tl.TIMELINE_COLUMNS and peers.column_names == tl.PEER_COLUMNS
+    assert timeline.column_names == parquet.TIMELINE_COLUMNS and peers.column_names == parquet.PEER_COLUMNS
     assert isinstance(timeline.to_pandas(), pd.DataFrame)
 
 
+def test_zero_bin_width_is_refused():
+    with pytest.raises(ValueError):
+        tl.TimelineAccumulator({}, 0)
+
+
 def test_strings_column_round_trips():
-    arr = tl._strings(["a", "", "é", "b" * 70])
+    arr = parquet._strings(["a", "", "é", "b" * 70])
     assert arr.to_pylist() == ["a", "", "é", "b" * 70]

@@ -1,0 +1,168 @@
+"""The findings of an analysis: what it shows from the subject's side, built once, typed.
+
+Theory of operation
+-------------------
+``analyzer.analysis`` produces the raw material of a run (connection
+records, datagram facts, tracker announces, pieces, metadata, what every
+BEP 10 handler collected), none of it relative to the subject.  Once the
+subject is known, ``build_findings`` makes one pass over the connection
+records, computing each connection's subject view once (``transfer``) and
+feeding every accumulator with it: torrents, unattributed and encrypted
+connections, the subject's clients, the accounting, the timeline and
+per-peer tables, and the per-second bins the tracker reconciliation needs.
+The rest (tracker reports, DHT, LSD, pieces) comes from the datagram
+and evidence facts.  The result is a ``Findings`` object that the writers in
+``analyzer.output`` serialise and nothing else: findings never call back
+into the analysis, and the writers never compute.
+
+Connections are many (a case can have millions): their rows for
+connections.csv are produced by ``Findings.connection_views()``, a second
+pass over the stored records, rather than kept.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from analyzer.findings import discovery
+from analyzer.findings.accounting import Accounting, AccountingAccumulator
+from analyzer.findings.connections import (Encrypted, SubjectClient, SubjectClients, Unattributed,
+                                           bittorrent_endpoints, connection_views, encryption_context)
+from analyzer.findings.timeline import PeerRow, Timeline, TimelineAccumulator
+from analyzer.findings.torrents import TorrentAccumulator, TorrentFinding, torrent_groups
+from analyzer.findings.trackers import Reconciliation, ReconciliationBins, subject_announces
+from analyzer.findings.transfers import transfer
+from analyzer.sessions.store import sort_key
+from analyzer.sessions.subject import Subject
+
+
+@dataclass(frozen=True)
+class InputFinding:
+    """One input file: where it is, its SHA-256 and what reading it found."""
+
+    path: str
+    sha256: str | None
+    size_bytes: int
+    format: str | None
+    compression: str | None
+    frames: int
+    link_types: list
+    first_ts_ns: int | None
+    last_ts_ns: int | None
+    readable: bool
+    errors: list
+    damaged_bytes: int
+    truncated_bytes: int
+    skipped_blocks: dict
+
+
+@dataclass(frozen=True)
+class PieceFinding:
+    piece: object                 # evidence.pieces.PieceResult
+    subject_received: bool
+
+
+@dataclass
+class Findings:
+    subject: Subject
+    inputs: list[InputFinding]
+    files: list[str]              # input paths by file index (frame references)
+    torrents: list[TorrentFinding]
+    subject_clients: list[SubjectClient]
+    unattributed: Unattributed
+    encrypted: Encrypted
+    announces: list               # (TrackerAnnounce, by the subject?) for every announce and scrape
+    subject_reports: list         # the subject's TrackerAnnounces
+    reconciliation: list[Reconciliation]
+    dht: discovery.Dht
+    lsd: list[discovery.LsdAnnounce]
+    carved: list
+    accounting: Accounting
+    timeline: Timeline
+    peers: list[PeerRow]
+    pieces: list[PieceFinding] | None     # None: no metadata, or verification not run
+    rebuilt: list                 # TorrentMeta rebuilt from the capture
+    notes: list[str]
+    options: dict
+    records: object = field(repr=False, default=None)   # the analysis's RecordStore (second pass)
+    endpoints: dict = field(repr=False, default_factory=dict)
+    continued_ids: dict = field(repr=False, default_factory=dict)
+
+    def connection_views(self):
+        """Every connection from the subject's side, in first-frame order (a generator)."""
+        return connection_views(self.records, self.subject, self.endpoints, self.continued_ids)
+
+
+def input_findings(result) -> list[InputFinding]:
+    out = []
+    for f in result.inputs.files:
+        r = f.report
+        out.append(InputFinding(
+            path=str(f.path), sha256=f.sha256.result() if f.sha256 is not None else None,
+            size_bytes=r.size_bytes, format=r.format or None, compression=r.compression, frames=r.frames,
+            link_types=sorted(r.link_types), first_ts_ns=r.first_ts_ns, last_ts_ns=r.last_ts_ns,
+            readable=r.readable, errors=list(r.errors), damaged_bytes=r.damaged_bytes,
+            truncated_bytes=r.truncated_bytes, skipped_blocks=dict(sorted(r.skipped_blocks.items()))))
+    return out
+
+
+def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1) -> Findings:
+    """The findings of ``result`` from the side of ``subject`` (default: the analysis's)."""
+    subject = subject or result.subject
+    groups = torrent_groups(result.index, result.metas)
+    endpoints = bittorrent_endpoints(result.index, result.announces, result.udp)
+    mine = subject_announces(result.announces, subject)
+    torrents = TorrentAccumulator(groups)
+    unattributed, encrypted, clients = Unattributed(), Encrypted(), SubjectClients()
+    accounting = AccountingAccumulator()
+    timeline = TimelineAccumulator(groups, bin_seconds)
+    reconciliation = ReconciliationBins(mine, groups)
+    continued = result.index.continued
+    continued_ids = {}
+    for r in result.records:                     # the one pass
+        t = transfer(r, subject)
+        accounting.add(r, t)
+        if continued and sort_key(r) in continued:
+            continued_ids[sort_key(r)] = r.conn_id
+        if r.encryption.startswith("mse"):
+            encrypted.add(r, t, encryption_context(r, endpoints) if t.involves_subject else "")
+        if r.category == "bittorrent_unattributed":
+            unattributed.add(t)
+        if not r.category.startswith("bittorrent"):
+            continue
+        clients.add(r, t)
+        if r.category != "bittorrent":
+            continue
+        torrents.add(r, t)
+        if t.involves_subject:
+            down, up = (r.rev, r.fwd) if t.side == "src" else (r.fwd, r.rev)
+            timeline.add(r, t, down, up)
+            reconciliation.add(r, down, up)
+    mine_ids = {id(a) for a in mine}
+    pieces = None
+    if result.metas and result.pieces is not None:
+        pieces = [PieceFinding(p, subject.has_address(p.receiver)) for p in result.pieces]
+    return Findings(
+        subject=subject,
+        inputs=input_findings(result),
+        files=[str(f.path) for f in result.inputs.files],
+        torrents=torrents.findings(subject, result.metas, result.pieces),
+        subject_clients=clients.findings(),
+        unattributed=unattributed,
+        encrypted=encrypted,
+        announces=[(a, id(a) in mine_ids) for a in result.announces],
+        subject_reports=mine,
+        reconciliation=reconciliation.findings(),
+        dht=discovery.dht(result.udp, subject),
+        lsd=discovery.lsd(result.udp, subject),
+        carved=result.carved,
+        accounting=accounting.finish(result),
+        timeline=timeline.timeline(),
+        peers=timeline.peer_rows(),
+        pieces=pieces,
+        rebuilt=result.rebuilt,
+        notes=list(result.notes),
+        options=result.options,
+        records=result.records,
+        endpoints=endpoints,
+        continued_ids=continued_ids,
+    )

@@ -1,0 +1,107 @@
+"""Every frame in exactly one category, and the stream-level byte accounting.
+
+Categories: connections put all their frames in theirs (see
+sessions.records); the engine counts the frames that belong to no
+connection (UDP, other IP, non-IP, undecodable with a reason), the datagram
+analyzer those of DHT, LSD and UDP trackers.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from analyzer.findings.transfers import Transfer
+from analyzer.sessions.records import ConnectionRecord
+
+ALL_CATEGORIES = ("bittorrent", "bittorrent_unattributed", "encrypted", "tracker", "dht", "lsd",
+                  "other_tcp", "udp", "other_ip", "non_ip", "undecodable")
+CONNECTION_CATEGORIES = ("bittorrent", "bittorrent_unattributed", "encrypted", "tracker", "other_tcp", "udp")
+TCP_STREAM_FIELDS = ("payload_bytes", "duplicate_bytes", "conflict_bytes", "uncompared_bytes", "gap_bytes",
+                     "late_bytes", "truncated_bytes")
+UTP_STREAM_FIELDS = ("payload_bytes", "duplicate_bytes", "conflict_packets", "gap_packets", "late_bytes",
+                     "truncated_bytes")
+PEER_WIRE_FIELDS = ("handshake_bytes", "message_bytes", "block_bytes", "block_tail_bytes", "block_gap_bytes",
+                    "unparsed_bytes", "opaque_bytes", "lost_messages", "protocol_errors", "resyncs")
+STREAM_CATEGORIES = {"tcp": ("bittorrent", "bittorrent_unattributed", "encrypted", "tracker", "other_tcp"),
+                     "utp": ("bittorrent", "bittorrent_unattributed", "encrypted", "udp")}
+STREAM_FIELDS = {"tcp": TCP_STREAM_FIELDS, "utp": UTP_STREAM_FIELDS}
+GAP_DIRECTIONS = ("to_subject", "from_subject", "not_involving_subject")
+
+
+@dataclass
+class Accounting:
+    frames: int
+    bytes: int
+    frames_read: int
+    categories: dict              # category -> {frames, bytes[, connections][, reasons, unknown_link_types]}
+    gap_bytes: dict               # GAP_DIRECTIONS -> TCP stream bytes never captured
+    gap_packets: dict             # GAP_DIRECTIONS -> uTP packets never captured
+    tcp_streams: dict             # category -> TCP_STREAM_FIELDS
+    utp_streams: dict             # category -> UTP_STREAM_FIELDS
+    peer_wire: dict               # PEER_WIRE_FIELDS
+    ip_fragments: dict
+    reused_tuples: int
+    connections_finished_after_silence: int
+    connections_continued_after_silence: int
+    capture_damage: dict
+
+
+class AccountingAccumulator:
+    def __init__(self):
+        self.cats = {c: {"frames": 0, "bytes": 0} for c in ALL_CATEGORIES}
+        for c in CONNECTION_CATEGORIES:
+            self.cats[c]["connections"] = 0
+        self.streams = {t: {c: Counter() for c in cats} for t, cats in STREAM_CATEGORIES.items()}
+        self.peer_wire = Counter()
+        self.gaps = {"bytes": Counter(), "packets": Counter()}
+
+    def add(self, r: ConnectionRecord, t: Transfer) -> None:
+        c = self.cats[r.category]
+        c["frames"] += r.frames
+        c["bytes"] += r.wire_bytes
+        c["connections"] += 1
+        streams = self.streams[r.transport][r.category]
+        for d in (r.fwd, r.rev):
+            for k in STREAM_FIELDS[r.transport]:
+                streams[k] += getattr(d, k)
+            if r.category.startswith("bittorrent"):
+                for k in PEER_WIRE_FIELDS:
+                    self.peer_wire[k] += getattr(d, k)
+        unit, name = ("bytes", "gap_bytes") if r.transport == "tcp" else ("packets", "gap_packets")
+        if t.involves_subject:
+            down, up = (r.rev, r.fwd) if t.side == "src" else (r.fwd, r.rev)
+            self.gaps[unit]["to_subject"] += getattr(down, name)
+            self.gaps[unit]["from_subject"] += getattr(up, name)
+        else:
+            self.gaps[unit]["not_involving_subject"] += getattr(r.fwd, name) + getattr(r.rev, name)
+
+    def finish(self, result) -> Accounting:
+        """The accounting, with the frames counted outside connections (``result``: the analysis)."""
+        cats = self.cats
+        for k, (frames, nbytes) in result.kinds.items():
+            cats[k]["frames"] += frames
+            cats[k]["bytes"] += nbytes
+        for (k, unit), n in result.udp.categories.items():
+            cats.setdefault(k, {"frames": 0, "bytes": 0})[unit] += n
+        cats["undecodable"]["reasons"] = dict(sorted(result.reasons.items()))
+        if result.unknown_link_types:
+            cats["undecodable"]["unknown_link_types"] = {str(k): v for k, v in sorted(result.unknown_link_types.items())}
+        return Accounting(
+            frames=sum(c["frames"] for c in cats.values()),
+            bytes=sum(c["bytes"] for c in cats.values()),
+            frames_read=result.frames,
+            categories=cats,
+            gap_bytes={k: self.gaps["bytes"][k] for k in GAP_DIRECTIONS},
+            gap_packets={k: self.gaps["packets"][k] for k in GAP_DIRECTIONS},
+            tcp_streams={c: {k: v[k] for k in TCP_STREAM_FIELDS} for c, v in self.streams["tcp"].items()},
+            utp_streams={c: {k: v[k] for k in UTP_STREAM_FIELDS} for c, v in self.streams["utp"].items()},
+            peer_wire={k: self.peer_wire[k] for k in PEER_WIRE_FIELDS},
+            ip_fragments=dict(result.fragments),
+            reused_tuples=result.reused_tuples,
+            connections_finished_after_silence=result.idle_finished,
+            connections_continued_after_silence=result.linked,
+            capture_damage={
+                "unreadable_files": sum(1 for r in result.reports if not r.readable),
+                "damaged_bytes": sum(r.damaged_bytes for r in result.reports),
+                "truncated_bytes": sum(r.truncated_bytes for r in result.reports),
+            })

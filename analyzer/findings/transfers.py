@@ -1,0 +1,78 @@
+"""A connection seen from the subject's side: which end it is, and the figures each way.
+
+Definitions (the contract of summary.json, torrents.csv, connections.csv):
+
+* ``uploaded_bytes``: piece block bytes the subject put on the wire, each
+  byte once however often it was retransmitted; a block cut short counts
+  what was sent.  ``uploaded_acked_bytes``: the part the remote side
+  acknowledged (TCP cumulative ACK; uTP ack_nr and selective ACKs).
+* ``downloaded_bytes`` / ``downloaded_acked_bytes``: the same for blocks
+  sent to the subject (acknowledged by the subject).
+* Block bytes lost in capture gaps are never counted in those figures; they
+  are reported as ``*_gap_bytes``.  Bytes counted as the tail of a block
+  whose header was not captured (piece unknown) are included and also shown
+  as ``*_unknown_piece_bytes``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from analyzer.sessions.records import ConnectionRecord
+from analyzer.sessions.subject import Subject
+
+
+@dataclass(slots=True)
+class TransferSums:
+    """The subject-relative byte figures of one connection, or summed over several."""
+
+    downloaded_bytes: int = 0
+    downloaded_acked_bytes: int = 0
+    uploaded_bytes: int = 0
+    uploaded_acked_bytes: int = 0
+    downloaded_unknown_piece_bytes: int = 0
+    uploaded_unknown_piece_bytes: int = 0
+    downloaded_gap_bytes: int = 0
+    uploaded_gap_bytes: int = 0
+
+    def add(self, other: "TransferSums") -> None:
+        for f in SUM_FIELDS:
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+
+
+SUM_FIELDS = tuple(f.name for f in fields(TransferSums))
+
+
+@dataclass(slots=True)
+class Transfer:
+    """One connection from the subject's side (``side``: which end is the subject: src,
+    dst, both or none; the rest is set only for src or dst)."""
+
+    side: str
+    remote_ip: str = ""
+    remote_port: int = 0
+    sums: TransferSums | None = None
+    remote_peer_id: bytes | None = None
+    subject_peer_id: bytes | None = None
+    remote_client: str = ""
+    subject_client: str = ""
+
+    @property
+    def involves_subject(self) -> bool:
+        return self.sums is not None
+
+
+def transfer(r: ConnectionRecord, subject: Subject) -> Transfer:
+    side, down, up = subject.directions(r)
+    if down is None:
+        return Transfer(side)
+    return Transfer(
+        side,
+        remote_ip=r.dst_ip if side == "src" else r.src_ip,
+        remote_port=r.dst_port if side == "src" else r.src_port,
+        sums=TransferSums(down.block_bytes, down.block_acked_bytes, up.block_bytes, up.block_acked_bytes,
+                          down.block_tail_bytes, up.block_tail_bytes, down.block_gap_bytes, up.block_gap_bytes),
+        remote_peer_id=down.peer_id,
+        subject_peer_id=up.peer_id,
+        remote_client=r.client(down),
+        subject_client=r.client(up),
+    )

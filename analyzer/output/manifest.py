@@ -1,0 +1,67 @@
+"""manifest.json: the one file about the run itself (times, command line, options,
+platform, library versions) and the SHA-256 of every input and output file."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import sys
+from pathlib import Path
+
+from analyzer.digest import sha256_file
+from analyzer.output.summary import TOOL, dumps
+
+MANIFEST_SCHEMA = "bt-analyzer/manifest/1"
+LIBRARIES = ("libtorrent", "matplotlib", "numpy", "pandas", "pyarrow")
+
+
+def _version(module: str) -> str | None:
+    """A distribution's installed version, without importing it."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(module)
+    except PackageNotFoundError:
+        return None
+
+
+def utc(t: _dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_utc() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def manifest_json(f, out_dir: Path, outputs: list[str], *, argv: list[str], started: _dt.datetime) -> dict:
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "tool": TOOL,
+        "command_line": argv,
+        "options": f.options,
+        "started_utc": utc(started),
+        "finished_utc": utc(now_utc()),
+        "platform": {"python": sys.version.split()[0], "system": platform.platform(),
+                     "machine": platform.machine()},
+        "libraries": {name: _version(name) for name in LIBRARIES},
+        "inputs": [{"path": i.path, "resolved_path": str(Path(i.path).resolve()), "sha256": i.sha256,
+                    "size_bytes": i.size_bytes} for i in f.inputs],
+        "outputs": [{"path": name, "sha256": sha256_file(out_dir / name)} for name in sorted(outputs)],
+    }
+
+
+def add_to_manifest(out_dir: Path, files: list[Path], finished: bool = False) -> None:
+    """Record files written later (the report) in the folder's manifest.json; `finished` moves the
+    run's end time to now (the report was part of the same `analyze` run)."""
+    path = out_dir / "manifest.json"
+    if not path.exists():
+        return
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    outputs = {o["path"]: o for o in manifest.get("outputs", [])
+               if not o["path"].startswith("report/") or (out_dir / o["path"]).exists()}
+    for f in files:
+        name = str(Path(f).relative_to(out_dir))
+        outputs[name] = {"path": name, "sha256": sha256_file(f)}
+    manifest["outputs"] = [outputs[k] for k in sorted(outputs)]
+    if finished:
+        manifest["finished_utc"] = utc(now_utc())
+    path.write_text(dumps(manifest), encoding="utf-8")

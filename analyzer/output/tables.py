@@ -1,0 +1,154 @@
+"""The CSV tables: torrents.csv, connections.csv (streamed), tracker.csv, pieces.csv,
+dht.csv and pex.csv, from the findings (columns described in the README)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from analyzer.findings.transfers import SUM_FIELDS
+from analyzer.protocols.peer_id import peer_id_text
+from analyzer.output.summary import announce_json
+from analyzer.sessions.records import DIRECTION_FIELDS
+from analyzer.timefmt import iso_ns
+
+TORRENT_COLUMNS = ("info_hash", "transport", "connections", "peers", *SUM_FIELDS, "first_seen", "last_seen",
+                   "name", "total_size", "piece_length", "info_hash_v2")
+
+
+def _writer(buf):
+    return csv.writer(buf, lineterminator="\n")
+
+
+def _csv(columns, rows) -> str:
+    """Rows (dicts) under ``columns``; None is written as an empty cell."""
+    buf = io.StringIO()
+    w = _writer(buf)
+    w.writerow(columns)
+    for row in rows:
+        w.writerow(["" if row[c] is None else row[c] for c in columns])
+    return buf.getvalue()
+
+
+def torrents_csv(f) -> str:
+    """One row per torrent for all transports together (transport 'all'), then one per transport."""
+    buf = io.StringIO()
+    w = _writer(buf)
+    w.writerow(TORRENT_COLUMNS)
+    for t in f.torrents:
+        m = t.meta
+        meta = ["" if v is None else v
+                for v in ((m.name, m.total_size, m.piece_length, m.info_hash_v2) if m else (None,) * 4)]
+        w.writerow([t.info_hash, "all", t.connections, t.peers, *(getattr(t.sums, k) for k in SUM_FIELDS),
+                    iso_ns(t.first_seen_ns), iso_ns(t.last_seen_ns), *meta])
+        for name, tr in t.transports.items():
+            w.writerow([t.info_hash, name, tr.connections, "", *(getattr(tr.sums, k) for k in SUM_FIELDS),
+                        "", "", *meta])
+    return buf.getvalue()
+
+
+CONNECTION_COLUMNS = (
+    "conn_id", "transport", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "initiator_known",
+    "state", "category", "attribution", "attribution_file", "attribution_frame", "attribution_ts",
+    "attribution_conn_id", "info_hash", "info_hash_reply", "encryption", "encryption_basis",
+    "encryption_context",
+    "flight_src", "flight_dst", "subject_side",
+    "remote_ip", "remote_port", "downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes",
+    "uploaded_acked_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
+    "reserved_src", "reserved_dst", "ext_handshake_src", "ext_handshake_dst",
+    *(f"{f}_{d}" for f in DIRECTION_FIELDS for d in ("src_to_dst", "dst_to_src")),
+    "first_file", "first_frame", "first_ts", "last_file", "last_frame", "last_ts",
+)
+
+
+def _hex(b: bytes | None) -> str:
+    return b.hex() if b is not None else ""
+
+
+def _compact(d: dict) -> str:
+    """The decoded BEP 10 handshake (v, m, p, metadata_size, reqq, yourip) as compact JSON."""
+    return json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False) if d else ""
+
+
+def connection_row(v, files: list[str]) -> list:
+    r, t = v.record, v.transfer
+    s = t.sums
+    attributed = r.attribution_frame >= 0
+    row = [r.conn_id, r.transport, r.ip_version, r.src_ip, r.src_port, r.dst_ip, r.dst_port,
+           int(r.initiator_known), r.state, r.category, r.attribution,
+           files[r.attribution_file] if attributed else "",
+           r.attribution_frame if attributed else "",
+           iso_ns(r.attribution_ts_ns) if attributed else "",
+           "" if v.continues_id is None else v.continues_id, r.info_hash, r.info_hash_reply,
+           r.encryption, r.encryption_basis, v.encryption_context, r.flight_src, r.flight_dst,
+           t.side, t.remote_ip if s else "", t.remote_port if s else "",
+           s.downloaded_bytes if s else "", s.downloaded_acked_bytes if s else "",
+           s.uploaded_bytes if s else "", s.uploaded_acked_bytes if s else "",
+           peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), r.client(r.fwd), r.client(r.rev),
+           _hex(r.fwd.reserved), _hex(r.rev.reserved), _compact(r.fwd.ext), _compact(r.rev.ext)]
+    for name in DIRECTION_FIELDS:
+        row.append(getattr(r.fwd, name))
+        row.append(getattr(r.rev, name))
+    row += [files[r.first_file], r.first_frame, iso_ns(r.first_ts_ns),
+            files[r.last_file], r.last_frame, iso_ns(r.last_ts_ns)]
+    return row
+
+
+def write_connections_csv(f, out) -> None:
+    """connections.csv into the text file ``out``, streamed (one row per connection)."""
+    w = _writer(out)
+    w.writerow(CONNECTION_COLUMNS)
+    for v in f.connection_views():
+        w.writerow(connection_row(v, f.files))
+
+
+def connections_csv(f) -> str:
+    buf = io.StringIO()
+    write_connections_csv(f, buf)
+    return buf.getvalue()
+
+
+TRACKER_COLUMNS = ("info_hash", "ts", "transport", "tracker", "kind", "event", "uploaded", "downloaded", "left",
+                   "client_ip", "client_port", "port", "peer_id", "numwant", "key", "interval", "peers_returned",
+                   "seeders", "leechers", "failure", "by_subject", "file", "frame")
+
+
+def tracker_csv(f) -> str:
+    """Every announce and scrape in the capture (the subject's and others')."""
+    rows = []
+    for a, by_subject in f.announces:
+        row = announce_json(a, by_subject)
+        row["file"] = f.files[a.file_idx] if a.file_idx < len(f.files) else a.file_idx
+        rows.append(row)
+    return _csv(TRACKER_COLUMNS, rows)
+
+
+PIECE_COLUMNS = ("info_hash", "piece", "receiver", "senders", "bytes", "status", "covered_bytes",
+                 "redundant_bytes", "conflict_bytes", "subject_received", "first_file", "first_frame", "first_ts",
+                 "last_file", "last_frame", "last_ts")
+
+
+def pieces_csv(f) -> str:
+    """One row per (torrent, receiving host, piece) seen: verified, failed or incomplete."""
+    rows = []
+    for pf in f.pieces:
+        p = pf.piece
+        rows.append({
+            "info_hash": p.info_hash, "piece": p.index, "receiver": p.receiver,
+            "senders": ";".join(f"{ip}={n}" for ip, n in sorted(p.senders.items())), "bytes": p.size,
+            "status": p.status, "covered_bytes": p.covered, "redundant_bytes": p.redundant_bytes,
+            "conflict_bytes": p.conflict_bytes, "subject_received": pf.subject_received,
+            "first_file": f.files[p.first[0]], "first_frame": p.first[1], "first_ts": iso_ns(p.first[2]),
+            "last_file": f.files[p.last[0]], "last_frame": p.last[1], "last_ts": iso_ns(p.last[2]),
+        })
+    return _csv(PIECE_COLUMNS, rows)
+
+
+DHT_COLUMNS = ("info_hash", "method", "querier", "by_subject", "count", "first_seen", "last_seen", "peers_returned")
+
+
+def dht_csv(f) -> str:
+    return _csv(DHT_COLUMNS, [{"info_hash": r.info_hash, "method": r.method, "querier": r.querier,
+                               "by_subject": r.by_subject, "count": r.count, "first_seen": iso_ns(r.first_ns),
+                               "last_seen": iso_ns(r.last_ns), "peers_returned": r.peers_returned}
+                              for r in f.dht.rows])
