@@ -10,7 +10,7 @@ records, computing each connection's subject view once (``transfer``) and
 feeding every accumulator with it: torrents, unattributed and encrypted
 connections, the subject's clients, the accounting, the timeline and
 per-peer tables, and the per-second bins the tracker reconciliation needs.
-The rest (tracker reports, DHT, LSD, pieces) comes from the datagram
+The rest (tracker reports, DHT, LSD, PEX, pieces) comes from the datagram
 and evidence facts.  The result is a ``Findings`` object that the writers in
 ``analyzer.output`` serialise and nothing else: findings never call back
 into the analysis, and the writers never compute.
@@ -75,6 +75,7 @@ class Findings:
     reconciliation: list[Reconciliation]
     dht: discovery.Dht
     lsd: list[discovery.LsdAnnounce]
+    pex: discovery.Pex
     carved: list
     accounting: Accounting
     timeline: Timeline
@@ -154,6 +155,7 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         reconciliation=reconciliation.findings(),
         dht=discovery.dht(result.udp, subject),
         lsd=discovery.lsd(result.udp, subject),
+        pex=discovery.pex(result.extensions["ut_pex"], subject, groups),
         carved=result.carved,
         accounting=accounting.finish(result),
         timeline=timeline.timeline(),

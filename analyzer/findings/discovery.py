@@ -1,5 +1,5 @@
 """How the subject found peers and named torrents outside peer connections: DHT (BEP 5,
-BEP 51) and Local Service Discovery (BEP 14), from its side."""
+BEP 51), Local Service Discovery (BEP 14) and peer exchange (BEP 11), from its side."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -93,3 +93,61 @@ class LsdAnnounce:
 def lsd(udp, subject) -> list[LsdAnnounce]:
     return [LsdAnnounce(h, ip, port, n, subject.has_address(ip), first, last)
             for (ip, h), (n, first, last, port) in sorted(udp.lsd.items())]
+
+
+@dataclass(frozen=True)
+class PexRow:
+    """One peer a peer told another about, per torrent (pex.csv)."""
+
+    info_hash: str
+    sender: str               # who told ("ip:port")
+    receiver: str             # who was told
+    peer: str                 # the peer named
+    to_subject: bool          # the receiver is the subject
+    added: int
+    dropped: int
+    flags: int
+    first: tuple              # (file, frame, ts) of the first and last message naming the peer
+    last: tuple
+
+
+@dataclass(frozen=True)
+class PexHash:
+    """Peers the subject learned by PEX for one torrent."""
+
+    info_hash: str
+    peers_learned: int        # distinct peers added by its peers
+    sources: int              # distinct peers that told it
+    first_ns: int
+    last_ns: int
+
+
+@dataclass
+class Pex:
+    messages: int
+    malformed: int
+    dropped_keys: int
+    info_hashes: list[PexHash]
+    rows: list[PexRow]
+
+
+def _ip(endpoint: str) -> str:
+    return endpoint[1:endpoint.index("]")] if endpoint.startswith("[") else endpoint.rsplit(":", 1)[0]
+
+
+def pex(facts, subject, groups: dict) -> Pex:
+    """PEX rows (torrents named by their entry hash) and, per torrent, what the subject learned."""
+    rows, learned = [], defaultdict(lambda: [set(), set(), None, None])
+    for (h, sender, receiver, peer), f in facts.facts.items():
+        key = groups.get(h, h)
+        mine = subject.has_address(_ip(receiver))
+        rows.append(PexRow(key, sender, receiver, peer, mine, f.added, f.dropped, f.flags, f.first, f.last))
+        if mine and f.added:
+            e = learned[key]
+            e[0].add(peer)
+            e[1].add(sender)
+            e[2] = f.first[2] if e[2] is None else min(e[2], f.first[2])
+            e[3] = f.last[2] if e[3] is None else max(e[3], f.last[2])
+    rows.sort(key=lambda r: (r.info_hash, r.sender, r.receiver, r.peer))
+    return Pex(facts.messages, facts.malformed, facts.dropped_keys,
+               [PexHash(h, len(p), len(s), first, last) for h, (p, s, first, last) in sorted(learned.items())], rows)

@@ -14,7 +14,7 @@ from analyzer.evidence.metainfo import encode_torrent
 from analyzer.output.manifest import manifest_json
 from analyzer.output.parquet import peers_table, timeline_table, write_parquet
 from analyzer.output.summary import dumps, summary_json
-from analyzer.output.tables import dht_csv, pieces_csv, torrents_csv, tracker_csv, write_connections_csv
+from analyzer.output.tables import dht_csv, pex_csv, pieces_csv, torrents_csv, tracker_csv, write_connections_csv
 
 
 def write_outputs(f, out_dir: Path, *, argv: list[str], started: _dt.datetime) -> dict:
@@ -26,6 +26,7 @@ def write_outputs(f, out_dir: Path, *, argv: list[str], started: _dt.datetime) -
         "torrents.csv": torrents_csv(f),
         "tracker.csv": tracker_csv(f),
         "dht.csv": dht_csv(f),
+        "pex.csv": pex_csv(f),
     }
     if f.pieces is not None:
         files["pieces.csv"] = pieces_csv(f)

@@ -113,6 +113,13 @@ def dht_json(d) -> dict:
     }
 
 
+def pex_json(p) -> dict:
+    return {"messages": p.messages, "malformed": p.malformed, "dropped_keys": p.dropped_keys,
+            "info_hashes": [{"info_hash": h.info_hash, "peers_learned": h.peers_learned, "sources": h.sources,
+                             "first_seen": iso_ns(h.first_ns), "last_seen": iso_ns(h.last_ns)}
+                            for h in p.info_hashes]}
+
+
 def encrypted_json(e, note: str) -> dict:
     return {"connections": e.connections, "peers": len(e.peers), "uploaded_bytes": e.uploaded_bytes,
             "downloaded_bytes": e.downloaded_bytes, "key_exchange_bytes": e.key_exchange_bytes,
@@ -154,6 +161,7 @@ def summary_json(f) -> dict:
         "lsd": [{"info_hash": e.info_hash, "sender": e.sender, "port": e.port, "count": e.count,
                  "by_subject": e.by_subject, "first_seen": iso_ns(e.first_ns), "last_seen": iso_ns(e.last_ns)}
                 for e in f.lsd],
+        "pex": pex_json(f.pex),
         "carved": f.carved,
         "accounting": accounting_json(f.accounting),
         "notes": f.notes,

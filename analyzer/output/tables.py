@@ -152,3 +152,17 @@ def dht_csv(f) -> str:
                                "by_subject": r.by_subject, "count": r.count, "first_seen": iso_ns(r.first_ns),
                                "last_seen": iso_ns(r.last_ns), "peers_returned": r.peers_returned}
                               for r in f.dht.rows])
+
+
+PEX_COLUMNS = ("info_hash", "sender", "receiver", "peer", "to_subject", "added", "dropped", "flags",
+               "first_seen", "last_seen", "first_file", "first_frame", "last_file", "last_frame")
+
+
+def pex_csv(f) -> str:
+    """Who told whom about which peer (BEP 11), per torrent; ``to_subject``: the subject was told."""
+    return _csv(PEX_COLUMNS, [{"info_hash": r.info_hash, "sender": r.sender, "receiver": r.receiver,
+                               "peer": r.peer, "to_subject": r.to_subject, "added": r.added, "dropped": r.dropped,
+                               "flags": r.flags, "first_seen": iso_ns(r.first[2]), "last_seen": iso_ns(r.last[2]),
+                               "first_file": f.files[r.first[0]], "first_frame": r.first[1],
+                               "last_file": f.files[r.last[0]], "last_frame": r.last[1]}
+                              for r in f.pex.rows])

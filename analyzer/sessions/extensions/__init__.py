@@ -26,8 +26,9 @@ from __future__ import annotations
 from analyzer.protocols.extension import decode_ext_handshake
 from analyzer.sessions.extensions.base import Extension
 from analyzer.sessions.extensions.ut_metadata import UtMetadata
+from analyzer.sessions.extensions.ut_pex import UtPex
 
-HANDLERS: tuple[type[Extension], ...] = (UtMetadata,)
+HANDLERS: tuple[type[Extension], ...] = (UtMetadata, UtPex)
 
 MAX_MESSAGES_PER_CONNECTION = 1 << 16   # extension messages routed per connection; the rest counted
 
