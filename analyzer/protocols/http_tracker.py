@@ -17,7 +17,6 @@ from urllib.parse import unquote_to_bytes
 
 from analyzer.protocols.bencode import BencodeError, decode
 
-_METHODS = (b"GET ",)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,6 @@ class DatagramResult:
     dht_malformed: int = 0
     dht_facts: dict = field(default_factory=dict)          # (info_hash, method, querier_ip) -> DhtFact
     dht_dropped_keys: int = 0
-    dht_nodes: set = field(default_factory=set)            # remote addresses seen speaking DHT
     dht_speakers: Counter = field(default_factory=Counter)  # address -> DHT messages sent
     lsd: dict = field(default_factory=dict)                # (sender_ip, info_hash) -> [count, first, last, port]
 
