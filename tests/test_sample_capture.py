@@ -118,3 +118,27 @@ def test_a_long_silence_splits_connections_and_the_totals_stay_exact(tmp_path):
         assert r["attribution_frame"] == e["attribution_frame"] and r["info_hash"] == e["info_hash"]
     assert summary["accounting"]["connections_finished_after_silence"] == 3
     assert summary["accounting"]["connections_continued_after_silence"] == 3
+
+
+def test_block_frames_agree_with_tshark(result):
+    """connections.csv first/last_block_frame: the first frame carrying piece block bytes (at or
+    before the frame where tshark completes the first piece message) and the frame that completes
+    the last one (tshark's last piece message frame)."""
+    import csv
+    import io
+    from summaries import connections_csv
+    out = subprocess.run(["tshark", "-n", "-r", str(SAMPLE), "-Y", "bittorrent.msg.type == 7", "-T", "fields",
+                          "-e", "frame.number", "-e", "ip.src", "-e", "tcp.srcport", "-e", "ip.dst",
+                          "-e", "tcp.dstport"], capture_output=True, text=True, check=True).stdout
+    frames: dict = {}
+    for line in out.splitlines():
+        n, *ends = line.split("\t")
+        key = frozenset([(ends[0], ends[1]), (ends[2], ends[3])])
+        frames.setdefault(key, []).append(int(n))
+    rows = [r for r in csv.DictReader(io.StringIO(connections_csv(result))) if r["category"] == "bittorrent"]
+    assert len(rows) == len(frames) == 3
+    for r in rows:
+        seen = frames[frozenset([(r["src_ip"], r["src_port"]), (r["dst_ip"], r["dst_port"])])]
+        assert int(r["first_block_frame"]) <= min(seen)
+        assert int(r["last_block_frame"]) == max(seen)
+        assert r["first_block_file"] == r["last_block_file"] == str(SAMPLE)

@@ -58,6 +58,7 @@ CONNECTION_COLUMNS = (
     "reserved_src", "reserved_dst", "ext_handshake_src", "ext_handshake_dst",
     *(f"{f}_{d}" for f in DIRECTION_FIELDS for d in ("src_to_dst", "dst_to_src")),
     "first_file", "first_frame", "first_ts", "last_file", "last_frame", "last_ts",
+    "first_block_file", "first_block_frame", "first_block_ts", "last_block_file", "last_block_frame", "last_block_ts",
 )
 
 
@@ -91,6 +92,8 @@ def connection_row(v, files: list[str]) -> list:
         row.append(getattr(r.rev, name))
     row += [files[r.first_file], r.first_frame, iso_ns(r.first_ts_ns),
             files[r.last_file], r.last_frame, iso_ns(r.last_ts_ns)]
+    for ref in (r.first_block, r.last_block):
+        row += [files[ref[0]], ref[1], iso_ns(ref[2])] if ref else ["", "", ""]
     return row
 
 

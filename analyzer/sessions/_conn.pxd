@@ -29,6 +29,9 @@ cdef class Connection:
     # the responder before the initiator's next one (-1: not seen): the sizes of
     # an encryption handshake's first flights (MSE: 96-608 bytes each)
     cdef readonly int64_t flight0, flight1
+    # the first and last frame that delivered piece block bytes (either direction; -1: none)
+    cdef readonly int first_block_file, last_block_file
+    cdef readonly int64_t first_block_frame, last_block_frame, first_block_ts, last_block_ts
     # BEP 10 state (sessions.extensions.ConnectionExtensions), None until the first extended message
     cdef public object extensions
 
@@ -41,6 +44,7 @@ cdef class Connection:
 
     cdef void note_payload(self, int d, int64_t sent0, int64_t sent1)
     cdef void note_handshake(self, int d, int file_idx, int64_t frame_no, int64_t ts)
+    cdef void note_block(self, int file_idx, int64_t frame_no, int64_t ts)
     cdef void note_head(self, Py_ssize_t head_len, int file_idx, int64_t frame_no, int64_t ts)
     cdef void add_block_bytes(self, int d, int64_t ts, int64_t n, int64_t acked)
     cdef int64_t acked(self, int d)

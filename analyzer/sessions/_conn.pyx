@@ -16,6 +16,8 @@ cdef class Connection:
         self.flight1 = -1
         self.hs_frame0 = -1
         self.hs_frame1 = -1
+        self.first_block_frame = -1
+        self.last_block_frame = -1
         for d in range(2):
             self.ser_sec[d] = NULL
             self.ser_bytes[d] = NULL
@@ -78,6 +80,11 @@ cdef class Connection:
             self.hs_file0, self.hs_frame0, self.hs_ts0 = file_idx, frame_no, ts
         else:
             self.hs_file1, self.hs_frame1, self.hs_ts1 = file_idx, frame_no, ts
+
+    cdef void note_block(self, int file_idx, int64_t frame_no, int64_t ts):
+        if self.first_block_frame < 0:
+            self.first_block_file, self.first_block_frame, self.first_block_ts = file_idx, frame_no, ts
+        self.last_block_file, self.last_block_frame, self.last_block_ts = file_idx, frame_no, ts
 
     cdef void note_head(self, Py_ssize_t head_len, int file_idx, int64_t frame_no, int64_t ts):
         self.head_marked = head_len

@@ -454,8 +454,8 @@ cdef class Engine:
                      int64_t ts, int file_idx, int64_t frame_no):
         """Block bytes delivered and acknowledged while handling one frame (either
         direction: an ACK can release buffered data of the other) go to that
-        frame's second; a handshake delivered by it is referenced to that frame."""
-        cdef int64_t n, m
+        frame's second; a handshake, and block bytes, delivered by it are referenced to that frame."""
+        cdef int64_t n, k, m
         if c.hs_frame0 < 0 and p0 is not None and (<PeerWireParser>p0).info_hash is not None:
             c.note_handshake(0, file_idx, frame_no, ts)
         if c.hs_frame1 < 0 and p1 is not None and (<PeerWireParser>p1).info_hash is not None:
@@ -466,10 +466,12 @@ cdef class Engine:
         m = c.acked(0) - a0
         if n or m:
             c.add_block_bytes(0, ts, n, m)
-        n = _block_bytes(p1) - b1
+        k = _block_bytes(p1) - b1
         m = c.acked(1) - a1
-        if n or m:
-            c.add_block_bytes(1, ts, n, m)
+        if k or m:
+            c.add_block_bytes(1, ts, k, m)
+        if n or k:
+            c.note_block(file_idx, frame_no, ts)
         if self.extensions is not None:
             if p0 is not None and (<PeerWireParser>p0).ext_messages:
                 self.extensions.route(c, 0, (<PeerWireParser>p0).ext_messages, (file_idx, frame_no, ts))

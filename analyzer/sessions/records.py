@@ -107,6 +107,8 @@ class ConnectionRecord:
     last_frame: int
     last_ts_ns: int
     state: str                    # fin, rst or open
+    first_block: tuple = ()       # (file, frame, ts) of the first and last frame that delivered piece
+    last_block: tuple = ()        # block bytes, either direction (empty: none)
     category: str = "other_tcp"
     info_hash: str = ""
     info_hash_reply: str = ""
@@ -190,6 +192,9 @@ def record_from_conn(c, announces: list | None = None, attributed: tuple | None 
         state="rst" if c.reset else "fin" if c.closed else "open",
         flight_src=c.flight0, flight_dst=c.flight1,
     )
+    if c.first_block_frame >= 0:
+        r.first_block = (c.first_block_file, c.first_block_frame, c.first_block_ts)
+        r.last_block = (c.last_block_file, c.last_block_frame, c.last_block_ts)
     head0 = c.parser0.head if c.parser0 is not None else b""
     head1 = c.parser1.head if c.parser1 is not None else b""
     classify(r, head0, head1, announces, c.head_marks)
