@@ -45,11 +45,16 @@ def main():
 @click.option("--bin", "bin_seconds", type=click.IntRange(1, 86400), default=1, show_default=True,
               help="Time bin of timeline.parquet, in seconds.")
 @click.option("--report", "with_report", is_flag=True, help="Also write the report (see `bt-analyzer report`).")
-@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Processes reading the capture in parallel (connections are partitioned among them).")
+@click.option("--workers", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="Worker processes: more than 1 runs the staged pipeline on a local Dask cluster.")
+@click.option("--shards", type=click.IntRange(1, 4096), default=None,
+              help="Shards of the flows stage (default: one per worker); more than 1 stages the run.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None, hidden=True,
+              help="Older name of --workers.")
 @click.option("--quiet", is_flag=True, help="Do not print the summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, jobs, quiet, debug):
+def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, workers, shards, jobs, quiet,
+            debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -63,7 +68,8 @@ def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, jo
 
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
-        result = run(list(paths), local=list(local), jobs=jobs, torrents=list(torrents), carve=carve)
+        result = run(list(paths), local=list(local), workers=jobs or workers, shards=shards,
+                     torrents=list(torrents), carve=carve)
         try:
             summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
                                     argv=["bt-analyzer", *sys.argv[1:]], started=started)

@@ -8,7 +8,8 @@ Layers, lowest first (a module may import its own layer and those below):
     protocols
     evidence                        metadata, piece verification, carving, provenance checks
     sessions                        the engine, connection records, datagrams, BEP 10 handlers
-    analysis                        one run: inputs -> raw results
+    pipeline                        the stages of a run (map, flows) and the engines that run them
+    analysis                        one run: inputs -> raw results (the reduce stage)
     findings                        the subject-relative view of a run
     output                          writers of the output folder
     report                          the document, read from the output folder only
@@ -36,6 +37,7 @@ LAYERS = [
     {"analyzer.capture", "analyzer.decode", "analyzer.flows", "analyzer.protocols"},
     {"analyzer.evidence"},
     {"analyzer.sessions"},
+    {"analyzer.pipeline"},
     {"analyzer.analysis"},
     {"analyzer.findings"},
     {"analyzer.output"},

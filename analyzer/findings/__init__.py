@@ -84,6 +84,7 @@ class Findings:
     rebuilt: list                 # TorrentMeta rebuilt from the capture
     notes: list[str]
     options: dict
+    run: dict                     # how the run was done (engine, workers, shards): manifest only
     records: object = field(repr=False, default=None)   # the analysis's RecordStore (second pass)
     endpoints: dict = field(repr=False, default_factory=dict)
     continued_ids: dict = field(repr=False, default_factory=dict)
@@ -114,7 +115,8 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
     mine = subject_announces(result.announces, subject)
     torrents = TorrentAccumulator(groups)
     unattributed, encrypted, clients = Unattributed(), Encrypted(), SubjectClients()
-    accounting = AccountingAccumulator()
+    ends = [r.last_ts_ns for r in result.reports if r.last_ts_ns is not None]
+    accounting = AccountingAccumulator(max(ends) if ends else None)
     timeline = TimelineAccumulator(groups, bin_seconds)
     reconciliation = ReconciliationBins(mine, groups)
     continued = result.index.continued
@@ -164,6 +166,7 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         rebuilt=result.rebuilt,
         notes=list(result.notes),
         options=result.options,
+        run=result.run,
         records=result.records,
         endpoints=endpoints,
         continued_ids=continued_ids,

@@ -40,6 +40,7 @@ def manifest_json(f, out_dir: Path, outputs: list[str], *, argv: list[str], star
         "options": f.options,
         "started_utc": utc(started),
         "finished_utc": utc(now_utc()),
+        "run": f.run,
         "platform": {"python": sys.version.split()[0], "system": platform.platform(),
                      "machine": platform.machine()},
         "libraries": {name: _version(name) for name in LIBRARIES},

@@ -1,0 +1,108 @@
+"""How a run is executed: in one process, or in stages on a Dask cluster.
+
+Theory of operation
+-------------------
+A run is four stages whose results flow one way:
+
+1. *map*, one task per input file: read the file, route every frame by its
+   IP address pair into one of K shard spill files (``spill.py``), report
+   what reading found (frames, damage, link types);
+2. *flows*, one task per shard: the shard's spill files of every input, in
+   input order, through one engine (``flows.Flows``): reassembly, peer
+   wire, connection records, datagrams, BEP 10 handlers;
+3. *evidence*: piece verification needs every block a host received, from
+   all its peers, in capture order.  When .torrent files are given (or
+   ``--carve``), the flows stage runs as one shard, so verification happens
+   while reading;
+4. *reduce* (``analyzer.analysis.reduce_parts``): records merged by their
+   sort key, counters summed, facts merged, metadata rebuilt from every
+   shard's ut_metadata messages in capture order.
+
+Every connection, IP fragment and datagram exchange between two hosts is in
+one shard, so each shard's engine sees whole conversations and the merged
+result does not depend on K, on the number of workers or on the order tasks
+finish in: outputs are byte-identical whatever the engine.
+
+The one-process path (one worker, no scheduler) is the same stages with K=1
+and no spill: the input is read straight into one ``Flows``.  ``shards``
+> 1 with one worker runs the staged path in this process (for tests and
+small machines); ``workers`` > 1 starts a local Dask cluster, ``scheduler``
+uses an existing one (its workers must see the inputs and the work folder
+at the same paths).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from analyzer.pipeline.flows import Flows, PartResult
+from analyzer.pipeline.stages import flows_shard, map_file, read_inline
+
+
+@dataclass
+class Plan:
+    paths: list[Path]                 # inputs in processing order
+    metas: list = field(default_factory=list)
+    carve: Path | None = None
+    workers: int = 1
+    scheduler: str | None = None
+    shards: int | None = None
+    workdir: Path | None = None
+    resume: bool = False
+    progress: object = None
+
+    @property
+    def verify(self) -> bool:
+        """Pieces are verified while reading (one shard) when metadata is given or files carved."""
+        return bool(self.metas) or self.carve is not None
+
+    @property
+    def staged(self) -> bool:
+        return self.scheduler is not None or self.workers > 1 or (self.shards or 1) > 1
+
+    def shard_count(self) -> int:
+        if self.verify:
+            return 1
+        return self.shards or self.workers
+
+
+@dataclass
+class Outcome:
+    reports: list                     # FileReport per input, in order
+    parts: list[PartResult]           # one per shard
+    run: dict                         # engine, workers, shards, spill bytes
+
+
+def run_plan(plan: Plan, warn: Callable[[str], None]) -> Outcome:
+    if not plan.staged:
+        flows = Flows(plan.metas, plan.carve, verify=True)
+        reports = read_inline(plan.paths, flows)
+        return Outcome(reports, [flows.finish()], {"engine": "in-process", "workers": 1, "shards": 1,
+                                                    "spill_bytes": 0})
+    if plan.scheduler is None and plan.workers <= 1:
+        return _run_staged_here(plan)
+    from analyzer.pipeline.cluster import run_on_dask
+    return run_on_dask(plan, warn)
+
+
+def _run_staged_here(plan: Plan) -> Outcome:
+    """The staged path in this process, stage after stage."""
+    shards = plan.shard_count()
+    own = plan.workdir is None
+    work = Path(tempfile.mkdtemp(prefix="bt-analyzer-work-")) if own else plan.workdir
+    try:
+        maps = [map_file(p, i, shards, work / "map") for i, p in enumerate(plan.paths)]
+        parts = []
+        for s in range(shards):
+            spills = [(m.file_idx, m.spills[s]) for m in maps if m.spills]
+            parts.append(flows_shard(spills, plan.metas, plan.carve, verify=plan.verify,
+                                     records_folder=None))
+        return Outcome([m.report for m in maps], parts,
+                       {"engine": "staged, in-process", "workers": 1, "shards": shards,
+                        "spill_bytes": sum(m.spill_bytes for m in maps)})
+    finally:
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
