@@ -57,10 +57,17 @@ class AnalysisResult:
     extension_messages: dict = field(default_factory=dict)   # routing counts (unnamed, dropped)
     linked: int = 0
     run: dict = field(default_factory=dict)                  # how the run was done (engine, shards, bytes)
+    cleanup: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def readable_files(self) -> int:
         return sum(1 for r in self.reports if r.readable)
+
+    def close(self) -> None:
+        """Delete what the run kept on disk (spilled records, a temporary work folder)."""
+        self.records.close()
+        if self.cleanup is not None:
+            self.cleanup()
 
 
 def warn_stderr(message: str) -> None:
@@ -162,4 +169,5 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1,
         inputs=inputs, reports=outcome.reports, subject=subject,
         options={"local": list(local), "torrents": [str(t) for t in torrents],
                  "carve": str(carve) if carve else None}, notes=notes,
-        announces=announces, metas=metas + rebuilt, rebuilt=rebuilt, run=outcome.run, **merged)
+        announces=announces, metas=metas + rebuilt, rebuilt=rebuilt, run=outcome.run, cleanup=plan.cleanup,
+        **merged)

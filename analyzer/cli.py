@@ -49,12 +49,15 @@ def main():
               help="Worker processes: more than 1 runs the staged pipeline on a local Dask cluster.")
 @click.option("--shards", type=click.IntRange(1, 4096), default=None,
               help="Shards of the flows stage (default: one per worker); more than 1 stages the run.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run the staged pipeline on an existing Dask cluster (tcp://HOST:PORT); its workers must "
+                   "see the inputs and the output folder at the same paths.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, hidden=True,
               help="Older name of --workers.")
 @click.option("--quiet", is_flag=True, help="Do not print the summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, workers, shards, jobs, quiet,
-            debug):
+def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, workers, shards, scheduler, jobs,
+            quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -68,13 +71,13 @@ def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, wo
 
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
-        result = run(list(paths), local=list(local), workers=jobs or workers, shards=shards,
+        result = run(list(paths), local=list(local), workers=jobs or workers, shards=shards, scheduler=scheduler,
                      torrents=list(torrents), carve=carve)
         try:
             summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
                                     argv=["bt-analyzer", *sys.argv[1:]], started=started)
         finally:
-            result.records.close()
+            result.close()
         if with_report:
             # the report reads the finished folder (manifest included), as `bt-analyzer report` would
             from analyzer.output.manifest import add_to_manifest

@@ -53,11 +53,25 @@ class Plan:
     workdir: Path | None = None
     resume: bool = False
     progress: object = None
+    own_workdir: bool = False
 
     @property
     def verify(self) -> bool:
         """Pieces are verified while reading (one shard) when metadata is given or files carved."""
         return bool(self.metas) or self.carve is not None
+
+    def work_folder(self) -> Path:
+        """The plan's work folder (a temporary one, made on first use, when none was given)."""
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="bt-analyzer-work-"))
+            self.own_workdir = True
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return self.workdir
+
+    def cleanup(self) -> None:
+        """Remove a temporary work folder (after the outputs are written)."""
+        if self.own_workdir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     @property
     def staged(self) -> bool:
@@ -91,18 +105,14 @@ def run_plan(plan: Plan, warn: Callable[[str], None]) -> Outcome:
 def _run_staged_here(plan: Plan) -> Outcome:
     """The staged path in this process, stage after stage."""
     shards = plan.shard_count()
-    own = plan.workdir is None
-    work = Path(tempfile.mkdtemp(prefix="bt-analyzer-work-")) if own else plan.workdir
-    try:
-        maps = [map_file(p, i, shards, work / "map") for i, p in enumerate(plan.paths)]
-        parts = []
-        for s in range(shards):
-            spills = [(m.file_idx, m.spills[s]) for m in maps if m.spills]
-            parts.append(flows_shard(spills, plan.metas, plan.carve, verify=plan.verify,
-                                     records_folder=None))
-        return Outcome([m.report for m in maps], parts,
-                       {"engine": "staged, in-process", "workers": 1, "shards": shards,
-                        "spill_bytes": sum(m.spill_bytes for m in maps)})
-    finally:
-        if own:
-            shutil.rmtree(work, ignore_errors=True)
+    work = plan.work_folder()
+    maps = [map_file(p, i, shards, work / "map") for i, p in enumerate(plan.paths)]
+    parts = []
+    for s in range(shards):
+        spills = [(m.file_idx, m.spills[s]) for m in maps if m.spills]
+        parts.append(flows_shard(spills, plan.metas, plan.carve, verify=plan.verify,
+                                 records_folder=work / "records"))
+    shutil.rmtree(work / "map", ignore_errors=True)
+    return Outcome([m.report for m in maps], parts,
+                   {"engine": "staged, in-process", "workers": 1, "shards": shards,
+                    "spill_bytes": sum(m.spill_bytes for m in maps)})

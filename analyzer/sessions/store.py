@@ -46,6 +46,8 @@ class RecordStore:
 
     def _spill(self) -> None:
         if self._dir is None:
+            if self.folder is not None:
+                os.makedirs(self.folder, exist_ok=True)
             self._dir = tempfile.mkdtemp(prefix="bt-analyzer-records-", dir=self.folder)
         self._mem.sort(key=sort_key)
         path = os.path.join(self._dir, f"run{len(self._runs):06d}-{os.getpid()}.pickle")
