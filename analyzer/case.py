@@ -119,10 +119,10 @@ def _time(value, where: str) -> str:
 
 
 def _instant(text: str, end: bool) -> _dt.datetime:
-    """For ordering: a date is the whole day (its start, or its end for an end time), in UTC."""
+    """For ordering: a date is the whole day (its first or, for an end, its last microsecond), in UTC."""
     if len(text) == 10:
         d = _dt.datetime.fromisoformat(text).replace(tzinfo=_dt.timezone.utc)
-        return d + _dt.timedelta(days=1) if end else d
+        return d + _dt.timedelta(days=1, microseconds=-1) if end else d
     return _dt.datetime.fromisoformat(text)
 
 
