@@ -19,6 +19,14 @@ from analyzer.report.options import ReportError, ReportOptions
 
 TOP_PEERS = 10          # bars (and table rows) per torrent in the per-peer chart; the rest in one row
 TORRENT_CHARTS = 20     # torrents (the largest by piece bytes) that get their own charts
+# The columns of connections.csv and pieces.csv the report reads (a case can have millions of rows).
+CONNECTION_COLUMNS = {
+    "conn_id", "transport", "src_ip", "src_port", "dst_ip", "dst_port", "initiator_known", "category",
+    "info_hash", "subject_side", "remote_ip", "remote_port", "downloaded_bytes", "uploaded_bytes",
+    "peer_id_src", "peer_id_dst", "ext_handshake_src", "ext_handshake_dst", "first_ts", "last_ts",
+    "first_block_file", "first_block_frame", "first_block_ts", "last_block_file", "last_block_frame",
+    "last_block_ts"}
+PIECE_COLUMNS = {"info_hash", "receiver", "senders", "status"}
 
 
 def hashes_of(torrents: list[dict]) -> set[str]:
@@ -50,7 +58,8 @@ class ReportData:
             if (folder / "manifest.json").exists() else {}
         timeline = pd.read_parquet(folder / "timeline.parquet")
         peers = pd.read_parquet(folder / "peers.parquet")
-        conns = pd.read_csv(folder / "connections.csv", dtype=str, keep_default_na=False)
+        conns = pd.read_csv(folder / "connections.csv", dtype=str, keep_default_na=False,
+                            usecols=lambda c: c in CONNECTION_COLUMNS)
         self.start, self.end = options.start_ts, options.end_ts
         torrents = self.summary["torrents"]
         self.filtered = options.torrent_filter is not None
@@ -86,7 +95,8 @@ class ReportData:
                               + (f" (the selected torrents' traffic spans {min(span)} to {max(span)})"
                                  if span else ""))
         pieces = folder / "pieces.csv"
-        self.pieces = pd.read_csv(pieces, dtype=str, keep_default_na=False) if pieces.exists() else None
+        self.pieces = pd.read_csv(pieces, dtype=str, keep_default_na=False,
+                                  usecols=lambda c: c in PIECE_COLUMNS) if pieces.exists() else None
 
     # ------------------------------------------------------------------ per torrent
     def torrent_rows(self) -> list[dict]:
