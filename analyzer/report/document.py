@@ -261,7 +261,7 @@ def _context(data, charts_: list[Chart], options: ReportOptions, case, case_info
         "reconciliation": data.tracker_reconciliation(), "reconciliation_text": RECONCILIATION_TEXT,
         "methodology": METHODOLOGY, "limitations": data.limitations(),
         "evidence": evidence, "unmatched_evidence": unmatched, "refs": file_refs(evidence),
-        "rehash": options.rehash, "report_libraries": report_libraries(),
+        "rehash": options.rehash, "rehash_note": options.rehash_note, "report_libraries": report_libraries(),
     }
 
 
@@ -300,7 +300,10 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
     from analyzer.report.pdf import PdfWorker
     folder = Path(folder)
     if options is None:
-        options = ReportOptions(torrent_filter=torrent_filter, start=start, end=end)
+        # called by `analyze --report`: the inputs were hashed moments ago while being read; re-reading
+        # them (terabytes, perhaps) is left to `bt-analyzer report` at the end of the examination
+        options = ReportOptions(torrent_filter=torrent_filter, start=start, end=end, rehash=False,
+                                rehash_note="made by the analysis run itself; bt-analyzer report re-hashes")
     worker = PdfWorker(parallel)
     png = rehash = None
     try:

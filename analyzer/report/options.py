@@ -70,7 +70,8 @@ class ReportOptions:
     tz: str | None = None
     date: str | None = None           # --date as given
     case_file: str | None = None      # --case as given
-    rehash: bool = True
+    rehash: bool = True               # re-hash the inputs for the evidence table's "SHA-256 at the end"
+    rehash_note: str = "--no-rehash"  # why not, when not
 
     def __post_init__(self):
         if self.torrent_filter is not None and not self.torrent_filter.strip():

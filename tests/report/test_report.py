@@ -159,6 +159,9 @@ def test_files_and_manifest(out):
     assert {f"report/{n}" for n in names} <= {o["path"] for o in manifest["outputs"]}
     v = run("verify", out)
     assert "files match the manifest" in v.output
+    # analyze --report does not read the inputs a second time; `report` does (test_case_data_...)
+    evidence = html.split('id="tab-evidence"')[1].split("</table>")[0]
+    assert "not computed (made by the analysis run itself" in evidence
 
 
 def test_html_is_offline(out):
@@ -323,14 +326,20 @@ def test_rendering_refuses_external_resources(tmp_path):
 
 
 # ---------------------------------------------------------------------- determinism, filters, warnings
-def test_report_is_deterministic(out, cased):
-    for folder, args in ((out, []), (cased, ["--case", cased.parent / "case.toml", "--tz", "Europe/Berlin",
-                                             "--date", "2026-12-01"])):
+def test_report_is_deterministic(out, cased, tmp_path):
+    plain = tmp_path / "out"
+    shutil.copytree(out, plain)
+    run("report", plain)
+    for folder, args in ((plain, []), (cased, ["--case", cased.parent / "case.toml", "--tz", "Europe/Berlin",
+                                               "--date", "2026-12-01"])):
         before = {p.name: p.read_bytes() for p in (folder / "report").iterdir()}
         run("report", folder, *args)
         after = {p.name: p.read_bytes() for p in (folder / "report").iterdir()}
         assert before.keys() == after.keys()
         assert [k for k in before if before[k] != after[k]] == []
+    # analyze --report and report draw the same charts
+    for svg in (out / "report").glob("*.svg"):
+        assert svg.read_bytes() == (plain / "report" / svg.name).read_bytes()
 
 
 def test_filters_are_checked_recorded_and_narrow_the_report(out, tmp_path):
@@ -424,7 +433,8 @@ def test_evidence_table_says_when_the_end_hash_differs_or_is_missing(out):
     charts = document.build_charts(data)
     for c in charts:
         c.svg_text = "<svg></svg>"
-    for status, sha, says in (("computed", "ff" * 32, "DIFFERENT from intake"), ("missing", None, "not available: no file at"),
+    for status, sha, says in (("computed", "ff" * 32, "DIFFERENT from intake"),
+                              ("missing", None, "not available: no file at"),
                               ("skipped", None, "not computed (--no-rehash)")):
         html = document.render_html(document._context(data, charts, ReportOptions(rehash=status != "skipped"), None,
                                                       {"source": None}, ("2026-12-01", "given"), Fixed(status, sha)))
