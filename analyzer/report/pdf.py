@@ -18,7 +18,10 @@ import multiprocessing
 import traceback
 from pathlib import Path
 
-_WARM_UP = "<html><body><p>bt-analyzer</p><table><tr><td><code>0</code></td></tr></table></body></html>"
+# Loads the report's fonts (serif, sans, bold, mono, SVG text) before the real document arrives.
+_WARM_UP = ("<html><body><p style=\"font-family:'DejaVu Serif'\">a <b>b</b></p><p style=\"font-family:'DejaVu Sans'\">"
+            "a <b>b</b></p><code style=\"font-family:'DejaVu Sans Mono'\">0</code><svg width=\"10\" height=\"10\">"
+            "<text style=\"font: 9px 'DejaVu Sans'\">a</text></svg></body></html>")
 
 
 def _fetcher():
