@@ -84,6 +84,13 @@ def code(v):
     return Markup('<code>{}</code>').format(v)
 
 
+def peer_id(v):
+    """A peer_id: kept on one line when it is printable (20 characters), broken anywhere when escaped."""
+    if _missing(v):
+        return DASH
+    return Markup('<code class="{}">{}</code>').format("nw" if len(v) <= 24 else "", v)
+
+
 def dash(v):
     return DASH if _missing(v) else v
 
@@ -102,5 +109,5 @@ def lines(items) -> Markup:
     return Markup("<br>").join(escape(i) for i in items)
 
 
-FILTERS = {"num": num, "bytes": nbytes, "ratio": ratio, "when": when, "code": code, "dash": dash,
+FILTERS = {"peer_id": peer_id, "num": num, "bytes": nbytes, "ratio": ratio, "when": when, "code": code, "dash": dash,
            "frame": frame, "lines": lines}
