@@ -277,8 +277,9 @@ def report_libraries() -> dict:
     return out
 
 
-def _case(folder_summary: dict, options: ReportOptions):
-    """(Case or None, {'source', 'path', 'sha256'}): --case overrides summary.json ``case``."""
+def _case(folder_summary: dict, options: ReportOptions, manifest: dict | None = None):
+    """(Case or None, {'source', 'path', 'sha256'}): --case overrides summary.json ``case`` (whose file
+    manifest.json ``case_file`` {path, sha256} names, when the analysis recorded it)."""
     from analyzer.case import Case, load_case
     from analyzer.digest import sha256_file
     if options.case_file:
@@ -286,7 +287,9 @@ def _case(folder_summary: dict, options: ReportOptions):
         return case, {"source": "report --case", "path": str(options.case_file),
                       "sha256": sha256_file(options.case_file)}
     if folder_summary.get("case"):
-        return Case.from_json(folder_summary["case"]), {"source": "summary.json", "path": None, "sha256": None}
+        recorded = (manifest or {}).get("case_file") or {}
+        return Case.from_json(folder_summary["case"]), {"source": "summary.json", "path": recorded.get("path"),
+                                                        "sha256": recorded.get("sha256")}
     return None, {"source": None, "path": None, "sha256": None}
 
 
@@ -310,7 +313,7 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
         from analyzer.report.data import ReportData
         from analyzer.report.exhibits import Rehash
         data = ReportData(folder, options=options)
-        case, case_info = _case(data.summary, options)
+        case, case_info = _case(data.summary, options, data.manifest)
         date = report_date(options, data.manifest)
         out = folder / "report"
         out.mkdir(exist_ok=True)

@@ -390,9 +390,13 @@ def test_case_recorded_by_the_analysis_and_overridden(out, tmp_path):
     s = json.loads((folder / "summary.json").read_text())
     s["case"] = load_case(tmp_path / "case.toml").as_json()
     (folder / "summary.json").write_text(json.dumps(s))
+    m = json.loads((folder / "manifest.json").read_text())
+    m["case_file"] = {"path": "case.toml", "sha256": "ab" * 32}
+    (folder / "manifest.json").write_text(json.dumps(m))
     run("report", folder)
     html = (folder / "report" / "report.html").read_text()
     assert "Case 2026-0113" in html and "as recorded by the analysis" in html and "EXH-1" in html
+    assert "ab" * 32 in html.split('id="cover"')[1].split("</section>")[0]
     # --case overrides what the analysis recorded
     from analyzer.report.document import _case
     from analyzer.report.options import ReportOptions
