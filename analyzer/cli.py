@@ -80,9 +80,10 @@ def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, wo
             result.close()
         if with_report:
             # the report reads the finished folder (manifest included), as `bt-analyzer report` would
-            from analyzer.output.manifest import add_to_manifest
             from analyzer.report.document import write_report
-            add_to_manifest(out_dir, write_report(out_dir), finished=True)
+            from analyzer.report.options import record_in_manifest
+            files = write_report(out_dir)
+            record_in_manifest(out_dir, files, files.record, finished=True)
     except Exception as e:  # an internal error: one clear line, traceback only on request
         if debug or os.environ.get("BT_ANALYZER_DEBUG"):
             traceback.print_exc()
@@ -98,30 +99,41 @@ def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, wo
 
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--case", "case_file", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="Case data (TOML: case_number, examiner, organisation, examination_start/_end, "
+                   "subject_description, [[evidence]] id/path/description/acquired); overrides the case "
+                   "recorded by the analysis.")
 @click.option("--torrent-filter", default=None, metavar="TEXT",
               help="Only torrents whose info hash starts with TEXT or whose name contains it.")
-@click.option("--from", "start", default=None, metavar="UTC", help="Start of the time window (ISO 8601, UTC).")
-@click.option("--to", "end", default=None, metavar="UTC", help="End of the time window (ISO 8601, UTC).")
+@click.option("--from", "start", default=None, metavar="TIME",
+              help="Start of the time window: date, time and zone, e.g. 2026-11-28T17:52:48Z or "
+                   "2026-11-28T18:52:48+01:00.")
+@click.option("--to", "end", default=None, metavar="TIME", help="End of the time window (as --from).")
+@click.option("--tz", default=None, metavar="ZONE",
+              help="Also give every time in this IANA time zone (e.g. Europe/Berlin), beside UTC.")
+@click.option("--date", "date", default=None, metavar="YYYY-MM-DD",
+              help="The report's date (default: the date the analysis ran, from manifest.json).")
+@click.option("--no-rehash", is_flag=True,
+              help="Do not re-hash the input files for the evidence table's 'SHA-256 at the end'.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def report(folder, torrent_filter, start, end, debug):
-    """Write FOLDER/report/: report.html (self-contained), report.pdf and every chart as PNG and SVG,
-    from the files of an analysis folder; the manifest is updated with the report's files."""
-    from analyzer.output.manifest import add_to_manifest
+def report(folder, case_file, torrent_filter, start, end, tz, date, no_rehash, debug):
+    """Write FOLDER/report/: report.html (self-contained), report.pdf (A4) and every chart as PNG
+    and SVG, from the files of an analysis folder; the manifest records the report's files and
+    settings.  A filter that matches nothing is an error (exit status 1)."""
+    from analyzer.case import CaseError
     from analyzer.report.document import write_report
+    from analyzer.report.options import ReportError, ReportOptions, record_in_manifest
     try:
-        for t in (start, end):
-            if t is not None:
-                import pandas as pd
-                pd.Timestamp(t)
-    except ValueError as e:
-        raise click.BadParameter(f"not a time: {e}") from None
-    try:
-        files = write_report(folder, torrent_filter, start, end)
-        add_to_manifest(folder, files)
+        options = ReportOptions(torrent_filter=torrent_filter, start=start, end=end, tz=tz, date=date,
+                                case_file=str(case_file) if case_file else None, rehash=not no_rehash)
+        files = write_report(folder, options=options)
+        record_in_manifest(folder, files, files.record)
+    except (ReportError, CaseError) as e:
+        raise click.ClickException(str(e)) from None
     except FileNotFoundError as e:
         raise click.ClickException(f"{folder}: not an analysis folder ({e.filename} missing)") from None
     except Exception as e:
-        if debug:
+        if debug or os.environ.get("BT_ANALYZER_DEBUG"):
             traceback.print_exc()
         raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
     click.echo(f"wrote {len(files)} files to {folder / 'report'}/")
