@@ -21,7 +21,7 @@ from typing import Callable
 
 from analyzer.capture.inputs import InputSet
 from analyzer.capture.reader import FileReport
-from analyzer.evidence.metainfo import TorrentMeta, load_torrents
+from analyzer.evidence.metainfo import TorrentMeta, load_torrents, torrent_paths
 from analyzer.pipeline import Plan, run_plan
 from analyzer.pipeline.flows import PartResult
 from analyzer.sessions import extensions
@@ -57,6 +57,8 @@ class AnalysisResult:
     extension_messages: dict = field(default_factory=dict)   # routing counts (unnamed, dropped)
     linked: int = 0
     run: dict = field(default_factory=dict)                  # how the run was done (engine, shards, bytes)
+    case: object = None                                      # analyzer.case.Case given with --case
+    torrent_files: list = field(default_factory=list)        # the .torrent files read, as given
     cleanup: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
@@ -128,17 +130,19 @@ def reduce_parts(parts: list[PartResult]) -> dict:
 def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1, torrents: list[str | Path] = (),
             carve: str | Path | None = None, warn: Callable[[str], None] = warn_stderr, jobs: int | None = None,
             scheduler: str | None = None, shards: int | None = None, workdir: str | Path | None = None,
-            resume: bool = False, progress=None) -> AnalysisResult:
+            resume: bool = False, progress=None, case=None) -> AnalysisResult:
     """Analyse the capture files (or folders) ``paths``.
 
     ``workers`` > 1 or ``scheduler`` (a Dask scheduler address) run the staged
     pipeline (``jobs`` is an older name of ``workers``); ``shards`` overrides the
     number of shards of the flows stage (default: one per worker); ``workdir``
-    keeps the stages' outputs (``resume`` reuses those already finished)."""
+    keeps the stages' outputs (``resume`` reuses those already finished); ``case``: the
+    ``analyzer.case.Case`` of the examination (recorded, not used in the analysis)."""
     subject = given_subject(list(local)) if local else None   # parse errors surface before reading
     if jobs is not None:
         workers = jobs
     metas, meta_errors = load_torrents([Path(t) for t in torrents])
+    torrent_files = [str(f) for f in torrent_paths([Path(t) for t in torrents])]
     for e in meta_errors:
         warn(e)
     inputs = InputSet(paths)
@@ -170,4 +174,5 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1,
         options={"local": list(local), "torrents": [str(t) for t in torrents],
                  "carve": str(carve) if carve else None}, notes=notes,
         announces=announces, metas=metas + rebuilt, rebuilt=rebuilt, run=outcome.run, cleanup=plan.cleanup,
+        case=case, torrent_files=torrent_files,
         **merged)

@@ -42,6 +42,8 @@ def main():
 @click.option("--carve", "carve", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Write the verified pieces and the torrents' files rebuilt from them into this folder "
                    "(missing ranges listed in <info_hash>/carve.json).")
+@click.option("--case", "case_file", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="Case data (TOML, see README): recorded in summary.json and the manifest, shown in the report.")
 @click.option("--bin", "bin_seconds", type=click.IntRange(1, 86400), default=1, show_default=True,
               help="Time bin of timeline.parquet, in seconds.")
 @click.option("--report", "with_report", is_flag=True, help="Also write the report (see `bt-analyzer report`).")
@@ -56,7 +58,7 @@ def main():
               help="Older name of --workers.")
 @click.option("--quiet", is_flag=True, help="Do not print the summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, workers, shards, scheduler, jobs,
+def analyze(paths, local, out_dir, torrents, carve, case_file, bin_seconds, with_report, workers, shards, scheduler, jobs,
             quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
@@ -66,13 +68,18 @@ def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, wo
     manifest.json into --out; with --report also --out/report/.
     """
     from analyzer.analysis import analyze as run
+    from analyzer.case import CaseError, load_case
     from analyzer.findings import build_findings
     from analyzer.output import write_outputs
 
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
+        case = load_case(case_file) if case_file else None
+    except CaseError as e:
+        raise click.BadParameter(str(e), param_hint="--case") from None
+    try:
         result = run(list(paths), local=list(local), workers=jobs or workers, shards=shards, scheduler=scheduler,
-                     torrents=list(torrents), carve=carve)
+                     torrents=list(torrents), carve=carve, case=case)
         try:
             summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
                                     argv=["bt-analyzer", *sys.argv[1:]], started=started)
@@ -95,6 +102,10 @@ def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, wo
     if result.readable_files == 0:
         click.echo("bt-analyzer: error: no input could be read", err=True)
         sys.exit(2)
+    if local and not summary["subject"]["matched"]:
+        click.echo(f"bt-analyzer: warning: the subject ({', '.join(local)}) matches no traffic in the capture",
+                   err=True)
+        sys.exit(3)
 
 
 @main.command()

@@ -128,7 +128,7 @@ def output_files(out: Path) -> dict[str, bytes]:
     m = json.loads(files["manifest.json"])
     for k in RUN_FACTS:
         m.pop(k, None)
-    for i in m.get("inputs", []):
+    for i in [*m.get("inputs", []), *m.get("torrent_files", []), m.get("case_file") or {}]:
         i.pop("resolved_path", None)         # the test's temporary folder
     files["manifest.json"] = (json.dumps(m, indent=2, ensure_ascii=False) + "\n").encode()
     return files

@@ -84,6 +84,9 @@ class Findings:
     rebuilt: list                 # TorrentMeta rebuilt from the capture
     notes: list[str]
     options: dict
+    subject_matched: bool         # the subject is an end of some traffic (a connection, announce, DHT, LSD)
+    case: object                  # analyzer.case.Case, or None
+    torrent_files: list           # .torrent files given, as named
     run: dict                     # how the run was done (engine, workers, shards): manifest only
     records: object = field(repr=False, default=None)   # the analysis's RecordStore (second pass)
     endpoints: dict = field(repr=False, default_factory=dict)
@@ -121,8 +124,10 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
     reconciliation = ReconciliationBins(mine, groups)
     continued = result.index.continued
     continued_ids = {}
+    matched = False
     for r in result.records:                     # the one pass
         t = transfer(r, subject)
+        matched = matched or t.side != "none"
         accounting.add(r, t)
         if continued and sort_key(r) in continued:
             continued_ids[sort_key(r)] = r.conn_id
@@ -141,6 +146,7 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
             timeline.add(r, t, down, up)
             reconciliation.add(r, down, up)
     mine_ids = {id(a) for a in mine}
+    dht, lsd = discovery.dht(result.udp, subject), discovery.lsd(result.udp, subject)
     pieces = None
     if result.metas and result.pieces is not None:
         pieces = [PieceFinding(p, subject.has_address(p.receiver)) for p in result.pieces]
@@ -155,8 +161,8 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         announces=[(a, id(a) in mine_ids) for a in result.announces],
         subject_reports=mine,
         reconciliation=reconciliation.findings(),
-        dht=discovery.dht(result.udp, subject),
-        lsd=discovery.lsd(result.udp, subject),
+        dht=dht,
+        lsd=lsd,
         pex=discovery.pex(result.extensions["ut_pex"], subject, groups),
         carved=result.carved,
         accounting=accounting.finish(result),
@@ -166,6 +172,9 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         rebuilt=result.rebuilt,
         notes=list(result.notes),
         options=result.options,
+        subject_matched=matched or bool(mine) or any(e.by_subject for e in lsd) or dht.subject_messages > 0,
+        case=result.case,
+        torrent_files=result.torrent_files,
         run=result.run,
         records=result.records,
         endpoints=endpoints,

@@ -141,11 +141,13 @@ def accounting_json(a) -> dict:
 def summary_json(f) -> dict:
     """The summary.json document of findings ``f``."""
     u = f.unattributed
+    head = {"schema": SUMMARY_SCHEMA, "tool": TOOL}
+    if f.case is not None:
+        head["case"] = f.case.as_json()
     return {
-        "schema": SUMMARY_SCHEMA,
-        "tool": TOOL,
+        **head,
         "local": [s.text for s in f.subject.specs],
-        "subject": f.subject.as_json(),
+        "subject": {**f.subject.as_json(), "matched": f.subject_matched},
         "subject_clients": [{"version_string": c.version_string, "peer_id_client": c.peer_id_client,
                              "peer_id": c.peer_id, "connections": c.connections,
                              "first_seen": iso_ns(c.first_seen_ns), "last_seen": iso_ns(c.last_seen_ns)}
