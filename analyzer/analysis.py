@@ -130,7 +130,7 @@ def reduce_parts(parts: list[PartResult]) -> dict:
 def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1, torrents: list[str | Path] = (),
             carve: str | Path | None = None, warn: Callable[[str], None] = warn_stderr, jobs: int | None = None,
             scheduler: str | None = None, shards: int | None = None, workdir: str | Path | None = None,
-            resume: bool = False, progress=None, case=None) -> AnalysisResult:
+            resume: bool = False, progress=None, case=None, include: str | None = None) -> AnalysisResult:
     """Analyse the capture files (or folders) ``paths``.
 
     ``workers`` > 1 or ``scheduler`` (a Dask scheduler address) run the staged
@@ -145,7 +145,10 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1,
     torrent_files = [str(f) for f in torrent_paths([Path(t) for t in torrents])]
     for e in meta_errors:
         warn(e)
-    inputs = InputSet(paths)
+    inputs = InputSet(paths, include)
+    if inputs.skipped:
+        what = f"not matching {include!r}" if include else "that are not captures"
+        warn(f"skipped {inputs.skipped} file(s) in the folders given {what}")
     plan = Plan(paths=[f.path for f in inputs.files], metas=metas, carve=Path(carve) if carve else None,
                 workers=max(1, workers), scheduler=scheduler, shards=shards,
                 workdir=Path(workdir) if workdir else None, resume=resume, progress=progress)
@@ -167,6 +170,9 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1,
         notes.append(f"subject inferred: {subject.basis}")
     notes.extend(f"torrent file not usable: {e}" for e in meta_errors)
     notes.extend(f"metadata not rebuilt: {e}" for e in metadata.failures)
+    if inputs.skipped:
+        notes.append(f"{inputs.skipped} file(s) in the folders given were skipped: "
+                     + (f"names not matching --include {include!r}" if include else "not pcap/pcapng captures"))
     for a, b in inputs.overlaps():
         notes.append(f"time ranges overlap: {a} and {b} (reassembly orders by sequence number, not time)")
     return AnalysisResult(

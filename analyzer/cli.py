@@ -44,6 +44,9 @@ def main():
                    "(missing ranges listed in <info_hash>/carve.json).")
 @click.option("--case", "case_file", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
               help="Case data (TOML, see README): recorded in summary.json and the manifest, shown in the report.")
+@click.option("--include", default=None, metavar="GLOB",
+              help="In folders, read only files whose name matches GLOB (e.g. '*.pcap*'); default: every file "
+                   "that starts like a capture (also compressed). Files named directly are always read.")
 @click.option("--bin", "bin_seconds", type=click.IntRange(1, 86400), default=1, show_default=True,
               help="Time bin of timeline.parquet, in seconds.")
 @click.option("--report", "with_report", is_flag=True, help="Also write the report (see `bt-analyzer report`).")
@@ -56,10 +59,13 @@ def main():
                    "see the inputs and the output folder at the same paths.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, hidden=True,
               help="Older name of --workers.")
-@click.option("--quiet", is_flag=True, help="Do not print the summary.")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "jsonl", "none"]), default="auto",
+              show_default=True,
+              help="Progress while running: a bar on a terminal (auto), or JSON lines on stderr for batch systems.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors: no progress, no summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def analyze(paths, local, out_dir, torrents, carve, case_file, bin_seconds, with_report, workers, shards, scheduler, jobs,
-            quiet, debug):
+def analyze(paths, local, out_dir, torrents, carve, case_file, include, bin_seconds, with_report, workers, shards, scheduler, jobs,
+            progress_mode, quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -71,6 +77,7 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, bin_seconds, with
     from analyzer.case import CaseError, load_case
     from analyzer.findings import build_findings
     from analyzer.output import write_outputs
+    from analyzer.pipeline.progress import progress_for
 
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
@@ -79,7 +86,8 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, bin_seconds, with
         raise click.BadParameter(str(e), param_hint="--case") from None
     try:
         result = run(list(paths), local=list(local), workers=jobs or workers, shards=shards, scheduler=scheduler,
-                     torrents=list(torrents), carve=carve, case=case)
+                     torrents=list(torrents), carve=carve, case=case, include=include,
+                     progress=progress_for(progress_mode, quiet))
         try:
             summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
                                     argv=["bt-analyzer", *sys.argv[1:]], started=started)
@@ -210,8 +218,26 @@ def render_summary(summary: dict, out_dir: Path) -> str:
     if any(gaps.values()):
         lines.append(f"capture gaps: {gaps['to_subject']} bytes to the subject, "
                      f"{gaps['from_subject']} from it, {gaps['not_involving_subject']} elsewhere")
+    lines.append("")
+    lines.extend(input_status_table(summary["inputs"]))
     lines.append(f"written to {out_dir}/")
     return "\n".join(lines)
+
+
+def input_status_table(inputs: list[dict]) -> list[str]:
+    """One line per input: ok, damaged (with the first reason) or unreadable; then the totals."""
+    from analyzer.units import format_bytes
+    rows, counts = [], {"ok": 0, "damaged": 0, "unreadable": 0}
+    for i in inputs:
+        status = "unreadable" if not i["readable"] else \
+            "damaged" if i["errors"] or i["damaged_bytes"] or i["truncated_bytes"] else "ok"
+        counts[status] += 1
+        reason = f"  {i['errors'][0]}" + (f" (+{len(i['errors']) - 1} more)" if len(i["errors"]) > 1 else "") \
+            if i["errors"] else ""
+        rows.append(f"  {status:10} {i['frames']:>12,} frames  {i['path']}{reason}")
+    total = sum(i["size_bytes"] or 0 for i in inputs)
+    return ["inputs:", *rows, f"  {len(inputs)} file(s), {format_bytes(total)}: {counts['ok']} ok, "
+            f"{counts['damaged']} damaged, {counts['unreadable']} unreadable"]
 
 
 if __name__ == "__main__":

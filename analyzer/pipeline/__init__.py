@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Callable
 
 from analyzer.pipeline.flows import Flows, PartResult
-from analyzer.pipeline.stages import flows_shard, map_file, read_inline
+from analyzer.pipeline.progress import Progress
+from analyzer.pipeline.stages import file_status, flows_shard, map_file, read_inline
 
 
 @dataclass
@@ -91,27 +92,48 @@ class Outcome:
 
 
 def run_plan(plan: Plan, warn: Callable[[str], None]) -> Outcome:
+    progress = plan.progress or Progress()
+    progress.begin(sum(_size(p) for p in plan.paths), len(plan.paths))
+    try:
+        return _run(plan, warn, progress)
+    finally:
+        progress.end()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _run(plan: Plan, warn, progress) -> Outcome:
     if not plan.staged:
         flows = Flows(plan.metas, plan.carve, verify=True)
-        reports = read_inline(plan.paths, flows)
+        reports = read_inline(plan.paths, flows, progress)
         return Outcome(reports, [flows.finish()], {"engine": "in-process", "workers": 1, "shards": 1,
                                                     "spill_bytes": 0})
     if plan.scheduler is None and plan.workers <= 1:
-        return _run_staged_here(plan)
+        return _run_staged_here(plan, progress)
     from analyzer.pipeline.cluster import run_on_dask
-    return run_on_dask(plan, warn)
+    return run_on_dask(plan, warn, progress)
 
 
-def _run_staged_here(plan: Plan) -> Outcome:
+def _run_staged_here(plan: Plan, progress) -> Outcome:
     """The staged path in this process, stage after stage."""
     shards = plan.shard_count()
     work = plan.work_folder()
-    maps = [map_file(p, i, shards, work / "map") for i, p in enumerate(plan.paths)]
+    maps = []
+    for i, p in enumerate(plan.paths):
+        maps.append(map_file(p, i, shards, work / "map"))
+        progress.advance(_size(p))
+        progress.task_done("map", str(p), file_status(maps[-1].report), spill_bytes=maps[-1].spill_bytes)
     parts = []
     for s in range(shards):
         spills = [(m.file_idx, m.spills[s]) for m in maps if m.spills]
         parts.append(flows_shard(spills, plan.metas, plan.carve, verify=plan.verify,
                                  records_folder=work / "records"))
+        progress.task_done("flows", f"shard {s}")
     shutil.rmtree(work / "map", ignore_errors=True)
     return Outcome([m.report for m in maps], parts,
                    {"engine": "staged, in-process", "workers": 1, "shards": shards,

@@ -74,14 +74,19 @@ def connect(plan):
     return Client(cluster), cluster
 
 
-def run_on_dask(plan, warn: Callable[[str], None]):
-    from analyzer.pipeline import Outcome
+def run_on_dask(plan, warn: Callable[[str], None], progress):
+    from distributed import as_completed
+    from analyzer.pipeline import Outcome, _size
+    from analyzer.pipeline.stages import file_status
     client, cluster = connect(plan)
     work = plan.work_folder()
     try:
         workers = len(client.scheduler_info().get("workers", {})) or plan.workers
         if plan.verify:
             reports, part = client.submit(_inline_task, plan.paths, plan.metas, plan.carve, pure=False).result()
+            for p, r in zip(plan.paths, reports):
+                progress.advance(_size(p))
+                progress.task_done("read", str(p), file_status(r))
             return Outcome(reports, [part], {"engine": "dask", "workers": workers, "shards": 1, "spill_bytes": 0})
         shards = plan.shards or workers
         maps = [client.submit(safe_map_file, p, i, shards, work / "map", pure=False, retries=MAP_RETRIES)
@@ -89,8 +94,18 @@ def run_on_dask(plan, warn: Callable[[str], None]):
         records = work / "records"
         records.mkdir(exist_ok=True)
         flows = [client.submit(_flows_from_maps, s, maps, records, pure=False) for s in range(shards)]
-        map_results = sorted(client.gather(maps), key=lambda m: m.file_idx)
-        parts = client.gather(flows)
+        map_results = []
+        for f in as_completed(maps):
+            m = f.result()
+            map_results.append(m)
+            progress.advance(_size(plan.paths[m.file_idx]))
+            progress.task_done("map", str(plan.paths[m.file_idx]), file_status(m.report), spill_bytes=m.spill_bytes)
+        map_results.sort(key=lambda m: m.file_idx)
+        parts = [None] * shards
+        index = {f.key: s for s, f in enumerate(flows)}
+        for f in as_completed(flows):
+            parts[index[f.key]] = f.result()
+            progress.task_done("flows", f"shard {index[f.key]}")
         if (work / "errors.log").exists():
             warn(f"internal errors while reading some inputs: tracebacks in {work / 'errors.log'}")
         return Outcome([m.report for m in map_results], parts,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
 from analyzer.pipeline.flows import Flows, PartResult
+from analyzer.pipeline.progress import Progress
 from analyzer.pipeline.spill import SpillWriter, read_spill
 
 
@@ -39,18 +40,33 @@ def open_reader(path: Path, report: FileReport) -> CaptureReader | None:
         return None
 
 
-def read_inline(paths: list[Path], flows: Flows) -> list[FileReport]:
+def read_inline(paths: list[Path], flows: Flows, progress: Progress | None = None) -> list[FileReport]:
     """Read every input in order into ``flows``; the reports of the files."""
+    progress = progress or Progress()
     reports = []
     for file_idx, path in enumerate(paths):
         report = FileReport(str(path))
         reports.append(report)
         reader = open_reader(path, report)
         if reader is None:
+            progress.task_done("read", str(path), "unreadable")
             continue
+        done = 0
         for batch in reader.batches():
             flows.feed_batch(batch, file_idx)
+            pos = reader.raw_position()
+            progress.advance(pos - done)
+            done = pos
+        progress.advance(max(0, report.size_bytes - done))
+        progress.task_done("read", str(path), file_status(report))
     return reports
+
+
+def file_status(report: FileReport) -> str:
+    """ok, damaged or unreadable: how reading a file went."""
+    if not report.readable:
+        return "unreadable"
+    return "damaged" if report.errors or report.damaged_bytes or report.truncated_bytes else "ok"
 
 
 def map_file(path: Path, file_idx: int, shards: int, folder: Path) -> MapResult:
