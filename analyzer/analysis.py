@@ -59,6 +59,7 @@ class AnalysisResult:
     run: dict = field(default_factory=dict)                  # how the run was done (engine, shards, bytes)
     case: object = None                                      # analyzer.case.Case given with --case
     torrent_files: list = field(default_factory=list)        # the .torrent files read, as given
+    client_state: object = None                              # evidence.clientstate.ClientStateSet (--client-state)
     cleanup: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
@@ -130,19 +131,29 @@ def reduce_parts(parts: list[PartResult]) -> dict:
 def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1, torrents: list[str | Path] = (),
             carve: str | Path | None = None, warn: Callable[[str], None] = warn_stderr, jobs: int | None = None,
             scheduler: str | None = None, shards: int | None = None, workdir: str | Path | None = None,
-            resume: bool = False, progress=None, case=None, include: str | None = None) -> AnalysisResult:
+            resume: bool = False, progress=None, case=None, include: str | None = None,
+            client_state: list[str | Path] = ()) -> AnalysisResult:
     """Analyse the capture files (or folders) ``paths``.
 
     ``workers`` > 1 or ``scheduler`` (a Dask scheduler address) run the staged
     pipeline (``jobs`` is an older name of ``workers``); ``shards`` overrides the
     number of shards of the flows stage (default: one per worker); ``workdir``
     keeps the stages' outputs (``resume`` reuses those already finished); ``case``: the
-    ``analyzer.case.Case`` of the examination (recorded, not used in the analysis)."""
+    ``analyzer.case.Case`` of the examination (recorded, not used in the analysis);
+    ``client_state``: the subject's BitTorrent client state files or folders, reconciled with
+    the capture in the findings."""
     subject = given_subject(list(local)) if local else None   # parse errors surface before reading
     if jobs is not None:
         workers = jobs
     metas, meta_errors = load_torrents([Path(t) for t in torrents])
     torrent_files = [str(f) for f in torrent_paths([Path(t) for t in torrents])]
+    state = None
+    if client_state:
+        from analyzer.evidence.clientstate import read_client_state
+        state = read_client_state([Path(p) for p in client_state])
+        for f in state.files:
+            for e in f.errors:
+                warn(f"{f.path}: {e}")
     for e in meta_errors:
         warn(e)
     inputs = InputSet(paths, include)
@@ -180,5 +191,5 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1,
         options={"local": list(local), "torrents": [str(t) for t in torrents],
                  "carve": str(carve) if carve else None}, notes=notes,
         announces=announces, metas=metas + rebuilt, rebuilt=rebuilt, run=outcome.run, cleanup=plan.cleanup,
-        case=case, torrent_files=torrent_files,
+        case=case, torrent_files=torrent_files, client_state=state,
         **merged)

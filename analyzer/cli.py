@@ -44,6 +44,10 @@ def main():
                    "(missing ranges listed in <info_hash>/carve.json).")
 @click.option("--case", "case_file", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
               help="Case data (TOML, see README): recorded in summary.json and the manifest, shown in the report.")
+@click.option("--client-state", "client_state", multiple=True, type=click.Path(path_type=Path, exists=True),
+              metavar="PATH", help="The subject's BitTorrent client state files, or folders of them (repeatable): "
+                                   "libtorrent/qBittorrent/Deluge resume data, Transmission, rtorrent, µTorrent; "
+                                   "their lifetime counters are reconciled with the capture.")
 @click.option("--include", default=None, metavar="GLOB",
               help="In folders, read only files whose name matches GLOB (e.g. '*.pcap*'); default: every file "
                    "that starts like a capture (also compressed). Files named directly are always read.")
@@ -64,7 +68,7 @@ def main():
               help="Progress while running: a bar on a terminal (auto), or JSON lines on stderr for batch systems.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors: no progress, no summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def analyze(paths, local, out_dir, torrents, carve, case_file, include, bin_seconds, with_report, workers, shards, scheduler, jobs,
+def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds, with_report, workers, shards, scheduler, jobs,
             progress_mode, quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
@@ -87,6 +91,7 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, include, bin_seco
     try:
         result = run(list(paths), local=list(local), workers=jobs or workers, shards=shards, scheduler=scheduler,
                      torrents=list(torrents), carve=carve, case=case, include=include,
+                     client_state=list(client_state),
                      progress=progress_for(progress_mode, quiet))
         try:
             summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,

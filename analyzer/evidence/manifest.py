@@ -51,7 +51,8 @@ def verify_folder(folder: Path) -> list[Check]:
     if not isinstance(manifest, dict) or not str(manifest.get("schema", "")).startswith("bt-analyzer/manifest/"):
         raise ManifestError(f"{manifest_path}: not a bt-analyzer manifest")
     checks = []
-    inputs = [*manifest.get("inputs", []), *manifest.get("torrent_files", [])]
+    inputs = [*manifest.get("inputs", []), *manifest.get("torrent_files", []),
+              *manifest.get("client_state_files", [])]
     if manifest.get("case_file"):
         inputs.append(manifest["case_file"])
     for entry in inputs:

@@ -88,6 +88,7 @@ class Findings:
     case: object                  # analyzer.case.Case, or None
     torrent_files: list           # .torrent files given, as named
     run: dict                     # how the run was done (engine, workers, shards): manifest only
+    client_state: object = None   # findings.client_state.ClientStateFinding (--client-state)
     records: object = field(repr=False, default=None)   # the analysis's RecordStore (second pass)
     endpoints: dict = field(repr=False, default_factory=dict)
     continued_ids: dict = field(repr=False, default_factory=dict)
@@ -150,7 +151,7 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
     pieces = None
     if result.metas and result.pieces is not None:
         pieces = [PieceFinding(p, subject.has_address(p.receiver)) for p in result.pieces]
-    return Findings(
+    f = Findings(
         subject=subject,
         inputs=input_findings(result),
         files=[str(f.path) for f in result.inputs.files],
@@ -180,3 +181,7 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         endpoints=endpoints,
         continued_ids=continued_ids,
     )
+    if result.client_state is not None:
+        from analyzer.findings.client_state_wire import client_state_finding
+        f.client_state = client_state_finding(result.client_state, f)
+    return f

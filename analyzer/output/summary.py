@@ -6,6 +6,7 @@ import json
 
 from analyzer import __version__
 from analyzer.findings.torrents import VERIFY_FIELDS
+from analyzer.output.client_state import client_state_json
 from analyzer.findings.transfers import SUM_FIELDS, TransferSums
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.timefmt import iso_ns
@@ -164,7 +165,8 @@ def summary_json(f) -> dict:
                  "by_subject": e.by_subject, "first_seen": iso_ns(e.first_ns), "last_seen": iso_ns(e.last_ns)}
                 for e in f.lsd],
         "pex": pex_json(f.pex),
+        **({"client_state": client_state_json(f.client_state)} if f.client_state is not None else {}),
         "carved": f.carved,
         "accounting": accounting_json(f.accounting),
-        "notes": f.notes,
+        "notes": f.notes + (list(f.client_state.notes) if f.client_state is not None else []),
     }

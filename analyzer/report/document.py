@@ -52,6 +52,13 @@ PARTICIPATION_TEXT = ("Info hashes the subject named in its own messages other t
                       "Service Discovery. They show interest in or an offer of a torrent, not a transfer. Clients "
                       "also send DHT get_peers for random targets to maintain their routing tables: an info "
                       "hash seen only in get_peers, with nothing else about it, need not be a torrent.")
+CLIENT_STATE_TEXT = ("The subject's BitTorrent client keeps lifetime counters per torrent in its state files (resume "
+                     "data). They cover the torrent's whole life in that client, the capture only its own time "
+                     "span, so the capture can show less than a counter (transfers outside the capture window) "
+                     "but never more: a capture showing more uploaded or downloaded bytes than the client counted "
+                     "is a contradiction. Each state file is hashed in the manifest.")
+from analyzer.report.client_state import CLIENT_STATE_TABLE_COLUMNS  # noqa: E402  (a constant)
+
 RECONCILIATION_TEXT = ("A client's announces carry its own running totals (uploaded, downloaded, left), which may "
                        "include transfers before the capture began. The difference between its first and last "
                        "announce in the capture is set against the piece bytes the capture shows for the same "
@@ -128,6 +135,13 @@ def build_charts(data) -> list[Chart]:
         out.append(Chart("connections", charts.connection_timeline(data.connections, "Connections of the subject")))
     if len(data.timeline):
         out.append(Chart("throughput", charts.throughput(data.timeline, "Throughput")))
+    state_csv = data.folder / "client_state.csv"
+    if data.summary.get("client_state") and state_csv.exists():
+        import pandas as pd
+        from analyzer.report.client_state import client_state_chart
+        rows = pd.read_csv(state_csv, dtype=str, keep_default_na=False).to_dict("records")
+        if any(r.get("uploaded_verdict") or r.get("downloaded_verdict") for r in rows):
+            out.append(Chart("client_state", client_state_chart(rows)))
     for c in out:       # lay out once; the PNG and the SVG are drawn from the same layout
         c.fig.draw_without_rendering()
         c.fig.set_layout_engine("none")
@@ -259,10 +273,22 @@ def _context(data, charts_: list[Chart], options: ReportOptions, case, case_info
         "figures": {c.key: c for c in charts_},
         "participation": data.participation(), "participation_text": PARTICIPATION_TEXT,
         "reconciliation": data.tracker_reconciliation(), "reconciliation_text": RECONCILIATION_TEXT,
+        "client_state_given": "client_state" in data.summary, "client_state_text": CLIENT_STATE_TEXT,
+        "client_state": _client_state_rows(data), "client_state_columns": CLIENT_STATE_TABLE_COLUMNS,
+        "client_state_files": data.summary.get("client_state", []),
         "methodology": METHODOLOGY, "limitations": data.limitations(),
         "evidence": evidence, "unmatched_evidence": unmatched, "refs": file_refs(evidence),
         "rehash": options.rehash, "rehash_note": options.rehash_note, "report_libraries": report_libraries(),
     }
+
+
+def _client_state_rows(data) -> list[dict]:
+    from analyzer.report.client_state import client_state_table_rows
+    rows = client_state_table_rows(data.summary.get("client_state", []))
+    if data.filtered:
+        names = {t.get("name") for t in data.torrents} | data.hashes
+        rows = [r for r in rows if r["torrent"] in names]
+    return rows
 
 
 def report_libraries() -> dict:
