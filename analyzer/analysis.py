@@ -66,10 +66,13 @@ class AnalysisResult:
     def readable_files(self) -> int:
         return sum(1 for r in self.reports if r.readable)
 
-    def close(self) -> None:
-        """Delete what the run kept on disk (spilled records, a temporary work folder)."""
-        self.records.close()
-        if self.cleanup is not None:
+    def close(self, completed: bool = True) -> None:
+        """Delete what the run kept on disk: spilled records, the work folder.  After an
+        interruption (``completed`` false) a staged run's work folder stays, for ``--resume``."""
+        staged = self.run.get("engine") not in (None, "in-process")
+        if completed or not staged:
+            self.records.close()
+        if completed and self.cleanup is not None:
             self.cleanup()
 
 
@@ -163,7 +166,11 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1,
     plan = Plan(paths=[f.path for f in inputs.files], metas=metas, carve=Path(carve) if carve else None,
                 workers=max(1, workers), scheduler=scheduler, shards=shards,
                 workdir=Path(workdir) if workdir else None, resume=resume, progress=progress)
+    if not plan.hashed_by_stages:
+        inputs.start_hashing()
     outcome = run_plan(plan, warn)
+    if outcome.sha256 is not None:
+        inputs.set_hashes(outcome.sha256)
     inputs.close()          # waits for the input hashes
     for f, report in zip(inputs.files, outcome.reports):
         f.report = report

@@ -1,6 +1,7 @@
 """Command line: thin wrappers over the library (``analyzer.analysis``)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import sys
@@ -61,6 +62,11 @@ def main():
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run the staged pipeline on an existing Dask cluster (tcp://HOST:PORT); its workers must "
                    "see the inputs and the output folder at the same paths.")
+@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Work folder of a staged run (default: OUT/.work): every finished task's output, so that "
+                   "--resume can continue an interrupted run. Removed when the run ends well.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted staged run: reuse the finished tasks in the work folder.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, hidden=True,
               help="Older name of --workers.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "jsonl", "none"]), default="auto",
@@ -68,8 +74,8 @@ def main():
               help="Progress while running: a bar on a terminal (auto), or JSON lines on stderr for batch systems.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors: no progress, no summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds, with_report, workers, shards, scheduler, jobs,
-            progress_mode, quiet, debug):
+def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds, with_report, workers, shards, scheduler, workdir, resume,
+            jobs, progress_mode, quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -89,21 +95,28 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     except CaseError as e:
         raise click.BadParameter(str(e), param_hint="--case") from None
     try:
-        result = run(list(paths), local=list(local), workers=jobs or workers, shards=shards, scheduler=scheduler,
-                     torrents=list(torrents), carve=carve, case=case, include=include,
-                     client_state=list(client_state),
-                     progress=progress_for(progress_mode, quiet))
-        try:
-            summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
-                                    argv=["bt-analyzer", *sys.argv[1:]], started=started)
-        finally:
+        with _terminate_as_interrupt():
+            result = run(list(paths), local=list(local), workers=jobs or workers, shards=shards,
+                         scheduler=scheduler, torrents=list(torrents), carve=carve, case=case, include=include,
+                         client_state=list(client_state), workdir=workdir or out_dir / ".work", resume=resume,
+                         progress=progress_for(progress_mode, quiet))
+            try:
+                summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
+                                        argv=["bt-analyzer", *sys.argv[1:]], started=started)
+            except BaseException:
+                result.close(completed=False)
+                raise
             result.close()
-        if with_report:
-            # the report reads the finished folder (manifest included), as `bt-analyzer report` would
-            from analyzer.report.document import write_report
-            from analyzer.report.options import record_in_manifest
-            files = write_report(out_dir)
-            record_in_manifest(out_dir, files, files.record, finished=True)
+            if with_report:
+                # the report reads the finished folder (manifest included), as `bt-analyzer report` would
+                from analyzer.report.document import write_report
+                from analyzer.report.options import record_in_manifest
+                files = write_report(out_dir)
+                record_in_manifest(out_dir, files, files.record, finished=True)
+    except KeyboardInterrupt:
+        click.echo("bt-analyzer: interrupted. A staged run (--workers, --shards, --scheduler) continues where "
+                   "it stopped with --resume.", err=True)
+        sys.exit(130)
     except Exception as e:  # an internal error: one clear line, traceback only on request
         if debug or os.environ.get("BT_ANALYZER_DEBUG"):
             traceback.print_exc()
@@ -183,6 +196,25 @@ def verify(folder, quiet):
     click.echo(f"{len(checks) - len(bad)} of {len(checks)} files match the manifest"
                + ("" if not bad else f"; {len(bad)} differ"))
     sys.exit(1 if bad else 0)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """While analysing, SIGTERM (a batch system stopping the job) ends the run like Ctrl-C:
+    cleanly, resumable."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:          # not the main thread (an embedding program): leave it alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def render_summary(summary: dict, out_dir: Path) -> str:

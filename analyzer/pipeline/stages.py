@@ -28,6 +28,8 @@ class MapResult:
     report: FileReport
     spills: list = field(default_factory=list)     # Path per shard (empty when the file was unreadable)
     spill_bytes: int = 0
+    sha256: str | None = None                      # of the input as stored
+    key: str | None = None                         # the work folder's key of this output
 
 
 def open_reader(path: Path, report: FileReport) -> CaptureReader | None:
