@@ -131,7 +131,24 @@ def reduce_parts(parts: list[PartResult]) -> dict:
         carved=verified[0].carved if verified else [])
 
 
-def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1, torrents: list[str | Path] = (),
+AUTO_STAGED_BYTES = 4 << 30      # --workers auto: inputs this large (in several files) use every core
+
+
+def auto_workers(paths: list[Path]) -> int:
+    """Workers for ``--workers auto``: one per core for several files totalling AUTO_STAGED_BYTES or
+    more (where starting a local cluster and spilling pays), else one (this process)."""
+    import os
+    sizes = []
+    for p in paths:
+        try:
+            sizes.append(p.stat().st_size)
+        except OSError:
+            pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if len(sizes) >= 2 and sum(sizes) >= AUTO_STAGED_BYTES and cores > 1 else 1
+
+
+def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | str = 1, torrents: list[str | Path] = (),
             carve: str | Path | None = None, warn: Callable[[str], None] = warn_stderr, jobs: int | None = None,
             scheduler: str | None = None, shards: int | None = None, workdir: str | Path | None = None,
             resume: bool = False, progress=None, case=None, include: str | None = None,
@@ -163,7 +180,10 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1,
     if inputs.skipped:
         what = f"not matching {include!r}" if include else "that are not captures"
         warn(f"skipped {inputs.skipped} file(s) in the folders given {what}")
-    plan = Plan(paths=[f.path for f in inputs.files], metas=metas, carve=Path(carve) if carve else None,
+    ordered = [f.path for f in inputs.files]
+    if workers == "auto":
+        workers = auto_workers(ordered)
+    plan = Plan(paths=ordered, metas=metas, carve=Path(carve) if carve else None,
                 workers=max(1, workers), scheduler=scheduler, shards=shards,
                 workdir=Path(workdir) if workdir else None, resume=resume, progress=progress)
     if not plan.hashed_by_stages:

@@ -55,8 +55,9 @@ def main():
 @click.option("--bin", "bin_seconds", type=click.IntRange(1, 86400), default=1, show_default=True,
               help="Time bin of timeline.parquet, in seconds.")
 @click.option("--report", "with_report", is_flag=True, help="Also write the report (see `bt-analyzer report`).")
-@click.option("--workers", type=click.IntRange(1, 1024), default=1, show_default=True,
-              help="Worker processes: more than 1 runs the staged pipeline on a local Dask cluster.")
+@click.option("--workers", default="auto", show_default=True, metavar="N|auto",
+              help="Worker processes. More than 1 runs the staged pipeline on a local Dask cluster; auto: one "
+                   "per core for inputs of several files totalling 4 GiB or more, else this process alone.")
 @click.option("--shards", type=click.IntRange(1, 4096), default=None,
               help="Shards of the flows stage (default: one per worker); more than 1 stages the run.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
@@ -96,7 +97,7 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
         raise click.BadParameter(str(e), param_hint="--case") from None
     try:
         with _terminate_as_interrupt():
-            result = run(list(paths), local=list(local), workers=jobs or workers, shards=shards,
+            result = run(list(paths), local=list(local), workers=jobs or _workers(workers), shards=shards,
                          scheduler=scheduler, torrents=list(torrents), carve=carve, case=case, include=include,
                          client_state=list(client_state), workdir=workdir or out_dir / ".work", resume=resume,
                          progress=progress_for(progress_mode, quiet))
@@ -196,6 +197,18 @@ def verify(folder, quiet):
     click.echo(f"{len(checks) - len(bad)} of {len(checks)} files match the manifest"
                + ("" if not bad else f"; {len(bad)} differ"))
     sys.exit(1 if bad else 0)
+
+
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 1024:
+        raise click.BadParameter(f"{value!r} is not a number from 1 to 1024 or 'auto'", param_hint="--workers")
+    return n
 
 
 @contextlib.contextmanager

@@ -318,8 +318,12 @@ cdef class Engine:
         a1 = c.s1.marked_acked_bytes
         if t.flags & TH_ACK:
             other.ack(t.ack)
-        if s.sink is None and (t.flags & TH_SYN or t.paylen > 0):
-            s.sink = self._parser(c, d, bool(t.flags & TH_SYN))
+        if s.sink is None and t.paylen > 0:
+            # parsers are made at the first payload (a SYN flood's half-open connections never get
+            # one); bytes the stream already gave up as lost come first, as they would have
+            s.sink = self._parser(c, d, s.syn_seen or bool(t.flags & TH_SYN))
+            if s.next_off:
+                (<PeerWireParser>s.sink).feed_gap(s.next_off)
         if t.paylen > 0 and c.flight1 < 0:
             c.note_payload(d, c.s0.max_end, c.s1.max_end)
         s.segment(t.seq, t.flags, t.pay, t.paycap, t.paylen)
