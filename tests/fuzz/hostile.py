@@ -140,9 +140,12 @@ def pcapng_many_interfaces(n: int = 70_000, ids: tuple = (0, 1, 65535, 65536, 69
 
 # ---------------------------------------------------------------------- HTTP tracker
 def http_request(field: str = "uploaded", value: bytes = HUGE) -> bytes:
-    q = b"info_hash=" + b"".join(b"%%%02X" % c for c in INFO_HASH) + b"&peer_id=-XX0001-abcdefghijkl"
-    q += b"&port=6881&uploaded=0&downloaded=0&left=0&event=started".replace(b"&" + field.encode() + b"=0",
-                                                                          b"&" + field.encode() + b"=" + value)
+    """An announce whose query parameter ``field`` is ``value``."""
+    params = {"peer_id": b"-XX0001-abcdefghijkl", "port": b"6881", "uploaded": b"0", "downloaded": b"0",
+              "left": b"0", "event": b"started"}
+    params[field] = value
+    q = b"info_hash=" + b"".join(b"%%%02X" % c for c in INFO_HASH)
+    q += b"".join(b"&" + k.encode() + b"=" + v for k, v in params.items())
     return b"GET /announce?" + q + b" HTTP/1.1\r\nHost: tracker.example\r\nUser-Agent: x\r\n\r\n"
 
 
