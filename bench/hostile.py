@@ -48,7 +48,7 @@ def _capture_cases(tmp: Path) -> dict:
         "interfaces_70000": lambda: file("a.pcapng", H.pcapng_many_interfaces()),
         "bitfield_8MB": lambda: file("a.pcap", H.pcap_of(H.tcp_stream_packets(
             [H.bt_handshake(b"-XX0001-clientclient")],
-            [H.bt_handshake(), *_segments(b"".join(H.oversized_bitfield_stream(8 << 20)[1:]))]))),
+            [H.bt_handshake(), *_segments(b"".join(list(H.oversized_bitfield_stream(8 << 20))[1:]))]))),
         "dev_zero": lambda: ["/dev/zero"],
         "fifo": lambda: (os.mkfifo(tmp / "fifo"), [str(tmp / "fifo")])[1],
     }

@@ -173,18 +173,19 @@ def bt_message(msg_id: int, payload: bytes = b"") -> bytes:
     return struct.pack(">IB", 1 + len(payload), msg_id) + payload
 
 
-def oversized_bitfield_stream(claim: int = 100 << 20, chunk: int = 1 << 20) -> list:
-    """Handshake, a bitfield claiming ``claim`` bytes (all present), then a piece and a have.
-    Returned as a list of byte strings (the caller feeds them)."""
-    out = [bt_handshake(), struct.pack(">IB", claim, 5)]
+def oversized_bitfield_stream(claim: int = 100 << 20, chunk: int = 1 << 20):
+    """Handshake, a bitfield claiming ``claim`` bytes (all present), then a piece and a have:
+    the byte strings to feed, generated one at a time."""
+    yield bt_handshake()
+    yield struct.pack(">IB", claim, 5)
     left = claim - 1
+    fill = b"\xff" * chunk
     while left:
         n = min(chunk, left)
-        out.append(b"\xff" * n)
+        yield fill[:n]
         left -= n
-    out.append(bt_message(7, struct.pack(">II", 0, 0) + b"B" * 16384))
-    out.append(bt_message(4, struct.pack(">I", 3)))
-    return out
+    yield bt_message(7, struct.pack(">II", 0, 0) + b"B" * 16384)
+    yield bt_message(4, struct.pack(">I", 3))
 
 
 # ---------------------------------------------------------------------- torrents for --carve
