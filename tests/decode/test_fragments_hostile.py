@@ -63,10 +63,10 @@ def test_partial_overlaps_first_copy_wins_run_by_run():
 
 
 def test_flood_of_distinct_datagrams_is_bounded():
-    """30,000 datagrams of one fragment each (never completed): all were held (~220 MB for
+    """20,000 datagrams of one fragment each (never completed): all were held (~220 MB for
     300,000); now the oldest are given up beyond MAX_PENDING_DATAGRAMS, and counted."""
     d = Defragmenter()
-    n = 30_000
+    n = 20_000
     tracemalloc.start()
     try:
         for i in range(n):
