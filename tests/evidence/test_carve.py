@@ -191,3 +191,51 @@ def test_missing_pieces_are_listed(tmp_path):
 def test_safe_path_rejects_nothing_it_cannot_clean(tmp_path):
     p = safe_path(tmp_path, ["..", "..", "x"])
     assert str(p).startswith(str(tmp_path))
+
+
+# ---------------------------------------------------------------------- through analyze() (crafted capture)
+def _carve_run(tmp_path, paths, setup=None):
+    from analyzer.analysis import analyze
+    from fuzz import hostile as H
+    content = bytes(i % 251 for i in range(3 * 16384))
+    torrent, ih = H.carve_torrent(paths, content)
+    (tmp_path / "t.torrent").write_bytes(torrent)
+    (tmp_path / "a.pcap").write_bytes(H.carve_pcap(ih, content))
+    carve = tmp_path / "carve"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if setup:
+        setup(carve, ih.hex(), outside)
+    result = analyze([tmp_path / "a.pcap"], local=["10.0.0.1"], torrents=[tmp_path / "t.torrent"], carve=carve,
+                     warn=lambda m: None)
+    assert list(outside.iterdir()) == []
+    return result.carved, carve / ih.hex(), content
+
+
+def test_carve_deep_names_through_analyze(tmp_path):
+    """A 30-deep path of 200-character names stopped the run with ENAMETOOLONG."""
+    from fuzz import hostile as H
+    [report], folder, content = _carve_run(tmp_path, H.deep_paths())
+    deep, plain = report["files"]
+    assert deep["written"] and deep["complete"] and plain["written"] and plain["complete"]
+    assert (folder / "t" / "plain.bin").read_bytes() == content[len(content) // 2:]
+
+
+def test_carve_folder_symlink_through_analyze(tmp_path):
+    """DIR/<info_hash> -> elsewhere: every file and carve.json were written through the link."""
+    def setup(carve, ih, outside):
+        carve.mkdir()
+        os.symlink(outside, carve / ih)
+    [report], _, _ = _carve_run(tmp_path, [["dir", "f.bin"], ["g.bin"]], setup)
+    assert "symbolic link" in report["error"] and report["files"] == []
+
+
+def test_carve_inner_symlink_through_analyze(tmp_path):
+    """A link inside the carve folder raised out of the run; now that file is reported."""
+    def setup(carve, ih, outside):
+        (carve / ih / "t").mkdir(parents=True)
+        os.symlink(outside, carve / ih / "t" / "dir")
+    [report], folder, _ = _carve_run(tmp_path, [["dir", "f.bin"], ["g.bin"]], setup)
+    f, g = report["files"]
+    assert not f["written"] and "symbolic link" in f["error"] and g["written"]
+    assert json.loads((folder / "carve.json").read_text())["files_not_written"] == 1
