@@ -455,9 +455,9 @@ class CaptureReader:
             1: "dated after 2100", 2: "dated before 1970"}
         for k in range(3):
             count = int(self._odd[2 * k])
-            if count:
+            if count:     # one summary line per kind, kept even when the error lines are full
                 self.report.timestamp_anomalies[ODD_NAMES[k]] = count
-                self.report.error(self._odd_first[k], f"{count} record(s) {what[k]} (first here)")
+                self.report.errors.append(f"offset {self._odd_first[k]}: {count} record(s) {what[k]} (first here)")
 
     def _scan_pcap(self):
         n, self._pos, status = _scan.scan_pcap(

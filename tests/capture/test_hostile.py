@@ -221,3 +221,13 @@ def test_pcapng_conversion_exact_or_saturated_at_every_resolution():
             assert got == want
             assert odd[2] == (want >= 4102444800 * 10**9) and odd[4] == (want < 0)
     check()
+
+
+def test_odd_timestamp_summary_survives_full_error_lines(tmp_path):
+    f = H.udp_frame()
+    bad = H.shb() + H.idb(tsresol=99) * 150
+    data = bad + H.idb() + H.epb(150, 2**63, f)          # after 2100 (microseconds)
+    recs, report, _ = read_records(write(tmp_path, "both.pcapng", data))
+    assert report.timestamp_anomalies == {"after_2100": 1}
+    assert report.errors[-2].endswith("1 record(s) dated after 2100 (first here)")
+    assert report.errors[-1] == "... and 50 more error(s) not listed (the first 100 are)"
