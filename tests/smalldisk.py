@@ -7,6 +7,7 @@ on the CI machine); tests skip otherwise.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -28,8 +29,15 @@ result = {{}}
 """
 
 
+@functools.lru_cache(maxsize=None)
 def available() -> bool:
-    return os.geteuid() == 0 and shutil.which("unshare") is not None and shutil.which("mount") is not None
+    """Root, the tools, and a mount namespace with a tmpfs can really be made here."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("mount"):
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            'd=$(mktemp -d); mount -t tmpfs -o size=64k tmpfs "$d" && umount "$d"; r=$?; rmdir "$d"; exit $r'],
+                           capture_output=True, timeout=30)
+    return probe.returncode == 0
 
 
 def run_on_small_tmpfs(code: str, size: str = "128k") -> dict:
