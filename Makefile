@@ -42,7 +42,7 @@ bench: install system-deps
 
 # Coverage-guided fuzzing (atheris) of every parser for FUZZ_SECONDS each, FUZZ_JOBS at a time;
 # prints executions and crashes per target (new inputs and crashes go to .fuzz/).
-FUZZ_SECONDS ?= 120
+FUZZ_SECONDS ?= 180
 FUZZ_JOBS ?= 2
 fuzz: install
 	cd tests && ../$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
