@@ -6,7 +6,7 @@ PYX    := $(shell find analyzer -name '*.pyx' -o -name '*.pxd')
 SYSTEM_PACKAGES := tcpdump iproute2 iptables ethtool tshark poppler-utils \
                    libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core chromium
 
-.PHONY: install build system-deps demo test bench clean
+.PHONY: install build system-deps demo test bench fuzz clean
 
 install: $(VENV)/.installed build
 
@@ -41,6 +41,13 @@ test: install system-deps
 bench: install system-deps
 	$(PY) bench/bench.py --out .bench
 
+# Coverage-guided fuzzing (atheris) of every parser for FUZZ_SECONDS each, FUZZ_JOBS at a time;
+# prints executions and crashes per target (new inputs and crashes go to .fuzz/).
+FUZZ_SECONDS ?= 180
+FUZZ_JOBS ?= 2
+fuzz: install
+	cd tests && ../$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
+
 clean:
-	rm -rf $(VENV) build out .bench
+	rm -rf $(VENV) build out .bench .fuzz
 	find analyzer -name '*.so' -delete -o -name '*.c' -delete
