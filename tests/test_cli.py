@@ -58,7 +58,7 @@ def test_bad_local_spec_is_a_usage_error(tmp_path):
 
 def test_local_spec_forms(tmp_path):
     for spec in ("127.0.0.3", "127.0.0.0/29", "127.0.0.3:6881", "[::1]:6881", "fd00::/8"):
-        r = invoke("analyze", SAMPLE, "--local", spec, "--out", tmp_path / "o", "--quiet")
+        r = invoke("analyze", SAMPLE, "--local", spec, "--out", tmp_path / "o", "--quiet", "--force")
         # the IPv6 specs are valid but match nothing in this IPv4 capture (exit status 3)
         assert r.exit_code == (3 if ":" in spec.replace("127.0.0.3:", "") else 0), (spec, r.output)
 
@@ -131,3 +131,28 @@ def test_torrent_files_are_inputs_and_verify_lists_unknown_files(tmp_path):
     (out / "planted.csv").write_text("x\n")
     r = invoke("verify", out)
     assert r.exit_code == 1 and "UNLISTED  file   planted.csv" in r.output
+
+
+def test_output_folder_with_other_files_is_refused_unless_forced(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "evidence.txt").write_text("the examiner's notes")
+    r = invoke("analyze", SAMPLE, "--local", "127.0.0.3", "--out", out, "--quiet")
+    assert r.exit_code == 2 and "already holds files (evidence.txt)" in r.stderr
+    assert (out / "evidence.txt").exists() and not (out / "summary.json").exists()
+    r = invoke("analyze", SAMPLE, "--local", "127.0.0.3", "--out", out, "--quiet", "--force")
+    assert r.exit_code == 0 and not (out / "evidence.txt").exists()
+    assert invoke("verify", out).exit_code == 0
+
+
+def test_outputs_are_never_written_through_a_link(tmp_path):
+    """A link planted in the output folder (here: at an output's name, in a folder an interrupted run
+    left, which --resume accepts) is replaced, never followed."""
+    outside = tmp_path / "outside.json"
+    outside.write_text("keep")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").symlink_to(outside)
+    r = invoke("analyze", SAMPLE, "--local", "127.0.0.3", "--out", out, "--quiet", "--resume")
+    assert r.exit_code == 0
+    assert outside.read_text() == "keep" and not (out / "summary.json").is_symlink()
