@@ -136,6 +136,11 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
         click.echo(f"bt-analyzer: warning: the subject ({', '.join(local)}) matches no traffic in the capture",
                    err=True)
         sys.exit(3)
+    failed = [i for i in summary["inputs"] if not i["readable"] or i["internal_error"]]
+    if failed:
+        click.echo(f"bt-analyzer: {len(failed)} of {len(summary['inputs'])} input(s) could not be read or "
+                   f"failed (see the status table and summary.json inputs); the others were analysed", err=True)
+        sys.exit(5)
 
 
 @main.command()

@@ -109,6 +109,7 @@ class FileReport:
     truncated_bytes: int = 0
     skipped_blocks: dict = field(default_factory=dict)
     readable: bool = True
+    internal_error: str | None = None   # an unexpected failure while analysing the file (a bug; traceback logged)
     errors_not_listed: int = 0          # error lines beyond MAX_ERROR_LINES
     timestamp_anomalies: dict = field(default_factory=dict)   # ODD_NAMES -> records
     damaged_interfaces: int = 0         # pcapng interfaces whose frames cannot be decoded

@@ -87,6 +87,9 @@ def write_outputs(f, out_dir: Path, *, argv: list[str], started: _dt.datetime) -
         files["pieces.csv"] = pieces_csv(f)
     if f.client_state is not None:
         files["client_state.csv"] = client_state_csv(summary["client_state"])
+    if f.tracebacks:
+        files["errors.log"] = "".join(f"--- internal error while analysing {path}\n{text}\n"
+                                      for path, text in f.tracebacks)
     for meta in f.rebuilt:
         files[f"metadata/{meta.info_hash_v1 or meta.info_hash_v2}.torrent"] = encode_torrent(meta)
     with SafeDir.open(out_dir) as d:

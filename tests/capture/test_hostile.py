@@ -180,7 +180,7 @@ def test_batch_with_fifo_and_dev_zero_goes_on(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "analyzer.cli", "analyze", str(tmp_path / "fifo"), "/dev/zero",
                            str(good), "--out", str(out), "--quiet"], cwd=REPO, capture_output=True, text=True,
                           timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 5, proc.stderr        # some inputs could not be read; the others analysed
     inputs = {Path(i["path"]).name: i for i in json.loads((out / "summary.json").read_text())["inputs"]}
     for name in ("fifo", "zero"):
         assert inputs[name]["readable"] is False and inputs[name]["sha256"] is None
