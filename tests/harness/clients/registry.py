@@ -1,0 +1,10 @@
+"""The client drivers by name."""
+from __future__ import annotations
+
+from .aria2 import Aria2
+from .deluge import Deluge
+from .qbittorrent import QBittorrent
+from .rtorrent import RTorrent
+from .transmission import Transmission
+
+CLIENTS = {cls.name: cls for cls in (Transmission, QBittorrent, Deluge, Aria2, RTorrent)}
