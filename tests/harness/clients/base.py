@@ -73,6 +73,7 @@ class ClientDaemon:
     ipv6 = False              # peer wire over IPv6 supported by the driver
     can_dial = False          # add_peer(): the client itself connects to a peer
     counter_settle_s = 0.3    # counters are final when unchanged this long
+    ready_delay_s = 0.0       # after its torrents look ready, until they surely accept peers
 
     def __init__(self, ns: Namespace, cfg: ClientConfig) -> None:
         if cfg.ipv6 and not self.ipv6:

@@ -56,6 +56,10 @@ class QBittorrent(ClientDaemon):
     ipv6 = True
     can_dial = True
     counter_settle_s = 1.2     # RefreshInterval 0.5 s + libtorrent's one-second tick
+    # qBittorrent keeps a freshly checked torrent paused inside libtorrent and resumes it
+    # (auto-managed) only on its next status refresh, while the Web API already shows it
+    # active: a peer dialling in that window is dropped (close reason "torrent removed")
+    ready_delay_s = 1.0
 
     @property
     def profile(self) -> Path:

@@ -216,6 +216,7 @@ def run_client_swarm(spec: dict, tmp_path: Path | str, *, capture_tool: str = "t
                     want_complete = tname in c.get("seeds", [])
                     run.wait_until(lambda: (lambda st: not st.checking and (st.complete or not want_complete))
                                    (client.torrent_state(key)), f"{client.name} to check {tname}")
+                time.sleep(client.ready_delay_s)
                 # (aria2 opens its peer port only once it has a torrent)
                 client.wait_for(client.listening, 15, "listening on its peer port")
                 by_name = {p["name"]: p for p in spec["peers"]}
