@@ -38,7 +38,7 @@ import pytest
 from analyzer.analysis import analyze
 from analyzer.report.tables import build_summary, connections_csv
 from analyzer.sessions.summary import subject_directions
-from harness.clients import run_client_swarm
+from harness.clients import STATE_FILES, run_client_swarm
 from harness.clients.scenarios import exchange, lifecycle
 from swarms import assert_accounting
 
@@ -160,6 +160,9 @@ def run_and_check(tmp_path, spec, transport="tcp", ip_version=4):
     assert not by_hash, f"torrents the client does not have: {list(by_hash)}"
     session_relation(res, list(figures.values()))
     check_names(res, result, summary)
+    # the clean stop left the client's state files (resume data, statistics) behind
+    for kind, pattern in STATE_FILES[res.client].items():
+        assert list(res.state_dir.glob(pattern)), (res.client, kind, pattern)
     return res, figures
 
 

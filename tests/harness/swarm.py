@@ -364,6 +364,13 @@ def session_settings(p: dict, spec: dict | None = None) -> dict:
         # read at the end (libtorrent would close seed<->seed connections)
         "close_redundant_connections": False,
         "min_reconnect_time": 1,
+        # uTP gives a connection up when one packet is lost (or its ACK is) on
+        # utp_num_resends (3) transmissions: under 2% random loss each way that
+        # is 1-3% of 2 MB runs.  The giving-up side closes silently and the
+        # other, with nothing in flight, would only notice at the next
+        # keep-alive (peer_timeout 120 s): the run times out.  6 transmissions
+        # make that about 1e-7 per run; what is sent and counted is unchanged.
+        "utp_num_resends": 6,
         "peer_connect_timeout": 5,
         "request_timeout": 10,
         "piece_timeout": 5,
@@ -732,6 +739,49 @@ def missing_stopped(log: list) -> list:
     return sorted(started - stopped)
 
 
+def diagnostics(sessions: dict, handles: dict, rec: "Recorder") -> dict:
+    """What a stalled run looks like from inside: every live connection's state,
+    each session's uTP/UDP counters and the last events (for timeout reports)."""
+    out: dict = {"events": rec.events[-30:], "sessions": {}, "connections": {}}
+    names = [m.name for m in lt.session_stats_metrics()
+             if m.name.startswith("utp.") or m.name in ("net.on_udp_counter", "peer.num_peers_connected")]
+    index = {m.name: m.value_index for m in lt.session_stats_metrics()}
+    for name, ses in sessions.items():
+        ses.post_session_stats()
+        end = time.monotonic() + 2
+        while time.monotonic() < end:
+            found = [a for a in ses.pop_alerts() if isinstance(a, lt.session_stats_alert)]
+            if found:
+                vals = found[-1].values
+                out["sessions"][name] = {n: int(vals[n]) if isinstance(vals, dict) else int(vals[index[n]])
+                                         for n in names}
+                break
+            ses.wait_for_alert(100)
+    # the namespace's view: sockets' queues (ss) and UDP/TCP error counters
+    try:
+        import subprocess
+        out["sockets"] = subprocess.run(["ss", "-tuanmi"], capture_output=True, text=True,
+                                        timeout=5).stdout.splitlines()
+        out["snmp"] = [line for line in Path("/proc/net/snmp").read_text().splitlines()
+                       if line.startswith(("Udp:", "Tcp:"))]
+    except (OSError, subprocess.SubprocessError) as e:
+        out["sockets"] = [f"ss failed: {e}"]
+    for (peer, tname), h in handles.items():
+        out["connections"][f"{peer}/{tname}"] = [{
+            "remote": f"{pi.ip[0]}:{pi.ip[1]}", "flags": hex(int(pi.flags)),
+            "utp": bool(int(pi.flags) & UTP_SOCKET),
+            "download_queue": pi.download_queue_length, "upload_queue": pi.upload_queue_length,
+            "requests_in_flight": pi.num_pieces and pi.download_queue_length,
+            "send_buffer": pi.used_send_buffer, "receive_buffer": pi.used_receive_buffer,
+            "last_request_ms": int(pi.last_request.total_seconds() * 1000)
+            if hasattr(pi.last_request, "total_seconds") else str(pi.last_request),
+            "last_active_ms": int(pi.last_active.total_seconds() * 1000)
+            if hasattr(pi.last_active, "total_seconds") else str(pi.last_active),
+            "payload_down": int(pi.total_download), "payload_up": int(pi.total_upload),
+        } for pi in h.get_peer_info()]
+    return out
+
+
 class Control:
     """Files in ``control_dir`` shared with the driver of external peers."""
 
@@ -939,6 +989,8 @@ def main(spec_path: str, result_path: str) -> int:
             break
         if time.monotonic() > deadline:
             snap = snapshot(handles)
+            print("swarm.py: state at the timeout: " + json.dumps(diagnostics(sessions, handles, rec)),
+                  file=sys.stderr, flush=True)
             fail(f"timeout after {timeout}s: leechers not complete: "
                  + json.dumps({f"{p}/{t}": snap[p][t] for p, t in leeching
                                if not snap[p][t]["is_seeding"]})

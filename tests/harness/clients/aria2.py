@@ -23,9 +23,11 @@ Counters (``aria2.tellStatus``; src/BtPieceMessage.cc, RpcMethodImpl.cc of
   no failed piece) has payload received = completedLength = totalLength.
 
 State (at the clean stop, ``aria2.shutdown``): ``aria2.session``
-(``--save-session``: the unfinished downloads with their options; complete
-ones are left out), the control file ``<download dir>/<name>.aria2`` while a
-download is incomplete, ``aria2.log``.
+(``--save-session`` with ``--force-save``: every download, seeding ones
+included, with its options), the control file ``<download dir>/<name>.aria2``
+(binary: bitfield, in-flight pieces and the all-time upload length) and the
+torrent as aria2 was given it, ``<download dir>/<info hash>.torrent``
+(``--rpc-save-upload-metadata``), both beside the data; ``aria2.log``.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ class Aria2(ClientDaemon):
     rpc_port = 6800
     utp = False
     ipv6 = True
+    state_files = {"session": "aria2.session", "log": "aria2.log"}
 
     def __init__(self, *a, **kw) -> None:
         super().__init__(*a, **kw)
@@ -73,7 +76,8 @@ class Aria2(ClientDaemon):
             "bt-min-crypto-level": "arc4" if c.encryption else "plain",
             "seed-ratio": "0.0", "check-integrity": "true", "bt-hash-check-seed": "true",
             "follow-torrent": "false", "bt-save-metadata": "false",
-            "save-session": str(c.state_dir / "aria2.session"),
+            "save-session": str(c.state_dir / "aria2.session"), "force-save": "true",
+            "rpc-save-upload-metadata": "true",
             "log": str(c.state_dir / "aria2.log"), "log-level": "info", "console-log-level": "warn",
             "summary-interval": "0", "file-allocation": "none", "async-dns": "false",
             "max-overall-upload-limit": "0", "max-overall-download-limit": "0",

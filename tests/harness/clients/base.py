@@ -74,6 +74,7 @@ class ClientDaemon:
     can_dial = False          # add_peer(): the client itself connects to a peer
     counter_settle_s = 0.3    # counters are final when unchanged this long
     ready_delay_s = 0.0       # after its torrents look ready, until they surely accept peers
+    state_files: dict = {}    # what its clean stop leaves in the state dir: {kind: glob}
 
     def __init__(self, ns: Namespace, cfg: ClientConfig) -> None:
         if cfg.ipv6 and not self.ipv6:
@@ -256,5 +257,6 @@ class ClientDaemon:
     def fail(self, msg: str):
         raise RuntimeError(f"{self.name} ({self.cfg.ip}): {msg}\n{self.log_tail()}")
 
-    def state_files(self) -> list[Path]:
+    def written_files(self) -> list[Path]:
+        """Every file in the state directory (after ``stop()``: what the client left)."""
         return sorted(p for p in self.cfg.state_dir.rglob("*") if p.is_file())

@@ -56,6 +56,8 @@ class Deluge(ClientDaemon):
     utp = True
     ipv6 = True
     can_dial = True
+    state_files = {"resume": "state/torrents.fastresume", "torrents": "state/*.torrent",
+                   "state": "state/torrents.state", "session": "session.state", "settings": "core.conf"}
     counter_settle_s = 1.2     # libtorrent's one-second tick for the all-time counters
 
     def __init__(self, *a, **kw) -> None:

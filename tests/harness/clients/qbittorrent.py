@@ -55,6 +55,9 @@ class QBittorrent(ClientDaemon):
     utp = True
     ipv6 = True
     can_dial = True
+    state_files = {"resume": "qBittorrent/data/BT_backup/*.fastresume",
+                   "torrents": "qBittorrent/data/BT_backup/*.torrent",
+                   "settings": "qBittorrent/config/qBittorrent.conf", "log": "qBittorrent/data/logs/qbittorrent.log"}
     counter_settle_s = 1.2     # RefreshInterval 0.5 s + libtorrent's one-second tick
     # qBittorrent keeps a freshly checked torrent paused inside libtorrent and resumes it
     # (auto-managed) only on its next status refresh, while the Web API already shows it

@@ -41,6 +41,8 @@ class RTorrent(ClientDaemon):
     rpc_port = 0            # SCGI on a Unix socket
     utp = False
     ipv6 = False
+    state_files = {"resume": "session/*.torrent.libtorrent_resume", "state": "session/*.torrent.rtorrent",
+                   "torrents": "session/*.torrent"}
 
     @property
     def socket_path(self) -> Path:

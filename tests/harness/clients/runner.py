@@ -253,6 +253,6 @@ def run_client_swarm(spec: dict, tmp_path: Path | str, *, capture_tool: str = "t
         client=client.name, client_version=client.version, client_ip=cfg.ip,
         capture_files=cap.files, kernel_dropped=cap.kernel_dropped, ground_truth=truth,
         client_counters=counters, client_session_counters=session, client_torrents=keys,
-        state_dir=cfg.state_dir, state_files=client.state_files(), download_dir=cfg.download_dir,
+        state_dir=cfg.state_dir, state_files=client.written_files(), download_dir=cfg.download_dir,
         torrent_files={n: Path(t["torrent_file"]) for n, t in truth["torrents"].items()},
         workdir=workdir, blocked_multicast_packets=blocked, timings=run.timings, duration=round(time.monotonic() - t_start, 3))

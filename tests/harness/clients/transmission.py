@@ -52,6 +52,8 @@ class Transmission(ClientDaemon):
     rpc_port = 9091
     utp = True
     ipv6 = True
+    state_files = {"resume": "resume/*.resume", "torrents": "torrents/*.torrent", "stats": "stats.json",
+                   "settings": "settings.json"}
 
     def __init__(self, *a, **kw) -> None:
         super().__init__(*a, **kw)
