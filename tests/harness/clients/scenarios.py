@@ -29,11 +29,16 @@ def _torrent(name: str, size: int, piece_length: int, seed: int) -> dict:
 
 
 def exchange(client: str, *, size: int = 2_000_000, piece_length: int = 32768, transports: str = "tcp",
-             ipv6: bool = False, timeout: int = 60, seed: int = 31, dial: bool = False) -> dict:
+             ipv6: bool = False, timeout: int = 60, seed: int = 31, dial: bool = False,
+             bad_seeder: bool = False) -> dict:
     """The client downloads "down" from "seed" and uploads "up" to "leech".
-    ``dial``: the client connects to the seeder itself (where it can)."""
+    ``dial``: the client connects to the seeder itself (where it can).
+    ``bad_seeder``: a second seeder of "down" ("bad", .5 / fd00::5) serves
+    every piece corrupted, so the client receives pieces that fail their hash
+    check (and, depending on its piece picker, blocks twice); the good seeder
+    then uploads at most 500 kB/s, so that the client turns to the bad one."""
     ips = V6 if ipv6 else V4
-    return {
+    spec = {
         "timeout": timeout,
         "torrents": [_torrent("down", size, piece_length, seed), _torrent("up", size, piece_length, seed + 1)],
         "peers": [
@@ -45,6 +50,13 @@ def exchange(client: str, *, size: int = 2_000_000, piece_length: int = 32768, t
         "external": [{"name": client, "client": client, "ip": ips[2], "port": 6881, "leeches": ["down"],
                       "seeds": ["up"], "transports": transports, "dial": ["seed"] if dial else []}],
     }
+    if bad_seeder:
+        # the good seeder is throttled so that the client asks the bad one too
+        spec["peers"][0]["upload_rate_limit"] = 500_000
+        spec["peers"].append({"name": "bad", "ip": "fd00::5" if ipv6 else "127.0.0.5", "port": 6881,
+                              "seeds": ["down"], "transports": transports, "connect_to": [client],
+                              "corrupt": {"down": [[0, size]]}})
+    return spec
 
 
 def lifecycle(client: str, *, size: int = 2_000_000, piece_length: int = 32768, transports: str = "tcp",
