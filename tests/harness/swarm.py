@@ -433,7 +433,10 @@ class ConnectionLog:
     remote endpoints).  ``open_at_end`` tells whether the final numbers were
     read while the connection was still open (exact) or are the last poll
     before it closed (a lower bound).  ``source`` lists how libtorrent
-    learned the peer (tracker, dht, lsd, pex, incoming, ...).
+    learned the peer (tracker, dht, lsd, pex, incoming, ...).  A connection
+    to a peer libtorrent was connected to before starts from the earlier
+    connections' totals rounded down to KiB (its peer-list entry's
+    ``prev_amount_*``): only a peer's first connection counts from zero.
     """
 
     def __init__(self, peers: list[dict]) -> None:
