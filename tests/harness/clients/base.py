@@ -33,6 +33,14 @@ def torrent_info_hash(torrent_file: Path) -> str:
     return sha1(bencode(bdecode(torrent_file.read_bytes())[b"info"])).hexdigest()
 
 
+def local_endpoints(ss_output: str) -> set[str]:
+    """Local addresses of ``ss -H`` lines, normalised: a socket bound to a device
+    too shows as 127.0.0.4%lo:6881 / [fd00::4%lo]:6881, an IPv6 socket bound to
+    a v4-mapped address as [::ffff:127.0.0.4]:6881."""
+    return {re.sub(r"^\[::ffff:([0-9.]+)\]", r"\1", re.sub(r"%[^:\]]+", "", f[3]))
+            for f in map(str.split, ss_output.splitlines()) if len(f) > 4}
+
+
 @dataclass
 class ClientConfig:
     """Where and how a client runs.  ``ip``/``port``: its peer-wire endpoint
@@ -187,11 +195,7 @@ class ClientDaemon:
         kinds = ["-Hltn"] + (["-Hlun"] if self.utp and self.cfg.transports != "tcp" else [])
         for flags in kinds:
             out = self.ns.run(["ss", flags], capture_output=True, text=True).stdout
-            # a socket bound to a device too shows as 127.0.0.4%lo:6881 / [fd00::4%lo]:6881,
-            # an IPv6 socket bound to a v4-mapped address as [::ffff:127.0.0.4]:6881
-            local = {re.sub(r"^\[::ffff:([0-9.]+)\]", r"\1", re.sub(r"%[^:\]]+", "", f[3]))
-                     for f in map(str.split, out.splitlines()) if len(f) > 4}
-            if want not in local:
+            if want not in local_endpoints(out):
                 return False
         return True
 
