@@ -22,6 +22,9 @@ Counters (``aria2.tellStatus``; src/BtPieceMessage.cc, RpcMethodImpl.cc of
   only speeds).  A clean download from one seeder (no redundant requests,
   no failed piece) has payload received = completedLength = totalLength.
 
+``aria2.shutdown`` halts after a fixed 3 s grace period (aria2's
+TimedHaltCommand), so a stop takes about 4 s.
+
 State (at the clean stop, ``aria2.shutdown``): ``aria2.session``
 (``--save-session`` with ``--force-save``: every download, seeding ones
 included, with its options), the control file ``<download dir>/<name>.aria2``

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -176,7 +177,11 @@ def run_client_swarm(spec: dict, tmp_path: Path | str, *, capture_tool: str = "t
     tmp_path.mkdir(parents=True, exist_ok=True)
     spec, c = _prepare(spec, tmp_path, control_ip)
     workdir, control = Path(spec["workdir"]), Path(spec["control_dir"])
-    control.mkdir(parents=True, exist_ok=True)
+    # a reused directory: control files and client state of an earlier run would
+    # confuse this one (swarm.py itself empties its leechers' directories)
+    for old in (control, tmp_path / f"{c['name']}-state"):
+        shutil.rmtree(old, ignore_errors=True)
+    control.mkdir(parents=True)
     spec_file, result_file = tmp_path / "spec.json", tmp_path / "result.json"
     spec_file.write_text(json.dumps(spec, indent=1))
     result_file.unlink(missing_ok=True)
