@@ -186,7 +186,9 @@ CASES = [
     ("qbittorrent", "dial", "tcp", 4),          # the client connects to the seeder itself
     ("deluge", "exchange", "tcp", 4),
     ("deluge", "exchange", "utp", 4),
+    ("deluge", "exchange", "tcp", 6),
     ("aria2", "exchange", "tcp", 4),
+    ("aria2", "exchange", "tcp", 6),
     ("rtorrent", "exchange", "tcp", 4),
     ("rtorrent", "lifecycle", "tcp", 4),
 ]
