@@ -12,7 +12,8 @@
    ip6tables) so that no packet of a client's discovery (Deluge's libtorrent
    sends an SSDP M-SEARCH and IGMP reports at start-up, before Deluge turns
    UPnP off) goes to any address but the namespace's own; the number of
-   packets dropped is in the result;
+   packets dropped is in the result (so LSD, which is multicast, cannot be
+   used in a client swarm);
 2. capture started; swarm.py started (creates the torrents, their content
    and the libtorrent sessions, then writes ``control/ready``); the client
    daemon started alongside with its private state directory
@@ -45,6 +46,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from .. import SWARM_SCRIPT, _spec_addresses
@@ -147,6 +149,12 @@ class _Run:
             self.swarm.wait(10)
 
 
+def _checked(client: ClientDaemon, key: str, seeding: bool) -> bool:
+    """The torrent is past its hash check (and complete, if the client seeds it)."""
+    st = client.torrent_state(key)
+    return not st.checking and (st.complete or not seeding)
+
+
 def _prepare(spec: dict, tmp_path: Path, control_ip: str) -> tuple[dict, dict]:
     spec = json.loads(json.dumps(spec))
     ext = spec.get("external") or []
@@ -218,9 +226,8 @@ def run_client_swarm(spec: dict, tmp_path: Path | str, *, capture_tool: str = "t
                     tfile = Path(ready["torrents"][tname]["torrent_file"])
                     keys[tname] = client.add_torrent(tfile, cfg.download_dir)
                 for tname, key in keys.items():
-                    want_complete = tname in c.get("seeds", [])
-                    run.wait_until(lambda: (lambda st: not st.checking and (st.complete or not want_complete))
-                                   (client.torrent_state(key)), f"{client.name} to check {tname}")
+                    seeding = tname in c.get("seeds", [])
+                    run.wait_until(partial(_checked, client, key, seeding), f"{client.name} to check {tname}")
                 time.sleep(client.ready_delay_s)
                 # (aria2 opens its peer port only once it has a torrent)
                 client.wait_for(client.listening, 15, "listening on its peer port")
