@@ -187,12 +187,8 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
     plan = Plan(paths=ordered, metas=metas, carve=Path(carve) if carve else None,
                 workers=max(1, workers), scheduler=scheduler, shards=shards,
                 workdir=Path(workdir) if workdir else None, resume=resume, progress=progress)
-    if not plan.hashed_by_stages:
-        inputs.start_hashing()
     outcome = run_plan(plan, warn)
-    if outcome.sha256 is not None:
-        inputs.set_hashes(outcome.sha256)
-    inputs.close()          # waits for the input hashes
+    inputs.set_hashes([r.sha256 for r in outcome.reports])     # computed while reading (read once)
     for f, report in zip(inputs.files, outcome.reports):
         f.report = report
         for e in report.errors:

@@ -79,11 +79,6 @@ class Plan:
     def staged(self) -> bool:
         return self.scheduler is not None or self.workers > 1 or (self.shards or 1) > 1
 
-    @property
-    def hashed_by_stages(self) -> bool:
-        """The map tasks hash the inputs they read (the staged path without verification)."""
-        return self.staged and not self.verify
-
     def shard_count(self) -> int:
         if self.verify:
             return 1

@@ -29,10 +29,8 @@ def map_task(path: Path, file_idx: int, shards: int, root: Path) -> MapResult:
     staging = root / "map" / f".{file_idx}-{os.getpid()}-{time.monotonic_ns()}"
     try:
         fault_point(path, "map")
-        digest = sha256_file(path)
         result = map_file(path, file_idx, shards, staging)
-        result.key = map_key(digest or "unreadable", shards) if digest else None
-        result.sha256 = digest
+        result.key = map_key(result.sha256, shards) if result.sha256 else None
         if result.key is None:
             shutil.rmtree(staging, ignore_errors=True)
             return result

@@ -16,7 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analyzer.capture.hashing import FileHasher
 from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
+from analyzer.digest import sha256_file
 from analyzer.pipeline.flows import Flows, PartResult
 from analyzer.pipeline.progress import Progress
 from analyzer.pipeline.spill import SpillWriter, read_spill
@@ -34,12 +36,14 @@ class MapResult:
 
 
 def open_reader(path: Path, report: FileReport) -> CaptureReader | None:
-    """A reader, or None with the reason in the report."""
+    """A reader that also hashes the file as it reads it (read once), or None with the reason in
+    the report (and the file hashed on its own, when it can be read at all)."""
     try:
-        return CaptureReader(path, report)
+        return CaptureReader(path, report, FileHasher())
     except CaptureError as e:
         report.readable = False
         report.errors.append(str(e).split(": ", 1)[1] if ": " in str(e) else str(e))
+        report.sha256 = sha256_file(path)
         return None
 
 
@@ -62,8 +66,19 @@ def read_inline(paths: list[Path], flows: Flows, progress: Progress | None = Non
     """Read every input in order into ``flows``; the reports of the files.  An unexpected failure
     (a bug met on a file's data) ends that file alone: its report says where, ``tracebacks`` gets
     (path, traceback), and the next file is read."""
+    import sys
     progress = progress or Progress()
     reports = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, 0.0005))   # the hashing thread gets the lock quickly when it asks
+    try:
+        _read_all(paths, flows, progress, tracebacks, reports)
+    finally:
+        sys.setswitchinterval(interval)
+    return reports
+
+
+def _read_all(paths, flows, progress, tracebacks, reports) -> None:
     for file_idx, path in enumerate(paths):
         report = FileReport(str(path))
         reports.append(report)
@@ -84,7 +99,6 @@ def read_inline(paths: list[Path], flows: Flows, progress: Progress | None = Non
             reader.close()
         progress.advance(max(0, report.size_bytes - done))
         progress.task_done("read", str(path), file_status(report))
-    return reports
 
 
 def internal_error(report: FileReport, e: Exception, offset: int | None, tracebacks: list | None) -> None:
@@ -112,7 +126,7 @@ def map_file(path: Path, file_idx: int, shards: int, folder: Path) -> MapResult:
     report = FileReport(str(path))
     reader = open_reader(path, report)
     if reader is None:
-        return MapResult(file_idx, report)
+        return MapResult(file_idx, report, sha256=report.sha256)
     folder.mkdir(parents=True, exist_ok=True)
     writer = SpillWriter(folder, file_idx, shards)
     try:
@@ -122,7 +136,7 @@ def map_file(path: Path, file_idx: int, shards: int, folder: Path) -> MapResult:
     except BaseException:
         writer.abort()
         raise
-    return MapResult(file_idx, report, spills, writer.bytes_written)
+    return MapResult(file_idx, report, spills, writer.bytes_written, sha256=report.sha256)
 
 
 def flows_shard(spills: list[tuple[int, Path]], metas: list | None = None, carve: Path | None = None,

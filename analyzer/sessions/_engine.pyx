@@ -61,6 +61,7 @@ cdef int64_t IDLE_SHRINK_NS = 120 * 1000000000
 OPEN_IDLE_NS = 600 * 1000000000
 cdef int64_t IDLE_MARGIN_NS = 60 * 1000000000   # the sweep frees silent connections this much later
 cdef int64_t SWEEP_EVERY_NS = 10 * 1000000000
+cdef Py_ssize_t GIL_EVERY = 1023        # frames between two moments the interpreter lock is given up
 
 # Frame kinds counted by the engine itself (connections count their own frames).
 KIND_NAMES = ("udp", "other_ip", "non_ip", "undecodable")
@@ -136,6 +137,9 @@ cdef class Engine:
                         if_linktype[iface[i]], file_idx, first_frame_no + i, 1)
             if ts_ns[i] > self.max_ts:
                 self.max_ts = ts_ns[i]
+            if (i & GIL_EVERY) == GIL_EVERY:
+                with nogil:         # let the hashing thread have the interpreter lock now and then
+                    pass
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
             self._sweep(False)
 
@@ -150,6 +154,9 @@ cdef class Engine:
             self._frame(base + rec_off[i], caplen[i], origlen[i], ts_ns[i], linktype[i], file_idx, frame_no[i], 1)
             if ts_ns[i] > self.max_ts:
                 self.max_ts = ts_ns[i]
+            if (i & GIL_EVERY) == GIL_EVERY:
+                with nogil:
+                    pass
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
             self._sweep(False)
 
