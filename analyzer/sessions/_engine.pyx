@@ -398,6 +398,8 @@ cdef class Engine:
         if u.ptype == ST_DATA and c.flight1 < 0:
             c.note_payload(d, c.s0.delivered_bytes + c.s0.ooo_bytes, c.s1.delivered_bytes + c.s1.ooo_bytes)
         s.packet(u.ptype, u.seq_nr, t.pay + u.hdrlen, t.paycap - u.hdrlen, t.paylen - u.hdrlen)
+        if u.ptype == ST_FIN or u.ptype == ST_RESET:
+            other.close_receiver()      # this packet's sender has closed: what it acknowledges later, it never read
         self._track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if u.ptype == ST_RESET:
             c.close(ts, True)
