@@ -76,15 +76,12 @@ Spec (JSON)::
                 "enc_level": "rc4"|"plaintext"|"both",   # optional
                 "pex": false,                              # optional, ut_pex
                 "magnet": false,                           # optional: leech from the info hash only
-                "disconnect": [{"peer": "S2", "after_download": 500000,
-                                "while_sending": true}],
+                "disconnect": [{"peer": "S2", "after_download": 500000}],
                                            # optional: once this peer's torrents together
-                                           # downloaded that many payload bytes (and, with
-                                           # while_sending, at a moment the other peer has
-                                           # data queued for it), drop its connections to
-                                           # that peer mid-transfer (an IP filter: libtorrent
-                                           # closes them at once, blocks in flight, and
-                                           # refuses the peer afterwards)
+                                           # downloaded that many payload bytes, drop its
+                                           # connections to that peer mid-transfer (an IP
+                                           # filter: libtorrent closes them at once, blocks
+                                           # in flight, and refuses the peer afterwards)
                 "corrupt": {"t1": [[offset, length]]},     # optional: a seeder whose data is
                                                            # altered after its hash check
                 "dht": false, "lsd": false,                # optional discovery
@@ -714,9 +711,7 @@ class Disconnects:
             for d in p.get("disconnect", []):
                 if d["peer"] not in by_name:
                     fail(f"peer {p['name']}: disconnect from unknown peer {d['peer']!r}")
-                self.pending.append((p["name"], d["peer"], by_name[d["peer"]]["ip"], int(d["after_download"]),
-                                     bool(d.get("while_sending"))))
-        self.ips = {p["name"]: str(ipaddress.ip_address(p["ip"])) for p in peers}
+                self.pending.append((p["name"], d["peer"], by_name[d["peer"]]["ip"], int(d["after_download"])))
         self.sessions = sessions
         self.handles = handles
         self.blocked: dict = {}
@@ -724,9 +719,9 @@ class Disconnects:
 
     def tick(self, rec) -> None:
         for entry in list(self.pending):
-            name, other, ip, after, while_sending = entry
+            name, other, ip, after = entry
             got = sum(int(h.status().total_payload_download) for (pn, _), h in self.handles.items() if pn == name)
-            if got < after or (while_sending and not self.sending(other, name)):
+            if got < after:
                 continue
             f = lt.ip_filter()
             blocked = self.blocked.setdefault(name, [])
@@ -737,15 +732,6 @@ class Disconnects:
             self.pending.remove(entry)
             self.done.append({"peer": name, "from": other, "ip": ip, "after_download": after,
                               "downloaded": got, "t": round(time.monotonic() - rec.t0, 3)})
-
-    def sending(self, sender: str, to: str) -> bool:
-        """Has ``sender`` data queued on a connection to ``to`` (its send buffer)?"""
-        for (pn, _), h in self.handles.items():
-            if pn == sender:
-                for pi in h.get_peer_info():
-                    if str(ipaddress.ip_address(pi.ip[0])) == self.ips[to] and pi.used_send_buffer > 0:
-                        return True
-        return False
 
 
 def missing_stopped(log: list) -> list:
