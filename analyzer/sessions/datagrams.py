@@ -51,7 +51,7 @@ class DatagramAnalyzer:
     def __init__(self):
         self.out = DatagramResult()
         self._dht_pending: dict = {}     # (querier, q port, responder, r port, t) -> (info_hash, ts)
-        self._udp_pending: dict = {}     # (client, c port, tracker, t port, tx) -> (action, announce|None, ts)
+        self._udp_pending: dict = {}     # (client, c port, tracker, t port, tx) -> (action, [announces], ts)
 
     def add_all(self, datagrams: list) -> None:
         for d in datagrams:
@@ -141,10 +141,10 @@ class DatagramAnalyzer:
         pending = self._udp_pending.pop((dst, dport, src, sport, int.from_bytes(payload[4:8], "big")), None) \
             if len(payload) >= 8 else None
         if pending is not None:
-            action, announce, _ = pending
+            action, announces, _ = pending
             r = bep15.decode_response(payload, action, ipver == 6)
             if r is not None:
-                if announce is not None:
+                for i, announce in enumerate(announces):
                     if r.action == bep15.ERROR:
                         announce.failure = r.message
                     elif r.action == bep15.ANNOUNCE:
@@ -152,14 +152,15 @@ class DatagramAnalyzer:
                         announce.peers_returned = len(r.peers)
                         announce.seeders = r.seeders
                         announce.leechers = r.leechers
-                    elif r.action == bep15.SCRAPE and r.scrape:
-                        announce.seeders, _, announce.leechers = r.scrape[0]
+                    elif r.action == bep15.SCRAPE and i < len(r.scrape):
+                        # one (seeders, completed, leechers) per hash, in the order of the request
+                        announce.seeders, _, announce.leechers = r.scrape[i]
                 return True
         req = bep15.decode_request(payload)
         if req is None:
             return False
         self._expire_pending(self._udp_pending, ts)
-        announce = None
+        announces = []
         if req.action in (bep15.ANNOUNCE, bep15.SCRAPE):
             for h in req.info_hashes:
                 announce = TrackerAnnounce(
@@ -170,8 +171,9 @@ class DatagramAnalyzer:
                     port=req.port, numwant=req.num_want, key=None if req.key is None else f"{req.key:08x}",
                     file_idx=file_idx, frame_no=frame_no)
                 self.out.tracker.append(announce)
+                announces.append(announce)
         if len(self._udp_pending) < MAX_PENDING:
-            self._udp_pending[(src, sport, dst, dport, req.transaction)] = (req.action, announce, ts)
+            self._udp_pending[(src, sport, dst, dport, req.transaction)] = (req.action, announces, ts)
         return True
 
     def result(self) -> DatagramResult:
