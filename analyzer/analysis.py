@@ -235,8 +235,6 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, to
         notes.append(f"subject inferred: {subject.basis}")
     notes.extend(f"torrent file not usable: {e}" for e in meta_errors)
     notes.extend(f"metadata not rebuilt: {e}" for e in metadata.failures)
-    for a, b in inputs.overlaps():
-        notes.append(f"time ranges overlap: {a} and {b} (reassembly orders by sequence number, not time)")
     return AnalysisResult(
         inputs=inputs, reports=main.reports, records=records, index=index, kinds=kinds, reasons=main.reasons,
         unknown_link_types=main.unknown_link_types, fragments=main.fragments, subject=subject,

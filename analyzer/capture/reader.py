@@ -2,7 +2,11 @@
 
 Theory of operation
 -------------------
-The file is read with ``readinto`` into one reusable buffer (32 MiB); the
+The file is read with ``readinto`` into one reusable buffer (32 MiB, or the
+file's size when an uncompressed file is smaller: a capture split per
+connection is hundreds of small files, and a 32 MiB zero-filled buffer per
+file cost more than reading it; the first 64 KiB are scanned before the buffer
+grows, so peeking at the first timestamp reads no more); the
 compiled scanners (``_scan.pyx``) fill fixed-size arrays with the offset,
 lengths, timestamp and interface of each record, and each full or final set
 of arrays is yielded as a ``Batch`` that the consumer must use before asking
@@ -183,6 +187,8 @@ def _open_stream(path: Path):
 
 
 class CaptureReader:
+    _want = FIRST_READ      # buffer size to grow to on the next read (set by batches())
+
     def __init__(self, path: str | Path, report: FileReport | None = None):
         self.path = Path(path)
         self.report = report or FileReport(str(path))
@@ -230,8 +236,10 @@ class CaptureReader:
     # ------------------------------------------------------------------ buffer management
     def _read_more(self) -> int:
         """Move unread bytes to the front and fill the rest of the buffer."""
-        if len(self._buf) < BUFFER_SIZE and self._pos == 0 and self._fill == len(self._buf):
-            self._grow()
+        if len(self._buf) < self._want:
+            self._grow(self._want)
+        elif len(self._buf) < BUFFER_SIZE and self._pos == 0 and self._fill == len(self._buf):
+            self._grow(BUFFER_SIZE)         # a record larger than the file said it was (a growing file)
         if self._pos:
             rest = self._fill - self._pos
             self._buf[:rest] = self._buf[self._pos:self._fill]
@@ -262,10 +270,17 @@ class CaptureReader:
             got_total += got
         return got_total
 
-    def _grow(self) -> None:
+    def _grow(self, size: int) -> None:
+        buf = bytearray(size)
+        buf[:self._fill] = self._view[:self._fill]
         self._view.release()
-        self._buf.extend(bytes(BUFFER_SIZE - len(self._buf)))
-        self._view = memoryview(self._buf)
+        self._buf, self._view = buf, memoryview(buf)
+
+    def _buffer_size(self) -> int:
+        """BUFFER_SIZE, or the size of a smaller uncompressed file (it fits whole)."""
+        if self.report.compression == "none" and self.report.size_bytes:
+            return max(FIRST_READ, min(BUFFER_SIZE, self.report.size_bytes))
+        return BUFFER_SIZE
 
     def _safe_read_more(self) -> bool:
         """Read more (a broken stream ends the file with a report); True if bytes came."""
@@ -311,8 +326,7 @@ class CaptureReader:
     def batches(self):
         """Yield ``Batch`` objects until the end of the file (see module docstring)."""
         frame_no = 1
-        if len(self._buf) < BUFFER_SIZE:
-            self._grow()
+        self._want = self._buffer_size()      # the first scan uses what the constructor read
         scan = self._scan_pcap if self.report.format == "pcap" else self._scan_pcapng
         try:
             while True:

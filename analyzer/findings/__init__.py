@@ -84,6 +84,7 @@ class Findings:
     rebuilt: list                 # TorrentMeta rebuilt from the capture
     notes: list[str]
     options: dict
+    input_overlaps: list = field(default_factory=list)   # (earlier, later) paths: consecutive inputs overlapping
     records: object = field(repr=False, default=None)   # the analysis's RecordStore (second pass)
     endpoints: dict = field(repr=False, default_factory=dict)
     continued_ids: dict = field(repr=False, default_factory=dict)
@@ -104,6 +105,15 @@ def input_findings(result) -> list[InputFinding]:
             readable=r.readable, errors=list(r.errors), damaged_bytes=r.damaged_bytes,
             truncated_bytes=r.truncated_bytes, skipped_blocks=dict(sorted(r.skipped_blocks.items()))))
     return out
+
+
+def overlap_note(overlaps: list) -> list[str]:
+    """One note for all input files whose time ranges overlap (the pairs go to a side table:
+    a capture split per connection has hundreds)."""
+    if not overlaps:
+        return []
+    return [f"time ranges overlap: {len(overlaps)} pair(s) of consecutive input files (listed in "
+            f"input_overlaps; reassembly orders by sequence number, not time)"]
 
 
 def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1) -> Findings:
@@ -139,6 +149,7 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
             timeline.add(r, t, down, up)
             reconciliation.add(r, down, up)
     mine_ids = {id(a) for a in mine}
+    overlaps = result.inputs.overlaps()
     pieces = None
     if result.metas and result.pieces is not None:
         pieces = [PieceFinding(p, subject.has_address(p.receiver)) for p in result.pieces]
@@ -162,8 +173,9 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         peers=timeline.peer_rows(),
         pieces=pieces,
         rebuilt=result.rebuilt,
-        notes=list(result.notes),
+        notes=list(result.notes) + overlap_note(overlaps),
         options=result.options,
+        input_overlaps=overlaps,
         records=result.records,
         endpoints=endpoints,
         continued_ids=continued_ids,

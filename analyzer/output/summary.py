@@ -151,6 +151,7 @@ def summary_json(f) -> dict:
                              "first_seen": iso_ns(c.first_seen_ns), "last_seen": iso_ns(c.last_seen_ns)}
                             for c in f.subject_clients],
         "inputs": [input_json(i) for i in f.inputs],
+        "input_overlaps": [{"earlier": a, "later": b} for a, b in f.input_overlaps],
         "torrents": [torrent_json(t) for t in f.torrents],
         "unattributed": {"connections": u.connections, "peers": len(u.peers), **_sums(u.sums),
                          "other_connections": u.other_connections},
