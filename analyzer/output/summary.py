@@ -88,7 +88,9 @@ def reconciliation_json(r) -> dict:
     def counters(a):
         return {"ts": iso_ns(a.ts_ns), "event": a.event, "uploaded": a.uploaded, "downloaded": a.downloaded,
                 "left": a.left}
-    row = {"info_hash": r.info_hash, "announces": r.announces, "first": counters(r.first),
+    row = {"info_hash": r.info_hash, "client_ip": r.client_ip, "session": r.session,
+           "session_start": r.session_start, "peer_id": peer_id_text(r.first.peer_id), "key": r.first.key,
+           "announces": r.announces, "first": counters(r.first),
            "last": counters(r.last), "reported_uploaded_between": r.reported("uploaded"),
            "reported_downloaded_between": r.reported("downloaded")}
     for name in ("downloaded", "uploaded"):
