@@ -33,7 +33,8 @@ from analyzer.sessions.index import RecordIndex
 from analyzer.sessions.linker import ConnectionLinker
 from analyzer.sessions.records import record_from_conn
 from analyzer.sessions.store import RecordStore
-from analyzer.sessions.subject import Subject, given_subject, infer_subject
+from analyzer.sessions.inference import infer_subject
+from analyzer.sessions.subject import Subject, given_subject
 
 
 @dataclass
@@ -169,30 +170,6 @@ def _partition_worker(args):
     return run_partition(*args)
 
 
-# Without --local: the evidence the subject is inferred from, strongest first
-INFERENCE_BASES = (("bittorrent", "BitTorrent connections"),
-                   ("bittorrent_unattributed", "BitTorrent connections without handshake"),
-                   ("encrypted", "encrypted (MSE) connections"))
-
-
-def _infer(index: RecordIndex, announces: list) -> Subject:
-    for category, what in INFERENCE_BASES:
-        n, counts = index.ends[category]
-        if n:
-            return infer_subject(n, counts, what)
-    if announces:
-        return infer_subject(len(announces), _count(a.client_ip for a in announces),
-                             "tracker announces (as the announcing client)")
-    return infer_subject(0, {}, "BitTorrent, encrypted or tracker traffic")
-
-
-def _count(values) -> dict:
-    out: dict = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
-
-
 def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, torrents: list[str | Path] = (),
             carve: str | Path | None = None, warn: Callable[[str], None] = warn_stderr) -> AnalysisResult:
     subject = given_subject(list(local)) if local else None   # parse errors surface before reading
@@ -230,7 +207,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), jobs: int = 1, to
     announces = sorted([a for p in parts for a in p.http_announces] + main.udp.tracker,
                        key=lambda a: (a.ts_ns, a.file_idx, a.frame_no, a.info_hash))
     if subject is None:
-        subject = _infer(index, announces)
+        subject = infer_subject(index, announces, main.udp)
         warn(f"subject inferred: {subject.basis}")
         notes.append(f"subject inferred: {subject.basis}")
     notes.extend(f"torrent file not usable: {e}" for e in meta_errors)

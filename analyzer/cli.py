@@ -12,6 +12,12 @@ import click
 from analyzer import __version__
 from analyzer.units import format_bytes
 
+# Exit status (the README's "Exit status" table): 0 done; 1 an internal error, or `verify` found
+# a file that differs; 2 usage error or no input readable; 3 reserved: a --local spec matched no
+# traffic; 4 the inferred subject is ambiguous (without --local).
+EXIT_UNREADABLE = 2
+EXIT_AMBIGUOUS_SUBJECT = 4
+
 
 def _check_local(ctx, param, values):
     from analyzer.sessions.subject import parse_endpoint_spec
@@ -84,7 +90,11 @@ def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, jo
             click.echo(f"report: {out_dir / 'report' / 'report.html'} and report.pdf")
     if result.readable_files == 0:
         click.echo("bt-analyzer: error: no input could be read", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_UNREADABLE)
+    if summary["subject"]["ambiguous"]:
+        click.echo("bt-analyzer: the subject is ambiguous: the outputs take the best-ranked candidate "
+                   "provisionally; pass --local (summary.json subject.candidates lists the evidence)", err=True)
+        sys.exit(EXIT_AMBIGUOUS_SUBJECT)
 
 
 @main.command()
@@ -142,8 +152,13 @@ def verify(folder, quiet):
 
 def render_summary(summary: dict, out_dir: Path) -> str:
     acc = summary["accounting"]
+    subject = summary["subject"]
     lines = [f"subject: {', '.join(summary['local']) or '(none)'}"
-             + ("  (inferred)" if summary["subject"]["inferred"] else ""),
+             + ("  (inferred, AMBIGUOUS: provisional)" if subject["ambiguous"]
+                else "  (inferred)" if subject["inferred"] else ""),
+             *([f"  ambiguous: {subject['basis']}",
+                "  candidates: " + "; ".join(_candidate_text(c) for c in subject["candidates"][:5])]
+               if subject["ambiguous"] else []),
              f"inputs: {len(summary['inputs'])} file(s), {acc['frames']} frames, "
              f"{format_bytes(acc['bytes'])} on the wire", ""]
     for t in summary["torrents"]:
@@ -180,6 +195,17 @@ def render_summary(summary: dict, out_dir: Path) -> str:
                      f"{gaps['from_subject']} from it, {gaps['not_involving_subject']} elsewhere")
     lines.append(f"written to {out_dir}/")
     return "\n".join(lines)
+
+
+def _candidate_text(c: dict) -> str:
+    e = c["evidence"]
+    parts = [f"end of {e['connections']}/{e['of']} connections" if e["of"] else "",
+             f"connected to from {e['connected_from']} addresses" if e["connected_from"] else "",
+             f"{e['tracker_announces']} tracker announces" if e["tracker_announces"] else "",
+             f"{e['lsd_announces']} LSD announces" if e["lsd_announces"] else "",
+             f"{e['dht_queries']} DHT get_peers/announce_peer" if e["dht_queries"] else "",
+             f"end of {e['dht_messages']}/{e['dht_of']} DHT messages" if e["dht_of"] else ""]
+    return f"{c['address']} ({', '.join(p for p in parts if p) or 'no evidence'})"
 
 
 if __name__ == "__main__":

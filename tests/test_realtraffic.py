@@ -136,4 +136,4 @@ def test_inferred_subject_is_stated(tmp_path):
     # X (127.0.0.3) and S (127.0.0.2) both talk to everyone in this swarm? No:
     # S-X, S-L, X-L: every address is in 2 of 3 connections -> ambiguous, stated.
     assert s["ambiguous"] is True and "pass --local" in s["basis"]
-    assert summary["local"] == [s["candidates"][0]]
+    assert summary["local"] == [s["candidates"][0]["address"]]

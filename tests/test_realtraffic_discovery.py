@@ -167,6 +167,32 @@ def test_dht_lookups_and_announces(tmp_path):
     assert part[(ih, "DHT announce_peer")]["in_summary"] == "yes"
 
 
+def test_dht_only_capture_infers_the_node_and_its_info_hashes(tmp_path):
+    """A sensor that kept only l1's UDP: its DHT traffic and nothing else (peers connect over
+    TCP).  The subject is inferred from the DHT (the node common to every message, which sent
+    get_peers/announce_peer) and dht.info_hashes lists what it looked up and announced."""
+    spec = dht_trio("router", size=SIZE, seed=23)
+    res = run_swarm(spec, tmp_path, capture_args=["udp", "and", "host", "127.0.0.3"])
+    gt = res.ground_truth
+    ih = gt["torrents"]["t1"]["info_hash_v1"]
+    result = analyze(res.capture_files, warn=lambda m: None)
+    summary = summarize(result)
+    cats = summary["accounting"]["categories"]
+    assert cats["dht"]["frames"] == summary["accounting"]["frames"] > 0
+    s = summary["subject"]
+    assert summary["local"] == ["127.0.0.3"] and s["ambiguous"] is False
+    assert s["basis"].startswith("127.0.0.3 is an end of all")
+    ev = {c["address"]: c["evidence"] for c in s["candidates"]}
+    assert set(ev) == {"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+    assert ev["127.0.0.3"]["dht_messages"] == ev["127.0.0.3"]["dht_of"] > ev["127.0.0.2"]["dht_messages"]
+    sent = [x for x in gt["peers"]["l1"]["dht_log"]["packets"] if x["dir"] == "out"]
+    [h] = [h for h in summary["dht"]["info_hashes"] if h["info_hash"] == ih]
+    assert h["get_peers"] == sum(1 for x in sent if x.get("q") == "get_peers" and x.get("info_hash") == ih) >= 1
+    assert h["announce_peer"] == sum(1 for x in sent if x.get("q") == "announce_peer"
+                                     and x.get("info_hash") == ih) >= 1
+    assert summary["dht"]["subject_messages"] == len(sent)
+
+
 def test_local_service_discovery(tmp_path):
     spec = lsd_pair(size=SIZE, seed=23)
     res = run_swarm(spec, tmp_path)

@@ -40,6 +40,7 @@ class DatagramResult:
     dht_facts: dict = field(default_factory=dict)          # (info_hash, method, querier_ip) -> DhtFact
     dht_dropped_keys: int = 0
     dht_speakers: Counter = field(default_factory=Counter)  # address -> DHT messages sent
+    dht_ends: Counter = field(default_factory=Counter)      # address -> DHT messages it sent or received
     lsd: dict = field(default_factory=dict)                # (sender_ip, info_hash) -> [count, first, last, port]
 
 
@@ -84,6 +85,7 @@ class DatagramAnalyzer:
         out = self.out
         out.dht_messages[(m.kind, m.method or "")] += 1
         out.dht_speakers[src] += 1
+        out.dht_ends.update({src, dst})
         if m.kind == "query":
             key = m.info_hash if m.method in INFO_HASH_QUERIES else None
             if key is not None:
