@@ -8,6 +8,9 @@ Definitions (the contract of summary.json, torrents.csv, connections.csv):
   acknowledged (TCP cumulative ACK; uTP ack_nr and selective ACKs).
 * ``downloaded_bytes`` / ``downloaded_acked_bytes``: the same for blocks
   sent to the subject (acknowledged by the subject).
+* Only BitTorrent connections (``bittorrent``, ``bittorrent_unattributed``)
+  have piece bytes: the figures of any other connection are 0, whatever its
+  bytes looked like to the peer wire parser (chance framing in HTTP).
 * Block bytes lost in capture gaps are never counted in those figures; they
   are reported as ``*_gap_bytes``.  Bytes counted as the tail of a block
   whose header was not captured (piece unknown) are included and also shown
@@ -70,7 +73,8 @@ def transfer(r: ConnectionRecord, subject: Subject) -> Transfer:
         remote_ip=r.dst_ip if side == "src" else r.src_ip,
         remote_port=r.dst_port if side == "src" else r.src_port,
         sums=TransferSums(down.block_bytes, down.block_acked_bytes, up.block_bytes, up.block_acked_bytes,
-                          down.block_tail_bytes, up.block_tail_bytes, down.block_gap_bytes, up.block_gap_bytes),
+                          down.block_tail_bytes, up.block_tail_bytes, down.block_gap_bytes, up.block_gap_bytes)
+        if r.category.startswith("bittorrent") else TransferSums(),
         remote_peer_id=down.peer_id,
         subject_peer_id=up.peer_id,
         remote_client=r.client(down),

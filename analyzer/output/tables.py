@@ -49,7 +49,7 @@ def torrents_csv(f) -> str:
 
 CONNECTION_COLUMNS = (
     "conn_id", "transport", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "initiator_known",
-    "state", "category", "attribution", "attribution_file", "attribution_frame", "attribution_ts",
+    "state", "category", "evidence", "attribution", "attribution_file", "attribution_frame", "attribution_ts",
     "attribution_conn_id", "info_hash", "info_hash_reply", "encryption", "encryption_basis",
     "encryption_context",
     "flight_src", "flight_dst", "subject_side",
@@ -76,7 +76,7 @@ def connection_row(v, files: list[str]) -> list:
     s = t.sums
     attributed = r.attribution_frame >= 0
     row = [r.conn_id, r.transport, r.ip_version, r.src_ip, r.src_port, r.dst_ip, r.dst_port,
-           int(r.initiator_known), r.state, r.category, r.attribution,
+           int(r.initiator_known), r.state, r.category, r.evidence, r.attribution,
            files[r.attribution_file] if attributed else "",
            r.attribution_frame if attributed else "",
            iso_ns(r.attribution_ts_ns) if attributed else "",
