@@ -144,6 +144,8 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         if r.category != "bittorrent":
             continue
         torrents.add(r, t)
+        if t.internal:
+            timeline.add_internal(r, t)
         if t.involves_subject:
             down, up = (r.rev, r.fwd) if t.side == "src" else (r.fwd, r.rev)
             timeline.add(r, t, down, up)

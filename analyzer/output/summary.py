@@ -68,8 +68,19 @@ def torrent_json(t) -> dict:
         "transports": {name: {"connections": c.connections, **_sums(c.sums)} for name, c in t.transports.items()},
         "remote_clients": t.remote_clients,
         "subject_clients": t.subject_clients,
+        "internal_connections": t.internal_connections,
+        "internal_bytes": t.internal_bytes,
+        "internal_acked_bytes": t.internal_acked_bytes,
+        "hosts": [host_json(h) for h in t.hosts],
     })
     return row
+
+
+def host_json(h) -> dict:
+    return {"host": h.host, **_sums(h.sums), "connections": h.connections, "peers": h.peers,
+            **{f"internal_{k}": getattr(h.internal, k) for k in SUM_FIELDS[:4]},
+            "internal_connections": h.internal_connections,
+            "first_seen": iso_ns(h.first_seen_ns), "last_seen": iso_ns(h.last_seen_ns)}
 
 
 def announce_json(a, by_subject: bool) -> dict:
