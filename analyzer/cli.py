@@ -172,6 +172,7 @@ def render_summary(summary: dict, out_dir: Path) -> str:
             f"   acknowledged {t['uploaded_acked_bytes']:,} B",
             f"  {t['peers']} peer(s), {t['connections']} connection(s), {t['first_seen']} to {t['last_seen']}",
         ]
+        lines += _bounds_lines(t["bounds"])
         v = t.get("verification")
         if v:
             lines.append(f"  verified: downloaded {v['verified_downloaded_bytes']:,} B "
@@ -184,6 +185,7 @@ def render_summary(summary: dict, out_dir: Path) -> str:
     if u["connections"]:
         lines.append(f"BitTorrent without info_hash (no handshake captured): {u['connections']} connection(s), "
                      f"downloaded {u['downloaded_bytes']:,} B, uploaded {u['uploaded_bytes']:,} B")
+        lines += _bounds_lines(u["bounds"])
     lines.append("")
     lines.append("frames by category:")
     for name, c in acc["categories"].items():
@@ -195,6 +197,18 @@ def render_summary(summary: dict, out_dir: Path) -> str:
                      f"{gaps['from_subject']} from it, {gaps['not_involving_subject']} elsewhere")
     lines.append(f"written to {out_dir}/")
     return "\n".join(lines)
+
+
+def _bounds_lines(b: dict) -> list[str]:
+    """The bounds of connections cut by the snap length (nothing when none was)."""
+    if not b["truncated_connections"]:
+        return []
+    def upper(v):
+        return "unknown" if v is None else f"{v:,} B"
+    out = [f"  cut by the snap length ({b['truncated_connections']} connection(s)): downloaded between "
+           f"{b['downloaded_lower_bytes']:,} B and {upper(b['downloaded_upper_bytes'])}, uploaded between "
+           f"{b['uploaded_lower_bytes']:,} B and {upper(b['uploaded_upper_bytes'])}"]
+    return out + [f"  {basis}" for basis in b["info_hash_from_announces"]]
 
 
 def _candidate_text(c: dict) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from analyzer.findings import discovery
+from analyzer.findings import discovery, truncation
 from analyzer.findings.accounting import Accounting, AccountingAccumulator
 from analyzer.findings.connections import (Encrypted, SubjectClient, SubjectClients, Unattributed,
                                            bittorrent_endpoints, connection_views, encryption_context)
@@ -88,10 +88,13 @@ class Findings:
     records: object = field(repr=False, default=None)   # the analysis's RecordStore (second pass)
     endpoints: dict = field(repr=False, default_factory=dict)
     continued_ids: dict = field(repr=False, default_factory=dict)
+    announced: object = field(repr=False, default=None)   # truncation.Announced
+    groups: dict = field(repr=False, default_factory=dict)
 
     def connection_views(self):
         """Every connection from the subject's side, in first-frame order (a generator)."""
-        return connection_views(self.records, self.subject, self.endpoints, self.continued_ids)
+        return connection_views(self.records, self.subject, self.endpoints, self.continued_ids, self.announced,
+                                self.groups)
 
 
 def input_findings(result) -> list[InputFinding]:
@@ -120,6 +123,10 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
     """The findings of ``result`` from the side of ``subject`` (default: the analysis's)."""
     subject = subject or result.subject
     groups = torrent_groups(result.index, result.metas)
+    announced = truncation.announced(result.announces, result.udp, subject)
+    for entries in announced.by_host.values():
+        for h, *_ in entries:
+            groups.setdefault(h, h)        # torrents named only by announces (connections cut by the snap length)
     endpoints = bittorrent_endpoints(result.index, result.announces, result.udp)
     mine = subject_announces(result.announces, subject)
     torrents = TorrentAccumulator(groups)
@@ -131,6 +138,7 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
     continued_ids = {}
     for r in result.records:                     # the one pass
         t = transfer(r, subject)
+        r = truncation.attribute(r, t, announced, groups)
         accounting.add(r, t)
         if continued and sort_key(r) in continued:
             continued_ids[sort_key(r)] = r.conn_id
@@ -181,4 +189,6 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         records=result.records,
         endpoints=endpoints,
         continued_ids=continued_ids,
+        announced=announced,
+        groups=groups,
     )

@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from analyzer.findings.transfers import Transfer, TransferSums
+from analyzer.findings.truncation import Bounds
 from analyzer.sessions.index import RecordIndex
 from analyzer.sessions.records import ConnectionRecord
 from analyzer.sessions.subject import Subject
@@ -188,6 +189,8 @@ class TorrentFinding:
     remote_clients: dict                # client -> connections, sorted
     subject_clients: dict
     hosts: list = field(default_factory=list)         # HostFinding per subject host, by address
+    bounds: Bounds = field(default_factory=Bounds)    # lower/upper bounds (connections cut by the snap length)
+    announce_basis: list = field(default_factory=list)  # how connections without handshake got the info hash
     internal_connections: int = 0
     internal_bytes: int = 0             # block bytes between subject hosts (both ways, each once)
     internal_acked_bytes: int = 0
@@ -196,7 +199,7 @@ class TorrentFinding:
 class _Acc:
     __slots__ = ("sums", "transports", "peers", "peer_ids", "connections", "other_connections", "first", "last",
                  "remote_clients", "subject_clients", "aliases", "hosts", "internal_connections", "internal_bytes",
-                 "internal_acked_bytes")
+                 "internal_acked_bytes", "bounds", "announce_basis")
 
     def __init__(self):
         self.sums = TransferSums()
@@ -213,6 +216,8 @@ class _Acc:
         self.internal_connections = 0
         self.internal_bytes = 0
         self.internal_acked_bytes = 0
+        self.bounds = Bounds()
+        self.announce_basis: set = set()
 
 
 class TorrentAccumulator:
@@ -246,6 +251,9 @@ class TorrentAccumulator:
             return
         a.connections += 1
         a.sums.add(t.sums)
+        a.bounds.add(t.bounds)
+        if r.attribution == "announce":
+            a.announce_basis.add(r.evidence.split("; ", 1)[-1])
         h = a.hosts[t.host]
         h.connections += 1
         h.sums.add(t.sums)
@@ -283,7 +291,8 @@ class TorrentAccumulator:
                 hosts=[HostFinding(ip, h.sums, h.internal, h.connections, h.internal_connections, len(h.peers),
                                    h.first, h.last) for ip, h in sorted(a.hosts.items(), key=lambda kv: _ip_key(kv[0]))],
                 internal_connections=a.internal_connections, internal_bytes=a.internal_bytes,
-                internal_acked_bytes=a.internal_acked_bytes))
+                internal_acked_bytes=a.internal_acked_bytes, bounds=a.bounds,
+                announce_basis=sorted(a.announce_basis)))
         return out
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from analyzer.findings.truncation import Bounds, connection_bounds
 from analyzer.sessions.records import ConnectionRecord
 from analyzer.sessions.subject import Subject
 
@@ -60,6 +61,7 @@ class Transfer:
     sums: TransferSums | None = None
     host: str = ""                      # the subject host's address (src or dst side)
     internal: tuple = ()                # side "both": ((src host, its view), (dst host, its view))
+    bounds: object = None               # truncation.Bounds (src or dst side)
     remote_peer_id: bytes | None = None
     subject_peer_id: bytes | None = None
     remote_client: str = ""
@@ -83,12 +85,14 @@ def transfer(r: ConnectionRecord, subject: Subject) -> Transfer:
         if side == "both":
             return Transfer(side, internal=((r.src_ip, _sums(r, r.rev, r.fwd)), (r.dst_ip, _sums(r, r.fwd, r.rev))))
         return Transfer(side)
+    sums = _sums(r, down, up)
     return Transfer(
         side,
         remote_ip=r.dst_ip if side == "src" else r.src_ip,
         remote_port=r.dst_port if side == "src" else r.src_port,
-        sums=_sums(r, down, up),
+        sums=sums,
         host=r.src_ip if side == "src" else r.dst_ip,
+        bounds=connection_bounds(r, down, up, sums) if r.category.startswith("bittorrent") else Bounds(),
         remote_peer_id=down.peer_id,
         subject_peer_id=up.peer_id,
         remote_client=r.client(down),

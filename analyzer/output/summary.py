@@ -72,8 +72,15 @@ def torrent_json(t) -> dict:
         "internal_bytes": t.internal_bytes,
         "internal_acked_bytes": t.internal_acked_bytes,
         "hosts": [host_json(h) for h in t.hosts],
+        "bounds": bounds_json(t.bounds, t.announce_basis),
     })
     return row
+
+
+def bounds_json(b, basis=()) -> dict:
+    return {"downloaded_lower_bytes": b.downloaded_lower_bytes, "downloaded_upper_bytes": b.downloaded_upper_bytes,
+            "uploaded_lower_bytes": b.uploaded_lower_bytes, "uploaded_upper_bytes": b.uploaded_upper_bytes,
+            "truncated_connections": b.truncated_connections, "info_hash_from_announces": list(basis)}
 
 
 def host_json(h) -> dict:
@@ -167,7 +174,7 @@ def summary_json(f) -> dict:
         "input_overlaps": [{"earlier": a, "later": b} for a, b in f.input_overlaps],
         "torrents": [torrent_json(t) for t in f.torrents],
         "unattributed": {"connections": u.connections, "peers": len(u.peers), **_sums(u.sums),
-                         "other_connections": u.other_connections},
+                         "other_connections": u.other_connections, "bounds": bounds_json(u.bounds)},
         "encrypted": encrypted_json(f.encrypted, ENCRYPTED_NOTE),
         "tracker_reports": [announce_json(a, True) for a in f.subject_reports],
         "tracker_reconciliation": [reconciliation_json(r) for r in f.reconciliation],

@@ -64,12 +64,20 @@ CONNECTION_COLUMNS = (
     "encryption_context",
     "flight_src", "flight_dst", "subject_side", "host",
     "remote_ip", "remote_port", "downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes",
-    "uploaded_acked_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
+    "uploaded_acked_bytes", "downloaded_lower_bytes", "downloaded_upper_bytes", "uploaded_lower_bytes",
+    "uploaded_upper_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
     "reserved_src", "reserved_dst", "ext_handshake_src", "ext_handshake_dst",
     *(f"{f}_{d}" for f in DIRECTION_FIELDS for d in ("src_to_dst", "dst_to_src")),
     "first_file", "first_frame", "first_ts", "last_file", "last_frame", "last_ts",
     "first_block_file", "first_block_frame", "first_block_ts", "last_block_file", "last_block_frame", "last_block_ts",
 )
+
+
+BOUND_FIELDS = ("downloaded_lower_bytes", "downloaded_upper_bytes", "uploaded_lower_bytes", "uploaded_upper_bytes")
+
+
+def _blank(v):
+    return "" if v is None else v
 
 
 def _hex(b: bytes | None) -> str:
@@ -95,6 +103,7 @@ def connection_row(v, files: list[str]) -> list:
            t.side, t.host, t.remote_ip if s else "", t.remote_port if s else "",
            s.downloaded_bytes if s else "", s.downloaded_acked_bytes if s else "",
            s.uploaded_bytes if s else "", s.uploaded_acked_bytes if s else "",
+           *(_blank(getattr(t.bounds, k)) if s else "" for k in BOUND_FIELDS),
            peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), r.client(r.fwd), r.client(r.rev),
            _hex(r.fwd.reserved), _hex(r.rev.reserved), _compact(r.fwd.ext), _compact(r.rev.ext)]
     for name in DIRECTION_FIELDS:

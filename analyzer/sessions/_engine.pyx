@@ -351,7 +351,7 @@ cdef class Engine:
             return
         if not self._mine_flowless():
             return
-        if bittorrent_datagram_candidate(t.pay, t.paycap, t.sport, t.dport):
+        if bittorrent_datagram_candidate(t.pay, t.paycap, t.paylen, t.sport, t.dport):
             self.datagrams.append((file_idx, frame_no, ts, wire, weight, k.ipver,
                                    PyBytes_FromStringAndSize(<const char*>k.src, alen), t.sport,
                                    PyBytes_FromStringAndSize(<const char*>k.dst, alen), t.dport,

@@ -64,7 +64,7 @@ class DatagramAnalyzer:
             self._count("dht", weight, wire)
         elif (dport == 6771 or payload.startswith(b"BT-SEARCH")) and self._lsd(ts, src_ip, payload):
             self._count("lsd", weight, wire)
-        elif self._udp_tracker(ts, file_idx, frame_no, ipver, src_ip, sport, dst_ip, dport, payload):
+        elif self._udp_tracker(ts, file_idx, frame_no, ipver, src_ip, sport, dst_ip, dport, payload, paylen):
             self._count("tracker", weight, wire)
         else:
             self._count("udp", weight, wire)
@@ -139,7 +139,7 @@ class DatagramAnalyzer:
         return True
 
     # ------------------------------------------------------------------ UDP trackers
-    def _udp_tracker(self, ts, file_idx, frame_no, ipver, src, sport, dst, dport, payload) -> bool:
+    def _udp_tracker(self, ts, file_idx, frame_no, ipver, src, sport, dst, dport, payload, paylen=None) -> bool:
         pending = self._udp_pending.pop((dst, dport, src, sport, int.from_bytes(payload[4:8], "big")), None) \
             if len(payload) >= 8 else None
         if pending is not None:
@@ -158,7 +158,7 @@ class DatagramAnalyzer:
                         # one (seeders, completed, leechers) per hash, in the order of the request
                         announce.seeders, _, announce.leechers = r.scrape[i]
                 return True
-        req = bep15.decode_request(payload)
+        req = bep15.decode_request(payload, paylen)
         if req is None:
             return False
         self._expire_pending(self._udp_pending, ts)
