@@ -63,6 +63,9 @@ def test_mid_transfer_capture_without_handshake():
     u = summary["unattributed"]
     assert u["connections"] >= 1 and u["uploaded_bytes"] + u["downloaded_bytes"] > 0
     assert summary["accounting"]["categories"]["bittorrent_unattributed"]["frames"] > 0
+    # positive evidence: 16 KiB blocks at 16 KiB offsets (a lone chance framing would not do)
+    assert {r.evidence for r in result.records if r.category == "bittorrent_unattributed"} == {"standard_blocks"}
+    assert u["connections"] == 3 and u["downloaded_bytes"] + u["uploaded_bytes"] == 6724 + 9484 + 1367
 
 
 @pytest.mark.parametrize("name", ["ndpi_tls_torrent.pcapng", "ndpi_bt-dns.pcap"])
