@@ -64,7 +64,8 @@ def test_mixed_swarm_subject_uses_both_transports(tmp_path):
     # the CSVs split by transport too
     from summaries import connections_csv, torrents_csv
     rows = torrents_csv(result).splitlines()[1:]
-    assert [r.split(",")[1] for r in rows] == ["all", "tcp", "utp"]
+    assert [tuple(r.split(",")[1:3]) for r in rows] == [("all", "all"), ("all", "tcp"), ("all", "utp"),
+                                                        ("127.0.0.3", "all")]
     transports = {line.split(",")[1] for line in connections_csv(result).splitlines()[1:]}
     assert transports == {"tcp", "utp"}
 
