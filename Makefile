@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYX    := $(shell find analyzer -name '*.pyx' -o -name '*.pxd')
-SYSTEM_PACKAGES := tcpdump iproute2 iptables ethtool tshark poppler-utils
+SYSTEM_PACKAGES := tcpdump iproute2 iptables ethtool tshark poppler-utils \
+                   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core chromium
 
 .PHONY: install build system-deps demo test bench clean
 

@@ -1,6 +1,7 @@
 """Command line: thin wrappers over the library (``analyzer.analysis``)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import sys
@@ -13,9 +14,10 @@ from analyzer import __version__
 from analyzer.units import format_bytes
 
 # Exit status (the README's "Exit status" table): 0 done; 1 an internal error, or `verify` found
-# a file that differs; 2 usage error or no input readable; 3 reserved: a --local spec matched no
-# traffic; 4 the inferred subject is ambiguous (without --local).
+# a file that differs; 2 usage error or no input readable; 3 a --local spec matched no traffic;
+# 4 the inferred subject is ambiguous (without --local).
 EXIT_UNREADABLE = 2
+EXIT_SUBJECT_UNMATCHED = 3
 EXIT_AMBIGUOUS_SUBJECT = 4
 
 
@@ -48,14 +50,40 @@ def main():
 @click.option("--carve", "carve", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Write the verified pieces and the torrents' files rebuilt from them into this folder "
                    "(missing ranges listed in <info_hash>/carve.json).")
+@click.option("--case", "case_file", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="Case data (TOML, see README): recorded in summary.json and the manifest, shown in the report.")
+@click.option("--client-state", "client_state", multiple=True, type=click.Path(path_type=Path, exists=True),
+              metavar="PATH", help="The subject's BitTorrent client state files, or folders of them (repeatable): "
+                                   "libtorrent/qBittorrent/Deluge resume data, Transmission, rtorrent, µTorrent; "
+                                   "their lifetime counters are reconciled with the capture.")
+@click.option("--include", default=None, metavar="GLOB",
+              help="In folders, read only files whose name matches GLOB (e.g. '*.pcap*'); default: every file "
+                   "that starts like a capture (also compressed). Files named directly are always read.")
 @click.option("--bin", "bin_seconds", type=click.IntRange(1, 86400), default=1, show_default=True,
               help="Time bin of timeline.parquet, in seconds.")
 @click.option("--report", "with_report", is_flag=True, help="Also write the report (see `bt-analyzer report`).")
-@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Processes reading the capture in parallel (connections are partitioned among them).")
-@click.option("--quiet", is_flag=True, help="Do not print the summary.")
+@click.option("--workers", default="auto", show_default=True, metavar="N|auto",
+              help="Worker processes. More than 1 runs the staged pipeline on a local Dask cluster; auto: one "
+                   "per core for inputs of several files totalling 4 GiB or more, else this process alone.")
+@click.option("--shards", type=click.IntRange(1, 4096), default=None,
+              help="Shards of the flows stage (default: one per worker); more than 1 stages the run.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run the staged pipeline on an existing Dask cluster (tcp://HOST:PORT); its workers must "
+                   "see the inputs and the output folder at the same paths.")
+@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Work folder of a staged run (default: OUT/.work): every finished task's output, so that "
+                   "--resume can continue an interrupted run. Removed when the run ends well.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted staged run: reuse the finished tasks in the work folder.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None, hidden=True,
+              help="Older name of --workers.")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "jsonl", "none"]), default="auto",
+              show_default=True,
+              help="Progress while running: a bar on a terminal (auto), or JSON lines on stderr for batch systems.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors: no progress, no summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, jobs, quiet, debug):
+def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds, with_report, workers, shards, scheduler, workdir, resume,
+            jobs, progress_mode, quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -64,22 +92,39 @@ def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, jo
     manifest.json into --out; with --report also --out/report/.
     """
     from analyzer.analysis import analyze as run
+    from analyzer.case import CaseError, load_case
     from analyzer.findings import build_findings
     from analyzer.output import write_outputs
+    from analyzer.pipeline.progress import progress_for
 
     started = _dt.datetime.now(_dt.timezone.utc)
     try:
-        result = run(list(paths), local=list(local), jobs=jobs, torrents=list(torrents), carve=carve)
-        try:
-            summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
-                                    argv=["bt-analyzer", *sys.argv[1:]], started=started)
-        finally:
-            result.records.close()
-        if with_report:
-            # the report reads the finished folder (manifest included), as `bt-analyzer report` would
-            from analyzer.output.manifest import add_to_manifest
-            from analyzer.report.document import write_report
-            add_to_manifest(out_dir, write_report(out_dir), finished=True)
+        case = load_case(case_file) if case_file else None
+    except CaseError as e:
+        raise click.BadParameter(str(e), param_hint="--case") from None
+    try:
+        with _terminate_as_interrupt():
+            result = run(list(paths), local=list(local), workers=jobs or _workers(workers), shards=shards,
+                         scheduler=scheduler, torrents=list(torrents), carve=carve, case=case, include=include,
+                         client_state=list(client_state), workdir=workdir or out_dir / ".work", resume=resume,
+                         progress=progress_for(progress_mode, quiet))
+            try:
+                summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
+                                        argv=["bt-analyzer", *sys.argv[1:]], started=started)
+            except BaseException:
+                result.close(completed=False)
+                raise
+            result.close()
+            if with_report:
+                # the report reads the finished folder (manifest included), as `bt-analyzer report` would
+                from analyzer.report.document import write_report
+                from analyzer.report.options import record_in_manifest
+                files = write_report(out_dir)
+                record_in_manifest(out_dir, files, files.record, finished=True)
+    except KeyboardInterrupt:
+        click.echo("bt-analyzer: interrupted. A staged run (--workers, --shards, --scheduler) continues where "
+                   "it stopped with --resume.", err=True)
+        sys.exit(130)
     except Exception as e:  # an internal error: one clear line, traceback only on request
         if debug or os.environ.get("BT_ANALYZER_DEBUG"):
             traceback.print_exc()
@@ -91,6 +136,10 @@ def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, jo
     if result.readable_files == 0:
         click.echo("bt-analyzer: error: no input could be read", err=True)
         sys.exit(EXIT_UNREADABLE)
+    if local and not summary["subject"]["matched"]:
+        click.echo(f"bt-analyzer: warning: the subject ({', '.join(local)}) matches no traffic in the capture",
+                   err=True)
+        sys.exit(EXIT_SUBJECT_UNMATCHED)
     if summary["subject"]["ambiguous"]:
         click.echo("bt-analyzer: the subject is ambiguous: the outputs take the best-ranked candidate "
                    "provisionally; pass --local (summary.json subject.candidates lists the evidence)", err=True)
@@ -99,30 +148,41 @@ def analyze(paths, local, out_dir, torrents, carve, bin_seconds, with_report, jo
 
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--case", "case_file", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="Case data (TOML: case_number, examiner, organisation, examination_start/_end, "
+                   "subject_description, [[evidence]] id/path/description/acquired); overrides the case "
+                   "recorded by the analysis.")
 @click.option("--torrent-filter", default=None, metavar="TEXT",
               help="Only torrents whose info hash starts with TEXT or whose name contains it.")
-@click.option("--from", "start", default=None, metavar="UTC", help="Start of the time window (ISO 8601, UTC).")
-@click.option("--to", "end", default=None, metavar="UTC", help="End of the time window (ISO 8601, UTC).")
+@click.option("--from", "start", default=None, metavar="TIME",
+              help="Start of the time window: date, time and zone, e.g. 2026-11-28T17:52:48Z or "
+                   "2026-11-28T18:52:48+01:00.")
+@click.option("--to", "end", default=None, metavar="TIME", help="End of the time window (as --from).")
+@click.option("--tz", default=None, metavar="ZONE",
+              help="Also give every time in this IANA time zone (e.g. Europe/Berlin), beside UTC.")
+@click.option("--date", "date", default=None, metavar="YYYY-MM-DD",
+              help="The report's date (default: the date the analysis ran, from manifest.json).")
+@click.option("--no-rehash", is_flag=True,
+              help="Do not re-hash the input files for the evidence table's 'SHA-256 at the end'.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def report(folder, torrent_filter, start, end, debug):
-    """Write FOLDER/report/: report.html (self-contained), report.pdf and every chart as PNG and SVG,
-    from the files of an analysis folder; the manifest is updated with the report's files."""
-    from analyzer.output.manifest import add_to_manifest
+def report(folder, case_file, torrent_filter, start, end, tz, date, no_rehash, debug):
+    """Write FOLDER/report/: report.html (self-contained), report.pdf (A4) and every chart as PNG
+    and SVG, from the files of an analysis folder; the manifest records the report's files and
+    settings.  A filter that matches nothing is an error (exit status 1)."""
+    from analyzer.case import CaseError
     from analyzer.report.document import write_report
+    from analyzer.report.options import ReportError, ReportOptions, record_in_manifest
     try:
-        for t in (start, end):
-            if t is not None:
-                import pandas as pd
-                pd.Timestamp(t)
-    except ValueError as e:
-        raise click.BadParameter(f"not a time: {e}") from None
-    try:
-        files = write_report(folder, torrent_filter, start, end)
-        add_to_manifest(folder, files)
+        options = ReportOptions(torrent_filter=torrent_filter, start=start, end=end, tz=tz, date=date,
+                                case_file=str(case_file) if case_file else None, rehash=not no_rehash)
+        files = write_report(folder, options=options)
+        record_in_manifest(folder, files, files.record)
+    except (ReportError, CaseError) as e:
+        raise click.ClickException(str(e)) from None
     except FileNotFoundError as e:
         raise click.ClickException(f"{folder}: not an analysis folder ({e.filename} missing)") from None
     except Exception as e:
-        if debug:
+        if debug or os.environ.get("BT_ANALYZER_DEBUG"):
             traceback.print_exc()
         raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
     click.echo(f"wrote {len(files)} files to {folder / 'report'}/")
@@ -148,6 +208,37 @@ def verify(folder, quiet):
     click.echo(f"{len(checks) - len(bad)} of {len(checks)} files match the manifest"
                + ("" if not bad else f"; {len(bad)} differ"))
     sys.exit(1 if bad else 0)
+
+
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 1024:
+        raise click.BadParameter(f"{value!r} is not a number from 1 to 1024 or 'auto'", param_hint="--workers")
+    return n
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """While analysing, SIGTERM (a batch system stopping the job) ends the run like Ctrl-C:
+    cleanly, resumable."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:          # not the main thread (an embedding program): leave it alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def render_summary(summary: dict, out_dir: Path) -> str:
@@ -195,6 +286,8 @@ def render_summary(summary: dict, out_dir: Path) -> str:
     if any(gaps.values()):
         lines.append(f"capture gaps: {gaps['to_subject']} bytes to the subject, "
                      f"{gaps['from_subject']} from it, {gaps['not_involving_subject']} elsewhere")
+    lines.append("")
+    lines.extend(input_status_table(summary["inputs"]))
     lines.append(f"written to {out_dir}/")
     return "\n".join(lines)
 
@@ -220,6 +313,22 @@ def _candidate_text(c: dict) -> str:
              f"{e['dht_queries']} DHT get_peers/announce_peer" if e["dht_queries"] else "",
              f"end of {e['dht_messages']}/{e['dht_of']} DHT messages" if e["dht_of"] else ""]
     return f"{c['address']} ({', '.join(p for p in parts if p) or 'no evidence'})"
+
+
+def input_status_table(inputs: list[dict]) -> list[str]:
+    """One line per input: ok, damaged (with the first reason) or unreadable; then the totals."""
+    from analyzer.units import format_bytes
+    rows, counts = [], {"ok": 0, "damaged": 0, "unreadable": 0}
+    for i in inputs:
+        status = "unreadable" if not i["readable"] else \
+            "damaged" if i["errors"] or i["damaged_bytes"] or i["truncated_bytes"] else "ok"
+        counts[status] += 1
+        reason = f"  {i['errors'][0]}" + (f" (+{len(i['errors']) - 1} more)" if len(i["errors"]) > 1 else "") \
+            if i["errors"] else ""
+        rows.append(f"  {status:10} {i['frames']:>12,} frames  {i['path']}{reason}")
+    total = sum(i["size_bytes"] or 0 for i in inputs)
+    return ["inputs:", *rows, f"  {len(inputs)} file(s), {format_bytes(total)}: {counts['ok']} ok, "
+            f"{counts['damaged']} damaged, {counts['unreadable']} unreadable"]
 
 
 if __name__ == "__main__":

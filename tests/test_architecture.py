@@ -3,12 +3,13 @@ module imports on its own.
 
 Layers, lowest first (a module may import its own layer and those below):
 
-    timefmt, units, digest          leaf helpers
+    timefmt, units, digest, case    leaf helpers (case: the case file)
     capture, decode, flows,         bytes -> frames -> streams -> protocol events
     protocols
     evidence                        metadata, piece verification, carving, provenance checks
     sessions                        the engine, connection records, datagrams, BEP 10 handlers
-    analysis                        one run: inputs -> raw results
+    pipeline                        the stages of a run (map, flows) and the engines that run them
+    analysis                        one run: inputs -> raw results (the reduce stage)
     findings                        the subject-relative view of a run
     output                          writers of the output folder
     report                          the document, read from the output folder only
@@ -32,10 +33,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "analyzer"
 LAYERS = [
-    {"analyzer", "analyzer.timefmt", "analyzer.units", "analyzer.digest"},
+    {"analyzer", "analyzer.timefmt", "analyzer.units", "analyzer.digest", "analyzer.case"},
     {"analyzer.capture", "analyzer.decode", "analyzer.flows", "analyzer.protocols"},
     {"analyzer.evidence"},
     {"analyzer.sessions"},
+    {"analyzer.pipeline"},
     {"analyzer.analysis"},
     {"analyzer.findings"},
     {"analyzer.output"},

@@ -32,7 +32,7 @@ PUBLIC = public_captures_dir()
 UPDATE = os.environ.get("BT_GOLDEN_UPDATE") == "1"
 # manifest.json facts that belong to the run, not to the inputs and options
 BIG = 256 << 10         # files larger than this are compared by SHA-256 (not committed whole)
-RUN_FACTS = ("started_utc", "finished_utc", "platform", "libraries", "command_line")
+RUN_FACTS = ("started_utc", "finished_utc", "platform", "libraries", "command_line", "run")
 
 
 def split_pcap(src: Path, dst_dir: Path, cuts: list[int]) -> list[Path]:
@@ -131,7 +131,7 @@ def output_files(out: Path) -> dict[str, bytes]:
     m = json.loads(files["manifest.json"])
     for k in RUN_FACTS:
         m.pop(k, None)
-    for i in m.get("inputs", []):
+    for i in [*m.get("inputs", []), *m.get("torrent_files", []), m.get("case_file") or {}]:
         i.pop("resolved_path", None)         # the test's temporary folder
     files["manifest.json"] = (json.dumps(m, indent=2, ensure_ascii=False) + "\n").encode()
     return files
@@ -161,10 +161,11 @@ def test_outputs_equal_the_golden_files(case, tmp_path):
         assert files[name] == expected[name], f"{case}: {name} differs from tests/golden/{case}/{name}"
 
 
-def test_two_jobs_give_the_golden_files(tmp_path):
-    """The same files whatever the number of processes."""
-    files = output_files(run_case("sample-network", tmp_path, "--jobs", "2"))
-    golden = GOLDEN / "sample-network"
+@pytest.mark.parametrize("case", ["sample-network", "public-all"])
+def test_shards_give_the_golden_files(case, tmp_path):
+    """The same files whatever the number of shards of the staged pipeline."""
+    files = output_files(run_case(case, tmp_path, "--shards", "3"))
+    golden = GOLDEN / case
     for p in sorted(golden.rglob("*")):
         if p.is_file() and p.name != "manifest.json":
             assert files[str(p.relative_to(golden))] == p.read_bytes(), p.name

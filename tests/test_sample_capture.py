@@ -52,7 +52,7 @@ def run_cli(tmp_path: Path, name: str, *args: str) -> Path:
 def test_outputs_are_byte_identical_across_runs_and_jobs(tmp_path):
     a = run_cli(tmp_path, "a", "--local", "127.0.0.3")
     b = run_cli(tmp_path, "b", "--local", "127.0.0.3")
-    c = run_cli(tmp_path, "c", "--local", "127.0.0.3", "--jobs", "2")
+    c = run_cli(tmp_path, "c", "--local", "127.0.0.3", "--shards", "2")
     for name in ("summary.json", "torrents.csv", "connections.csv", "tracker.csv", "dht.csv", "timeline.parquet",
                  "peers.parquet"):
         assert (a / name).read_bytes() == (b / name).read_bytes() == (c / name).read_bytes(), name

@@ -14,14 +14,19 @@ thread would wait for the interpreter lock the compiled engine holds).
 """
 from __future__ import annotations
 
-import re
+import bz2
+import fnmatch
+import gzip
+import lzma
 import multiprocessing
+import re
+import zlib
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.digest import sha256_file
-from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
+from analyzer.capture.reader import PCAP_MAGICS, PCAPNG_MAGIC, CaptureError, CaptureReader, FileReport
 
 
 @dataclass
@@ -36,15 +41,40 @@ def natural_key(path: Path) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
 
 
-def expand_paths(paths: list[str | Path]) -> list[Path]:
-    """Files as given, directories expanded (recursively, natural order).
+def looks_like_capture(path: Path) -> bool:
+    """Does the file start like a pcap or pcapng capture (also inside gzip, bzip2 or xz)?"""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+            if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
+                f.seek(0)
+                stream = {"\x1f\x8b": gzip.GzipFile, "BZ": bz2.BZ2File}.get(head[:2].decode("latin-1"),
+                                                                        lzma.LZMAFile)(fileobj=f)
+                try:
+                    head = stream.read(4)
+                except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error):
+                    return False
+    except OSError:
+        return False
+    return head[:4] in PCAP_MAGICS or head[:4] == PCAPNG_MAGIC
+
+
+def expand_paths(paths: list[str | Path], include: str | None = None) -> tuple[list[Path], int]:
+    """Files as given, directories expanded (recursively, natural order), and how many files
+    inside directories were left out: those not matching the ``include`` glob (on the name),
+    or, without one, those that do not start like a capture.
 
     A missing path is kept: reading it produces the error report."""
     out: list[Path] = []
+    skipped = 0
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted((f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")),
-                              key=natural_key))
+            for f in sorted((f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")),
+                            key=natural_key):
+                if fnmatch.fnmatch(f.name, include) if include else looks_like_capture(f):
+                    out.append(f)
+                else:
+                    skipped += 1
         else:
             out.append(p)
     seen: set = set()
@@ -54,7 +84,7 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
         if key not in seen:
             seen.add(key)
             unique.append(p)
-    return unique
+    return unique, skipped
 
 
 def peek_first_ts(path: Path) -> int | None:
@@ -72,20 +102,31 @@ def peek_first_ts(path: Path) -> int | None:
 
 
 class InputSet:
-    """Ordered inputs with their hashes computing in the background."""
+    """Ordered inputs; their hashes computed in the background (``start_hashing``) or given by
+    whoever read them (``set_hashes``)."""
 
-    def __init__(self, paths: list[str | Path]):
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    def __init__(self, paths: list[str | Path], include: str | None = None):
+        self._pool = None
         files = []
-        for p in expand_paths(paths):
+        expanded, self.skipped = expand_paths(paths, include)
+        for p in expanded:
             f = InputFile(p, FileReport(str(p)))
             f.first_ts_ns = peek_first_ts(p)
             files.append(f)
         # order by first packet time; files without packets last; then path
         files.sort(key=lambda f: (f.first_ts_ns is None, f.first_ts_ns or 0, natural_key(f.path)))
-        for f in files:
-            f.sha256 = self._pool.submit(sha256_file, f.path)
         self.files = files
+
+    def start_hashing(self) -> None:
+        """SHA-256 of every input in a helper process, while the analysis runs."""
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        for f in self.files:
+            f.sha256 = self._pool.submit(sha256_file, f.path)
+
+    def set_hashes(self, digests: list[str | None]) -> None:
+        for f, d in zip(self.files, digests):
+            f.sha256 = Future()
+            f.sha256.set_result(d)
 
     def overlaps(self) -> list[tuple[str, str]]:
         """Pairs of consecutive files whose time ranges overlap (after reading)."""
@@ -101,4 +142,5 @@ class InputSet:
         return out
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)

@@ -286,6 +286,13 @@ class CaptureReader:
         """Read more (a broken stream ends the file with a report); True if bytes came."""
         return self._read_more() > 0
 
+    def raw_position(self) -> int:
+        """Bytes of the file as stored read so far (compressed bytes for a compressed file)."""
+        try:
+            return self._raw.tell()
+        except (OSError, ValueError):
+            return self.report.size_bytes
+
     def close(self) -> None:
         for f in (getattr(self, "_stream", None), getattr(self, "_raw", None)):
             if f is not None:

@@ -2,7 +2,9 @@
 
 The manifest (written by ``analyzer.output``) records the SHA-256
 of every input (as stored) and every output file.  ``verify_folder`` re-hashes
-them and lists every difference: a modified, missing or unreadable file.
+them and lists every difference: a modified, missing or unreadable file, and
+any file in the folder that the manifest does not list.  The .torrent files
+and the case file given to the analysis are inputs too.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from analyzer.digest import sha256_file
 
 @dataclass(frozen=True)
 class Check:
-    kind: str        # "input" or "output"
+    kind: str        # "input", "output", or "extra" (a file in the folder the manifest does not list)
     path: str
     expected: str | None
     actual: str | None
@@ -25,6 +27,8 @@ class Check:
         return self.expected is not None and self.expected == self.actual
 
     def describe(self) -> str:
+        if self.kind == "extra":
+            return f"UNLISTED  file   {self.path} (in the folder, not in the manifest; sha256 {self.actual})"
         if self.ok:
             return f"ok        {self.kind:6} {self.path}"
         if self.actual is None:
@@ -47,9 +51,19 @@ def verify_folder(folder: Path) -> list[Check]:
     if not isinstance(manifest, dict) or not str(manifest.get("schema", "")).startswith("bt-analyzer/manifest/"):
         raise ManifestError(f"{manifest_path}: not a bt-analyzer manifest")
     checks = []
-    for entry in manifest.get("inputs", []):
+    inputs = [*manifest.get("inputs", []), *manifest.get("torrent_files", []),
+              *manifest.get("client_state_files", [])]
+    if manifest.get("case_file"):
+        inputs.append(manifest["case_file"])
+    for entry in inputs:
         path = Path(entry.get("resolved_path") or entry["path"])
         checks.append(Check("input", entry["path"], entry.get("sha256"), sha256_file(path)))
+    listed = set()
     for entry in manifest.get("outputs", []):
+        listed.add(entry["path"])
         checks.append(Check("output", entry["path"], entry.get("sha256"), sha256_file(folder / entry["path"])))
+    for p in sorted(folder.rglob("*")):
+        name = str(p.relative_to(folder))
+        if p.is_file() and name != "manifest.json" and name not in listed:
+            checks.append(Check("extra", name, None, sha256_file(p)))
     return checks

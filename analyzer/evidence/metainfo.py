@@ -177,16 +177,19 @@ def _raw_info(data: bytes) -> bytes:
     raise MetainfoError("no info dictionary")
 
 
+def torrent_paths(paths: list[Path]) -> list[Path]:
+    """The .torrent files named: files as given, folders searched (``*.torrent``)."""
+    return [f for p in paths for f in (sorted(p.rglob("*.torrent")) if p.is_dir() else [p])]
+
+
 def load_torrents(paths: list[Path]) -> tuple[list[TorrentMeta], list[str]]:
     """Files and folders (*.torrent inside); returns (metadata, error messages)."""
     metas, errors = [], []
-    for p in paths:
-        files = sorted(p.rglob("*.torrent")) if p.is_dir() else [p]
-        for f in files:
-            try:
-                metas.append(load_torrent(f))
-            except MetainfoError as e:
-                errors.append(str(e))
+    for f in torrent_paths(paths):
+        try:
+            metas.append(load_torrent(f))
+        except MetainfoError as e:
+            errors.append(str(e))
     return metas, errors
 
 

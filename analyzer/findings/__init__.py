@@ -84,6 +84,11 @@ class Findings:
     rebuilt: list                 # TorrentMeta rebuilt from the capture
     notes: list[str]
     options: dict
+    subject_matched: bool         # the subject is an end of some traffic (a connection, announce, DHT, LSD)
+    case: object                  # analyzer.case.Case, or None
+    torrent_files: list           # .torrent files given, as named
+    run: dict                     # how the run was done (engine, workers, shards): manifest only
+    client_state: object = None   # findings.client_state.ClientStateFinding (--client-state)
     input_overlaps: list = field(default_factory=list)   # (earlier, later) paths: consecutive inputs overlapping
     records: object = field(repr=False, default=None)   # the analysis's RecordStore (second pass)
     endpoints: dict = field(repr=False, default_factory=dict)
@@ -131,14 +136,17 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
     mine = subject_announces(result.announces, subject)
     torrents = TorrentAccumulator(groups)
     unattributed, encrypted, clients = Unattributed(), Encrypted(), SubjectClients()
-    accounting = AccountingAccumulator()
+    ends = [r.last_ts_ns for r in result.reports if r.last_ts_ns is not None]
+    accounting = AccountingAccumulator(max(ends) if ends else None)
     timeline = TimelineAccumulator(groups, bin_seconds)
     reconciliation = ReconciliationBins(mine, groups)
     continued = result.index.continued
     continued_ids = {}
+    matched = False
     for r in result.records:                     # the one pass
         t = transfer(r, subject)
         r = truncation.attribute(r, t, announced, groups)
+        matched = matched or t.side != "none"
         accounting.add(r, t)
         if continued and sort_key(r) in continued:
             continued_ids[sort_key(r)] = r.conn_id
@@ -160,10 +168,11 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
             reconciliation.add(r, down, up, r.src_ip if t.side == "src" else r.dst_ip)
     mine_ids = {id(a) for a in mine}
     overlaps = result.inputs.overlaps()
+    dht, lsd = discovery.dht(result.udp, subject), discovery.lsd(result.udp, subject)
     pieces = None
     if result.metas and result.pieces is not None:
         pieces = [PieceFinding(p, subject.has_address(p.receiver)) for p in result.pieces]
-    return Findings(
+    f = Findings(
         subject=subject,
         inputs=input_findings(result),
         files=[str(f.path) for f in result.inputs.files],
@@ -174,8 +183,8 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         announces=[(a, id(a) in mine_ids) for a in result.announces],
         subject_reports=mine,
         reconciliation=reconciliation.findings(),
-        dht=discovery.dht(result.udp, subject),
-        lsd=discovery.lsd(result.udp, subject),
+        dht=dht,
+        lsd=lsd,
         pex=discovery.pex(result.extensions["ut_pex"], subject, groups),
         carved=result.carved,
         accounting=accounting.finish(result),
@@ -186,9 +195,17 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         notes=list(result.notes) + overlap_note(overlaps),
         options=result.options,
         input_overlaps=overlaps,
+        subject_matched=matched or bool(mine) or any(e.by_subject for e in lsd) or dht.subject_messages > 0,
+        case=result.case,
+        torrent_files=result.torrent_files,
+        run=result.run,
         records=result.records,
         endpoints=endpoints,
         continued_ids=continued_ids,
         announced=announced,
         groups=groups,
     )
+    if result.client_state is not None:
+        from analyzer.findings.client_state_wire import client_state_finding
+        f.client_state = client_state_finding(result.client_state, f)
+    return f

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from analyzer.findings.transfers import Transfer
+from analyzer.sessions._engine import OPEN_IDLE_NS
 from analyzer.sessions.records import ConnectionRecord
 
 ALL_CATEGORIES = ("bittorrent", "bittorrent_unattributed", "encrypted", "tracker", "dht", "lsd",
@@ -47,7 +48,11 @@ class Accounting:
 
 
 class AccountingAccumulator:
-    def __init__(self):
+    def __init__(self, capture_end_ns: int | None = None):
+        """``capture_end_ns``: the last frame time of the capture (for connections left
+        open and silent long before it)."""
+        self.silent_before = None if capture_end_ns is None else capture_end_ns - OPEN_IDLE_NS
+        self.finished_after_silence = 0
         self.cats = {c: {"frames": 0, "bytes": 0} for c in ALL_CATEGORIES}
         for c in CONNECTION_CATEGORIES:
             self.cats[c]["connections"] = 0
@@ -56,6 +61,8 @@ class AccountingAccumulator:
         self.gaps = {"bytes": Counter(), "packets": Counter()}
 
     def add(self, r: ConnectionRecord, t: Transfer) -> None:
+        if r.state == "open" and self.silent_before is not None and r.last_ts_ns < self.silent_before:
+            self.finished_after_silence += 1
         c = self.cats[r.category]
         c["frames"] += r.frames
         c["bytes"] += r.wire_bytes
@@ -98,7 +105,7 @@ class AccountingAccumulator:
             peer_wire={k: self.peer_wire[k] for k in PEER_WIRE_FIELDS},
             ip_fragments=dict(result.fragments),
             reused_tuples=result.reused_tuples,
-            connections_finished_after_silence=result.idle_finished,
+            connections_finished_after_silence=self.finished_after_silence,
             connections_continued_after_silence=result.linked,
             capture_damage={
                 "unreadable_files": sum(1 for r in result.reports if not r.readable),

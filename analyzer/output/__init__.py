@@ -11,6 +11,7 @@ import datetime as _dt
 from pathlib import Path
 
 from analyzer.evidence.metainfo import encode_torrent
+from analyzer.output.client_state import client_state_csv
 from analyzer.output.manifest import manifest_json
 from analyzer.output.parquet import peers_table, timeline_table, write_parquet
 from analyzer.output.summary import dumps, summary_json
@@ -30,6 +31,8 @@ def write_outputs(f, out_dir: Path, *, argv: list[str], started: _dt.datetime) -
     }
     if f.pieces is not None:
         files["pieces.csv"] = pieces_csv(f)
+    if f.client_state is not None:
+        files["client_state.csv"] = client_state_csv(summary["client_state"])
     for meta in f.rebuilt:
         files[f"metadata/{meta.info_hash_v1 or meta.info_hash_v2}.torrent"] = encode_torrent(meta)
     for name, content in files.items():

@@ -40,11 +40,17 @@ def manifest_json(f, out_dir: Path, outputs: list[str], *, argv: list[str], star
         "options": f.options,
         "started_utc": utc(started),
         "finished_utc": utc(now_utc()),
+        "run": f.run,
         "platform": {"python": sys.version.split()[0], "system": platform.platform(),
                      "machine": platform.machine()},
         "libraries": {name: _version(name) for name in LIBRARIES},
         "inputs": [{"path": i.path, "resolved_path": str(Path(i.path).resolve()), "sha256": i.sha256,
                     "size_bytes": i.size_bytes} for i in f.inputs],
+        "torrent_files": [{"path": p, "resolved_path": str(Path(p).resolve()), "sha256": sha256_file(p)}
+                          for p in f.torrent_files],
+        **({"client_state_files": f.client_state.state.manifest_entries()} if f.client_state is not None else {}),
+        **({"case_file": {"path": f.case.source, "resolved_path": str(Path(f.case.source).resolve()),
+                          "sha256": sha256_file(f.case.source)}} if f.case is not None and f.case.source else {}),
         "outputs": [{"path": name, "sha256": sha256_file(out_dir / name)} for name in sorted(outputs)],
     }
 

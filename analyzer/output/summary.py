@@ -6,6 +6,7 @@ import json
 
 from analyzer import __version__
 from analyzer.findings.torrents import VERIFY_FIELDS
+from analyzer.output.client_state import client_state_json
 from analyzer.findings.transfers import SUM_FIELDS, TransferSums
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.timefmt import iso_ns
@@ -161,11 +162,13 @@ def accounting_json(a) -> dict:
 def summary_json(f) -> dict:
     """The summary.json document of findings ``f``."""
     u = f.unattributed
+    head = {"schema": SUMMARY_SCHEMA, "tool": TOOL}
+    if f.case is not None:
+        head["case"] = f.case.as_json()
     return {
-        "schema": SUMMARY_SCHEMA,
-        "tool": TOOL,
+        **head,
         "local": [s.text for s in f.subject.specs],
-        "subject": f.subject.as_json(),
+        "subject": {**f.subject.as_json(), "matched": f.subject_matched},
         "subject_clients": [{"version_string": c.version_string, "peer_id_client": c.peer_id_client,
                              "peer_id": c.peer_id, "connections": c.connections,
                              "first_seen": iso_ns(c.first_seen_ns), "last_seen": iso_ns(c.last_seen_ns)}
@@ -183,7 +186,8 @@ def summary_json(f) -> dict:
                  "by_subject": e.by_subject, "first_seen": iso_ns(e.first_ns), "last_seen": iso_ns(e.last_ns)}
                 for e in f.lsd],
         "pex": pex_json(f.pex),
+        **({"client_state": client_state_json(f.client_state)} if f.client_state is not None else {}),
         "carved": f.carved,
         "accounting": accounting_json(f.accounting),
-        "notes": f.notes,
+        "notes": f.notes + (list(f.client_state.notes) if f.client_state is not None else []),
     }

@@ -23,6 +23,7 @@ from analyzer.units import format_bytes  # noqa: E402
 
 matplotlib.rcParams.update({
     "svg.hashsalt": "bt-analyzer",      # deterministic SVG ids
+    "svg.fonttype": "none",             # text as text: searchable in the PDF, and 2x faster to draw there
     "font.size": 9,
     "axes.grid": True,
     "grid.color": "0.85",
@@ -118,7 +119,8 @@ def cumulative_transfer(timeline: pd.DataFrame, title: str) -> Figure:
     ax.set_ylabel("Cumulative piece bytes")
     ax.set_title(title)
     _time_axis(ax)
-    ax.legend(loc="upper left")
+    if ax.lines:
+        ax.legend(loc="upper left")
     return _caption(fig, "Cumulative piece (block) bytes on the wire from the subject's side: downloaded = "
                          "blocks sent to the subject, uploaded = blocks the subject sent; each byte counted once "
                          "however often retransmitted, summed per " + f"{width}-second bin by the time of the "

@@ -34,7 +34,8 @@ in memory for the rest of a weeks-long capture), or at the end of the input,
 and handed to Python through ``drain_finished``.  Live state is proportional
 to live connections, not to the capture.  Should a connection finished for
 silence speak again, its later frames form a new connection seen mid-stream
-(``idle_finished`` counts the finishes; the analysis links the two).
+(the analysis links the two; the findings count the connections still open
+more than ``OPEN_IDLE_NS`` before the end of the capture).
 
 With ``partitions`` > 1 an engine follows only flows whose symmetric 4-tuple
 hash falls in its ``partition``; partition 0 also counts everything
@@ -96,7 +97,7 @@ cdef class Engine:
     cdef int64_t kind_bytes[4]
     cdef int64_t reason_frames[6]
     cdef readonly dict unknown_link_types
-    cdef readonly int64_t frames_seen, reused_tuples, idle_finished
+    cdef readonly int64_t frames_seen, reused_tuples
     cdef public int64_t open_idle_ns  # finish a connection silent for this long (capture time)
     cdef public object verifier     # optional: .tap(connection, direction, parser) -> block sink or None
     cdef public object extensions   # optional: sessions.extensions.ExtensionRouter for BEP 10 messages
@@ -129,6 +130,20 @@ cdef class Engine:
         for i in range(start, end):
             self._frame(base + rec_off[i], caplen[i], origlen[i], ts_ns[i],
                         if_linktype[iface[i]], file_idx, first_frame_no + i, 1)
+            if ts_ns[i] > self.max_ts:
+                self.max_ts = ts_ns[i]
+        if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
+            self._sweep(False)
+
+    def process_records(self, const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[::1] caplen,
+                        const uint32_t[::1] origlen, const int64_t[::1] ts_ns, const int32_t[::1] linktype,
+                        const int64_t[::1] frame_no, int file_idx, Py_ssize_t n):
+        """Handle records [0, n) given with their own link type and frame number (spilled
+        frames of one input file, in frame order)."""
+        cdef Py_ssize_t i
+        cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
+        for i in range(n):
+            self._frame(base + rec_off[i], caplen[i], origlen[i], ts_ns[i], linktype[i], file_idx, frame_no[i], 1)
             if ts_ns[i] > self.max_ts:
                 self.max_ts = ts_ns[i]
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
@@ -303,8 +318,12 @@ cdef class Engine:
         a1 = c.s1.marked_acked_bytes
         if t.flags & TH_ACK:
             other.ack(t.ack)
-        if s.sink is None and (t.flags & TH_SYN or t.paylen > 0):
-            s.sink = self._parser(c, d, bool(t.flags & TH_SYN))
+        if s.sink is None and t.paylen > 0:
+            # parsers are made at the first payload (a SYN flood's half-open connections never get
+            # one); bytes the stream already gave up as lost come first, as they would have
+            s.sink = self._parser(c, d, s.syn_seen or bool(t.flags & TH_SYN))
+            if s.next_off:
+                (<PeerWireParser>s.sink).feed_gap(s.next_off)
         if t.paylen > 0 and c.flight1 < 0:
             c.note_payload(d, c.s0.max_end, c.s1.max_end)
         s.segment(t.seq, t.flags, t.pay, t.paycap, t.paylen)
@@ -485,8 +504,6 @@ cdef class Engine:
         if c.closed and now - c.last_ts > CLOSED_IDLE_NS:
             return True
         if now - c.last_ts > self.open_idle_ns:
-            if not c.closed:
-                self.idle_finished += 1
             return True
         return False
 

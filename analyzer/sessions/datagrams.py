@@ -43,6 +43,31 @@ class DatagramResult:
     dht_ends: Counter = field(default_factory=Counter)      # address -> DHT messages it sent or received
     lsd: dict = field(default_factory=dict)                # (sender_ip, info_hash) -> [count, first, last, port]
 
+    def merge(self, other: "DatagramResult") -> None:
+        """Add the facts of another shard (whose datagrams were between other address pairs)."""
+        self.categories.update(other.categories)
+        self.tracker.extend(other.tracker)
+        self.dht_messages.update(other.dht_messages)
+        self.dht_malformed += other.dht_malformed
+        self.dht_dropped_keys += other.dht_dropped_keys
+        self.dht_speakers.update(other.dht_speakers)
+        self.dht_ends.update(other.dht_ends)
+        for k, f in other.dht_facts.items():
+            g = self.dht_facts.get(k)
+            if g is None:
+                self.dht_facts[k] = f
+            else:
+                g.count += f.count
+                g.first_ns, g.last_ns = min(g.first_ns, f.first_ns), max(g.last_ns, f.last_ns)
+                g.peers_returned += f.peers_returned
+        for k, e in other.lsd.items():
+            g = self.lsd.get(k)
+            if g is None:
+                self.lsd[k] = list(e)
+            else:
+                port = g[3] if g[1] <= e[1] else e[3]
+                self.lsd[k] = [g[0] + e[0], min(g[1], e[1]), max(g[2], e[2]), port]
+
 
 def _ip(b: bytes) -> str:
     return str(ipaddress.ip_address(b))

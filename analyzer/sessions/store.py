@@ -23,8 +23,11 @@ def sort_key(r) -> tuple:
 
 
 class RecordStore:
-    def __init__(self, spill_at: int = SPILL_AT):
+    def __init__(self, spill_at: int = SPILL_AT, folder: str | Path | None = None):
+        """``folder``: where runs are written (a staged run's work folder, which other
+        processes read); a private temporary folder when None."""
         self.spill_at = spill_at
+        self.folder = str(folder) if folder is not None else None
         self._mem: list = []
         self._runs: list[str] = []
         self._count = 0
@@ -43,7 +46,9 @@ class RecordStore:
 
     def _spill(self) -> None:
         if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="bt-analyzer-records-")
+            if self.folder is not None:
+                os.makedirs(self.folder, exist_ok=True)
+            self._dir = tempfile.mkdtemp(prefix="bt-analyzer-records-", dir=self.folder)
         self._mem.sort(key=sort_key)
         path = os.path.join(self._dir, f"run{len(self._runs):06d}-{os.getpid()}.pickle")
         with open(path, "wb") as f:

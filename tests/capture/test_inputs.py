@@ -97,8 +97,9 @@ def test_directory_expanded_recursively(tmp_path):
     one_packet_file(tmp_path / "d" / ".hidden.pcap", BASE_TS_NS)
     one_packet_file(tmp_path / "loose.pcap", BASE_TS_NS + 3 * NS)
     (tmp_path / "d" / "empty-dir").mkdir()
-    assert [str(p.relative_to(tmp_path)) for p in expand_paths([tmp_path / "d", tmp_path / "loose.pcap"])] == \
-        ["d/cap2", "d/sub/deeper/cap1", "loose.pcap"]
+    files, skipped = expand_paths([tmp_path / "d", tmp_path / "loose.pcap"])
+    assert [str(p.relative_to(tmp_path)) for p in files] == ["d/cap2", "d/sub/deeper/cap1", "loose.pcap"]
+    assert skipped == 0
     # a file named twice (directly and through its directory) is read once
     assert ordered_names([tmp_path / "d", tmp_path / "d" / "cap2", tmp_path / "loose.pcap"], tmp_path) == \
         ["d/sub/deeper/cap1", "d/cap2", "loose.pcap"]
@@ -111,6 +112,7 @@ def test_sha256_of_stored_bytes(tmp_path):
     junk.write_bytes(bytes(range(256)) * 3)
     missing = tmp_path / "missing.pcap"
     s = InputSet([plain, *packed, junk, missing])
+    s.start_hashing()
     try:
         digests = {f.path.name: f.sha256.result() for f in s.files}
     finally:
@@ -153,3 +155,20 @@ def test_overlapping_time_ranges_noted(tmp_path):
     assert [n for n in summary["notes"] if "overlap" in n] == [
         "time ranges overlap: 1 pair(s) of consecutive input files (listed in input_overlaps; reassembly orders "
         "by sequence number, not time)"]
+
+
+def test_folders_give_only_captures(tmp_path):
+    """Inside folders, files that do not start like a capture (also compressed) are skipped and
+    counted; --include takes a glob instead; files named on the command line are always read."""
+    d = tmp_path / "case"
+    plain = one_packet_file(d / "a.pcap", BASE_TS_NS)
+    compress_file(plain, "gzip")
+    (d / "notes.json").write_text("{}")
+    (d / "x.torrent").write_bytes(b"d4:infode")
+    (d / "fake.gz").write_bytes(b"\x1f\x8b" + b"garbage")
+    files, skipped = expand_paths([d])
+    assert sorted(p.name for p in files) == ["a.pcap", "a.pcap.gz"] and skipped == 3
+    files, skipped = expand_paths([d], include="*.json")
+    assert [p.name for p in files] == ["notes.json"] and skipped == 4
+    files, _ = expand_paths([d / "notes.json"])
+    assert [p.name for p in files] == ["notes.json"]

@@ -1,6 +1,7 @@
 """bt-analyzer verify: the manifest catches a modified input and a modified output."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,10 @@ def test_untouched_folder_verifies(tmp_path):
     _, out = analyse(tmp_path)
     r = CliRunner().invoke(main, ["verify", str(out)])
     assert r.exit_code == 0
-    assert "8 of 8 files match the manifest" in r.output
+    m = json.loads((out / "manifest.json").read_text())
+    n = len(m["inputs"]) + len(m["outputs"])
+    assert n == 1 + len([p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"])
+    assert f"{n} of {n} files match the manifest" in r.output
 
 
 def test_modified_input_is_caught(tmp_path):

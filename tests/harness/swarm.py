@@ -38,9 +38,9 @@ nothing is checking → force a DHT announce (DHT peers) and connect peers →
 wait until every leecher is seeding (or time out with exit status 2) → let
 traffic settle until the payload counters stop changing → (optionally
 scrape) → snapshot the counters (per torrent and per live connection) →
-pause the sessions and wait until the trackers have received the
-``stopped`` announces → remove torrents → stop trackers → write
-result.json.  Counters in the result come from libtorrent's torrent_status
+(optionally write every torrent's resume data) → pause the sessions and
+wait until the trackers have received the ``stopped`` announces → remove
+torrents → stop trackers → write result.json.  Counters in the result come from libtorrent's torrent_status
 / peer_info and are what the analyzer's numbers are compared against.  This
 module deliberately does not import ``analyzer``.
 
@@ -58,6 +58,8 @@ Spec (JSON)::
                    "tracker_id": null,       # HTTP "tracker id" to hand out
                    "failure": null}],        # answer every request with this
      "scrape": false,                        # scrape every tracker at the end
+     "save_resume": false,                   # write every torrent's resume data at the end
+                                             # (see save_resume_files)
      "reannounce_interval": null,            # seconds: force_reannounce (all
                                              # trackers, ignoring min interval)
      "dht_bootstrap": "router"|"nodes",      # how DHT peers learn each other
@@ -131,6 +133,8 @@ Result (JSON), besides ``torrents`` and ``peers`` (counters, connections)::
     "tracker_connects": [...], # BEP 15 connect requests received
     "stopped_announces_complete": bool,   # every started peer sent stopped
     "stop_seconds", "alerts_dropped" (only if libtorrent dropped alerts)
+    "peers": {name: {"torrents": {t: {"resume": {   # spec "save_resume" only
+        "path", "settled", "before", "after"}}}}}   # see save_resume_files
 
 ``tracker_log`` entries: tracker, kind (http|udp), transport (tcp|udp),
 request (announce|scrape|other|invalid), time (epoch, when received), t,
@@ -750,6 +754,68 @@ def missing_stopped(log: list) -> list:
 
 
 # --------------------------------------------------------------------------
+# resume data (spec "save_resume")
+def _status_fields(st) -> dict:
+    def posix(v) -> int:       # the binding gives datetimes (None: never) for last_upload/last_download
+        return int(v.timestamp()) if hasattr(v, "timestamp") else int(v or 0)
+
+    return {"all_time_upload": int(st.all_time_upload), "all_time_download": int(st.all_time_download),
+            "total_payload_upload": int(st.total_payload_upload),
+            "total_payload_download": int(st.total_payload_download),
+            "active_seconds": int(st.active_duration.total_seconds()),
+            "finished_seconds": int(st.finished_duration.total_seconds()),
+            "seeding_seconds": int(st.seeding_duration.total_seconds()),
+            "added_time": int(st.added_time), "completed_time": int(st.completed_time),
+            "last_upload": posix(st.last_upload), "last_download": posix(st.last_download),
+            "num_pieces": int(st.num_pieces), "pieces": "".join("1" if b else "0" for b in st.pieces),
+            "name": st.name, "save_path": st.save_path}
+
+
+def save_resume_files(sessions: dict, handles: dict, workdir: Path, rec: "Recorder") -> dict:
+    """Every torrent's resume data, as a libtorrent client writes it when it stops: ``save_resume_data``,
+    then ``write_resume_data_buf`` of the alert's parameters into
+    ``<workdir>/<peer>/resume/<info hash>.resume`` (v1 hash, else v2).
+
+    libtorrent adds the payload of each second to its lifetime counters (all_time_*) at its one-second
+    tick, so first wait (3 s at most) until they equal this session's payload totals; ``settled`` says
+    whether they did.  The torrent's status is read just before the request and just after the alert:
+    the file's counters are those of that moment.  Returns {(peer, torrent): {"path", "settled",
+    "before", "after"}}."""
+    end = time.monotonic() + 3
+    settled = False
+    while not settled and time.monotonic() < end:
+        rec.pump(sessions)
+        settled = all(st.all_time_upload == st.total_payload_upload
+                      and st.all_time_download == st.total_payload_download
+                      for st in (h.status() for h in handles.values()))
+        if not settled:
+            time.sleep(0.1)
+    out = {}
+    for (peer, tname), h in handles.items():
+        ses = sessions[peer]
+        before = _status_fields(h.status())
+        h.save_resume_data(lt.torrent_handle.save_info_dict)
+        params, deadline = None, time.monotonic() + 10
+        while params is None and time.monotonic() < deadline:
+            ses.wait_for_alert(100)
+            for a in ses.pop_alerts():
+                if isinstance(a, lt.save_resume_data_alert) and a.handle == h:
+                    params = a.params
+                elif isinstance(a, lt.save_resume_data_failed_alert) and a.handle == h:
+                    fail(f"peer {peer} torrent {tname}: save_resume_data failed: {a.message()}")
+                else:
+                    rec.handle(peer, a)
+        if params is None:
+            fail(f"peer {peer} torrent {tname}: no save_resume_data_alert within 10 s")
+        after = _status_fields(h.status())
+        ih = params.info_hashes
+        path = workdir / peer / "resume" / f"{ih.v1 if ih.has_v1() else ih.v2}.resume"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(lt.write_resume_data_buf(params))
+        out[(peer, tname)] = {"path": str(path), "settled": settled, "before": before, "after": after}
+    return out
+
+
 def main(spec_path: str, result_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     if spec.get("pin_cpu") is not None:
@@ -965,6 +1031,7 @@ def main(spec_path: str, result_path: str) -> int:
 
     snap = snapshot(handles)
     conns.poll(handles, final=True)
+    resume = save_resume_files(sessions, handles, workdir, rec) if spec.get("save_resume") else {}
     for p in peers:
         entry = {"ip": p["ip"], "port": int(p["port"]), "torrents": {},
                  "dht": bool(p.get("dht")), "lsd": bool(p.get("lsd")),
@@ -974,6 +1041,8 @@ def main(spec_path: str, result_path: str) -> int:
             c["role"] = "seed" if tname in p.get("seeds", []) else "leech"
             c["connections"] = conns.for_torrent(p["name"], tname)
             c["trackers"] = [ae["url"] for ae in handles[(p["name"], tname)].trackers()]
+            if (p["name"], tname) in resume:
+                c["resume"] = resume[(p["name"], tname)]
             entry["torrents"][tname] = c
         result["peers"][p["name"]] = entry
 

@@ -50,7 +50,7 @@ def test_outputs_identical_when_records_spill(monkeypatch):
     ref = analyze([SAMPLE], local=["127.0.0.3"], warn=lambda m: None)
     want = (summarize(ref), connections_csv(ref))
     monkeypatch.setattr(store_mod, "SPILL_AT", 1)
-    monkeypatch.setattr(RecordStore.__init__, "__defaults__", (1,))
+    monkeypatch.setattr(RecordStore.__init__, "__defaults__", (1, None))
     spilled = analyze([SAMPLE], local=["127.0.0.3"], warn=lambda m: None)
     assert spilled.records._runs, "the records should have spilled to disk"
     assert (summarize(spilled), connections_csv(spilled)) == want

@@ -1,0 +1,128 @@
+"""How a run is executed: in one process, or in stages on a Dask cluster.
+
+Theory of operation
+-------------------
+A run is four stages whose results flow one way:
+
+1. *map*, one task per input file: read the file, route every frame by its
+   IP address pair into one of K shard spill files (``spill.py``), report
+   what reading found (frames, damage, link types);
+2. *flows*, one task per shard: the shard's spill files of every input, in
+   input order, through one engine (``flows.Flows``): reassembly, peer
+   wire, connection records, datagrams, BEP 10 handlers;
+3. *evidence*: piece verification needs every block a host received, from
+   all its peers, in capture order.  When .torrent files are given (or
+   ``--carve``), the flows stage runs as one shard, so verification happens
+   while reading;
+4. *reduce* (``analyzer.analysis.reduce_parts``): records merged by their
+   sort key, counters summed, facts merged, metadata rebuilt from every
+   shard's ut_metadata messages in capture order.
+
+Every connection, IP fragment and datagram exchange between two hosts is in
+one shard, so each shard's engine sees whole conversations and the merged
+result does not depend on K, on the number of workers or on the order tasks
+finish in: outputs are byte-identical whatever the engine.
+
+The one-process path (one worker, no scheduler) is the same stages with K=1
+and no spill: the input is read straight into one ``Flows``.  ``shards``
+> 1 with one worker runs the staged path in this process (for tests and
+small machines); ``workers`` > 1 starts a local Dask cluster, ``scheduler``
+uses an existing one (its workers must see the inputs and the work folder
+at the same paths).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from analyzer.pipeline.flows import Flows, PartResult
+from analyzer.pipeline.progress import Progress
+from analyzer.pipeline.driver import LocalExecutor, run_staged
+from analyzer.pipeline.stages import read_inline
+
+
+@dataclass
+class Plan:
+    paths: list[Path]                 # inputs in processing order
+    metas: list = field(default_factory=list)
+    carve: Path | None = None
+    workers: int = 1
+    scheduler: str | None = None
+    shards: int | None = None
+    workdir: Path | None = None
+    resume: bool = False
+    progress: object = None
+    used_workdir: bool = False
+
+    @property
+    def verify(self) -> bool:
+        """Pieces are verified while reading (one shard) when metadata is given or files carved."""
+        return bool(self.metas) or self.carve is not None
+
+    def work_folder(self) -> Path:
+        """The plan's work folder (a temporary one, made on first use, when none was given)."""
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="bt-analyzer-work-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.used_workdir = True
+        return self.workdir
+
+    def cleanup(self) -> None:
+        """Remove the work folder once the outputs are written (it only serves to resume)."""
+        if self.used_workdir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @property
+    def staged(self) -> bool:
+        return self.scheduler is not None or self.workers > 1 or (self.shards or 1) > 1
+
+    @property
+    def hashed_by_stages(self) -> bool:
+        """The map tasks hash the inputs they read (the staged path without verification)."""
+        return self.staged and not self.verify
+
+    def shard_count(self) -> int:
+        if self.verify:
+            return 1
+        return self.shards or self.workers
+
+
+@dataclass
+class Outcome:
+    reports: list                     # FileReport per input, in order
+    parts: list[PartResult]           # one per shard
+    run: dict                         # engine, workers, shards, spill bytes
+    sha256: list | None = None        # per input, when the stages hashed them
+
+
+def run_plan(plan: Plan, warn: Callable[[str], None]) -> Outcome:
+    progress = plan.progress or Progress()
+    progress.begin(sum(_size(p) for p in plan.paths), len(plan.paths))
+    try:
+        return _run(plan, warn, progress)
+    finally:
+        progress.end()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _run(plan: Plan, warn, progress) -> Outcome:
+    if not plan.staged:
+        flows = Flows(plan.metas, plan.carve, verify=True)
+        reports = read_inline(plan.paths, flows, progress)
+        return Outcome(reports, [flows.finish()], {"engine": "in-process", "workers": 1, "shards": 1,
+                                                    "spill_bytes": 0})
+    if plan.scheduler is None and plan.workers <= 1:
+        if plan.verify:          # one shard verifying while reading: nothing to stage
+            return _run(replace(plan, shards=None, workers=1, scheduler=None), warn, progress)
+        return run_staged(plan, LocalExecutor(), progress, warn)
+    from analyzer.pipeline.cluster import run_on_dask
+    return run_on_dask(plan, warn, progress)

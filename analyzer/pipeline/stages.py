@@ -1,0 +1,99 @@
+"""The stages of a run as plain functions on typed values, for any engine to schedule.
+
+* ``read_inline(paths, flows)``: the one-process path, no spill: every input
+  file read in order straight into one ``Flows``;
+* ``map_file``: one input file -> its frames routed to ``shards`` spill files
+  (frames between the same two IP addresses always go to the same shard), and
+  the reader's report of the file;
+* ``flows_shard``: one shard's spill files of every input, in input order ->
+  a ``PartResult``.
+
+The reduce stage (merging part results and reports into one
+``AnalysisResult``) is ``analyzer.analysis.reduce_parts``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
+from analyzer.pipeline.flows import Flows, PartResult
+from analyzer.pipeline.progress import Progress
+from analyzer.pipeline.spill import SpillWriter, read_spill
+
+
+@dataclass
+class MapResult:
+    file_idx: int
+    report: FileReport
+    spills: list = field(default_factory=list)     # Path per shard (empty when the file was unreadable)
+    spill_bytes: int = 0
+    sha256: str | None = None                      # of the input as stored
+    key: str | None = None                         # the work folder's key of this output
+
+
+def open_reader(path: Path, report: FileReport) -> CaptureReader | None:
+    """A reader, or None with the reason in the report."""
+    try:
+        return CaptureReader(path, report)
+    except CaptureError as e:
+        report.readable = False
+        report.errors.append(str(e).split(": ", 1)[1] if ": " in str(e) else str(e))
+        return None
+
+
+def read_inline(paths: list[Path], flows: Flows, progress: Progress | None = None) -> list[FileReport]:
+    """Read every input in order into ``flows``; the reports of the files."""
+    progress = progress or Progress()
+    reports = []
+    for file_idx, path in enumerate(paths):
+        report = FileReport(str(path))
+        reports.append(report)
+        reader = open_reader(path, report)
+        if reader is None:
+            progress.task_done("read", str(path), "unreadable")
+            continue
+        done = 0
+        for batch in reader.batches():
+            flows.feed_batch(batch, file_idx)
+            pos = reader.raw_position()
+            progress.advance(pos - done)
+            done = pos
+        progress.advance(max(0, report.size_bytes - done))
+        progress.task_done("read", str(path), file_status(report))
+    return reports
+
+
+def file_status(report: FileReport) -> str:
+    """ok, damaged or unreadable: how reading a file went."""
+    if not report.readable:
+        return "unreadable"
+    return "damaged" if report.errors or report.damaged_bytes or report.truncated_bytes else "ok"
+
+
+def map_file(path: Path, file_idx: int, shards: int, folder: Path) -> MapResult:
+    """Route one input file's frames into ``shards`` spill files under ``folder``."""
+    report = FileReport(str(path))
+    reader = open_reader(path, report)
+    if reader is None:
+        return MapResult(file_idx, report)
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = SpillWriter(folder, file_idx, shards)
+    try:
+        for batch in reader.batches():
+            writer.add(batch)
+        spills = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return MapResult(file_idx, report, spills, writer.bytes_written)
+
+
+def flows_shard(spills: list[tuple[int, Path]], metas: list | None = None, carve: Path | None = None,
+                verify: bool = False, records_folder: Path | None = None) -> PartResult:
+    """One shard: its spill files ``(file_idx, path)`` in input order."""
+    flows = Flows(metas, carve, verify=verify, records_folder=records_folder)
+    for file_idx, path in spills:
+        for b in read_spill(path):
+            flows.feed_records(b, file_idx)
+    return flows.finish()

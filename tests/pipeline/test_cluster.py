@@ -1,0 +1,165 @@
+"""The staged pipeline on real Dask clusters: a local cluster started by the command, and a
+`dask scheduler` with two `dask worker` processes started here on loopback.  Every output
+file equals the one-process run's, byte for byte; a worker killed mid-task changes nothing;
+a file that cannot be read fails alone."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer.cli import main
+from craft import public_captures_dir
+from test_golden import RUN_FACTS, output_files, split_pcap
+
+pytestmark = pytest.mark.xdist_group("dask")
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "captures" / "sample-swarm.pcap"
+DASK = Path(sys.executable).with_name("dask")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """A multi-file set: the sample cut into a rotated set (connections spanning files),
+    public captures with uTP, DHT, trackers and connections seen mid-stream."""
+    d = tmp_path_factory.mktemp("inputs")
+    split_pcap(SAMPLE, d, [700, 1500, 2600])
+    for name in ("ndpi_bittorrent_utp.pcap", "ndpi_bittorrent.pcap", "zeek_bittorrent_tracker.pcap",
+                 "suricata-verify_bittorrent-dht_SYNTHETIC.pcap", "ppa1e_torrential-slowness.pcap"):
+        shutil.copyfile(public_captures_dir() / name, d / name)
+    return d
+
+
+def run(out: Path, inputs: Path, *args: str, env: dict | None = None) -> dict[str, bytes]:
+    r = CliRunner().invoke(main, ["analyze", str(inputs), "--local", "127.0.0.3", "--out", str(out), "--quiet",
+                                  *args], env=env)
+    assert r.exit_code == 0, r.output
+    return output_files(out)
+
+
+@pytest.fixture(scope="module")
+def reference(inputs, tmp_path_factory):
+    return run(tmp_path_factory.mktemp("ref") / "out", inputs)
+
+
+def same(a: dict, b: dict) -> None:
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name] == b[name], name
+
+
+class Cluster:
+    """`dask scheduler` and `dask worker` processes on 127.0.0.1."""
+
+    def __init__(self, tmp: Path, workers: int = 2, env: dict | None = None):
+        self.file = tmp / "scheduler.json"
+        self.env = {**os.environ, **(env or {})}
+        self.scheduler = subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                           "--no-dashboard", "--scheduler-file", str(self.file)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env)
+        deadline = time.monotonic() + 30
+        while not self.file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.address = json.loads(self.file.read_text())["address"]
+        assert self.address.startswith("tcp://127.0.0.1:")
+        self.workers = [self.start_worker() for _ in range(workers)]
+        self.wait_for(workers)
+
+    def start_worker(self):
+        return subprocess.Popen([str(DASK), "worker", self.address, "--nthreads", "1", "--no-dashboard",
+                                 "--host", "127.0.0.1", "--memory-limit", "0", "--death-timeout", "30"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env,
+                                start_new_session=True)
+
+    def wait_for(self, n: int) -> None:
+        from distributed import Client
+        with Client(self.address, timeout="30s") as c:
+            c.wait_for_workers(n, timeout=60)
+
+    def close(self) -> None:
+        for p in [*self.workers, self.scheduler]:
+            try:
+                os.killpg(p.pid, signal.SIGTERM) if p is not self.scheduler else p.terminate()
+            except ProcessLookupError:
+                pass
+        for p in [*self.workers, self.scheduler]:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_local_cluster_gives_the_same_files(inputs, reference, tmp_path):
+    same(reference, run(tmp_path / "out", inputs, "--workers", "2"))
+
+
+def test_scheduler_and_workers_give_the_same_files(inputs, reference, tmp_path):
+    cluster = Cluster(tmp_path)
+    try:
+        files = run(tmp_path / "out", inputs, "--scheduler", cluster.address, "--shards", "3")
+    finally:
+        cluster.close()
+    same(reference, files)
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert m["run"]["engine"] == "dask" and m["run"]["shards"] == 3
+
+
+def test_verification_on_a_cluster(inputs, tmp_path):
+    torrent = REPO / "captures" / "sample-swarm.torrent"
+    a = run(tmp_path / "a", inputs, "--torrent", str(torrent))
+    b = run(tmp_path / "b", inputs, "--torrent", str(torrent), "--workers", "2")
+    same(a, b)
+    assert b"verified_downloaded_bytes" in a["summary.json"]
+
+
+def test_a_killed_worker_changes_nothing(inputs, reference, tmp_path):
+    """Tasks slowed down on purpose (the fault knob) so that a worker dies while running one."""
+    cluster = Cluster(tmp_path, env={"BT_ANALYZER_FAULT": "slow-map:1.5"})
+    try:
+        import threading
+        from distributed import Client
+        victim = cluster.workers[0]
+
+        def kill_when_busy():
+            with Client(cluster.address, timeout="30s") as c:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    busy = [w for w in c.processing().values() if w]
+                    if busy:
+                        os.killpg(victim.pid, signal.SIGKILL)
+                        return
+                    time.sleep(0.05)
+        killer = threading.Thread(target=kill_when_busy)
+        killer.start()
+        files = run(tmp_path / "out", inputs, "--scheduler", cluster.address, "--shards", "2")
+        killer.join()
+        assert victim.poll() is not None
+    finally:
+        cluster.close()
+    same(reference, files)
+
+
+def test_a_file_that_fails_fails_alone(inputs, tmp_path):
+    d = tmp_path / "in"
+    shutil.copytree(inputs, d)
+    broken = d / "zz-broken.pcap"
+    broken.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000") + os.urandom(5000))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["analyze", str(d), "--local", "127.0.0.3", "--out", str(out), "--quiet",
+                                  "--workers", "2"], env={"BT_ANALYZER_FAULT": "map-raise:ppa1e"})
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    by_name = {Path(i["path"]).name: i for i in s["inputs"]}
+    assert by_name["ppa1e_torrential-slowness.pcap"]["readable"] is False
+    assert "internal error" in by_name["ppa1e_torrential-slowness.pcap"]["errors"][0]
+    assert by_name["zz-broken.pcap"]["errors"]
+    assert by_name["rotated.pcap0"]["frames"] > 0 and s["torrents"]
