@@ -56,7 +56,7 @@ def test_inferred_subject_is_stated_on_stderr(tmp_path):
     assert r.exit_code == 0
     s = json.loads((tmp_path / "local" / "summary.json").read_text())
     assert s["subject"] == {"specs": ["127.0.0.3"], "inferred": False, "basis": "given with --local",
-                            "ambiguous": False}
+                            "ambiguous": False, "matched": True}
 
 
 def test_bad_local_spec_is_a_usage_error(tmp_path):
