@@ -61,6 +61,7 @@ class AnalysisResult:
     case: object = None                                      # analyzer.case.Case given with --case
     torrent_files: list = field(default_factory=list)        # the .torrent files read, as given
     client_state: object = None                              # evidence.clientstate.ClientStateSet (--client-state)
+    tracebacks: list = field(default_factory=list)           # (input, traceback) of internal errors
     cleanup: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
@@ -198,5 +199,5 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
         options={"local": list(local), "torrents": [str(t) for t in torrents],
                  "carve": str(carve) if carve else None}, notes=notes,
         announces=announces, metas=metas + rebuilt, rebuilt=rebuilt, run=outcome.run, cleanup=plan.cleanup,
-        case=case, torrent_files=torrent_files, client_state=state,
+        case=case, torrent_files=torrent_files, client_state=state, tracebacks=outcome.tracebacks,
         **merged)

@@ -13,12 +13,13 @@ import click
 from analyzer import __version__
 from analyzer.units import format_bytes
 
-# Exit status (the README's "Exit status" table): 0 done; 1 an internal error, or `verify` found
-# a file that differs; 2 usage error or no input readable; 3 a --local spec matched no traffic;
-# 4 the inferred subject is ambiguous (without --local).
+# Exit status (the README's one "Exit status" table; when several apply, the lowest): 2 no input
+# readable; 3 a --local spec matched no traffic; 4 the inferred subject is ambiguous (without
+# --local); 5 some inputs could not be read or failed.
 EXIT_UNREADABLE = 2
 EXIT_SUBJECT_UNMATCHED = 3
 EXIT_AMBIGUOUS_SUBJECT = 4
+EXIT_INPUTS_FAILED = 5
 
 
 def _check_local(ctx, param, values):
@@ -80,10 +81,12 @@ def main():
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "jsonl", "none"]), default="auto",
               show_default=True,
               help="Progress while running: a bar on a terminal (auto), or JSON lines on stderr for batch systems.")
+@click.option("--force", is_flag=True,
+              help="Empty the output folder first when it holds files this run did not write (else refused).")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors: no progress, no summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
 def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds, with_report, workers, shards, scheduler, workdir, resume,
-            jobs, progress_mode, quiet, debug):
+            jobs, progress_mode, force, quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -98,6 +101,7 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     from analyzer.pipeline.progress import progress_for
 
     started = _dt.datetime.now(_dt.timezone.utc)
+    _prepare_out(out_dir, force, resume)
     try:
         case = load_case(case_file) if case_file else None
     except CaseError as e:
@@ -136,14 +140,22 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     if result.readable_files == 0:
         click.echo("bt-analyzer: error: no input could be read", err=True)
         sys.exit(EXIT_UNREADABLE)
+    status = []             # every condition is said; the lowest status is returned
     if local and not summary["subject"]["matched"]:
         click.echo(f"bt-analyzer: warning: the subject ({', '.join(local)}) matches no traffic in the capture",
                    err=True)
-        sys.exit(EXIT_SUBJECT_UNMATCHED)
+        status.append(EXIT_SUBJECT_UNMATCHED)
     if summary["subject"]["ambiguous"]:
         click.echo("bt-analyzer: the subject is ambiguous: the outputs take the best-ranked candidate "
                    "provisionally; pass --local (summary.json subject.candidates lists the evidence)", err=True)
-        sys.exit(EXIT_AMBIGUOUS_SUBJECT)
+        status.append(EXIT_AMBIGUOUS_SUBJECT)
+    failed = [i for i in summary["inputs"] if not i["readable"] or i["internal_error"]]
+    if failed:
+        click.echo(f"bt-analyzer: {len(failed)} of {len(summary['inputs'])} input(s) could not be read or "
+                   f"failed (see the status table and summary.json inputs); the others were analysed", err=True)
+        status.append(EXIT_INPUTS_FAILED)
+    if status:
+        sys.exit(min(status))
 
 
 @main.command()
@@ -208,6 +220,33 @@ def verify(folder, quiet):
     click.echo(f"{len(checks) - len(bad)} of {len(checks)} files match the manifest"
                + ("" if not bad else f"; {len(bad)} differ"))
     sys.exit(1 if bad else 0)
+
+
+def _prepare_out(out_dir: Path, force: bool, resume: bool) -> None:
+    """The output folder must hold nothing this run did not write: refused, or emptied with --force.
+    Its work folder (.work) is the run's own; with --resume, so are the outputs of a run that did
+    not finish (no manifest.json)."""
+    import shutil
+    if not out_dir.is_dir():
+        if out_dir.exists():
+            raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
+        return
+    others = sorted(e.name for e in out_dir.iterdir() if e.name != ".work")
+    if not others or (resume and "manifest.json" not in others):
+        return
+    if not force:
+        listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise click.BadParameter(f"{out_dir} already holds files ({listed}); choose an empty or new folder, "
+                                 "or --force to empty it first", param_hint="--out")
+    resolved = out_dir.resolve()
+    if resolved in (Path("/"), Path.home().resolve(), Path.cwd().resolve()):
+        raise click.BadParameter(f"--force will not empty {resolved}", param_hint="--out")
+    for name in others:
+        e = out_dir / name
+        if e.is_dir() and not e.is_symlink():
+            shutil.rmtree(e)
+        else:
+            e.unlink()
 
 
 def _workers(value: str) -> int | str:

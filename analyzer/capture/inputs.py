@@ -94,8 +94,9 @@ def peek_first_ts(path: Path) -> int | None:
     except CaptureError:
         return None
     try:
-        for batch in reader.batches():
-            return int(batch.ts_ns[0])
+        for _ in reader.batches():
+            if reader.report.first_ts_ns is not None:     # frames of damaged interfaces have no time
+                return reader.report.first_ts_ns
     finally:
         reader.close()
     return None

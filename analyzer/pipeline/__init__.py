@@ -96,6 +96,7 @@ class Outcome:
     parts: list[PartResult]           # one per shard
     run: dict                         # engine, workers, shards, spill bytes
     sha256: list | None = None        # per input, when the stages hashed them
+    tracebacks: list = field(default_factory=list)   # (input path, traceback) of internal errors
 
 
 def run_plan(plan: Plan, warn: Callable[[str], None]) -> Outcome:
@@ -117,9 +118,10 @@ def _size(path: Path) -> int:
 def _run(plan: Plan, warn, progress) -> Outcome:
     if not plan.staged:
         flows = Flows(plan.metas, plan.carve, verify=True)
-        reports = read_inline(plan.paths, flows, progress)
+        tracebacks: list = []
+        reports = read_inline(plan.paths, flows, progress, tracebacks)
         return Outcome(reports, [flows.finish()], {"engine": "in-process", "workers": 1, "shards": 1,
-                                                    "spill_bytes": 0})
+                                                    "spill_bytes": 0}, tracebacks=tracebacks)
     if plan.scheduler is None and plan.workers <= 1:
         if plan.verify:          # one shard verifying while reading: nothing to stage
             return _run(replace(plan, shards=None, workers=1, scheduler=None), warn, progress)

@@ -21,8 +21,9 @@ def _inline_task(paths: list[Path], metas, carve):
     """The whole run in one task (verification needs every connection together)."""
     from analyzer.pipeline.flows import Flows
     flows = Flows(metas, carve, verify=True)
-    reports = read_inline(paths, flows)
-    return reports, flows.finish()
+    tracebacks: list = []
+    reports = read_inline(paths, flows, tracebacks=tracebacks)
+    return reports, flows.finish(), tracebacks
 
 
 def connect(plan):
@@ -42,12 +43,13 @@ def run_on_dask(plan, warn: Callable[[str], None], progress):
     try:
         executor = DaskExecutor(client)
         if plan.verify:
-            reports, part = client.submit(_inline_task, plan.paths, plan.metas, plan.carve, pure=False).result()
+            reports, part, tracebacks = client.submit(_inline_task, plan.paths, plan.metas, plan.carve,
+                                                      pure=False).result()
             for p, r in zip(plan.paths, reports):
                 progress.advance(_size(p))
                 progress.task_done("read", str(p), file_status(r))
             return Outcome(reports, [part], {"engine": "dask", "workers": executor.workers, "shards": 1,
-                                             "spill_bytes": 0})
+                                             "spill_bytes": 0}, tracebacks=tracebacks)
         return run_staged(plan, executor, progress, warn)
     finally:
         client.close()

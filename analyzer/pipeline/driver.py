@@ -11,36 +11,24 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import traceback
 from dataclasses import replace
 from pathlib import Path
 
 from analyzer.capture.reader import FileReport
 from analyzer.digest import sha256_file
-from analyzer.pipeline.stages import MapResult, file_status, flows_shard, map_file
+from analyzer.pipeline.stages import MapResult, fault_point, file_status, flows_shard, internal_error, map_file
 from analyzer.pipeline.workdir import WorkFolder, flows_key, map_key, save_result
 
 MAP_RETRIES = 2
 
 
 # ---------------------------------------------------------------------- tasks (run anywhere)
-def _fault(path: Path) -> None:
-    """Fault injection for the pipeline tests (``BT_ANALYZER_FAULT``, in a worker's environment):
-    ``slow-map:SECONDS`` delays every map task; ``map-raise:TEXT`` makes the map task of a file
-    whose name contains TEXT fail as an internal error would."""
-    kind, _, arg = os.environ.get("BT_ANALYZER_FAULT", "").partition(":")
-    if kind == "slow-map":
-        time.sleep(float(arg))
-    elif kind == "map-raise" and arg and arg in path.name:
-        raise RuntimeError(f"fault injected for {path.name}")
-
-
 def map_task(path: Path, file_idx: int, shards: int, root: Path) -> MapResult:
     """Map one input into a folder of its own, keyed by the input's SHA-256; an unexpected failure
     is confined to this file (reported in its FileReport, traceback in errors.log)."""
     staging = root / "map" / f".{file_idx}-{os.getpid()}-{time.monotonic_ns()}"
     try:
-        _fault(path)
+        fault_point(path, "map")
         digest = sha256_file(path)
         result = map_file(path, file_idx, shards, staging)
         result.key = map_key(digest or "unreadable", shards) if digest else None
@@ -58,10 +46,9 @@ def map_task(path: Path, file_idx: int, shards: int, root: Path) -> MapResult:
     except Exception as e:  # a bug met on this file's data: the other files go on
         shutil.rmtree(staging, ignore_errors=True)
         report = FileReport(str(path), readable=False)
-        report.errors.append(f"internal error while reading: {type(e).__name__}: {e}")
-        with open(root / "errors.log", "a", encoding="utf-8") as f:
-            f.write(f"--- {path}\n{traceback.format_exc()}\n")
-        return MapResult(file_idx, report)
+        tracebacks: list = []
+        internal_error(report, e, None, tracebacks)
+        return MapResult(file_idx, report, traceback=tracebacks[0][1])
 
 
 def flows_task(shard: int, shards: int, maps: list[MapResult], root: Path, key: str):
@@ -167,10 +154,9 @@ def run_staged(plan, executor, progress, warn):
         s = futures[fut]
         parts[s] = executor.result(fut)
         progress.task_done("flows", f"shard {s}")
-    if (work.root / "errors.log").exists():
-        warn(f"internal errors while reading some inputs: tracebacks in {work.root / 'errors.log'}")
     return Outcome([m.report for m in ordered], parts,
                    {"engine": executor.name, "workers": executor.workers, "shards": shards,
                     "spill_bytes": sum(m.spill_bytes for m in ordered),
                     "reused_tasks": reused},
-                   sha256=[m.sha256 for m in ordered])
+                   sha256=[m.sha256 for m in ordered],
+                   tracebacks=[(m.report.path, m.traceback) for m in ordered if m.traceback])
