@@ -69,14 +69,14 @@ def assert_not_bittorrent(result, summary):
 def test_an_http_download_whose_body_looks_like_peer_wire_is_other_tcp(tmp_path):
     result, summary = run(tmp_path, http_download())
     [r] = result.records
-    assert r.rev.synced and r.rev.block_bytes == 2 * 98     # the parser found the lures...
+    assert r.rev.synced and r.rev.block_bytes >= 98         # the parser found the lures...
     assert_not_bittorrent(result, summary)                 # ...which are no evidence
 
 
 def test_the_same_download_captured_mid_stream_is_other_tcp(tmp_path):
     result, summary = run(tmp_path, http_download(start=False))
     [r] = result.records
-    assert not r.initiator_known and r.fwd.synced and r.fwd.block_bytes == 2 * 98 and r.fwd.best_run <= 2
+    assert not r.initiator_known and r.fwd.synced and r.fwd.block_bytes >= 98 and r.fwd.best_run <= 2
     assert_not_bittorrent(result, summary)
 
 
