@@ -29,7 +29,8 @@ from analyzer.sessions.datagrams import DatagramResult
 from analyzer.sessions.extensions.ut_metadata import rebuild
 from analyzer.sessions.index import RecordIndex
 from analyzer.sessions.store import RecordStore
-from analyzer.sessions.subject import Subject, given_subject, infer_subject
+from analyzer.sessions.inference import infer_subject
+from analyzer.sessions.subject import Subject, given_subject
 
 
 @dataclass
@@ -79,25 +80,6 @@ class AnalysisResult:
 
 def warn_stderr(message: str) -> None:
     print(f"bt-analyzer: {message}", file=sys.stderr)
-
-
-# Without --local: the evidence the subject is inferred from, strongest first
-INFERENCE_BASES = (("bittorrent", "BitTorrent connections"),
-                   ("bittorrent_unattributed", "BitTorrent connections without handshake"),
-                   ("encrypted", "encrypted (MSE) connections"))
-
-
-def _infer(index: RecordIndex, announces: list) -> Subject:
-    for category, what in INFERENCE_BASES:
-        n, counts = index.ends[category]
-        if n:
-            return infer_subject(n, counts, what)
-    if announces:
-        counts: dict = {}
-        for a in announces:
-            counts[a.client_ip] = counts.get(a.client_ip, 0) + 1
-        return infer_subject(len(announces), counts, "tracker announces (as the announcing client)")
-    return infer_subject(0, {}, "BitTorrent, encrypted or tracker traffic")
 
 
 def reduce_parts(parts: list[PartResult]) -> dict:
@@ -200,7 +182,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
     announces = sorted(merged.pop("http_announces") + merged["udp"].tracker,
                        key=lambda a: (a.ts_ns, a.file_idx, a.frame_no, a.info_hash))
     if subject is None:
-        subject = _infer(merged["index"], announces)
+        subject = infer_subject(merged["index"], announces, merged["udp"])
         warn(f"subject inferred: {subject.basis}")
         notes.append(f"subject inferred: {subject.basis}")
     notes.extend(f"torrent file not usable: {e}" for e in meta_errors)
@@ -208,8 +190,6 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
     if inputs.skipped:
         notes.append(f"{inputs.skipped} file(s) in the folders given were skipped: "
                      + (f"names not matching --include {include!r}" if include else "not pcap/pcapng captures"))
-    for a, b in inputs.overlaps():
-        notes.append(f"time ranges overlap: {a} and {b} (reassembly orders by sequence number, not time)")
     return AnalysisResult(
         inputs=inputs, reports=outcome.reports, subject=subject,
         options={"local": list(local), "torrents": [str(t) for t in torrents],

@@ -43,11 +43,20 @@ def test_analyze_writes_the_output_folder(tmp_path):
 
 
 def test_inferred_subject_is_stated_on_stderr(tmp_path):
-    r = invoke("analyze", SAMPLE, "--out", tmp_path, "--quiet")
-    assert r.exit_code == 0
-    assert "subject inferred" in r.stderr
+    # the sample is a capture of the whole swarm: three BitTorrent hosts, none of them the obvious subject
+    r = invoke("analyze", SAMPLE, "--out", tmp_path)
+    assert r.exit_code == 4
+    assert "subject inferred: ambiguous" in r.stderr and "the subject is ambiguous" in r.stderr
+    assert "(inferred, AMBIGUOUS: provisional)" in r.stdout and "candidates: 127.0.0.2 (" in r.stdout
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["subject"]["inferred"] is True and s["notes"]
+    assert s["subject"]["inferred"] is True and s["subject"]["ambiguous"] is True and s["notes"]
+    assert [c["address"] for c in s["subject"]["candidates"]] == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    # --local decides: exit status 0
+    r = invoke("analyze", SAMPLE, "--local", "127.0.0.3", "--out", tmp_path / "local", "--quiet")
+    assert r.exit_code == 0
+    s = json.loads((tmp_path / "local" / "summary.json").read_text())
+    assert s["subject"] == {"specs": ["127.0.0.3"], "inferred": False, "basis": "given with --local",
+                            "ambiguous": False, "matched": True}
 
 
 def test_bad_local_spec_is_a_usage_error(tmp_path):

@@ -2,13 +2,19 @@
 
 Theory of operation
 -------------------
-The file is read with ``readinto`` into one reusable buffer (32 MiB); the
-compiled scanners (``_scan.pyx``) fill fixed-size arrays with the offset,
-lengths, timestamp and interface of each record, and each full or final set
-of arrays is yielded as a ``Batch`` that the consumer must use before asking
-for the next one (the buffer is then reused).  A record cut by the end of the
-buffer is moved to the front and completed by the next read, so memory is
-bounded by the buffer whatever the file size.
+The file is read with ``readinto`` into two reusable buffers used in turn
+(32 MiB each, or the file's size when an uncompressed file is smaller: a
+capture split per connection is hundreds of small files; the first 64 KiB are
+scanned before the buffers grow, so peeking at the first timestamp reads no
+more; buffers are never zero-filled).  The compiled scanners (``_scan.pyx``)
+fill fixed-size arrays with the offset, lengths, timestamp and interface of
+each record, and each full or final set of arrays is yielded as a ``Batch``
+that the consumer must use before asking for the next one.  A record cut by
+the end of a buffer is moved to the front of the other and completed by the
+next read, so memory is bounded by the buffers whatever the file size.  Given
+a ``FileHasher``, the reader hands every region it reads to it (the file's
+SHA-256 from the same bytes: read once); the other buffer is what lets the
+hashing of one run while the next is read.
 
 pcapng blocks other than packets are parsed here in Python: section headers
 (byte order per section), interface descriptions (link type, snap length,
@@ -247,6 +253,8 @@ def _open_stream(path: Path):
 
 
 class CaptureReader:
+    _want = FIRST_READ      # buffer size to grow to on the next read (set by batches())
+
     def __init__(self, path: str | Path, report: FileReport | None = None, hasher: FileHasher | None = None):
         """``hasher``: computes the SHA-256 of the file as stored from the bytes read here
         (``sha256`` after the last batch)."""
@@ -306,8 +314,10 @@ class CaptureReader:
     def _read_more(self) -> int:
         """Move unread bytes to the front (of the other buffer, once there are two: the hasher may
         still be reading this one) and fill the rest of the buffer."""
-        if len(self._buf) < BUFFER_SIZE and self._pos == 0 and self._fill == len(self._buf):
-            self._grow()
+        if len(self._buf) < self._want:
+            self._grow(self._want)
+        elif len(self._buf) < BUFFER_SIZE and self._pos == 0 and self._fill == len(self._buf):
+            self._grow(BUFFER_SIZE)         # a record larger than the file said it was (a growing file)
         if self._pos:
             rest = self._fill - self._pos
             target = self._spare if self._spare is not None else self._buf
@@ -346,11 +356,17 @@ class CaptureReader:
             got_total += got
         return got_total
 
-    def _grow(self) -> None:
-        """From the small first buffer to two big ones (what was read is copied, not read again)."""
-        big = np.empty(BUFFER_SIZE, np.uint8)
+    def _grow(self, size: int) -> None:
+        """To two buffers of ``size`` (what was read is copied, not read again)."""
+        big = np.empty(size, np.uint8)
         big[:self._fill] = self._buf[:self._fill]
-        self._buf, self._spare = big, np.empty(BUFFER_SIZE, np.uint8)
+        self._buf, self._spare = big, np.empty(size, np.uint8)
+
+    def _buffer_size(self) -> int:
+        """BUFFER_SIZE, or the size of a smaller uncompressed file (it fits whole)."""
+        if self.report.compression == "none" and self.report.size_bytes:
+            return max(FIRST_READ, min(BUFFER_SIZE, self.report.size_bytes))
+        return BUFFER_SIZE
 
     def _safe_read_more(self) -> bool:
         """Read more (a broken stream ends the file with a report); True if bytes came."""
@@ -422,8 +438,7 @@ class CaptureReader:
     def batches(self):
         """Yield ``Batch`` objects until the end of the file (see module docstring)."""
         frame_no = 1
-        if len(self._buf) < BUFFER_SIZE:
-            self._grow()
+        self._want = self._buffer_size()      # the first scan uses what the constructor read
         scan = self._scan_pcap if self.report.format == "pcap" else self._scan_pcapng
         try:
             while True:

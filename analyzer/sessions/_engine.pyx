@@ -383,7 +383,7 @@ cdef class Engine:
             return
         if not self._mine_flowless():
             return
-        if bittorrent_datagram_candidate(t.pay, t.paycap, t.sport, t.dport):
+        if bittorrent_datagram_candidate(t.pay, t.paycap, t.paylen, t.sport, t.dport):
             self.datagrams.append((file_idx, frame_no, ts, wire, weight, k.ipver,
                                    PyBytes_FromStringAndSize(<const char*>k.src, alen), t.sport,
                                    PyBytes_FromStringAndSize(<const char*>k.dst, alen), t.dport,
@@ -430,6 +430,8 @@ cdef class Engine:
         if u.ptype == ST_DATA and c.flight1 < 0:
             c.note_payload(d, c.s0.delivered_bytes + c.s0.ooo_bytes, c.s1.delivered_bytes + c.s1.ooo_bytes)
         s.packet(u.ptype, u.seq_nr, t.pay + u.hdrlen, t.paycap - u.hdrlen, t.paylen - u.hdrlen)
+        if u.ptype == ST_FIN or u.ptype == ST_RESET:
+            other.close_receiver()      # this packet's sender has closed: what it acknowledges later, it never read
         self._track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if u.ptype == ST_RESET:
             c.close(ts, True)

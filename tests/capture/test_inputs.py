@@ -163,7 +163,12 @@ def test_overlapping_time_ranges_noted(tmp_path):
     b = write_pcap(tmp_path / "b.pcap", [Frame(BASE_TS_NS + t * NS, ethernet(udp_packet())) for t in (5, 15)])
     result, _, _ = run_analysis([b, a], expected_frames=4)
     assert [Path(f.path).name for f in result.inputs.files] == ["a.pcap", "b.pcap"]
-    assert any("overlap" in n and str(a) in n and str(b) in n for n in result.notes)
+    from summaries import summarize
+    summary = summarize(result)
+    assert summary["input_overlaps"] == [{"earlier": str(a), "later": str(b)}]
+    assert [n for n in summary["notes"] if "overlap" in n] == [
+        "time ranges overlap: 1 pair(s) of consecutive input files (listed in input_overlaps; reassembly orders "
+        "by sequence number, not time)"]
 
 
 def test_folders_give_only_captures(tmp_path):
