@@ -176,6 +176,14 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
         for e in report.errors:
             warn(f"{report.path}: {e}")
     merged = reduce_parts(outcome.parts)
+    if outcome.evidence is not None:
+        # verification of rebuilt metadata, done by the evidence stage of a run with several shards
+        merged["pieces"], attributed = outcome.evidence
+        if attributed:
+            merged["records"].override(attributed)
+            merged["index"] = RecordIndex()
+            for r in merged["records"]:
+                merged["index"].add(r)
     metadata = rebuild(merged["extensions"]["ut_metadata"])
     rebuilt = list(metadata.rebuilt.values())
     notes = []

@@ -92,6 +92,7 @@ class Outcome:
     run: dict                         # engine, workers, shards, spill bytes
     sha256: list | None = None        # per input, when the stages hashed them
     tracebacks: list = field(default_factory=list)   # (input path, traceback) of internal errors
+    evidence: tuple | None = None     # the evidence stage's (pieces, records attributed by piece hashes)
 
 
 def run_plan(plan: Plan, warn: Callable[[str], None]) -> Outcome:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from analyzer.capture.reader import FileReport
 from analyzer.digest import sha256_file
-from analyzer.pipeline.stages import MapResult, fault_point, file_status, flows_shard, internal_error, map_file
+from analyzer.pipeline.stages import (MapResult, evidence_pass, fault_point, file_status, flows_shard, internal_error,
+                                      map_file)
 from analyzer.pipeline.workdir import WorkFolder, flows_key, map_key, save_result
 
 MAP_RETRIES = 2
@@ -152,9 +153,32 @@ def run_staged(plan, executor, progress, warn):
         s = futures[fut]
         parts[s] = executor.result(fut)
         progress.task_done("flows", f"shard {s}")
+    evidence = _evidence(plan, executor, parts, progress)
     return Outcome([m.report for m in ordered], parts,
                    {"engine": executor.name, "workers": executor.workers, "shards": shards,
                     "spill_bytes": sum(m.spill_bytes for m in ordered),
                     "reused_tasks": reused},
                    sha256=[m.sha256 for m in ordered],
-                   tracebacks=[(m.report.path, m.traceback) for m in ordered if m.traceback])
+                   tracebacks=[(m.report.path, m.traceback) for m in ordered if m.traceback], evidence=evidence)
+
+
+def _evidence(plan, executor, parts, progress):
+    """The evidence stage: metadata rebuilt from ut_metadata messages of every shard can only be
+    used for verification once the shards are merged; then the connections that can carry its
+    blocks are read again (``stages.evidence_pass``).  None when there is nothing to verify."""
+    from analyzer.sessions import extensions
+    from analyzer.sessions.extensions.ut_metadata import rebuild
+    from analyzer.sessions.records import canonical_key
+    rebuilt = rebuild(extensions.merge_results([p.extensions for p in parts])["ut_metadata"]).rebuilt
+    if not rebuilt:
+        return None
+    hashes = {h for m in rebuilt.values() for h in m.handshake_hashes}
+    keys = set()
+    for part in parts:
+        for r in part.records:
+            if r.category == "bittorrent_unattributed" or (
+                    r.category == "bittorrent" and (r.info_hash in hashes or r.info_hash_reply in hashes)):
+                keys.add(canonical_key(r))
+    result = executor.result(executor.submit(evidence_pass, plan.paths, keys))
+    progress.task_done("evidence", "rebuilt metadata", connections=len(keys))
+    return result

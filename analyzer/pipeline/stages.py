@@ -35,15 +35,15 @@ class MapResult:
     traceback: str | None = None                   # of an internal error met on this file
 
 
-def open_reader(path: Path, report: FileReport) -> CaptureReader | None:
+def open_reader(path: Path, report: FileReport, hash_input: bool = True) -> CaptureReader | None:
     """A reader that also hashes the file as it reads it (read once), or None with the reason in
     the report (and the file hashed on its own, when it can be read at all)."""
     try:
-        return CaptureReader(path, report, FileHasher())
+        return CaptureReader(path, report, FileHasher() if hash_input else None)
     except CaptureError as e:
         report.readable = False
         report.errors.append(str(e).split(": ", 1)[1] if ": " in str(e) else str(e))
-        report.sha256 = sha256_file(path)
+        report.sha256 = sha256_file(path) if hash_input else None
         return None
 
 
@@ -62,7 +62,7 @@ def fault_point(path: Path, stage: str) -> None:
 
 
 def read_inline(paths: list[Path], flows: Flows, progress: Progress | None = None,
-                tracebacks: list | None = None) -> list[FileReport]:
+                tracebacks: list | None = None, hash_input: bool = True) -> list[FileReport]:
     """Read every input in order into ``flows``; the reports of the files.  An unexpected failure
     (a bug met on a file's data) ends that file alone: its report says where, ``tracebacks`` gets
     (path, traceback), and the next file is read."""
@@ -72,17 +72,17 @@ def read_inline(paths: list[Path], flows: Flows, progress: Progress | None = Non
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, 0.0005))   # the hashing thread gets the lock quickly when it asks
     try:
-        _read_all(paths, flows, progress, tracebacks, reports)
+        _read_all(paths, flows, progress, tracebacks, reports, hash_input)
     finally:
         sys.setswitchinterval(interval)
     return reports
 
 
-def _read_all(paths, flows, progress, tracebacks, reports) -> None:
+def _read_all(paths, flows, progress, tracebacks, reports, hash_input) -> None:
     for file_idx, path in enumerate(paths):
         report = FileReport(str(path))
         reports.append(report)
-        reader = open_reader(path, report)
+        reader = open_reader(path, report, hash_input)
         if reader is None:
             progress.task_done("read", str(path), "unreadable")
             continue
@@ -147,3 +147,19 @@ def flows_shard(spills: list[tuple[int, Path]], metas: list | None = None, carve
         for b in read_spill(path):
             flows.feed_records(b, file_idx)
     return flows.finish()
+
+
+def evidence_pass(paths: list[Path], keys: set) -> tuple[list, dict]:
+    """Verification of metadata rebuilt from the capture, for a run whose flows stage had several
+    shards (a piece is assembled from the blocks of all its receiver's connections): the inputs
+    are read again following only the flows ``keys`` (the connections of those torrents, and those
+    without a handshake), exactly as the one-process run follows them (metadata registered when it
+    completes, blocks verified from then on).  Returns the pieces and, by record sort key, the
+    records of connections attributed by piece hashes."""
+    from analyzer.sessions.store import sort_key
+    flows = Flows(verify=True, only=keys)
+    read_inline(paths, flows, hash_input=False)
+    part = flows.finish()
+    attributed = {sort_key(r): r for r in part.records if r.attribution == "piece_hashes"}
+    part.records.close()
+    return part.pieces, attributed

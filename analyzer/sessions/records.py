@@ -149,6 +149,14 @@ class ConnectionRecord:
         return d.ext.get("v") or decode_peer_id(d.peer_id) or ""
 
 
+def canonical_key(r: ConnectionRecord) -> bytes:
+    """The engine's direction-independent 4-tuple key of a record's flow (IP version, then the
+    lower endpoint's address and port, then the other's; addresses padded to 16 bytes)."""
+    ends = sorted([(ipaddress.ip_address(r.src_ip).packed, r.src_port),
+                   (ipaddress.ip_address(r.dst_ip).packed, r.dst_port)])
+    return bytes([r.ip_version]) + b"".join(a.ljust(16, b"\0") + p.to_bytes(2, "big") for a, p in ends)
+
+
 def _direction(stream, parser, frames: int, wire: int, transport: str, ext: dict | None) -> Direction:
     d = Direction(frames=frames, wire_bytes=wire)
     d.payload_bytes = stream.delivered_bytes
