@@ -135,7 +135,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
             carve: str | Path | None = None, warn: Callable[[str], None] = warn_stderr, jobs: int | None = None,
             scheduler: str | None = None, shards: int | None = None, workdir: str | Path | None = None,
             resume: bool = False, progress=None, case=None, include: str | None = None,
-            client_state: list[str | Path] = ()) -> AnalysisResult:
+            client_state: list[str | Path] = (), hash_inputs: bool = True) -> AnalysisResult:
     """Analyse the capture files (or folders) ``paths``.
 
     ``workers`` > 1 or ``scheduler`` (a Dask scheduler address) run the staged
@@ -168,7 +168,8 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
         workers = auto_workers(ordered)
     plan = Plan(paths=ordered, metas=metas, carve=Path(carve) if carve else None,
                 workers=max(1, workers), scheduler=scheduler, shards=shards,
-                workdir=Path(workdir) if workdir else None, resume=resume, progress=progress)
+                workdir=Path(workdir) if workdir else None, resume=resume, progress=progress,
+                hash_inputs=hash_inputs)
     outcome = run_plan(plan, warn)
     inputs.set_hashes([r.sha256 for r in outcome.reports])     # computed while reading (read once)
     for f, report in zip(inputs.files, outcome.reports):
@@ -195,12 +196,14 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
         notes.append(f"subject inferred: {subject.basis}")
     notes.extend(f"torrent file not usable: {e}" for e in meta_errors)
     notes.extend(f"metadata not rebuilt: {e}" for e in metadata.failures)
+    if not hash_inputs:
+        notes.append("the inputs were not hashed (--no-input-hash, a triage run): no SHA-256 of them is recorded")
     if inputs.skipped:
         notes.append(f"{inputs.skipped} file(s) in the folders given were skipped: "
                      + (f"names not matching --include {include!r}" if include else "not pcap/pcapng captures"))
     return AnalysisResult(
         inputs=inputs, reports=outcome.reports, subject=subject,
-        options={"local": list(local), "torrents": [str(t) for t in torrents],
+        options={"local": list(local), "torrents": [str(t) for t in torrents], "hash_inputs": hash_inputs,
                  "carve": str(carve) if carve else None}, notes=notes,
         announces=announces, metas=metas + rebuilt, rebuilt=rebuilt, run=outcome.run, cleanup=plan.cleanup,
         case=case, torrent_files=torrent_files, client_state=state, tracebacks=outcome.tracebacks,

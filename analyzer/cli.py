@@ -81,12 +81,14 @@ def main():
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "jsonl", "none"]), default="auto",
               show_default=True,
               help="Progress while running: a bar on a terminal (auto), or JSON lines on stderr for batch systems.")
+@click.option("--no-input-hash", "no_input_hash", is_flag=True,
+              help="Do not compute the inputs' SHA-256 (a triage run: the manifest, summary and report say so).")
 @click.option("--force", is_flag=True,
               help="Empty the output folder first when it holds files this run did not write (else refused).")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors: no progress, no summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
 def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds, with_report, workers, shards, scheduler, workdir, resume,
-            jobs, progress_mode, force, quiet, debug):
+            jobs, progress_mode, no_input_hash, force, quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -111,6 +113,7 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
             result = run(list(paths), local=list(local), workers=jobs or _workers(workers), shards=shards,
                          scheduler=scheduler, torrents=list(torrents), carve=carve, case=case, include=include,
                          client_state=list(client_state), workdir=workdir or out_dir / ".work", resume=resume,
+                         hash_inputs=not no_input_hash,
                          progress=progress_for(progress_mode, quiet))
             try:
                 summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,

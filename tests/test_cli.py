@@ -188,3 +188,19 @@ def test_an_internal_error_on_one_file_fails_that_file_alone(tmp_path, monkeypat
     log = (out / "errors.log").read_text()
     assert "b-doomed.pcap" in log and "Traceback" in log
     assert "errors.log" in {o["path"] for o in json.loads((out / "manifest.json").read_text())["outputs"]}
+
+
+def test_triage_run_without_input_hashes(tmp_path):
+    """--no-input-hash: no SHA-256 of the inputs anywhere, said in the summary's notes and the
+    manifest's options; verify reports the inputs as not hashed and checks the outputs."""
+    out = tmp_path / "out"
+    r = invoke("analyze", SAMPLE, "--local", "127.0.0.3", "--out", out, "--quiet", "--no-input-hash")
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    m = json.loads((out / "manifest.json").read_text())
+    assert s["inputs"][0]["sha256"] is None and m["inputs"][0]["sha256"] is None
+    assert m["options"]["hash_inputs"] is False and any("not hashed" in n for n in s["notes"])
+    r = invoke("verify", out)
+    assert r.exit_code == 0 and "UNHASHED  input" in r.output
+    (out / "summary.json").write_text("{}")
+    assert invoke("verify", out).exit_code == 1

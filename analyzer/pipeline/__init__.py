@@ -55,6 +55,7 @@ class Plan:
     workdir: Path | None = None
     resume: bool = False
     progress: object = None
+    hash_inputs: bool = True          # False: a triage run (--no-input-hash)
     used_workdir: bool = False
 
     @property
@@ -115,7 +116,7 @@ def _run(plan: Plan, warn, progress) -> Outcome:
     if not plan.staged:
         flows = Flows(plan.metas, plan.carve, verify=True)
         tracebacks: list = []
-        reports = read_inline(plan.paths, flows, progress, tracebacks)
+        reports = read_inline(plan.paths, flows, progress, tracebacks, plan.hash_inputs)
         return Outcome(reports, [flows.finish()], {"engine": "in-process", "workers": 1, "shards": 1,
                                                     "spill_bytes": 0}, tracebacks=tracebacks)
     if plan.scheduler is None and plan.workers <= 1:

@@ -24,14 +24,27 @@ MAP_RETRIES = 2
 
 
 # ---------------------------------------------------------------------- tasks (run anywhere)
-def map_task(path: Path, file_idx: int, shards: int, root: Path) -> MapResult:
+def input_identity(path: Path, hash_input: bool) -> str | None:
+    """What a map output is keyed by: the input's SHA-256, or, in a run that does not hash its
+    inputs, its device, inode, size and modification time."""
+    if hash_input:
+        return sha256_file(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return f"stat-{st.st_dev}-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
+
+
+def map_task(path: Path, file_idx: int, shards: int, root: Path, hash_input: bool = True) -> MapResult:
     """Map one input into a folder of its own, keyed by the input's SHA-256; an unexpected failure
     is confined to this file (reported in its FileReport, traceback in errors.log)."""
     staging = root / "map" / f".{file_idx}-{os.getpid()}-{time.monotonic_ns()}"
     try:
         fault_point(path, "map")
-        result = map_file(path, file_idx, shards, staging)
-        result.key = map_key(result.sha256, shards) if result.sha256 else None
+        result = map_file(path, file_idx, shards, staging, hash_input)
+        identity = result.sha256 if hash_input else input_identity(path, False)
+        result.key = map_key(identity, shards) if identity else None
         if result.key is None:
             shutil.rmtree(staging, ignore_errors=True)
             return result
@@ -61,8 +74,8 @@ def flows_task(shard: int, shards: int, maps: list[MapResult], root: Path, key: 
     return part
 
 
-def hash_task(path: Path) -> str | None:
-    return sha256_file(path)
+def hash_task(path: Path, hash_input: bool = True) -> str | None:
+    return input_identity(path, hash_input)
 
 
 # ---------------------------------------------------------------------- executors
@@ -120,7 +133,7 @@ def run_staged(plan, executor, progress, warn):
     maps: dict[int, MapResult] = {}
     reused = 0
     if plan.resume:
-        hashes = [executor.submit(hash_task, p) for p in paths]
+        hashes = [executor.submit(hash_task, p, plan.hash_inputs) for p in paths]
         for i, h in enumerate(hashes):
             digest = executor.result(h)
             found = work.finished_map(map_key(digest, shards)) if digest else None
@@ -129,7 +142,7 @@ def run_staged(plan, executor, progress, warn):
                 reused += 1
                 progress.advance(_size(paths[i]))
                 progress.task_done("map", str(paths[i]), file_status(found.report), reused=True)
-    pending = {executor.submit(map_task, p, i, shards, work.root, retries=MAP_RETRIES): i
+    pending = {executor.submit(map_task, p, i, shards, work.root, plan.hash_inputs, retries=MAP_RETRIES): i
                for i, p in enumerate(paths) if i not in maps}
     for fut in executor.done(list(pending)):
         m = executor.result(fut)

@@ -121,10 +121,10 @@ def file_status(report: FileReport) -> str:
     return "damaged" if report.errors or report.damaged_bytes or report.truncated_bytes else "ok"
 
 
-def map_file(path: Path, file_idx: int, shards: int, folder: Path) -> MapResult:
+def map_file(path: Path, file_idx: int, shards: int, folder: Path, hash_input: bool = True) -> MapResult:
     """Route one input file's frames into ``shards`` spill files under ``folder``."""
     report = FileReport(str(path))
-    reader = open_reader(path, report)
+    reader = open_reader(path, report, hash_input)
     if reader is None:
         return MapResult(file_idx, report, sha256=report.sha256)
     folder.mkdir(parents=True, exist_ok=True)
