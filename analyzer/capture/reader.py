@@ -97,6 +97,7 @@ class Batch:
     if_linktype: np.ndarray
     n: int
     first_frame_no: int  # frame number (1-based, as in Wireshark) of record 0
+    base: int = 0        # stream offset of buf[0] (a file offset for an uncompressed file)
 
 
 @dataclass
@@ -445,7 +446,7 @@ class CaptureReader:
                 n, status = scan()
                 if n:
                     batch = Batch(self._buf, self._off, self._cap, self._orig, self._ts, self._if,
-                                  self._if_linktype, n, frame_no)
+                                  self._if_linktype, n, frame_no, self._base)
                     self._note_batch(n)
                     yield batch
                     frame_no += n

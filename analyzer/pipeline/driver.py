@@ -68,8 +68,7 @@ def flows_task(shard: int, shards: int, maps: list[MapResult], root: Path, key: 
     folder = root / "flows" / key
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    spills = [(m.file_idx, m.spills[shard]) for m in sorted(maps, key=lambda m: m.file_idx) if m.spills]
-    part = flows_shard(spills, records_folder=folder / "records")
+    part = flows_shard(maps, shard, records_folder=folder / "records")
     save_result(folder, part)
     return part
 

@@ -2,11 +2,12 @@
 
 * ``read_inline(paths, flows)``: the one-process path, no spill: every input
   file read in order straight into one ``Flows``;
-* ``map_file``: one input file -> its frames routed to ``shards`` spill files
-  (frames between the same two IP addresses always go to the same shard), and
-  the reader's report of the file;
-* ``flows_shard``: one shard's spill files of every input, in input order ->
-  a ``PartResult``.
+* ``map_file``: one input file -> its frames routed to ``shards`` (frames
+  between the same two IP addresses always go to the same shard): an index of
+  each shard's frames for an uncompressed file, a copy of them for a
+  compressed one (``spill.py``), and the reader's report of the file;
+* ``flows_shard``: one shard over the map outputs of every input, in input
+  order -> a ``PartResult``.
 
 The reduce stage (merging part results and reports into one
 ``AnalysisResult``) is ``analyzer.analysis.reduce_parts``.
@@ -21,7 +22,7 @@ from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
 from analyzer.digest import sha256_file
 from analyzer.pipeline.flows import Flows, PartResult
 from analyzer.pipeline.progress import Progress
-from analyzer.pipeline.spill import SpillWriter, read_spill
+from analyzer.pipeline.spill import IndexWriter, SpillWriter, read_frames
 
 
 @dataclass
@@ -33,6 +34,8 @@ class MapResult:
     sha256: str | None = None                      # of the input as stored
     key: str | None = None                         # the work folder's key of this output
     traceback: str | None = None                   # of an internal error met on this file
+    kind: str = "index"                            # "index" (frames read in place) or "data" (spilled)
+    path: str = ""                                 # the input file
 
 
 def open_reader(path: Path, report: FileReport, hash_input: bool = True) -> CaptureReader | None:
@@ -126,9 +129,10 @@ def map_file(path: Path, file_idx: int, shards: int, folder: Path, hash_input: b
     report = FileReport(str(path))
     reader = open_reader(path, report, hash_input)
     if reader is None:
-        return MapResult(file_idx, report, sha256=report.sha256)
+        return MapResult(file_idx, report, sha256=report.sha256, path=str(path))
     folder.mkdir(parents=True, exist_ok=True)
-    writer = SpillWriter(folder, file_idx, shards)
+    # frames of an uncompressed file are read where they lie (an index); a compressed one's are copied
+    writer = (IndexWriter if report.compression == "none" else SpillWriter)(folder, file_idx, shards)
     try:
         for batch in reader.batches():
             writer.add(batch)
@@ -136,16 +140,17 @@ def map_file(path: Path, file_idx: int, shards: int, folder: Path, hash_input: b
     except BaseException:
         writer.abort()
         raise
-    return MapResult(file_idx, report, spills, writer.bytes_written, sha256=report.sha256)
+    return MapResult(file_idx, report, spills, writer.bytes_written, sha256=report.sha256, kind=writer.kind,
+                     path=str(path))
 
 
-def flows_shard(spills: list[tuple[int, Path]], metas: list | None = None, carve: Path | None = None,
-                verify: bool = False, records_folder: Path | None = None) -> PartResult:
-    """One shard: its spill files ``(file_idx, path)`` in input order."""
-    flows = Flows(metas, carve, verify=verify, records_folder=records_folder)
-    for file_idx, path in spills:
-        for b in read_spill(path):
-            flows.feed_records(b, file_idx)
+def flows_shard(maps: list[MapResult], shard: int, records_folder: Path | None = None) -> PartResult:
+    """One shard over the map outputs of every input, in input order."""
+    flows = Flows(verify=False, records_folder=records_folder)
+    for m in sorted(maps, key=lambda m: m.file_idx):
+        if m.spills:
+            for b in read_frames(m.kind, m.spills[shard], Path(m.path)):
+                flows.feed_records(b, m.file_idx)
     return flows.finish()
 
 
