@@ -174,10 +174,15 @@ def test_shards_give_the_golden_files(case, tmp_path):
 @pytest.mark.parametrize("case", ["sample-verified", "sample-rotated", "public-all"])
 def test_mapped_reading_gives_the_golden_files(case, tmp_path, monkeypatch):
     """Large uncompressed files are scanned mapped into memory (and hashed from the same pages):
-    the same files, hashes included, as reading them through buffers."""
-    from analyzer.capture import reader
+    the same files, hashes included, as reading them through buffers.  Windows, chunks and lags of
+    a few pages make the scan and the hash wait for each other and give pages back many times."""
+    from analyzer.capture import hashing, mapping, reader
     monkeypatch.setattr(reader, "MAP_AT", 0)
-    monkeypatch.setattr(reader, "DROP_BEHIND", 4096)
+    monkeypatch.setattr(reader, "MAPPED_WINDOW", 16 << 10)
+    monkeypatch.setattr(hashing, "MAPPED_CHUNK", 12 << 10)
+    monkeypatch.setattr(mapping, "DROP", 4096)
+    monkeypatch.setattr(mapping, "MAX_LAG", 32 << 10)
+    monkeypatch.setattr(mapping, "AHEAD", 8 << 10)
     files = output_files(run_case(case, tmp_path))
     golden = GOLDEN / case
     for p in sorted(golden.rglob("*")):

@@ -25,6 +25,7 @@ cap) get the interface index ``len(if_kind)``, which the reader maps to a
 link type the engine counts as undecodable.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t, INT64_MAX
+from posix.unistd cimport usleep
 
 ST_FULL = 0        # output arrays full
 ST_NEED_MORE = 1   # next record incomplete in the buffer
@@ -265,3 +266,56 @@ def resync_pcapng(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint s
                 return False, p
         p += 4
     return False, p
+
+
+def touch_pages(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, Py_ssize_t stride):
+    """Read one byte every ``stride`` bytes of ``buf[start:end]`` without the interpreter lock:
+    the pages of a mapped file are faulted in on the calling (worker) thread, not by the scan.
+    Returns an unused checksum (so the reads are not optimised away)."""
+    cdef Py_ssize_t i
+    cdef uint8_t acc = 0
+    if start < 0:
+        start = 0
+    if end > buf.shape[0]:
+        end = buf.shape[0]
+    if stride < 1:
+        stride = 1
+    with nogil:
+        i = start
+        while i < end:
+            acc ^= (<volatile const uint8_t*>&buf[i])[0]
+            i += stride
+    return acc
+
+
+cdef enum:
+    P_LEAD = 0
+    P_STOP = 1
+    P_DONE = 2
+PAGER_LEAD, PAGER_STOP, PAGER_DONE = P_LEAD, P_STOP, P_DONE     # slots of the pager's state array
+
+
+def run_pager(const uint8_t[::1] buf, int64_t[::1] state, Py_ssize_t ahead, Py_ssize_t stride):
+    """Fault in the pages of ``buf`` (a mapped file) up to ``ahead`` bytes past ``state[PAGER_LEAD]``
+    (the furthest position its readers reached, which they store there), until the end of ``buf``
+    or until ``state[PAGER_STOP]`` is set; ``state[PAGER_DONE]`` is how far it got.  Runs without
+    the interpreter lock from start to end (a worker thread calls it once): it polls the readers'
+    position every 100 microseconds when it is ahead of them."""
+    cdef Py_ssize_t size = buf.shape[0], done = 0, target
+    cdef uint8_t acc = 0
+    cdef volatile int64_t* st = &state[0]
+    if stride < 1:
+        stride = 1
+    with nogil:
+        while done < size and st[P_STOP] == 0:
+            target = st[P_LEAD] + ahead
+            if target > size:
+                target = size
+            if done >= target:
+                usleep(100)
+                continue
+            while done < target:
+                acc ^= (<volatile const uint8_t*>&buf[done])[0]
+                done += stride
+            st[P_DONE] = done if done < size else size
+    return acc

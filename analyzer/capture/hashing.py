@@ -14,14 +14,52 @@ whole file.
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import Future, ThreadPoolExecutor
+import queue
+import threading
 
 READ_REST = 8 << 20
-MAPPED_CHUNK = 16 << 20          # bytes of a mapped file hashed per task
+MAPPED_CHUNK = 8 << 20           # bytes of a mapped file hashed per task
+
+
+class _Task:
+    __slots__ = ("fn", "args", "finished", "error")
+
+    def __init__(self, fn, args):
+        self.fn, self.args, self.error = fn, args, None
+        self.finished = threading.Event()
+
+    def result(self) -> None:
+        self.finished.wait()
+        if self.error is not None:
+            raise self.error
+
+
+class _Worker:
+    """One daemon thread running tasks in the order given (what a one-thread
+    ThreadPoolExecutor does, without importing concurrent.futures and logging at start-up)."""
+
+    def __init__(self, name: str):
+        self.q: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def submit(self, fn, *args) -> _Task:
+        t = _Task(fn, args)
+        self.q.put(t)
+        return t
+
+    def _run(self) -> None:
+        while True:
+            t = self.q.get()
+            try:
+                t.fn(*t.args)
+            except BaseException as e:      # handed to whoever waits for the task
+                t.error = e
+            finally:
+                t.finished.set()
 
 
 class FileHasher:
-    _pool: ThreadPoolExecutor | None = None
+    _pool: _Worker | None = None
 
     def __init__(self):
         self.h = hashlib.sha256()
@@ -29,9 +67,9 @@ class FileHasher:
         self.hashed = 0                # bytes handed over so far
 
     @classmethod
-    def pool(cls) -> ThreadPoolExecutor:
+    def pool(cls) -> _Worker:
         if cls._pool is None:
-            cls._pool = ThreadPoolExecutor(1, thread_name_prefix="bt-analyzer-sha256")
+            cls._pool = _Worker("bt-analyzer-sha256")
         return cls._pool
 
     def submit(self, view, owner) -> None:
@@ -39,20 +77,17 @@ class FileHasher:
         self.hashed += len(view)
         self.pending.setdefault(id(owner), []).append(self.pool().submit(self.h.update, view))
 
-    def submit_mapped(self, data, mm, start: int) -> None:
-        """Hash ``data[start:]`` (a file mapped into memory) on the worker thread, in chunks, giving
-        each chunk's pages back once hashed (the scan maps them again if it still needs them)."""
-        import mmap as _mmap
-
+    def submit_mapped(self, mapped, start: int) -> None:
+        """Hash ``mapped.data[start:]`` (a ``capture.mapping.MappedFile``) on the worker thread, in
+        chunks, in step with the scan (``MappedFile.hash_chunk``)."""
         def chunk(a: int, b: int) -> None:
-            self.h.update(data[a:b])
             try:
-                lo = a & ~(_mmap.PAGESIZE - 1)
-                mm.madvise(_mmap.MADV_DONTNEED, lo, (b - lo) & ~(_mmap.PAGESIZE - 1))
-            except (ValueError, OSError):
-                pass
-        for a in range(start, len(data), MAPPED_CHUNK):
-            b = min(a + MAPPED_CHUNK, len(data))
+                mapped.hash_chunk(self.h, a, b)
+            except BaseException:
+                mapped.hash_failed()
+                raise
+        for a in range(start, mapped.size, MAPPED_CHUNK):
+            b = min(a + MAPPED_CHUNK, mapped.size)
             self.hashed += b - a
             self.pending.setdefault("mapped", []).append(self.pool().submit(chunk, a, b))
 
@@ -96,8 +131,3 @@ class HashingRaw:
     def __getattr__(self, name):
         return getattr(self.raw, name)
 
-
-def done(digest: str | None) -> Future:
-    f: Future = Future()
-    f.set_result(digest)
-    return f

@@ -14,13 +14,8 @@ compressed file) is computed by the reader from the bytes it reads
 """
 from __future__ import annotations
 
-import bz2
 import fnmatch
-import gzip
-import lzma
 import re
-import zlib
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +27,7 @@ class InputFile:
     path: Path
     report: FileReport
     first_ts_ns: int | None = None
-    sha256: Future | None = field(default=None, repr=False)
+    sha256: str | None = field(default=None, repr=False)
 
 
 def natural_key(path: Path) -> list:
@@ -45,6 +40,10 @@ def looks_like_capture(path: Path) -> bool:
         with open(path, "rb") as f:
             head = f.read(6)
             if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
+                import bz2
+                import gzip
+                import lzma
+                import zlib
                 f.seek(0)
                 stream = {"\x1f\x8b": gzip.GzipFile, "BZ": bz2.BZ2File}.get(head[:2].decode("latin-1"),
                                                                         lzma.LZMAFile)(fileobj=f)
@@ -117,8 +116,7 @@ class InputSet:
 
     def set_hashes(self, digests: list[str | None]) -> None:
         for f, d in zip(self.files, digests):
-            f.sha256 = Future()
-            f.sha256.set_result(d)
+            f.sha256 = d
 
     def overlaps(self) -> list[tuple[str, str]]:
         """Pairs of consecutive files whose time ranges overlap (after reading)."""

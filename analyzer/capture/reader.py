@@ -42,10 +42,6 @@ report.  Only a file that cannot be opened or is not a capture at all raises
 """
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
-import mmap
 import os
 import stat
 import struct
@@ -57,11 +53,12 @@ import numpy as np
 
 from analyzer.capture import _scan
 from analyzer.capture.hashing import FileHasher, HashingRaw
+from analyzer.capture.mapping import MappedFile
 from analyzer.decode.linktypes import linktype_name
 
 BUFFER_SIZE = 32 << 20
 MAP_AT = 2 * BUFFER_SIZE        # uncompressed files this large are mapped into memory, not read into buffers
-DROP_BEHIND = 16 << 20          # mapped bytes scanned before their pages are given back
+MAPPED_WINDOW = 4 << 20         # bytes of a mapped file scanned per batch (at most)
 FIRST_READ = 1 << 16
 BATCH_RECORDS = 1 << 15
 MAX_PCAPNG_BLOCK = 16 << 20
@@ -152,9 +149,11 @@ class _Decompressed:
 
     RAW_CHUNK = 1 << 14         # what a damaged chunk can cost: its own output
     MAX_OUT = 1 << 20
-    _ERRORS = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError)
-
     def __init__(self, raw, kind: str):
+        import bz2               # imported only for compressed inputs (start-up of the others)
+        import lzma
+        self._bz2, self._lzma = bz2, lzma
+        self._ERRORS = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError)
         self.raw = raw
         self.kind = kind
         self.d = None             # current decompressor (None between members)
@@ -167,7 +166,7 @@ class _Decompressed:
     def _new(self):
         if self.kind == "gzip":
             return zlib.decompressobj(16 + zlib.MAX_WBITS)
-        return bz2.BZ2Decompressor() if self.kind == "bzip2" else lzma.LZMADecompressor()
+        return self._bz2.BZ2Decompressor() if self.kind == "bzip2" else self._lzma.LZMADecompressor()
 
     def readinto(self, view) -> int:
         """Bytes copied into ``view``; 0 at the end, with ``error`` set if the end is damage."""
@@ -339,7 +338,7 @@ class CaptureReader:
         while self._fill < len(self._buf) and not self._eof:
             try:
                 got = self._stream.readinto(view[self._fill:])
-            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as e:
+            except (OSError, EOFError, ValueError, zlib.error, *getattr(self._stream, "_ERRORS", ())) as e:
                 # Everything read before the damage stays in the buffer and is analysed.
                 self._eof = True
                 what = f"{self.report.compression} stream" if self.report.compression != "none" else "read"
@@ -388,28 +387,29 @@ class CaptureReader:
 
     def _map(self) -> None:
         """A large uncompressed file is scanned where it lies, mapped into memory: no copy into
-        buffers, no buffer to refill; the hasher reads the same pages.  Pages behind the scan are
-        given back as it goes (``_drop_behind``), so memory stays bounded."""
+        buffers, no buffer to refill; the hasher reads the same pages (``capture.mapping``: pages
+        faulted in ahead on a worker thread, given back behind both readers)."""
         if self.report.compression != "none" or self.report.size_bytes < MAP_AT or self._base != 0:
             return
         try:
-            mm = mmap.mmap(self._raw.fileno(), 0, access=mmap.ACCESS_READ)
+            mapped = MappedFile(self._raw.fileno(), self._fill if self._hasher is not None else None)
         except (OSError, ValueError):
             return                                  # not mappable: the buffers it is
-        mm.madvise(mmap.MADV_SEQUENTIAL)
-        self._mm = mm
-        self._buf, self._spare = np.frombuffer(mm, np.uint8), None
+        self._mm = mapped
+        self._buf, self._spare = mapped.data, None
         if self._hasher is not None:
-            self._hasher.submit_mapped(self._buf, mm, self._fill)
+            self._hasher.submit_mapped(mapped, self._fill)
         self._fill = len(self._buf)
         self._eof = True
-        self._given_back = 0
 
-    def _drop_behind(self) -> None:
-        done = (self._base + self._pos) & ~(mmap.PAGESIZE - 1)
-        if done - self._given_back >= DROP_BEHIND:
-            self._mm.madvise(mmap.MADV_DONTNEED, self._given_back, done - self._given_back)
-            self._given_back = done
+    def _scan_end(self) -> int:
+        """Where the next scan stops: the end of what was read, or for a mapped file
+        ``self._window`` bytes on (batches of a few MiB keep the pager ahead of the scan)."""
+        if self._mm is None:
+            self._end = self._fill
+        else:
+            self._end = min(self._fill, self._pos + self._window)
+        return self._end
 
     def _finish_hash(self) -> None:
         if self._hasher is not None and self.sha256 is None:
@@ -417,6 +417,7 @@ class CaptureReader:
 
     def close(self) -> None:
         if getattr(self, "_mm", None) is not None:
+            self._mm.close()
             self._buf = np.empty(0, np.uint8)         # batches hold no view of it past this point
             self._mm = None                           # unmapped when the last view is gone
         for f in (getattr(self, "_stream", None), getattr(self, "_raw", None)):
@@ -474,6 +475,7 @@ class CaptureReader:
         """Yield ``Batch`` objects until the end of the file (see module docstring)."""
         frame_no = 1
         self._want = self._buffer_size()      # the first scan uses what the constructor read
+        self._window = MAPPED_WINDOW
         self._map()
         scan = self._scan_pcap if self.report.format == "pcap" else self._scan_pcapng
         try:
@@ -486,7 +488,7 @@ class CaptureReader:
                     yield batch
                     frame_no += n
                     if self._mm is not None:
-                        self._drop_behind()
+                        self._mm.scan_to(self._base + self._pos)
                 if status == _scan.ST_FULL:
                     continue
                 if status == _scan.ST_BAD:
@@ -498,6 +500,10 @@ class CaptureReader:
                         break
                     continue
                 # ST_NEED_MORE
+                if self._mm is not None and self._end < self._fill:
+                    if not n:
+                        self._window *= 2      # a record larger than the window
+                    continue
                 if self._eof or not self._safe_read_more():
                     if self._pos < self._fill:
                         if self._recover_at_end():
@@ -510,6 +516,8 @@ class CaptureReader:
             self._report_odd_timestamps()
         finally:
             self.report.close_errors()
+            if self._mm is not None:
+                self._mm.scan_done()
             self._finish_hash()
             self.close()
 
@@ -544,7 +552,7 @@ class CaptureReader:
 
     def _scan_pcap(self):
         n, self._pos, status = _scan.scan_pcap(
-            self._buf, self._pos, self._fill, self._swapped, self._frac_ns, self._max_caplen,
+            self._buf, self._pos, self._scan_end(), self._swapped, self._frac_ns, self._max_caplen,
             self._off, self._cap, self._orig, self._ts, self._odd)
         self._note_odd()
         return n, status
@@ -552,7 +560,7 @@ class CaptureReader:
     def _scan_pcapng(self):
         k = self._n_if
         n, self._pos, status = _scan.scan_pcapng(
-            self._buf, self._pos, self._fill, self._swapped, self._a_kind[:k], self._a_exp[:k], self._a_offset[:k],
+            self._buf, self._pos, self._scan_end(), self._swapped, self._a_kind[:k], self._a_exp[:k], self._a_offset[:k],
             self._a_snap[:k], self._n_declared, MAX_PCAPNG_BLOCK, self._last_ts, self._off, self._cap, self._orig,
             self._ts, self._if, self._odd)
         if n:

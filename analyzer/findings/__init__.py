@@ -109,7 +109,7 @@ def input_findings(result) -> list[InputFinding]:
     for f in result.inputs.files:
         r = f.report
         out.append(InputFinding(
-            path=str(f.path), sha256=f.sha256.result() if f.sha256 is not None else None,
+            path=str(f.path), sha256=f.sha256,
             size_bytes=r.size_bytes, format=r.format or None, compression=r.compression, frames=r.frames,
             link_types=sorted(r.link_types), first_ts_ns=r.first_ts_ns, last_ts_ns=r.last_ts_ns,
             readable=r.readable, errors=list(r.errors), damaged_bytes=r.damaged_bytes,

@@ -1,0 +1,131 @@
+"""A large uncompressed capture mapped into memory, shared by the scan and the hash.
+
+Theory of operation
+-------------------
+The reader scans the mapped file in place (no copy into buffers) and the
+hasher (``capture.hashing``) computes the file's SHA-256 from the same pages
+on its own thread.  Three things keep that fast and bounded:
+
+* A *pager* thread (``_scan.run_pager``, compiled, without the interpreter
+  lock from start to end) faults the pages in ``AHEAD`` bytes ahead of the
+  furthest reader, so neither the scan nor the hash stops for page faults.
+* Pages both readers have passed are *given back* (``MADV_DONTNEED``) every
+  ``DROP`` bytes: the file's pages in this process stay within
+  ``DROP + MAX_LAG + AHEAD`` bytes whatever its size.
+* Neither reader runs more than ``MAX_LAG`` bytes ahead of the other: the one
+  ahead waits (``scan_to``, ``hash_chunk``).  The slower of the two sets the
+  pace either way, so waiting costs no time, and no page is given back
+  before both have read it (nothing is faulted twice).  The two never wait
+  for each other at once: the one behind is never more than ``MAX_LAG``
+  behind.  When the scan ends early (damage, an abandoned reader) or the
+  hash fails, the other is released (``scan_done``, ``close``, ``hash_failed``);
+  a hash that makes no progress for ``STALL_S`` seconds stops holding the
+  scan back (the pages are then given back behind the scan alone: a safety
+  net, the result is the same).
+"""
+from __future__ import annotations
+
+import mmap
+import threading
+
+import numpy as np
+
+from analyzer.capture import _scan
+
+AHEAD = 16 << 20        # pages faulted in ahead of the furthest reader
+DROP = 8 << 20          # pages given back in steps of this many bytes
+MAX_LAG = 24 << 20      # how far one reader may run ahead of the other
+STALL_S = 5.0           # a hash without progress this long no longer holds the scan back
+PAGE = mmap.PAGESIZE
+
+
+class MappedFile:
+    def __init__(self, fileno: int, hashed_to: int | None):
+        """``hashed_to``: bytes of the file hashed already (the hasher goes on from there), or None
+        without a hash."""
+        self.mm = mmap.mmap(fileno, 0, access=mmap.ACCESS_READ)
+        try:
+            self.mm.madvise(mmap.MADV_SEQUENTIAL)
+        except (OSError, ValueError, AttributeError):
+            pass
+        self.data = np.frombuffer(self.mm, np.uint8)
+        self.size = len(self.data)
+        self.scanned = 0
+        self.hashed = self.size if hashed_to is None else min(hashed_to, self.size)
+        self.given_back = 0
+        self.closed = False
+        self.unthrottled = False
+        self._cv = threading.Condition()
+        self._state = np.zeros(3, np.int64)         # the pager's [lead, stop, done]
+        self._pager = threading.Thread(target=_scan.run_pager, args=(self.data, self._state, AHEAD, PAGE),
+                                       name="bt-analyzer-pager", daemon=True)
+        self._pager.start()
+
+    # ------------------------------------------------------------------ the scan (reader thread)
+    def scan_to(self, pos: int) -> None:
+        """The scan reached ``pos``: wait while it is too far ahead of the hash, give back pages."""
+        with self._cv:
+            self.scanned = pos
+            self._lead()
+            self._cv.notify_all()
+            stuck = 0
+            while self.scanned - self.hashed > MAX_LAG and not self.closed and not self.unthrottled:
+                before = self.hashed
+                self._cv.wait(STALL_S / 10)
+                stuck = stuck + 1 if self.hashed == before else 0
+                if stuck >= 10:          # the hash made no progress for STALL_S: never wait for it again
+                    self.unthrottled = True
+            self._give_back()
+
+    def scan_done(self) -> None:
+        """The scan is over (end of file, or stopped early): the hash is never held back again."""
+        with self._cv:
+            self.scanned = self.size
+            self._lead()
+            self._cv.notify_all()
+            self._give_back()
+
+    # ------------------------------------------------------------------ the hash (hash thread)
+    def hash_chunk(self, h, a: int, b: int) -> None:
+        """Hash ``data[a:b]`` into ``h`` (after everything before it), giving back pages."""
+        try:
+            with self._cv:
+                while a - self.scanned > MAX_LAG and not self.closed:
+                    self._cv.wait()
+            h.update(self.data[a:b])
+        finally:
+            with self._cv:
+                self.hashed = max(self.hashed, b)
+                self._lead()
+                self._cv.notify_all()
+                self._give_back()
+
+    def hash_failed(self) -> None:
+        with self._cv:
+            self.hashed = self.size
+            self._cv.notify_all()
+
+    # ------------------------------------------------------------------ shared
+    def _lead(self) -> None:
+        self._state[_scan.PAGER_LEAD] = max(self.scanned, self.hashed if self.hashed < self.size else 0)
+
+    def _give_back(self) -> None:
+        done = min(self.scanned, self.hashed)
+        if self.unthrottled:
+            done = max(done, self.scanned - MAX_LAG)
+        done &= ~(PAGE - 1)
+        if done - self.given_back >= DROP or (done >= self.size & ~(PAGE - 1) and done > self.given_back):
+            try:
+                self.mm.madvise(mmap.MADV_DONTNEED, self.given_back, done - self.given_back)
+            except (OSError, ValueError):
+                pass
+            self.given_back = done
+
+    def close(self) -> None:
+        """Stop the pager and release both readers.  The mapping itself goes when the last view of
+        it does (a batch or a pending hash may still hold one)."""
+        with self._cv:
+            self.closed = True
+            self._state[_scan.PAGER_STOP] = 1
+            self._cv.notify_all()
+        self._pager.join()
