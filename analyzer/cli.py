@@ -164,6 +164,47 @@ def report(folder, case_file, torrent_filter, start, end, tz, date, no_rehash, d
 
 
 @main.command()
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--info-hash", "info_hash", required=True, metavar="H",
+              help="The torrent: its info hash (40 hex digits, or a v2 hash of 64) as in summary.json.")
+@click.option("--peer", default=None, metavar="IP[:PORT]",
+              help="Only the subject's connections with this remote (IP, IP:PORT, [v6]:PORT or a CIDR network), "
+                   "and the tracker, DHT and LSD messages exchanged with that address.")
+@click.option("--from", "start", default=None, metavar="TIME",
+              help="Only frames from this time on: date, time and zone, e.g. 2026-11-28T17:52:48Z.")
+@click.option("--to", "end", default=None, metavar="TIME", help="Only frames up to this time (as --from).")
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              metavar="FILE.pcapng", help="The excerpt; FILE.frames.csv is written beside it.")
+@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
+def extract(folder, info_hash, peer, start, end, output, debug):
+    """Write the frames that carry one torrent's evidence, from the original captures of the analysis
+    in FOLDER, to FILE.pcapng (original times and link types) with FILE.frames.csv (each excerpt frame's
+    original file and frame number); both are hashed into FOLDER/manifest.json (extracts).
+
+    Taken: the torrent's connections (TCP and uTP: handshakes, messages, acknowledgements, IP fragments),
+    the HTTP tracker connections that announced it, and the DHT, UDP tracker and LSD messages naming it
+    (with their answers).  The inputs must be unchanged (size and SHA-256 as in the manifest)."""
+    from analyzer.extract import ExtractError, extract as run
+    try:
+        result = run(folder, info_hash, output, peer=peer, start=start, end=end,
+                     argv=["bt-analyzer", *sys.argv[1:]])
+    except ExtractError as e:
+        raise click.ClickException(str(e)) from None
+    except Exception as e:
+        if debug or os.environ.get("BT_ANALYZER_DEBUG"):
+            traceback.print_exc()
+        raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
+    for note in result.notes:
+        click.echo(f"bt-analyzer: {note}", err=True)
+    kinds = ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in result.by_evidence.items() if n)
+    click.echo(f"info hash {result.plan.info_hash}: {result.frames:,} frames ({kinds or 'none'}) from "
+               f"{result.plan.connections:,} connection(s)"
+               + (f" and {result.plan.tracker_connections:,} tracker connection(s)"
+                  if result.plan.tracker_connections else ""))
+    click.echo(f"wrote {result.pcapng} and {result.frames_csv}; recorded in {folder / 'manifest.json'}")
+
+
+@main.command()
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--quiet", is_flag=True, help="Print only differences.")
 def verify(folder, quiet):

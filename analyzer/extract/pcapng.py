@@ -1,0 +1,239 @@
+"""The excerpt files: FILE.pcapng and FILE.frames.csv.
+
+Theory of operation
+-------------------
+Frames selected while scanning arrive in capture order, as Enhanced Packet
+Blocks built by ``_select.write_epbs``; they are appended to a temporary
+block file, and a 24-byte index record per frame (position = file index <<
+40 | frame number, timestamp, evidence tag, block size) to a temporary index
+file, so memory does not grow with the excerpt.  A few frames are decided
+only later (IP fragments, once their datagram is whole; a BEP 51 query, once
+its answer is seen): they are kept in memory as *late* frames.
+
+``finish`` writes the pcapng: a Section Header Block, one Interface
+Description Block per link type of the selected frames (``if_tsresol`` 9:
+nanosecond timestamps, as read), then the blocks in original order, the late
+ones spliced in at their positions; and FILE.frames.csv, one row per excerpt
+frame (its number, original file and frame number, time, evidence).  Both are
+written under temporary names and renamed when complete.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from analyzer import __version__
+from analyzer.decode.linktypes import linktype_name
+from analyzer.extract import _select
+
+INDEX = np.dtype([("pos", "<i8"), ("ts", "<i8"), ("tag", "<i4"), ("size", "<u4")])
+CHUNK = 1 << 20                  # index records per step of the final pass
+COPY = 16 << 20
+DEFAULT_SNAPLEN = 262144
+FRAMES_COLUMNS = ("frame", "original_file", "original_frame", "ts", "evidence")
+
+
+@dataclass(frozen=True)
+class LateFrame:
+    """A frame decided after later frames were written (an IP fragment, a held query)."""
+
+    pos: int
+    ts_ns: int
+    linktype: int
+    origlen: int
+    data: bytes
+    tag: int
+
+
+def frames_csv_path(pcapng: Path) -> Path:
+    """FILE.pcapng -> FILE.frames.csv (another name: NAME.frames.csv beside it)."""
+    return pcapng.with_suffix(".frames.csv") if pcapng.suffix == ".pcapng" else \
+        pcapng.with_name(pcapng.name + ".frames.csv")
+
+
+def _option(code: int, value: bytes) -> bytes:
+    return struct.pack("<HH", code, len(value)) + value + bytes(-len(value) % 4)
+
+
+def _block(btype: int, body: bytes) -> bytes:
+    size = 12 + len(body)
+    return struct.pack("<II", btype, size) + body + struct.pack("<I", size)
+
+
+def section_header(comment: str) -> bytes:
+    options = _option(4, f"bt-analyzer {__version__}".encode()) + _option(1, comment.encode()) + _option(0, b"")
+    return _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + options)
+
+
+def interface_description(linktype: int, snaplen: int) -> bytes:
+    options = _option(2, f"link type {linktype_name(linktype)} ({linktype})".encode()) \
+        + _option(9, bytes([9])) + _option(0, b"")
+    return _block(1, struct.pack("<HHI", linktype, 0, snaplen) + options)
+
+
+def _csv_field(text: str) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([text])
+    return buf.getvalue().encode("utf-8")
+
+
+def _blob(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    fields = [_csv_field(t) for t in texts]
+    off = np.zeros(len(fields) + 1, np.int64)
+    off[1:] = np.cumsum([len(f) for f in fields])
+    return np.frombuffer(b"".join(fields) or b"\0", np.uint8), off
+
+
+class ExcerptWriter:
+    def __init__(self, out: Path, comment: str):
+        self.out = Path(out)
+        self.csv_path = frames_csv_path(self.out)
+        self.comment = comment
+        self._blocks_path = self.out.with_name(self.out.name + ".blocks.part")
+        self._index_path = self.out.with_name(self.out.name + ".index.part")
+        self._blocks = open(self._blocks_path, "wb")
+        self._index = open(self._index_path, "wb")
+        self.idb_of: dict[int, int] = {}       # link type -> interface id in the excerpt
+        self.max_caplen: dict[int, int] = {}
+        self.frames = 0
+        self.late: list[LateFrame] = []
+        self._buf = bytearray()
+
+    # ------------------------------------------------------------------ while scanning
+    def interfaces(self, if_linktype: np.ndarray) -> np.ndarray:
+        """The excerpt's interface id for each interface of a batch."""
+        return np.array([self._idb(int(lt)) for lt in if_linktype], np.int32)
+
+    def _idb(self, linktype: int) -> int:
+        if linktype not in self.idb_of:
+            self.idb_of[linktype] = len(self.idb_of)
+            self.max_caplen[linktype] = 0
+        return self.idb_of[linktype]
+
+    def add(self, batch, pos0: int, idx: np.ndarray, tags: np.ndarray, idb_of_iface: np.ndarray) -> None:
+        """Records ``idx`` (sorted) of a reader batch, with their evidence tags."""
+        n = len(idx)
+        if not n:
+            return
+        ts = batch.ts_ns[idx]
+        if int(ts.min()) < 0:
+            raise ValueError("a selected frame has a time before 1970, which pcapng cannot hold")
+        caps = batch.caplen[idx]
+        for lt in np.unique(batch.if_linktype[batch.iface[idx]]):
+            sel = batch.if_linktype[batch.iface[idx]] == lt
+            self.max_caplen[int(lt)] = max(self.max_caplen[int(lt)], int(caps[sel].max()))
+        self._buf.clear()
+        _select.write_epbs(batch.buf, batch.rec_off, batch.caplen, batch.origlen, batch.ts_ns, batch.iface,
+                           idb_of_iface, idx, n, self._buf)
+        self._blocks.write(self._buf)
+        rec = np.empty(n, INDEX)
+        rec["pos"] = np.int64(pos0) + idx.astype(np.int64)
+        rec["ts"] = ts
+        rec["tag"] = tags
+        rec["size"] = _select.epb_sizes(batch.caplen, idx, n)
+        self._index.write(rec.tobytes())
+        self.frames += n
+
+    def add_late(self, frame: LateFrame) -> None:
+        if frame.ts_ns < 0:
+            raise ValueError("a selected frame has a time before 1970, which pcapng cannot hold")
+        self._idb(frame.linktype)
+        self.max_caplen[frame.linktype] = max(self.max_caplen[frame.linktype], len(frame.data))
+        self.late.append(frame)
+        self.frames += 1
+
+    # ------------------------------------------------------------------ at the end
+    def finish(self, file_names: list[str], evidence: list[str]) -> None:
+        self._blocks.close()
+        self._index.close()
+        index = np.memmap(self._index_path, INDEX, mode="r") if self._index_path.stat().st_size \
+            else np.empty(0, INDEX)
+        late = sorted(self.late, key=lambda f: f.pos)
+        late_rec = np.empty(len(late), INDEX)
+        for i, f in enumerate(late):
+            late_rec[i] = (f.pos, f.ts_ns, f.tag, _select.epb_sizes(np.array([len(f.data)], np.uint32),
+                                                                    np.zeros(1, np.int32), 1)[0])
+        where = np.searchsorted(index["pos"], late_rec["pos"])     # late frame i goes before index[where[i]]
+        tmp_pcap = self.out.with_name(self.out.name + ".part")
+        tmp_csv = self.csv_path.with_name(self.csv_path.name + ".part")
+        with open(tmp_pcap, "wb") as out, open(self._blocks_path, "rb") as blocks:
+            out.write(section_header(self.comment))
+            for lt, _ in sorted(self.idb_of.items(), key=lambda kv: kv[1]):
+                out.write(interface_description(lt, max(DEFAULT_SNAPLEN, self.max_caplen[lt])))
+            offsets = _offsets_at(index, where)
+            done = 0
+            for i, f in enumerate(late):
+                _copy(blocks, out, int(offsets[i]) - done)
+                done = int(offsets[i])
+                out.write(self._late_block(f))
+            shutil.copyfileobj(blocks, out, COPY)
+        file_blob, file_off = _blob(file_names)
+        tag_blob, tag_off = _blob(evidence)
+        with open(tmp_csv, "wb") as out:
+            out.write((",".join(FRAMES_COLUMNS) + "\n").encode())
+            number, j = 1, 0
+            for start in range(0, max(len(index), 1), CHUNK):
+                part = np.asarray(index[start:start + CHUNK])
+                stop = start + len(part)
+                k = j
+                while k < len(late) and (where[k] < stop or stop == len(index)):
+                    k += 1
+                if k > j:
+                    part = np.insert(part, where[j:k] - start, late_rec[j:k])
+                    j = k
+                out.write(_select.format_frames_csv(
+                    number, np.ascontiguousarray(part["pos"]), np.ascontiguousarray(part["ts"]),
+                    np.ascontiguousarray(part["tag"]), len(part), file_blob, file_off, tag_blob, tag_off))
+                number += len(part)
+        del index
+        os.replace(tmp_pcap, self.out)
+        os.replace(tmp_csv, self.csv_path)
+        self.discard()
+
+    def _late_block(self, f: LateFrame) -> bytes:
+        buf = bytearray()
+        data = np.frombuffer(f.data, np.uint8) if f.data else np.zeros(1, np.uint8)
+        _select.write_epbs(data, np.zeros(1, np.int64), np.array([len(f.data)], np.uint32),
+                           np.array([f.origlen], np.uint32), np.array([f.ts_ns], np.int64),
+                           np.zeros(1, np.uint16), np.array([self.idb_of[f.linktype]], np.int32),
+                           np.zeros(1, np.int32), 1, buf)
+        return bytes(buf)
+
+    def discard(self) -> None:
+        """Remove the temporary files (after finish, or when the extraction failed)."""
+        for f in (self._blocks, self._index):
+            f.close()
+        for p in (self._blocks_path, self._index_path, self.out.with_name(self.out.name + ".part"),
+                  self.csv_path.with_name(self.csv_path.name + ".part")):
+            p.unlink(missing_ok=True)
+
+
+def _offsets_at(index: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Byte offsets in the block file of the blocks index[where] (sorted; len(index): the end)."""
+    out = np.empty(len(where), np.int64)
+    total, j, n = 0, 0, len(index)
+    for start in range(0, n, CHUNK):
+        sizes = np.asarray(index["size"][start:start + CHUNK], np.int64)
+        before = np.concatenate([[0], np.cumsum(sizes)]) + total
+        while j < len(where) and where[j] < start + len(sizes):
+            out[j] = before[where[j] - start]
+            j += 1
+        total = int(before[-1])
+    out[j:] = total
+    return out
+
+
+def _copy(src, dst, n: int) -> None:
+    while n > 0:
+        chunk = src.read(min(COPY, n))
+        if not chunk:
+            raise OSError("temporary block file shorter than its index")
+        dst.write(chunk)
+        n -= len(chunk)
