@@ -7,17 +7,27 @@ The flows to extract (the torrent's TCP and uTP connections, the HTTP tracker
 connections that announced it) come from the output folder as a
 ``FlowTable``: one entry per connection with its canonical key (IP version,
 the two endpoints in the engine's canonical order, the transport) and the
-range of positions it occupied, ``position = file index << 40 | frame
-number``.  Entries are sorted by an FNV-1a hash of the key, so a frame finds
-its candidates with one binary search; the key is then compared byte for
-byte and the frame's position must lie in the entry's range, because a TCP
-4-tuple (and a uTP socket pair) can be reused by later connections.
+range of positions it owns, ``position = file index << 40 | frame number``.
+Entries are sorted by an FNV-1a hash of the key, so a frame finds its
+candidates with one binary search; the key is then compared byte for byte.
 
-uTP entries also learn the connection ids at their first frame, as the
-engine does (a SYN with id X: X and X+1 from its sender, X from the other
-side; a connection first seen mid-stream: its id from the sender, id-1 or
-id+1 from the other side), so two uTP connections between the same two
-sockets (two torrents over one uTP socket) are told apart.
+A 4-tuple can be reused: the engine gives every frame of a 4-tuple to the
+connection current at that moment, and a new connection starts at its first
+frame.  So a frame at a connection's first position is that connection's,
+and a TCP connection owns every frame of its 4-tuple from its first frame to
+the frame before the next connection's first (the folder gives that bound:
+``last_frame`` alone can be earlier than a connection's last frame when the
+engine handled a datagram rebuilt from fragments last).
+
+uTP connections of one socket pair live side by side (libtorrent has one
+UDP socket for every torrent), told apart by their connection ids.  Each uTP
+entry learns its ids at its first frame, as the engine registers them (a SYN
+with id X: X and X+1 from its sender, X from the other side; a connection
+first seen mid-stream: its id from the sender, id-1 or id+1 from the other
+side), and owns the frames carrying them until a later connection of the
+same sockets takes one of those ids over (its first frame ends the earlier
+connection, as in the engine).  The table therefore also holds the other uTP
+connections of those socket pairs, with tag -1.
 
 ``select`` walks the records of a batch without creating Python objects and
 fills arrays: the records to write (with the entry's tag) and the
@@ -56,6 +66,7 @@ cdef enum:
     C_WATCH = 3         # a datagram from a socket pair an answer is awaited on
     C_LSD = 4           # a Local Service Discovery message (the hash is in hex)
     C_SAMPLE_QUERY = 5  # a BEP 51 sample_infohashes query (its answer may name the hash)
+    R_SELECTED = 16     # a frame of a connection to extract
 
 POS_SHIFT = SHIFT
 PROTO_TCP = P_TCP
@@ -65,6 +76,7 @@ CAND_NAMES = C_NAMES
 CAND_WATCH = C_WATCH
 CAND_LSD = C_LSD
 CAND_SAMPLE_QUERY = C_SAMPLE_QUERY
+SELECTED = R_SELECTED
 
 cdef const char* SAMPLE_METHOD = b"17:sample_infohashes"
 
@@ -161,12 +173,13 @@ cdef class FlowTable:
     cdef int64_t[::1] first_pos
     cdef int64_t[::1] last_pos
     cdef int32_t[::1] tags
-    cdef int8_t[::1] utp_sender       # uTP: -1 ids not learned yet; 0/1 the side (low/high) that sent the first frame
-    cdef int32_t[:, ::1] utp_ids      # uTP: ids from the first frame's sender (2), from the other side (2); -1 none
+    cdef int8_t[::1] utp_learned      # uTP: the connection ids are known (its first frame was seen)
+    cdef int32_t[:, ::1] utp_ids      # uTP: ids in packets from the lower endpoint (2), from the higher (2); -1 none
 
     def __init__(self, entries):
-        """entries: (ip_version, src packed, src_port, dst packed, dst_port, P_TCP|P_UTP,
-        first position, last position, tag >= 0)."""
+        """entries: (ip_version, src packed, src_port, dst packed, dst_port, PROTO_TCP|PROTO_UTP,
+        first position, last position, tag); tag -1: a connection not to extract whose first
+        frame ends earlier uTP connections of the same sockets (their last position is open)."""
         cdef Py_ssize_t n = len(entries), i
         cdef uint8_t key[KEY]
         keys = np.zeros((n, KEY), np.uint8)
@@ -189,7 +202,7 @@ cdef class FlowTable:
         self.first_pos = np.ascontiguousarray(first[order])
         self.last_pos = np.ascontiguousarray(last[order])
         self.tags = np.ascontiguousarray(tags[order])
-        self.utp_sender = np.full(n, -1, np.int8)
+        self.utp_learned = np.zeros(n, np.int8)
         self.utp_ids = np.full((n, 4), -1, np.int32)
 
     cdef inline Py_ssize_t _lower(self, uint64_t h) noexcept nogil:
@@ -204,40 +217,68 @@ cdef class FlowTable:
 
     cdef int32_t match(self, Pkt* k, uint16_t sport, uint16_t dport, int proto, int64_t pos,
                        UtpHeader* u) noexcept nogil:
-        """The tag of the entry this frame belongs to, or -1."""
+        """The tag of the entry this frame belongs to (-1: none, or an entry that only bounds others)."""
         cdef uint8_t key[KEY]
         cdef bint src_low = _fill_key(k.ipver, k.src, sport, k.dst, dport, proto, key)
         cdef uint64_t h = _fnv(key, KEY)
-        cdef Py_ssize_t i = self._lower(h)
-        cdef int side, base
-        cdef uint16_t cid
+        cdef Py_ssize_t i0 = self._lower(h), i
+        cdef int side = 0 if src_low else 1          # 0: sent by the lower endpoint
+        cdef int32_t cid = u.conn_id if proto == P_UTP else -1
+        # a connection that starts at this frame owns it
+        i = i0
         while i < self.n and self.hashes[i] == h:
-            if self.first_pos[i] <= pos <= self.last_pos[i] and memcmp(&self.keys[i, 0], key, KEY) == 0:
+            if self.first_pos[i] == pos and memcmp(&self.keys[i, 0], key, KEY) == 0:
+                if proto == P_UTP and not self.utp_learned[i]:
+                    self._learn(i, i0, h, key, side, u, pos)
+                return self.tags[i]
+            i += 1
+        # else the one whose range holds it (uTP: and whose connection ids it carries)
+        i = i0
+        while i < self.n and self.hashes[i] == h:
+            if self.first_pos[i] < pos <= self.last_pos[i] and memcmp(&self.keys[i, 0], key, KEY) == 0:
                 if proto == P_TCP:
                     return self.tags[i]
-                side = 0 if src_low else 1
-                cid = u.conn_id
-                if pos == self.first_pos[i] and self.utp_sender[i] < 0:
-                    self.utp_sender[i] = side
-                    if u.ptype == ST_SYN:
-                        self.utp_ids[i, 0] = cid
-                        self.utp_ids[i, 1] = <uint16_t>(cid + 1)
-                        self.utp_ids[i, 2] = cid
-                    else:
-                        self.utp_ids[i, 0] = cid
-                        self.utp_ids[i, 2] = <uint16_t>(cid - 1)
-                        self.utp_ids[i, 3] = <uint16_t>(cid + 1)
-                if self.utp_sender[i] >= 0:
-                    base = 0 if side == self.utp_sender[i] else 2
-                    if self.utp_ids[i, base] == cid or self.utp_ids[i, base + 1] == cid:
-                        return self.tags[i]
+                if self.utp_learned[i] and (self.utp_ids[i, 2 * side] == cid or self.utp_ids[i, 2 * side + 1] == cid):
+                    return self.tags[i]
             i += 1
         return -1
+
+    cdef void _learn(self, Py_ssize_t i, Py_ssize_t i0, uint64_t h, const uint8_t* key, int side, UtpHeader* u,
+                     int64_t pos) noexcept nogil:
+        """uTP entry i's connection ids, from its first frame (as the engine registers them), and the
+        end of earlier connections of the same socket pair whose ids it takes over."""
+        cdef uint16_t cid = u.conn_id
+        cdef int other = 1 - side
+        cdef Py_ssize_t j
+        self.utp_learned[i] = 1
+        self.utp_ids[i, 2 * side] = cid
+        if u.ptype == ST_SYN:
+            self.utp_ids[i, 2 * side + 1] = <uint16_t>(cid + 1)
+            self.utp_ids[i, 2 * other] = cid
+        else:
+            self.utp_ids[i, 2 * other] = <uint16_t>(cid - 1)
+            self.utp_ids[i, 2 * other + 1] = <uint16_t>(cid + 1)
+        j = i0
+        while j < self.n and self.hashes[j] == h:
+            if j != i and self.utp_learned[j] and self.first_pos[j] < pos <= self.last_pos[j] \
+                    and memcmp(&self.keys[j, 0], key, KEY) == 0 and self._shares_ids(i, j):
+                self.last_pos[j] = pos - 1
+            j += 1
+
+    cdef bint _shares_ids(self, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+        cdef int a, b
+        for a in range(4):
+            if self.utp_ids[i, a] < 0:
+                continue
+            for b in range(2 * (a // 2), 2 * (a // 2) + 2):
+                if self.utp_ids[i, a] == self.utp_ids[j, b]:
+                    return True
+        return False
 
 
 cdef inline int _classify(FlowTable table, const uint64_t[::1] watch, const uint8_t* hashes20, Py_ssize_t n_hashes,
                           const uint8_t* p, Py_ssize_t cap, int linktype, int64_t pos, int32_t* tag) noexcept nogil:
-    """0: nothing; 1: selected (``tag``); otherwise a CAND_* kind."""
+    """0: nothing; R_SELECTED (``tag`` set); otherwise a C_* candidate kind."""
     cdef Pkt k
     cdef Transport t
     cdef UtpHeader u
@@ -251,12 +292,12 @@ cdef inline int _classify(FlowTable table, const uint64_t[::1] watch, const uint
         if decode_tcp(&k, &t) != T_OK:
             return 0
         tag[0] = table.match(&k, t.sport, t.dport, P_TCP, pos, NULL)
-        return 1 if tag[0] >= 0 else 0
+        return R_SELECTED if tag[0] >= 0 else 0
     if k.proto != 17 or decode_udp(&k, &t) != T_OK:
         return 0
     if decode_utp(t.pay, t.paycap, t.paylen, &u):
         tag[0] = table.match(&k, t.sport, t.dport, P_UTP, pos, &u)
-        return 1 if tag[0] >= 0 else 0
+        return R_SELECTED if tag[0] >= 0 else 0
     if not bittorrent_datagram_candidate(t.pay, t.paycap, t.sport, t.dport):
         return 0
     for j in range(n_hashes):
@@ -293,7 +334,7 @@ def select(FlowTable table, const uint64_t[::1] watch, const uint8_t[::1] hashes
                           pos0 + i, &tag)
             if r == 0:
                 continue
-            if r == 1:
+            if r == R_SELECTED:
                 if t_from <= ts_ns[i] <= t_to:
                     sel_idx[ns] = i
                     sel_tag[ns] = tag

@@ -183,7 +183,7 @@ class _Scan:
         """A datagram rebuilt from fragments: the verdict goes to every fragment (in the window)."""
         pos = d.file_idx << _select.POS_SHIFT | d.frame_no
         kind, tag = _select.classify_packet(self.table, self.judge.watch, self.hashes20, d.packet, _select.RAW, pos)
-        if kind == 1:
+        if kind == _select.SELECTED:
             if self.scope.has_time(d.ts_ns):
                 self._late([members], tag=tag)
             return

@@ -5,8 +5,9 @@ Read from the folder alone (nothing is re-analysed):
 * ``manifest.json`` ``inputs[]``: the captures, in the order the analysis read
   them (a frame's position is its file's index there and its frame number),
   where they are (``resolved_path``), their size and SHA-256;
-* ``summary.json`` ``torrents[]``: the torrent's info hash and its aliases
-  (a hybrid torrent's two hashes); an info hash seen only in DHT, tracker or
+* ``summary.json`` ``torrents[]``: the torrent's info hash, its aliases and,
+  with metadata, its v1 and (truncated) v2 hashes (a hybrid torrent is
+  announced under both); an info hash seen only in DHT, tracker or
   LSD messages is also accepted (tracker.csv, dht.csv, summary.json ``lsd``);
 * ``connections.csv``: the torrent's connections (``info_hash`` or
   ``info_hash_reply`` one of its hashes), each with its endpoints, transport
@@ -112,7 +113,11 @@ def torrent_hashes(folder: Path, summary: dict, wanted: str) -> tuple[str, list[
     short = wanted[:40]
     for t in summary.get("torrents", []):
         names = {t["info_hash"], *t.get("info_hash_aliases", [])}
-        if wanted in names or short in names or wanted == (t.get("info_hash_v2") or ""):
+        if t.get("info_hash_v1"):
+            names.add(t["info_hash_v1"])
+        if t.get("info_hash_v2"):
+            names.add(t["info_hash_v2"][:40])          # v2 hashes travel truncated to 20 bytes (BEP 52)
+        if short in names:
             return t["info_hash"], sorted(names)
     seen = {e.get("info_hash") for e in summary.get("lsd") or [] if isinstance(e, dict)}
     for name in ("tracker.csv", "dht.csv"):
@@ -167,19 +172,16 @@ def plan_excerpt(folder: Path, info_hash: str, peer: EndpointSpec | None = None,
     path = folder / "connections.csv"
     if not path.exists():
         raise ExtractError(f"{folder}: not an analysis output folder (connections.csv missing)")
-    for chunk in pd.read_csv(path, dtype=str, keep_default_na=False, usecols=list(CONNECTION_COLUMNS),
-                             chunksize=200_000):
+    chosen = []                     # (CSV row, evidence)
+    for chunk in _chunks(path):
         torrent = chunk[(chunk["category"] == "bittorrent")
                         & (chunk["info_hash"].isin(wanted_set) | chunk["info_hash_reply"].isin(wanted_set))]
         for r in torrent.itertuples():
-            if peer is not None and not (r.subject_side in ("src", "dst") and peer.matches(r.remote_ip,
-                                                                                          int(r.remote_port))):
-                continue
-            plan.connections += _add_flow(plan, r, pos, lo, hi, f"connection:{r.conn_id}")
+            if peer is None or (r.subject_side in ("src", "dst") and peer.matches(r.remote_ip, int(r.remote_port))):
+                chosen.append((r, f"connection:{r.conn_id}"))
         if not announcing:
             continue
-        tcp = chunk[chunk["transport"] == "tcp"]
-        for r in tcp.itertuples():
+        for r in chunk[chunk["transport"] == "tcp"].itertuples():
             first, last = pos(r.first_file, r.first_frame), pos(r.last_file, r.last_frame)
             ends = {(r.src_ip, int(r.src_port)), (r.dst_ip, int(r.dst_port))}
             if not any(first <= p <= last and (ip, port) in ends for p, ip, port in announcing):
@@ -187,8 +189,46 @@ def plan_excerpt(folder: Path, info_hash: str, peer: EndpointSpec | None = None,
             if peer is not None and not any(_in(peer, ip) for ip in (r.src_ip, r.dst_ip)):
                 continue
             if r.category != "bittorrent" or not ({r.info_hash, r.info_hash_reply} & wanted_set):
-                plan.tracker_connections += _add_flow(plan, r, pos, lo, hi, f"tracker_connection:{r.conn_id}")
+                chosen.append((r, f"tracker_connection:{r.conn_id}"))
+    chosen = [(r, e) for r, e in chosen if ns_from_iso(r.first_ts) <= hi]
+    # every connection of the same sockets: where each chosen one ends (see _select.pyx)
+    keys = {_key(r) for r, _ in chosen}
+    same: dict = {}
+    for chunk in _chunks(path) if keys else ():
+        for r in chunk.itertuples():
+            k = _key(r)
+            if k in keys:
+                same.setdefault(k, []).append((pos(r.first_file, r.first_frame), r.conn_id, r))
+    chosen_ids = {r.conn_id for r, _ in chosen}
+    for r, evidence in chosen:
+        first = pos(r.first_file, r.first_frame)
+        if r.transport == "utp":
+            last = END                                  # learned while scanning
+        else:
+            last = min((p for p, _, _ in same[_key(r)] if p > first), default=END + 1) - 1
+        plan.flows.append(_flow(r, first, last, len(plan.evidence)))
+        plan.evidence.append(evidence)
+        if evidence.startswith("connection"):
+            plan.connections += 1
+        else:
+            plan.tracker_connections += 1
+    for k in sorted(k for k in keys if k[0] == "utp"):
+        plan.flows += [_flow(r, p, END, -1) for p, conn_id, r in same[k] if conn_id not in chosen_ids]
     return plan
+
+
+END = (1 << 63) - 1
+
+
+def _chunks(path: Path):
+    import pandas as pd
+    return pd.read_csv(path, dtype=str, keep_default_na=False, usecols=list(CONNECTION_COLUMNS), chunksize=200_000)
+
+
+def _key(r) -> tuple:
+    """The sockets of a connections.csv row, either way round, and its transport."""
+    a, b = (r.src_ip, int(r.src_port)), (r.dst_ip, int(r.dst_port))
+    return (r.transport, r.ip_version, min(a, b), max(a, b))
 
 
 def _in(peer: EndpointSpec, ip: str) -> bool:
@@ -196,14 +236,8 @@ def _in(peer: EndpointSpec, ip: str) -> bool:
     return a.version == peer.network.version and a in peer.network
 
 
-def _add_flow(plan: Plan, r, pos, lo: int, hi: int, evidence: str) -> bool:
-    """Add the connection of CSV row ``r`` unless it lies outside the window."""
-    if ns_from_iso(r.last_ts) < lo or ns_from_iso(r.first_ts) > hi:
-        return False
+def _flow(r, first: int, last: int, tag: int) -> Flow:
     v, src = _packed(r.src_ip)
     _, dst = _packed(r.dst_ip)
-    plan.flows.append(Flow(v, src, int(r.src_port), dst, int(r.dst_port),
-                           PROTO_UTP if r.transport == "utp" else PROTO_TCP,
-                           pos(r.first_file, r.first_frame), pos(r.last_file, r.last_frame), len(plan.evidence)))
-    plan.evidence.append(evidence)
-    return True
+    return Flow(v, src, int(r.src_port), dst, int(r.dst_port), PROTO_UTP if r.transport == "utp" else PROTO_TCP,
+                first, last, tag)
