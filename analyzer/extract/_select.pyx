@@ -44,6 +44,7 @@ writes the rows of FILE.frames.csv, both without per-frame Python objects.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int8_t, int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memcmp, memset, memchr
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 import numpy as np
@@ -58,6 +59,7 @@ cdef enum:
     KEY = 38            # IP version, low endpoint (16 + 2), high endpoint (16 + 2), transport
     DKEY = 37           # directed: IP version, source (16 + 2), destination (16 + 2)
     SHIFT = 40          # position = file index << 40 | frame number
+    CACHE = 256         # remembered answers of FlowTable.match
     P_TCP = 6
     P_UTP = 17
     # candidate kinds (what Python must decide)
@@ -68,6 +70,7 @@ cdef enum:
     C_SAMPLE_QUERY = 5  # a BEP 51 sample_infohashes query (its answer may name the hash)
     R_SELECTED = 16     # a frame of a connection to extract
 
+cdef int64_t END_POS = 0x7FFFFFFFFFFFFFFF
 POS_SHIFT = SHIFT
 PROTO_TCP = P_TCP
 PROTO_UTP = P_UTP
@@ -168,13 +171,17 @@ cdef inline bint _in_sorted(const uint64_t[::1] a, uint64_t h) noexcept nogil:
 cdef class FlowTable:
     """The connections to extract (see the module docstring)."""
     cdef readonly Py_ssize_t n
-    cdef uint64_t[::1] hashes
+    cdef uint64_t[::1] hashes           # sorted; within one hash by first position
     cdef uint8_t[:, ::1] keys
     cdef int64_t[::1] first_pos
     cdef int64_t[::1] last_pos
     cdef int32_t[::1] tags
     cdef int8_t[::1] utp_learned      # uTP: the connection ids are known (its first frame was seen)
     cdef int32_t[:, ::1] utp_ids      # uTP: ids in packets from the lower endpoint (2), from the higher (2); -1 none
+    # the last answers, by hash, side and connection id: entry, and the positions it stays valid for
+    cdef int64_t cache_entry[CACHE]
+    cdef int64_t cache_from[CACHE]
+    cdef int64_t cache_until[CACHE]
 
     def __init__(self, entries):
         """entries: (ip_version, src packed, src_port, dst packed, dst_port, PROTO_TCP|PROTO_UTP,
@@ -195,7 +202,7 @@ cdef class FlowTable:
             memcpy(&kv[i, 0], key, KEY)
             hashes[i] = _fnv(key, KEY)
             first[i], last[i], tags[i] = f, l, tag
-        order = np.argsort(hashes, kind="stable")
+        order = np.lexsort((np.arange(n), first, hashes))
         self.n = n
         self.hashes = np.ascontiguousarray(hashes[order])
         self.keys = np.ascontiguousarray(keys[order])
@@ -204,16 +211,24 @@ cdef class FlowTable:
         self.tags = np.ascontiguousarray(tags[order])
         self.utp_learned = np.zeros(n, np.int8)
         self.utp_ids = np.full((n, 4), -1, np.int32)
+        for i in range(CACHE):
+            self.cache_entry[i] = -1
 
-    cdef inline Py_ssize_t _lower(self, uint64_t h) noexcept nogil:
+    cdef inline Py_ssize_t _last_at(self, uint64_t h, int64_t pos) noexcept nogil:
+        """The last entry with this hash and a first position <= pos (-1: none)."""
         cdef Py_ssize_t lo = 0, hi = self.n, mid
         while lo < hi:
             mid = (lo + hi) >> 1
-            if self.hashes[mid] < h:
+            if self.hashes[mid] < h or (self.hashes[mid] == h and self.first_pos[mid] <= pos):
                 lo = mid + 1
             else:
                 hi = mid
-        return lo
+        if lo == 0 or self.hashes[lo - 1] != h:
+            return -1
+        return lo - 1
+
+    cdef inline bint _carries(self, Py_ssize_t e, int side, int32_t cid) noexcept nogil:
+        return self.utp_learned[e] and (self.utp_ids[e, 2 * side] == cid or self.utp_ids[e, 2 * side + 1] == cid)
 
     cdef int32_t match(self, Pkt* k, uint16_t sport, uint16_t dport, int proto, int64_t pos,
                        UtpHeader* u) noexcept nogil:
@@ -221,27 +236,44 @@ cdef class FlowTable:
         cdef uint8_t key[KEY]
         cdef bint src_low = _fill_key(k.ipver, k.src, sport, k.dst, dport, proto, key)
         cdef uint64_t h = _fnv(key, KEY)
-        cdef Py_ssize_t i0 = self._lower(h), i
         cdef int side = 0 if src_low else 1          # 0: sent by the lower endpoint
         cdef int32_t cid = u.conn_id if proto == P_UTP else -1
+        cdef Py_ssize_t slot = <Py_ssize_t>((h ^ (<uint64_t>(cid + 1) * 0x9E3779B97F4A7C15ULL) ^ <uint64_t>side)
+                                            & (CACHE - 1))
+        cdef Py_ssize_t e = self.cache_entry[slot], j, i
+        cdef int64_t until
+        if e >= 0 and self.cache_from[slot] < pos < self.cache_until[slot] and self.hashes[e] == h \
+                and pos <= self.last_pos[e] and memcmp(&self.keys[e, 0], key, KEY) == 0 \
+                and (proto == P_TCP or self._carries(e, side, cid)):
+            return self.tags[e]
+        j = self._last_at(h, pos)
+        if j < 0:
+            return -1
+        until = self.first_pos[j + 1] if j + 1 < self.n and self.hashes[j + 1] == h else END_POS
         # a connection that starts at this frame owns it
-        i = i0
-        while i < self.n and self.hashes[i] == h:
-            if self.first_pos[i] == pos and memcmp(&self.keys[i, 0], key, KEY) == 0:
+        i = j
+        while i >= 0 and self.hashes[i] == h and self.first_pos[i] == pos:
+            if memcmp(&self.keys[i, 0], key, KEY) == 0:
                 if proto == P_UTP and not self.utp_learned[i]:
-                    self._learn(i, i0, h, key, side, u, pos)
-                return self.tags[i]
-            i += 1
-        # else the one whose range holds it (uTP: and whose connection ids it carries)
-        i = i0
-        while i < self.n and self.hashes[i] == h:
-            if self.first_pos[i] < pos <= self.last_pos[i] and memcmp(&self.keys[i, 0], key, KEY) == 0:
-                if proto == P_TCP:
-                    return self.tags[i]
-                if self.utp_learned[i] and (self.utp_ids[i, 2 * side] == cid or self.utp_ids[i, 2 * side + 1] == cid):
-                    return self.tags[i]
-            i += 1
+                    self._learn(i, j, h, key, side, u, pos)
+                return self._remember(slot, i, pos, until)
+            i -= 1
+        # else the one whose range holds it (TCP ranges do not overlap; uTP: the one carrying the id)
+        i = j
+        while i >= 0 and self.hashes[i] == h:
+            if memcmp(&self.keys[i, 0], key, KEY) == 0:
+                if proto == P_TCP:           # the last one started: its range holds the frame or none does
+                    return self._remember(slot, i, pos, until) if pos <= self.last_pos[i] else -1
+                if pos <= self.last_pos[i] and self._carries(i, side, cid):
+                    return self._remember(slot, i, pos, until)
+            i -= 1
         return -1
+
+    cdef inline int32_t _remember(self, Py_ssize_t slot, Py_ssize_t e, int64_t pos, int64_t until) noexcept nogil:
+        self.cache_entry[slot] = e
+        self.cache_from[slot] = pos
+        self.cache_until[slot] = until
+        return self.tags[e]
 
     cdef void _learn(self, Py_ssize_t i, Py_ssize_t i0, uint64_t h, const uint8_t* key, int side, UtpHeader* u,
                      int64_t pos) noexcept nogil:
@@ -259,11 +291,11 @@ cdef class FlowTable:
             self.utp_ids[i, 2 * other] = <uint16_t>(cid - 1)
             self.utp_ids[i, 2 * other + 1] = <uint16_t>(cid + 1)
         j = i0
-        while j < self.n and self.hashes[j] == h:
+        while j >= 0 and self.hashes[j] == h:          # the entries started before (sorted by first position)
             if j != i and self.utp_learned[j] and self.first_pos[j] < pos <= self.last_pos[j] \
                     and memcmp(&self.keys[j, 0], key, KEY) == 0 and self._shares_ids(i, j):
                 self.last_pos[j] = pos - 1
-            j += 1
+            j -= 1
 
     cdef bint _shares_ids(self, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
         cdef int a, b
@@ -408,8 +440,8 @@ def write_epbs(const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_
     cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
     for j in range(n):
         need += epb_size(caplen[idx[j]])
-    out.extend(bytes(need))
-    d = <uint8_t*>(<char*>out) + at
+    PyByteArray_Resize(out, at + need)
+    d = <uint8_t*>PyByteArray_AS_STRING(out) + at
     with nogil:
         for j in range(n):
             i = idx[j]

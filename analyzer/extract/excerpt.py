@@ -284,7 +284,7 @@ def extract(folder: str | Path, info_hash: str, out: str | Path, *, peer: str | 
         "path": _name(folder, out), "resolved_path": str(out.resolve()), "sha256": sha256_file(out),
         "frames_csv": {"path": _name(folder, csv_path), "resolved_path": str(csv_path.resolve()),
                        "sha256": sha256_file(csv_path)},
-        "info_hash": plan.info_hash, "info_hashes": plan.hashes, "frames": writer.frames,
+        "info_hash": plan.info_hash, "info_hashes": plan.hashes, "frames": writer.total,
         "filters": filters.record(t_from, t_to),
         "connections": plan.connections, "tracker_connections": plan.tracker_connections,
         "frames_by_evidence": scan.by_evidence(),
@@ -292,7 +292,7 @@ def extract(folder: str | Path, info_hash: str, out: str | Path, *, peer: str | 
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }
     record_extract(folder, record)
-    return ExtractResult(out, csv_path, plan, writer.frames, record["frames_by_evidence"], record, notes)
+    return ExtractResult(out, csv_path, plan, writer.total, record["frames_by_evidence"], record, notes)
 
 
 def _outputs(folder: Path) -> list[str]:

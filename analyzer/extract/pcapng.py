@@ -3,19 +3,21 @@
 Theory of operation
 -------------------
 Frames selected while scanning arrive in capture order, as Enhanced Packet
-Blocks built by ``_select.write_epbs``; they are appended to a temporary
-block file, and a 24-byte index record per frame (position = file index <<
-40 | frame number, timestamp, evidence tag, block size) to a temporary index
-file, so memory does not grow with the excerpt.  A few frames are decided
-only later (IP fragments, once their datagram is whole; a BEP 51 query, once
-its answer is seen): they are kept in memory as *late* frames.
+Blocks built by ``_select.write_epbs``, and go straight into FILE.pcapng
+(under a temporary name): a Section Header Block, then an Interface
+Description Block for each link type when its first frame comes
+(``if_tsresol`` 9: nanosecond timestamps, as read; the block is allowed
+anywhere before its first use), then the frames.  A 24-byte index record per
+frame (position = file index << 40 | frame number, timestamp, evidence tag,
+block size) goes to a temporary index file, so memory does not grow with the
+excerpt.  A few frames are decided only later (IP fragments, once their
+datagram is whole; a BEP 51 query, once its answer is seen): they are kept in
+memory as *late* frames.
 
-``finish`` writes the pcapng: a Section Header Block, one Interface
-Description Block per link type of the selected frames (``if_tsresol`` 9:
-nanosecond timestamps, as read), then the blocks in original order, the late
-ones spliced in at their positions; and FILE.frames.csv, one row per excerpt
-frame (its number, original file and frame number, time, evidence).  Both are
-written under temporary names and renamed when complete.
+``finish`` splices the late frames in at their original places (only then is
+the file rewritten, with every interface described first), writes
+FILE.frames.csv from the index, one row per excerpt frame (its number,
+original file and frame number, time, evidence), and renames both.
 """
 from __future__ import annotations
 
@@ -34,9 +36,8 @@ from analyzer.decode.linktypes import linktype_name
 from analyzer.extract import _select
 
 INDEX = np.dtype([("pos", "<i8"), ("ts", "<i8"), ("tag", "<i4"), ("size", "<u4")])
-CHUNK = 1 << 20                  # index records per step of the final pass
+CHUNK = 1 << 16                  # index records per step of the final pass
 COPY = 16 << 20
-DEFAULT_SNAPLEN = 262144
 FRAMES_COLUMNS = ("frame", "original_file", "original_frame", "ts", "evidence")
 
 
@@ -72,10 +73,11 @@ def section_header(comment: str) -> bytes:
     return _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + options)
 
 
-def interface_description(linktype: int, snaplen: int) -> bytes:
+def interface_description(linktype: int) -> bytes:
+    """An interface of one link type, nanosecond timestamps, snap length 0 (no limit)."""
     options = _option(2, f"link type {linktype_name(linktype)} ({linktype})".encode()) \
         + _option(9, bytes([9])) + _option(0, b"")
-    return _block(1, struct.pack("<HHI", linktype, 0, snaplen) + options)
+    return _block(1, struct.pack("<HHI", linktype, 0, 0) + options)
 
 
 def _csv_field(text: str) -> bytes:
@@ -95,26 +97,29 @@ class ExcerptWriter:
     def __init__(self, out: Path, comment: str):
         self.out = Path(out)
         self.csv_path = frames_csv_path(self.out)
-        self.comment = comment
-        self._blocks_path = self.out.with_name(self.out.name + ".blocks.part")
+        self._part = self.out.with_name(self.out.name + ".part")
         self._index_path = self.out.with_name(self.out.name + ".index.part")
-        self._blocks = open(self._blocks_path, "wb")
+        self._blocks = open(self._part, "wb")
         self._index = open(self._index_path, "wb")
+        self._head = section_header(comment)
+        self._blocks.write(self._head)
         self.idb_of: dict[int, int] = {}       # link type -> interface id in the excerpt
-        self.max_caplen: dict[int, int] = {}
-        self.frames = 0
+        self._idbs: list[tuple[int, bytes]] = []   # (frames written before it, block)
+        self.frames = 0                        # written in order
         self.late: list[LateFrame] = []
         self._buf = bytearray()
 
     # ------------------------------------------------------------------ while scanning
     def interfaces(self, if_linktype: np.ndarray) -> np.ndarray:
-        """The excerpt's interface id for each interface of a batch."""
+        """The excerpt's interface id for each interface of a batch (new ones described at once)."""
         return np.array([self._idb(int(lt)) for lt in if_linktype], np.int32)
 
     def _idb(self, linktype: int) -> int:
         if linktype not in self.idb_of:
             self.idb_of[linktype] = len(self.idb_of)
-            self.max_caplen[linktype] = 0
+            block = interface_description(linktype)
+            self._idbs.append((self.frames, block))
+            self._blocks.write(block)
         return self.idb_of[linktype]
 
     def add(self, batch, pos0: int, idx: np.ndarray, tags: np.ndarray, idb_of_iface: np.ndarray) -> None:
@@ -125,10 +130,6 @@ class ExcerptWriter:
         ts = batch.ts_ns[idx]
         if int(ts.min()) < 0:
             raise ValueError("a selected frame has a time before 1970, which pcapng cannot hold")
-        caps = batch.caplen[idx]
-        for lt in np.unique(batch.if_linktype[batch.iface[idx]]):
-            sel = batch.if_linktype[batch.iface[idx]] == lt
-            self.max_caplen[int(lt)] = max(self.max_caplen[int(lt)], int(caps[sel].max()))
         self._buf.clear()
         _select.write_epbs(batch.buf, batch.rec_off, batch.caplen, batch.origlen, batch.ts_ns, batch.iface,
                            idb_of_iface, idx, n, self._buf)
@@ -145,12 +146,15 @@ class ExcerptWriter:
         if frame.ts_ns < 0:
             raise ValueError("a selected frame has a time before 1970, which pcapng cannot hold")
         self._idb(frame.linktype)
-        self.max_caplen[frame.linktype] = max(self.max_caplen[frame.linktype], len(frame.data))
         self.late.append(frame)
-        self.frames += 1
+
+    @property
+    def total(self) -> int:
+        return self.frames + len(self.late)
 
     # ------------------------------------------------------------------ at the end
     def finish(self, file_names: list[str], evidence: list[str]) -> None:
+        """Write FILE.pcapng (the late frames put in place) and FILE.frames.csv."""
         self._blocks.close()
         self._index.close()
         index = np.memmap(self._index_path, INDEX, mode="r") if self._index_path.stat().st_size \
@@ -158,22 +162,11 @@ class ExcerptWriter:
         late = sorted(self.late, key=lambda f: f.pos)
         late_rec = np.empty(len(late), INDEX)
         for i, f in enumerate(late):
-            late_rec[i] = (f.pos, f.ts_ns, f.tag, _select.epb_sizes(np.array([len(f.data)], np.uint32),
-                                                                    np.zeros(1, np.int32), 1)[0])
+            late_rec[i] = (f.pos, f.ts_ns, f.tag, 32 + (len(f.data) + 3) // 4 * 4)
         where = np.searchsorted(index["pos"], late_rec["pos"])     # late frame i goes before index[where[i]]
-        tmp_pcap = self.out.with_name(self.out.name + ".part")
+        if late:
+            self._splice(index, late, where)
         tmp_csv = self.csv_path.with_name(self.csv_path.name + ".part")
-        with open(tmp_pcap, "wb") as out, open(self._blocks_path, "rb") as blocks:
-            out.write(section_header(self.comment))
-            for lt, _ in sorted(self.idb_of.items(), key=lambda kv: kv[1]):
-                out.write(interface_description(lt, max(DEFAULT_SNAPLEN, self.max_caplen[lt])))
-            offsets = _offsets_at(index, where)
-            done = 0
-            for i, f in enumerate(late):
-                _copy(blocks, out, int(offsets[i]) - done)
-                done = int(offsets[i])
-                out.write(self._late_block(f))
-            shutil.copyfileobj(blocks, out, COPY)
         file_blob, file_off = _blob(file_names)
         tag_blob, tag_off = _blob(evidence)
         with open(tmp_csv, "wb") as out:
@@ -193,9 +186,31 @@ class ExcerptWriter:
                     np.ascontiguousarray(part["tag"]), len(part), file_blob, file_off, tag_blob, tag_off))
                 number += len(part)
         del index
-        os.replace(tmp_pcap, self.out)
+        os.replace(self._part, self.out)
         os.replace(tmp_csv, self.csv_path)
         self.discard()
+
+    def _splice(self, index: np.ndarray, late: list[LateFrame], where: np.ndarray) -> None:
+        """Rewrite the blocks with every interface described first and the late frames in place."""
+        spliced = self._part.with_name(self._part.name + "2")
+        offsets = _offsets_at(index, where)                 # of the in-order blocks, interfaces aside
+        with open(spliced, "wb") as out, open(self._part, "rb") as blocks:
+            out.write(blocks.read(len(self._head)))
+            for _, block in self._idbs:
+                out.write(block)
+            events = sorted([(int(before), 0, block) for before, block in self._idbs]
+                            + [(int(where[i]), 1, i) for i in range(len(late))], key=lambda e: (e[0], e[1]))
+            done = 0                                        # bytes of in-order blocks copied
+            for before, kind, what in events:
+                at = int(_offsets_at(index, np.array([before]))[0]) if kind == 0 else int(offsets[what])
+                _copy(blocks, out, at - done)
+                done = at
+                if kind == 0:
+                    blocks.read(len(what))                  # an interface block: already written above
+                else:
+                    out.write(self._late_block(late[what]))
+            shutil.copyfileobj(blocks, out, COPY)
+        os.replace(spliced, self._part)
 
     def _late_block(self, f: LateFrame) -> bytes:
         buf = bytearray()
@@ -210,7 +225,7 @@ class ExcerptWriter:
         """Remove the temporary files (after finish, or when the extraction failed)."""
         for f in (self._blocks, self._index):
             f.close()
-        for p in (self._blocks_path, self._index_path, self.out.with_name(self.out.name + ".part"),
+        for p in (self._part, self._index_path, self._part.with_name(self._part.name + "2"),
                   self.csv_path.with_name(self.csv_path.name + ".part")):
             p.unlink(missing_ok=True)
 

@@ -99,12 +99,9 @@ def test_one_peer_and_a_window(swarm, tmp_path):
     again = analyze([ex], tmp_path / "again", "--local", "127.0.0.3", *torrents)
     assert set(peers(again, hashes)["remote_ip"]) == {"127.0.0.4"}
     assert_same_evidence(folder, again, hashes, remote="127.0.0.4", whole_torrent=False)
-    # a window in the middle of the torrent's transfers
-    c = pd.read_csv(folder / "connections.csv")
-    c = c[c["info_hash"].isin(hashes) & c["first_block_ts"].notna()]
-    start, end = pd.to_datetime(c["first_block_ts"]).min(), pd.to_datetime(c["last_block_ts"]).max()
-    middle = start + (end - start) / 3, start + 2 * (end - start) / 3
-    text = [m.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for m in middle]
+    # a window over the middle third of the torrent's frames
+    times = frames_csv(extract(folder, ih, tmp_path / "b.pcapng"))["ts"]
+    text = [times.iloc[len(times) // 3], times.iloc[2 * len(times) // 3]]
     ex = extract(folder, ih, tmp_path / "b-window.pcapng", "--from", text[0], "--to", text[1])
     again = analyze([ex], tmp_path / "again-window", "--local", "127.0.0.3", *torrents)
     [cap] = res.capture_files
