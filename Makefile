@@ -4,9 +4,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYX    := $(shell find analyzer -name '*.pyx' -o -name '*.pxd')
 SYSTEM_PACKAGES := tcpdump iproute2 iptables ethtool tshark poppler-utils \
-                   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core chromium
+                   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core chromium \
+                   transmission-daemon qbittorrent-nox deluged aria2 rtorrent
+# Packages whose postinst would start (and enable) a system-wide BitTorrent daemon,
+# listening on all addresses with DHT on: installed with services kept down.
+CLIENT_SERVICES := transmission-daemon deluged
 
-.PHONY: install build system-deps demo test bench clean
+.PHONY: install build system-deps demo test bench fuzz clean
 
 install: $(VENV)/.installed build
 
@@ -23,14 +27,27 @@ $(VENV)/.built: $(VENV)/.installed $(PYX) setup.py
 	$(PY) setup.py -q build_ext --inplace
 	touch $@
 
+# policy-rc.d (exit 101) forbids invoke-rc.d to start services during the install (the
+# real-traffic tests start the clients themselves, inside network namespaces); it is put
+# in place only if the machine has none and removed again whatever happens.  The client
+# services are then disabled so that a boot does not start them either.
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
+	  guard=""; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    guard=/usr/sbin/policy-rc.d; printf '#!/bin/sh\nexit 101\n' > $$guard; chmod 755 $$guard; \
+	    trap 'rm -f $$guard' EXIT; \
+	  fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
 	  (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null \
 	    || { echo "system-deps: apt-get failed for:$$missing" >&2; exit 1; }; \
-	fi
+	  for s in $(CLIENT_SERVICES); do case " $$missing " in *" $$s "*) \
+	    deb-systemd-helper disable $$s.service >/dev/null 2>&1; update-rc.d $$s disable >/dev/null 2>&1;; \
+	  esac; done; \
+	fi; true
 
 demo: install
 	$(VENV)/bin/bt-analyzer analyze captures/sample-swarm.pcap --local 127.0.0.3 --torrent captures/sample-swarm.torrent --out out/demo --report
@@ -41,6 +58,13 @@ test: install system-deps
 bench: install system-deps
 	$(PY) bench/bench.py --out .bench
 
+# Coverage-guided fuzzing (atheris) of every parser for FUZZ_SECONDS each, FUZZ_JOBS at a time;
+# prints executions and crashes per target (new inputs and crashes go to .fuzz/).
+FUZZ_SECONDS ?= 180
+FUZZ_JOBS ?= 2
+fuzz: install
+	cd tests && ../$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
+
 clean:
-	rm -rf $(VENV) build out .bench
+	rm -rf $(VENV) build out .bench .fuzz
 	find analyzer -name '*.so' -delete -o -name '*.c' -delete

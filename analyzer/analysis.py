@@ -60,16 +60,20 @@ class AnalysisResult:
     case: object = None                                      # analyzer.case.Case given with --case
     torrent_files: list = field(default_factory=list)        # the .torrent files read, as given
     client_state: object = None                              # evidence.clientstate.ClientStateSet (--client-state)
+    tracebacks: list = field(default_factory=list)           # (input, traceback) of internal errors
     cleanup: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def readable_files(self) -> int:
         return sum(1 for r in self.reports if r.readable)
 
-    def close(self) -> None:
-        """Delete what the run kept on disk (spilled records, a temporary work folder)."""
-        self.records.close()
-        if self.cleanup is not None:
+    def close(self, completed: bool = True) -> None:
+        """Delete what the run kept on disk: spilled records, the work folder.  After an
+        interruption (``completed`` false) a staged run's work folder stays, for ``--resume``."""
+        staged = self.run.get("engine") not in (None, "in-process")
+        if completed or not staged:
+            self.records.close()
+        if completed and self.cleanup is not None:
             self.cleanup()
 
 
@@ -128,7 +132,24 @@ def reduce_parts(parts: list[PartResult]) -> dict:
         carved=verified[0].carved if verified else [])
 
 
-def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1, torrents: list[str | Path] = (),
+AUTO_STAGED_BYTES = 4 << 30      # --workers auto: inputs this large (in several files) use every core
+
+
+def auto_workers(paths: list[Path]) -> int:
+    """Workers for ``--workers auto``: one per core for several files totalling AUTO_STAGED_BYTES or
+    more (where starting a local cluster and spilling pays), else one (this process)."""
+    import os
+    sizes = []
+    for p in paths:
+        try:
+            sizes.append(p.stat().st_size)
+        except OSError:
+            pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if len(sizes) >= 2 and sum(sizes) >= AUTO_STAGED_BYTES and cores > 1 else 1
+
+
+def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | str = 1, torrents: list[str | Path] = (),
             carve: str | Path | None = None, warn: Callable[[str], None] = warn_stderr, jobs: int | None = None,
             scheduler: str | None = None, shards: int | None = None, workdir: str | Path | None = None,
             resume: bool = False, progress=None, case=None, include: str | None = None,
@@ -160,10 +181,17 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1,
     if inputs.skipped:
         what = f"not matching {include!r}" if include else "that are not captures"
         warn(f"skipped {inputs.skipped} file(s) in the folders given {what}")
-    plan = Plan(paths=[f.path for f in inputs.files], metas=metas, carve=Path(carve) if carve else None,
+    ordered = [f.path for f in inputs.files]
+    if workers == "auto":
+        workers = auto_workers(ordered)
+    plan = Plan(paths=ordered, metas=metas, carve=Path(carve) if carve else None,
                 workers=max(1, workers), scheduler=scheduler, shards=shards,
                 workdir=Path(workdir) if workdir else None, resume=resume, progress=progress)
+    if not plan.hashed_by_stages:
+        inputs.start_hashing()
     outcome = run_plan(plan, warn)
+    if outcome.sha256 is not None:
+        inputs.set_hashes(outcome.sha256)
     inputs.close()          # waits for the input hashes
     for f, report in zip(inputs.files, outcome.reports):
         f.report = report
@@ -191,5 +219,5 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int = 1,
         options={"local": list(local), "torrents": [str(t) for t in torrents],
                  "carve": str(carve) if carve else None}, notes=notes,
         announces=announces, metas=metas + rebuilt, rebuilt=rebuilt, run=outcome.run, cleanup=plan.cleanup,
-        case=case, torrent_files=torrent_files, client_state=state,
+        case=case, torrent_files=torrent_files, client_state=state, tracebacks=outcome.tracebacks,
         **merged)

@@ -1,6 +1,7 @@
 """Command line: thin wrappers over the library (``analyzer.analysis``)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import sys
@@ -54,22 +55,30 @@ def main():
 @click.option("--bin", "bin_seconds", type=click.IntRange(1, 86400), default=1, show_default=True,
               help="Time bin of timeline.parquet, in seconds.")
 @click.option("--report", "with_report", is_flag=True, help="Also write the report (see `bt-analyzer report`).")
-@click.option("--workers", type=click.IntRange(1, 1024), default=1, show_default=True,
-              help="Worker processes: more than 1 runs the staged pipeline on a local Dask cluster.")
+@click.option("--workers", default="auto", show_default=True, metavar="N|auto",
+              help="Worker processes. More than 1 runs the staged pipeline on a local Dask cluster; auto: one "
+                   "per core for inputs of several files totalling 4 GiB or more, else this process alone.")
 @click.option("--shards", type=click.IntRange(1, 4096), default=None,
               help="Shards of the flows stage (default: one per worker); more than 1 stages the run.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run the staged pipeline on an existing Dask cluster (tcp://HOST:PORT); its workers must "
                    "see the inputs and the output folder at the same paths.")
+@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Work folder of a staged run (default: OUT/.work): every finished task's output, so that "
+                   "--resume can continue an interrupted run. Removed when the run ends well.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted staged run: reuse the finished tasks in the work folder.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, hidden=True,
               help="Older name of --workers.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "jsonl", "none"]), default="auto",
               show_default=True,
               help="Progress while running: a bar on a terminal (auto), or JSON lines on stderr for batch systems.")
+@click.option("--force", is_flag=True,
+              help="Empty the output folder first when it holds files this run did not write (else refused).")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors: no progress, no summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds, with_report, workers, shards, scheduler, jobs,
-            progress_mode, quiet, debug):
+def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds, with_report, workers, shards, scheduler, workdir, resume,
+            jobs, progress_mode, force, quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -84,26 +93,34 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     from analyzer.pipeline.progress import progress_for
 
     started = _dt.datetime.now(_dt.timezone.utc)
+    _prepare_out(out_dir, force, resume)
     try:
         case = load_case(case_file) if case_file else None
     except CaseError as e:
         raise click.BadParameter(str(e), param_hint="--case") from None
     try:
-        result = run(list(paths), local=list(local), workers=jobs or workers, shards=shards, scheduler=scheduler,
-                     torrents=list(torrents), carve=carve, case=case, include=include,
-                     client_state=list(client_state),
-                     progress=progress_for(progress_mode, quiet))
-        try:
-            summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
-                                    argv=["bt-analyzer", *sys.argv[1:]], started=started)
-        finally:
+        with _terminate_as_interrupt():
+            result = run(list(paths), local=list(local), workers=jobs or _workers(workers), shards=shards,
+                         scheduler=scheduler, torrents=list(torrents), carve=carve, case=case, include=include,
+                         client_state=list(client_state), workdir=workdir or out_dir / ".work", resume=resume,
+                         progress=progress_for(progress_mode, quiet))
+            try:
+                summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
+                                        argv=["bt-analyzer", *sys.argv[1:]], started=started)
+            except BaseException:
+                result.close(completed=False)
+                raise
             result.close()
-        if with_report:
-            # the report reads the finished folder (manifest included), as `bt-analyzer report` would
-            from analyzer.report.document import write_report
-            from analyzer.report.options import record_in_manifest
-            files = write_report(out_dir)
-            record_in_manifest(out_dir, files, files.record, finished=True)
+            if with_report:
+                # the report reads the finished folder (manifest included), as `bt-analyzer report` would
+                from analyzer.report.document import write_report
+                from analyzer.report.options import record_in_manifest
+                files = write_report(out_dir)
+                record_in_manifest(out_dir, files, files.record, finished=True)
+    except KeyboardInterrupt:
+        click.echo("bt-analyzer: interrupted. A staged run (--workers, --shards, --scheduler) continues where "
+                   "it stopped with --resume.", err=True)
+        sys.exit(130)
     except Exception as e:  # an internal error: one clear line, traceback only on request
         if debug or os.environ.get("BT_ANALYZER_DEBUG"):
             traceback.print_exc()
@@ -119,6 +136,11 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
         click.echo(f"bt-analyzer: warning: the subject ({', '.join(local)}) matches no traffic in the capture",
                    err=True)
         sys.exit(3)
+    failed = [i for i in summary["inputs"] if not i["readable"] or i["internal_error"]]
+    if failed:
+        click.echo(f"bt-analyzer: {len(failed)} of {len(summary['inputs'])} input(s) could not be read or "
+                   f"failed (see the status table and summary.json inputs); the others were analysed", err=True)
+        sys.exit(5)
 
 
 @main.command()
@@ -224,6 +246,64 @@ def verify(folder, quiet):
     click.echo(f"{len(checks) - len(bad)} of {len(checks)} files match the manifest"
                + ("" if not bad else f"; {len(bad)} differ"))
     sys.exit(1 if bad else 0)
+
+
+def _prepare_out(out_dir: Path, force: bool, resume: bool) -> None:
+    """The output folder must hold nothing this run did not write: refused, or emptied with --force.
+    Its work folder (.work) is the run's own; with --resume, so are the outputs of a run that did
+    not finish (no manifest.json)."""
+    import shutil
+    if not out_dir.is_dir():
+        if out_dir.exists():
+            raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
+        return
+    others = sorted(e.name for e in out_dir.iterdir() if e.name != ".work")
+    if not others or (resume and "manifest.json" not in others):
+        return
+    if not force:
+        listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise click.BadParameter(f"{out_dir} already holds files ({listed}); choose an empty or new folder, "
+                                 "or --force to empty it first", param_hint="--out")
+    resolved = out_dir.resolve()
+    if resolved in (Path("/"), Path.home().resolve(), Path.cwd().resolve()):
+        raise click.BadParameter(f"--force will not empty {resolved}", param_hint="--out")
+    for name in others:
+        e = out_dir / name
+        if e.is_dir() and not e.is_symlink():
+            shutil.rmtree(e)
+        else:
+            e.unlink()
+
+
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 1024:
+        raise click.BadParameter(f"{value!r} is not a number from 1 to 1024 or 'auto'", param_hint="--workers")
+    return n
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """While analysing, SIGTERM (a batch system stopping the job) ends the run like Ctrl-C:
+    cleanly, resumable."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:          # not the main thread (an embedding program): leave it alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def render_summary(summary: dict, out_dir: Path) -> str:

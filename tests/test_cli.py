@@ -58,7 +58,7 @@ def test_bad_local_spec_is_a_usage_error(tmp_path):
 
 def test_local_spec_forms(tmp_path):
     for spec in ("127.0.0.3", "127.0.0.0/29", "127.0.0.3:6881", "[::1]:6881", "fd00::/8"):
-        r = invoke("analyze", SAMPLE, "--local", spec, "--out", tmp_path / "o", "--quiet")
+        r = invoke("analyze", SAMPLE, "--local", spec, "--out", tmp_path / "o", "--quiet", "--force")
         # the IPv6 specs are valid but match nothing in this IPv4 capture (exit status 3)
         assert r.exit_code == (3 if ":" in spec.replace("127.0.0.3:", "") else 0), (spec, r.output)
 
@@ -78,7 +78,8 @@ def test_bad_files_fail_alone(tmp_path):
     text.write_text("not a capture\n")
     r = invoke("analyze", text, SAMPLE, tmp_path / "missing.pcap", "--local", "127.0.0.3",
                "--out", tmp_path / "o", "--quiet")
-    assert r.exit_code == 0
+    assert r.exit_code == 5                      # some inputs could not be read; the others analysed
+    assert "2 of 3 input(s) could not be read or failed" in r.stderr
     lines = [line for line in r.stderr.splitlines() if line.startswith("bt-analyzer:")]
     assert any(str(text) in line and "not a pcap or pcapng capture" in line for line in lines)
     assert any("missing.pcap" in line and "no such file" in line for line in lines)
@@ -131,3 +132,50 @@ def test_torrent_files_are_inputs_and_verify_lists_unknown_files(tmp_path):
     (out / "planted.csv").write_text("x\n")
     r = invoke("verify", out)
     assert r.exit_code == 1 and "UNLISTED  file   planted.csv" in r.output
+
+
+def test_output_folder_with_other_files_is_refused_unless_forced(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "evidence.txt").write_text("the examiner's notes")
+    r = invoke("analyze", SAMPLE, "--local", "127.0.0.3", "--out", out, "--quiet")
+    assert r.exit_code == 2 and "already holds files (evidence.txt)" in r.stderr
+    assert (out / "evidence.txt").exists() and not (out / "summary.json").exists()
+    r = invoke("analyze", SAMPLE, "--local", "127.0.0.3", "--out", out, "--quiet", "--force")
+    assert r.exit_code == 0 and not (out / "evidence.txt").exists()
+    assert invoke("verify", out).exit_code == 0
+
+
+def test_outputs_are_never_written_through_a_link(tmp_path):
+    """A link planted in the output folder (here: at an output's name, in a folder an interrupted run
+    left, which --resume accepts) is replaced, never followed."""
+    outside = tmp_path / "outside.json"
+    outside.write_text("keep")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").symlink_to(outside)
+    r = invoke("analyze", SAMPLE, "--local", "127.0.0.3", "--out", out, "--quiet", "--resume")
+    assert r.exit_code == 0
+    assert outside.read_text() == "keep" and not (out / "summary.json").is_symlink()
+
+
+def test_an_internal_error_on_one_file_fails_that_file_alone(tmp_path, monkeypatch):
+    """A bug met while analysing a file (injected) ends that file: the rest of the batch is analysed,
+    the file's entry says where, the traceback is in errors.log (listed in the manifest), exit status 5."""
+    import shutil
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copyfile(SAMPLE, d / "a-sample.pcap")
+    shutil.copyfile(SAMPLE, d / "b-doomed.pcap")
+    monkeypatch.setenv("BT_ANALYZER_FAULT", "raise:doomed")
+    out = tmp_path / "out"
+    r = invoke("analyze", d, "--local", "127.0.0.3", "--out", out, "--quiet")
+    assert r.exit_code == 5, r.output
+    s = json.loads((out / "summary.json").read_text())
+    by_name = {Path(i["path"]).name: i for i in s["inputs"]}
+    assert by_name["b-doomed.pcap"]["internal_error"] == "RuntimeError: fault injected for b-doomed.pcap"
+    assert "internal error near offset" in by_name["b-doomed.pcap"]["errors"][-1]
+    assert by_name["a-sample.pcap"]["internal_error"] is None and s["torrents"]
+    log = (out / "errors.log").read_text()
+    assert "b-doomed.pcap" in log and "Traceback" in log
+    assert "errors.log" in {o["path"] for o in json.loads((out / "manifest.json").read_text())["outputs"]}

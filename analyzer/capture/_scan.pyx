@@ -10,13 +10,51 @@ or (pcapng) at a block that is not a packet, which Python handles.
 
 Return value: ``(n_records, new_pos, status)`` with status one of the
 ST_* constants below.
+
+Odd timestamps are counted, not refused, in ``odd`` (an int64 array of
+``ODD_SLOTS``): a fraction field of a second or more (pcap), and times
+outside 1970..2100; with the buffer offset of the first of each kind
+(-1 until one is seen).  Timestamps that overflow 64-bit nanoseconds are
+saturated (and so counted as after 2100), never wrapped.
+
+pcapng interfaces whose timestamp resolution is out of range are given
+``if_kind`` ``KIND_DAMAGED`` by the reader: their frames get the previous
+frame's time and no arithmetic is done on their resolution.  Interfaces
+declared beyond the arrays given (``n_declared`` > their length, the reader's
+cap) get the interface index ``len(if_kind)``, which the reader maps to a
+link type the engine counts as undecodable.
 """
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t, INT64_MAX
 
 ST_FULL = 0        # output arrays full
 ST_NEED_MORE = 1   # next record incomplete in the buffer
 ST_BAD = 2         # record header cannot be trusted (absurd length)
 ST_BLOCK = 3       # pcapng block that is not a packet: handle in Python
+
+cdef enum:
+    K_DECIMAL = 0      # if_tsresol 10^-exp
+    K_BINARY = 1       # if_tsresol 2^-exp
+    K_DAMAGED = 2      # resolution out of range: no timestamps from this interface
+KIND_DECIMAL, KIND_BINARY, KIND_DAMAGED = K_DECIMAL, K_BINARY, K_DAMAGED
+
+ODD_SLOTS = 6      # [fraction >= 1 s, first; after 2100, first; before 1970, first]
+ODD_FRACTION = 0
+ODD_LATE = 2
+ODD_EARLY = 4
+cdef int64_t TS_2100 = 4102444800LL * 1000000000LL     # 2100-01-01T00:00:00Z
+
+
+cdef inline void note_odd(int64_t[::1] odd, int slot, Py_ssize_t pos) noexcept:
+    odd[slot] += 1
+    if odd[slot + 1] < 0:
+        odd[slot + 1] = pos
+
+
+cdef inline void check_time(int64_t ts, int64_t[::1] odd, Py_ssize_t pos) noexcept:
+    if ts >= TS_2100:
+        note_odd(odd, ODD_LATE, pos)
+    elif ts < 0:
+        note_odd(odd, ODD_EARLY, pos)
 
 cdef inline uint32_t rd32(const uint8_t* p, bint swapped) noexcept nogil:
     if swapped:
@@ -32,7 +70,7 @@ cdef inline uint16_t rd16(const uint8_t* p, bint swapped) noexcept nogil:
 
 def scan_pcap(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapped, int64_t frac_ns,
               uint32_t max_caplen, int64_t[::1] out_off, uint32_t[::1] out_cap, uint32_t[::1] out_orig,
-              int64_t[::1] out_ts):
+              int64_t[::1] out_ts, int64_t[::1] odd):
     """pcap records: 16-byte header (sec, frac, caplen, origlen) then data.
 
     ``swapped``: the file is big-endian (this module reads little-endian
@@ -41,7 +79,8 @@ def scan_pcap(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapp
     """
     cdef Py_ssize_t n = 0, cap_out = out_off.shape[0]
     cdef const uint8_t* b = &buf[0]
-    cdef uint32_t caplen, origlen
+    cdef uint32_t caplen, origlen, frac
+    cdef int64_t frac_limit = 1000000000 // frac_ns
     while n < cap_out:
         if end - pos < 16:
             return n, pos, ST_NEED_MORE
@@ -51,7 +90,12 @@ def scan_pcap(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapp
             return n, pos, ST_BAD
         if end - pos - 16 < caplen:
             return n, pos, ST_NEED_MORE
-        out_ts[n] = <int64_t>rd32(b + pos, swapped) * 1000000000 + <int64_t>rd32(b + pos + 4, swapped) * frac_ns
+        frac = rd32(b + pos + 4, swapped)
+        if frac >= frac_limit:
+            note_odd(odd, ODD_FRACTION, pos)
+        out_ts[n] = <int64_t>rd32(b + pos, swapped) * 1000000000 + <int64_t>frac * frac_ns
+        if out_ts[n] >= TS_2100:
+            note_odd(odd, ODD_LATE, pos)
         out_off[n] = pos + 16
         out_cap[n] = caplen
         out_orig[n] = origlen if origlen >= caplen else caplen
@@ -101,36 +145,53 @@ def resync_pcap(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swa
 
 
 cdef inline int64_t pcapng_ts_ns(uint64_t t, int kind, int exp, int64_t offset_s) noexcept nogil:
-    """Convert a pcapng timestamp with if_tsresol 10^-exp (kind 0) or 2^-exp (kind 1)."""
+    """Convert a pcapng timestamp with if_tsresol 10^-exp (kind 0, exp <= 18) or 2^-exp
+    (kind 1, exp <= 63); the reader refuses other resolutions.  Saturates at INT64_MAX."""
     cdef uint64_t whole, part
-    cdef int64_t ns
+    cdef uint64_t ns
     cdef int i
     cdef uint64_t p10 = 1
-    if kind == 0:
+    cdef uint64_t limit = <uint64_t>INT64_MAX
+    if kind == K_DECIMAL:
         if exp <= 9:
             for i in range(9 - exp):
                 p10 *= 10
-            ns = <int64_t>(t * p10)
+            if t > limit / p10:
+                return INT64_MAX
+            ns = t * p10
         else:
             for i in range(exp - 9):
                 p10 *= 10
-            ns = <int64_t>(t // p10)
+            ns = t // p10
     else:
         whole = t >> exp
         part = t & ((1ULL << exp) - 1)
-        ns = <int64_t>(whole * 1000000000ULL + ((part * 1000000000ULL) >> exp)) if exp < 34 else \
-            <int64_t>(whole * 1000000000ULL + <uint64_t>((<double>part / <double>(1ULL << exp)) * 1e9))
-    return ns + offset_s * 1000000000
+        if whole > limit / 1000000000ULL:
+            return INT64_MAX
+        ns = whole * 1000000000ULL
+        if exp < 34:
+            ns += (part * 1000000000ULL) >> exp
+        else:
+            # part * 10^9 needs up to 94 bits: as hi * 2^32 + lo (each < 2^62), shifted exactly
+            ns += ((part >> 32) * 1000000000ULL + (((part & 0xFFFFFFFFULL) * 1000000000ULL) >> 32)) >> (exp - 32)
+        if ns > limit:
+            return INT64_MAX
+    # ns <= INT64_MAX here; |offset_s| <= 2^33 (the reader's range), so offset_s * 10^9 fits
+    if offset_s > 0 and <int64_t>ns > INT64_MAX - offset_s * 1000000000:
+        return INT64_MAX
+    return <int64_t>ns + offset_s * 1000000000
 
 
 def scan_pcapng(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapped,
                 const int32_t[::1] if_kind, const int32_t[::1] if_exp, const int64_t[::1] if_offset,
-                const uint32_t[::1] if_snaplen, uint32_t max_block, int64_t last_ts,
+                const uint32_t[::1] if_snaplen, Py_ssize_t n_declared, uint32_t max_block, int64_t last_ts,
                 int64_t[::1] out_off, uint32_t[::1] out_cap, uint32_t[::1] out_orig,
-                int64_t[::1] out_ts, uint16_t[::1] out_if):
+                int64_t[::1] out_ts, uint16_t[::1] out_if, int64_t[::1] odd):
     """pcapng Enhanced, Simple and (obsolete) Packet Blocks; stops at any other block.
 
-    ``last_ts`` is given to Simple Packet Blocks, which carry no timestamp.
+    ``last_ts`` is given to Simple Packet Blocks, which carry no timestamp, and to
+    frames of damaged or over-the-cap interfaces.  ``n_declared``: interfaces
+    described in this section (at least ``len(if_kind)``).
     """
     cdef Py_ssize_t n = 0, cap_out = out_off.shape[0]
     cdef const uint8_t* b = &buf[0]
@@ -157,18 +218,22 @@ def scan_pcapng(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swa
             iface = rd32(b + pos + 8, swapped) if btype == 6 else rd16(b + pos + 8, swapped)
             caplen = rd32(b + pos + 20, swapped)
             origlen = rd32(b + pos + 24, swapped)
-            if iface >= n_if or caplen > blen - 32:
+            if iface >= n_declared or caplen > blen - 32:
                 return n, pos, ST_BAD
-            t = (<uint64_t>rd32(b + pos + 12, swapped) << 32) | rd32(b + pos + 16, swapped)
-            last_ts = pcapng_ts_ns(t, if_kind[iface], if_exp[iface], if_offset[iface])
+            if iface >= n_if:
+                iface = n_if                # beyond the reader's cap: counted, not decoded
+            elif if_kind[iface] != K_DAMAGED:
+                t = (<uint64_t>rd32(b + pos + 12, swapped) << 32) | rd32(b + pos + 16, swapped)
+                last_ts = pcapng_ts_ns(t, if_kind[iface], if_exp[iface], if_offset[iface])
+                check_time(last_ts, odd, pos)
             out_off[n] = pos + 28
         else:                 # Simple Packet Block: interface 0, no timestamp
-            if n_if == 0:
+            if n_declared == 0:
                 return n, pos, ST_BAD
             iface = 0
             origlen = rd32(b + pos + 8, swapped)
             caplen = blen - 16
-            if if_snaplen[0] and caplen > if_snaplen[0]:
+            if n_if and if_snaplen[0] and caplen > if_snaplen[0]:
                 caplen = if_snaplen[0]
             if caplen > origlen:
                 caplen = origlen

@@ -94,18 +94,20 @@ def peek_first_ts(path: Path) -> int | None:
     except CaptureError:
         return None
     try:
-        for batch in reader.batches():
-            return int(batch.ts_ns[0])
+        for _ in reader.batches():
+            if reader.report.first_ts_ns is not None:     # frames of damaged interfaces have no time
+                return reader.report.first_ts_ns
     finally:
         reader.close()
     return None
 
 
 class InputSet:
-    """Ordered inputs with their hashes computing in the background."""
+    """Ordered inputs; their hashes computed in the background (``start_hashing``) or given by
+    whoever read them (``set_hashes``)."""
 
     def __init__(self, paths: list[str | Path], include: str | None = None):
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        self._pool = None
         files = []
         expanded, self.skipped = expand_paths(paths, include)
         for p in expanded:
@@ -114,9 +116,18 @@ class InputSet:
             files.append(f)
         # order by first packet time; files without packets last; then path
         files.sort(key=lambda f: (f.first_ts_ns is None, f.first_ts_ns or 0, natural_key(f.path)))
-        for f in files:
-            f.sha256 = self._pool.submit(sha256_file, f.path)
         self.files = files
+
+    def start_hashing(self) -> None:
+        """SHA-256 of every input in a helper process, while the analysis runs."""
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        for f in self.files:
+            f.sha256 = self._pool.submit(sha256_file, f.path)
+
+    def set_hashes(self, digests: list[str | None]) -> None:
+        for f, d in zip(self.files, digests):
+            f.sha256 = Future()
+            f.sha256.set_result(d)
 
     def overlaps(self) -> list[tuple[str, str]]:
         """Pairs of consecutive files whose time ranges overlap (after reading)."""
@@ -132,4 +143,5 @@ class InputSet:
         return out
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)

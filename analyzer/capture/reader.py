@@ -13,7 +13,19 @@ bounded by the buffer whatever the file size.
 pcapng blocks other than packets are parsed here in Python: section headers
 (byte order per section), interface descriptions (link type, snap length,
 ``if_tsresol``, ``if_tsoffset``); every other block type is skipped and
-counted.
+counted.  Interface tables are arrays grown by doubling (linear in the number
+of interface blocks) and capped at ``MAX_INTERFACES`` per section.  An
+interface whose description is short or whose timestamp resolution or offset
+is out of range is *damaged*: one error line, and its frames keep their place
+but get a link type (``LT_DAMAGED_INTERFACE``) the engine counts as
+undecodable; frames of interfaces beyond the cap likewise
+(``LT_INTERFACE_OVER_LIMIT``).
+
+Odd timestamps (a fraction-of-second field of a second or more, times
+outside 1970..2100) are kept as computed and counted per file
+(``timestamp_anomalies``, one summary line each with the first offset).
+Error lines are bounded: the first ``MAX_ERROR_LINES`` are kept, the rest
+counted (``errors_not_listed``).
 
 Damage never raises out of ``batches()``: a record or block whose length
 cannot be trusted is reported (file, offset, reason) and the reader searches
@@ -27,6 +39,8 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -42,6 +56,12 @@ FIRST_READ = 1 << 16
 BATCH_RECORDS = 1 << 15
 MAX_PCAPNG_BLOCK = 16 << 20
 DEFAULT_MAX_CAPLEN = 262144
+MAX_INTERFACES = 65535       # per pcapng section; ids 0..65534 (the engine's interface index is 16-bit)
+MAX_ERROR_LINES = 100        # error lines kept per file; the rest are counted
+MAX_TSOFFSET_S = 1 << 33     # |if_tsoffset| beyond ~272 years is damage
+LT_DAMAGED_INTERFACE = -1    # link types the engine counts as undecodable (reasons named in _engine.pyx)
+LT_INTERFACE_OVER_LIMIT = -2
+ODD_NAMES = ("fraction_of_second_out_of_range", "after_2100", "before_1970")
 
 PCAPNG_BLOCK_NAMES = {
     0x0A0D0D0A: "section_header", 1: "interface_description", 2: "packet", 3: "simple_packet",
@@ -89,10 +109,24 @@ class FileReport:
     truncated_bytes: int = 0
     skipped_blocks: dict = field(default_factory=dict)
     readable: bool = True
+    internal_error: str | None = None   # an unexpected failure while analysing the file (a bug; traceback logged)
+    errors_not_listed: int = 0          # error lines beyond MAX_ERROR_LINES
+    timestamp_anomalies: dict = field(default_factory=dict)   # ODD_NAMES -> records
+    damaged_interfaces: int = 0         # pcapng interfaces whose frames cannot be decoded
+    interfaces_over_limit: int = 0      # pcapng interfaces described beyond MAX_INTERFACES
 
     def error(self, offset: int | None, message: str) -> None:
+        if len(self.errors) >= MAX_ERROR_LINES:
+            self.errors_not_listed += 1
+            return
         where = f"offset {offset}: " if offset is not None else ""
         self.errors.append(f"{where}{message}")
+
+    def close_errors(self) -> None:
+        """After the last error: say how many were not listed (one line)."""
+        if self.errors_not_listed and not self.errors[-1].startswith("... and "):
+            self.errors.append(f"... and {self.errors_not_listed} more error(s) not listed "
+                               f"(the first {MAX_ERROR_LINES} are)")
 
 
 class _Decompressed:
@@ -168,9 +202,37 @@ class _Decompressed:
         self.raw.close()
 
 
+def open_regular(path: Path):
+    """A binary file object on ``path`` if it is a regular file (links to one are
+    followed), else ``CaptureError``.  A FIFO, device or socket is never read:
+    opened non-blocking (a FIFO without a writer would block) and checked with
+    ``fstat`` on the open descriptor, so nothing can be swapped in between."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise CaptureError(f"{path}: is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise CaptureError(f"{path}: not a regular file ({_file_kind(st.st_mode)}): refused "
+                               f"(it could be endless or block)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def _open_stream(path: Path):
     """The file's byte stream, decompressed when needed, and the compression name."""
-    raw = open(path, "rb")
+    raw = open_regular(path)
     head = raw.read(6)
     raw.seek(0)
     if head[:2] == b"\x1f\x8b":
@@ -187,8 +249,8 @@ class CaptureReader:
         self.path = Path(path)
         self.report = report or FileReport(str(path))
         try:
-            self.report.size_bytes = self.path.stat().st_size
             self._stream, self.report.compression, self._raw = _open_stream(self.path)
+            self.report.size_bytes = os.fstat(self._raw.fileno()).st_size
         except FileNotFoundError:
             raise CaptureError(f"{path}: no such file") from None
         except IsADirectoryError:
@@ -226,6 +288,9 @@ class CaptureReader:
         self._orig = np.empty(n, np.uint32)
         self._ts = np.empty(n, np.int64)
         self._if = np.zeros(n, np.uint16)
+        self._odd = np.full(_scan.ODD_SLOTS, -1, np.int64)
+        self._odd[0::2] = 0
+        self._odd_first: list = [None] * 3
 
     # ------------------------------------------------------------------ buffer management
     def _read_more(self) -> int:
@@ -299,20 +364,35 @@ class CaptureReader:
 
     def _init_pcapng(self) -> None:
         self._swapped = False
-        self._if_kind = []
-        self._if_exp = []
-        self._if_offset = []
-        self._if_snap = []
-        self._linktypes = []
-        self._refresh_if_arrays()
+        cap = 16
+        self._a_kind = np.zeros(cap, np.int32)
+        self._a_exp = np.zeros(cap, np.int32)
+        self._a_offset = np.zeros(cap, np.int64)
+        self._a_snap = np.zeros(cap, np.uint32)
+        self._a_lt = np.zeros(cap + 1, np.int32)
         self._last_ts = 0
+        self._section = -2          # the file's first block, a section header, makes it section 0
+        self._new_section()
 
-    def _refresh_if_arrays(self) -> None:
-        self._if_linktype = np.array(self._linktypes or [0], np.int32)
-        self._a_kind = np.array(self._if_kind or [0], np.int32)[: len(self._if_kind)]
-        self._a_exp = np.array(self._if_exp or [0], np.int32)[: len(self._if_exp)]
-        self._a_offset = np.array(self._if_offset or [0], np.int64)[: len(self._if_offset)]
-        self._a_snap = np.array(self._if_snap or [0], np.uint32)[: len(self._if_snap)]
+    def _new_section(self) -> None:
+        """Interface ids start again (a section header block)."""
+        self._section += 1
+        self._n_if = 0              # interfaces stored (at most MAX_INTERFACES)
+        self._n_declared = 0        # interface description blocks in this section
+        self._odd_ifaces = False    # some interface is damaged or over the limit
+        self._a_lt[0] = LT_INTERFACE_OVER_LIMIT
+        self._if_linktype = self._a_lt[:1]
+
+    def _grow_interfaces(self) -> None:
+        cap = 2 * len(self._a_kind)
+        for name in ("_a_kind", "_a_exp", "_a_offset", "_a_snap"):
+            old = getattr(self, name)
+            new = np.zeros(cap, old.dtype)
+            new[:len(old)] = old
+            setattr(self, name, new)
+        lt = np.zeros(cap + 1, np.int32)
+        lt[:len(self._a_lt)] = self._a_lt
+        self._a_lt = lt
 
     # ------------------------------------------------------------------ iteration
     def batches(self):
@@ -350,29 +430,56 @@ class CaptureReader:
                         self.report.error(self._base + self._pos,
                                           f"last record truncated: {left} bytes of an incomplete record at the end")
                     break
+            self._report_odd_timestamps()
         finally:
+            self.report.close_errors()
             self.close()
 
     def _note_batch(self, n: int) -> None:
-        ts = self._ts[:n]
-        lo, hi = int(ts.min()), int(ts.max())
         r = self.report
         r.frames += n
+        ts = self._ts[:n]
+        if self.report.format == "pcapng" and self._odd_ifaces:
+            ts = ts[self._if_linktype[self._if[:n]] >= 0]      # frames without a time of their own
+            if not len(ts):
+                return
+        lo, hi = int(ts.min()), int(ts.max())
         r.first_ts_ns = lo if r.first_ts_ns is None else min(lo, r.first_ts_ns)
         r.last_ts_ns = hi if r.last_ts_ns is None else max(hi, r.last_ts_ns)
+
+    def _note_odd(self) -> None:
+        """First file offsets of odd timestamps (the scanner gives buffer offsets)."""
+        for k in range(3):
+            if self._odd_first[k] is None and self._odd[2 * k + 1] >= 0:
+                self._odd_first[k] = self._base + int(self._odd[2 * k + 1])
+
+    def _report_odd_timestamps(self) -> None:
+        what = {
+            0: "with a fraction-of-second field of a second or more (taken as given: the time runs into "
+               "the following second(s))",
+            1: "dated after 2100", 2: "dated before 1970"}
+        for k in range(3):
+            count = int(self._odd[2 * k])
+            if count:     # one summary line per kind, kept even when the error lines are full
+                self.report.timestamp_anomalies[ODD_NAMES[k]] = count
+                self.report.errors.append(f"offset {self._odd_first[k]}: {count} record(s) {what[k]} (first here)")
 
     def _scan_pcap(self):
         n, self._pos, status = _scan.scan_pcap(
             self._buf, self._pos, self._fill, self._swapped, self._frac_ns, self._max_caplen,
-            self._off, self._cap, self._orig, self._ts)
+            self._off, self._cap, self._orig, self._ts, self._odd)
+        self._note_odd()
         return n, status
 
     def _scan_pcapng(self):
+        k = self._n_if
         n, self._pos, status = _scan.scan_pcapng(
-            self._buf, self._pos, self._fill, self._swapped, self._a_kind, self._a_exp, self._a_offset,
-            self._a_snap, MAX_PCAPNG_BLOCK, self._last_ts, self._off, self._cap, self._orig, self._ts, self._if)
+            self._buf, self._pos, self._fill, self._swapped, self._a_kind[:k], self._a_exp[:k], self._a_offset[:k],
+            self._a_snap[:k], self._n_declared, MAX_PCAPNG_BLOCK, self._last_ts, self._off, self._cap, self._orig,
+            self._ts, self._if, self._odd)
         if n:
             self._last_ts = int(self._ts[n - 1])
+        self._note_odd()
         return n, status
 
     # ------------------------------------------------------------------ damage
@@ -445,7 +552,7 @@ class CaptureReader:
             trailer = struct.unpack_from(e + "I", buf, pos + blen - 4)[0]
             if trailer != blen:
                 return f"{name}: length {blen} disagrees with its trailing copy {trailer}"
-        n_if = len(self._if_kind)
+        n_if = self._n_declared
         if btype in (2, 6) and blen >= 32 and self._fill - pos >= 28:
             iface = struct.unpack_from(e + ("H" if btype == 2 else "I"), buf, pos + 8)[0]
             caplen = struct.unpack_from(e + "I", buf, pos + 20)[0]
@@ -473,9 +580,7 @@ class CaptureReader:
                 self.report.error(self._base + self._pos, "section header with unknown byte-order magic")
                 return self._recover()
             e = ">" if self._swapped else "<"
-            # a new section: interface ids start again
-            self._if_kind, self._if_exp, self._if_offset, self._if_snap, self._linktypes = [], [], [], [], []
-            self._refresh_if_arrays()
+            self._new_section()
         blen = struct.unpack_from(e + "I", self._buf, self._pos + 4)[0]
         if blen < 12 or blen % 4 or blen > MAX_PCAPNG_BLOCK:
             return self._recover()
@@ -492,28 +597,57 @@ class CaptureReader:
             return self._recover()
         body = bytes(self._buf[self._pos + 8:self._pos + blen - 4])
         if btype == 1:
-            self._add_interface(body, e)
+            self._add_interface(body, e, self._base + self._pos)
         elif btype != 0x0A0D0D0A:
             name = PCAPNG_BLOCK_NAMES.get(btype, f"0x{btype:x}")
             self.report.skipped_blocks[name] = self.report.skipped_blocks.get(name, 0) + 1
         self._pos += blen
         return True
 
-    def _add_interface(self, body: bytes, e: str) -> None:
-        linktype, _, snaplen = struct.unpack_from(e + "HHI", body, 0)
-        kind, exp, offset = 0, 6, 0
-        for code, value in _options(body[8:], e):
-            if code == 9 and value:
-                kind, exp = (value[0] >> 7), value[0] & 0x7F
-            elif code == 14 and len(value) == 8:
-                offset = struct.unpack(e + "q", value)[0]
-        self._if_kind.append(kind)
-        self._if_exp.append(exp)
-        self._if_offset.append(offset)
-        self._if_snap.append(snaplen)
-        self._linktypes.append(linktype)
-        self.report.link_types.add(linktype_name(linktype))
-        self._refresh_if_arrays()
+    def _add_interface(self, body: bytes, e: str, offset: int) -> None:
+        iface = self._n_declared
+        self._n_declared += 1
+        if iface >= MAX_INTERFACES:
+            self.report.interfaces_over_limit += 1
+            if iface == MAX_INTERFACES:
+                self._odd_ifaces = True
+                self.report.error(offset, f"section {self._section} describes more than {MAX_INTERFACES:,} "
+                                          f"interfaces: the frames of interfaces {MAX_INTERFACES} and up are counted "
+                                          f"as undecodable (interface_over_limit)")
+            return
+        kind, exp, tsoffset, snaplen, linktype, damage = 0, 6, 0, 0, LT_DAMAGED_INTERFACE, None
+        if len(body) < 8:
+            damage = f"description of {len(body)} bytes (at least 8)"
+        else:
+            linktype, _, snaplen = struct.unpack_from(e + "HHI", body, 0)
+            for code, value in _options(body[8:], e):
+                if code == 9 and value:
+                    kind, exp = (value[0] >> 7), value[0] & 0x7F
+                elif code == 14 and len(value) == 8:
+                    tsoffset = struct.unpack(e + "q", value)[0]
+            if (kind == 0 and exp > 18) or (kind == 1 and exp > 63):
+                damage = f"if_tsresol {'10' if kind == 0 else '2'}^-{exp} out of range " \
+                         f"(at most {'10^-18' if kind == 0 else '2^-63'})"
+            elif abs(tsoffset) > MAX_TSOFFSET_S:
+                damage = f"if_tsoffset {tsoffset} s out of range"
+        if damage is not None:
+            kind, exp, tsoffset, linktype = _scan.KIND_DAMAGED, 0, 0, LT_DAMAGED_INTERFACE
+            self._odd_ifaces = True
+            self.report.damaged_interfaces += 1
+            self.report.error(offset, f"interface {iface} (section {self._section}) damaged: {damage}; "
+                                      f"its frames are counted as undecodable (damaged_interface)")
+        else:
+            self.report.link_types.add(linktype_name(linktype))
+        if iface >= len(self._a_kind):
+            self._grow_interfaces()
+        self._a_kind[iface] = kind
+        self._a_exp[iface] = exp
+        self._a_offset[iface] = tsoffset
+        self._a_snap[iface] = snaplen
+        self._a_lt[iface] = linktype
+        self._a_lt[iface + 1] = LT_INTERFACE_OVER_LIMIT
+        self._n_if = iface + 1
+        self._if_linktype = self._a_lt[:iface + 2]
 
 
 def _options(data: bytes, e: str):

@@ -5,15 +5,23 @@ datagrams (raw IP, no link header) once every byte from 0 to the last
 fragment's end is present.  The first copy of any byte wins; overlapping
 fragments with different bytes are counted.  Datagrams still incomplete
 after ``TIMEOUT_NS`` of capture time, or at the end, are reported as
-undecodable frames, never guessed.  Memory is capped (``MAX_PENDING_BYTES``).
+undecodable frames, never guessed.  Memory is capped (``MAX_PENDING_BYTES``
+and ``MAX_PENDING_DATAGRAMS``): beyond either, the oldest pending datagram is
+given up (its frames counted as incomplete, ``evicted`` counts the datagrams).
+
+Cost per fragment is linear in its own length whatever the order: a count of
+the bytes held makes the completeness check O(1), and overlapping copies are
+compared run by run with slices, not byte by byte.
 """
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 TIMEOUT_NS = 60 * 1_000_000_000
 MAX_PENDING_BYTES = 64 << 20
+MAX_PENDING_DATAGRAMS = 8192
 MAX_PAYLOAD = 65535          # no reassembled payload can be longer
 _V6_EXT = {0, 43, 60, 135, 139, 140}
 
@@ -26,6 +34,7 @@ class _Pending:
     data: bytearray = field(default_factory=bytearray)   # payload bytes by offset
     have: bytearray = field(default_factory=bytearray)   # 1 where data holds a byte
     total: int | None = None
+    filled: int = 0                    # bytes of data held (ones in ``have``)
     frames: int = 0
     wire_bytes: int = 0
     first: tuple = ()                  # (ts, file_idx, frame_no) of the first fragment
@@ -44,12 +53,13 @@ class Datagram:
 
 class Defragmenter:
     def __init__(self):
-        self.pending: dict = {}
+        self.pending: OrderedDict = OrderedDict()      # oldest first
         self.pending_bytes = 0
         self.conflicts = 0
         self.dropped_frames = 0
         self.dropped_bytes = 0
         self.reassembled = 0
+        self.evicted = 0                # datagrams given up because of the caps
 
     def add(self, file_idx: int, frame_no: int, ts: int, wire: int, ipver: int, ip: bytes) -> Datagram | None:
         parsed = _parse_v4(ip) if ipver == 4 else _parse_v6(ip)
@@ -59,6 +69,8 @@ class Defragmenter:
         key, offset, more, data, header, nh_pos, nh = parsed
         p = self.pending.get(key)
         if p is None:
+            if len(self.pending) >= MAX_PENDING_DATAGRAMS:
+                self._evict()
             p = self.pending[key] = _Pending(first=(ts, file_idx, frame_no))
         p.frames += 1
         p.wire_bytes += wire
@@ -72,9 +84,16 @@ class Defragmenter:
             self._discard(key)          # larger than any IP datagram can be ("ping of death")
             return None
         self._store(p, offset, data)
-        while self.pending_bytes > MAX_PENDING_BYTES and self.pending:
-            self._discard(next(iter(self.pending)))
+        while self.pending_bytes > MAX_PENDING_BYTES and len(self.pending) > 1:
+            self._evict()
         return self._complete(key)
+
+    def _evict(self) -> None:
+        """Give up the oldest pending datagram (memory caps)."""
+        self.evicted += 1
+        _, p = self.pending.popitem(last=False)
+        self.pending_bytes -= 2 * len(p.data)
+        self._drop(p.frames, p.wire_bytes)
 
     def _store(self, p: _Pending, offset: int, data: bytes) -> None:
         """First copy of every byte wins; a fragment that overlaps different bytes is a conflict."""
@@ -84,25 +103,33 @@ class Defragmenter:
             p.data.extend(bytes(grow))
             p.have.extend(bytes(grow))
             self.pending_bytes += 2 * grow
-        window = p.have[offset:end]
-        if not any(window):
+        have = p.have
+        if have.find(1, offset, end) < 0:               # nothing there yet: the usual case
             p.data[offset:end] = data
-            p.have[offset:end] = b"\x01" * len(data)
+            have[offset:end] = b"\x01" * len(data)
+            p.filled += len(data)
             return
         differs = False
-        for i, b in enumerate(data):
-            if window[i]:
-                differs = differs or p.data[offset + i] != b
+        i = offset
+        while i < end:
+            if have[i]:
+                j = have.find(0, i, end)
+                j = end if j < 0 else j
+                differs = differs or p.data[i:j] != data[i - offset:j - offset]
             else:
-                p.data[offset + i] = b
-                p.have[offset + i] = 1
+                j = have.find(1, i, end)
+                j = end if j < 0 else j
+                p.data[i:j] = data[i - offset:j - offset]
+                have[i:j] = b"\x01" * (j - i)
+                p.filled += j - i
+            i = j
         self.conflicts += differs
 
     def _complete(self, key) -> Datagram | None:
         p = self.pending.get(key)
-        if p is None or p.total is None or p.header is None:
+        if p is None or p.total is None or p.header is None or p.filled < p.total:
             return None
-        if p.have[:p.total].count(1) != p.total:
+        if len(p.have) > p.total and p.have.count(0, 0, p.total):    # bytes beyond the end: count exactly
             return None
         hdr = bytearray(p.header)
         if len(hdr) + p.total > 65535 + (40 if key[0] == 6 else 0):

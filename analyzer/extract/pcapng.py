@@ -34,6 +34,7 @@ import numpy as np
 from analyzer import __version__
 from analyzer.decode.linktypes import linktype_name
 from analyzer.extract import _select
+from analyzer.safeio import SafeDir
 
 INDEX = np.dtype([("pos", "<i8"), ("ts", "<i8"), ("tag", "<i4"), ("size", "<u4")])
 CHUNK = 1 << 16                  # index records per step of the final pass
@@ -94,13 +95,16 @@ def _blob(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ExcerptWriter:
+    """Writes FILE.pcapng and FILE.frames.csv through ``analyzer.safeio`` (no link followed, never
+    half-written: both appear complete at ``finish``, or not at all)."""
+
     def __init__(self, out: Path, comment: str):
         self.out = Path(out)
         self.csv_path = frames_csv_path(self.out)
-        self._part = self.out.with_name(self.out.name + ".part")
-        self._index_path = self.out.with_name(self.out.name + ".index.part")
-        self._blocks = open(self._part, "wb")
-        self._index = open(self._index_path, "wb")
+        self._dir = SafeDir.open(self.out.parent, create=False)
+        self._pcap = self._dir.create(self.out.name)
+        self._blocks = self._pcap.__enter__()
+        self._index = self._dir.scratch()
         self._head = section_header(comment)
         self._blocks.write(self._head)
         self.idb_of: dict[int, int] = {}       # link type -> interface id in the excerpt
@@ -155,21 +159,17 @@ class ExcerptWriter:
     # ------------------------------------------------------------------ at the end
     def finish(self, file_names: list[str], evidence: list[str]) -> None:
         """Write FILE.pcapng (the late frames put in place) and FILE.frames.csv."""
-        self._blocks.close()
-        self._index.close()
-        index = np.memmap(self._index_path, INDEX, mode="r") if self._index_path.stat().st_size \
-            else np.empty(0, INDEX)
+        self._index.flush()
+        index = np.memmap(self._index, INDEX, mode="r") if self._index.tell() else np.empty(0, INDEX)
         late = sorted(self.late, key=lambda f: f.pos)
         late_rec = np.empty(len(late), INDEX)
         for i, f in enumerate(late):
             late_rec[i] = (f.pos, f.ts_ns, f.tag, 32 + (len(f.data) + 3) // 4 * 4)
         where = np.searchsorted(index["pos"], late_rec["pos"])     # late frame i goes before index[where[i]]
-        if late:
-            self._splice(index, late, where)
-        tmp_csv = self.csv_path.with_name(self.csv_path.name + ".part")
+        pcap = self._splice(index, late, where) if late else self._pcap
         file_blob, file_off = _blob(file_names)
         tag_blob, tag_off = _blob(evidence)
-        with open(tmp_csv, "wb") as out:
+        with self._dir.create(self.csv_path.name) as out:
             out.write((",".join(FRAMES_COLUMNS) + "\n").encode())
             number, j = 1, 0
             for start in range(0, max(len(index), 1), CHUNK):
@@ -185,16 +185,21 @@ class ExcerptWriter:
                     number, np.ascontiguousarray(part["pos"]), np.ascontiguousarray(part["ts"]),
                     np.ascontiguousarray(part["tag"]), len(part), file_blob, file_off, tag_blob, tag_off))
                 number += len(part)
-        del index
-        os.replace(self._part, self.out)
-        os.replace(tmp_csv, self.csv_path)
-        self.discard()
+            del index
+            self._index.close()
+            pcap.__exit__(None, None, None)           # the excerpt appears, then its frames.csv
+        self._dir.close()
 
-    def _splice(self, index: np.ndarray, late: list[LateFrame], where: np.ndarray) -> None:
-        """Rewrite the blocks with every interface described first and the late frames in place."""
-        spliced = self._part.with_name(self._part.name + "2")
+    def _splice(self, index: np.ndarray, late: list[LateFrame], where: np.ndarray):
+        """A second version of the excerpt with every interface described first and the late frames in
+        place (the first, written while scanning, is dropped); its NewFile, still open."""
+        self._blocks.flush()
+        fd = os.open(self._pcap.tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir.fd)
+        first = os.fdopen(fd, "rb")
+        spliced = self._dir.create(self.out.name)
+        out = spliced.__enter__()
         offsets = _offsets_at(index, where)                 # of the in-order blocks, interfaces aside
-        with open(spliced, "wb") as out, open(self._part, "rb") as blocks:
+        with first as blocks:
             out.write(blocks.read(len(self._head)))
             for _, block in self._idbs:
                 out.write(block)
@@ -210,7 +215,9 @@ class ExcerptWriter:
                 else:
                     out.write(self._late_block(late[what]))
             shutil.copyfileobj(blocks, out, COPY)
-        os.replace(spliced, self._part)
+        self._pcap.__exit__(RuntimeError, RuntimeError("replaced"), None)     # drops the first version
+        self._pcap = spliced
+        return spliced
 
     def _late_block(self, f: LateFrame) -> bytes:
         buf = bytearray()
@@ -222,12 +229,10 @@ class ExcerptWriter:
         return bytes(buf)
 
     def discard(self) -> None:
-        """Remove the temporary files (after finish, or when the extraction failed)."""
-        for f in (self._blocks, self._index):
-            f.close()
-        for p in (self._part, self._index_path, self._part.with_name(self._part.name + "2"),
-                  self.csv_path.with_name(self.csv_path.name + ".part")):
-            p.unlink(missing_ok=True)
+        """Drop everything written (the extraction failed)."""
+        self._pcap.__exit__(RuntimeError, RuntimeError("discarded"), None)
+        self._index.close()
+        self._dir.close()
 
 
 def _offsets_at(index: np.ndarray, where: np.ndarray) -> np.ndarray:

@@ -53,6 +53,7 @@ class InputFinding:
     damaged_bytes: int
     truncated_bytes: int
     skipped_blocks: dict
+    internal_error: str | None
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Findings:
     torrent_files: list           # .torrent files given, as named
     run: dict                     # how the run was done (engine, workers, shards): manifest only
     client_state: object = None   # findings.client_state.ClientStateFinding (--client-state)
+    tracebacks: list = field(default_factory=list)   # (input, traceback) of internal errors: errors.log
     records: object = field(repr=False, default=None)   # the analysis's RecordStore (second pass)
     endpoints: dict = field(repr=False, default_factory=dict)
     continued_ids: dict = field(repr=False, default_factory=dict)
@@ -107,7 +109,8 @@ def input_findings(result) -> list[InputFinding]:
             size_bytes=r.size_bytes, format=r.format or None, compression=r.compression, frames=r.frames,
             link_types=sorted(r.link_types), first_ts_ns=r.first_ts_ns, last_ts_ns=r.last_ts_ns,
             readable=r.readable, errors=list(r.errors), damaged_bytes=r.damaged_bytes,
-            truncated_bytes=r.truncated_bytes, skipped_blocks=dict(sorted(r.skipped_blocks.items()))))
+            truncated_bytes=r.truncated_bytes, skipped_blocks=dict(sorted(r.skipped_blocks.items())),
+            internal_error=r.internal_error))
     return out
 
 
@@ -181,6 +184,7 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         endpoints=endpoints,
         continued_ids=continued_ids,
     )
+    f.tracebacks = list(result.tracebacks)
     if result.client_state is not None:
         from analyzer.findings.client_state_wire import client_state_finding
         f.client_state = client_state_finding(result.client_state, f)

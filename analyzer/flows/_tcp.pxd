@@ -41,6 +41,8 @@ cdef class TcpStream:
     cdef void _insert(self, int64_t off, const uint8_t* data, Py_ssize_t n)
     cdef void _deliver(self, const uint8_t* data, Py_ssize_t n)
     cdef void _drain(self)
+    cdef void _take(self, Segment s)
+    cdef Py_ssize_t _first_ending_after(self, int64_t off)
     cdef void _store(self, int64_t off, const uint8_t* data, Py_ssize_t n)
     cdef void _compare(self, int64_t off, const uint8_t* data, Py_ssize_t n, int64_t late)
     cdef void _grow_ring(self)

@@ -14,12 +14,16 @@ captured), and ``rel(seq)`` interprets ``seq`` as a signed 32-bit distance from
   (retransmissions, overlapping re-segmentation) and are compared against a
   ring of recently delivered bytes: differing bytes are counted as conflicts,
   bytes older than the ring as uncompared.  Segments beyond ``next_off`` wait
-  in a sorted, non-overlapping out-of-order list (copied, capped).
+  in a sorted, non-overlapping out-of-order list (copied, capped at
+  ``OOO_CAP`` bytes and ``OOO_MAX_SEGMENTS`` segments): a segment's place is
+  found by binary search and spliced in with one list operation, and a drain
+  removes what it delivered at once, so reverse-order or interleaved floods
+  cost O(log n) plus one pointer move per segment, never a scan.
 * A hole becomes a *gap* (``sink.feed_gap``, never zeros) when the receiver
   acknowledged beyond it and it stayed unfilled for ``PATIENCE`` further
   frames of this connection (the capture missed bytes the receiver got; the
   patience absorbs multi-CPU capture reordering), when the out-of-order
-  buffer passes ``OOO_CAP``, when a segment was cut by the snap length, or at
+  buffer passes either cap, when a segment was cut by the snap length, or at
   the end of the connection.
 * ACKs from the other direction move ``ack_off``.  Ranges the sink marks (piece
   block bytes) are split into acknowledged and not as the ACKs pass them.
@@ -35,6 +39,7 @@ cdef enum:
     RING_INIT = 1 << 16
     RING_MAX = 1 << 20
     OOO_CAP = 1 << 22
+    OOO_MAX_SEGMENTS = 1 << 14
     PATIENCE = 64
     MAX_MARKS = 1 << 20
 
@@ -186,58 +191,89 @@ cdef class TcpStream:
             self._take_marks()
 
     cdef void _drain(self):
+        """Deliver the stored segments that now start at or before next_off."""
         cdef Segment s
-        cdef int64_t s_end, k
-        cdef const uint8_t* d
-        while self.ooo:
-            s = self.ooo[0]
+        cdef Py_ssize_t i = 0, n = len(self.ooo)
+        while i < n:
+            s = self.ooo[i]
             if s.off > self.next_off:
                 break
-            del self.ooo[0]
-            self.ooo_bytes -= len(s.data)
-            d = <const uint8_t*>PyBytes_AS_STRING(s.data)
-            s_end = s.off + len(s.data)
-            k = (s_end if s_end < self.next_off else self.next_off) - s.off
-            if k > 0:
-                self.duplicate_bytes += k
-                self._compare(s.off, d, k, 0)
-            if s_end > self.next_off:
-                self._deliver(d + k, s_end - self.next_off)
+            self._take(s)
+            i += 1
+        if i:
+            del self.ooo[:i]
+
+    cdef void _take(self, Segment s):
+        """A stored segment (already out of the list) starting at or before next_off."""
+        cdef int64_t s_end, k
+        cdef const uint8_t* d = <const uint8_t*>PyBytes_AS_STRING(s.data)
+        self.ooo_bytes -= len(s.data)
+        s_end = s.off + len(s.data)
+        k = (s_end if s_end < self.next_off else self.next_off) - s.off
+        if k > 0:
+            self.duplicate_bytes += k
+            self._compare(s.off, d, k, 0)
+        if s_end > self.next_off:
+            self._deliver(d + k, s_end - self.next_off)
+
+    cdef Py_ssize_t _first_ending_after(self, int64_t off):
+        """Index of the first stored segment that ends after ``off`` (binary search:
+        the segments are sorted and do not overlap, so their ends increase)."""
+        cdef Py_ssize_t lo = 0, hi = len(self.ooo), mid
+        cdef Segment s
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            s = self.ooo[mid]
+            if s.off + len(s.data) <= off:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
     cdef void _store(self, int64_t off, const uint8_t* data, Py_ssize_t n):
-        """Keep [off, off+n) (beyond next_off) minus what the list already covers."""
-        cdef Py_ssize_t i = len(self.ooo)
-        cdef int64_t end = off + n, pos = off, s_off, s_end, piece_end
-        cdef Segment s
-        while i > 0:
-            s = self.ooo[i - 1]
-            if s.off + len(s.data) <= off:
-                break
-            i -= 1
-        while pos < end:
-            if i < len(self.ooo):
-                s = self.ooo[i]
-                s_off = s.off
-                s_end = s_off + len(s.data)
-            else:
-                s_off = end
-                s_end = end
-            if s_off > pos:
-                piece_end = s_off if s_off < end else end
-                self.ooo.insert(i, make_segment(pos, data + (pos - off), piece_end - pos))
-                self.ooo_bytes += piece_end - pos
-                i += 1
-                pos = piece_end
-            else:
-                piece_end = s_end if s_end < end else end
-                self.duplicate_bytes += piece_end - pos
-                if memcmp(data + (pos - off), PyBytes_AS_STRING(s.data) + (pos - s_off), piece_end - pos) != 0:
-                    self.conflict_segments += 1
-                    self.conflict_bytes += _count_diff(data + (pos - off),
-                                                       <const uint8_t*>PyBytes_AS_STRING(s.data) + (pos - s_off),
-                                                       piece_end - pos)
-                pos = piece_end
-                i += 1
+        """Keep [off, off+n) (beyond next_off): the first copy of every byte wins.  A segment
+        that overlaps stored ones is merged with them into one (the list never grows by
+        more than one entry per segment)."""
+        cdef Py_ssize_t i = self._first_ending_after(off), j, k, held = 0
+        cdef int64_t end = off + n, lo, hi, a, b, s_end
+        cdef Segment s, first, last
+        cdef bytearray merged
+        cdef uint8_t* m
+        cdef const uint8_t* sd
+        if i == len(self.ooo):
+            self.ooo.append(make_segment(off, data, n))          # the usual case: beyond everything
+            self.ooo_bytes += n
+            return
+        first = self.ooo[i]
+        if first.off >= end:
+            self.ooo.insert(i, make_segment(off, data, n))       # in a hole, touching nothing
+            self.ooo_bytes += n
+            return
+        j = i + 1
+        while j < len(self.ooo) and (<Segment>self.ooo[j]).off < end:
+            j += 1
+        last = self.ooo[j - 1]
+        lo = first.off if first.off < off else off
+        hi = last.off + len(last.data)
+        if end > hi:
+            hi = end
+        merged = bytearray(hi - lo)
+        m = <uint8_t*>(<char*>merged)
+        memcpy(m + (off - lo), data, n)
+        for k in range(i, j):
+            s = self.ooo[k]
+            sd = <const uint8_t*>PyBytes_AS_STRING(s.data)
+            s_end = s.off + len(s.data)
+            a = s.off if s.off > off else off
+            b = s_end if s_end < end else end
+            self.duplicate_bytes += b - a
+            if memcmp(data + (a - off), sd + (a - s.off), b - a) != 0:
+                self.conflict_segments += 1
+                self.conflict_bytes += _count_diff(data + (a - off), sd + (a - s.off), b - a)
+            memcpy(m + (s.off - lo), sd, len(s.data))             # the stored (first) copy wins
+            held += len(s.data)
+        self.ooo_bytes += (hi - lo) - held
+        self.ooo[i:j] = [make_segment(lo, m, hi - lo)]
 
     cdef void _compare(self, int64_t off, const uint8_t* data, Py_ssize_t n, int64_t late):
         """Compare bytes [off, off+n) (all below next_off) with what was delivered.
@@ -317,7 +353,7 @@ cdef class TcpStream:
     cdef void _check_hole(self):
         cdef int64_t target, acked
         cdef Segment s
-        while self.ooo_bytes > OOO_CAP:
+        while self.ooo_bytes > OOO_CAP or len(self.ooo) > OOO_MAX_SEGMENTS:
             s = self.ooo[0]
             self._gap_to(s.off)
             self._drain()
@@ -344,12 +380,13 @@ cdef class TcpStream:
         """End of the connection or of the capture: everything left is delivered or a gap."""
         cdef Segment s
         cdef int64_t end
+        cdef list held
         if self.finished:
             return
-        while self.ooo:
-            s = self.ooo[0]
+        held, self.ooo = self.ooo, []
+        for s in held:
             self._gap_to(s.off)
-            self._drain()
+            self._take(s)
         end = self._acked_data_end()
         if self.max_end > end:
             end = self.max_end

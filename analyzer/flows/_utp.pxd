@@ -10,6 +10,7 @@ cdef class UtpStream:
     cdef readonly int64_t next_idx        # unwrapped seq_nr of the next packet to deliver
     cdef int64_t fin_idx
     cdef dict ooo                         # idx -> payload (bytes) waiting for earlier packets
+    cdef list ooo_heap                    # min-heap of the keys of ooo (and drained ones, popped lazily)
     cdef readonly int64_t ooo_bytes
     # delivered packets not yet cumulatively acknowledged: idx q_head_idx + i
     cdef int64_t q_head_idx
@@ -38,6 +39,7 @@ cdef class UtpStream:
     cdef void finish(self)
     cdef void _deliver(self, const uint8_t* data, Py_ssize_t n, uint32_t h)
     cdef void _drain(self)
+    cdef int64_t _ooo_min(self)
     cdef void _free_queue(self)
     cdef void _deliver_packet(self, const uint8_t* data, Py_ssize_t caplen, Py_ssize_t paylen, uint32_t h)
     cdef int64_t _acked_end(self)

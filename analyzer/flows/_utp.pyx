@@ -10,7 +10,9 @@ seq_nr to a 64-bit packet index near ``next_idx`` (signed 16-bit distance),
 so wrap-around at 2^16 is invisible above this module.
 
 * The packet ``next_idx`` is delivered to the sink as soon as it arrives;
-  later packets wait in an out-of-order dict (copied, capped); earlier ones
+  later packets wait in an out-of-order dict (copied, capped; at most 2^15
+  of them, the reach of a signed 16-bit distance), with a min-heap of their
+  numbers so the lowest is found in O(log n); earlier ones
   are duplicates (retransmissions), compared with the first copy through a
   64-bit hash kept per delivered packet, or *late* when they fall in a range
   already declared lost.
@@ -28,6 +30,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int16_t, int32_t
 from libc.string cimport memcpy
 from libc.stdlib cimport malloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from heapq import heappush, heappop
 
 cdef enum:
     OOO_CAP = 1 << 22
@@ -60,6 +63,7 @@ cdef class UtpStream:
 
     def __cinit__(self):
         self.ooo = {}
+        self.ooo_heap = []
         self.q_marked = NULL
         self.q_hash = NULL
         self.q_size = NULL
@@ -168,6 +172,7 @@ cdef class UtpStream:
                     self.conflict_packets += 1
             else:
                 self.ooo[idx] = (PyBytes_FromStringAndSize(<const char*>data, caplen), paylen)
+                heappush(self.ooo_heap, idx)
                 self.ooo_bytes += caplen
         self._check_hole()
 
@@ -205,6 +210,16 @@ cdef class UtpStream:
             self.ooo_bytes -= len(data)
             self._deliver_packet(<const uint8_t*>PyBytes_AS_STRING(data), len(data), paylen,
                                  payload_hash(<const uint8_t*>PyBytes_AS_STRING(data), len(data)))
+        heap = self.ooo_heap
+        while heap and <int64_t>heap[0] < self.next_idx:
+            heappop(heap)
+
+    cdef int64_t _ooo_min(self):
+        """The lowest packet number waiting (ooo must not be empty)."""
+        heap = self.ooo_heap
+        while <int64_t>heap[0] not in self.ooo:
+            heappop(heap)
+        return heap[0]
 
     # ------------------------------------------------------------------ delivered-packet queue
     cdef void _queue_push(self, int32_t marked, uint32_t h, int32_t size, bint acked):
@@ -299,7 +314,7 @@ cdef class UtpStream:
     cdef void _check_hole(self):
         cdef int64_t target, acked_end, first
         while self.ooo_bytes > OOO_CAP and self.ooo:
-            self._lose_to(min(self.ooo))
+            self._lose_to(self._ooo_min())
         acked_end = self._acked_end()
         if acked_end > self.next_idx:
             if self.hole_at != self.next_idx:
@@ -309,7 +324,7 @@ cdef class UtpStream:
             if self.hole_frames > PATIENCE:
                 target = acked_end
                 if self.ooo:
-                    first = min(self.ooo)
+                    first = self._ooo_min()
                     if first < target:
                         target = first
                 self._lose_to(target)
@@ -345,7 +360,8 @@ cdef class UtpStream:
         if self.finished:
             return
         while self.ooo:
-            self._lose_to(min(self.ooo))
+            self._lose_to(self._ooo_min())
+        self.ooo_heap = []
         end = self._acked_end()
         if end > self.next_idx:
             self._lose_to(end)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from analyzer.digest import sha256_file
+from analyzer.safeio import SafeDir
 from analyzer.output.summary import TOOL, dumps
 
 MANIFEST_SCHEMA = "bt-analyzer/manifest/1"
@@ -32,7 +33,8 @@ def now_utc() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
 
-def manifest_json(f, out_dir: Path, outputs: list[str], *, argv: list[str], started: _dt.datetime) -> dict:
+def manifest_json(f, outputs: dict[str, str], *, argv: list[str], started: _dt.datetime) -> dict:
+    """``outputs``: name -> SHA-256 of every file written."""
     return {
         "schema": MANIFEST_SCHEMA,
         "tool": TOOL,
@@ -51,7 +53,7 @@ def manifest_json(f, out_dir: Path, outputs: list[str], *, argv: list[str], star
         **({"client_state_files": f.client_state.state.manifest_entries()} if f.client_state is not None else {}),
         **({"case_file": {"path": f.case.source, "resolved_path": str(Path(f.case.source).resolve()),
                           "sha256": sha256_file(f.case.source)}} if f.case is not None and f.case.source else {}),
-        "outputs": [{"path": name, "sha256": sha256_file(out_dir / name)} for name in sorted(outputs)],
+        "outputs": [{"path": name, "sha256": outputs[name]} for name in sorted(outputs)],
     }
 
 
@@ -70,7 +72,8 @@ def add_to_manifest(out_dir: Path, files: list[Path], finished: bool = False) ->
     manifest["outputs"] = [outputs[k] for k in sorted(outputs)]
     if finished:
         manifest["finished_utc"] = utc(now_utc())
-    path.write_text(dumps(manifest), encoding="utf-8")
+    with SafeDir.open(out_dir) as d:
+        d.write_text("manifest.json", dumps(manifest))
 
 
 def record_extract(out_dir: Path, entry: dict) -> None:
@@ -80,4 +83,5 @@ def record_extract(out_dir: Path, entry: dict) -> None:
     manifest = json.loads(path.read_text(encoding="utf-8"))
     extracts = [e for e in manifest.get("extracts", []) if e.get("resolved_path") != entry["resolved_path"]]
     manifest["extracts"] = sorted([*extracts, entry], key=lambda e: e["path"])
-    path.write_text(dumps(manifest), encoding="utf-8")
+    with SafeDir.open(out_dir, create=False) as d:
+        d.write_text("manifest.json", dumps(manifest))

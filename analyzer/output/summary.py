@@ -36,6 +36,7 @@ def input_json(i) -> dict:
         "compression": i.compression, "frames": i.frames, "link_types": i.link_types,
         "first_ts": iso_ns(i.first_ts_ns), "last_ts": iso_ns(i.last_ts_ns), "readable": i.readable,
         "errors": i.errors, "damaged_bytes": i.damaged_bytes, "truncated_bytes": i.truncated_bytes,
+        "internal_error": i.internal_error,
     }
     if i.skipped_blocks:
         entry["skipped_pcapng_blocks"] = i.skipped_blocks

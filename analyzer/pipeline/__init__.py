@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from analyzer.pipeline.flows import Flows, PartResult
 from analyzer.pipeline.progress import Progress
-from analyzer.pipeline.stages import file_status, flows_shard, map_file, read_inline
+from analyzer.pipeline.driver import LocalExecutor, run_staged
+from analyzer.pipeline.stages import read_inline
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Plan:
     workdir: Path | None = None
     resume: bool = False
     progress: object = None
-    own_workdir: bool = False
+    used_workdir: bool = False
 
     @property
     def verify(self) -> bool:
@@ -65,18 +66,23 @@ class Plan:
         """The plan's work folder (a temporary one, made on first use, when none was given)."""
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="bt-analyzer-work-"))
-            self.own_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.used_workdir = True
         return self.workdir
 
     def cleanup(self) -> None:
-        """Remove a temporary work folder (after the outputs are written)."""
-        if self.own_workdir and self.workdir is not None:
+        """Remove the work folder once the outputs are written (it only serves to resume)."""
+        if self.used_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     @property
     def staged(self) -> bool:
         return self.scheduler is not None or self.workers > 1 or (self.shards or 1) > 1
+
+    @property
+    def hashed_by_stages(self) -> bool:
+        """The map tasks hash the inputs they read (the staged path without verification)."""
+        return self.staged and not self.verify
 
     def shard_count(self) -> int:
         if self.verify:
@@ -89,6 +95,8 @@ class Outcome:
     reports: list                     # FileReport per input, in order
     parts: list[PartResult]           # one per shard
     run: dict                         # engine, workers, shards, spill bytes
+    sha256: list | None = None        # per input, when the stages hashed them
+    tracebacks: list = field(default_factory=list)   # (input path, traceback) of internal errors
 
 
 def run_plan(plan: Plan, warn: Callable[[str], None]) -> Outcome:
@@ -110,31 +118,13 @@ def _size(path: Path) -> int:
 def _run(plan: Plan, warn, progress) -> Outcome:
     if not plan.staged:
         flows = Flows(plan.metas, plan.carve, verify=True)
-        reports = read_inline(plan.paths, flows, progress)
+        tracebacks: list = []
+        reports = read_inline(plan.paths, flows, progress, tracebacks)
         return Outcome(reports, [flows.finish()], {"engine": "in-process", "workers": 1, "shards": 1,
-                                                    "spill_bytes": 0})
+                                                    "spill_bytes": 0}, tracebacks=tracebacks)
     if plan.scheduler is None and plan.workers <= 1:
-        return _run_staged_here(plan, progress)
+        if plan.verify:          # one shard verifying while reading: nothing to stage
+            return _run(replace(plan, shards=None, workers=1, scheduler=None), warn, progress)
+        return run_staged(plan, LocalExecutor(), progress, warn)
     from analyzer.pipeline.cluster import run_on_dask
     return run_on_dask(plan, warn, progress)
-
-
-def _run_staged_here(plan: Plan, progress) -> Outcome:
-    """The staged path in this process, stage after stage."""
-    shards = plan.shard_count()
-    work = plan.work_folder()
-    maps = []
-    for i, p in enumerate(plan.paths):
-        maps.append(map_file(p, i, shards, work / "map"))
-        progress.advance(_size(p))
-        progress.task_done("map", str(p), file_status(maps[-1].report), spill_bytes=maps[-1].spill_bytes)
-    parts = []
-    for s in range(shards):
-        spills = [(m.file_idx, m.spills[s]) for m in maps if m.spills]
-        parts.append(flows_shard(spills, plan.metas, plan.carve, verify=plan.verify,
-                                 records_folder=work / "records"))
-        progress.task_done("flows", f"shard {s}")
-    shutil.rmtree(work / "map", ignore_errors=True)
-    return Outcome([m.report for m in maps], parts,
-                   {"engine": "staged, in-process", "workers": 1, "shards": shards,
-                    "spill_bytes": sum(m.spill_bytes for m in maps)})

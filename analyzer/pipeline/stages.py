@@ -28,6 +28,9 @@ class MapResult:
     report: FileReport
     spills: list = field(default_factory=list)     # Path per shard (empty when the file was unreadable)
     spill_bytes: int = 0
+    sha256: str | None = None                      # of the input as stored
+    key: str | None = None                         # the work folder's key of this output
+    traceback: str | None = None                   # of an internal error met on this file
 
 
 def open_reader(path: Path, report: FileReport) -> CaptureReader | None:
@@ -40,8 +43,25 @@ def open_reader(path: Path, report: FileReport) -> CaptureReader | None:
         return None
 
 
-def read_inline(paths: list[Path], flows: Flows, progress: Progress | None = None) -> list[FileReport]:
-    """Read every input in order into ``flows``; the reports of the files."""
+def fault_point(path: Path, stage: str) -> None:
+    """Fault injection for the tests of failures confined to one file (``BT_ANALYZER_FAULT`` in
+    the environment of the process that reads): ``slow-map:SECONDS`` delays every map task;
+    ``raise:TEXT`` makes reading a file whose name contains TEXT fail as an internal error
+    would (map tasks before reading, the one-process path after the first batch)."""
+    import os
+    import time
+    kind, _, arg = os.environ.get("BT_ANALYZER_FAULT", "").partition(":")
+    if kind == "slow-map" and stage == "map":
+        time.sleep(float(arg))
+    elif kind == "raise" and arg and arg in path.name:
+        raise RuntimeError(f"fault injected for {path.name}")
+
+
+def read_inline(paths: list[Path], flows: Flows, progress: Progress | None = None,
+                tracebacks: list | None = None) -> list[FileReport]:
+    """Read every input in order into ``flows``; the reports of the files.  An unexpected failure
+    (a bug met on a file's data) ends that file alone: its report says where, ``tracebacks`` gets
+    (path, traceback), and the next file is read."""
     progress = progress or Progress()
     reports = []
     for file_idx, path in enumerate(paths):
@@ -52,20 +72,38 @@ def read_inline(paths: list[Path], flows: Flows, progress: Progress | None = Non
             progress.task_done("read", str(path), "unreadable")
             continue
         done = 0
-        for batch in reader.batches():
-            flows.feed_batch(batch, file_idx)
-            pos = reader.raw_position()
-            progress.advance(pos - done)
-            done = pos
+        try:
+            for batch in reader.batches():
+                flows.feed_batch(batch, file_idx)
+                fault_point(path, "read")
+                pos = reader.raw_position()
+                progress.advance(pos - done)
+                done = pos
+        except Exception as e:
+            internal_error(report, e, reader.raw_position(), tracebacks)
+            reader.close()
         progress.advance(max(0, report.size_bytes - done))
         progress.task_done("read", str(path), file_status(report))
     return reports
+
+
+def internal_error(report: FileReport, e: Exception, offset: int | None, tracebacks: list | None) -> None:
+    """Record an unexpected failure met while analysing a file (a bug: the traceback is kept)."""
+    import traceback
+    where = f" near offset {offset}" if offset is not None else ""
+    report.internal_error = f"{type(e).__name__}: {e}"
+    report.error(None, f"internal error{where}: {type(e).__name__}: {e}; the rest of this file was not "
+                       f"analysed (the traceback is in errors.log)")
+    if tracebacks is not None:
+        tracebacks.append((report.path, traceback.format_exc()))
 
 
 def file_status(report: FileReport) -> str:
     """ok, damaged or unreadable: how reading a file went."""
     if not report.readable:
         return "unreadable"
+    if report.internal_error:
+        return "failed"
     return "damaged" if report.errors or report.damaged_bytes or report.truncated_bytes else "ok"
 
 

@@ -41,6 +41,7 @@ cdef class PeerWireParser(StreamSink):
     cdef int64_t block_len, block_remaining, block_missing
     cdef uint8_t* body
     cdef Py_ssize_t body_cap, body_len, body_need
+    cdef int64_t skip_remaining             # S_SKIP: body bytes of an oversized message still to pass
 
     # resynchronisation
     cdef uint8_t* rbuf
@@ -64,6 +65,7 @@ cdef class PeerWireParser(StreamSink):
     cdef readonly int64_t opaque_bytes, gap_bytes
     cdef readonly int64_t block_tail_bytes, block_gap_bytes
     cdef readonly int64_t messages, pieces, protocol_errors, resyncs, desyncs, lost_messages, breaks
+    cdef readonly int64_t oversized_messages  # skipped by their length (also counted in protocol_errors)
     cdef int64_t msg_counts[32]
 
     cdef Py_ssize_t _feed_handshake(self, const uint8_t* p, Py_ssize_t n)
@@ -71,6 +73,7 @@ cdef class PeerWireParser(StreamSink):
     cdef void _start_header(self)
     cdef Py_ssize_t _feed_header(self, const uint8_t* p, Py_ssize_t n)
     cdef void _start_body(self, Py_ssize_t need)
+    cdef void _start_skip(self, uint32_t L, int msg_id)
     cdef void _end_piece(self)
     cdef void _count_message(self, int msg_id)
     cdef void _emit_body(self)

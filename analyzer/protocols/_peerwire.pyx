@@ -12,17 +12,27 @@ States::
     HANDSHAKE --68 bytes--> HEADER <--> BODY        (small messages, buffered)
         |                     ^  \
         | not BT              |   +--> BLOCK        (piece payload, counted, never copied)
-        v                     |
-      OPAQUE               RESYNC <-- gap past the current message, protocol error,
-                                      or a stream whose start was not captured
+        v                     |    \
+      OPAQUE               RESYNC   +--> SKIP       (oversized message, passed by its length)
+                              ^
+                              +-- gap past the current message, protocol error,
+                                  or a stream whose start was not captured
 
 * HEADER collects the 4-byte length prefix, the id and (for ``piece``) the
   8-byte index/begin into a 13-byte buffer, validates the length for the id
   and every length against a cap.
 * BLOCK counts block bytes and records their stream offsets as ranges, which
   the transport layer drains to split them into acknowledged / not.
+* A bitfield, piece, extended or hashes message whose length prefix is over
+  the cap (``MAX_MESSAGE``, ``max_block``) is implausible, not garbage: at a
+  message boundary the framing is trusted, the message is reported
+  (``OversizedMessage``, counted in ``oversized_messages`` and
+  ``protocol_errors``) and SKIP passes its body by its length without
+  buffering it (counted as unparsed), then parsing goes on after it.  Wrong
+  lengths for fixed-size messages and unknown ids stay protocol errors.
 * A gap inside a block whose framing is known keeps the parser in sync (the
-  missing bytes are counted as ``block_gap_bytes``).  A gap that runs past the
+  missing bytes are counted as ``block_gap_bytes``); so does a gap inside a
+  skipped message.  A gap that runs past the
   current message drops to RESYNC.
 * RESYNC buffers (at most ``RBUF_CAP`` bytes) and looks for an *anchor*: a
   header that is valid under strict rules (exact fixed lengths, capped piece
@@ -53,6 +63,7 @@ cdef enum:
     S_BODY = 3
     S_RESYNC = 4
     S_OPAQUE = 5
+    S_SKIP = 6
 
 cdef enum:
     MAX_MESSAGE = 1 << 20          # cap for any non-piece message body
@@ -169,7 +180,7 @@ cdef class PeerWireParser:
 
     @property
     def state_name(self):
-        return ("handshake", "header", "block", "body", "resync", "opaque")[self.state]
+        return ("handshake", "header", "block", "body", "resync", "opaque", "skip")[self.state]
 
     def accounted_bytes(self):
         """Sum of the exclusive byte categories (equals stream_off after EOF)."""
@@ -234,6 +245,16 @@ cdef class PeerWireParser:
                 if self.body_len == self.body_need:
                     self._emit_body()
                     self._start_header()
+            elif self.state == S_SKIP:
+                take = n - i
+                if take > self.skip_remaining:
+                    take = self.skip_remaining
+                self.unparsed_bytes += take
+                self.stream_off += take
+                self.skip_remaining -= take
+                i += take
+                if self.skip_remaining == 0:
+                    self._start_header()
             elif self.state == S_HANDSHAKE:
                 i += self._feed_handshake(p + i, n - i)
             elif self.state == S_RESYNC:
@@ -266,6 +287,13 @@ cdef class PeerWireParser:
             return
         if self.event_mask & EV_DIAG:
             self._events.append(ev.Gap(off, n, False))
+        if self.state == S_SKIP and n <= self.skip_remaining:
+            # inside a skipped message: its length is known, framing survives
+            self.skip_remaining -= n
+            self.stream_off += n
+            if self.skip_remaining == 0:
+                self._start_header()
+            return
         if self.state == S_BODY and n <= self.body_need - self.body_len:
             # Inside a message whose length is known: framing survives, the message is lost.
             self.body_lost = True
@@ -289,6 +317,10 @@ cdef class PeerWireParser:
             self._desync()
         elif self.state == S_BODY:
             self.lost_messages += 1
+            self._desync()
+        elif self.state == S_SKIP:
+            # the rest of the skipped message is in the gap, and what follows it is unknown
+            self.skip_remaining = 0
             self._desync()
         elif self.state == S_HANDSHAKE:
             self._handshake_cut()
@@ -321,6 +353,9 @@ cdef class PeerWireParser:
         elif self.state == S_BODY:
             self.lost_messages += 1
             self._desync()
+        elif self.state == S_SKIP:
+            self.skip_remaining = 0
+            self._desync()
         elif self.state == S_HANDSHAKE:
             self._handshake_cut()
             self._desync()
@@ -346,6 +381,9 @@ cdef class PeerWireParser:
             self.hdr_len = 0
         elif self.state == S_BODY:
             self.lost_messages += 1
+            self._start_header()
+        elif self.state == S_SKIP:
+            self.skip_remaining = 0         # the stream ended inside the skipped message
             self._start_header()
         elif self.state == S_RESYNC:
             self._drop_resync_buffer()
@@ -436,7 +474,11 @@ cdef class PeerWireParser:
                         (msg_id == 7 and (L < 9 or L - 9 > self.max_block)) or (msg_id == 22 and L < 49) or \
                         ((msg_id == 5 or msg_id == 20) and L < 2):
                     self.stream_off += i
-                    self._protocol_error("bad length %d for message id %d" % (L, msg_id))
+                    if (msg_id == 5 or msg_id == 20 or msg_id == 22) and L > MAX_MESSAGE + 1 or \
+                            msg_id == 7 and L >= 9 and L - 9 > self.max_block:
+                        self._start_skip(L, msg_id)
+                    else:
+                        self._protocol_error("bad length %d for message id %d" % (L, msg_id))
                     return i
                 self.msg_id = msg_id
                 if msg_id == 7:
@@ -475,6 +517,16 @@ cdef class PeerWireParser:
                 raise MemoryError()
             self.body_cap = need if need > 64 else 64
         self.state = S_BODY
+
+    cdef void _start_skip(self, uint32_t L, int msg_id):
+        """An oversized message of a known variable-length kind: pass it by its length."""
+        self.protocol_errors += 1
+        self.oversized_messages += 1
+        self.message_bytes += 5
+        if self.event_mask & EV_DIAG:
+            self._events.append(ev.OversizedMessage(self.msg_off, msg_id, L))
+        self.skip_remaining = L - 1
+        self.state = S_SKIP
 
     cdef void _keep_block(self, const uint8_t* p, Py_ssize_t n):
         """Collect a block's bytes; the sink gets each contiguous run once (one

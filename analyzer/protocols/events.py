@@ -192,6 +192,17 @@ class ProtocolError:
 
 
 @dataclass(frozen=True, slots=True)
+class OversizedMessage:
+    """A message of a known variable-length kind (bitfield, piece, extended, hashes) whose
+    length prefix exceeds the parser's cap: its ``length`` - 1 bytes after the id are skipped
+    unparsed (never buffered) and framing continues after them."""
+
+    offset: int  # stream offset of the message's length prefix
+    msg_id: int
+    length: int  # the length prefix
+
+
+@dataclass(frozen=True, slots=True)
 class NotPeerWire:
     """The stream start was seen and is not a plaintext BitTorrent handshake."""
 

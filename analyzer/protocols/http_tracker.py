@@ -6,6 +6,11 @@ every ``GET /...?info_hash=...`` request in the client's stream,
 bencoded bodies decoded (interval, peers in compact IPv4/IPv6 and dictionary
 form, failure reason).  Query values are percent-decoded bytes; the info hash
 is returned as 40 lower-case hex digits.
+
+Numbers are converted only when they are plausible by length (a 64-bit
+counter has at most 20 digits; an HTTP status code exactly 3): a longer
+number is never given to ``int()`` (which refuses more than 4,300 digits),
+it is named in the message's ``anomalies`` and treated as absent.
 """
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from urllib.parse import unquote_to_bytes
 
 from analyzer.protocols.bencode import BencodeError, decode
 
+MAX_NUMBER_DIGITS = 20       # a 64-bit counter (uploaded, downloaded, left, Content-Length, ...)
+MAX_CHUNK_DIGITS = 16        # hexadecimal chunk size of a chunked body
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +34,7 @@ class HttpAnnounce:
     params: dict              # other query parameters, decoded to text where printable
     user_agent: str | None
     offset: int               # stream offset of the request
+    anomalies: tuple = ()     # e.g. "number_too_long:uploaded"
 
     @property
     def is_scrape(self) -> bool:
@@ -34,7 +42,7 @@ class HttpAnnounce:
 
     def number(self, key: str) -> int | None:
         v = self.params.get(key)
-        return int(v) if isinstance(v, str) and v.isdigit() else None
+        return int(v) if isinstance(v, str) and v.isdigit() and len(v) <= MAX_NUMBER_DIGITS else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,7 @@ class HttpTrackerResponse:
     failure: str | None
     complete: int | None
     incomplete: int | None
+    anomalies: tuple = ()     # "status_code_malformed", "content_length_too_long", "chunk_size_too_long"
 
 
 def parse_requests(head: bytes) -> list[HttpAnnounce]:
@@ -66,6 +75,7 @@ def parse_requests(head: bytes) -> list[HttpAnnounce]:
         path, _, query = target.partition(b"?")
         params: dict = {}
         hashes = []
+        anomalies = []
         for item in query.split(b"&"):
             k, _, v = item.partition(b"=")
             key = unquote_to_bytes(k).decode("latin-1")
@@ -75,6 +85,8 @@ def parse_requests(head: bytes) -> list[HttpAnnounce]:
                     hashes.append(raw.hex())
                 continue
             params[key] = raw.decode("ascii") if raw.isascii() and raw.decode("ascii").isprintable() else raw.hex()
+            if raw.isdigit() and len(raw) > MAX_NUMBER_DIGITS:
+                anomalies.append(f"number_too_long:{key[:40]}")
         if not hashes:
             continue
         headers = {}
@@ -82,7 +94,7 @@ def parse_requests(head: bytes) -> list[HttpAnnounce]:
             name, _, value = line.partition(b":")
             headers[name.strip().lower()] = value.strip().decode("latin-1")
         out.append(HttpAnnounce(path.decode("latin-1"), headers.get(b"host"), tuple(hashes), params,
-                                headers.get(b"user-agent"), i))
+                                headers.get(b"user-agent"), i, tuple(anomalies)))
     return out
 
 
@@ -114,18 +126,27 @@ def parse_responses(head: bytes) -> list[HttpTrackerResponse]:
             break
         lines = head[i:end].split(b"\r\n")
         status_parts = lines[0].split(b" ")
-        status = int(status_parts[1]) if len(status_parts) > 1 and status_parts[1].isdigit() else 0
+        anomalies = []
+        code = status_parts[1] if len(status_parts) > 1 else b""
+        status = int(code) if len(code) == 3 and code.isdigit() else 0
+        if not status:
+            anomalies.append("status_code_malformed")
         headers = {}
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             headers[name.strip().lower()] = value.strip()
         body_start = end + 4
         length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and len(length) > MAX_NUMBER_DIGITS:
+            anomalies.append("content_length_too_long")
+            length = None
         if length is not None and length.isdigit():
             body = head[body_start:body_start + int(length)]
             pos = body_start + int(length)
         elif headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-            body, pos = _dechunk(head, body_start)
+            body, pos, ok = _dechunk(head, body_start)
+            if not ok:
+                anomalies.append("chunk_size_too_long")
         else:
             body = head[body_start:]
             pos = len(head)
@@ -145,7 +166,7 @@ def parse_responses(head: bytes) -> list[HttpTrackerResponse]:
             complete = d.get(b"complete") if isinstance(d.get(b"complete"), int) else None
             incomplete = d.get(b"incomplete") if isinstance(d.get(b"incomplete"), int) else None
             peers = _peers(d.get(b"peers"), 6) + _peers(d.get(b"peers6"), 18)
-        out.append(HttpTrackerResponse(status, interval, peers, failure, complete, incomplete))
+        out.append(HttpTrackerResponse(status, interval, peers, failure, complete, incomplete, tuple(anomalies)))
     return out
 
 
@@ -158,19 +179,22 @@ def _inflate(body: bytes, gzip: bool) -> bytes:
         return b""
 
 
-def _dechunk(data: bytes, pos: int) -> tuple[bytes, int]:
+def _dechunk(data: bytes, pos: int) -> tuple[bytes, int, bool]:
+    """(body, position after it, False if a chunk size was implausibly long)."""
     body = bytearray()
     while True:
         eol = data.find(b"\r\n", pos)
         if eol < 0:
-            return bytes(body), len(data)
+            return bytes(body), len(data), True
         size_text = data[pos:eol].split(b";")[0].strip()
+        if len(size_text) > MAX_CHUNK_DIGITS:
+            return bytes(body), len(data), False
         try:
             size = int(size_text, 16)
         except ValueError:
-            return bytes(body), len(data)
+            return bytes(body), len(data), True
         pos = eol + 2
         if size == 0:
-            return bytes(body), pos + 2
+            return bytes(body), pos + 2, True
         body += data[pos:pos + size]
         pos += size + 2

@@ -342,7 +342,9 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
         case, case_info = _case(data.summary, options, data.manifest)
         date = report_date(options, data.manifest)
         out = folder / "report"
-        out.mkdir(exist_ok=True)
+        from analyzer.safeio import SafeDir
+        with SafeDir.open(folder) as d:
+            d.subdir("report").close()       # made here, refused if something planted a link in its place
         for old in [*out.glob("*.png"), *out.glob("*.svg"), out / "report.html", out / "report.pdf"]:
             old.unlink(missing_ok=True)      # a narrower report must not leave the previous one's charts
         charts_ = build_charts(data)

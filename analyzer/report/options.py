@@ -133,4 +133,6 @@ def record_in_manifest(folder: Path, files: list[Path], record: dict, finished: 
         return
     manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest["report"] = record
-    path.write_text(dumps(manifest), encoding="utf-8")
+    from analyzer.safeio import SafeDir
+    with SafeDir.open(folder) as d:
+        d.write_text("manifest.json", dumps(manifest))

@@ -65,7 +65,8 @@ cdef int64_t SWEEP_EVERY_NS = 10 * 1000000000
 # Frame kinds counted by the engine itself (connections count their own frames).
 KIND_NAMES = ("udp", "other_ip", "non_ip", "undecodable")
 REASON_NAMES = ("truncated_link_header", "unsupported_link_type", "bad_ip_header",
-                "bad_tcp_header", "bad_udp_header", "incomplete_ip_fragments")
+                "bad_tcp_header", "bad_udp_header", "incomplete_ip_fragments",
+                "damaged_interface", "interface_over_limit")   # the last two: link types -1, -2 (reader.py)
 cdef enum:
     C_UDP = 0
     C_OTHER_IP = 1
@@ -77,6 +78,9 @@ cdef enum:
     R_BAD_TCP = 3
     R_BAD_UDP = 4
     R_INCOMPLETE_FRAGMENTS = 5
+    R_DAMAGED_INTERFACE = 6
+    R_INTERFACE_OVER_LIMIT = 7
+    N_REASONS = 8
     KEY_LEN = 37
 
 
@@ -95,7 +99,7 @@ cdef class Engine:
     cdef int64_t last_sweep_ts, max_ts
     cdef int64_t kind_frames[4]
     cdef int64_t kind_bytes[4]
-    cdef int64_t reason_frames[6]
+    cdef int64_t reason_frames[N_REASONS]
     cdef readonly dict unknown_link_types
     cdef readonly int64_t frames_seen, reused_tuples
     cdef public int64_t open_idle_ns  # finish a connection silent for this long (capture time)
@@ -184,7 +188,7 @@ cdef class Engine:
         return {KIND_NAMES[i]: (self.kind_frames[i], self.kind_bytes[i]) for i in range(4)}
 
     def undecodable_reasons(self):
-        return {REASON_NAMES[i]: self.reason_frames[i] for i in range(6) if self.reason_frames[i]}
+        return {REASON_NAMES[i]: self.reason_frames[i] for i in range(N_REASONS) if self.reason_frames[i]}
 
     # ------------------------------------------------------------------ per frame
     cdef void _count(self, int kind, int64_t wire, int64_t weight):
@@ -218,6 +222,8 @@ cdef class Engine:
             self._count(C_NON_IP, wire, weight)
         elif kind == K_BAD_LINK:
             self._undecodable(wire, weight, R_BAD_LINK)
+        elif kind == K_UNKNOWN_LINK and linktype < 0:     # the reader's marks for unusable interfaces
+            self._undecodable(wire, weight, R_DAMAGED_INTERFACE if linktype == -1 else R_INTERFACE_OVER_LIMIT)
         elif kind == K_UNKNOWN_LINK:
             self._undecodable(wire, weight, R_UNKNOWN_LINK)
             self.unknown_link_types[linktype] = self.unknown_link_types.get(linktype, 0) + weight
@@ -318,8 +324,12 @@ cdef class Engine:
         a1 = c.s1.marked_acked_bytes
         if t.flags & TH_ACK:
             other.ack(t.ack)
-        if s.sink is None and (t.flags & TH_SYN or t.paylen > 0):
-            s.sink = self._parser(c, d, bool(t.flags & TH_SYN))
+        if s.sink is None and t.paylen > 0:
+            # parsers are made at the first payload (a SYN flood's half-open connections never get
+            # one); bytes the stream already gave up as lost come first, as they would have
+            s.sink = self._parser(c, d, s.syn_seen or bool(t.flags & TH_SYN))
+            if s.next_off:
+                (<PeerWireParser>s.sink).feed_gap(s.next_off)
         if t.paylen > 0 and c.flight1 < 0:
             c.note_payload(d, c.s0.max_end, c.s1.max_end)
         s.segment(t.seq, t.flags, t.pay, t.paycap, t.paylen)

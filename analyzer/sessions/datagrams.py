@@ -10,7 +10,7 @@ bounded by those keys, with caps; what a cap drops is counted.
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from analyzer.protocols import udp_tracker as bep15
@@ -39,6 +39,7 @@ class DatagramResult:
     dht_malformed: int = 0
     dht_facts: dict = field(default_factory=dict)          # (info_hash, method, querier_ip) -> DhtFact
     dht_dropped_keys: int = 0
+    pending_dropped: int = 0                               # DHT / UDP tracker requests not kept (cap)
     dht_speakers: Counter = field(default_factory=Counter)  # address -> DHT messages sent
     lsd: dict = field(default_factory=dict)                # (sender_ip, info_hash) -> [count, first, last, port]
 
@@ -74,8 +75,9 @@ def _ip(b: bytes) -> str:
 class DatagramAnalyzer:
     def __init__(self):
         self.out = DatagramResult()
-        self._dht_pending: dict = {}     # (querier, q port, responder, r port, t) -> (info_hash, ts)
-        self._udp_pending: dict = {}     # (client, c port, tracker, t port, tx) -> (action, announce|None, ts)
+        # oldest first (a repeated key moves to the end), so expiry pops from the front
+        self._dht_pending = OrderedDict()   # (querier, q port, responder, r port, t) -> (info_hash, ts)
+        self._udp_pending = OrderedDict()   # (client, c port, tracker, t port, tx) -> (action, announce|None, ts)
 
     def add_all(self, datagrams: list) -> None:
         for d in datagrams:
@@ -113,9 +115,7 @@ class DatagramAnalyzer:
             if key is not None:
                 self._fact((key, m.method, src), ts)
             if m.method == "sample_infohashes" or m.method in INFO_HASH_QUERIES:
-                self._expire_pending(self._dht_pending, ts)
-                if len(self._dht_pending) < MAX_PENDING:
-                    self._dht_pending[(src, sport, dst, dport, m.transaction)] = (m.method, key, ts)
+                self._remember(self._dht_pending, (src, sport, dst, dport, m.transaction), (m.method, key, ts), ts)
         elif m.kind == "response":
             pending = self._dht_pending.pop((dst, dport, src, sport, m.transaction), None)
             if pending is not None:
@@ -139,11 +139,18 @@ class DatagramAnalyzer:
         f.first_ns = min(f.first_ns, ts)
         f.last_ns = max(f.last_ns, ts)
 
-    @staticmethod
-    def _expire_pending(pending: dict, ts: int) -> None:
+    def _remember(self, pending: OrderedDict, key, value, ts: int) -> None:
+        """A request whose answer is awaited; when MAX_PENDING are awaited, those older
+        than PENDING_TTL_NS go first (from the front: O(1) each), else it is not kept
+        (counted: its answer will not be matched)."""
+        pending.pop(key, None)
         if len(pending) >= MAX_PENDING:
-            for k in [k for k, v in pending.items() if ts - v[-1] > PENDING_TTL_NS]:
-                del pending[k]
+            while pending and ts - next(iter(pending.values()))[-1] > PENDING_TTL_NS:
+                pending.popitem(last=False)
+        if len(pending) < MAX_PENDING:
+            pending[key] = value
+        else:
+            self.out.pending_dropped += 1
 
     # ------------------------------------------------------------------ LSD
     def _lsd(self, ts, src, payload) -> bool:
@@ -182,7 +189,6 @@ class DatagramAnalyzer:
         req = bep15.decode_request(payload)
         if req is None:
             return False
-        self._expire_pending(self._udp_pending, ts)
         announce = None
         if req.action in (bep15.ANNOUNCE, bep15.SCRAPE):
             for h in req.info_hashes:
@@ -194,8 +200,7 @@ class DatagramAnalyzer:
                     port=req.port, numwant=req.num_want, key=None if req.key is None else f"{req.key:08x}",
                     file_idx=file_idx, frame_no=frame_no)
                 self.out.tracker.append(announce)
-        if len(self._udp_pending) < MAX_PENDING:
-            self._udp_pending[(src, sport, dst, dport, req.transaction)] = (req.action, announce, ts)
+        self._remember(self._udp_pending, (src, sport, dst, dport, req.transaction), (req.action, announce, ts), ts)
         return True
 
     def result(self) -> DatagramResult:

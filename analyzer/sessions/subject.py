@@ -52,11 +52,23 @@ class Subject:
     basis: str
     ambiguous: bool = False
     candidates: list[str] = field(default_factory=list)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def _containing(self, ip: str) -> tuple:
+        """The specs whose network holds ``ip`` (remembered per address: a capture names the
+        same addresses again and again, and parsing one is slow)."""
+        found = self._cache.get(ip)
+        if found is None:
+            addr = ipaddress.ip_address(ip)
+            found = tuple(s for s in self.specs if addr.version == s.network.version and addr in s.network)
+            if len(self._cache) >= 1 << 20:
+                self._cache.clear()
+            self._cache[ip] = found
+        return found
 
     def has_address(self, ip: str) -> bool:
         """Is this address the subject's (whatever the port)?"""
-        addr = ipaddress.ip_address(ip)
-        return any(addr.version == s.network.version and addr in s.network for s in self.specs)
+        return bool(self._containing(ip))
 
     def directions(self, r) -> tuple:
         """(side, direction towards the subject, direction from the subject) of a connection
@@ -71,8 +83,8 @@ class Subject:
 
     def side(self, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> str:
         """'src', 'dst', 'both' or 'none': which endpoint of a connection is the subject."""
-        a = any(s.matches(src_ip, src_port) for s in self.specs)
-        b = any(s.matches(dst_ip, dst_port) for s in self.specs)
+        a = any(s.port is None or s.port == src_port for s in self._containing(src_ip))
+        b = any(s.port is None or s.port == dst_port for s in self._containing(dst_ip))
         return "both" if a and b else "src" if a else "dst" if b else "none"
 
     def as_json(self) -> dict:

@@ -112,6 +112,7 @@ def test_sha256_of_stored_bytes(tmp_path):
     junk.write_bytes(bytes(range(256)) * 3)
     missing = tmp_path / "missing.pcap"
     s = InputSet([plain, *packed, junk, missing])
+    s.start_hashing()
     try:
         digests = {f.path.name: f.sha256.result() for f in s.files}
     finally:

@@ -21,6 +21,18 @@ tools, swarm timeout, capture errors) raise ``RuntimeError`` with the
 relevant output; nothing is skipped silently.  This package never imports
 ``analyzer``; tests compare the analyzer's output with ``ground_truth``.
 
+Other clients: ``clients/`` runs Transmission, qBittorrent, Deluge, aria2 and
+rTorrent daemons in the namespace beside swarm.py's sessions (swarm.py's
+``external`` peers) and reads their own counters (see clients/__init__.py).
+
+uTP under loss: the sessions retransmit a uTP packet up to 6 times
+(``utp_num_resends``, libtorrent's default 3).  With 3, a packet (or its ACK)
+lost on all of its original, fast-resent and timeout-resent transmissions
+makes the sender give the connection up silently; the receiver, with nothing
+in flight, notices only at the next keep-alive (120 s).  Under 2% random
+loss each way that stalled about 2.5% of 2 MB runs (6 of 244 measured; 0 of
+96 with 6).
+
 Discovery (see swarm.py for the spec and result fields):
 
 * trackers (``tracker.py``, HTTP and BEP 15 UDP, IPv4 and IPv6) run inside

@@ -25,6 +25,12 @@ SIGINT (which makes both tools flush and close their files), collects the
 written files (including ``tcpdump -C`` rotation files) and parses the
 "dropped by kernel" count from the tool's stderr.
 
+``Namespace.entered()`` moves the calling *thread* into the namespace for a
+block (``setns(2)``, as ``ip netns exec`` does for a process): sockets created
+there belong to the namespace for good, so a test can talk to a daemon's RPC
+port on the namespace loopback without a helper process.  ``Capture`` takes
+an optional BPF ``capture_filter`` (e.g. to leave such control traffic out).
+
 Everything needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN).  Missing privileges
 or tools raise ``RuntimeError`` naming what is missing; nothing is skipped
 silently.  On exit the namespace's remaining processes are killed and the
@@ -33,6 +39,7 @@ namespace is deleted.
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import itertools
 import os
@@ -42,12 +49,24 @@ import signal
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 __all__ = ["Namespace", "Capture", "require_tools"]
 
 _counter = itertools.count()
+_CLONE_NEWNET = 0x40000000
+_libc = None
+
+
+def _setns(fd: int) -> None:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise RuntimeError(f"setns(CLONE_NEWNET) failed: {os.strerror(err)}")
 
 
 def require_tools(*tools: str) -> dict[str, str]:
@@ -175,6 +194,24 @@ class Namespace:
         self._created = False
 
     # -- running things inside --------------------------------------------
+    @contextmanager
+    def entered(self) -> Iterator["Namespace"]:
+        """The calling thread is in this namespace for the block; sockets it
+        creates there stay in the namespace (other threads are unaffected)."""
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+            try:
+                _setns(target)
+            finally:
+                os.close(target)
+            try:
+                yield self
+            finally:
+                _setns(own)
+        finally:
+            os.close(own)
+
     def argv(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.name, *map(str, argv)]
 
@@ -208,6 +245,7 @@ class Capture:
         snaplen: int = 0,
         packet_buffered: bool = True,
         buffer_kib: int = 16384,
+        capture_filter: str = "",
     ) -> None:
         if tool not in ("tcpdump", "dumpcap"):
             raise ValueError(f"unsupported capture tool {tool!r}")
@@ -219,6 +257,7 @@ class Capture:
         self.snaplen = snaplen
         self.packet_buffered = packet_buffered   # tcpdump -U: slower, but files are complete at once
         self.buffer_kib = buffer_kib             # kernel capture buffer (-B)
+        self.capture_filter = capture_filter     # BPF expression, "" for everything
         self.proc: subprocess.Popen | None = None
         self.files: list[Path] = []
         self.kernel_dropped: int = 0
@@ -234,9 +273,10 @@ class Capture:
             return ["tcpdump", *(["-U"] if self.packet_buffered else []), "-n",
                     "-B", str(self.buffer_kib), "-s", str(self.snaplen),
                     "-Z", "root", "-i", self.interface, *self.extra_args,
-                    "-w", str(self.path)]
+                    "-w", str(self.path), *([self.capture_filter] if self.capture_filter else [])]
         argv = ["dumpcap", "-q", "-B", str(max(1, self.buffer_kib // 1024)), "-i", self.interface,
                 *self.extra_args,
+                *(["-f", self.capture_filter] if self.capture_filter else []),
                 "-w", str(self.path)]
         if self.snaplen:
             argv[2:2] = ["-s", str(self.snaplen)]

@@ -83,7 +83,31 @@ Spec (JSON)::
                 "dht": false, "lsd": false,                # optional discovery
                 "trackers": ["h"],         # optional: replaces the torrents'
                                            # tracker list for this peer
-                "settings": {...}}]}                       # optional overrides
+                "connect_after": null,     # optional: dial only once this
+                                           # control file exists (see below)
+                "settings": {...}}],                       # optional overrides
+     "external": [{"name": "client", "ip": "127.0.0.4", "port": 6881,
+                   "seeds": [], "leeches": ["t1"]}],       # optional, see below
+     "control_dir": "<workdir>/control",
+     "wait_for": []}                 # control files that must exist before
+                                     # the run may end (besides leechers done)
+
+External peers are BitTorrent clients that are not libtorrent sessions of
+this process (Transmission, qBittorrent, ... driven by ``clients/``).  They
+run in the same namespace; swarm.py only knows their address, so its peers
+can ``connect_to`` them, and it coordinates with their driver through files
+in ``control_dir``:
+
+* swarm.py writes ``ready`` (JSON: per torrent its .torrent file and the
+  directory holding its content) once its torrents are created and checked;
+  content for an external seeder is written to ``workdir/<its name>/``;
+* dials wait until ``connect_after`` (if given) exists there, e.g. the
+  driver's ``go`` once its client listens with the torrents added;
+* the transfer phase ends when every libtorrent leecher is complete *and*
+  every ``wait_for`` file exists (the driver's word that its client is done);
+* after the final counter snapshot swarm.py writes ``snapshot`` and waits
+  for ``release`` before it pauses and removes its torrents, so the driver
+  reads its client's counters while every connection is still up and idle.
 
 ``encryption`` "mse_plaintext" is out/in policy forced with allowed level
 plaintext: every connection does the MSE key exchange and then selects
@@ -344,6 +368,13 @@ def session_settings(p: dict, spec: dict | None = None) -> dict:
         # read at the end (libtorrent would close seed<->seed connections)
         "close_redundant_connections": False,
         "min_reconnect_time": 1,
+        # uTP gives a connection up when one packet is lost (or its ACK is) on
+        # utp_num_resends (3) transmissions: under 2% random loss each way that
+        # is 1-3% of 2 MB runs.  The giving-up side closes silently and the
+        # other, with nothing in flight, would only notice at the next
+        # keep-alive (peer_timeout 120 s): the run times out.  6 transmissions
+        # make that about 1e-7 per run; what is sent and counted is unchanged.
+        "utp_num_resends": 6,
         "peer_connect_timeout": 5,
         "request_timeout": 10,
         "piece_timeout": 5,
@@ -406,7 +437,10 @@ class ConnectionLog:
     remote endpoints).  ``open_at_end`` tells whether the final numbers were
     read while the connection was still open (exact) or are the last poll
     before it closed (a lower bound).  ``source`` lists how libtorrent
-    learned the peer (tracker, dht, lsd, pex, incoming, ...).
+    learned the peer (tracker, dht, lsd, pex, incoming, ...).  A connection
+    to a peer libtorrent was connected to before starts from the earlier
+    connections' totals rounded down to KiB (its peer-list entry's
+    ``prev_amount_*``): only a peer's first connection counts from zero.
     """
 
     def __init__(self, peers: list[dict]) -> None:
@@ -712,6 +746,77 @@ def missing_stopped(log: list) -> list:
     return sorted(started - stopped)
 
 
+def diagnostics(sessions: dict, handles: dict, rec: "Recorder") -> dict:
+    """What a stalled run looks like from inside: every live connection's state,
+    each session's uTP/UDP counters and the last events (for timeout reports)."""
+    out: dict = {"events": rec.events[-30:], "sessions": {}, "connections": {}}
+    names = [m.name for m in lt.session_stats_metrics()
+             if m.name.startswith("utp.") or m.name in ("net.on_udp_counter", "peer.num_peers_connected")]
+    index = {m.name: m.value_index for m in lt.session_stats_metrics()}
+    for name, ses in sessions.items():
+        ses.post_session_stats()
+        end = time.monotonic() + 2
+        while time.monotonic() < end:
+            found = [a for a in ses.pop_alerts() if isinstance(a, lt.session_stats_alert)]
+            if found:
+                vals = found[-1].values
+                out["sessions"][name] = {n: int(vals[n]) if isinstance(vals, dict) else int(vals[index[n]])
+                                         for n in names}
+                break
+            ses.wait_for_alert(100)
+    # the namespace's view: sockets' queues (ss) and UDP/TCP error counters
+    try:
+        import subprocess
+        out["sockets"] = subprocess.run(["ss", "-tuanmi"], capture_output=True, text=True,
+                                        timeout=5).stdout.splitlines()
+        out["snmp"] = [line for line in Path("/proc/net/snmp").read_text().splitlines()
+                       if line.startswith(("Udp:", "Tcp:"))]
+    except (OSError, subprocess.SubprocessError) as e:
+        out["sockets"] = [f"ss failed: {e}"]
+    for (peer, tname), h in handles.items():
+        out["connections"][f"{peer}/{tname}"] = [{
+            "remote": f"{pi.ip[0]}:{pi.ip[1]}", "flags": hex(int(pi.flags)),
+            "utp": bool(int(pi.flags) & UTP_SOCKET),
+            "download_queue": pi.download_queue_length, "upload_queue": pi.upload_queue_length,
+            "requests_in_flight": pi.num_pieces and pi.download_queue_length,
+            "send_buffer": pi.used_send_buffer, "receive_buffer": pi.used_receive_buffer,
+            "last_request_ms": int(pi.last_request.total_seconds() * 1000)
+            if hasattr(pi.last_request, "total_seconds") else str(pi.last_request),
+            "last_active_ms": int(pi.last_active.total_seconds() * 1000)
+            if hasattr(pi.last_active, "total_seconds") else str(pi.last_active),
+            "payload_down": int(pi.total_download), "payload_up": int(pi.total_upload),
+        } for pi in h.get_peer_info()]
+    return out
+
+
+class Control:
+    """Files in ``control_dir`` shared with the driver of external peers."""
+
+    def __init__(self, spec: dict, workdir: Path, deadline: float) -> None:
+        self.dir = Path(spec.get("control_dir") or workdir / "control")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.wait_for = list(spec.get("wait_for", []))
+        self.deadline = deadline
+
+    def exists(self, name: str) -> bool:
+        return (self.dir / name).exists()
+
+    def missing(self) -> list[str]:
+        return [n for n in self.wait_for if not self.exists(n)]
+
+    def write(self, name: str, data: dict) -> None:
+        tmp = self.dir / f".{name}.tmp"
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.rename(self.dir / name)     # atomic: the reader never sees half a file
+
+    def wait(self, name: str, until: float, tick) -> None:
+        while not self.exists(name):
+            if time.monotonic() > until:
+                fail(f"control file {name!r} did not appear in {self.dir}")
+            tick()
+            time.sleep(0.05)
+
+
 # --------------------------------------------------------------------------
 # resume data (spec "save_resume")
 def _status_fields(st) -> dict:
@@ -785,9 +890,11 @@ def main(spec_path: str, result_path: str) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     timeout = float(spec.get("timeout", 120))
     peers = spec["peers"]
+    external = list(spec.get("external", []))
     t0 = time.monotonic()
     deadline = t0 + timeout
-    by_name = {p["name"]: p for p in peers}
+    by_name = {p["name"]: p for p in [*peers, *external]}
+    control = Control(spec, workdir, deadline) if external or spec.get("wait_for") else None
     tracker_specs = {t["name"]: t for t in spec.get("trackers", [])}
     for t in spec.get("trackers", []):
         if t.get("kind") not in ("http", "udp"):
@@ -804,7 +911,7 @@ def main(spec_path: str, result_path: str) -> int:
     result: dict = {"torrents": {}, "peers": {}, "events": [], "trackers": {},
                     "t0_time": round(time.time() - (time.monotonic() - t0), 6)}
     for t in spec["torrents"]:
-        seeders = [p["name"] for p in peers if t["name"] in p.get("seeds", [])]
+        seeders = [p["name"] for p in [*peers, *external] if t["name"] in p.get("seeds", [])]
         if not seeders:
             fail(f"torrent {t['name']} has no seeding peer")
         first = workdir / seeders[0]
@@ -827,6 +934,7 @@ def main(spec_path: str, result_path: str) -> int:
             "torrent_file": str(tfile),
             "files": [{"path": rel, "size": sz} for rel, sz in content_files(t)],
             "trackers": turls, "private": bool(t.get("private")),
+            "content_dir": str(first),
         }
     ih_names = {ih: (tn, ver) for tn, e in result["torrents"].items()
                 for ih, ver in announce_hashes(e).items()}
@@ -901,6 +1009,11 @@ def main(spec_path: str, result_path: str) -> int:
         for tname, ranges in p.get("corrupt", {}).items():
             corrupt_content(specs[tname], workdir / p["name"], ranges)
     rec.pump(sessions)
+    if control:
+        for p in external:
+            (workdir / p["name"]).mkdir(exist_ok=True)
+        control.write("ready", {"torrents": result["torrents"],
+                                "workdir": str(workdir)})
 
     # ---- connect ----------------------------------------------------------
     t_connect = time.monotonic()
@@ -910,39 +1023,48 @@ def main(spec_path: str, result_path: str) -> int:
     for (peer, _), h in handles.items():
         if by_name[peer].get("dht"):
             h.force_dht_announce()
-    dials = []   # (when, handle, endpoint), started by the transfer loop
+    dials = []   # (when, after, handle, endpoint), started by the transfer loop
+    ext_torrents = {p["name"]: {*p.get("seeds", []), *p.get("leeches", [])} for p in external}
     for p in peers:
         for target in p.get("connect_to", []):
             if target not in by_name:
                 fail(f"peer {p['name']} connect_to unknown peer {target!r}")
             tp = by_name[target]
             shared = [tn for (pn, tn) in handles if pn == p["name"]
-                      and (target, tn) in handles]
+                      and ((target, tn) in handles or tn in ext_torrents.get(target, ()))]
             if not shared:
                 fail(f"peer {p['name']} connect_to {target}: no torrent in common")
+            after = p.get("connect_after")
+            if after and not control:
+                fail(f"peer {p['name']}: connect_after needs external peers or wait_for")
             for tn in shared:
-                dials.append((t_connect + float(p.get("connect_delay", 0)),
+                dials.append((t_connect + float(p.get("connect_delay", 0)), after,
                               handles[(p["name"], tn)], (tp["ip"], int(tp["port"]))))
 
     # ---- transfer ---------------------------------------------------------
     leeching = [(p["name"], tn) for p in peers for tn in p.get("leeches", [])]
-    conns = ConnectionLog(peers)
+    conns = ConnectionLog([*peers, *external])
     reannounce = Reannouncer(spec, handles)
     while True:
         now = time.monotonic()
-        for d in [d for d in dials if d[0] <= now]:
-            d[1].connect_peer(d[2])
+        for d in [d for d in dials if d[0] <= now and (d[1] is None or control.exists(d[1]))]:
+            d[2].connect_peer(d[3])
             dials.remove(d)
         reannounce.tick()
         rec.pump(sessions)
         conns.poll(handles)
-        if not dials and all(handles[k].status().is_seeding for k in leeching):
+        if not dials and all(handles[k].status().is_seeding for k in leeching) \
+                and (control is None or not control.missing()):
             break
         if time.monotonic() > deadline:
             snap = snapshot(handles)
+            print("swarm.py: state at the timeout: " + json.dumps(diagnostics(sessions, handles, rec)),
+                  file=sys.stderr, flush=True)
             fail(f"timeout after {timeout}s: leechers not complete: "
                  + json.dumps({f"{p}/{t}": snap[p][t] for p, t in leeching
-                               if not snap[p][t]["is_seeding"]}))
+                               if not snap[p][t]["is_seeding"]})
+                 + (f"; control files missing: {control.missing()}" if control else "")
+                 + (f"; dials pending: {[d[1] for d in dials]}" if dials else ""))
         time.sleep(0.05)
     result["setup_seconds"] = round(t_connect - t0, 3)
     result["transfer_seconds"] = round(time.monotonic() - t_connect, 3)
@@ -1000,6 +1122,13 @@ def main(spec_path: str, result_path: str) -> int:
                 c["resume"] = resume[(p["name"], tname)]
             entry["torrents"][tname] = c
         result["peers"][p["name"]] = entry
+    if external:
+        result["external"] = external
+    if control:
+        # the driver reads its client's counters now, every connection still up
+        control.write("snapshot", {"peers": result["peers"]})
+        control.wait("release", time.monotonic() + float(spec.get("release_timeout", 60)),
+                     lambda: rec.pump(sessions))
 
     # ---- shut down cleanly -----------------------------------------------
     # Pausing makes every torrent send event=stopped to its trackers; wait

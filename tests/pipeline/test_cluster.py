@@ -155,11 +155,13 @@ def test_a_file_that_fails_fails_alone(inputs, tmp_path):
     broken.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000") + os.urandom(5000))
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["analyze", str(d), "--local", "127.0.0.3", "--out", str(out), "--quiet",
-                                  "--workers", "2"], env={"BT_ANALYZER_FAULT": "map-raise:ppa1e"})
-    assert r.exit_code == 0, r.output
+                                  "--workers", "2"], env={"BT_ANALYZER_FAULT": "raise:ppa1e"})
+    assert r.exit_code == 5, r.output            # some inputs failed; the others analysed
     s = json.loads((out / "summary.json").read_text())
     by_name = {Path(i["path"]).name: i for i in s["inputs"]}
     assert by_name["ppa1e_torrential-slowness.pcap"]["readable"] is False
     assert "internal error" in by_name["ppa1e_torrential-slowness.pcap"]["errors"][0]
+    assert by_name["ppa1e_torrential-slowness.pcap"]["internal_error"]
+    assert "fault injected" in (out / "errors.log").read_text()
     assert by_name["zz-broken.pcap"]["errors"]
     assert by_name["rotated.pcap0"]["frames"] > 0 and s["torrents"]

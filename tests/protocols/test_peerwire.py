@@ -223,8 +223,6 @@ BAD = [
     ("piece_length_8", raw_header(8, 7) + GARBAGE * 7),
     ("bitfield_length_1", raw_header(1, 5)),
     ("extended_length_1", raw_header(1, 20)),
-    ("piece_above_max_block", raw_header(DEFAULT_MAX_BLOCK + 10, 7) + GARBAGE * 20),
-    ("bitfield_above_cap", raw_header(MAX_MESSAGE + 14, 5) + GARBAGE * 20),
     ("unknown_id_above_cap", raw_header(MAX_MESSAGE + 2, 0x63) + GARBAGE * 20),  # body > MAX_MESSAGE
 ]
 
@@ -245,15 +243,14 @@ def test_protocol_error_then_resync(name, bad):
     assert p.synced
 
 
-def test_piece_longer_than_max_block_is_an_error():
+def test_piece_longer_than_max_block_is_skipped_by_its_length():
     small = PeerWireParser(max_block=1024)
     events = small.receive_data(HS + piece(0, 0, block_data(1025)) + have(3) + message(1))
     events += small.receive_eof()
     check_identity(small)
-    assert [type(e) for e in events[:2]] == [ev.Handshake, ev.ProtocolError]
-    assert not any(isinstance(e, ev.Piece) for e in events)
-    assert events[-3:] == [ev.Resync(68 + 13 + 1025, 13 + 1025 - 1, False), ev.Have(3), ev.Unchoke()]
-    assert small.block_bytes == 0
+    assert events == [HS_EVENT, ev.OversizedMessage(68, 7, 9 + 1025), ev.Have(3), ev.Unchoke()]
+    assert small.block_bytes == 0 and small.unparsed_bytes == 8 + 1025
+    assert small.oversized_messages == small.protocol_errors == 1 and small.resyncs == 0
     ok, events = run([HS, piece(0, 0, block_data(1024)), have(3)], max_block=1024)
     assert events == [HS_EVENT, ev.Piece(0, 0, 1024, 0), ev.Have(3)]
 

@@ -1,0 +1,162 @@
+"""The staged run, stage by stage, on any executor: this process, or a Dask cluster.
+
+The driver asks the work folder what is finished (with ``--resume``),
+submits the missing map tasks, then, once every input is mapped, the missing
+flows tasks, and reports each finished task to the progress.  Tasks are the
+module-level functions below: plain arguments in, a result pickled into the
+task's own folder (the finished mark) and returned.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from analyzer.capture.reader import FileReport
+from analyzer.digest import sha256_file
+from analyzer.pipeline.stages import MapResult, fault_point, file_status, flows_shard, internal_error, map_file
+from analyzer.pipeline.workdir import WorkFolder, flows_key, map_key, save_result
+
+MAP_RETRIES = 2
+
+
+# ---------------------------------------------------------------------- tasks (run anywhere)
+def map_task(path: Path, file_idx: int, shards: int, root: Path) -> MapResult:
+    """Map one input into a folder of its own, keyed by the input's SHA-256; an unexpected failure
+    is confined to this file (reported in its FileReport, traceback in errors.log)."""
+    staging = root / "map" / f".{file_idx}-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        fault_point(path, "map")
+        digest = sha256_file(path)
+        result = map_file(path, file_idx, shards, staging)
+        result.key = map_key(digest or "unreadable", shards) if digest else None
+        result.sha256 = digest
+        if result.key is None:
+            shutil.rmtree(staging, ignore_errors=True)
+            return result
+        final = root / "map" / result.key
+        shutil.rmtree(final, ignore_errors=True)       # a half-written earlier attempt
+        staging.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, final)
+        result.spills = [final / p.name for p in result.spills]
+        save_result(final, result)
+        return result
+    except Exception as e:  # a bug met on this file's data: the other files go on
+        shutil.rmtree(staging, ignore_errors=True)
+        report = FileReport(str(path), readable=False)
+        tracebacks: list = []
+        internal_error(report, e, None, tracebacks)
+        return MapResult(file_idx, report, traceback=tracebacks[0][1])
+
+
+def flows_task(shard: int, shards: int, maps: list[MapResult], root: Path, key: str):
+    """One shard over the spill files of every mapped input, in input order."""
+    folder = root / "flows" / key
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    spills = [(m.file_idx, m.spills[shard]) for m in sorted(maps, key=lambda m: m.file_idx) if m.spills]
+    part = flows_shard(spills, records_folder=folder / "records")
+    save_result(folder, part)
+    return part
+
+
+def hash_task(path: Path) -> str | None:
+    return sha256_file(path)
+
+
+# ---------------------------------------------------------------------- executors
+class _Done:
+    """A task already run (hashable, as Dask futures are)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+class LocalExecutor:
+    """Runs each task when it is submitted, in this process."""
+
+    name = "staged, in-process"
+    workers = 1
+
+    def submit(self, fn, *args, **kw):
+        return _Done(fn(*args))
+
+    def done(self, futures):
+        yield from futures
+
+    @staticmethod
+    def result(future):
+        return future.value
+
+
+class DaskExecutor:
+    name = "dask"
+
+    def __init__(self, client):
+        self.client = client
+        self.workers = len(client.scheduler_info().get("workers", {})) or 1
+
+    def submit(self, fn, *args, retries: int = 0):
+        return self.client.submit(fn, *args, pure=False, retries=retries)
+
+    def done(self, futures):
+        from distributed import as_completed
+        yield from as_completed(futures)
+
+    @staticmethod
+    def result(future):
+        return future.result()
+
+
+# ---------------------------------------------------------------------- the driver
+def run_staged(plan, executor, progress, warn):
+    from analyzer.pipeline import Outcome, _size
+    shards = plan.shards or (executor.workers if executor.workers > 1 else plan.workers)
+    work = WorkFolder(plan.work_folder(), shards, plan.resume)
+    paths = plan.paths
+    maps: dict[int, MapResult] = {}
+    reused = 0
+    if plan.resume:
+        hashes = [executor.submit(hash_task, p) for p in paths]
+        for i, h in enumerate(hashes):
+            digest = executor.result(h)
+            found = work.finished_map(map_key(digest, shards)) if digest else None
+            if found is not None:
+                maps[i] = replace(found, file_idx=i)
+                reused += 1
+                progress.advance(_size(paths[i]))
+                progress.task_done("map", str(paths[i]), file_status(found.report), reused=True)
+    pending = {executor.submit(map_task, p, i, shards, work.root, retries=MAP_RETRIES): i
+               for i, p in enumerate(paths) if i not in maps}
+    for fut in executor.done(list(pending)):
+        m = executor.result(fut)
+        maps[m.file_idx] = m
+        progress.advance(_size(paths[m.file_idx]))
+        progress.task_done("map", str(paths[m.file_idx]), file_status(m.report), spill_bytes=m.spill_bytes)
+    ordered = [maps[i] for i in range(len(paths))]
+    keys = [m.key for m in ordered if m.spills]
+    parts: list = [None] * shards
+    futures = {}
+    for s in range(shards):
+        key = flows_key(s, shards, keys, False)
+        found = work.finished_flows(key) if plan.resume else None
+        if found is not None:
+            parts[s] = found
+            reused += 1
+            progress.task_done("flows", f"shard {s}", reused=True)
+        else:
+            futures[executor.submit(flows_task, s, shards, ordered, work.root, key)] = s
+    for fut in executor.done(list(futures)):
+        s = futures[fut]
+        parts[s] = executor.result(fut)
+        progress.task_done("flows", f"shard {s}")
+    return Outcome([m.report for m in ordered], parts,
+                   {"engine": executor.name, "workers": executor.workers, "shards": shards,
+                    "spill_bytes": sum(m.spill_bytes for m in ordered),
+                    "reused_tasks": reused},
+                   sha256=[m.sha256 for m in ordered],
+                   tracebacks=[(m.report.path, m.traceback) for m in ordered if m.traceback])

@@ -1,0 +1,97 @@
+"""The work folder of a staged run: every finished task's output, kept so that a run can resume.
+
+Layout::
+
+    WORK/run.json                        what the run is (tool version, shards, options that matter)
+    WORK/map/<input sha256>-<K>/         a finished map task: its K spill files and result.pickle
+    WORK/flows/<key>/                    a finished flows task: result.pickle and its record runs
+    WORK/errors.log                      tracebacks of internal errors confined to one input
+
+A map task's output is keyed by the SHA-256 of its input and the number of
+shards K (what it writes depends on nothing else); a flows task's by its
+shard, K and the keys of the map outputs it read, in input order.  A task
+writes into a folder of its own and marks it finished last
+(``result.pickle``, written as a new file and renamed into place), so an
+interrupted task (Ctrl-C, SIGTERM, SIGKILL, a dead worker) leaves nothing
+that looks finished; ``--resume`` reuses every finished output whose key
+matches and redoes the rest.  Results are plain pickles of this tool's own
+types: the folder is a cache of the run, not an exchange format, and
+``run.json`` records the version that wrote it (another version starts
+afresh).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+from analyzer import __version__
+
+FORMAT = 1          # bump when the spill or result layout changes
+
+
+def map_key(sha256: str, shards: int) -> str:
+    return f"{sha256}-{shards}"
+
+
+def flows_key(shard: int, shards: int, map_keys: list[str], verify: bool) -> str:
+    h = hashlib.sha256(json.dumps([FORMAT, __version__, shard, shards, map_keys, verify]).encode())
+    return f"s{shard:04d}-{h.hexdigest()[:32]}"
+
+
+def save_result(folder: Path, result) -> None:
+    """Write ``result.pickle`` into ``folder`` as a new file renamed into place: the folder is
+    finished only once this returns."""
+    tmp = folder / f".result.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, folder / "result.pickle")
+
+
+def load_result(folder: Path):
+    """The result of a finished task folder, or None (not finished, or unreadable)."""
+    try:
+        with open(folder / "result.pickle", "rb") as f:
+            return pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+        return None
+
+
+class WorkFolder:
+    def __init__(self, root: Path, shards: int, resume: bool):
+        self.root = Path(root)
+        self.shards = shards
+        stamp = {"tool": __version__, "format": FORMAT, "shards": shards}
+        meta = self.root / "run.json"
+        if self.root.exists() and not resume:
+            shutil.rmtree(self.root)
+        elif resume and meta.exists():
+            try:
+                old = json.loads(meta.read_text())
+            except (OSError, ValueError):
+                old = None
+            if old != stamp:                     # another version or shard count: nothing reusable
+                shutil.rmtree(self.root)
+        (self.root / "map").mkdir(parents=True, exist_ok=True)
+        (self.root / "flows").mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps(stamp))
+
+    def map_folder(self, key: str) -> Path:
+        return self.root / "map" / key
+
+    def flows_folder(self, key: str) -> Path:
+        return self.root / "flows" / key
+
+    def finished_map(self, key: str):
+        return load_result(self.map_folder(key))
+
+    def finished_flows(self, key: str):
+        return load_result(self.flows_folder(key))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

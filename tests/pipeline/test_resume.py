@@ -1,0 +1,60 @@
+"""An interrupted staged run continues with --resume: the whole run killed (SIGKILL) while it maps,
+then run again with --resume, gives the same files as a run never interrupted, and redoes only the
+tasks that had not finished."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer.cli import main
+from test_golden import output_files
+from pipeline.test_cluster import inputs  # noqa: F401  (the multi-file input set fixture)
+
+BT = Path(sys.executable).with_name("bt-analyzer")
+
+
+def reference_files(inputs, out):
+    r = CliRunner().invoke(main, ["analyze", str(inputs), "--local", "127.0.0.3", "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    return output_files(out)
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_kill_then_resume(inputs, tmp_path, how):   # noqa: F811
+    ref = reference_files(inputs, tmp_path / "ref")
+    out = tmp_path / "out"
+    args = [str(BT), "analyze", str(inputs), "--local", "127.0.0.3", "--out", str(out), "--shards", "3",
+            "--progress", "jsonl", "--quiet"]
+    again = [*args, "--resume"]
+    p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env={**os.environ, "BT_ANALYZER_FAULT": "slow-map:0.3"})
+    maps = 0
+    deadline = time.monotonic() + 60
+    for line in p.stderr:                     # wait until some map tasks are finished, then stop the run
+        if line.startswith("{") and json.loads(line).get("kind") == "map":
+            maps += 1
+            if maps == 3:
+                break
+        assert time.monotonic() < deadline
+    os.killpg(p.pid, how)
+    p.communicate(timeout=60)
+    assert p.returncode != 0
+    assert (out / ".work" / "map").exists() and not (out / "summary.json").exists()
+    r = subprocess.run(again, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    reused = [e for e in events if e.get("event") == "task" and e.get("reused")]
+    assert len(reused) >= 3                       # the finished map tasks were not redone
+    files = output_files(out)
+    assert json.loads((out / "manifest.json").read_text())["run"]["reused_tasks"] >= 3
+    ref.pop("manifest.json"), files.pop("manifest.json")
+    assert files == ref
+    assert not (out / ".work").exists()           # removed once the run ended well

@@ -1,0 +1,254 @@
+"""Real traffic of Transmission, qBittorrent, Deluge, aria2 and rTorrent with
+libtorrent peers, each client the subject (harness: tests/harness/clients/).
+
+In every scenario the client downloads one torrent from a libtorrent seeder
+and uploads another (or the same, ``lifecycle``) to a libtorrent leecher,
+plaintext, over TCP, uTP or IPv6.  The capture is analysed with the client's
+address as the subject and the torrents' metadata (piece verification), and
+for each torrent the analyzer's figures must equal, to the byte:
+
+* libtorrent's payload counters on the other side (every libtorrent peer
+  talks only to the client): downloaded = the seeder's
+  ``total_payload_upload``, uploaded = the leecher's ``total_payload_download``;
+* the client's own counters, through the relation its source code defines
+  (see each driver's module doc; ``RELATIONS`` below):
+
+  - Transmission: ``uploadedEver`` = uploaded + 13 bytes per piece message
+    sent (it counts the message header with the block); ``downloadedEver`` =
+    downloaded - redundant - failed piece bytes, ``corruptEver`` = failed;
+    session ``current-stats.downloadedBytes`` = downloaded (raw);
+  - qBittorrent and Deluge (libtorrent 2.0): all-time and session payload
+    counters = uploaded / downloaded; qBittorrent's ``total_wasted`` =
+    redundant + failed;
+  - aria2: ``uploadLength`` = uploaded; it counts no received payload, only
+    ``completedLength`` = the verified data = downloaded - redundant - failed;
+  - rTorrent: ``d.up.total`` = uploaded, ``d.down.total`` = downloaded.
+
+The subject's client is named right both from its BEP 10 ``v`` and from its
+peer_id (``subject_clients``, connections.csv).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from functools import partial
+
+import pytest
+
+from analyzer.analysis import analyze
+from summaries import connections_csv, summarize
+from harness.clients import STATE_FILES, run_client_swarm
+from harness.clients.scenarios import exchange, lifecycle
+from swarms import assert_accounting
+
+pytestmark = pytest.mark.realtraffic
+
+PIECE_HEADER = 13      # length prefix 4 + id 1 + index 4 + begin 4
+
+
+# ---- what each client's counters mean, as relations to the analyzer's figures
+def transmission(c: dict, t: dict, sent_piece_messages: int) -> None:
+    assert c["uploadedEver"] == t["uploaded_bytes"] + PIECE_HEADER * sent_piece_messages
+    assert c["downloadedEver"] == (t["downloaded_bytes"] - t["redundant_downloaded_bytes"]
+                                   - t["failed_downloaded_bytes"])
+    assert c["corruptEver"] == t["failed_downloaded_bytes"]
+
+
+def qbittorrent(c: dict, t: dict, _sent: int) -> None:
+    assert c["uploaded"] == c["uploaded_session"] == t["uploaded_bytes"]
+    assert c["downloaded"] == c["downloaded_session"] == t["downloaded_bytes"]
+    assert c["total_wasted"] == t["redundant_downloaded_bytes"] + t["failed_downloaded_bytes"]
+
+
+def deluge(c: dict, t: dict, _sent: int) -> None:
+    assert c["total_uploaded"] == c["total_payload_upload"] == t["uploaded_bytes"]
+    assert c["all_time_download"] == c["total_payload_download"] == t["downloaded_bytes"]
+
+
+def aria2(c: dict, t: dict, _sent: int) -> None:
+    assert c["uploadLength"] == t["uploaded_bytes"]
+    if t["downloaded_bytes"]:
+        assert c["completedLength"] == t["verified_downloaded_bytes"] == (
+            t["downloaded_bytes"] - t["redundant_downloaded_bytes"] - t["failed_downloaded_bytes"])
+
+
+def rtorrent(c: dict, t: dict, _sent: int) -> None:
+    assert c["d.up.total"] == t["uploaded_bytes"]
+    assert c["d.down.total"] == t["downloaded_bytes"]
+    assert 0 <= c["d.skip.total"] <= c["d.down.total"]
+
+
+RELATIONS = {"transmission": transmission, "qbittorrent": qbittorrent, "deluge": deluge, "aria2": aria2,
+             "rtorrent": rtorrent}
+
+
+def session_relation(res, figures: list[dict]) -> None:
+    """Client-wide counters against the sums over its torrents."""
+    s, down = res.client_session_counters, sum(t["downloaded_bytes"] for t in figures)
+    up = sum(t["uploaded_bytes"] for t in figures)
+    if res.client == "transmission":
+        assert s["current-stats"]["downloadedBytes"] == down
+        assert s["current-stats"]["uploadedBytes"] == sum(c["uploadedEver"] for c in res.client_counters.values())
+    elif res.client == "qbittorrent":
+        assert (s["dl_info_data"], s["up_info_data"]) == (down, up)
+    elif res.client == "deluge":
+        assert (s["net.recv_payload_bytes"], s["net.sent_payload_bytes"]) == (down, up)
+
+
+# ---- how the client names itself: BEP 10 "v" and its peer_id, decoded
+def expected_names(res) -> tuple[str, str]:
+    v = res.client_version
+    num = re.search(r"\d+(\.\d+)+", v).group(0)
+    if res.client == "transmission":
+        return f"Transmission {num}", f"Transmission {num}"
+    if res.client == "qbittorrent":
+        return f"qBittorrent/{num}", f"qBittorrent {num}"
+    if res.client == "deluge":
+        return f"Deluge/{num} libtorrent/", f"Deluge {num}"
+    if res.client == "aria2":
+        return f"aria2/{num}", f"aria2 {num}"
+    lib = re.search(r"libtorrent (\S+)\)", v).group(1)
+    return f"libTorrent {lib}", f"libTorrent (rakshasa) {lib}"
+
+
+def check_names(res, result, summary) -> None:
+    """Where the client sent its BEP 10 handshake it is named by its ``v``, elsewhere
+    (a connection it closed right after the BitTorrent handshake) by its peer_id;
+    connections it hung up on before any handshake (Transmission does when a seeder
+    redials it once it is a seed itself) carry nothing."""
+    v, decoded = expected_names(res)
+    clients = summary["subject_clients"]
+    assert clients and all(c["peer_id_client"] == decoded
+                           and (c["version_string"] == "" or c["version_string"].startswith(v))
+                           for c in clients), clients
+    assert any(c["version_string"] for c in clients), clients
+    rows = [r for r in csv.DictReader(io.StringIO(connections_csv(result))) if r["category"] == "bittorrent"]
+    side = {r["conn_id"]: ("src", "dst") if r["subject_side"] == "src" else ("dst", "src") for r in rows}
+    answered = [r for r in rows if r["peer_id_" + side[r["conn_id"]][0]]]
+    assert answered and all(r["client_" + side[r["conn_id"]][0]].startswith(v)
+                            or r["client_" + side[r["conn_id"]][0]] == decoded for r in answered), answered
+    assert all(r["client_" + side[r["conn_id"]][1]].startswith(("libtorrent/", "libtorrent ")) for r in rows)
+    assert all(int(r["downloaded_bytes"]) == int(r["uploaded_bytes"]) == 0 for r in rows if r not in answered)
+
+
+# ---- the run
+def run_and_check(tmp_path, spec, transport="tcp", ip_version=4):
+    res = run_client_swarm(spec, tmp_path)
+    truth = res.ground_truth
+    result = analyze(res.capture_files, local=[res.client_ip], torrents=list(res.torrent_files.values()),
+                     warn=lambda m: None)
+    summary = summarize(result)
+    for i in summary["inputs"]:
+        assert i["readable"] and not i["errors"], i
+    assert_accounting(result, summary)
+    assert res.kernel_dropped == 0
+    records = [r for r in result.records if r.category == "bittorrent"]
+    assert {(r.transport, r.ip_version) for r in records} == {(transport, ip_version)}
+
+    by_hash = {t["info_hash"]: t for t in summary["torrents"]}
+    figures = {}
+    for name in res.client_torrents:
+        info_hash = truth["torrents"][name]["info_hash_v1"]
+        t = figures[name] = by_hash.pop(info_hash)
+        where = f"{res.client} {name}"
+        # everything sent was acknowledged, captured whole, attributed to a piece
+        assert t["downloaded_acked_bytes"] == t["downloaded_bytes"], where
+        assert t["uploaded_acked_bytes"] == t["uploaded_bytes"], where
+        for k in ("downloaded_gap_bytes", "uploaded_gap_bytes", "downloaded_unknown_piece_bytes",
+                  "uploaded_unknown_piece_bytes"):
+            assert t[k] == 0, (where, k)
+        # libtorrent's counters on the other side
+        lt = [p["torrents"][name] for p in truth["peers"].values() if name in p["torrents"]]
+        assert t["downloaded_bytes"] == sum(c["total_payload_upload"] for c in lt), where
+        assert t["uploaded_bytes"] == sum(c["total_payload_download"] for c in lt), where
+        # the client's own counters
+        sent = sum(result.subject.directions(r)[2].pieces for r in records
+                   if info_hash in (r.info_hash, r.info_hash_reply))
+        RELATIONS[res.client](res.client_counters[name], t, sent)
+    assert not by_hash, f"torrents the client does not have: {list(by_hash)}"
+    session_relation(res, list(figures.values()))
+    check_names(res, result, summary)
+    # the clean stop left the client's state files (resume data, statistics) behind
+    for kind, pattern in STATE_FILES[res.client].items():
+        assert list(res.state_dir.glob(pattern)), (res.client, kind, pattern)
+    return res, result, figures
+
+
+CASES = [
+    # client, scenario, transport, IP version
+    ("transmission", "exchange", "tcp", 4),
+    ("transmission", "exchange", "utp", 4),
+    ("transmission", "exchange", "tcp", 6),
+    ("qbittorrent", "exchange", "tcp", 4),
+    ("qbittorrent", "exchange", "utp", 6),
+    ("qbittorrent", "dial", "tcp", 4),          # the client connects to the seeder itself
+    ("deluge", "exchange", "tcp", 4),
+    ("deluge", "exchange", "utp", 4),
+    ("deluge", "exchange", "tcp", 6),
+    ("aria2", "exchange", "tcp", 4),
+    ("aria2", "exchange", "tcp", 6),
+    ("rtorrent", "exchange", "tcp", 4),
+    ("rtorrent", "lifecycle", "tcp", 4),
+]
+
+
+@pytest.mark.parametrize("client, scenario, transport, ip_version", CASES,
+                         ids=[f"{c}-{s}-{t}-ipv{v}" for c, s, t, v in CASES])
+def test_client_counters_equal_the_capture(tmp_path, client, scenario, transport, ip_version):
+    build = {"exchange": exchange, "dial": partial(exchange, dial=True), "lifecycle": lifecycle}[scenario]
+    spec = build(client, transports=transport, ipv6=ip_version == 6)
+    res, result, figures = run_and_check(tmp_path, spec, transport, ip_version)
+    size = spec["torrents"][0]["size"]
+    leech = res.ground_truth["peers"]["leech"]["torrents"]
+    down, up = (figures["t1"],) * 2 if scenario == "lifecycle" else (figures["down"], figures["up"])
+    # the whole torrent went each way (net of blocks a receiver already had)
+    assert down["downloaded_bytes"] - down["redundant_downloaded_bytes"] == down["verified_downloaded_bytes"] == size
+    [lt_leech] = leech.values()
+    assert up["uploaded_bytes"] - lt_leech["total_redundant_bytes"] == size
+    if scenario != "lifecycle":
+        assert down["uploaded_bytes"] == up["downloaded_bytes"] == 0
+    if scenario == "dial":
+        # the client opened the connections of the torrent it downloaded
+        ih = res.ground_truth["torrents"]["down"]["info_hash_v1"]
+        assert {r.src_ip for r in result.records if r.info_hash == ih} == {res.client_ip}
+
+
+# ---- a bad seeder: pieces that fail, connections cut with data in flight
+RAW_RECEIVED = {"transmission": lambda res, c: res.client_session_counters["current-stats"]["downloadedBytes"],
+                "qbittorrent": lambda res, c: c["downloaded_session"],
+                "deluge": lambda res, c: c["total_payload_download"],
+                "rtorrent": lambda res, c: c["d.down.total"]}
+
+
+@pytest.mark.parametrize("client", ["transmission", "deluge", "rtorrent"])
+def test_bad_seeder(tmp_path, client):
+    """The client downloads "down" from a good seeder (500 kB/s) and a bad one that serves
+    every piece corrupted.  Clients ban the bad seeder, some of them mid-piece (RST with
+    blocks in flight), so the three counts of received payload legitimately differ:
+
+        bad + good seeders' total_payload_upload   (written to their sockets)
+      >= analyzer downloaded_bytes                  (on the wire: a reset drops unsent data)
+      >= analyzer downloaded_acked_bytes            (acknowledged by the client's kernel)
+      >= the client's raw received payload counter  (read and parsed by the client)
+
+    and the analyzer sees the failed pieces.  Which copy of a block sent twice the client
+    kept is not always the analyzer's (tests/evidence/test_pieces.py, xfail); the torrent
+    the client uploads meanwhile stays exact."""
+    res = run_client_swarm(exchange(client, bad_seeder=True), tmp_path)
+    truth = res.ground_truth
+    result = analyze(res.capture_files, local=[res.client_ip], torrents=list(res.torrent_files.values()),
+                     warn=lambda m: None)
+    summary = summarize(result)
+    assert_accounting(result, summary)
+    by_name = {t["name"]: t for t in summary["torrents"]}
+    down, up = by_name["down"], by_name["up"]
+    sent = sum(truth["peers"][p]["torrents"]["down"]["total_payload_upload"] for p in ("seed", "bad"))
+    raw = RAW_RECEIVED[client](res, res.client_counters["down"])
+    assert sent >= down["downloaded_bytes"] >= down["downloaded_acked_bytes"] >= raw >= 2_000_000
+    assert down["failed_downloaded_bytes"] > 0 and down["verified_downloaded_bytes"] <= 2_000_000
+    assert res.client_counters["down"] and up["uploaded_bytes"] == truth["peers"]["leech"]["torrents"]["up"][
+        "total_payload_download"]
+    RELATIONS[client](res.client_counters["up"], up, sum(
+        result.subject.directions(r)[2].pieces for r in result.records
+        if r.category == "bittorrent" and truth["torrents"]["up"]["info_hash_v1"] in (r.info_hash, r.info_hash_reply)))
