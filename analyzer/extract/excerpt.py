@@ -129,7 +129,6 @@ class _Scan:
                 setattr(self, name, np.empty(b.n, np.int32))
             self.cand_kind = np.empty(b.n, np.int8)
         pos0 = file_idx << _select.POS_SHIFT | b.first_frame_no
-        idb = self.writer.interfaces(b.if_linktype)
         start = 0
         while start < b.n:
             ns, nc, start_next = _select.select(
@@ -149,7 +148,7 @@ class _Scan:
                 tags = np.concatenate([tags, np.array(more_tags, np.int32)])
                 order = np.argsort(idx, kind="stable")
                 idx, tags = idx[order], tags[order]
-            self.writer.add(b, pos0, idx, tags, idb)
+            self.writer.add(b, pos0, idx, tags)
             self.counts += np.bincount(tags, minlength=len(self.counts))
             start = start_next
         self.fragments.expire(int(b.ts_ns[b.n - 1]))

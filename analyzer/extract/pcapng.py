@@ -114,10 +114,6 @@ class ExcerptWriter:
         self._buf = bytearray()
 
     # ------------------------------------------------------------------ while scanning
-    def interfaces(self, if_linktype: np.ndarray) -> np.ndarray:
-        """The excerpt's interface id for each interface of a batch (new ones described at once)."""
-        return np.array([self._idb(int(lt)) for lt in if_linktype], np.int32)
-
     def _idb(self, linktype: int) -> int:
         if linktype not in self.idb_of:
             self.idb_of[linktype] = len(self.idb_of)
@@ -126,7 +122,7 @@ class ExcerptWriter:
             self._blocks.write(block)
         return self.idb_of[linktype]
 
-    def add(self, batch, pos0: int, idx: np.ndarray, tags: np.ndarray, idb_of_iface: np.ndarray) -> None:
+    def add(self, batch, pos0: int, idx: np.ndarray, tags: np.ndarray) -> None:
         """Records ``idx`` (sorted) of a reader batch, with their evidence tags."""
         n = len(idx)
         if not n:
@@ -134,6 +130,9 @@ class ExcerptWriter:
         ts = batch.ts_ns[idx]
         if int(ts.min()) < 0:
             raise ValueError("a selected frame has a time before 1970, which pcapng cannot hold")
+        for lt in np.unique(batch.if_linktype[batch.iface[idx]]):     # interfaces described before use
+            self._idb(int(lt))
+        idb_of_iface = np.array([self.idb_of.get(int(lt), 0) for lt in batch.if_linktype], np.int32)
         self._buf.clear()
         _select.write_epbs(batch.buf, batch.rec_off, batch.caplen, batch.origlen, batch.ts_ns, batch.iface,
                            idb_of_iface, idx, n, self._buf)

@@ -53,14 +53,13 @@ def test_blocks_read_back_as_the_original_frames(tmp_path):
     rng = random.Random(5)
     late = []
     for b in CaptureReader(src).batches():
-        idb_of = w.interfaces(b.if_linktype)
         keep = [i for i in range(b.n) if rng.random() < 0.6]
         for i in range(b.n):
             if i not in keep and rng.random() < 0.5:        # decided later, put back at its place
                 off, cap = int(b.rec_off[i]), int(b.caplen[i])
                 late.append(LateFrame(b.first_frame_no + i, int(b.ts_ns[i]), int(b.if_linktype[b.iface[i]]),
                                       int(b.origlen[i]), bytes(b.buf[off:off + cap]), 1))
-        w.add(b, b.first_frame_no, np.array(keep, np.int32), np.zeros(len(keep), np.int32), idb_of)
+        w.add(b, b.first_frame_no, np.array(keep, np.int32), np.zeros(len(keep), np.int32))
         taken = [b.first_frame_no + i for i in keep]
     for f in reversed(late):
         w.add_late(f)
