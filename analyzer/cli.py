@@ -206,10 +206,12 @@ def extract(folder, info_hash, peer, start, end, output, debug):
     Taken: the torrent's connections (TCP and uTP: handshakes, messages, acknowledgements, IP fragments),
     the HTTP tracker connections that announced it, and the DHT, UDP tracker and LSD messages naming it
     (with their answers).  The inputs must be unchanged (size and SHA-256 as in the manifest)."""
-    from analyzer.extract import ExtractError, extract as run
+    from analyzer.extract import ExtractError, ExtractUsageError, extract as run
     try:
         result = run(folder, info_hash, output, peer=peer, start=start, end=end,
                      argv=["bt-analyzer", *sys.argv[1:]])
+    except ExtractUsageError as e:
+        raise click.UsageError(str(e)) from None
     except ExtractError as e:
         raise click.ClickException(str(e)) from None
     except Exception as e:

@@ -2,6 +2,6 @@
 carry one torrent's evidence, as pcapng with a frames.csv mapping them back, recorded in the
 analysis folder's manifest.  Reads an output folder and its inputs; nothing else depends on it."""
 from analyzer.extract.excerpt import ExtractResult, extract
-from analyzer.extract.folder import ExtractError
+from analyzer.extract.folder import ExtractError, ExtractUsageError
 
-__all__ = ["ExtractError", "ExtractResult", "extract"]
+__all__ = ["ExtractError", "ExtractResult", "ExtractUsageError", "extract"]

@@ -35,7 +35,7 @@ from analyzer.decode.fragments import Defragmenter, fragment_key
 from analyzer.digest import sha256_file
 from analyzer.extract import _select
 from analyzer.extract.datagrams import DHT, LSD, UDP_TRACKER, Datagram, DatagramJudge, Scope
-from analyzer.extract.folder import ExtractError, Plan, plan_excerpt
+from analyzer.extract.folder import ExtractError, ExtractUsageError, Plan, plan_excerpt
 from analyzer.extract.pcapng import ExcerptWriter, LateFrame, frames_csv_path
 from analyzer.sessions.subject import parse_endpoint_spec
 from analyzer.timefmt import iso_ns
@@ -67,14 +67,14 @@ class Filters:
         try:
             peer = parse_endpoint_spec(self.peer) if self.peer else None
         except ValueError as e:
-            raise ExtractError(f"--peer: {e}") from None
+            raise ExtractUsageError(f"--peer: {e}") from None
         try:
             t = [parse_time(text, opt) if text else None for text, opt in ((self.start, "--from"), (self.end, "--to"))]
         except ReportError as e:
-            raise ExtractError(str(e)) from None
+            raise ExtractUsageError(str(e)) from None
         ns = [None if x is None else int(x.value) for x in t]
         if ns[0] is not None and ns[1] is not None and ns[0] > ns[1]:
-            raise ExtractError(f"--from {self.start} is after --to {self.end}")
+            raise ExtractUsageError(f"--from {self.start} is after --to {self.end}")
         return peer, ns[0], ns[1]
 
     def record(self, t_from, t_to) -> dict:
@@ -238,14 +238,14 @@ def extract(folder: str | Path, info_hash: str, out: str | Path, *, peer: str | 
     spec, t_from, t_to = filters.parsed()
     plan = plan_excerpt(folder, info_hash, spec, t_from, t_to)
     if out.suffix != ".pcapng":
-        raise ExtractError(f"-o {out}: the excerpt is a pcapng file: name it FILE.pcapng")
+        raise ExtractUsageError(f"-o {out}: the excerpt is a pcapng file: name it FILE.pcapng")
     if not out.parent.is_dir():
-        raise ExtractError(f"-o {out}: folder {out.parent} does not exist")
+        raise ExtractUsageError(f"-o {out}: folder {out.parent} does not exist")
     taken = {Path(i.resolved_path).resolve() for i in plan.inputs} | \
         {(folder / name).resolve() for name in _outputs(folder)}
     for p in (out, frames_csv_path(out)):
         if p.resolve() in taken:
-            raise ExtractError(f"-o {out}: would overwrite {p}, an input or output of the analysis")
+            raise ExtractUsageError(f"-o {out}: would overwrite {p}, an input or output of the analysis")
     _check_inputs(plan)
     scope = Scope(T_MIN if t_from is None else t_from, T_MAX if t_to is None else t_to, spec)
     hasher = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))

@@ -40,7 +40,11 @@ _HEX = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
 class ExtractError(ValueError):
-    """An excerpt that cannot be made as asked (bad option, folder or input)."""
+    """An excerpt that cannot be made from this folder and its inputs (exit status 1)."""
+
+
+class ExtractUsageError(ExtractError):
+    """An option that cannot be used (exit status 2)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class Plan:
 def normalise_hash(text: str) -> str:
     h = text.strip().lower()
     if not _HEX.match(h):
-        raise ExtractError(f"--info-hash {text!r}: give 40 hex digits (a v1 or truncated v2 info hash) "
+        raise ExtractUsageError(f"--info-hash {text!r}: give 40 hex digits (a v1 or truncated v2 info hash) "
                            "or 64 (a v2 info hash)")
     return h
 

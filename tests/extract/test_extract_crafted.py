@@ -146,10 +146,10 @@ def test_manifest_records_and_verify_checks_the_excerpt(case, tmp_path):
 
 def test_refusals(case, tmp_path):
     root, cap, folder, _ = case
-    def refused(*args, text):
-        out = cli("extract", folder, *args, code=1)
+    def refused(*args, text, code=2):
+        out = cli("extract", folder, *args, code=code)
         assert text in out and "Traceback" not in out, out
-    refused("--info-hash", "ab" * 20, "-o", tmp_path / "x.pcapng", text="does not occur")
+    refused("--info-hash", "ab" * 20, "-o", tmp_path / "x.pcapng", text="does not occur", code=1)
     refused("--info-hash", "xyz", "-o", tmp_path / "x.pcapng", text="40 hex digits")
     refused("--info-hash", A.hex(), "-o", tmp_path / "x.pcap", text="FILE.pcapng")
     refused("--info-hash", A.hex(), "-o", tmp_path / "x.pcapng", "--from", "2023-11-14 22:13:20",
@@ -158,6 +158,7 @@ def test_refusals(case, tmp_path):
             "--to", "2023-11-14T00:00:00Z", text="after --to")
     refused("--info-hash", A.hex(), "-o", tmp_path / "x.pcapng", "--peer", "not-an-ip", text="--peer")
     refused("--info-hash", A.hex(), "-o", tmp_path / "nowhere" / "x.pcapng", text="does not exist")
+    refused("--info-hash", A.hex(), "-o", folder / "summary.json", text="FILE.pcapng")
     assert not (tmp_path / "x.pcapng").exists()
 
 
