@@ -82,9 +82,9 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
-    torrents.csv, connections.csv, tracker.csv, dht.csv, pieces.csv (with
-    --torrent or rebuilt metadata), timeline.parquet, peers.parquet and
-    manifest.json into --out; with --report also --out/report/.
+    torrents.csv, torrent_transports.csv, connections.csv, tracker.csv, dht.csv,
+    pex.csv, pieces.csv (with --torrent or rebuilt metadata), timeline.parquet,
+    peers.parquet and manifest.json into --out; with --report also --out/report/.
     """
     from analyzer.analysis import analyze as run
     from analyzer.case import CaseError, load_case
@@ -312,30 +312,17 @@ def render_summary(summary: dict, out_dir: Path) -> str:
     acc = summary["accounting"]
     lines = [f"subject: {', '.join(summary['local']) or '(none)'}"
              + ("  (inferred)" if summary["subject"]["inferred"] else ""),
-             f"inputs: {len(summary['inputs'])} file(s), {acc['frames']} frames, "
+             f"inputs: {len(summary['inputs']):,} file(s), {acc['frames']:,} frames, "
              f"{format_bytes(acc['bytes'])} on the wire", ""]
     for t in summary["torrents"]:
-        aliases = f" (also {', '.join(t['info_hash_aliases'])})" if t["info_hash_aliases"] else ""
-        named = f"  \"{t['name']}\", {t['total_size']:,} B" if t.get("name") is not None else ""
-        lines += [
-            f"torrent {t['info_hash']}{aliases}{named}",
-            f"  downloaded {t['downloaded_bytes']:>15,} B  {format_bytes(t['downloaded_bytes']):>22}"
-            f"   acknowledged {t['downloaded_acked_bytes']:,} B",
-            f"  uploaded   {t['uploaded_bytes']:>15,} B  {format_bytes(t['uploaded_bytes']):>22}"
-            f"   acknowledged {t['uploaded_acked_bytes']:,} B",
-            f"  {t['peers']} peer(s), {t['connections']} connection(s), {t['first_seen']} to {t['last_seen']}",
-        ]
-        v = t.get("verification")
-        if v:
-            lines.append(f"  verified: downloaded {v['verified_downloaded_bytes']:,} B "
-                         f"({v['pieces_downloaded_verified']} pieces, {v['pieces_downloaded_failed']} failed), "
-                         f"uploaded {v['verified_uploaded_bytes']:,} B; holds "
-                         f"{100 * (v['held_share'] or 0):.1f}% of the torrent")
+        lines += torrent_lines(t)
+    if len(summary["torrents"]) > 1:
+        lines += totals_lines(summary["torrents"])
     if not summary["torrents"]:
         lines.append("no torrent (info_hash) seen")
     u = summary["unattributed"]
     if u["connections"]:
-        lines.append(f"BitTorrent without info_hash (no handshake captured): {u['connections']} connection(s), "
+        lines.append(f"BitTorrent without info_hash (no handshake captured): {u['connections']:,} connection(s), "
                      f"downloaded {u['downloaded_bytes']:,} B, uploaded {u['uploaded_bytes']:,} B")
     lines.append("")
     lines.append("frames by category:")
@@ -344,12 +331,55 @@ def render_summary(summary: dict, out_dir: Path) -> str:
             lines.append(f"  {name:24} {c['frames']:>12,} frames  {c['bytes']:>15,} B")
     gaps = acc["gap_bytes"]
     if any(gaps.values()):
-        lines.append(f"capture gaps: {gaps['to_subject']} bytes to the subject, "
-                     f"{gaps['from_subject']} from it, {gaps['not_involving_subject']} elsewhere")
+        lines.append(f"capture gaps: {gaps['to_subject']:,} B to the subject, "
+                     f"{gaps['from_subject']:,} B from it, {gaps['not_involving_subject']:,} B elsewhere")
     lines.append("")
     lines.extend(input_status_table(summary["inputs"]))
     lines.append(f"written to {out_dir}/")
     return "\n".join(lines)
+
+
+def torrent_lines(t: dict) -> list[str]:
+    """One torrent of summary.json for the terminal."""
+    aliases = f" (also {', '.join(t['info_hash_aliases'])})" if t["info_hash_aliases"] else ""
+    named = f"  \"{t['name']}\", {t['total_size']:,} B" if t.get("name") is not None else ""
+    lines = [
+        f"torrent {t['info_hash']}{aliases}{named}",
+        f"  downloaded {t['downloaded_bytes']:>15,} B  {format_bytes(t['downloaded_bytes']):>22}"
+        f"   acknowledged {t['downloaded_acked_bytes']:,} B",
+        f"  uploaded   {t['uploaded_bytes']:>15,} B  {format_bytes(t['uploaded_bytes']):>22}"
+        f"   acknowledged {t['uploaded_acked_bytes']:,} B",
+        f"  {t['peers']:,} peer(s), {t['connections']:,} connection(s), {t['first_seen']} to {t['last_seen']}"
+        if t["first_seen"] else "  no connection of the subject" + (
+            f"; {t['other_connections']:,} between other hosts" if t.get("other_connections") else ""),
+    ]
+    v = t.get("verification")
+    if v:
+        lines.append(f"  verified: downloaded {v['verified_downloaded_bytes']:,} B "
+                     f"({v['pieces_downloaded_verified']:,} pieces, {v['pieces_downloaded_failed']:,} failed), "
+                     f"uploaded {v['verified_uploaded_bytes']:,} B; holds "
+                     f"{100 * (v['held_share'] or 0):.1f}% of the torrent")
+        for d in ("downloaded", "uploaded"):
+            redundant, failed = v[f"redundant_{d}_bytes"], v[f"failed_{d}_bytes"]
+            if redundant or failed:
+                size = t.get("total_size")
+                beyond = (f" (downloaded exceeds the torrent's size by {t[f'{d}_bytes'] - size:,} B)"
+                          if d == "downloaded" and size is not None and t[f"{d}_bytes"] > size else "")
+                lines.append(f"  {d} beyond the verified pieces: {redundant:,} B redundant, "
+                             f"{failed:,} B in pieces that failed the hash check{beyond}")
+    return lines
+
+
+def totals_lines(torrents: list[dict]) -> list[str]:
+    """The sums over every torrent (bytes and connections: each connection is one torrent's)."""
+    def total(k):
+        return sum(t[k] for t in torrents)
+    return [f"all {len(torrents):,} torrents",
+            f"  downloaded {total('downloaded_bytes'):>15,} B  {format_bytes(total('downloaded_bytes')):>22}"
+            f"   acknowledged {total('downloaded_acked_bytes'):,} B",
+            f"  uploaded   {total('uploaded_bytes'):>15,} B  {format_bytes(total('uploaded_bytes')):>22}"
+            f"   acknowledged {total('uploaded_acked_bytes'):,} B",
+            f"  {total('connections'):,} connection(s)"]
 
 
 def input_status_table(inputs: list[dict]) -> list[str]:
@@ -364,8 +394,8 @@ def input_status_table(inputs: list[dict]) -> list[str]:
             if i["errors"] else ""
         rows.append(f"  {status:10} {i['frames']:>12,} frames  {i['path']}{reason}")
     total = sum(i["size_bytes"] or 0 for i in inputs)
-    return ["inputs:", *rows, f"  {len(inputs)} file(s), {format_bytes(total)}: {counts['ok']} ok, "
-            f"{counts['damaged']} damaged, {counts['unreadable']} unreadable"]
+    return ["inputs:", *rows, f"  {len(inputs):,} file(s), {format_bytes(total)}: {counts['ok']:,} ok, "
+            f"{counts['damaged']:,} damaged, {counts['unreadable']:,} unreadable"]
 
 
 if __name__ == "__main__":

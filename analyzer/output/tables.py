@@ -1,5 +1,18 @@
-"""The CSV tables: torrents.csv, connections.csv (streamed), tracker.csv, pieces.csv,
-dht.csv and pex.csv, from the findings (columns described in the README)."""
+"""The CSV tables: torrents.csv, torrent_transports.csv, connections.csv (streamed), tracker.csv,
+pieces.csv, dht.csv and pex.csv, from the findings (columns described in the README).
+
+Conventions, so that ``pandas.read_csv`` gives int64 for every count:
+
+* a count the analysis measured is never empty; 0 where zero is true (a connection without the
+  subject moved none of the subject's bytes);
+* a per-transport breakdown is its own file (torrent_transports.csv), never rows among totals;
+* an integer that may not exist is empty: a reference (a frame, port or connection id with
+  nothing to name) or a value another party reported (a tracker's interval, seeders and leechers,
+  a client's counters in an announce, the sizes in a torrent's metadata).  Those columns are
+  listed in ``NULLABLE_INTEGER_COLUMNS`` (read them with ``dtype="Int64"``);
+* every time is ISO 8601 UTC with nanoseconds, followed by ``<name>_excel``: the same time as
+  ``YYYY-MM-DD HH:MM:SS.fff`` (UTC, truncated to the millisecond), which spreadsheets parse.
+"""
 from __future__ import annotations
 
 import csv
@@ -12,26 +25,53 @@ from analyzer.output.summary import announce_json
 from analyzer.sessions.records import DIRECTION_FIELDS
 from analyzer.timefmt import iso_ns
 
-TORRENT_COLUMNS = ("info_hash", "transport", "connections", "peers", *SUM_FIELDS, "first_seen", "last_seen",
-                   "name", "total_size", "piece_length", "info_hash_v2")
+TIME_COLUMNS = ("first_seen", "last_seen", "ts", "first_ts", "last_ts", "attribution_ts", "first_block_ts",
+                "last_block_ts")
+
+
+def with_excel(columns) -> tuple:
+    """The columns with ``<time>_excel`` right after each time column."""
+    return tuple(c for name in columns for c in ((name, name + "_excel") if name in TIME_COLUMNS else (name,)))
+
+
+def excel_time(iso: str | None) -> str:
+    """'2026-11-28T17:52:48.903610000Z' (timefmt.iso_ns) -> '2026-11-28 17:52:48.903' ('' for none)."""
+    return f"{iso[:10]} {iso[11:23]}" if iso else ""
+
+
+def _with_excel(base_columns, values: list) -> list:
+    out = []
+    for name, v in zip(base_columns, values):
+        out.append(v)
+        if name in TIME_COLUMNS:
+            out.append(excel_time(v))
+    return out
+
+
+TORRENT_BASE = ("info_hash", "transport", "connections", "peers", *SUM_FIELDS, "first_seen", "last_seen",
+                "name", "total_size", "piece_length", "info_hash_v2")
+TORRENT_COLUMNS = with_excel(TORRENT_BASE)
+TORRENT_TRANSPORT_BASE = ("info_hash", "transport", "connections", "peers", *SUM_FIELDS, "first_seen", "last_seen")
+TORRENT_TRANSPORT_COLUMNS = with_excel(TORRENT_TRANSPORT_BASE)
 
 
 def _writer(buf):
     return csv.writer(buf, lineterminator="\n")
 
 
-def _csv(columns, rows) -> str:
-    """Rows (dicts) under ``columns``; None is written as an empty cell."""
+def _csv(base_columns, rows) -> str:
+    """Rows (dicts) under ``base_columns`` (and their excel twins); None is written as an empty cell."""
     buf = io.StringIO()
     w = _writer(buf)
-    w.writerow(columns)
+    w.writerow(with_excel(base_columns))
     for row in rows:
-        w.writerow(["" if row[c] is None else row[c] for c in columns])
+        w.writerow(_with_excel(base_columns, ["" if row[c] is None else row[c] for c in base_columns]))
     return buf.getvalue()
 
 
 def torrents_csv(f) -> str:
-    """One row per torrent for all transports together (transport 'all'), then one per transport."""
+    """One row per torrent: its totals over every transport (``transport`` is 'all'; the
+    breakdown is torrent_transports.csv)."""
     buf = io.StringIO()
     w = _writer(buf)
     w.writerow(TORRENT_COLUMNS)
@@ -39,15 +79,27 @@ def torrents_csv(f) -> str:
         m = t.meta
         meta = ["" if v is None else v
                 for v in ((m.name, m.total_size, m.piece_length, m.info_hash_v2) if m else (None,) * 4)]
-        w.writerow([t.info_hash, "all", t.connections, t.peers, *(getattr(t.sums, k) for k in SUM_FIELDS),
-                    iso_ns(t.first_seen_ns), iso_ns(t.last_seen_ns), *meta])
-        for name, tr in t.transports.items():
-            w.writerow([t.info_hash, name, tr.connections, "", *(getattr(tr.sums, k) for k in SUM_FIELDS),
-                        "", "", *meta])
+        w.writerow(_with_excel(TORRENT_BASE, [
+            t.info_hash, "all", t.connections, t.peers, *(getattr(t.sums, k) for k in SUM_FIELDS),
+            iso_ns(t.first_seen_ns), iso_ns(t.last_seen_ns), *meta]))
     return buf.getvalue()
 
 
-CONNECTION_COLUMNS = (
+def torrent_transports_csv(f) -> str:
+    """One row per torrent and transport (the subject's connections over it): summed per torrent
+    they give torrents.csv's figures (peers aside: a peer may use both transports)."""
+    buf = io.StringIO()
+    w = _writer(buf)
+    w.writerow(TORRENT_TRANSPORT_COLUMNS)
+    for t in f.torrents:
+        for name, tr in t.transports.items():
+            w.writerow(_with_excel(TORRENT_TRANSPORT_BASE, [
+                t.info_hash, name, tr.connections, tr.peers, *(getattr(tr.sums, k) for k in SUM_FIELDS),
+                iso_ns(tr.first_seen_ns), iso_ns(tr.last_seen_ns)]))
+    return buf.getvalue()
+
+
+CONNECTION_BASE = (
     "conn_id", "transport", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "initiator_known",
     "state", "category", "attribution", "attribution_file", "attribution_frame", "attribution_ts",
     "attribution_conn_id", "info_hash", "info_hash_reply", "encryption", "encryption_basis",
@@ -60,6 +112,7 @@ CONNECTION_COLUMNS = (
     "first_file", "first_frame", "first_ts", "last_file", "last_frame", "last_ts",
     "first_block_file", "first_block_frame", "first_block_ts", "last_block_file", "last_block_frame", "last_block_ts",
 )
+CONNECTION_COLUMNS = with_excel(CONNECTION_BASE)
 
 
 def _hex(b: bytes | None) -> str:
@@ -83,8 +136,8 @@ def connection_row(v, files: list[str]) -> list:
            "" if v.continues_id is None else v.continues_id, r.info_hash, r.info_hash_reply,
            r.encryption, r.encryption_basis, v.encryption_context, r.flight_src, r.flight_dst,
            t.side, t.remote_ip if s else "", t.remote_port if s else "",
-           s.downloaded_bytes if s else "", s.downloaded_acked_bytes if s else "",
-           s.uploaded_bytes if s else "", s.uploaded_acked_bytes if s else "",
+           s.downloaded_bytes if s else 0, s.downloaded_acked_bytes if s else 0,       # none of the subject's
+           s.uploaded_bytes if s else 0, s.uploaded_acked_bytes if s else 0,
            peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), r.client(r.fwd), r.client(r.rev),
            _hex(r.fwd.reserved), _hex(r.rev.reserved), _compact(r.fwd.ext), _compact(r.rev.ext)]
     for name in DIRECTION_FIELDS:
@@ -94,7 +147,7 @@ def connection_row(v, files: list[str]) -> list:
             files[r.last_file], r.last_frame, iso_ns(r.last_ts_ns)]
     for ref in (r.first_block, r.last_block):
         row += [files[ref[0]], ref[1], iso_ns(ref[2])] if ref else ["", "", ""]
-    return row
+    return _with_excel(CONNECTION_BASE, row)
 
 
 def write_connections_csv(f, out) -> None:
@@ -111,9 +164,10 @@ def connections_csv(f) -> str:
     return buf.getvalue()
 
 
-TRACKER_COLUMNS = ("info_hash", "ts", "transport", "tracker", "kind", "event", "uploaded", "downloaded", "left",
-                   "client_ip", "client_port", "port", "peer_id", "numwant", "key", "interval", "peers_returned",
-                   "seeders", "leechers", "failure", "by_subject", "file", "frame")
+TRACKER_BASE = ("info_hash", "ts", "transport", "tracker", "kind", "event", "uploaded", "downloaded", "left",
+                "client_ip", "client_port", "port", "peer_id", "numwant", "key", "interval", "peers_returned",
+                "seeders", "leechers", "failure", "by_subject", "file", "frame")
+TRACKER_COLUMNS = with_excel(TRACKER_BASE)
 
 
 def tracker_csv(f) -> str:
@@ -123,12 +177,13 @@ def tracker_csv(f) -> str:
         row = announce_json(a, by_subject)
         row["file"] = f.files[a.file_idx] if a.file_idx < len(f.files) else a.file_idx
         rows.append(row)
-    return _csv(TRACKER_COLUMNS, rows)
+    return _csv(TRACKER_BASE, rows)
 
 
-PIECE_COLUMNS = ("info_hash", "piece", "receiver", "senders", "bytes", "status", "covered_bytes",
-                 "redundant_bytes", "conflict_bytes", "subject_received", "first_file", "first_frame", "first_ts",
-                 "last_file", "last_frame", "last_ts")
+PIECE_BASE = ("info_hash", "piece", "receiver", "senders", "bytes", "status", "covered_bytes",
+              "redundant_bytes", "conflict_bytes", "subject_received", "first_file", "first_frame", "first_ts",
+              "last_file", "last_frame", "last_ts")
+PIECE_COLUMNS = with_excel(PIECE_BASE)
 
 
 def pieces_csv(f) -> str:
@@ -144,28 +199,40 @@ def pieces_csv(f) -> str:
             "first_file": f.files[p.first[0]], "first_frame": p.first[1], "first_ts": iso_ns(p.first[2]),
             "last_file": f.files[p.last[0]], "last_frame": p.last[1], "last_ts": iso_ns(p.last[2]),
         })
-    return _csv(PIECE_COLUMNS, rows)
+    return _csv(PIECE_BASE, rows)
 
 
-DHT_COLUMNS = ("info_hash", "method", "querier", "by_subject", "count", "first_seen", "last_seen", "peers_returned")
+DHT_BASE = ("info_hash", "method", "querier", "by_subject", "count", "first_seen", "last_seen", "peers_returned")
+DHT_COLUMNS = with_excel(DHT_BASE)
 
 
 def dht_csv(f) -> str:
-    return _csv(DHT_COLUMNS, [{"info_hash": r.info_hash, "method": r.method, "querier": r.querier,
+    return _csv(DHT_BASE, [{"info_hash": r.info_hash, "method": r.method, "querier": r.querier,
                                "by_subject": r.by_subject, "count": r.count, "first_seen": iso_ns(r.first_ns),
                                "last_seen": iso_ns(r.last_ns), "peers_returned": r.peers_returned}
                               for r in f.dht.rows])
 
 
-PEX_COLUMNS = ("info_hash", "sender", "receiver", "peer", "to_subject", "added", "dropped", "flags",
-               "first_seen", "last_seen", "first_file", "first_frame", "last_file", "last_frame")
+PEX_BASE = ("info_hash", "sender", "receiver", "peer", "to_subject", "added", "dropped", "flags",
+            "first_seen", "last_seen", "first_file", "first_frame", "last_file", "last_frame")
+PEX_COLUMNS = with_excel(PEX_BASE)
 
 
 def pex_csv(f) -> str:
     """Who told whom about which peer (BEP 11), per torrent; ``to_subject``: the subject was told."""
-    return _csv(PEX_COLUMNS, [{"info_hash": r.info_hash, "sender": r.sender, "receiver": r.receiver,
+    return _csv(PEX_BASE, [{"info_hash": r.info_hash, "sender": r.sender, "receiver": r.receiver,
                                "peer": r.peer, "to_subject": r.to_subject, "added": r.added, "dropped": r.dropped,
                                "flags": r.flags, "first_seen": iso_ns(r.first[2]), "last_seen": iso_ns(r.last[2]),
                                "first_file": f.files[r.first[0]], "first_frame": r.first[1],
                                "last_file": f.files[r.last[0]], "last_frame": r.last[1]}
                               for r in f.pex.rows])
+
+
+# Integer columns that may be empty (see the module docstring), per file; every other integer
+# column of these files is never empty.
+NULLABLE_INTEGER_COLUMNS = {
+    "torrents.csv": ("total_size", "piece_length"),
+    "connections.csv": ("attribution_frame", "attribution_conn_id", "remote_port", "first_block_frame",
+                        "last_block_frame"),
+    "tracker.csv": ("uploaded", "downloaded", "left", "port", "numwant", "interval", "seeders", "leechers"),
+}
