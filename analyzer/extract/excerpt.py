@@ -183,8 +183,7 @@ class _Scan:
         pos = d.file_idx << _select.POS_SHIFT | d.frame_no
         kind, tag = _select.classify_packet(self.table, self.judge.watch, self.hashes20, d.packet, _select.RAW, pos)
         if kind == _select.SELECTED:
-            if self.scope.has_time(d.ts_ns):
-                self._late([members], tag=tag)
+            self._late([members], tag=tag)          # each fragment in the window
             return
         if kind in (0, _select.CAND_FRAGMENT):
             return
