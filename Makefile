@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYX    := $(shell find analyzer -name '*.pyx' -o -name '*.pxd')
-SYSTEM_PACKAGES := tcpdump iproute2 iptables ethtool tshark poppler-utils \
+SYSTEM_PACKAGES := tcpdump iproute2 iptables ethtool tshark poppler-utils time \
                    libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core chromium \
                    transmission-daemon qbittorrent-nox deluged aria2 rtorrent
 # Packages whose postinst would start (and enable) a system-wide BitTorrent daemon,
@@ -56,7 +56,7 @@ test: install system-deps
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 bench: install system-deps
-	$(PY) bench/bench.py --out .bench
+	$(PY) bench/bench.py --out .bench $(if $(TRACEBT),--tracebt $(TRACEBT))
 
 # Coverage-guided fuzzing (atheris) of every parser for FUZZ_SECONDS each, FUZZ_JOBS at a time;
 # prints executions and crashes per target (new inputs and crashes go to .fuzz/).

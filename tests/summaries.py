@@ -31,3 +31,7 @@ def torrents_csv(result, subject=None) -> str:
 
 def torrent_transports_csv(result, subject=None) -> str:
     return tables.torrent_transports_csv(build_findings(result, subject))
+
+
+def torrent_hosts_csv(result, subject=None) -> str:
+    return tables.torrent_hosts_csv(build_findings(result, subject))

@@ -330,7 +330,7 @@ cdef inline int _classify(FlowTable table, const uint64_t[::1] watch, const uint
     if decode_utp(t.pay, t.paycap, t.paylen, &u):
         tag[0] = table.match(&k, t.sport, t.dport, P_UTP, pos, &u)
         return R_SELECTED if tag[0] >= 0 else 0
-    if not bittorrent_datagram_candidate(t.pay, t.paycap, t.sport, t.dport):
+    if not bittorrent_datagram_candidate(t.pay, t.paycap, t.paylen, t.sport, t.dport):
         return 0
     for j in range(n_hashes):
         if _contains(t.pay, t.paycap, hashes20 + 20 * j, 20):
@@ -392,7 +392,8 @@ def classify_packet(FlowTable table, const uint64_t[::1] watch, const uint8_t[::
 
 
 def datagram_fields(const uint8_t[::1] buf, Py_ssize_t off, Py_ssize_t cap, int linktype):
-    """(ip_version, src, sport, dst, dport, payload) of a UDP datagram (packed addresses), or None."""
+    """(ip_version, src, sport, dst, dport, payload, length on the wire) of a UDP datagram (packed
+    addresses; the payload as captured), or None."""
     cdef Pkt k
     cdef Transport t
     cdef int alen
@@ -401,7 +402,7 @@ def datagram_fields(const uint8_t[::1] buf, Py_ssize_t off, Py_ssize_t cap, int 
     alen = 4 if k.ipver == 4 else 16
     return (k.ipver, PyBytes_FromStringAndSize(<const char*>k.src, alen), t.sport,
             PyBytes_FromStringAndSize(<const char*>k.dst, alen), t.dport,
-            PyBytes_FromStringAndSize(<const char*>t.pay, t.paycap))
+            PyBytes_FromStringAndSize(<const char*>t.pay, t.paycap), t.paylen)
 
 
 def fragment_ip(const uint8_t[::1] buf, Py_ssize_t off, Py_ssize_t cap, int linktype):

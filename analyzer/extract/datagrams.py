@@ -48,7 +48,8 @@ class Datagram:
     sport: int
     dst: bytes
     dport: int
-    payload: bytes
+    payload: bytes              # as captured
+    length: int                 # on the wire (a snap length can cut the payload)
 
 
 @dataclass
@@ -144,7 +145,7 @@ class DatagramJudge:
                 r = bep15.decode_response(p, waiting[1], d.ipver == 6)
                 if r is not None:
                     return UDP_TRACKER if self.scope.has(d) else None
-        req = bep15.decode_request(p)
+        req = bep15.decode_request(p, d.length)
         if req is None or req.action not in (bep15.ANNOUNCE, bep15.SCRAPE):
             return None
         if not (self.hexes & set(req.info_hashes)) or not self.scope.has(d):

@@ -1,15 +1,18 @@
-"""The CSV tables: torrents.csv, torrent_transports.csv, connections.csv (streamed), tracker.csv,
-pieces.csv, dht.csv and pex.csv, from the findings (columns described in the README).
+"""The CSV tables: torrents.csv, torrent_transports.csv, torrent_hosts.csv, connections.csv
+(streamed), tracker.csv, pieces.csv, dht.csv and pex.csv, from the findings (columns described in
+the README).
 
 Conventions, so that ``pandas.read_csv`` gives int64 for every count:
 
 * a count the analysis measured is never empty; 0 where zero is true (a connection without the
   subject moved none of the subject's bytes);
-* a per-transport breakdown is its own file (torrent_transports.csv), never rows among totals;
+* a breakdown is its own file (per transport: torrent_transports.csv, per subject host:
+  torrent_hosts.csv), never rows among the totals;
 * an integer that may not exist is empty: a reference (a frame, port or connection id with
-  nothing to name) or a value another party reported (a tracker's interval, seeders and leechers,
-  a client's counters in an announce, the sizes in a torrent's metadata).  Those columns are
-  listed in ``NULLABLE_INTEGER_COLUMNS`` (read them with ``dtype="Int64"``);
+  nothing to name), a value another party reported (a tracker's interval, seeders and leechers,
+  a client's counters in an announce, the sizes in a torrent's metadata) or an upper bound that
+  cannot be given (uTP packets lost in a capture cut by a snap length).  Those columns are listed
+  in ``NULLABLE_INTEGER_COLUMNS`` (read them with ``dtype="Int64"``);
 * every time is ISO 8601 UTC with nanoseconds, followed by ``<name>_excel``: the same time as
   ``YYYY-MM-DD HH:MM:SS.fff`` (UTC, truncated to the millisecond), which spreadsheets parse.
 """
@@ -48,11 +51,17 @@ def _with_excel(base_columns, values: list) -> list:
     return out
 
 
-TORRENT_BASE = ("info_hash", "transport", "connections", "peers", *SUM_FIELDS, "first_seen", "last_seen",
-                "name", "total_size", "piece_length", "info_hash_v2")
+INTERNAL_FIELDS = tuple(f"internal_{k}" for k in SUM_FIELDS[:4])
+TORRENT_BASE = ("info_hash", "host", "transport", "connections", "peers", *SUM_FIELDS, *INTERNAL_FIELDS,
+                "internal_connections", "first_seen", "last_seen", "name", "total_size", "piece_length",
+                "info_hash_v2")
 TORRENT_COLUMNS = with_excel(TORRENT_BASE)
-TORRENT_TRANSPORT_BASE = ("info_hash", "transport", "connections", "peers", *SUM_FIELDS, "first_seen", "last_seen")
+TORRENT_TRANSPORT_BASE = ("info_hash", "host", "transport", "connections", "peers", *SUM_FIELDS, "first_seen",
+                          "last_seen")
 TORRENT_TRANSPORT_COLUMNS = with_excel(TORRENT_TRANSPORT_BASE)
+TORRENT_HOST_BASE = ("info_hash", "host", "transport", "connections", "peers", *SUM_FIELDS, *INTERNAL_FIELDS,
+                     "internal_connections", "first_seen", "last_seen")
+TORRENT_HOST_COLUMNS = with_excel(TORRENT_HOST_BASE)
 
 
 def _writer(buf):
@@ -70,8 +79,9 @@ def _csv(base_columns, rows) -> str:
 
 
 def torrents_csv(f) -> str:
-    """One row per torrent: its totals over every transport (``transport`` is 'all'; the
-    breakdown is torrent_transports.csv)."""
+    """One row per torrent: the subject's totals (``host`` and ``transport`` are 'all'; the
+    breakdowns are torrent_transports.csv and torrent_hosts.csv); internal_*: exchanges between
+    subject hosts, each byte once (sent by one subject host and received by another)."""
     buf = io.StringIO()
     w = _writer(buf)
     w.writerow(TORRENT_COLUMNS)
@@ -80,39 +90,63 @@ def torrents_csv(f) -> str:
         meta = ["" if v is None else v
                 for v in ((m.name, m.total_size, m.piece_length, m.info_hash_v2) if m else (None,) * 4)]
         w.writerow(_with_excel(TORRENT_BASE, [
-            t.info_hash, "all", t.connections, t.peers, *(getattr(t.sums, k) for k in SUM_FIELDS),
-            iso_ns(t.first_seen_ns), iso_ns(t.last_seen_ns), *meta]))
+            t.info_hash, "all", "all", t.connections, t.peers, *(getattr(t.sums, k) for k in SUM_FIELDS),
+            *(t.internal_bytes, t.internal_acked_bytes, t.internal_bytes, t.internal_acked_bytes),
+            t.internal_connections, iso_ns(t.first_seen_ns), iso_ns(t.last_seen_ns), *meta]))
     return buf.getvalue()
 
 
 def torrent_transports_csv(f) -> str:
-    """One row per torrent and transport (the subject's connections over it): summed per torrent
-    they give torrents.csv's figures (peers aside: a peer may use both transports)."""
+    """One row per torrent and transport (the subject's connections with outside hosts over it, host
+    'all'): summed per torrent they give torrents.csv's figures (peers aside: a peer may use both)."""
     buf = io.StringIO()
     w = _writer(buf)
     w.writerow(TORRENT_TRANSPORT_COLUMNS)
     for t in f.torrents:
         for name, tr in t.transports.items():
             w.writerow(_with_excel(TORRENT_TRANSPORT_BASE, [
-                t.info_hash, name, tr.connections, tr.peers, *(getattr(tr.sums, k) for k in SUM_FIELDS),
+                t.info_hash, "all", name, tr.connections, tr.peers, *(getattr(tr.sums, k) for k in SUM_FIELDS),
                 iso_ns(tr.first_seen_ns), iso_ns(tr.last_seen_ns)]))
+    return buf.getvalue()
+
+
+def torrent_hosts_csv(f) -> str:
+    """One row per torrent and subject host (transport 'all'): the byte figures add up to
+    torrents.csv's; internal_*: what the host received from and sent to the other subject hosts."""
+    buf = io.StringIO()
+    w = _writer(buf)
+    w.writerow(TORRENT_HOST_COLUMNS)
+    for t in f.torrents:
+        for h in t.hosts:
+            w.writerow(_with_excel(TORRENT_HOST_BASE, [
+                t.info_hash, h.host, "all", h.connections, h.peers, *(getattr(h.sums, k) for k in SUM_FIELDS),
+                *(getattr(h.internal, k) for k in SUM_FIELDS[:4]), h.internal_connections,
+                iso_ns(h.first_seen_ns), iso_ns(h.last_seen_ns)]))
     return buf.getvalue()
 
 
 CONNECTION_BASE = (
     "conn_id", "transport", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "initiator_known",
-    "state", "category", "attribution", "attribution_file", "attribution_frame", "attribution_ts",
+    "state", "category", "evidence", "attribution", "attribution_file", "attribution_frame", "attribution_ts",
     "attribution_conn_id", "info_hash", "info_hash_reply", "encryption", "encryption_basis",
     "encryption_context",
-    "flight_src", "flight_dst", "subject_side",
+    "flight_src", "flight_dst", "subject_side", "host",
     "remote_ip", "remote_port", "downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes",
-    "uploaded_acked_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
+    "uploaded_acked_bytes", "downloaded_lower_bytes", "downloaded_upper_bytes", "uploaded_lower_bytes",
+    "uploaded_upper_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
     "reserved_src", "reserved_dst", "ext_handshake_src", "ext_handshake_dst",
     *(f"{f}_{d}" for f in DIRECTION_FIELDS for d in ("src_to_dst", "dst_to_src")),
     "first_file", "first_frame", "first_ts", "last_file", "last_frame", "last_ts",
     "first_block_file", "first_block_frame", "first_block_ts", "last_block_file", "last_block_frame", "last_block_ts",
 )
 CONNECTION_COLUMNS = with_excel(CONNECTION_BASE)
+
+
+BOUND_FIELDS = ("downloaded_lower_bytes", "downloaded_upper_bytes", "uploaded_lower_bytes", "uploaded_upper_bytes")
+
+
+def _blank(v):
+    return "" if v is None else v
 
 
 def _hex(b: bytes | None) -> str:
@@ -129,15 +163,16 @@ def connection_row(v, files: list[str]) -> list:
     s = t.sums
     attributed = r.attribution_frame >= 0
     row = [r.conn_id, r.transport, r.ip_version, r.src_ip, r.src_port, r.dst_ip, r.dst_port,
-           int(r.initiator_known), r.state, r.category, r.attribution,
+           int(r.initiator_known), r.state, r.category, r.evidence, r.attribution,
            files[r.attribution_file] if attributed else "",
            r.attribution_frame if attributed else "",
            iso_ns(r.attribution_ts_ns) if attributed else "",
            "" if v.continues_id is None else v.continues_id, r.info_hash, r.info_hash_reply,
            r.encryption, r.encryption_basis, v.encryption_context, r.flight_src, r.flight_dst,
-           t.side, t.remote_ip if s else "", t.remote_port if s else "",
+           t.side, t.host, t.remote_ip if s else "", t.remote_port if s else "",
            s.downloaded_bytes if s else 0, s.downloaded_acked_bytes if s else 0,       # none of the subject's
-           s.uploaded_bytes if s else 0, s.uploaded_acked_bytes if s else 0,
+           s.uploaded_bytes if s else 0, s.uploaded_acked_bytes if s else 0,           # (with outside hosts)
+           *(_blank(getattr(t.bounds, k)) if s else 0 for k in BOUND_FIELDS),
            peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), r.client(r.fwd), r.client(r.rev),
            _hex(r.fwd.reserved), _hex(r.rev.reserved), _compact(r.fwd.ext), _compact(r.rev.ext)]
     for name in DIRECTION_FIELDS:
@@ -233,6 +268,6 @@ def pex_csv(f) -> str:
 NULLABLE_INTEGER_COLUMNS = {
     "torrents.csv": ("total_size", "piece_length"),
     "connections.csv": ("attribution_frame", "attribution_conn_id", "remote_port", "first_block_frame",
-                        "last_block_frame"),
+                        "last_block_frame", "downloaded_upper_bytes", "uploaded_upper_bytes"),
     "tracker.csv": ("uploaded", "downloaded", "left", "port", "numwant", "interval", "seeders", "leechers"),
 }
