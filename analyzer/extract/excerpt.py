@@ -7,7 +7,7 @@ carry the torrent (and which HTTP tracker connections announced it), each as
 a socket pair, transport and frame range.  The inputs listed in
 manifest.json are then read again, in the analysis's order, with the
 project's reader; they must be where the manifest says, with the same size,
-and (checked once read, by a helper process hashing them meanwhile) the same
+and (checked once read: the reader hashes the bytes it reads) the same
 SHA-256; otherwise nothing is written.
 
 Per batch, the compiled selector (``_select.select``) picks the frames of
@@ -23,13 +23,12 @@ manifest (``extracts[]``).
 from __future__ import annotations
 
 import datetime as _dt
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from analyzer.capture.hashing import FileHasher
 from analyzer.capture.reader import CaptureError, CaptureReader
 from analyzer.decode.fragments import Defragmenter, fragment_key
 from analyzer.digest import sha256_file
@@ -247,33 +246,23 @@ def extract(folder: str | Path, info_hash: str, out: str | Path, *, peer: str | 
             raise ExtractUsageError(f"-o {out}: would overwrite {p}, an input or output of the analysis")
     _check_inputs(plan)
     scope = Scope(T_MIN if t_from is None else t_from, T_MAX if t_to is None else t_to, spec)
-    hasher = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    hashes = [hasher.submit(sha256_file, i.resolved_path) for i in plan.inputs]
     comment = (f"bt-analyzer extract: frames carrying the evidence of info hash {plan.info_hash}"
                + "".join(f", {k} {v}" for k, v in (("peer", peer), ("from", start), ("to", end)) if v))
     writer = ExcerptWriter(out, comment)
     scan = _Scan(plan, scope, writer)
-    notes = []
+    notes, read = [], []
     try:
         for i in plan.inputs:
-            try:
-                reader = CaptureReader(i.resolved_path)
-            except CaptureError as e:
-                notes.append(f"{i.path}: not read ({e}); the analysis could not read it either")
-                continue
-            for b in reader.batches():
-                scan.batch(b, i.index)
-            if reader.report.errors:
-                notes.extend(f"{i.path}: {e}" for e in reader.report.errors)
-        hasher.shutdown(wait=True)
-        for i, h in zip(plan.inputs, hashes):
-            if h.result() != i.sha256:
-                raise ExtractError(f"input {i.path} has changed since the analysis: SHA-256 {h.result()}, the "
-                                   f"manifest says {i.sha256}; no excerpt written")
+            read.append({"path": i.path, "sha256": _scan_input(i, scan, notes)})
+            if i.sha256 is None:
+                notes.append(f"{i.path}: the analysis did not hash it (--no-input-hash): compared by size only; "
+                             f"SHA-256 as read now {read[-1]['sha256']}")
+            elif read[-1]["sha256"] != i.sha256:
+                raise ExtractError(f"input {i.path} has changed since the analysis: SHA-256 {read[-1]['sha256']}, "
+                                   f"the manifest says {i.sha256}; no excerpt written")
         writer.finish([i.path for i in plan.inputs], plan.evidence + list(DATAGRAM_KINDS))
     except BaseException:
         writer.discard()
-        hasher.shutdown(wait=False, cancel_futures=True)
         raise
     if scan.judge.dropped:
         notes.append(f"{scan.judge.dropped} DHT/tracker queries forgotten before their answer (caps)")
@@ -286,11 +275,26 @@ def extract(folder: str | Path, info_hash: str, out: str | Path, *, peer: str | 
         "filters": filters.record(t_from, t_to),
         "connections": plan.connections, "tracker_connections": plan.tracker_connections,
         "frames_by_evidence": scan.by_evidence(),
+        "inputs": read,                  # SHA-256 of each input as read for this excerpt
         "command_line": argv or [],
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }
     record_extract(folder, record)
     return ExtractResult(out, csv_path, plan, writer.total, record["frames_by_evidence"], record, notes)
+
+
+def _scan_input(i, scan: _Scan, notes: list) -> str | None:
+    """Read one input through the selector; its SHA-256 as stored, from the bytes read."""
+    try:
+        reader = CaptureReader(i.resolved_path, hasher=FileHasher())
+    except CaptureError as e:
+        notes.append(f"{i.path}: not read ({e})")
+        return sha256_file(i.resolved_path)
+    for b in reader.batches():
+        scan.batch(b, i.index)
+    if reader.report.errors:
+        notes.extend(f"{i.path}: {e}" for e in reader.report.errors)
+    return reader.sha256
 
 
 def _outputs(folder: Path) -> list[str]:
