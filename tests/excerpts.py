@@ -26,7 +26,8 @@ def cli(*args: str, code: int = 0) -> str:
 
 def analyze(inputs, out: Path, *options: str) -> Path:
     r = CliRunner().invoke(main, ["analyze", *map(str, inputs), "--out", str(out), "--quiet", *options])
-    assert r.exit_code in (0, 3), r.output       # 3: the subject is not in this excerpt (datagrams of others)
+    # 3: the subject is not in this excerpt (datagrams of others); 4: several public captures have no one subject
+    assert r.exit_code in (0, 3, 4), r.output
     return out
 
 

@@ -51,7 +51,9 @@ def test_integer_columns_stay_integers(path):
         return
     plain = pd.read_csv(path)
     nullable = set(NULLABLE_INTEGER_COLUMNS.get(path.name, ()))
-    assert not {c for c in nullable if COUNT.search(c)}, "a count column declared nullable"
+    # an upper bound may be unknowable (uTP packets lost in a capture cut by the snap length): no count
+    assert not {c for c in nullable if COUNT.search(c) and not c.endswith("_upper_bytes")}, \
+        "a count column declared nullable"
     for c in integer_columns(text):
         if c in nullable:
             # empty when absent; read as declared, the values are integers
@@ -61,7 +63,7 @@ def test_integer_columns_stay_integers(path):
         assert (text[c] != "").all(), f"{c}: empty cells but not declared nullable"
         assert plain[c].dtype == "int64", (c, plain[c].dtype)
     for c in text.columns:
-        if COUNT.search(c) and c not in IDENTIFIERS:
+        if COUNT.search(c) and c not in IDENTIFIERS and c not in nullable:
             assert plain[c].dtype == "int64", (c, plain[c].dtype)
 
 
