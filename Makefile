@@ -18,13 +18,18 @@ install: $(VENV)/.installed build
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q setuptools==84.2.1 wheel==0.48.0 Cython==3.3.1 numpy==2.4.6
-	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	$(PY) -m pip install -q --no-build-isolation -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
-# Compiled kernels, rebuilt in place whenever a .pyx/.pxd changes.
-build: $(VENV)/.built
+# Compiled kernels, rebuilt in place whenever a .pyx/.pxd changes; bytecode compiled ahead, so
+# that a run starts without compiling the package (also where PYTHONDONTWRITEBYTECODE is set).
+PYSRC := $(shell find analyzer -name '*.py')
+build: $(VENV)/.built $(VENV)/.bytecode
 $(VENV)/.built: $(VENV)/.installed $(PYX) setup.py
 	$(PY) setup.py -q build_ext --inplace
+	touch $@
+$(VENV)/.bytecode: $(VENV)/.installed $(PYSRC)
+	$(PY) -m compileall -q -j 0 analyzer
 	touch $@
 
 # policy-rc.d (exit 101) forbids invoke-rc.d to start services during the install (the

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import click
 
+# numpy's BLAS is never used here: one thread spares every run the start of a pool
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from analyzer import __version__
 from analyzer.units import format_bytes
 

@@ -17,6 +17,7 @@ import hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
 
 READ_REST = 8 << 20
+MAPPED_CHUNK = 16 << 20          # bytes of a mapped file hashed per task
 
 
 class FileHasher:
@@ -37,6 +38,23 @@ class FileHasher:
         """Hash ``view`` (a region of buffer ``owner`` just read) on the worker thread."""
         self.hashed += len(view)
         self.pending.setdefault(id(owner), []).append(self.pool().submit(self.h.update, view))
+
+    def submit_mapped(self, data, mm, start: int) -> None:
+        """Hash ``data[start:]`` (a file mapped into memory) on the worker thread, in chunks, giving
+        each chunk's pages back once hashed (the scan maps them again if it still needs them)."""
+        import mmap as _mmap
+
+        def chunk(a: int, b: int) -> None:
+            self.h.update(data[a:b])
+            try:
+                lo = a & ~(_mmap.PAGESIZE - 1)
+                mm.madvise(_mmap.MADV_DONTNEED, lo, (b - lo) & ~(_mmap.PAGESIZE - 1))
+            except (ValueError, OSError):
+                pass
+        for a in range(start, len(data), MAPPED_CHUNK):
+            b = min(a + MAPPED_CHUNK, len(data))
+            self.hashed += b - a
+            self.pending.setdefault("mapped", []).append(self.pool().submit(chunk, a, b))
 
     def update(self, data) -> None:
         """Hash ``data`` now, in this thread (after everything submitted before)."""

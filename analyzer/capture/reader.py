@@ -45,6 +45,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import mmap
 import os
 import stat
 import struct
@@ -59,6 +60,8 @@ from analyzer.capture.hashing import FileHasher, HashingRaw
 from analyzer.decode.linktypes import linktype_name
 
 BUFFER_SIZE = 32 << 20
+MAP_AT = 2 * BUFFER_SIZE        # uncompressed files this large are mapped into memory, not read into buffers
+DROP_BEHIND = 16 << 20          # mapped bytes scanned before their pages are given back
 FIRST_READ = 1 << 16
 BATCH_RECORDS = 1 << 15
 MAX_PCAPNG_BLOCK = 16 << 20
@@ -284,6 +287,7 @@ class CaptureReader:
         self._pos = 0
         self._base = 0  # stream offset of _buf[0]
         self._eof = False
+        self._mm = None           # the file mapped into memory (large uncompressed files, see _map)
         try:
             self._read_more()
             magic = bytes(self._buf[:4])
@@ -375,16 +379,46 @@ class CaptureReader:
 
     def raw_position(self) -> int:
         """Bytes of the file as stored read so far (compressed bytes for a compressed file)."""
+        if self._mm is not None:
+            return self._base + self._pos
         try:
             return self._raw.tell()
         except (OSError, ValueError):
             return self.report.size_bytes
+
+    def _map(self) -> None:
+        """A large uncompressed file is scanned where it lies, mapped into memory: no copy into
+        buffers, no buffer to refill; the hasher reads the same pages.  Pages behind the scan are
+        given back as it goes (``_drop_behind``), so memory stays bounded."""
+        if self.report.compression != "none" or self.report.size_bytes < MAP_AT or self._base != 0:
+            return
+        try:
+            mm = mmap.mmap(self._raw.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return                                  # not mappable: the buffers it is
+        mm.madvise(mmap.MADV_SEQUENTIAL)
+        self._mm = mm
+        self._buf, self._spare = np.frombuffer(mm, np.uint8), None
+        if self._hasher is not None:
+            self._hasher.submit_mapped(self._buf, mm, self._fill)
+        self._fill = len(self._buf)
+        self._eof = True
+        self._given_back = 0
+
+    def _drop_behind(self) -> None:
+        done = (self._base + self._pos) & ~(mmap.PAGESIZE - 1)
+        if done - self._given_back >= DROP_BEHIND:
+            self._mm.madvise(mmap.MADV_DONTNEED, self._given_back, done - self._given_back)
+            self._given_back = done
 
     def _finish_hash(self) -> None:
         if self._hasher is not None and self.sha256 is None:
             self.sha256 = self.report.sha256 = self._hasher.finish(self._raw)
 
     def close(self) -> None:
+        if getattr(self, "_mm", None) is not None:
+            self._buf = np.empty(0, np.uint8)         # batches hold no view of it past this point
+            self._mm = None                           # unmapped when the last view is gone
         for f in (getattr(self, "_stream", None), getattr(self, "_raw", None)):
             if f is not None:
                 f.close()
@@ -440,6 +474,7 @@ class CaptureReader:
         """Yield ``Batch`` objects until the end of the file (see module docstring)."""
         frame_no = 1
         self._want = self._buffer_size()      # the first scan uses what the constructor read
+        self._map()
         scan = self._scan_pcap if self.report.format == "pcap" else self._scan_pcapng
         try:
             while True:
@@ -450,6 +485,8 @@ class CaptureReader:
                     self._note_batch(n)
                     yield batch
                     frame_no += n
+                    if self._mm is not None:
+                        self._drop_behind()
                 if status == _scan.ST_FULL:
                     continue
                 if status == _scan.ST_BAD:

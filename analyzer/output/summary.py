@@ -6,7 +6,6 @@ import json
 
 from analyzer import __version__
 from analyzer.findings.torrents import VERIFY_FIELDS
-from analyzer.output.client_state import client_state_json
 from analyzer.findings.transfers import SUM_FIELDS, TransferSums
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.timefmt import iso_ns
@@ -160,6 +159,11 @@ def accounting_json(a) -> dict:
             "capture_damage": a.capture_damage}
 
 
+def _client_state_json(finding) -> list:
+    from analyzer.output.client_state import client_state_json      # only with --client-state
+    return client_state_json(finding)
+
+
 def summary_json(f) -> dict:
     """The summary.json document of findings ``f``."""
     u = f.unattributed
@@ -187,7 +191,7 @@ def summary_json(f) -> dict:
                  "by_subject": e.by_subject, "first_seen": iso_ns(e.first_ns), "last_seen": iso_ns(e.last_ns)}
                 for e in f.lsd],
         "pex": pex_json(f.pex),
-        **({"client_state": client_state_json(f.client_state)} if f.client_state is not None else {}),
+        **({"client_state": _client_state_json(f.client_state)} if f.client_state is not None else {}),
         "carved": f.carved,
         "accounting": accounting_json(f.accounting),
         "notes": f.notes + (list(f.client_state.notes) if f.client_state is not None else []),

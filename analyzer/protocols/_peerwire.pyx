@@ -62,7 +62,19 @@ from libc.string cimport memcpy, memcmp, memmove
 from libc.stdlib cimport malloc, realloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
-from analyzer.protocols import events as ev
+
+
+class _Events:
+    """The event types (events.py), imported when the first event is made: the engine asks for
+    none, and importing them costs a run's start-up."""
+
+    def __getattr__(self, name):
+        from analyzer.protocols import events
+        globals()["ev"] = events
+        return getattr(events, name)
+
+
+ev = _Events()
 
 cdef enum:
     S_HANDSHAKE = 0

@@ -73,7 +73,10 @@ class ReportData:
         self.torrents = torrents
         self.hashes = hashes = hashes_of(torrents)
         timeline = timeline[timeline["info_hash"].isin(hashes)]
-        self.peers = peers[peers["info_hash"].isin(hashes)]
+        peers = peers[peers["info_hash"].isin(hashes)]
+        if "internal" in peers.columns:          # other hosts of a network subject are not its peers
+            peers = peers[~peers["internal"].astype(bool)]
+        self.peers = peers
         conns = conns[(conns["category"] == "bittorrent") & conns["info_hash"].isin(hashes)
                       & (conns["subject_side"].isin(["src", "dst"]))]
         conns = conns.assign(first_ts=pd.to_datetime(conns["first_ts"], utc=True),

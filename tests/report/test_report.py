@@ -446,3 +446,33 @@ def test_evidence_table_says_when_the_end_hash_differs_or_is_missing(out):
                                                       {"source": None}, ("2026-12-01", "given"), Fixed(status, sha)))
         evidence = html.split('id="tab-evidence"')[1].split("</table>")[0]
         assert says in evidence, status
+
+
+def test_network_subject_has_a_table_per_host_and_no_internal_peers(tmp_path):
+    """A subject of several hosts (--local 127.0.0.0/30): each torrent gets a per-host table whose
+    rows add up to the subject's figures, the internal traffic is named once, and the subject's own
+    hosts are not listed among its remote peers."""
+    out = tmp_path / "out"
+    run("analyze", SAMPLE, "--local", "127.0.0.0/30", "--torrent", TORRENT, "--out", out, "--quiet", "--report")
+    s = json.loads((out / "summary.json").read_text())
+    html = (out / "report" / "report.html").read_text()
+    text = norm(" ".join(pdf_pages(out / "report" / "report.pdf")))
+    for k, t in enumerate(s["torrents"]):
+        hosts = t["hosts"]
+        assert len(hosts) > 1
+        assert sum(h["downloaded_bytes"] for h in hosts) == t["downloaded_bytes"]
+        assert sum(h["uploaded_bytes"] for h in hosts) == t["uploaded_bytes"]
+        table = html.split('<caption>')[1:]
+        host_tables = [c for c in table if "Piece bytes per host of the subject" in c]
+        assert len(host_tables) == len(s["torrents"])
+        body = host_tables[k].split("</table>")[0]
+        for h in hosts:
+            assert f"<td>{h['host']}</td>" in body
+        assert "Subject total" in body and "counted once" in body
+        peers_tables = [c for c in table if "Piece bytes per remote address" in c.split("</caption>")[0]]
+        assert len(peers_tables) == len(s["torrents"])
+        rows = peers_tables[k].split("</table>")[0]
+        assert "<td>" in rows
+        for h in hosts:
+            assert h["host"] not in rows, "a subject host listed as a remote peer"
+    assert re.search(r"the subject being several hosts, Table \d+ gives each host", text)
