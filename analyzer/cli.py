@@ -95,9 +95,9 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
-    torrents.csv, connections.csv, tracker.csv, dht.csv, pieces.csv (with
-    --torrent or rebuilt metadata), timeline.parquet, peers.parquet and
-    manifest.json into --out; with --report also --out/report/.
+    torrents.csv, torrent_transports.csv, connections.csv, tracker.csv, dht.csv,
+    pex.csv, pieces.csv (with --torrent or rebuilt metadata), timeline.parquet,
+    peers.parquet and manifest.json into --out; with --report also --out/report/.
     """
     from analyzer.analysis import analyze as run
     from analyzer.case import CaseError, load_case
@@ -207,6 +207,49 @@ def report(folder, case_file, torrent_filter, start, end, tz, date, no_rehash, d
 
 
 @main.command()
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--info-hash", "info_hash", required=True, metavar="H",
+              help="The torrent: its info hash (40 hex digits, or a v2 hash of 64) as in summary.json.")
+@click.option("--peer", default=None, metavar="IP[:PORT]",
+              help="Only the subject's connections with this remote (IP, IP:PORT, [v6]:PORT or a CIDR network), "
+                   "and the tracker, DHT and LSD messages exchanged with that address.")
+@click.option("--from", "start", default=None, metavar="TIME",
+              help="Only frames from this time on: date, time and zone, e.g. 2026-11-28T17:52:48Z.")
+@click.option("--to", "end", default=None, metavar="TIME", help="Only frames up to this time (as --from).")
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              metavar="FILE.pcapng", help="The excerpt; FILE.frames.csv is written beside it.")
+@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
+def extract(folder, info_hash, peer, start, end, output, debug):
+    """Write the frames that carry one torrent's evidence, from the original captures of the analysis
+    in FOLDER, to FILE.pcapng (original times and link types) with FILE.frames.csv (each excerpt frame's
+    original file and frame number); both are hashed into FOLDER/manifest.json (extracts).
+
+    Taken: the torrent's connections (TCP and uTP: handshakes, messages, acknowledgements, IP fragments),
+    the HTTP tracker connections that announced it, and the DHT, UDP tracker and LSD messages naming it
+    (with their answers).  The inputs must be unchanged (size and SHA-256 as in the manifest)."""
+    from analyzer.extract import ExtractError, ExtractUsageError, extract as run
+    try:
+        result = run(folder, info_hash, output, peer=peer, start=start, end=end,
+                     argv=["bt-analyzer", *sys.argv[1:]])
+    except ExtractUsageError as e:
+        raise click.UsageError(str(e)) from None
+    except ExtractError as e:
+        raise click.ClickException(str(e)) from None
+    except Exception as e:
+        if debug or os.environ.get("BT_ANALYZER_DEBUG"):
+            traceback.print_exc()
+        raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
+    for note in result.notes:
+        click.echo(f"bt-analyzer: {note}", err=True)
+    kinds = ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in result.by_evidence.items() if n)
+    click.echo(f"info hash {result.plan.info_hash}: {result.frames:,} frames ({kinds or 'none'}) from "
+               f"{result.plan.connections:,} connection(s)"
+               + (f" and {result.plan.tracker_connections:,} tracker connection(s)"
+                  if result.plan.tracker_connections else ""))
+    click.echo(f"wrote {result.pcapng} and {result.frames_csv}; recorded in {folder / 'manifest.json'}")
+
+
+@main.command()
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--quiet", is_flag=True, help="Print only differences.")
 def verify(folder, quiet):
@@ -295,31 +338,17 @@ def render_summary(summary: dict, out_dir: Path) -> str:
              *([f"  ambiguous: {subject['basis']}",
                 "  candidates: " + "; ".join(_candidate_text(c) for c in subject["candidates"][:5])]
                if subject["ambiguous"] else []),
-             f"inputs: {len(summary['inputs'])} file(s), {acc['frames']} frames, "
+             f"inputs: {len(summary['inputs']):,} file(s), {acc['frames']:,} frames, "
              f"{format_bytes(acc['bytes'])} on the wire", ""]
     for t in summary["torrents"]:
-        aliases = f" (also {', '.join(t['info_hash_aliases'])})" if t["info_hash_aliases"] else ""
-        named = f"  \"{t['name']}\", {t['total_size']:,} B" if t.get("name") is not None else ""
-        lines += [
-            f"torrent {t['info_hash']}{aliases}{named}",
-            f"  downloaded {t['downloaded_bytes']:>15,} B  {format_bytes(t['downloaded_bytes']):>22}"
-            f"   acknowledged {t['downloaded_acked_bytes']:,} B",
-            f"  uploaded   {t['uploaded_bytes']:>15,} B  {format_bytes(t['uploaded_bytes']):>22}"
-            f"   acknowledged {t['uploaded_acked_bytes']:,} B",
-            f"  {t['peers']} peer(s), {t['connections']} connection(s), {t['first_seen']} to {t['last_seen']}",
-        ]
-        lines += _bounds_lines(t["bounds"])
-        v = t.get("verification")
-        if v:
-            lines.append(f"  verified: downloaded {v['verified_downloaded_bytes']:,} B "
-                         f"({v['pieces_downloaded_verified']} pieces, {v['pieces_downloaded_failed']} failed), "
-                         f"uploaded {v['verified_uploaded_bytes']:,} B; holds "
-                         f"{100 * (v['held_share'] or 0):.1f}% of the torrent")
+        lines += torrent_lines(t)
+    if len(summary["torrents"]) > 1:
+        lines += totals_lines(summary["torrents"])
     if not summary["torrents"]:
         lines.append("no torrent (info_hash) seen")
     u = summary["unattributed"]
     if u["connections"]:
-        lines.append(f"BitTorrent without info_hash (no handshake captured): {u['connections']} connection(s), "
+        lines.append(f"BitTorrent without info_hash (no handshake captured): {u['connections']:,} connection(s), "
                      f"downloaded {u['downloaded_bytes']:,} B, uploaded {u['uploaded_bytes']:,} B")
         lines += _bounds_lines(u["bounds"])
     lines.append("")
@@ -329,12 +358,56 @@ def render_summary(summary: dict, out_dir: Path) -> str:
             lines.append(f"  {name:24} {c['frames']:>12,} frames  {c['bytes']:>15,} B")
     gaps = acc["gap_bytes"]
     if any(gaps.values()):
-        lines.append(f"capture gaps: {gaps['to_subject']} bytes to the subject, "
-                     f"{gaps['from_subject']} from it, {gaps['not_involving_subject']} elsewhere")
+        lines.append(f"capture gaps: {gaps['to_subject']:,} B to the subject, "
+                     f"{gaps['from_subject']:,} B from it, {gaps['not_involving_subject']:,} B elsewhere")
     lines.append("")
     lines.extend(input_status_table(summary["inputs"]))
     lines.append(f"written to {out_dir}/")
     return "\n".join(lines)
+
+
+def torrent_lines(t: dict) -> list[str]:
+    """One torrent of summary.json for the terminal."""
+    aliases = f" (also {', '.join(t['info_hash_aliases'])})" if t["info_hash_aliases"] else ""
+    named = f"  \"{t['name']}\", {t['total_size']:,} B" if t.get("name") is not None else ""
+    lines = [
+        f"torrent {t['info_hash']}{aliases}{named}",
+        f"  downloaded {t['downloaded_bytes']:>15,} B  {format_bytes(t['downloaded_bytes']):>22}"
+        f"   acknowledged {t['downloaded_acked_bytes']:,} B",
+        f"  uploaded   {t['uploaded_bytes']:>15,} B  {format_bytes(t['uploaded_bytes']):>22}"
+        f"   acknowledged {t['uploaded_acked_bytes']:,} B",
+        f"  {t['peers']:,} peer(s), {t['connections']:,} connection(s), {t['first_seen']} to {t['last_seen']}"
+        if t["first_seen"] else "  no connection of the subject" + (
+            f"; {t['other_connections']:,} between other hosts" if t.get("other_connections") else ""),
+    ]
+    lines += _bounds_lines(t["bounds"])
+    v = t.get("verification")
+    if v:
+        lines.append(f"  verified: downloaded {v['verified_downloaded_bytes']:,} B "
+                     f"({v['pieces_downloaded_verified']:,} pieces, {v['pieces_downloaded_failed']:,} failed), "
+                     f"uploaded {v['verified_uploaded_bytes']:,} B; holds "
+                     f"{100 * (v['held_share'] or 0):.1f}% of the torrent")
+        for d in ("downloaded", "uploaded"):
+            redundant, failed = v[f"redundant_{d}_bytes"], v[f"failed_{d}_bytes"]
+            if redundant or failed:
+                size = t.get("total_size")
+                beyond = (f" (downloaded exceeds the torrent's size by {t[f'{d}_bytes'] - size:,} B)"
+                          if d == "downloaded" and size is not None and t[f"{d}_bytes"] > size else "")
+                lines.append(f"  {d} beyond the verified pieces: {redundant:,} B redundant, "
+                             f"{failed:,} B in pieces that failed the hash check{beyond}")
+    return lines
+
+
+def totals_lines(torrents: list[dict]) -> list[str]:
+    """The sums over every torrent (bytes and connections: each connection is one torrent's)."""
+    def total(k):
+        return sum(t[k] for t in torrents)
+    return [f"all {len(torrents):,} torrents",
+            f"  downloaded {total('downloaded_bytes'):>15,} B  {format_bytes(total('downloaded_bytes')):>22}"
+            f"   acknowledged {total('downloaded_acked_bytes'):,} B",
+            f"  uploaded   {total('uploaded_bytes'):>15,} B  {format_bytes(total('uploaded_bytes')):>22}"
+            f"   acknowledged {total('uploaded_acked_bytes'):,} B",
+            f"  {total('connections'):,} connection(s)"]
 
 
 def _bounds_lines(b: dict) -> list[str]:
@@ -343,7 +416,7 @@ def _bounds_lines(b: dict) -> list[str]:
         return []
     def upper(v):
         return "unknown" if v is None else f"{v:,} B"
-    out = [f"  cut by the snap length ({b['truncated_connections']} connection(s)): downloaded between "
+    out = [f"  cut by the snap length ({b['truncated_connections']:,} connection(s)): downloaded between "
            f"{b['downloaded_lower_bytes']:,} B and {upper(b['downloaded_upper_bytes'])}, uploaded between "
            f"{b['uploaded_lower_bytes']:,} B and {upper(b['uploaded_upper_bytes'])}"]
     return out + [f"  {basis}" for basis in b["info_hash_from_announces"]]
@@ -351,12 +424,12 @@ def _bounds_lines(b: dict) -> list[str]:
 
 def _candidate_text(c: dict) -> str:
     e = c["evidence"]
-    parts = [f"end of {e['connections']}/{e['of']} connections" if e["of"] else "",
-             f"connected to from {e['connected_from']} addresses" if e["connected_from"] else "",
-             f"{e['tracker_announces']} tracker announces" if e["tracker_announces"] else "",
-             f"{e['lsd_announces']} LSD announces" if e["lsd_announces"] else "",
-             f"{e['dht_queries']} DHT get_peers/announce_peer" if e["dht_queries"] else "",
-             f"end of {e['dht_messages']}/{e['dht_of']} DHT messages" if e["dht_of"] else ""]
+    parts = [f"end of {e['connections']:,}/{e['of']:,} connections" if e["of"] else "",
+             f"connected to from {e['connected_from']:,} addresses" if e["connected_from"] else "",
+             f"{e['tracker_announces']:,} tracker announces" if e["tracker_announces"] else "",
+             f"{e['lsd_announces']:,} LSD announces" if e["lsd_announces"] else "",
+             f"{e['dht_queries']:,} DHT get_peers/announce_peer" if e["dht_queries"] else "",
+             f"end of {e['dht_messages']:,}/{e['dht_of']:,} DHT messages" if e["dht_of"] else ""]
     return f"{c['address']} ({', '.join(p for p in parts if p) or 'no evidence'})"
 
 
@@ -372,8 +445,8 @@ def input_status_table(inputs: list[dict]) -> list[str]:
             if i["errors"] else ""
         rows.append(f"  {status:10} {i['frames']:>12,} frames  {i['path']}{reason}")
     total = sum(i["size_bytes"] or 0 for i in inputs)
-    return ["inputs:", *rows, f"  {len(inputs)} file(s), {format_bytes(total)}: {counts['ok']} ok, "
-            f"{counts['damaged']} damaged, {counts['unreadable']} unreadable"]
+    return ["inputs:", *rows, f"  {len(inputs):,} file(s), {format_bytes(total)}: {counts['ok']:,} ok, "
+            f"{counts['damaged']:,} damaged, {counts['unreadable']:,} unreadable"]
 
 
 if __name__ == "__main__":

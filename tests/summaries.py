@@ -27,3 +27,11 @@ def tracker_csv(result, subject=None) -> str:
 
 def torrents_csv(result, subject=None) -> str:
     return tables.torrents_csv(build_findings(result, subject))
+
+
+def torrent_transports_csv(result, subject=None) -> str:
+    return tables.torrent_transports_csv(build_findings(result, subject))
+
+
+def torrent_hosts_csv(result, subject=None) -> str:
+    return tables.torrent_hosts_csv(build_findings(result, subject))

@@ -13,6 +13,7 @@ Layers, lowest first (a module may import its own layer and those below):
     findings                        the subject-relative view of a run
     output                          writers of the output folder
     report                          the document, read from the output folder only
+    extract                         the disclosure excerpt: an output folder and its inputs -> pcapng
     cli                             thin commands
 
 The graph is read from the source (``import`` statements, including those
@@ -42,6 +43,7 @@ LAYERS = [
     {"analyzer.findings"},
     {"analyzer.output"},
     {"analyzer.report"},
+    {"analyzer.extract"},
     {"analyzer.cli"},
 ]
 # within the low layer, the order bytes travel in (a layer may use those before it)

@@ -172,14 +172,19 @@ def test_a_subject_network_gives_figures_per_host_and_internal_traffic_once(tmp_
     assert t["uploaded_bytes"] == sum(h["uploaded_bytes"] for h in hosts.values())
     assert t["downloaded_bytes"] == sum(h["downloaded_bytes"] for h in hosts.values())
     assert t["peers"] == 1 and t["connections"] == 2 and t["other_connections"] == 0
-    # the tables: torrents.csv host rows, connections.csv host column, peers and timeline per host
+    # the tables: torrents.csv totals, torrent_hosts.csv per host, connections.csv host column, peers and
+    # timeline per host
     import csv
     import io
-    from summaries import connections_csv, torrents_csv
-    rows = list(csv.DictReader(io.StringIO(torrents_csv(result))))
-    assert [(r["host"], r["transport"]) for r in rows] == [("all", "all"), ("all", "tcp"), ("127.0.0.2", "all"),
-                                                           ("127.0.0.3", "all")]
-    assert int(rows[0]["internal_uploaded_bytes"]) == int(rows[0]["internal_downloaded_bytes"]) == t["internal_bytes"]
+    from summaries import connections_csv, torrent_hosts_csv, torrent_transports_csv, torrents_csv
+    [total] = csv.DictReader(io.StringIO(torrents_csv(result)))
+    assert (total["host"], total["transport"]) == ("all", "all")
+    assert int(total["internal_uploaded_bytes"]) == int(total["internal_downloaded_bytes"]) == t["internal_bytes"]
+    assert [(r["host"], r["transport"]) for r in csv.DictReader(io.StringIO(torrent_transports_csv(result)))] == \
+        [("all", "tcp")]
+    rows = list(csv.DictReader(io.StringIO(torrent_hosts_csv(result))))
+    assert [(r["host"], r["transport"]) for r in rows] == [("127.0.0.2", "all"), ("127.0.0.3", "all")]
+    assert sum(int(r["uploaded_bytes"]) for r in rows) == int(total["uploaded_bytes"])
     conns = {(r["host"], r["subject_side"]) for r in csv.DictReader(io.StringIO(connections_csv(result)))}
     assert conns == {("127.0.0.2", "dst"), ("127.0.0.3", "dst"), ("", "both")}
     from analyzer.findings import build_findings

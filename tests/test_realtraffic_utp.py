@@ -61,11 +61,19 @@ def test_mixed_swarm_subject_uses_both_transports(tmp_path):
     [t] = summary["torrents"]
     for k in ("downloaded_bytes", "uploaded_bytes", "downloaded_acked_bytes", "uploaded_acked_bytes"):
         assert per["tcp"][k] + per["utp"][k] == t[k]
-    # the CSVs split by transport too
-    from summaries import connections_csv, torrents_csv
-    rows = torrents_csv(result).splitlines()[1:]
-    assert [tuple(r.split(",")[1:3]) for r in rows] == [("all", "all"), ("all", "tcp"), ("all", "utp"),
-                                                        ("127.0.0.3", "all")]
+    # the CSVs split by transport too: totals in torrents.csv, the breakdown apart
+    import csv
+    import io
+    from summaries import connections_csv, torrent_transports_csv, torrents_csv
+    [total] = csv.DictReader(io.StringIO(torrents_csv(result)))
+    rows = list(csv.DictReader(io.StringIO(torrent_transports_csv(result))))
+    assert total["transport"] == "all" and [r["transport"] for r in rows] == ["tcp", "utp"]
+    for k in ("connections", "downloaded_bytes", "uploaded_bytes", "downloaded_acked_bytes", "uploaded_acked_bytes"):
+        assert sum(int(r[k]) for r in rows) == int(total[k]), k
+    assert all(int(r["peers"]) >= 1 for r in rows)
+    from summaries import torrent_hosts_csv
+    assert [(r["host"], r["transport"]) for r in csv.DictReader(io.StringIO(torrent_hosts_csv(result)))] == \
+        [("127.0.0.3", "all")]
     transports = {line.split(",")[1] for line in connections_csv(result).splitlines()[1:]}
     assert transports == {"tcp", "utp"}
 

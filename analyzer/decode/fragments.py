@@ -198,3 +198,9 @@ def _parse_v6(ip: bytes):
             return None
         nh_pos, nh, off = off, ip[off], off + (ip[off + 1] + 1) * 8
     return None
+
+
+def fragment_key(ipver: int, ip: bytes):
+    """The key ``Defragmenter`` groups a fragment under (its datagram), or None if unparsable."""
+    parsed = _parse_v4(ip) if ipver == 4 else _parse_v6(ip)
+    return None if parsed is None else parsed[0]

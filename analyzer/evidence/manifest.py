@@ -4,7 +4,8 @@ The manifest (written by ``analyzer.output``) records the SHA-256
 of every input (as stored) and every output file.  ``verify_folder`` re-hashes
 them and lists every difference: a modified, missing or unreadable file, and
 any file in the folder that the manifest does not list.  The .torrent files
-and the case file given to the analysis are inputs too.
+and the case file given to the analysis are inputs too; disclosure excerpts
+(``extracts[]``: each pcapng and its frames.csv) are checked like outputs.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from analyzer.digest import sha256_file
 
 @dataclass(frozen=True)
 class Check:
-    kind: str        # "input", "output", or "extra" (a file in the folder the manifest does not list)
+    kind: str        # "input", "output", "extract", or "extra" (a file in the folder the manifest does not list)
     path: str
     expected: str | None
     actual: str | None
@@ -69,6 +70,14 @@ def verify_folder(folder: Path) -> list[Check]:
     for entry in manifest.get("outputs", []):
         listed.add(entry["path"])
         checks.append(Check("output", entry["path"], entry.get("sha256"), sha256_file(folder / entry["path"])))
+    for entry in manifest.get("extracts", []):
+        for f in (entry, entry.get("frames_csv") or {}):
+            if "path" not in f:
+                continue
+            inside = not Path(f["path"]).is_absolute()
+            listed.add(f["path"])
+            path = folder / f["path"] if inside else Path(f.get("resolved_path") or f["path"])
+            checks.append(Check("extract", f["path"], f.get("sha256"), sha256_file(path)))
     for p in sorted(folder.rglob("*")):
         name = str(p.relative_to(folder))
         if p.is_file() and name != "manifest.json" and name not in listed:

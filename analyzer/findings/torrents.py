@@ -76,8 +76,17 @@ def meta_for(info_hash: str, aliases, metas) -> object | None:
 
 @dataclass(slots=True)
 class TransportFigures:
+    """A torrent's figures over one transport (the subject's connections)."""
+
     connections: int = 0
     sums: TransferSums = field(default_factory=TransferSums)
+    remotes: set = field(default_factory=set)          # distinct remote addresses
+    first_seen_ns: int | None = None
+    last_seen_ns: int | None = None
+
+    @property
+    def peers(self) -> int:
+        return len(self.remotes)
 
 
 @dataclass
@@ -262,6 +271,9 @@ class TorrentAccumulator:
         tr = a.transports[r.transport]
         tr.connections += 1
         tr.sums.add(t.sums)
+        tr.remotes.add(t.remote_ip)
+        tr.first_seen_ns = r.first_ts_ns if tr.first_seen_ns is None else min(tr.first_seen_ns, r.first_ts_ns)
+        tr.last_seen_ns = r.last_ts_ns if tr.last_seen_ns is None else max(tr.last_seen_ns, r.last_ts_ns)
         a.peers.add(t.remote_ip)
         if t.remote_peer_id:
             a.peer_ids.add(t.remote_peer_id)

@@ -18,7 +18,8 @@ from analyzer.safeio import SafeDir
 from analyzer.output.manifest import manifest_json
 from analyzer.output.parquet import peers_table, timeline_table, write_parquet
 from analyzer.output.summary import dumps, summary_json
-from analyzer.output.tables import dht_csv, pex_csv, pieces_csv, torrents_csv, tracker_csv, write_connections_csv
+from analyzer.output.tables import (dht_csv, pex_csv, pieces_csv, torrent_hosts_csv, torrent_transports_csv,
+                                    torrents_csv, tracker_csv, write_connections_csv)
 
 
 class _Hashing(io.RawIOBase):
@@ -78,6 +79,8 @@ def write_outputs(f, out_dir: Path, *, argv: list[str], started: _dt.datetime) -
     files = {
         "summary.json": dumps(summary),
         "torrents.csv": torrents_csv(f),
+        "torrent_transports.csv": torrent_transports_csv(f),
+        "torrent_hosts.csv": torrent_hosts_csv(f),
         "tracker.csv": tracker_csv(f),
         "dht.csv": dht_csv(f),
         "pex.csv": pex_csv(f),

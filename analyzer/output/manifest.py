@@ -79,3 +79,14 @@ def add_to_manifest(out_dir: Path, files: list[Path], finished: bool = False) ->
         manifest["finished_utc"] = utc(now_utc())
     with SafeDir.open(out_dir) as d:
         d.write_text("manifest.json", dumps(manifest))
+
+
+def record_extract(out_dir: Path, entry: dict) -> None:
+    """Add a disclosure excerpt (``bt-analyzer extract``) to manifest.json ``extracts[]``; an earlier
+    excerpt written to the same file is replaced."""
+    path = Path(out_dir) / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    extracts = [e for e in manifest.get("extracts", []) if e.get("resolved_path") != entry["resolved_path"]]
+    manifest["extracts"] = sorted([*extracts, entry], key=lambda e: e["path"])
+    with SafeDir.open(out_dir, create=False) as d:
+        d.write_text("manifest.json", dumps(manifest))

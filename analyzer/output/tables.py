@@ -1,5 +1,21 @@
-"""The CSV tables: torrents.csv, connections.csv (streamed), tracker.csv, pieces.csv,
-dht.csv and pex.csv, from the findings (columns described in the README)."""
+"""The CSV tables: torrents.csv, torrent_transports.csv, torrent_hosts.csv, connections.csv
+(streamed), tracker.csv, pieces.csv, dht.csv and pex.csv, from the findings (columns described in
+the README).
+
+Conventions, so that ``pandas.read_csv`` gives int64 for every count:
+
+* a count the analysis measured is never empty; 0 where zero is true (a connection without the
+  subject moved none of the subject's bytes);
+* a breakdown is its own file (per transport: torrent_transports.csv, per subject host:
+  torrent_hosts.csv), never rows among the totals;
+* an integer that may not exist is empty: a reference (a frame, port or connection id with
+  nothing to name), a value another party reported (a tracker's interval, seeders and leechers,
+  a client's counters in an announce, the sizes in a torrent's metadata) or an upper bound that
+  cannot be given (uTP packets lost in a capture cut by a snap length).  Those columns are listed
+  in ``NULLABLE_INTEGER_COLUMNS`` (read them with ``dtype="Int64"``);
+* every time is ISO 8601 UTC with nanoseconds, followed by ``<name>_excel``: the same time as
+  ``YYYY-MM-DD HH:MM:SS.fff`` (UTC, truncated to the millisecond), which spreadsheets parse.
+"""
 from __future__ import annotations
 
 import csv
@@ -12,31 +28,60 @@ from analyzer.output.summary import announce_json
 from analyzer.sessions.records import DIRECTION_FIELDS
 from analyzer.timefmt import iso_ns
 
+TIME_COLUMNS = ("first_seen", "last_seen", "ts", "first_ts", "last_ts", "attribution_ts", "first_block_ts",
+                "last_block_ts")
+
+
+def with_excel(columns) -> tuple:
+    """The columns with ``<time>_excel`` right after each time column."""
+    return tuple(c for name in columns for c in ((name, name + "_excel") if name in TIME_COLUMNS else (name,)))
+
+
+def excel_time(iso: str | None) -> str:
+    """'2026-11-28T17:52:48.903610000Z' (timefmt.iso_ns) -> '2026-11-28 17:52:48.903' ('' for none)."""
+    return f"{iso[:10]} {iso[11:23]}" if iso else ""
+
+
+def _with_excel(base_columns, values: list) -> list:
+    out = []
+    for name, v in zip(base_columns, values):
+        out.append(v)
+        if name in TIME_COLUMNS:
+            out.append(excel_time(v))
+    return out
+
+
 INTERNAL_FIELDS = tuple(f"internal_{k}" for k in SUM_FIELDS[:4])
-TORRENT_COLUMNS = ("info_hash", "host", "transport", "connections", "peers", *SUM_FIELDS, *INTERNAL_FIELDS,
-                   "internal_connections", "first_seen", "last_seen", "name", "total_size", "piece_length",
-                   "info_hash_v2")
+TORRENT_BASE = ("info_hash", "host", "transport", "connections", "peers", *SUM_FIELDS, *INTERNAL_FIELDS,
+                "internal_connections", "first_seen", "last_seen", "name", "total_size", "piece_length",
+                "info_hash_v2")
+TORRENT_COLUMNS = with_excel(TORRENT_BASE)
+TORRENT_TRANSPORT_BASE = ("info_hash", "host", "transport", "connections", "peers", *SUM_FIELDS, "first_seen",
+                          "last_seen")
+TORRENT_TRANSPORT_COLUMNS = with_excel(TORRENT_TRANSPORT_BASE)
+TORRENT_HOST_BASE = ("info_hash", "host", "transport", "connections", "peers", *SUM_FIELDS, *INTERNAL_FIELDS,
+                     "internal_connections", "first_seen", "last_seen")
+TORRENT_HOST_COLUMNS = with_excel(TORRENT_HOST_BASE)
 
 
 def _writer(buf):
     return csv.writer(buf, lineterminator="\n")
 
 
-def _csv(columns, rows) -> str:
-    """Rows (dicts) under ``columns``; None is written as an empty cell."""
+def _csv(base_columns, rows) -> str:
+    """Rows (dicts) under ``base_columns`` (and their excel twins); None is written as an empty cell."""
     buf = io.StringIO()
     w = _writer(buf)
-    w.writerow(columns)
+    w.writerow(with_excel(base_columns))
     for row in rows:
-        w.writerow(["" if row[c] is None else row[c] for c in columns])
+        w.writerow(_with_excel(base_columns, ["" if row[c] is None else row[c] for c in base_columns]))
     return buf.getvalue()
 
 
 def torrents_csv(f) -> str:
-    """Per torrent: the subject's total (host 'all', transport 'all'), then one row per transport
-    (host 'all'), then one per subject host (transport 'all').  The byte figures of the host rows
-    add up to the total row's; internal_*: exchanges between subject hosts (the total row: each
-    byte once, sent by one subject host and received by another)."""
+    """One row per torrent: the subject's totals (``host`` and ``transport`` are 'all'; the
+    breakdowns are torrent_transports.csv and torrent_hosts.csv); internal_*: exchanges between
+    subject hosts, each byte once (sent by one subject host and received by another)."""
     buf = io.StringIO()
     w = _writer(buf)
     w.writerow(TORRENT_COLUMNS)
@@ -44,20 +89,43 @@ def torrents_csv(f) -> str:
         m = t.meta
         meta = ["" if v is None else v
                 for v in ((m.name, m.total_size, m.piece_length, m.info_hash_v2) if m else (None,) * 4)]
-        w.writerow([t.info_hash, "all", "all", t.connections, t.peers, *(getattr(t.sums, k) for k in SUM_FIELDS),
-                    *(t.internal_bytes, t.internal_acked_bytes, t.internal_bytes, t.internal_acked_bytes),
-                    t.internal_connections, iso_ns(t.first_seen_ns), iso_ns(t.last_seen_ns), *meta])
-        for name, tr in t.transports.items():
-            w.writerow([t.info_hash, "all", name, tr.connections, "", *(getattr(tr.sums, k) for k in SUM_FIELDS),
-                        "", "", "", "", "", "", "", *meta])
-        for h in t.hosts:
-            w.writerow([t.info_hash, h.host, "all", h.connections, h.peers, *(getattr(h.sums, k) for k in SUM_FIELDS),
-                        *(getattr(h.internal, k) for k in SUM_FIELDS[:4]), h.internal_connections,
-                        iso_ns(h.first_seen_ns), iso_ns(h.last_seen_ns), *meta])
+        w.writerow(_with_excel(TORRENT_BASE, [
+            t.info_hash, "all", "all", t.connections, t.peers, *(getattr(t.sums, k) for k in SUM_FIELDS),
+            *(t.internal_bytes, t.internal_acked_bytes, t.internal_bytes, t.internal_acked_bytes),
+            t.internal_connections, iso_ns(t.first_seen_ns), iso_ns(t.last_seen_ns), *meta]))
     return buf.getvalue()
 
 
-CONNECTION_COLUMNS = (
+def torrent_transports_csv(f) -> str:
+    """One row per torrent and transport (the subject's connections with outside hosts over it, host
+    'all'): summed per torrent they give torrents.csv's figures (peers aside: a peer may use both)."""
+    buf = io.StringIO()
+    w = _writer(buf)
+    w.writerow(TORRENT_TRANSPORT_COLUMNS)
+    for t in f.torrents:
+        for name, tr in t.transports.items():
+            w.writerow(_with_excel(TORRENT_TRANSPORT_BASE, [
+                t.info_hash, "all", name, tr.connections, tr.peers, *(getattr(tr.sums, k) for k in SUM_FIELDS),
+                iso_ns(tr.first_seen_ns), iso_ns(tr.last_seen_ns)]))
+    return buf.getvalue()
+
+
+def torrent_hosts_csv(f) -> str:
+    """One row per torrent and subject host (transport 'all'): the byte figures add up to
+    torrents.csv's; internal_*: what the host received from and sent to the other subject hosts."""
+    buf = io.StringIO()
+    w = _writer(buf)
+    w.writerow(TORRENT_HOST_COLUMNS)
+    for t in f.torrents:
+        for h in t.hosts:
+            w.writerow(_with_excel(TORRENT_HOST_BASE, [
+                t.info_hash, h.host, "all", h.connections, h.peers, *(getattr(h.sums, k) for k in SUM_FIELDS),
+                *(getattr(h.internal, k) for k in SUM_FIELDS[:4]), h.internal_connections,
+                iso_ns(h.first_seen_ns), iso_ns(h.last_seen_ns)]))
+    return buf.getvalue()
+
+
+CONNECTION_BASE = (
     "conn_id", "transport", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "initiator_known",
     "state", "category", "evidence", "attribution", "attribution_file", "attribution_frame", "attribution_ts",
     "attribution_conn_id", "info_hash", "info_hash_reply", "encryption", "encryption_basis",
@@ -71,6 +139,7 @@ CONNECTION_COLUMNS = (
     "first_file", "first_frame", "first_ts", "last_file", "last_frame", "last_ts",
     "first_block_file", "first_block_frame", "first_block_ts", "last_block_file", "last_block_frame", "last_block_ts",
 )
+CONNECTION_COLUMNS = with_excel(CONNECTION_BASE)
 
 
 BOUND_FIELDS = ("downloaded_lower_bytes", "downloaded_upper_bytes", "uploaded_lower_bytes", "uploaded_upper_bytes")
@@ -101,9 +170,9 @@ def connection_row(v, files: list[str]) -> list:
            "" if v.continues_id is None else v.continues_id, r.info_hash, r.info_hash_reply,
            r.encryption, r.encryption_basis, v.encryption_context, r.flight_src, r.flight_dst,
            t.side, t.host, t.remote_ip if s else "", t.remote_port if s else "",
-           s.downloaded_bytes if s else "", s.downloaded_acked_bytes if s else "",
-           s.uploaded_bytes if s else "", s.uploaded_acked_bytes if s else "",
-           *(_blank(getattr(t.bounds, k)) if s else "" for k in BOUND_FIELDS),
+           s.downloaded_bytes if s else 0, s.downloaded_acked_bytes if s else 0,       # none of the subject's
+           s.uploaded_bytes if s else 0, s.uploaded_acked_bytes if s else 0,           # (with outside hosts)
+           *(_blank(getattr(t.bounds, k)) if s else 0 for k in BOUND_FIELDS),
            peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), r.client(r.fwd), r.client(r.rev),
            _hex(r.fwd.reserved), _hex(r.rev.reserved), _compact(r.fwd.ext), _compact(r.rev.ext)]
     for name in DIRECTION_FIELDS:
@@ -113,7 +182,7 @@ def connection_row(v, files: list[str]) -> list:
             files[r.last_file], r.last_frame, iso_ns(r.last_ts_ns)]
     for ref in (r.first_block, r.last_block):
         row += [files[ref[0]], ref[1], iso_ns(ref[2])] if ref else ["", "", ""]
-    return row
+    return _with_excel(CONNECTION_BASE, row)
 
 
 def write_connections_csv(f, out) -> None:
@@ -130,9 +199,10 @@ def connections_csv(f) -> str:
     return buf.getvalue()
 
 
-TRACKER_COLUMNS = ("info_hash", "ts", "transport", "tracker", "kind", "event", "uploaded", "downloaded", "left",
-                   "client_ip", "client_port", "port", "peer_id", "numwant", "key", "interval", "peers_returned",
-                   "seeders", "leechers", "failure", "by_subject", "file", "frame")
+TRACKER_BASE = ("info_hash", "ts", "transport", "tracker", "kind", "event", "uploaded", "downloaded", "left",
+                "client_ip", "client_port", "port", "peer_id", "numwant", "key", "interval", "peers_returned",
+                "seeders", "leechers", "failure", "by_subject", "file", "frame")
+TRACKER_COLUMNS = with_excel(TRACKER_BASE)
 
 
 def tracker_csv(f) -> str:
@@ -142,12 +212,13 @@ def tracker_csv(f) -> str:
         row = announce_json(a, by_subject)
         row["file"] = f.files[a.file_idx] if a.file_idx < len(f.files) else a.file_idx
         rows.append(row)
-    return _csv(TRACKER_COLUMNS, rows)
+    return _csv(TRACKER_BASE, rows)
 
 
-PIECE_COLUMNS = ("info_hash", "piece", "receiver", "senders", "bytes", "status", "covered_bytes",
-                 "redundant_bytes", "conflict_bytes", "subject_received", "first_file", "first_frame", "first_ts",
-                 "last_file", "last_frame", "last_ts")
+PIECE_BASE = ("info_hash", "piece", "receiver", "senders", "bytes", "status", "covered_bytes",
+              "redundant_bytes", "conflict_bytes", "subject_received", "first_file", "first_frame", "first_ts",
+              "last_file", "last_frame", "last_ts")
+PIECE_COLUMNS = with_excel(PIECE_BASE)
 
 
 def pieces_csv(f) -> str:
@@ -163,28 +234,40 @@ def pieces_csv(f) -> str:
             "first_file": f.files[p.first[0]], "first_frame": p.first[1], "first_ts": iso_ns(p.first[2]),
             "last_file": f.files[p.last[0]], "last_frame": p.last[1], "last_ts": iso_ns(p.last[2]),
         })
-    return _csv(PIECE_COLUMNS, rows)
+    return _csv(PIECE_BASE, rows)
 
 
-DHT_COLUMNS = ("info_hash", "method", "querier", "by_subject", "count", "first_seen", "last_seen", "peers_returned")
+DHT_BASE = ("info_hash", "method", "querier", "by_subject", "count", "first_seen", "last_seen", "peers_returned")
+DHT_COLUMNS = with_excel(DHT_BASE)
 
 
 def dht_csv(f) -> str:
-    return _csv(DHT_COLUMNS, [{"info_hash": r.info_hash, "method": r.method, "querier": r.querier,
+    return _csv(DHT_BASE, [{"info_hash": r.info_hash, "method": r.method, "querier": r.querier,
                                "by_subject": r.by_subject, "count": r.count, "first_seen": iso_ns(r.first_ns),
                                "last_seen": iso_ns(r.last_ns), "peers_returned": r.peers_returned}
                               for r in f.dht.rows])
 
 
-PEX_COLUMNS = ("info_hash", "sender", "receiver", "peer", "to_subject", "added", "dropped", "flags",
-               "first_seen", "last_seen", "first_file", "first_frame", "last_file", "last_frame")
+PEX_BASE = ("info_hash", "sender", "receiver", "peer", "to_subject", "added", "dropped", "flags",
+            "first_seen", "last_seen", "first_file", "first_frame", "last_file", "last_frame")
+PEX_COLUMNS = with_excel(PEX_BASE)
 
 
 def pex_csv(f) -> str:
     """Who told whom about which peer (BEP 11), per torrent; ``to_subject``: the subject was told."""
-    return _csv(PEX_COLUMNS, [{"info_hash": r.info_hash, "sender": r.sender, "receiver": r.receiver,
+    return _csv(PEX_BASE, [{"info_hash": r.info_hash, "sender": r.sender, "receiver": r.receiver,
                                "peer": r.peer, "to_subject": r.to_subject, "added": r.added, "dropped": r.dropped,
                                "flags": r.flags, "first_seen": iso_ns(r.first[2]), "last_seen": iso_ns(r.last[2]),
                                "first_file": f.files[r.first[0]], "first_frame": r.first[1],
                                "last_file": f.files[r.last[0]], "last_frame": r.last[1]}
                               for r in f.pex.rows])
+
+
+# Integer columns that may be empty (see the module docstring), per file; every other integer
+# column of these files is never empty.
+NULLABLE_INTEGER_COLUMNS = {
+    "torrents.csv": ("total_size", "piece_length"),
+    "connections.csv": ("attribution_frame", "attribution_conn_id", "remote_port", "first_block_frame",
+                        "last_block_frame", "downloaded_upper_bytes", "uploaded_upper_bytes"),
+    "tracker.csv": ("uploaded", "downloaded", "left", "port", "numwant", "interval", "seeders", "leechers"),
+}
