@@ -1,7 +1,7 @@
 """make bench: throughput and memory of bt-analyzer against tshark and plain reading.
 
 1. Makes (or reuses, in --out) a real-traffic capture of at least --size bytes
-   of BitTorrent payload with the test harness: two libtorrent peers in a
+   of BitTorrent payload with the real-traffic harness (analyzer.validation.harness): two libtorrent peers in a
    private namespace, tcpdump on its loopback (1500-byte MTU, offloads off).
 2. Measures, in this run and on the same (page-cached) file:
    - the plain read rate (readinto of 32 MiB chunks, as the analyzer reads);
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
 MB = 1_000_000
 
@@ -40,7 +40,7 @@ def make_capture(out: Path, size: int) -> tuple[Path, dict]:
         truth = json.loads(truth_file.read_text())
         if truth.get("size") == size:
             return cap, truth
-    from harness import run_swarm
+    from analyzer.validation.harness import run_swarm
     spec = {
         "timeout": 600,
         "torrents": [{"name": "big", "size": size, "piece_length": 1 << 20, "version": "v1", "seed": 1}],

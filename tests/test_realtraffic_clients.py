@@ -38,8 +38,8 @@ import pytest
 
 from analyzer.analysis import analyze
 from summaries import connections_csv, summarize
-from harness.clients import STATE_FILES, run_client_swarm
-from harness.clients.scenarios import exchange, lifecycle
+from analyzer.validation.harness.clients import STATE_FILES, run_client_swarm
+from analyzer.validation.harness.clients.scenarios import exchange, lifecycle
 from swarms import assert_accounting
 
 pytestmark = pytest.mark.realtraffic

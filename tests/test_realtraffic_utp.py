@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import run_swarm
+from analyzer.validation.harness import run_swarm
 from swarms import analyze_swarm, assert_accounting, assert_exact, three_peers, transport_figures, two_peers
 
 pytestmark = pytest.mark.realtraffic
