@@ -231,7 +231,8 @@ def validate(out_dir, names, keep, list_only, force, quiet, debug):
         raise click.BadParameter(f"unknown scenario {', '.join(map(repr, unknown))}; known: {', '.join(SCENARIOS)}",
                                  param_hint="--scenario")
     try:
-        code = _validate(out_dir, list(dict.fromkeys(names)), keep, force, quiet)
+        with _terminate_as_interrupt():
+            code = _validate(out_dir, list(dict.fromkeys(names)), keep, force, quiet)
     except KeyboardInterrupt:
         click.echo("bt-analyzer: interrupted; no validation.json was written", err=True)
         sys.exit(130)

@@ -96,7 +96,7 @@ def figure_statements(doc: dict) -> list[dict]:
         sentence = (f"{label}: {_diff(0)} difference in {exact} of {n} scenario{'s' if n != 1 else ''} "
                     f"({len(checks)} comparison{'s' if len(checks) != 1 else ''}")
         if within == len(checks):
-            sentence += ", all within the tolerance of 0 bytes)."
+            sentence += f", {'all ' if len(checks) > 1 else ''}within the tolerance of 0 bytes)."
         else:
             sentence += (f", {len(checks) - within} outside the tolerance of 0 bytes); the largest difference was "
                          f"{_diff(worst['difference_bytes'])} ({worst_s['name']}, {worst['counter']}).")

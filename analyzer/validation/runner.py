@@ -72,7 +72,7 @@ def _entry(s: Scenario) -> dict:
     return {"name": s.name, "description": s.description, "client": CLIENT_NAMES[s.client], "client_version": None,
             "transport": s.transport, "ip_version": s.ip_version, "drop_probability": s.drop_probability,
             "subject": None, "status": "error", "reason": None, "started_utc": _now(), "duration_seconds": None,
-            "capture": None, "torrents": [], "checks": [], "state_files": [], "kept": None}
+            "capture": None, "analysis_notes": [], "torrents": [], "checks": [], "state_files": [], "kept": None}
 
 
 def run_scenario(s: Scenario, work: Path, *, keep: bool = False) -> ScenarioRun:

@@ -35,6 +35,7 @@ CLIENT_NAMES = {"libtorrent": "libtorrent", "transmission": "Transmission", "qbi
                 "deluge": "Deluge", "aria2": "aria2", "rtorrent": "rTorrent"}
 # run by default when installed; the others are required (issue 13: Transmission, aria2, rtorrent)
 OPTIONAL_CLIENTS = ("qbittorrent", "deluge")
+SWARMS = {"two_peers": two_peers, "three_peers": three_peers}
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,11 @@ class Scenario:
         return self.client != "libtorrent"
 
     def spec(self) -> dict:
+        """The harness spec: ``options["swarm"]`` (``two_peers``, ``three_peers``) with the other options
+        as its arguments, or the client exchange."""
         if not self.harness_client:
-            if self.name == "libtorrent-tcp-loss":
-                spec = two_peers(size=2_000_000)
-            else:
-                spec = three_peers(transports=self.options["transports"])
+            options = dict(self.options)
+            spec = SWARMS[options.pop("swarm")](**options)
             spec["save_resume"] = True
             return spec
         return exchange(self.client, transports=self.transport, ipv6=self.ip_version == 6)
@@ -86,16 +87,17 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("libtorrent-tcp", "libtorrent", "tcp",
              "three libtorrent peers over TCP: X downloads a 1.5 MB torrent from a rate-limited seeder and uploads "
              "parts of it to a third peer; X is the subject", subject_peer="X",
-             options={"transports": ("tcp", "tcp", "tcp")}),
+             options={"swarm": "three_peers", "transports": ("tcp", "tcp", "tcp")}),
     Scenario("libtorrent-utp", "libtorrent", "utp",
              "the same three libtorrent peers over uTP (BEP 29); X is the subject", subject_peer="X",
-             options={"transports": ("utp", "utp", "utp")}),
+             options={"swarm": "three_peers", "transports": ("utp", "utp", "utp")}),
     Scenario("libtorrent-mixed", "libtorrent", "tcp+utp",
              "the same three peers, the seeder speaking TCP only and the third peer uTP only: X, the subject, "
-             "uses both transports", subject_peer="X", options={"transports": ("tcp", "both", "utp")}),
+             "uses both transports", subject_peer="X", options={"swarm": "three_peers", "transports": ("tcp", "both", "utp")}),
     Scenario("libtorrent-tcp-loss", "libtorrent", "tcp",
              "a libtorrent seed and leech over TCP, 2% of packets dropped after the capture point (the capture "
-             "holds retransmissions); the leech is the subject", drop_probability=0.02, subject_peer="leech"),
+             "holds retransmissions); the leech is the subject", drop_probability=0.02, subject_peer="leech",
+             options={"swarm": "two_peers", "size": 2_000_000}),
     _client("transmission", "tcp"),
     _client("transmission", "utp"),
     _client("qbittorrent", "tcp"),
