@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYX    := $(shell find analyzer -name '*.pyx' -o -name '*.pxd')
-SYSTEM_PACKAGES := tcpdump iproute2 iptables ethtool tshark poppler-utils \
+SYSTEM_PACKAGES := tcpdump iproute2 iptables ethtool tshark poppler-utils time \
                    libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core chromium \
                    transmission-daemon qbittorrent-nox deluged aria2 rtorrent
 # Packages whose postinst would start (and enable) a system-wide BitTorrent daemon,
@@ -18,13 +18,18 @@ install: $(VENV)/.installed build
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q setuptools==84.2.1 wheel==0.48.0 Cython==3.3.1 numpy==2.4.6
-	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	$(PY) -m pip install -q --no-build-isolation -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
-# Compiled kernels, rebuilt in place whenever a .pyx/.pxd changes.
-build: $(VENV)/.built
+# Compiled kernels, rebuilt in place whenever a .pyx/.pxd changes; bytecode compiled ahead, so
+# that a run starts without compiling the package (also where PYTHONDONTWRITEBYTECODE is set).
+PYSRC := $(shell find analyzer -name '*.py')
+build: $(VENV)/.built $(VENV)/.bytecode
 $(VENV)/.built: $(VENV)/.installed $(PYX) setup.py
 	$(PY) setup.py -q build_ext --inplace
+	touch $@
+$(VENV)/.bytecode: $(VENV)/.installed $(PYSRC)
+	$(PY) -m compileall -q -j 0 analyzer
 	touch $@
 
 # policy-rc.d (exit 101) forbids invoke-rc.d to start services during the install (the
@@ -56,7 +61,7 @@ test: install system-deps
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 bench: install system-deps
-	$(PY) bench/bench.py --out .bench
+	$(PY) bench/bench.py --out .bench $(if $(TRACEBT),--tracebt $(TRACEBT))
 
 # Coverage-guided fuzzing (atheris) of every parser for FUZZ_SECONDS each, FUZZ_JOBS at a time;
 # prints executions and crashes per target (new inputs and crashes go to .fuzz/).

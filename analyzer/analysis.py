@@ -29,7 +29,8 @@ from analyzer.sessions.datagrams import DatagramResult
 from analyzer.sessions.extensions.ut_metadata import rebuild
 from analyzer.sessions.index import RecordIndex
 from analyzer.sessions.store import RecordStore
-from analyzer.sessions.subject import Subject, given_subject, infer_subject
+from analyzer.sessions.inference import infer_subject
+from analyzer.sessions.subject import Subject, given_subject
 
 
 @dataclass
@@ -79,25 +80,6 @@ class AnalysisResult:
 
 def warn_stderr(message: str) -> None:
     print(f"bt-analyzer: {message}", file=sys.stderr)
-
-
-# Without --local: the evidence the subject is inferred from, strongest first
-INFERENCE_BASES = (("bittorrent", "BitTorrent connections"),
-                   ("bittorrent_unattributed", "BitTorrent connections without handshake"),
-                   ("encrypted", "encrypted (MSE) connections"))
-
-
-def _infer(index: RecordIndex, announces: list) -> Subject:
-    for category, what in INFERENCE_BASES:
-        n, counts = index.ends[category]
-        if n:
-            return infer_subject(n, counts, what)
-    if announces:
-        counts: dict = {}
-        for a in announces:
-            counts[a.client_ip] = counts.get(a.client_ip, 0) + 1
-        return infer_subject(len(announces), counts, "tracker announces (as the announcing client)")
-    return infer_subject(0, {}, "BitTorrent, encrypted or tracker traffic")
 
 
 def reduce_parts(parts: list[PartResult]) -> dict:
@@ -153,7 +135,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
             carve: str | Path | None = None, warn: Callable[[str], None] = warn_stderr, jobs: int | None = None,
             scheduler: str | None = None, shards: int | None = None, workdir: str | Path | None = None,
             resume: bool = False, progress=None, case=None, include: str | None = None,
-            client_state: list[str | Path] = ()) -> AnalysisResult:
+            client_state: list[str | Path] = (), hash_inputs: bool = True) -> AnalysisResult:
     """Analyse the capture files (or folders) ``paths``.
 
     ``workers`` > 1 or ``scheduler`` (a Dask scheduler address) run the staged
@@ -186,37 +168,42 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
         workers = auto_workers(ordered)
     plan = Plan(paths=ordered, metas=metas, carve=Path(carve) if carve else None,
                 workers=max(1, workers), scheduler=scheduler, shards=shards,
-                workdir=Path(workdir) if workdir else None, resume=resume, progress=progress)
-    if not plan.hashed_by_stages:
-        inputs.start_hashing()
+                workdir=Path(workdir) if workdir else None, resume=resume, progress=progress,
+                hash_inputs=hash_inputs)
     outcome = run_plan(plan, warn)
-    if outcome.sha256 is not None:
-        inputs.set_hashes(outcome.sha256)
-    inputs.close()          # waits for the input hashes
+    inputs.set_hashes([r.sha256 for r in outcome.reports])     # computed while reading (read once)
     for f, report in zip(inputs.files, outcome.reports):
         f.report = report
         for e in report.errors:
             warn(f"{report.path}: {e}")
     merged = reduce_parts(outcome.parts)
+    if outcome.evidence is not None:
+        # verification of rebuilt metadata, done by the evidence stage of a run with several shards
+        merged["pieces"], attributed = outcome.evidence
+        if attributed:
+            merged["records"].override(attributed)
+            merged["index"] = RecordIndex()
+            for r in merged["records"]:
+                merged["index"].add(r)
     metadata = rebuild(merged["extensions"]["ut_metadata"])
     rebuilt = list(metadata.rebuilt.values())
     notes = []
     announces = sorted(merged.pop("http_announces") + merged["udp"].tracker,
                        key=lambda a: (a.ts_ns, a.file_idx, a.frame_no, a.info_hash))
     if subject is None:
-        subject = _infer(merged["index"], announces)
+        subject = infer_subject(merged["index"], announces, merged["udp"])
         warn(f"subject inferred: {subject.basis}")
         notes.append(f"subject inferred: {subject.basis}")
     notes.extend(f"torrent file not usable: {e}" for e in meta_errors)
     notes.extend(f"metadata not rebuilt: {e}" for e in metadata.failures)
+    if not hash_inputs:
+        notes.append("the inputs were not hashed (--no-input-hash, a triage run): no SHA-256 of them is recorded")
     if inputs.skipped:
         notes.append(f"{inputs.skipped} file(s) in the folders given were skipped: "
                      + (f"names not matching --include {include!r}" if include else "not pcap/pcapng captures"))
-    for a, b in inputs.overlaps():
-        notes.append(f"time ranges overlap: {a} and {b} (reassembly orders by sequence number, not time)")
     return AnalysisResult(
         inputs=inputs, reports=outcome.reports, subject=subject,
-        options={"local": list(local), "torrents": [str(t) for t in torrents],
+        options={"local": list(local), "torrents": [str(t) for t in torrents], "hash_inputs": hash_inputs,
                  "carve": str(carve) if carve else None}, notes=notes,
         announces=announces, metas=metas + rebuilt, rebuilt=rebuilt, run=outcome.run, cleanup=plan.cleanup,
         case=case, torrent_files=torrent_files, client_state=state, tracebacks=outcome.tracebacks,

@@ -10,8 +10,19 @@ from pathlib import Path
 
 import click
 
+# numpy's BLAS is never used here: one thread spares every run the start of a pool
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from analyzer import __version__
 from analyzer.units import format_bytes
+
+# Exit status (the README's one "Exit status" table; when several apply, the lowest): 2 no input
+# readable; 3 a --local spec matched no traffic; 4 the inferred subject is ambiguous (without
+# --local); 5 some inputs could not be read or failed.
+EXIT_UNREADABLE = 2
+EXIT_SUBJECT_UNMATCHED = 3
+EXIT_AMBIGUOUS_SUBJECT = 4
+EXIT_INPUTS_FAILED = 5
 
 
 def _check_local(ctx, param, values):
@@ -76,12 +87,15 @@ def main():
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "jsonl", "none"]), default="auto",
               show_default=True,
               help="Progress while running: a bar on a terminal (auto), or JSON lines on stderr for batch systems.")
+@click.option("--no-input-hash", "no_input_hash", is_flag=True,
+              help="Do not compute the inputs' SHA-256 (a triage run: the manifest, summary and report say so).")
 @click.option("--force", is_flag=True,
               help="Empty the output folder first when it holds files this run did not write (else refused).")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors: no progress, no summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
 def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds, with_report,
-            validation_file, workers, shards, scheduler, workdir, resume, jobs, progress_mode, force, quiet, debug):
+            validation_file, workers, shards, scheduler, workdir, resume, jobs, progress_mode, no_input_hash, force,
+            quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -109,6 +123,7 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
             result = run(list(paths), local=list(local), workers=jobs or _workers(workers), shards=shards,
                          scheduler=scheduler, torrents=list(torrents), carve=carve, case=case, include=include,
                          client_state=list(client_state), workdir=workdir or out_dir / ".work", resume=resume,
+                         hash_inputs=not no_input_hash,
                          progress=progress_for(progress_mode, quiet))
             try:
                 summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
@@ -137,16 +152,23 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
             click.echo(f"report: {out_dir / 'report' / 'report.html'} and report.pdf")
     if result.readable_files == 0:
         click.echo("bt-analyzer: error: no input could be read", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_UNREADABLE)
+    status = []             # every condition is said; the lowest status is returned
     if local and not summary["subject"]["matched"]:
         click.echo(f"bt-analyzer: warning: the subject ({', '.join(local)}) matches no traffic in the capture",
                    err=True)
-        sys.exit(3)
+        status.append(EXIT_SUBJECT_UNMATCHED)
+    if summary["subject"]["ambiguous"]:
+        click.echo("bt-analyzer: the subject is ambiguous: the outputs take the best-ranked candidate "
+                   "provisionally; pass --local (summary.json subject.candidates lists the evidence)", err=True)
+        status.append(EXIT_AMBIGUOUS_SUBJECT)
     failed = [i for i in summary["inputs"] if not i["readable"] or i["internal_error"]]
     if failed:
         click.echo(f"bt-analyzer: {len(failed)} of {len(summary['inputs'])} input(s) could not be read or "
                    f"failed (see the status table and summary.json inputs); the others were analysed", err=True)
-        sys.exit(5)
+        status.append(EXIT_INPUTS_FAILED)
+    if status:
+        sys.exit(min(status))
 
 
 @main.command()
@@ -217,7 +239,7 @@ def validate(out_dir, names, keep, list_only, force, quiet, debug):
     (tolerance 0 bytes).  Writes OUT/validation.json and OUT/validation.html;
     `report --validation OUT/validation.json` adds them to a report.  Needs
     root.  Exit status 0 when every scenario passed, 1 when one failed or
-    could not be run, 4 when a prerequisite is missing (nothing is run).
+    could not be run, 6 when a prerequisite is missing (nothing is run).
     """
     from analyzer.validation.scenarios import SCENARIOS
     if list_only:
@@ -260,7 +282,7 @@ def _validate(out_dir: Path, names: list[str], keep: bool, force: bool, quiet: b
             click.echo(f"bt-analyzer validate: missing: {line}", err=True)
         click.echo("bt-analyzer validate: nothing was run (see README, 'Validation on the examiner's machine')",
                    err=True)
-        return 4
+        return 6
     _prepare_out(out_dir, force, False)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / ("scenarios" if keep else ".work")
@@ -376,8 +398,13 @@ def _terminate_as_interrupt():
 
 def render_summary(summary: dict, out_dir: Path) -> str:
     acc = summary["accounting"]
+    subject = summary["subject"]
     lines = [f"subject: {', '.join(summary['local']) or '(none)'}"
-             + ("  (inferred)" if summary["subject"]["inferred"] else ""),
+             + ("  (inferred, AMBIGUOUS: provisional)" if subject["ambiguous"]
+                else "  (inferred)" if subject["inferred"] else ""),
+             *([f"  ambiguous: {subject['basis']}",
+                "  candidates: " + "; ".join(_candidate_text(c) for c in subject["candidates"][:5])]
+               if subject["ambiguous"] else []),
              f"inputs: {len(summary['inputs'])} file(s), {acc['frames']} frames, "
              f"{format_bytes(acc['bytes'])} on the wire", ""]
     for t in summary["torrents"]:
@@ -391,6 +418,7 @@ def render_summary(summary: dict, out_dir: Path) -> str:
             f"   acknowledged {t['uploaded_acked_bytes']:,} B",
             f"  {t['peers']} peer(s), {t['connections']} connection(s), {t['first_seen']} to {t['last_seen']}",
         ]
+        lines += _bounds_lines(t["bounds"])
         v = t.get("verification")
         if v:
             lines.append(f"  verified: downloaded {v['verified_downloaded_bytes']:,} B "
@@ -403,6 +431,7 @@ def render_summary(summary: dict, out_dir: Path) -> str:
     if u["connections"]:
         lines.append(f"BitTorrent without info_hash (no handshake captured): {u['connections']} connection(s), "
                      f"downloaded {u['downloaded_bytes']:,} B, uploaded {u['uploaded_bytes']:,} B")
+        lines += _bounds_lines(u["bounds"])
     lines.append("")
     lines.append("frames by category:")
     for name, c in acc["categories"].items():
@@ -416,6 +445,29 @@ def render_summary(summary: dict, out_dir: Path) -> str:
     lines.extend(input_status_table(summary["inputs"]))
     lines.append(f"written to {out_dir}/")
     return "\n".join(lines)
+
+
+def _bounds_lines(b: dict) -> list[str]:
+    """The bounds of connections cut by the snap length (nothing when none was)."""
+    if not b["truncated_connections"]:
+        return []
+    def upper(v):
+        return "unknown" if v is None else f"{v:,} B"
+    out = [f"  cut by the snap length ({b['truncated_connections']} connection(s)): downloaded between "
+           f"{b['downloaded_lower_bytes']:,} B and {upper(b['downloaded_upper_bytes'])}, uploaded between "
+           f"{b['uploaded_lower_bytes']:,} B and {upper(b['uploaded_upper_bytes'])}"]
+    return out + [f"  {basis}" for basis in b["info_hash_from_announces"]]
+
+
+def _candidate_text(c: dict) -> str:
+    e = c["evidence"]
+    parts = [f"end of {e['connections']}/{e['of']} connections" if e["of"] else "",
+             f"connected to from {e['connected_from']} addresses" if e["connected_from"] else "",
+             f"{e['tracker_announces']} tracker announces" if e["tracker_announces"] else "",
+             f"{e['lsd_announces']} LSD announces" if e["lsd_announces"] else "",
+             f"{e['dht_queries']} DHT get_peers/announce_peer" if e["dht_queries"] else "",
+             f"end of {e['dht_messages']}/{e['dht_of']} DHT messages" if e["dht_of"] else ""]
+    return f"{c['address']} ({', '.join(p for p in parts if p) or 'no evidence'})"
 
 
 def input_status_table(inputs: list[dict]) -> list[str]:

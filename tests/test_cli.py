@@ -43,11 +43,20 @@ def test_analyze_writes_the_output_folder(tmp_path):
 
 
 def test_inferred_subject_is_stated_on_stderr(tmp_path):
-    r = invoke("analyze", SAMPLE, "--out", tmp_path, "--quiet")
-    assert r.exit_code == 0
-    assert "subject inferred" in r.stderr
+    # the sample is a capture of the whole swarm: three BitTorrent hosts, none of them the obvious subject
+    r = invoke("analyze", SAMPLE, "--out", tmp_path)
+    assert r.exit_code == 4
+    assert "subject inferred: ambiguous" in r.stderr and "the subject is ambiguous" in r.stderr
+    assert "(inferred, AMBIGUOUS: provisional)" in r.stdout and "candidates: 127.0.0.2 (" in r.stdout
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["subject"]["inferred"] is True and s["notes"]
+    assert s["subject"]["inferred"] is True and s["subject"]["ambiguous"] is True and s["notes"]
+    assert [c["address"] for c in s["subject"]["candidates"]] == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    # --local decides: exit status 0
+    r = invoke("analyze", SAMPLE, "--local", "127.0.0.3", "--out", tmp_path / "local", "--quiet")
+    assert r.exit_code == 0
+    s = json.loads((tmp_path / "local" / "summary.json").read_text())
+    assert s["subject"] == {"specs": ["127.0.0.3"], "inferred": False, "basis": "given with --local",
+                            "ambiguous": False, "matched": True}
 
 
 def test_bad_local_spec_is_a_usage_error(tmp_path):
@@ -179,3 +188,19 @@ def test_an_internal_error_on_one_file_fails_that_file_alone(tmp_path, monkeypat
     log = (out / "errors.log").read_text()
     assert "b-doomed.pcap" in log and "Traceback" in log
     assert "errors.log" in {o["path"] for o in json.loads((out / "manifest.json").read_text())["outputs"]}
+
+
+def test_triage_run_without_input_hashes(tmp_path):
+    """--no-input-hash: no SHA-256 of the inputs anywhere, said in the summary's notes and the
+    manifest's options; verify reports the inputs as not hashed and checks the outputs."""
+    out = tmp_path / "out"
+    r = invoke("analyze", SAMPLE, "--local", "127.0.0.3", "--out", out, "--quiet", "--no-input-hash")
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    m = json.loads((out / "manifest.json").read_text())
+    assert s["inputs"][0]["sha256"] is None and m["inputs"][0]["sha256"] is None
+    assert m["options"]["hash_inputs"] is False and any("not hashed" in n for n in s["notes"])
+    r = invoke("verify", out)
+    assert r.exit_code == 0 and "UNHASHED  input" in r.output
+    (out / "summary.json").write_text("{}")
+    assert invoke("verify", out).exit_code == 1

@@ -63,6 +63,9 @@ def test_mid_transfer_capture_without_handshake():
     u = summary["unattributed"]
     assert u["connections"] >= 1 and u["uploaded_bytes"] + u["downloaded_bytes"] > 0
     assert summary["accounting"]["categories"]["bittorrent_unattributed"]["frames"] > 0
+    # positive evidence: 16 KiB blocks at 16 KiB offsets (a lone chance framing would not do)
+    assert {r.evidence for r in result.records if r.category == "bittorrent_unattributed"} == {"standard_blocks"}
+    assert u["connections"] == 3 and u["downloaded_bytes"] + u["uploaded_bytes"] == 6724 + 9484 + 1367
 
 
 @pytest.mark.parametrize("name", ["ndpi_tls_torrent.pcapng", "ndpi_bt-dns.pcap"])
@@ -81,9 +84,12 @@ def test_ndpi_utp_flow_is_attributed_with_its_blocks():
     assert list(t["transports"]) == ["utp"]
     [r] = [r for r in result.records if r.category == "bittorrent"]
     assert r.transport == "utp" and sorted([r.fwd.block_bytes, r.rev.block_bytes]) == [0, 32768]
-    # the same capture holds DHT get_peers lookups
+    # the same capture holds DHT get_peers lookups by 82.243.113.43, for hashes near its own node id
+    # (routing-table upkeep), not for the torrent: nothing tells which end is the local host
     assert summary["dht"]["methods"] == {"get_peers": 3}
-    assert len(summary["dht"]["info_hashes"]) == 3
+    assert summary["subject"]["ambiguous"] is True
+    from analyzer.sessions.subject import given_subject
+    assert len(summarize(result, given_subject(["82.243.113.43"]))["dht"]["info_hashes"]) == 3
 
 
 def test_zeek_http_tracker_announce_and_answer():
@@ -126,3 +132,24 @@ def test_mse_that_settled_on_plaintext():
     assert r.info_hash == "0f6b9cd2b7da4de9b6c846203920e3da49cdb795"   # the responder's plaintext handshake
     assert max(r.fwd.block_bytes, r.rev.block_bytes) >= 5 * 16384
     assert summary["encrypted"]["plaintext_after_key_exchange"] == 1
+
+
+def test_dht_only_capture_infers_the_node_that_looked_up_and_announced():
+    # the BEP 5 examples: 190.0.0.1 queries 190.0.0.2 and 190.0.0.3, including get_peers and
+    # announce_peer for one info hash (before: no subject, dht.info_hashes empty)
+    _, summary = run(PUBLIC / "suricata-verify_bittorrent-dht_SYNTHETIC.pcap")
+    s = summary["subject"]
+    assert summary["local"] == ["190.0.0.1"] and s["ambiguous"] is False
+    assert s["basis"].startswith("190.0.0.1 is an end of all") and "sent 4 get_peers/announce_peer" in s["basis"]
+    [h] = summary["dht"]["info_hashes"]
+    assert (h["info_hash"], h["get_peers"], h["announce_peer"]) == ("6d6e6f707172737475767778797a313233343536", 2, 2)
+    ev = {c["address"]: c["evidence"] for c in s["candidates"]}
+    assert ev["190.0.0.1"]["dht_queries"] == 4 and ev["190.0.0.3"]["dht_queries"] == 0
+
+
+def test_dht_messages_between_unrelated_hosts_are_ambiguous():
+    # three DHT packets between three unrelated pairs of hosts: no node is the capture's
+    _, summary = run(PUBLIC / "arkime_bt-udp.pcap")
+    s = summary["subject"]
+    assert s["ambiguous"] is True and "none is an end of all of it" in s["basis"]
+    assert len(s["candidates"]) >= 4 and all(c["evidence"]["dht_messages"] == 1 for c in s["candidates"])

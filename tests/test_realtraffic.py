@@ -136,4 +136,64 @@ def test_inferred_subject_is_stated(tmp_path):
     # X (127.0.0.3) and S (127.0.0.2) both talk to everyone in this swarm? No:
     # S-X, S-L, X-L: every address is in 2 of 3 connections -> ambiguous, stated.
     assert s["ambiguous"] is True and "pass --local" in s["basis"]
-    assert summary["local"] == [s["candidates"][0]]
+    assert summary["local"] == [s["candidates"][0]["address"]]
+
+
+def test_a_subject_network_gives_figures_per_host_and_internal_traffic_once(tmp_path):
+    """Two subject hosts A (127.0.0.2, seeds at a limited rate) and B (127.0.0.3) and one outside
+    peer O (127.0.0.10) that joins late and trades pieces with both; --local 127.0.0.0/29.
+    Per host, its exchanges with O plus its internal ones equal its own counters; what A and B
+    sent each other is counted once, as internal, never as an upload of the subject."""
+    spec = three_peers(size=700_000)
+    spec["peers"][2]["ip"] = "127.0.0.10"
+    res = run_swarm(spec, tmp_path)
+    truth = res.ground_truth["peers"]
+    result, summary = analyze_swarm(res, "127.0.0.0/29")
+    assert_accounting(result, summary)
+    [t] = summary["torrents"]
+    hosts = {h["host"]: h for h in t["hosts"]}
+    assert set(hosts) == {"127.0.0.2", "127.0.0.3"}
+    for name, ip in (("S", "127.0.0.2"), ("X", "127.0.0.3")):
+        h, c = hosts[ip], truth[name]["torrents"]["t1"]
+        assert h["uploaded_bytes"] + h["internal_uploaded_bytes"] == c["total_payload_upload"], name
+        assert h["downloaded_acked_bytes"] + h["internal_downloaded_acked_bytes"] == c["total_payload_download"], name
+        assert h["uploaded_acked_bytes"] == h["uploaded_bytes"] and h["peers"] == 1, name
+    # A and B sent each other what their connection's counters say, counted once
+    [ab] = [c for c in truth["X"]["torrents"]["t1"]["connections"] if c["remote_peer"] == "S"]
+    assert ab["open_at_end"]
+    assert t["internal_bytes"] == ab["payload_download"] + ab["payload_upload"] > 0
+    assert t["internal_connections"] == 1
+    assert hosts["127.0.0.2"]["internal_uploaded_bytes"] == hosts["127.0.0.3"]["internal_downloaded_bytes"] \
+        == ab["payload_download"]
+    # the subject's totals are its exchanges with O: O's own counters, the other way round
+    o = truth["L"]["torrents"]["t1"]
+    assert t["uploaded_bytes"] == o["total_payload_download"] > 0
+    assert t["downloaded_bytes"] == o["total_payload_upload"] > 0
+    assert t["uploaded_bytes"] == sum(h["uploaded_bytes"] for h in hosts.values())
+    assert t["downloaded_bytes"] == sum(h["downloaded_bytes"] for h in hosts.values())
+    assert t["peers"] == 1 and t["connections"] == 2 and t["other_connections"] == 0
+    # the tables: torrents.csv host rows, connections.csv host column, peers and timeline per host
+    import csv
+    import io
+    from summaries import connections_csv, torrents_csv
+    rows = list(csv.DictReader(io.StringIO(torrents_csv(result))))
+    assert [(r["host"], r["transport"]) for r in rows] == [("all", "all"), ("all", "tcp"), ("127.0.0.2", "all"),
+                                                           ("127.0.0.3", "all")]
+    assert int(rows[0]["internal_uploaded_bytes"]) == int(rows[0]["internal_downloaded_bytes"]) == t["internal_bytes"]
+    conns = {(r["host"], r["subject_side"]) for r in csv.DictReader(io.StringIO(connections_csv(result)))}
+    assert conns == {("127.0.0.2", "dst"), ("127.0.0.3", "dst"), ("", "both")}
+    from analyzer.findings import build_findings
+    from analyzer.output.parquet import peers_table, timeline_table
+    f = build_findings(result)
+    peers = peers_table(f.peers).to_pandas()
+    external = peers[~peers["internal"]]
+    assert external["uploaded_bytes"].sum() == t["uploaded_bytes"]
+    assert sorted(peers[peers["internal"]][["host", "remote_ip"]].itertuples(index=False, name=None)) == \
+        [("127.0.0.2", "127.0.0.3"), ("127.0.0.3", "127.0.0.2")]
+    for (host, who), group in peers.groupby(["host", "internal"]):
+        h = hosts[host]
+        key = "internal_uploaded_bytes" if who else "uploaded_bytes"
+        assert group["uploaded_bytes"].sum() == h[key]
+    timeline = timeline_table(f.timeline).to_pandas()
+    for (host, direction), group in timeline.groupby(["host", "direction"]):
+        assert group["bytes"].sum() == hosts[host][f"{direction}_bytes"]

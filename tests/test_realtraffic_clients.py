@@ -261,9 +261,12 @@ def test_client_counters_equal_the_capture(request, tmp_path, client, scenario, 
     if scenario != "lifecycle":
         assert down["uploaded_bytes"] == up["downloaded_bytes"] == 0
     if scenario == "dial":
-        # the client opened the connections of the torrent it downloaded
+        # the client opened the first connection of the torrent it downloaded (libtorrent may dial the
+        # client's listen port, learnt from its BEP 10 handshake, after a connection closes)
         ih = res.ground_truth["torrents"]["down"]["info_hash_v1"]
-        assert {r.src_ip for r in result.records if r.info_hash == ih} == {res.client_ip}
+        conns = sorted((r for r in result.records if r.info_hash == ih and r.initiator_known),
+                       key=lambda r: r.first_ts_ns)
+        assert conns and conns[0].src_ip == res.client_ip
 
 
 # ---- a bad seeder: pieces that fail, connections cut with data in flight

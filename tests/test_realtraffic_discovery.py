@@ -13,6 +13,7 @@ from collections import Counter
 
 import pytest
 
+from analyzer.analysis import analyze
 from summaries import connections_csv, summarize, torrents_of, tracker_csv
 from analyzer.sessions.subject import given_subject
 from analyzer.validation.harness import run_swarm
@@ -59,8 +60,14 @@ def check_trackers(res, subject_ip):
     return result, summary
 
 
-def test_http_and_udp_trackers(tmp_path):
-    res = run_swarm(tracker_spec(), tmp_path)
+@pytest.fixture(scope="module")
+def tracker_run(tmp_path_factory):
+    return run_swarm(tracker_spec(), tmp_path_factory.mktemp("trackers"))
+
+
+@pytest.mark.xdist_group("tracker_run")
+def test_http_and_udp_trackers(tracker_run, tmp_path):
+    res = tracker_run
     result, summary = check_trackers(res, "127.0.0.3")
     counters = res.ground_truth["peers"]["leech"]["torrents"]["t1"]
     [rec] = summary["tracker_reconciliation"]
@@ -79,6 +86,43 @@ def test_http_and_udp_trackers(tmp_path):
     mechanisms = {(r["mechanism"], r["count"]) for r in data.participation()}
     assert ("tracker announce (http)", rec["announces"] // 2) in mechanisms
     assert ("tracker announce (udp)", rec["announces"] // 2) in mechanisms
+
+
+def shifted(src, dst, seconds: int):
+    """The little-endian classic pcap ``src`` with every frame ``seconds`` later."""
+    import struct
+    b = bytearray(src.read_bytes())
+    off = 24
+    while off + 16 <= len(b):
+        struct.pack_into("<I", b, off, struct.unpack_from("<I", b, off)[0] + seconds)
+        off += 16 + struct.unpack_from("<I", b, off + 8)[0]
+    dst.write_bytes(b)
+    return dst
+
+
+@pytest.mark.xdist_group("tracker_run")
+def test_three_client_sessions_analysed_together_are_reconciled_each(tracker_run, tmp_path):
+    """The same client session captured three times, an hour apart (each starts with
+    event=started to the same trackers and ends with stopped): three sessions, each
+    reconciled with its own announces and wire bytes (one run mixed them: the counters of
+    the last session's stopped against three sessions' bytes)."""
+    [cap] = tracker_run.capture_files
+    files = [shifted(cap, tmp_path / f"session{k}.pcap", 3600 * k) for k in range(3)]
+    result = analyze(files, local=["127.0.0.3"], warn=lambda m: None)
+    summary = summarize(result)
+    counters = tracker_run.ground_truth["peers"]["leech"]["torrents"]["t1"]
+    rows = summary["tracker_reconciliation"]
+    assert [(r["client_ip"], r["session"], r["session_start"]) for r in rows] == \
+        [("127.0.0.3", 1, "first announce in the capture"), ("127.0.0.3", 2, "event=started"),
+         ("127.0.0.3", 3, "event=started")]
+    for r in rows:
+        assert r["first"]["event"] == "started" and r["last"]["event"] == "stopped"
+        assert r["reported_downloaded_between"] == counters["total_payload_download"] \
+            - counters["total_redundant_bytes"] - counters["total_failed_bytes"]
+        assert r["downloaded_consistent"] and r["uploaded_consistent"], r
+        assert r["wire_downloaded_total"] == 3 * counters["total_payload_download"]
+    [t] = summary["torrents"]
+    assert t["downloaded_acked_bytes"] == 3 * counters["total_payload_download"]
 
 
 def write_folder(result, out):
@@ -121,6 +165,32 @@ def test_dht_lookups_and_announces(tmp_path):
     part = {(r["info_hash"], r["mechanism"]): r for r in data.participation()}
     assert part[(ih, "DHT announce_peer")]["count"] == h["announce_peer"]
     assert part[(ih, "DHT announce_peer")]["in_summary"] == "yes"
+
+
+def test_dht_only_capture_infers_the_node_and_its_info_hashes(tmp_path):
+    """A sensor that kept only l1's UDP: its DHT traffic and nothing else (peers connect over
+    TCP).  The subject is inferred from the DHT (the node common to every message, which sent
+    get_peers/announce_peer) and dht.info_hashes lists what it looked up and announced."""
+    spec = dht_trio("router", size=SIZE, seed=23)
+    res = run_swarm(spec, tmp_path, capture_args=["udp", "and", "host", "127.0.0.3"])
+    gt = res.ground_truth
+    ih = gt["torrents"]["t1"]["info_hash_v1"]
+    result = analyze(res.capture_files, warn=lambda m: None)
+    summary = summarize(result)
+    cats = summary["accounting"]["categories"]
+    assert cats["dht"]["frames"] == summary["accounting"]["frames"] > 0
+    s = summary["subject"]
+    assert summary["local"] == ["127.0.0.3"] and s["ambiguous"] is False
+    assert s["basis"].startswith("127.0.0.3 is an end of all")
+    ev = {c["address"]: c["evidence"] for c in s["candidates"]}
+    assert set(ev) == {"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+    assert ev["127.0.0.3"]["dht_messages"] == ev["127.0.0.3"]["dht_of"] > ev["127.0.0.2"]["dht_messages"]
+    sent = [x for x in gt["peers"]["l1"]["dht_log"]["packets"] if x["dir"] == "out"]
+    [h] = [h for h in summary["dht"]["info_hashes"] if h["info_hash"] == ih]
+    assert h["get_peers"] == sum(1 for x in sent if x.get("q") == "get_peers" and x.get("info_hash") == ih) >= 1
+    assert h["announce_peer"] == sum(1 for x in sent if x.get("q") == "announce_peer"
+                                     and x.get("info_hash") == ih) >= 1
+    assert summary["dht"]["subject_messages"] == len(sent)
 
 
 def test_local_service_discovery(tmp_path):

@@ -1,4 +1,4 @@
-"""The set of input files of one run: expansion, ordering, hashing.
+"""The set of input files of one run: expansion and ordering.
 
 Paths may be files or directories (searched recursively).  Files are
 processed in the order of their first packet's timestamp, ties broken by a
@@ -8,9 +8,9 @@ a connection spanning files is reassembled across them.  Reassembly orders
 bytes by sequence number, not by time, so sets whose time ranges overlap are
 still reassembled correctly; the overlap is reported.
 
-SHA-256 of every input is computed by a helper process from the file as
-stored (compressed bytes for compressed files), while the analysis runs (a
-thread would wait for the interpreter lock the compiled engine holds).
+The SHA-256 of every input (of the file as stored: compressed bytes for a
+compressed file) is computed by the reader from the bytes it reads
+(``capture.hashing``): each file is read once.
 """
 from __future__ import annotations
 
@@ -18,14 +18,12 @@ import bz2
 import fnmatch
 import gzip
 import lzma
-import multiprocessing
 import re
 import zlib
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analyzer.digest import sha256_file
 from analyzer.capture.reader import PCAP_MAGICS, PCAPNG_MAGIC, CaptureError, CaptureReader, FileReport
 
 
@@ -103,11 +101,10 @@ def peek_first_ts(path: Path) -> int | None:
 
 
 class InputSet:
-    """Ordered inputs; their hashes computed in the background (``start_hashing``) or given by
-    whoever read them (``set_hashes``)."""
+    """Ordered inputs; their hashes are given by whoever read them (``set_hashes``: the reader
+    hashes the bytes it reads)."""
 
     def __init__(self, paths: list[str | Path], include: str | None = None):
-        self._pool = None
         files = []
         expanded, self.skipped = expand_paths(paths, include)
         for p in expanded:
@@ -117,12 +114,6 @@ class InputSet:
         # order by first packet time; files without packets last; then path
         files.sort(key=lambda f: (f.first_ts_ns is None, f.first_ts_ns or 0, natural_key(f.path)))
         self.files = files
-
-    def start_hashing(self) -> None:
-        """SHA-256 of every input in a helper process, while the analysis runs."""
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-        for f in self.files:
-            f.sha256 = self._pool.submit(sha256_file, f.path)
 
     def set_hashes(self, digests: list[str | None]) -> None:
         for f, d in zip(self.files, digests):
@@ -142,6 +133,4 @@ class InputSet:
             prev = f
         return out
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+

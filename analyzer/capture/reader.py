@@ -2,13 +2,19 @@
 
 Theory of operation
 -------------------
-The file is read with ``readinto`` into one reusable buffer (32 MiB); the
-compiled scanners (``_scan.pyx``) fill fixed-size arrays with the offset,
-lengths, timestamp and interface of each record, and each full or final set
-of arrays is yielded as a ``Batch`` that the consumer must use before asking
-for the next one (the buffer is then reused).  A record cut by the end of the
-buffer is moved to the front and completed by the next read, so memory is
-bounded by the buffer whatever the file size.
+The file is read with ``readinto`` into two reusable buffers used in turn
+(32 MiB each, or the file's size when an uncompressed file is smaller: a
+capture split per connection is hundreds of small files; the first 64 KiB are
+scanned before the buffers grow, so peeking at the first timestamp reads no
+more; buffers are never zero-filled).  The compiled scanners (``_scan.pyx``)
+fill fixed-size arrays with the offset, lengths, timestamp and interface of
+each record, and each full or final set of arrays is yielded as a ``Batch``
+that the consumer must use before asking for the next one.  A record cut by
+the end of a buffer is moved to the front of the other and completed by the
+next read, so memory is bounded by the buffers whatever the file size.  Given
+a ``FileHasher``, the reader hands every region it reads to it (the file's
+SHA-256 from the same bytes: read once); the other buffer is what lets the
+hashing of one run while the next is read.
 
 pcapng blocks other than packets are parsed here in Python: section headers
 (byte order per section), interface descriptions (link type, snap length,
@@ -39,6 +45,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import mmap
 import os
 import stat
 import struct
@@ -49,9 +56,12 @@ from pathlib import Path
 import numpy as np
 
 from analyzer.capture import _scan
+from analyzer.capture.hashing import FileHasher, HashingRaw
 from analyzer.decode.linktypes import linktype_name
 
 BUFFER_SIZE = 32 << 20
+MAP_AT = 2 * BUFFER_SIZE        # uncompressed files this large are mapped into memory, not read into buffers
+DROP_BEHIND = 16 << 20          # mapped bytes scanned before their pages are given back
 FIRST_READ = 1 << 16
 BATCH_RECORDS = 1 << 15
 MAX_PCAPNG_BLOCK = 16 << 20
@@ -90,6 +100,7 @@ class Batch:
     if_linktype: np.ndarray
     n: int
     first_frame_no: int  # frame number (1-based, as in Wireshark) of record 0
+    base: int = 0        # stream offset of buf[0] (a file offset for an uncompressed file)
 
 
 @dataclass
@@ -109,6 +120,7 @@ class FileReport:
     truncated_bytes: int = 0
     skipped_blocks: dict = field(default_factory=dict)
     readable: bool = True
+    sha256: str | None = None          # of the file as stored (compressed bytes for a compressed file)
     internal_error: str | None = None   # an unexpected failure while analysing the file (a bug; traceback logged)
     errors_not_listed: int = 0          # error lines beyond MAX_ERROR_LINES
     timestamp_anomalies: dict = field(default_factory=dict)   # ODD_NAMES -> records
@@ -245,9 +257,14 @@ def _open_stream(path: Path):
 
 
 class CaptureReader:
-    def __init__(self, path: str | Path, report: FileReport | None = None):
+    _want = FIRST_READ      # buffer size to grow to on the next read (set by batches())
+
+    def __init__(self, path: str | Path, report: FileReport | None = None, hasher: FileHasher | None = None):
+        """``hasher``: computes the SHA-256 of the file as stored from the bytes read here
+        (``sha256`` after the last batch)."""
         self.path = Path(path)
         self.report = report or FileReport(str(path))
+        self.sha256: str | None = None
         try:
             self._stream, self.report.compression, self._raw = _open_stream(self.path)
             self.report.size_bytes = os.fstat(self._raw.fileno()).st_size
@@ -257,14 +274,20 @@ class CaptureReader:
             raise CaptureError(f"{path}: is a directory") from None
         except OSError as e:
             raise CaptureError(f"{path}: cannot open: {e.strerror or e}") from None
+        self._hasher = hasher
+        self._hash_views = hasher is not None and self.report.compression == "none"
+        if hasher is not None and not self._hash_views:
+            self._stream.raw = HashingRaw(self._raw, hasher)     # compressed: hash the bytes as stored
         # A small first buffer: opening a file (e.g. to peek at its first
         # timestamp) reads only its start; batches() grows it to BUFFER_SIZE.
-        self._buf = bytearray(FIRST_READ)
-        self._view = memoryview(self._buf)
+        # Buffers are never zero-filled (np.empty): only bytes read are ever looked at.
+        self._buf = np.empty(FIRST_READ, np.uint8)
+        self._spare = None        # the other big buffer (reading goes on while the hasher reads one)
         self._fill = 0
         self._pos = 0
         self._base = 0  # stream offset of _buf[0]
         self._eof = False
+        self._mm = None           # the file mapped into memory (large uncompressed files, see _map)
         try:
             self._read_more()
             magic = bytes(self._buf[:4])
@@ -294,19 +317,28 @@ class CaptureReader:
 
     # ------------------------------------------------------------------ buffer management
     def _read_more(self) -> int:
-        """Move unread bytes to the front and fill the rest of the buffer."""
-        if len(self._buf) < BUFFER_SIZE and self._pos == 0 and self._fill == len(self._buf):
-            self._grow()
+        """Move unread bytes to the front (of the other buffer, once there are two: the hasher may
+        still be reading this one) and fill the rest of the buffer."""
+        if len(self._buf) < self._want:
+            self._grow(self._want)
+        elif len(self._buf) < BUFFER_SIZE and self._pos == 0 and self._fill == len(self._buf):
+            self._grow(BUFFER_SIZE)         # a record larger than the file said it was (a growing file)
         if self._pos:
             rest = self._fill - self._pos
-            self._buf[:rest] = self._buf[self._pos:self._fill]
+            target = self._spare if self._spare is not None else self._buf
+            if self._hash_views:
+                self._hasher.wait(target)
+            target[:rest] = self._buf[self._pos:self._fill]
+            if target is not self._buf:
+                self._spare, self._buf = self._buf, target
             self._base += self._pos
             self._fill = rest
             self._pos = 0
         got_total = 0
+        view = memoryview(self._buf)
         while self._fill < len(self._buf) and not self._eof:
             try:
-                got = self._stream.readinto(self._view[self._fill:])
+                got = self._stream.readinto(view[self._fill:])
             except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as e:
                 # Everything read before the damage stays in the buffer and is analysed.
                 self._eof = True
@@ -323,14 +355,23 @@ class CaptureReader:
                                       f"{self.report.compression} stream failed after {self._base + self._fill} "
                                       f"decompressed bytes: {failure}; the rest of the file is unreadable")
                 break
+            if self._hash_views:
+                self._hasher.submit(view[self._fill:self._fill + got], self._buf)
             self._fill += got
             got_total += got
         return got_total
 
-    def _grow(self) -> None:
-        self._view.release()
-        self._buf.extend(bytes(BUFFER_SIZE - len(self._buf)))
-        self._view = memoryview(self._buf)
+    def _grow(self, size: int) -> None:
+        """To two buffers of ``size`` (what was read is copied, not read again)."""
+        big = np.empty(size, np.uint8)
+        big[:self._fill] = self._buf[:self._fill]
+        self._buf, self._spare = big, np.empty(size, np.uint8)
+
+    def _buffer_size(self) -> int:
+        """BUFFER_SIZE, or the size of a smaller uncompressed file (it fits whole)."""
+        if self.report.compression == "none" and self.report.size_bytes:
+            return max(FIRST_READ, min(BUFFER_SIZE, self.report.size_bytes))
+        return BUFFER_SIZE
 
     def _safe_read_more(self) -> bool:
         """Read more (a broken stream ends the file with a report); True if bytes came."""
@@ -338,12 +379,46 @@ class CaptureReader:
 
     def raw_position(self) -> int:
         """Bytes of the file as stored read so far (compressed bytes for a compressed file)."""
+        if self._mm is not None:
+            return self._base + self._pos
         try:
             return self._raw.tell()
         except (OSError, ValueError):
             return self.report.size_bytes
 
+    def _map(self) -> None:
+        """A large uncompressed file is scanned where it lies, mapped into memory: no copy into
+        buffers, no buffer to refill; the hasher reads the same pages.  Pages behind the scan are
+        given back as it goes (``_drop_behind``), so memory stays bounded."""
+        if self.report.compression != "none" or self.report.size_bytes < MAP_AT or self._base != 0:
+            return
+        try:
+            mm = mmap.mmap(self._raw.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return                                  # not mappable: the buffers it is
+        mm.madvise(mmap.MADV_SEQUENTIAL)
+        self._mm = mm
+        self._buf, self._spare = np.frombuffer(mm, np.uint8), None
+        if self._hasher is not None:
+            self._hasher.submit_mapped(self._buf, mm, self._fill)
+        self._fill = len(self._buf)
+        self._eof = True
+        self._given_back = 0
+
+    def _drop_behind(self) -> None:
+        done = (self._base + self._pos) & ~(mmap.PAGESIZE - 1)
+        if done - self._given_back >= DROP_BEHIND:
+            self._mm.madvise(mmap.MADV_DONTNEED, self._given_back, done - self._given_back)
+            self._given_back = done
+
+    def _finish_hash(self) -> None:
+        if self._hasher is not None and self.sha256 is None:
+            self.sha256 = self.report.sha256 = self._hasher.finish(self._raw)
+
     def close(self) -> None:
+        if getattr(self, "_mm", None) is not None:
+            self._buf = np.empty(0, np.uint8)         # batches hold no view of it past this point
+            self._mm = None                           # unmapped when the last view is gone
         for f in (getattr(self, "_stream", None), getattr(self, "_raw", None)):
             if f is not None:
                 f.close()
@@ -398,18 +473,20 @@ class CaptureReader:
     def batches(self):
         """Yield ``Batch`` objects until the end of the file (see module docstring)."""
         frame_no = 1
-        if len(self._buf) < BUFFER_SIZE:
-            self._grow()
+        self._want = self._buffer_size()      # the first scan uses what the constructor read
+        self._map()
         scan = self._scan_pcap if self.report.format == "pcap" else self._scan_pcapng
         try:
             while True:
                 n, status = scan()
                 if n:
                     batch = Batch(self._buf, self._off, self._cap, self._orig, self._ts, self._if,
-                                  self._if_linktype, n, frame_no)
+                                  self._if_linktype, n, frame_no, self._base)
                     self._note_batch(n)
                     yield batch
                     frame_no += n
+                    if self._mm is not None:
+                        self._drop_behind()
                 if status == _scan.ST_FULL:
                     continue
                 if status == _scan.ST_BAD:
@@ -433,6 +510,7 @@ class CaptureReader:
             self._report_odd_timestamps()
         finally:
             self.report.close_errors()
+            self._finish_hash()
             self.close()
 
     def _note_batch(self, n: int) -> None:

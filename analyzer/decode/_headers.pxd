@@ -201,7 +201,7 @@ cdef inline int decode_tcp(Pkt* k, Transport* t) noexcept nogil:
     if k.l4cap < 20 or k.l4len < 20:
         return T_BAD
     doff = (h[12] >> 4) * 4
-    if doff < 20 or doff > k.l4len or doff > k.l4cap:
+    if doff < 20 or doff > k.l4len:
         return T_BAD
     t.sport = be16(h)
     t.dport = be16(h + 2)
@@ -213,6 +213,8 @@ cdef inline int decode_tcp(Pkt* k, Transport* t) noexcept nogil:
     t.paycap = k.l4cap - doff
     if t.paycap > t.paylen:
         t.paycap = t.paylen
+    if t.paycap < 0:
+        t.paycap = 0          # options cut by the snap length (64 bytes with timestamps): no payload captured
     return T_OK
 
 

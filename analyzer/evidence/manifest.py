@@ -23,12 +23,19 @@ class Check:
     actual: str | None
 
     @property
+    def unhashed(self) -> bool:
+        """An input of a run that did not hash its inputs (--no-input-hash): nothing to compare."""
+        return self.kind == "input" and self.expected is None
+
+    @property
     def ok(self) -> bool:
-        return self.expected is not None and self.expected == self.actual
+        return self.unhashed or (self.expected is not None and self.expected == self.actual)
 
     def describe(self) -> str:
         if self.kind == "extra":
             return f"UNLISTED  file   {self.path} (in the folder, not in the manifest; sha256 {self.actual})"
+        if self.unhashed:
+            return f"UNHASHED  {self.kind:6} {self.path} (the run did not hash its inputs: --no-input-hash)"
         if self.ok:
             return f"ok        {self.kind:6} {self.path}"
         if self.actual is None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from analyzer.findings import discovery
+from analyzer.findings import discovery, truncation
 from analyzer.findings.accounting import Accounting, AccountingAccumulator
 from analyzer.findings.connections import (Encrypted, SubjectClient, SubjectClients, Unattributed,
                                            bittorrent_endpoints, connection_views, encryption_context)
@@ -91,13 +91,17 @@ class Findings:
     run: dict                     # how the run was done (engine, workers, shards): manifest only
     client_state: object = None   # findings.client_state.ClientStateFinding (--client-state)
     tracebacks: list = field(default_factory=list)   # (input, traceback) of internal errors: errors.log
+    input_overlaps: list = field(default_factory=list)   # (earlier, later) paths: consecutive inputs overlapping
     records: object = field(repr=False, default=None)   # the analysis's RecordStore (second pass)
     endpoints: dict = field(repr=False, default_factory=dict)
     continued_ids: dict = field(repr=False, default_factory=dict)
+    announced: object = field(repr=False, default=None)   # truncation.Announced
+    groups: dict = field(repr=False, default_factory=dict)
 
     def connection_views(self):
         """Every connection from the subject's side, in first-frame order (a generator)."""
-        return connection_views(self.records, self.subject, self.endpoints, self.continued_ids)
+        return connection_views(self.records, self.subject, self.endpoints, self.continued_ids, self.announced,
+                                self.groups)
 
 
 def input_findings(result) -> list[InputFinding]:
@@ -114,10 +118,23 @@ def input_findings(result) -> list[InputFinding]:
     return out
 
 
+def overlap_note(overlaps: list) -> list[str]:
+    """One note for all input files whose time ranges overlap (the pairs go to a side table:
+    a capture split per connection has hundreds)."""
+    if not overlaps:
+        return []
+    return [f"time ranges overlap: {len(overlaps)} pair(s) of consecutive input files (listed in "
+            f"input_overlaps; reassembly orders by sequence number, not time)"]
+
+
 def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1) -> Findings:
     """The findings of ``result`` from the side of ``subject`` (default: the analysis's)."""
     subject = subject or result.subject
     groups = torrent_groups(result.index, result.metas)
+    announced = truncation.announced(result.announces, result.udp, subject)
+    for entries in announced.by_host.values():
+        for h, *_ in entries:
+            groups.setdefault(h, h)        # torrents named only by announces (connections cut by the snap length)
     endpoints = bittorrent_endpoints(result.index, result.announces, result.udp)
     mine = subject_announces(result.announces, subject)
     torrents = TorrentAccumulator(groups)
@@ -131,6 +148,7 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
     matched = False
     for r in result.records:                     # the one pass
         t = transfer(r, subject)
+        r = truncation.attribute(r, t, announced, groups)
         matched = matched or t.side != "none"
         accounting.add(r, t)
         if continued and sort_key(r) in continued:
@@ -145,11 +163,14 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         if r.category != "bittorrent":
             continue
         torrents.add(r, t)
+        if t.internal:
+            timeline.add_internal(r, t)
         if t.involves_subject:
             down, up = (r.rev, r.fwd) if t.side == "src" else (r.fwd, r.rev)
             timeline.add(r, t, down, up)
-            reconciliation.add(r, down, up)
+            reconciliation.add(r, down, up, r.src_ip if t.side == "src" else r.dst_ip)
     mine_ids = {id(a) for a in mine}
+    overlaps = result.inputs.overlaps()
     dht, lsd = discovery.dht(result.udp, subject), discovery.lsd(result.udp, subject)
     pieces = None
     if result.metas and result.pieces is not None:
@@ -174,8 +195,9 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         peers=timeline.peer_rows(),
         pieces=pieces,
         rebuilt=result.rebuilt,
-        notes=list(result.notes),
+        notes=list(result.notes) + overlap_note(overlaps),
         options=result.options,
+        input_overlaps=overlaps,
         subject_matched=matched or bool(mine) or any(e.by_subject for e in lsd) or dht.subject_messages > 0,
         case=result.case,
         torrent_files=result.torrent_files,
@@ -183,6 +205,8 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         records=result.records,
         endpoints=endpoints,
         continued_ids=continued_ids,
+        announced=announced,
+        groups=groups,
     )
     f.tracebacks = list(result.tracebacks)
     if result.client_state is not None:

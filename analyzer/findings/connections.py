@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from analyzer.findings.transfers import Transfer, TransferSums, transfer
+from analyzer.findings.truncation import Bounds, attribute
 from analyzer.protocols.peer_id import decode_peer_id, peer_id_text
 from analyzer.sessions.records import ConnectionRecord
 
@@ -43,6 +44,7 @@ class Unattributed:
     peers: set = field(default_factory=set)
     sums: TransferSums = field(default_factory=TransferSums)
     other_connections: int = 0
+    bounds: Bounds = field(default_factory=Bounds)
 
     def add(self, t: Transfer) -> None:
         if not t.involves_subject:
@@ -51,6 +53,7 @@ class Unattributed:
         self.connections += 1
         self.peers.add(t.remote_ip)
         self.sums.add(t.sums)
+        self.bounds.add(t.bounds)
 
 
 @dataclass
@@ -128,10 +131,13 @@ class ConnectionView:
     encryption_context: str
 
 
-def connection_views(records, subject, endpoints: dict, continued_ids: dict):
+def connection_views(records, subject, endpoints: dict, continued_ids: dict, announced=None, groups=None):
     """ConnectionView of every record, in first-frame order (a generator: a case can have
-    millions of connections)."""
+    millions of connections); cut connections attributed by announces as in the findings."""
     for r in records:
-        yield ConnectionView(r, transfer(r, subject), continued_ids.get(r.continues) if r.continues else None,
+        t = transfer(r, subject)
+        if announced is not None:
+            r = attribute(r, t, announced, groups)
+        yield ConnectionView(r, t, continued_ids.get(r.continues) if r.continues else None,
                              encryption_context(r, endpoints) if r.encryption else "")
 

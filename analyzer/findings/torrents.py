@@ -1,11 +1,22 @@
 """Torrents from the subject's side: hashes grouped into torrents, figures summed per
-torrent and transport, the torrent's metadata, and the verification of its pieces."""
+torrent, transport and subject host, the torrent's metadata, and the verification of its
+pieces.
+
+A subject that is a network (or several ``--local``) has several hosts.  The
+torrent's figures are its exchanges with hosts outside the subject; each host
+has the same figures for its own exchanges (``hosts``: they add up to the
+torrent's), plus what it received from and sent to the other subject hosts
+(``internal``).  A connection between two subject hosts is counted once, in
+the torrent's ``internal_*`` figures (its block bytes both ways), never as an
+upload to others."""
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from analyzer.findings.transfers import Transfer, TransferSums
+from analyzer.findings.truncation import Bounds
 from analyzer.sessions.index import RecordIndex
 from analyzer.sessions.records import ConnectionRecord
 from analyzer.sessions.subject import Subject
@@ -131,6 +142,37 @@ def verification(pieces: list, key: str, meta, subject: Subject) -> Verification
 
 
 @dataclass
+class HostFinding:
+    """One subject host's part of a torrent: ``sums`` with hosts outside the subject,
+    ``internal`` with the other subject hosts (downloaded: received from them)."""
+
+    host: str
+    sums: TransferSums
+    internal: TransferSums
+    connections: int
+    internal_connections: int
+    peers: int
+    first_seen_ns: int | None
+    last_seen_ns: int | None
+
+
+class _HostAcc:
+    __slots__ = ("sums", "internal", "connections", "internal_connections", "peers", "first", "last")
+
+    def __init__(self):
+        self.sums = TransferSums()
+        self.internal = TransferSums()
+        self.connections = 0
+        self.internal_connections = 0
+        self.peers: set = set()
+        self.first = self.last = None
+
+    def seen(self, r) -> None:
+        self.first = r.first_ts_ns if self.first is None else min(self.first, r.first_ts_ns)
+        self.last = r.last_ts_ns if self.last is None else max(self.last, r.last_ts_ns)
+
+
+@dataclass
 class TorrentFinding:
     info_hash: str
     info_hash_aliases: list
@@ -146,11 +188,18 @@ class TorrentFinding:
     transports: dict                    # transport -> TransportFigures, sorted by name
     remote_clients: dict                # client -> connections, sorted
     subject_clients: dict
+    hosts: list = field(default_factory=list)         # HostFinding per subject host, by address
+    bounds: Bounds = field(default_factory=Bounds)    # lower/upper bounds (connections cut by the snap length)
+    announce_basis: list = field(default_factory=list)  # how connections without handshake got the info hash
+    internal_connections: int = 0
+    internal_bytes: int = 0             # block bytes between subject hosts (both ways, each once)
+    internal_acked_bytes: int = 0
 
 
 class _Acc:
     __slots__ = ("sums", "transports", "peers", "peer_ids", "connections", "other_connections", "first", "last",
-                 "remote_clients", "subject_clients", "aliases")
+                 "remote_clients", "subject_clients", "aliases", "hosts", "internal_connections", "internal_bytes",
+                 "internal_acked_bytes", "bounds", "announce_basis")
 
     def __init__(self):
         self.sums = TransferSums()
@@ -163,6 +212,12 @@ class _Acc:
         self.remote_clients: Counter = Counter()
         self.subject_clients: Counter = Counter()
         self.aliases: set = set()
+        self.hosts: dict = defaultdict(_HostAcc)
+        self.internal_connections = 0
+        self.internal_bytes = 0
+        self.internal_acked_bytes = 0
+        self.bounds = Bounds()
+        self.announce_basis: set = set()
 
 
 class TorrentAccumulator:
@@ -178,11 +233,32 @@ class TorrentAccumulator:
         if a is None:
             a = self.acc[key] = _Acc()
         a.aliases.update(h for h in (r.info_hash, r.info_hash_reply) if h and h != key)
+        if t.internal:
+            a.internal_connections += 1
+            (_, src_view), _ = t.internal
+            a.internal_bytes += src_view.uploaded_bytes + src_view.downloaded_bytes
+            a.internal_acked_bytes += src_view.uploaded_acked_bytes + src_view.downloaded_acked_bytes
+            for host, view in t.internal:
+                h = a.hosts[host]
+                h.internal_connections += 1
+                h.internal.add(view)
+                h.seen(r)
+            a.first = r.first_ts_ns if a.first is None else min(a.first, r.first_ts_ns)
+            a.last = r.last_ts_ns if a.last is None else max(a.last, r.last_ts_ns)
+            return
         if not t.involves_subject:
             a.other_connections += 1
             return
         a.connections += 1
         a.sums.add(t.sums)
+        a.bounds.add(t.bounds)
+        if r.attribution == "announce":
+            a.announce_basis.add(r.evidence.split("; ", 1)[-1])
+        h = a.hosts[t.host]
+        h.connections += 1
+        h.sums.add(t.sums)
+        h.peers.add(t.remote_ip)
+        h.seen(r)
         tr = a.transports[r.transport]
         tr.connections += 1
         tr.sums.add(t.sums)
@@ -211,5 +287,15 @@ class TorrentAccumulator:
                 peer_ids=len(a.peer_ids), other_connections=a.other_connections,
                 transports=dict(sorted(a.transports.items())),
                 remote_clients=dict(sorted(a.remote_clients.items())),
-                subject_clients=dict(sorted(a.subject_clients.items()))))
+                subject_clients=dict(sorted(a.subject_clients.items())),
+                hosts=[HostFinding(ip, h.sums, h.internal, h.connections, h.internal_connections, len(h.peers),
+                                   h.first, h.last) for ip, h in sorted(a.hosts.items(), key=lambda kv: _ip_key(kv[0]))],
+                internal_connections=a.internal_connections, internal_bytes=a.internal_bytes,
+                internal_acked_bytes=a.internal_acked_bytes, bounds=a.bounds,
+                announce_basis=sorted(a.announce_basis)))
         return out
+
+
+def _ip_key(ip: str):
+    a = ipaddress.ip_address(ip)
+    return (a.version, a.packed)

@@ -6,9 +6,18 @@ before the capture.  So only differences between two announces are compared
 with the wire, over the same period: the bytes of the subject's connections
 for that torrent in the capture's one-second bins between the two announces,
 given as a range (bins wholly inside the period, and bins touching it).
+
+Counters start again with every client session, so announces are reconciled
+per session: per torrent and subject host, the announces in time order are
+cut where a new client session starts: an announce with ``event=started``
+to a tracker the current session has already announced to (a client sends
+``started`` once per tracker when it starts a torrent), or a ``peer_id`` or
+``key`` different from the session's.  Captures of several sessions analysed
+together are then reconciled session by session.
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +37,9 @@ class Reconciliation:
     first: TrackerAnnounce
     last: TrackerAnnounce
     wire: dict            # direction -> (min, max, total) block bytes: bins inside, bins touching, all
+    client_ip: str = ""   # the subject host that announced
+    session: int = 1      # client session of that host and torrent, 1-based in time order
+    session_start: str = "first announce in the capture"   # why a new session starts here
 
     def reported(self, direction: str) -> int:
         return getattr(self.last, direction) - getattr(self.first, direction)
@@ -37,20 +49,49 @@ class Reconciliation:
         return lo <= self.reported(direction) <= hi
 
 
+def client_sessions(announces: list[TrackerAnnounce]) -> list[tuple[str, list[TrackerAnnounce]]]:
+    """One host's announces of one torrent (in time order) cut into client sessions
+    (see the module docstring): [(why the session starts, its announces)]."""
+    out: list = []
+    peer_id = key = None
+    trackers: set = set()
+    for a in announces:
+        why = None
+        if not out:
+            why = "first announce in the capture"
+        elif a.peer_id is not None and peer_id is not None and a.peer_id != peer_id:
+            why = "new peer_id"
+        elif a.key is not None and key is not None and _key(a.key) != _key(key):
+            why = "new key"
+        elif a.event == "started" and a.tracker in trackers:
+            why = "event=started"
+        if why is not None:
+            out.append((why, []))
+            peer_id = key = None
+            trackers = set()
+        out[-1][1].append(a)
+        peer_id = a.peer_id if a.peer_id is not None else peer_id
+        key = a.key if a.key is not None else key
+        trackers.add(a.tracker)
+    return out
+
+
 class ReconciliationBins:
-    """Per-second block bytes of the subject's connections, for the torrents it announced."""
+    """Per-second block bytes of the subject's connections, per torrent and subject host, for the
+    torrents the host announced."""
 
     def __init__(self, mine: list[TrackerAnnounce], groups: dict):
         self.groups = groups
-        self.by_hash: dict = {}
+        self.by_host: dict = {}       # (torrent, client ip) -> its announces
         for a in mine:
             if a.kind == "announce" and a.uploaded is not None and a.downloaded is not None:
-                self.by_hash.setdefault(groups.get(a.info_hash, a.info_hash), []).append(a)
+                self.by_host.setdefault((groups.get(a.info_hash, a.info_hash), a.client_ip), []).append(a)
         self.bins: dict = {}
 
-    def add(self, r: ConnectionRecord, down, up) -> None:
-        key = self.groups.get(r.info_hash, r.info_hash)
-        if key not in self.by_hash:
+    def add(self, r: ConnectionRecord, down, up, host: str) -> None:
+        """A subject connection of ``host`` (the subject end's address)."""
+        key = (self.groups.get(r.info_hash, r.info_hash), host)
+        if key not in self.by_host:
             return
         b = self.bins.setdefault(key, ({}, {}))
         for series, acc in ((down.block_series, b[0]), (up.block_series, b[1])):
@@ -58,15 +99,31 @@ class ReconciliationBins:
                 acc[sec] = acc.get(sec, 0) + n
 
     def findings(self) -> list[Reconciliation]:
+        """One row per client session, by info hash, host address and time."""
         out = []
-        for info_hash in sorted(self.by_hash):
-            seq = sorted(self.by_hash[info_hash], key=lambda a: a.ts_ns)
-            first, last = seq[0], seq[-1]
-            down_bins, up_bins = self.bins.get(info_hash, ({}, {}))
-            t0, t1 = first.ts_ns // 1_000_000_000, last.ts_ns // 1_000_000_000
-            wire = {}
-            for name, acc in (("downloaded", down_bins), ("uploaded", up_bins)):
-                wire[name] = (sum(n for s, n in acc.items() if t0 < s < t1),
-                              sum(n for s, n in acc.items() if t0 <= s <= t1), sum(acc.values()))
-            out.append(Reconciliation(info_hash, len(seq), first, last, wire))
+        for key in sorted(self.by_host, key=lambda k: (k[0], _ip_key(k[1]))):
+            seq = sorted(self.by_host[key], key=lambda a: (a.ts_ns, a.file_idx, a.frame_no))
+            down_bins, up_bins = self.bins.get(key, ({}, {}))
+            for n, (why, session) in enumerate(client_sessions(seq), 1):
+                first, last = session[0], session[-1]
+                t0, t1 = first.ts_ns // 1_000_000_000, last.ts_ns // 1_000_000_000
+                wire = {}
+                for name, acc in (("downloaded", down_bins), ("uploaded", up_bins)):
+                    wire[name] = (sum(v for s, v in acc.items() if t0 < s < t1),
+                                  sum(v for s, v in acc.items() if t0 <= s <= t1), sum(acc.values()))
+                out.append(Reconciliation(key[0], len(session), first, last, wire, key[1], n, why))
         return out
+
+
+def _key(k: str):
+    """An announce key to compare: HTTP carries it as text (hex as a rule), BEP 15 as a 32-bit
+    number (written as 8 hex digits)."""
+    try:
+        return int(k, 16)
+    except ValueError:
+        return k
+
+
+def _ip_key(ip: str):
+    a = ipaddress.ip_address(ip)
+    return (a.version, a.packed)

@@ -8,6 +8,13 @@ Definitions (the contract of summary.json, torrents.csv, connections.csv):
   acknowledged (TCP cumulative ACK; uTP ack_nr and selective ACKs).
 * ``downloaded_bytes`` / ``downloaded_acked_bytes``: the same for blocks
   sent to the subject (acknowledged by the subject).
+* Only BitTorrent connections (``bittorrent``, ``bittorrent_unattributed``)
+  have piece bytes: the figures of any other connection are 0, whatever its
+  bytes looked like to the peer wire parser (chance framing in HTTP).
+* A connection between two subject hosts (a subject that is a network, or
+  several ``--local``) is *internal*: it is in none of those figures, which
+  are exchanges with hosts outside the subject; ``internal`` gives each of
+  its two hosts' view (what it received from, and sent to, the other).
 * Block bytes lost in capture gaps are never counted in those figures; they
   are reported as ``*_gap_bytes``.  Bytes counted as the tail of a block
   whose header was not captured (piece unknown) are included and also shown
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from analyzer.findings.truncation import Bounds, connection_bounds
 from analyzer.sessions.records import ConnectionRecord
 from analyzer.sessions.subject import Subject
 
@@ -51,6 +59,9 @@ class Transfer:
     remote_ip: str = ""
     remote_port: int = 0
     sums: TransferSums | None = None
+    host: str = ""                      # the subject host's address (src or dst side)
+    internal: tuple = ()                # side "both": ((src host, its view), (dst host, its view))
+    bounds: object = None               # truncation.Bounds (src or dst side)
     remote_peer_id: bytes | None = None
     subject_peer_id: bytes | None = None
     remote_client: str = ""
@@ -61,16 +72,27 @@ class Transfer:
         return self.sums is not None
 
 
+def _sums(r: ConnectionRecord, down, up) -> TransferSums:
+    if not r.category.startswith("bittorrent"):
+        return TransferSums()
+    return TransferSums(down.block_bytes, down.block_acked_bytes, up.block_bytes, up.block_acked_bytes,
+                        down.block_tail_bytes, up.block_tail_bytes, down.block_gap_bytes, up.block_gap_bytes)
+
+
 def transfer(r: ConnectionRecord, subject: Subject) -> Transfer:
     side, down, up = subject.directions(r)
     if down is None:
+        if side == "both":
+            return Transfer(side, internal=((r.src_ip, _sums(r, r.rev, r.fwd)), (r.dst_ip, _sums(r, r.fwd, r.rev))))
         return Transfer(side)
+    sums = _sums(r, down, up)
     return Transfer(
         side,
         remote_ip=r.dst_ip if side == "src" else r.src_ip,
         remote_port=r.dst_port if side == "src" else r.src_port,
-        sums=TransferSums(down.block_bytes, down.block_acked_bytes, up.block_bytes, up.block_acked_bytes,
-                          down.block_tail_bytes, up.block_tail_bytes, down.block_gap_bytes, up.block_gap_bytes),
+        sums=sums,
+        host=r.src_ip if side == "src" else r.dst_ip,
+        bounds=connection_bounds(r, down, up, sums) if r.category.startswith("bittorrent") else Bounds(),
         remote_peer_id=down.peer_id,
         subject_peer_id=up.peer_id,
         remote_client=r.client(down),

@@ -21,6 +21,10 @@ cdef class UtpStream:
     cdef uint8_t* q_acked
     cdef readonly int64_t ack_idx         # highest packet acknowledged cumulatively (-1: none)
     cdef bint have_ack
+    # the receiver closed (sent ST_FIN or ST_RESET): its later ACKs credit nothing
+    cdef readonly bint receiver_closed
+    cdef int64_t late_ack_idx             # highest packet it acknowledged after closing
+    cdef bint have_late_ack
     cdef int64_t gap_lo, gap_hi           # packet range last declared lost
     cdef int hole_frames
     cdef int64_t hole_at
@@ -36,6 +40,7 @@ cdef class UtpStream:
     cdef void packet(self, int ptype, uint16_t seq, const uint8_t* data, Py_ssize_t caplen, Py_ssize_t paylen)
     cdef void start_at(self, uint16_t seq)
     cdef void ack(self, uint16_t ack_nr, const uint8_t* sack, Py_ssize_t sack_len)
+    cdef void close_receiver(self)
     cdef void finish(self)
     cdef void _deliver(self, const uint8_t* data, Py_ssize_t n, uint32_t h)
     cdef void _drain(self)

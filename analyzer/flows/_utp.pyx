@@ -25,6 +25,12 @@ so wrap-around at 2^16 is invisible above this module.
   other direction acknowledge packets.  For every delivered packet the bytes
   the sink marked (piece block bytes) are remembered, so acknowledged block
   bytes are exact per packet, in any order.
+* Once the receiver has closed (sent ST_FIN or ST_RESET, ``close_receiver``),
+  its ACKs credit nothing more: a uTP stack such as libtorrent's goes on
+  acknowledging packets after its side closed, but the application has gone
+  and never reads them (TCP answers such data with RST instead).  The ACKs a
+  FIN or RESET packet itself carries still count (they are handled first).
+  Later ACKs only help to notice packets missing from the capture.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int16_t, int32_t, int64_t
 from libc.string cimport memcpy
@@ -98,6 +104,9 @@ cdef class UtpStream:
 
     def start(self, uint16_t seq):
         self.start_at(seq)
+
+    def receiver_close(self):
+        self.close_receiver()
 
     def close(self):
         self.finish()
@@ -278,6 +287,10 @@ cdef class UtpStream:
                 self.marked_acked_bytes += self.q_marked[slot]
 
     # ------------------------------------------------------------------ acknowledgements
+    cdef void close_receiver(self):
+        """The receiver of this direction sent ST_FIN or ST_RESET (see the module docstring)."""
+        self.receiver_closed = True
+
     cdef void ack(self, uint16_t ack_nr, const uint8_t* sack, Py_ssize_t sack_len):
         cdef int64_t a, i, lo, hi
         cdef Py_ssize_t j
@@ -285,6 +298,12 @@ cdef class UtpStream:
         if not self.started:
             return
         a = self.rel(ack_nr)
+        if self.receiver_closed:
+            if not self.have_late_ack or a > self.late_ack_idx:
+                self.late_ack_idx = a
+                self.have_late_ack = True
+            self._check_hole()
+            return
         if not self.have_ack or a > self.ack_idx:
             lo = self.q_head_idx if not self.have_ack or self.ack_idx + 1 < self.q_head_idx else self.ack_idx + 1
             hi = a if a < self.q_head_idx + self.q_len - 1 else self.q_head_idx + self.q_len - 1
@@ -305,11 +324,14 @@ cdef class UtpStream:
     cdef int64_t _acked_end(self):
         """One past the last packet the receiver acknowledged; an ACK of exactly
         one packet past everything seen, with no FIN captured, is the FIN's."""
-        if not self.have_ack:
+        cdef int64_t a = self.ack_idx
+        if self.have_late_ack and (not self.have_ack or self.late_ack_idx > a):
+            a = self.late_ack_idx
+        elif not self.have_ack:
             return self.next_idx
-        if not self.fin_seen and self.ack_idx == self.next_idx and not self.ooo:
+        if not self.fin_seen and a == self.next_idx and not self.ooo:
             return self.next_idx
-        return self.ack_idx + 1
+        return a + 1
 
     cdef void _check_hole(self):
         cdef int64_t target, acked_end, first

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from analyzer.evidence.metainfo import encode_torrent
 from analyzer.safeio import SafeDir
-from analyzer.output.client_state import client_state_csv
 from analyzer.output.manifest import manifest_json
 from analyzer.output.parquet import peers_table, timeline_table, write_parquet
 from analyzer.output.summary import dumps, summary_json
@@ -86,6 +85,7 @@ def write_outputs(f, out_dir: Path, *, argv: list[str], started: _dt.datetime) -
     if f.pieces is not None:
         files["pieces.csv"] = pieces_csv(f)
     if f.client_state is not None:
+        from analyzer.output.client_state import client_state_csv
         files["client_state.csv"] = client_state_csv(summary["client_state"])
     if f.tracebacks:
         files["errors.log"] = "".join(f"--- internal error while analysing {path}\n{text}\n"

@@ -14,10 +14,15 @@ from analyzer.output.summary import TOOL, dumps
 
 MANIFEST_SCHEMA = "bt-analyzer/manifest/1"
 LIBRARIES = ("libtorrent", "matplotlib", "numpy", "pandas", "pyarrow")
+SELF_VERSIONED = ("numpy", "pyarrow")       # their __version__ is their distribution's version
 
 
 def _version(module: str) -> str | None:
-    """A distribution's installed version, without importing it."""
+    """A distribution's installed version: the module's own when it is imported already, else from
+    its installed metadata (without importing it)."""
+    loaded = sys.modules.get(module) if module in SELF_VERSIONED else None
+    if isinstance(getattr(loaded, "__version__", None), str):
+        return loaded.__version__
     from importlib.metadata import PackageNotFoundError, version
     try:
         return version(module)

@@ -10,9 +10,11 @@ import pyarrow.parquet as pq
 
 from analyzer.findings.timeline import DIRECTIONS, TRANSPORTS, PeerRow
 
-TIMELINE_COLUMNS = ["bin_start", "bin_seconds", "info_hash", "direction", "transport", "bytes", "acked_bytes"]
-PEER_COLUMNS = ["info_hash", "remote_ip", "transport", "downloaded_bytes", "downloaded_acked_bytes",
-                "uploaded_bytes", "uploaded_acked_bytes", "connections", "first_seen", "last_seen"]
+TIMELINE_COLUMNS = ["bin_start", "bin_seconds", "info_hash", "host", "direction", "transport", "bytes",
+                    "acked_bytes"]
+PEER_COLUMNS = ["info_hash", "host", "remote_ip", "internal", "transport", "downloaded_bytes",
+                "downloaded_acked_bytes", "uploaded_bytes", "uploaded_acked_bytes", "connections", "first_seen",
+                "last_seen"]
 UTC_NS = pa.timestamp("ns", tz="UTC")
 
 
@@ -41,22 +43,28 @@ def timeline_table(timeline) -> pa.Table:
         "bin_start": _int64(rows[:, 0] * 1_000_000_000, UTC_NS),
         "bin_seconds": _int64(np.full(len(rows), timeline.bin_seconds)),
         "info_hash": _strings([names[i] for i in rows[:, 1]]),
-        "direction": _strings([DIRECTIONS[i] for i in rows[:, 2]]),
-        "transport": _strings([TRANSPORTS[i] for i in rows[:, 3]]),
-        "bytes": _int64(rows[:, 4]),
-        "acked_bytes": _int64(rows[:, 5]),
+        "host": _strings([timeline.hosts[i] for i in rows[:, 2]]),
+        "direction": _strings([DIRECTIONS[i] for i in rows[:, 3]]),
+        "transport": _strings([TRANSPORTS[i] for i in rows[:, 4]]),
+        "bytes": _int64(rows[:, 5]),
+        "acked_bytes": _int64(rows[:, 6]),
     })
 
 
 def peers_table(peers: list[PeerRow]) -> pa.Table:
-    cols = list(zip(*[(p.info_hash, p.remote_ip, p.transport, p.downloaded_bytes, p.downloaded_acked_bytes,
-                       p.uploaded_bytes, p.uploaded_acked_bytes, p.connections, p.first_seen_ns, p.last_seen_ns)
+    cols = list(zip(*[(p.info_hash, p.host, p.remote_ip, p.internal, p.transport, p.downloaded_bytes,
+                       p.downloaded_acked_bytes, p.uploaded_bytes, p.uploaded_acked_bytes, p.connections,
+                       p.first_seen_ns, p.last_seen_ns)
                       for p in peers])) or [[] for _ in PEER_COLUMNS]
+    internal = np.fromiter(cols[3], np.uint8, len(cols[3]))
     return pa.table({
         **{c: _strings(cols[i]) for i, c in enumerate(PEER_COLUMNS[:3])},
-        **{c: _int64(cols[i]) for i, c in enumerate(PEER_COLUMNS[3:8], 3)},
-        "first_seen": _int64(cols[8], UTC_NS),
-        "last_seen": _int64(cols[9], UTC_NS),
+        "internal": pa.BooleanArray.from_buffers(pa.bool_(), len(internal),
+                                                 [None, pa.py_buffer(np.packbits(internal, bitorder="little"))]),
+        "transport": _strings(cols[4]),
+        **{c: _int64(cols[i]) for i, c in enumerate(PEER_COLUMNS[5:10], 5)},
+        "first_seen": _int64(cols[10], UTC_NS),
+        "last_seen": _int64(cols[11], UTC_NS),
     })
 
 

@@ -6,7 +6,6 @@ import json
 
 from analyzer import __version__
 from analyzer.findings.torrents import VERIFY_FIELDS
-from analyzer.output.client_state import client_state_json
 from analyzer.findings.transfers import SUM_FIELDS, TransferSums
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.timefmt import iso_ns
@@ -70,8 +69,26 @@ def torrent_json(t) -> dict:
         "transports": {name: {"connections": c.connections, **_sums(c.sums)} for name, c in t.transports.items()},
         "remote_clients": t.remote_clients,
         "subject_clients": t.subject_clients,
+        "internal_connections": t.internal_connections,
+        "internal_bytes": t.internal_bytes,
+        "internal_acked_bytes": t.internal_acked_bytes,
+        "hosts": [host_json(h) for h in t.hosts],
+        "bounds": bounds_json(t.bounds, t.announce_basis),
     })
     return row
+
+
+def bounds_json(b, basis=()) -> dict:
+    return {"downloaded_lower_bytes": b.downloaded_lower_bytes, "downloaded_upper_bytes": b.downloaded_upper_bytes,
+            "uploaded_lower_bytes": b.uploaded_lower_bytes, "uploaded_upper_bytes": b.uploaded_upper_bytes,
+            "truncated_connections": b.truncated_connections, "info_hash_from_announces": list(basis)}
+
+
+def host_json(h) -> dict:
+    return {"host": h.host, **_sums(h.sums), "connections": h.connections, "peers": h.peers,
+            **{f"internal_{k}": getattr(h.internal, k) for k in SUM_FIELDS[:4]},
+            "internal_connections": h.internal_connections,
+            "first_seen": iso_ns(h.first_seen_ns), "last_seen": iso_ns(h.last_seen_ns)}
 
 
 def announce_json(a, by_subject: bool) -> dict:
@@ -90,7 +107,9 @@ def reconciliation_json(r) -> dict:
     def counters(a):
         return {"ts": iso_ns(a.ts_ns), "event": a.event, "uploaded": a.uploaded, "downloaded": a.downloaded,
                 "left": a.left}
-    row = {"info_hash": r.info_hash, "announces": r.announces, "first": counters(r.first),
+    row = {"info_hash": r.info_hash, "client_ip": r.client_ip, "session": r.session,
+           "session_start": r.session_start, "peer_id": peer_id_text(r.first.peer_id), "key": r.first.key,
+           "announces": r.announces, "first": counters(r.first),
            "last": counters(r.last), "reported_uploaded_between": r.reported("uploaded"),
            "reported_downloaded_between": r.reported("downloaded")}
     for name in ("downloaded", "uploaded"):
@@ -140,6 +159,11 @@ def accounting_json(a) -> dict:
             "capture_damage": a.capture_damage}
 
 
+def _client_state_json(finding) -> list:
+    from analyzer.output.client_state import client_state_json      # only with --client-state
+    return client_state_json(finding)
+
+
 def summary_json(f) -> dict:
     """The summary.json document of findings ``f``."""
     u = f.unattributed
@@ -155,9 +179,10 @@ def summary_json(f) -> dict:
                              "first_seen": iso_ns(c.first_seen_ns), "last_seen": iso_ns(c.last_seen_ns)}
                             for c in f.subject_clients],
         "inputs": [input_json(i) for i in f.inputs],
+        "input_overlaps": [{"earlier": a, "later": b} for a, b in f.input_overlaps],
         "torrents": [torrent_json(t) for t in f.torrents],
         "unattributed": {"connections": u.connections, "peers": len(u.peers), **_sums(u.sums),
-                         "other_connections": u.other_connections},
+                         "other_connections": u.other_connections, "bounds": bounds_json(u.bounds)},
         "encrypted": encrypted_json(f.encrypted, ENCRYPTED_NOTE),
         "tracker_reports": [announce_json(a, True) for a in f.subject_reports],
         "tracker_reconciliation": [reconciliation_json(r) for r in f.reconciliation],
@@ -166,7 +191,7 @@ def summary_json(f) -> dict:
                  "by_subject": e.by_subject, "first_seen": iso_ns(e.first_ns), "last_seen": iso_ns(e.last_ns)}
                 for e in f.lsd],
         "pex": pex_json(f.pex),
-        **({"client_state": client_state_json(f.client_state)} if f.client_state is not None else {}),
+        **({"client_state": _client_state_json(f.client_state)} if f.client_state is not None else {}),
         "carved": f.carved,
         "accounting": accounting_json(f.accounting),
         "notes": f.notes + (list(f.client_state.notes) if f.client_state is not None else []),

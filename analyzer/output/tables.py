@@ -12,8 +12,10 @@ from analyzer.output.summary import announce_json
 from analyzer.sessions.records import DIRECTION_FIELDS
 from analyzer.timefmt import iso_ns
 
-TORRENT_COLUMNS = ("info_hash", "transport", "connections", "peers", *SUM_FIELDS, "first_seen", "last_seen",
-                   "name", "total_size", "piece_length", "info_hash_v2")
+INTERNAL_FIELDS = tuple(f"internal_{k}" for k in SUM_FIELDS[:4])
+TORRENT_COLUMNS = ("info_hash", "host", "transport", "connections", "peers", *SUM_FIELDS, *INTERNAL_FIELDS,
+                   "internal_connections", "first_seen", "last_seen", "name", "total_size", "piece_length",
+                   "info_hash_v2")
 
 
 def _writer(buf):
@@ -31,7 +33,10 @@ def _csv(columns, rows) -> str:
 
 
 def torrents_csv(f) -> str:
-    """One row per torrent for all transports together (transport 'all'), then one per transport."""
+    """Per torrent: the subject's total (host 'all', transport 'all'), then one row per transport
+    (host 'all'), then one per subject host (transport 'all').  The byte figures of the host rows
+    add up to the total row's; internal_*: exchanges between subject hosts (the total row: each
+    byte once, sent by one subject host and received by another)."""
     buf = io.StringIO()
     w = _writer(buf)
     w.writerow(TORRENT_COLUMNS)
@@ -39,27 +44,40 @@ def torrents_csv(f) -> str:
         m = t.meta
         meta = ["" if v is None else v
                 for v in ((m.name, m.total_size, m.piece_length, m.info_hash_v2) if m else (None,) * 4)]
-        w.writerow([t.info_hash, "all", t.connections, t.peers, *(getattr(t.sums, k) for k in SUM_FIELDS),
-                    iso_ns(t.first_seen_ns), iso_ns(t.last_seen_ns), *meta])
+        w.writerow([t.info_hash, "all", "all", t.connections, t.peers, *(getattr(t.sums, k) for k in SUM_FIELDS),
+                    *(t.internal_bytes, t.internal_acked_bytes, t.internal_bytes, t.internal_acked_bytes),
+                    t.internal_connections, iso_ns(t.first_seen_ns), iso_ns(t.last_seen_ns), *meta])
         for name, tr in t.transports.items():
-            w.writerow([t.info_hash, name, tr.connections, "", *(getattr(tr.sums, k) for k in SUM_FIELDS),
-                        "", "", *meta])
+            w.writerow([t.info_hash, "all", name, tr.connections, "", *(getattr(tr.sums, k) for k in SUM_FIELDS),
+                        "", "", "", "", "", "", "", *meta])
+        for h in t.hosts:
+            w.writerow([t.info_hash, h.host, "all", h.connections, h.peers, *(getattr(h.sums, k) for k in SUM_FIELDS),
+                        *(getattr(h.internal, k) for k in SUM_FIELDS[:4]), h.internal_connections,
+                        iso_ns(h.first_seen_ns), iso_ns(h.last_seen_ns), *meta])
     return buf.getvalue()
 
 
 CONNECTION_COLUMNS = (
     "conn_id", "transport", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "initiator_known",
-    "state", "category", "attribution", "attribution_file", "attribution_frame", "attribution_ts",
+    "state", "category", "evidence", "attribution", "attribution_file", "attribution_frame", "attribution_ts",
     "attribution_conn_id", "info_hash", "info_hash_reply", "encryption", "encryption_basis",
     "encryption_context",
-    "flight_src", "flight_dst", "subject_side",
+    "flight_src", "flight_dst", "subject_side", "host",
     "remote_ip", "remote_port", "downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes",
-    "uploaded_acked_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
+    "uploaded_acked_bytes", "downloaded_lower_bytes", "downloaded_upper_bytes", "uploaded_lower_bytes",
+    "uploaded_upper_bytes", "peer_id_src", "peer_id_dst", "client_src", "client_dst",
     "reserved_src", "reserved_dst", "ext_handshake_src", "ext_handshake_dst",
     *(f"{f}_{d}" for f in DIRECTION_FIELDS for d in ("src_to_dst", "dst_to_src")),
     "first_file", "first_frame", "first_ts", "last_file", "last_frame", "last_ts",
     "first_block_file", "first_block_frame", "first_block_ts", "last_block_file", "last_block_frame", "last_block_ts",
 )
+
+
+BOUND_FIELDS = ("downloaded_lower_bytes", "downloaded_upper_bytes", "uploaded_lower_bytes", "uploaded_upper_bytes")
+
+
+def _blank(v):
+    return "" if v is None else v
 
 
 def _hex(b: bytes | None) -> str:
@@ -76,15 +94,16 @@ def connection_row(v, files: list[str]) -> list:
     s = t.sums
     attributed = r.attribution_frame >= 0
     row = [r.conn_id, r.transport, r.ip_version, r.src_ip, r.src_port, r.dst_ip, r.dst_port,
-           int(r.initiator_known), r.state, r.category, r.attribution,
+           int(r.initiator_known), r.state, r.category, r.evidence, r.attribution,
            files[r.attribution_file] if attributed else "",
            r.attribution_frame if attributed else "",
            iso_ns(r.attribution_ts_ns) if attributed else "",
            "" if v.continues_id is None else v.continues_id, r.info_hash, r.info_hash_reply,
            r.encryption, r.encryption_basis, v.encryption_context, r.flight_src, r.flight_dst,
-           t.side, t.remote_ip if s else "", t.remote_port if s else "",
+           t.side, t.host, t.remote_ip if s else "", t.remote_port if s else "",
            s.downloaded_bytes if s else "", s.downloaded_acked_bytes if s else "",
            s.uploaded_bytes if s else "", s.uploaded_acked_bytes if s else "",
+           *(_blank(getattr(t.bounds, k)) if s else "" for k in BOUND_FIELDS),
            peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), r.client(r.fwd), r.client(r.rev),
            _hex(r.fwd.reserved), _hex(r.rev.reserved), _compact(r.fwd.ext), _compact(r.rev.ext)]
     for name in DIRECTION_FIELDS:

@@ -55,6 +55,7 @@ class Plan:
     workdir: Path | None = None
     resume: bool = False
     progress: object = None
+    hash_inputs: bool = True          # False: a triage run (--no-input-hash)
     used_workdir: bool = False
 
     @property
@@ -79,11 +80,6 @@ class Plan:
     def staged(self) -> bool:
         return self.scheduler is not None or self.workers > 1 or (self.shards or 1) > 1
 
-    @property
-    def hashed_by_stages(self) -> bool:
-        """The map tasks hash the inputs they read (the staged path without verification)."""
-        return self.staged and not self.verify
-
     def shard_count(self) -> int:
         if self.verify:
             return 1
@@ -97,6 +93,7 @@ class Outcome:
     run: dict                         # engine, workers, shards, spill bytes
     sha256: list | None = None        # per input, when the stages hashed them
     tracebacks: list = field(default_factory=list)   # (input path, traceback) of internal errors
+    evidence: tuple | None = None     # the evidence stage's (pieces, records attributed by piece hashes)
 
 
 def run_plan(plan: Plan, warn: Callable[[str], None]) -> Outcome:
@@ -119,7 +116,7 @@ def _run(plan: Plan, warn, progress) -> Outcome:
     if not plan.staged:
         flows = Flows(plan.metas, plan.carve, verify=True)
         tracebacks: list = []
-        reports = read_inline(plan.paths, flows, progress, tracebacks)
+        reports = read_inline(plan.paths, flows, progress, tracebacks, plan.hash_inputs)
         return Outcome(reports, [flows.finish()], {"engine": "in-process", "workers": 1, "shards": 1,
                                                     "spill_bytes": 0}, tracebacks=tracebacks)
     if plan.scheduler is None and plan.workers <= 1:

@@ -48,6 +48,19 @@ cdef inline Py_ssize_t _record_size(uint32_t caplen) noexcept:
     return HEADER + ((caplen + 7) & ~7)
 
 
+def shard_of(const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[::1] caplen,
+             const uint16_t[::1] iface, const int32_t[::1] if_linktype, Py_ssize_t n, int shards,
+             int64_t[::1] out):
+    """The shard of each of records [0, n) into ``out``."""
+    cdef Py_ssize_t i
+    cdef Pkt k
+    cdef int kind
+    cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
+    for i in range(n):
+        kind = decode_frame(base + rec_off[i], caplen[i], if_linktype[iface[i]], &k)
+        out[i] = <int64_t>(_pair_hash(&k) % <uint64_t>shards) if (kind == K_IP or kind == K_FRAGMENT) else 0
+
+
 def route_batch(const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[::1] caplen,
                 const uint32_t[::1] origlen, const int64_t[::1] ts_ns, const uint16_t[::1] iface,
                 const int32_t[::1] if_linktype, int64_t first_frame_no, Py_ssize_t n, list outs):

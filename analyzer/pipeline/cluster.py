@@ -17,12 +17,12 @@ from analyzer.pipeline.driver import DaskExecutor, run_staged
 from analyzer.pipeline.stages import file_status, read_inline
 
 
-def _inline_task(paths: list[Path], metas, carve):
+def _inline_task(paths: list[Path], metas, carve, hash_inputs: bool = True):
     """The whole run in one task (verification needs every connection together)."""
     from analyzer.pipeline.flows import Flows
     flows = Flows(metas, carve, verify=True)
     tracebacks: list = []
-    reports = read_inline(paths, flows, tracebacks=tracebacks)
+    reports = read_inline(paths, flows, tracebacks=tracebacks, hash_input=hash_inputs)
     return reports, flows.finish(), tracebacks
 
 
@@ -44,7 +44,7 @@ def run_on_dask(plan, warn: Callable[[str], None], progress):
         executor = DaskExecutor(client)
         if plan.verify:
             reports, part, tracebacks = client.submit(_inline_task, plan.paths, plan.metas, plan.carve,
-                                                      pure=False).result()
+                                                      plan.hash_inputs, pure=False).result()
             for p, r in zip(plan.paths, reports):
                 progress.advance(_size(p))
                 progress.task_done("read", str(p), file_status(r))

@@ -16,23 +16,35 @@ from pathlib import Path
 
 from analyzer.capture.reader import FileReport
 from analyzer.digest import sha256_file
-from analyzer.pipeline.stages import MapResult, fault_point, file_status, flows_shard, internal_error, map_file
+from analyzer.pipeline.stages import (MapResult, evidence_pass, fault_point, file_status, flows_shard, internal_error,
+                                      map_file)
 from analyzer.pipeline.workdir import WorkFolder, flows_key, map_key, save_result
 
 MAP_RETRIES = 2
 
 
 # ---------------------------------------------------------------------- tasks (run anywhere)
-def map_task(path: Path, file_idx: int, shards: int, root: Path) -> MapResult:
+def input_identity(path: Path, hash_input: bool) -> str | None:
+    """What a map output is keyed by: the input's SHA-256, or, in a run that does not hash its
+    inputs, its device, inode, size and modification time."""
+    if hash_input:
+        return sha256_file(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return f"stat-{st.st_dev}-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
+
+
+def map_task(path: Path, file_idx: int, shards: int, root: Path, hash_input: bool = True) -> MapResult:
     """Map one input into a folder of its own, keyed by the input's SHA-256; an unexpected failure
     is confined to this file (reported in its FileReport, traceback in errors.log)."""
     staging = root / "map" / f".{file_idx}-{os.getpid()}-{time.monotonic_ns()}"
     try:
         fault_point(path, "map")
-        digest = sha256_file(path)
-        result = map_file(path, file_idx, shards, staging)
-        result.key = map_key(digest or "unreadable", shards) if digest else None
-        result.sha256 = digest
+        result = map_file(path, file_idx, shards, staging, hash_input)
+        identity = result.sha256 if hash_input else input_identity(path, False)
+        result.key = map_key(identity, shards) if identity else None
         if result.key is None:
             shutil.rmtree(staging, ignore_errors=True)
             return result
@@ -56,14 +68,13 @@ def flows_task(shard: int, shards: int, maps: list[MapResult], root: Path, key: 
     folder = root / "flows" / key
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    spills = [(m.file_idx, m.spills[shard]) for m in sorted(maps, key=lambda m: m.file_idx) if m.spills]
-    part = flows_shard(spills, records_folder=folder / "records")
+    part = flows_shard(maps, shard, records_folder=folder / "records")
     save_result(folder, part)
     return part
 
 
-def hash_task(path: Path) -> str | None:
-    return sha256_file(path)
+def hash_task(path: Path, hash_input: bool = True) -> str | None:
+    return input_identity(path, hash_input)
 
 
 # ---------------------------------------------------------------------- executors
@@ -121,7 +132,7 @@ def run_staged(plan, executor, progress, warn):
     maps: dict[int, MapResult] = {}
     reused = 0
     if plan.resume:
-        hashes = [executor.submit(hash_task, p) for p in paths]
+        hashes = [executor.submit(hash_task, p, plan.hash_inputs) for p in paths]
         for i, h in enumerate(hashes):
             digest = executor.result(h)
             found = work.finished_map(map_key(digest, shards)) if digest else None
@@ -130,7 +141,7 @@ def run_staged(plan, executor, progress, warn):
                 reused += 1
                 progress.advance(_size(paths[i]))
                 progress.task_done("map", str(paths[i]), file_status(found.report), reused=True)
-    pending = {executor.submit(map_task, p, i, shards, work.root, retries=MAP_RETRIES): i
+    pending = {executor.submit(map_task, p, i, shards, work.root, plan.hash_inputs, retries=MAP_RETRIES): i
                for i, p in enumerate(paths) if i not in maps}
     for fut in executor.done(list(pending)):
         m = executor.result(fut)
@@ -154,9 +165,32 @@ def run_staged(plan, executor, progress, warn):
         s = futures[fut]
         parts[s] = executor.result(fut)
         progress.task_done("flows", f"shard {s}")
+    evidence = _evidence(plan, executor, parts, progress)
     return Outcome([m.report for m in ordered], parts,
                    {"engine": executor.name, "workers": executor.workers, "shards": shards,
                     "spill_bytes": sum(m.spill_bytes for m in ordered),
                     "reused_tasks": reused},
                    sha256=[m.sha256 for m in ordered],
-                   tracebacks=[(m.report.path, m.traceback) for m in ordered if m.traceback])
+                   tracebacks=[(m.report.path, m.traceback) for m in ordered if m.traceback], evidence=evidence)
+
+
+def _evidence(plan, executor, parts, progress):
+    """The evidence stage: metadata rebuilt from ut_metadata messages of every shard can only be
+    used for verification once the shards are merged; then the connections that can carry its
+    blocks are read again (``stages.evidence_pass``).  None when there is nothing to verify."""
+    from analyzer.sessions import extensions
+    from analyzer.sessions.extensions.ut_metadata import rebuild
+    from analyzer.sessions.records import canonical_key
+    rebuilt = rebuild(extensions.merge_results([p.extensions for p in parts])["ut_metadata"]).rebuilt
+    if not rebuilt:
+        return None
+    hashes = {h for m in rebuilt.values() for h in m.handshake_hashes}
+    keys = set()
+    for part in parts:
+        for r in part.records:
+            if r.category == "bittorrent_unattributed" or (
+                    r.category == "bittorrent" and (r.info_hash in hashes or r.info_hash_reply in hashes)):
+                keys.add(canonical_key(r))
+    result = executor.result(executor.submit(evidence_pass, plan.paths, keys))
+    progress.task_done("evidence", "rebuilt metadata", connections=len(keys))
+    return result

@@ -47,9 +47,10 @@ class PartResult:
 
 class Flows:
     def __init__(self, metas: list | None = None, carve: Path | None = None, verify: bool = True,
-                 records_folder: Path | None = None):
+                 records_folder: Path | None = None, only: set | None = None):
+        """``only``: follow only these flows (canonical keys), counting nothing else."""
         self.out = PartResult(records=RecordStore(folder=records_folder))
-        self.engine = Engine()
+        self.engine = Engine(only=only)
         self.verifier = Verifier(metas or [], Carver(carve) if carve else None) if verify else None
         self.engine.verifier = self.verifier
         self.router = extensions.ExtensionRouter(extensions.handlers(self.verifier))

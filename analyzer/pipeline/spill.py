@@ -1,9 +1,21 @@
-"""Spill files: the frames of one input file that belong to one shard (see _spill.pyx for
-the record format).  ``SpillWriter`` routes reader batches to per-shard files;
-``read_spill`` gives them back as arrays the engine takes."""
+"""What the map stage writes per input file and shard, and how the flows stage reads it back.
+
+* For an uncompressed input, an *index*: per frame of the shard, its offset
+  in the file, captured and wire lengths, time, frame number and link type
+  (36 bytes a frame, in column blocks).  The flows stage maps the input file
+  into memory and hands the engine the frames where they lie: nothing is
+  copied, and the map stage writes a few percent of its input.
+* For a compressed input, whose frames have no place in the file, a *data
+  spill* (``_spill.pyx``: each frame whole, with the same facts).
+
+Either way frames come back in frame order, as ``FrameBatch`` objects
+(buffer + arrays) that ``Engine.process_records`` takes.
+"""
 from __future__ import annotations
 
+import mmap
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -13,35 +25,30 @@ from analyzer.pipeline import _spill
 FLUSH_AT = 4 << 20            # bytes buffered per shard before they are appended to its file
 READ_CHUNK = 8 << 20
 BATCH_RECORDS = 1 << 15
+DROP_BEHIND = 64 << 20        # mapped input given back (madvise) after this many bytes were used
+INDEX_COLUMNS = (("off", np.int64), ("caplen", np.uint32), ("origlen", np.uint32), ("ts_ns", np.int64),
+                 ("frame_no", np.int64), ("linktype", np.int32))
+INDEX_BYTES = sum(np.dtype(t).itemsize for _, t in INDEX_COLUMNS)
 
 
-class SpillWriter:
-    """Routes the batches of one input file into ``shards`` spill files under ``folder``."""
+class FrameBatch:
+    """Records as arrays (``Engine.process_records``): offsets into ``buf``."""
 
-    def __init__(self, folder: Path, file_idx: int, shards: int):
-        self.paths = [folder / f"f{file_idx:06d}-s{s:04d}.spill" for s in range(shards)]
-        self.bufs = [bytearray() for _ in range(shards)]
+    __slots__ = ("buf", "rec_off", "caplen", "origlen", "ts_ns", "linktype", "frame_no", "n")
+
+
+class _ShardFiles:
+    def __init__(self, folder: Path, file_idx: int, shards: int, suffix: str):
+        self.paths = [folder / f"f{file_idx:06d}-s{s:04d}.{suffix}" for s in range(shards)]
         self.files = [open(p, "wb") for p in self.paths]
         self.bytes_written = 0
-        self.frames = [0] * shards
 
-    def add(self, batch) -> None:
-        _spill.route_batch(batch.buf, batch.rec_off, batch.caplen, batch.origlen, batch.ts_ns, batch.iface,
-                           batch.if_linktype, batch.first_frame_no, batch.n, self.bufs)
-        for s, b in enumerate(self.bufs):
-            if len(b) >= FLUSH_AT:
-                self._flush(s)
-
-    def _flush(self, s: int) -> None:
-        b = self.bufs[s]
-        if b:
-            self.files[s].write(b)
-            self.bytes_written += len(b)
-            self.bufs[s] = bytearray()
+    def write(self, s: int, data) -> None:
+        self.files[s].write(data)
+        self.bytes_written += len(data)
 
     def close(self) -> list[Path]:
-        for s, f in enumerate(self.files):
-            self._flush(s)
+        for f in self.files:
             f.flush()
             os.fsync(f.fileno())
             f.close()
@@ -54,15 +61,96 @@ class SpillWriter:
             p.unlink(missing_ok=True)
 
 
-class SpillBatch:
-    """Records of a spill file as arrays (``Engine.process_records``)."""
+class IndexWriter(_ShardFiles):
+    """Routes the batches of one uncompressed input into ``shards`` index files."""
 
-    __slots__ = ("buf", "rec_off", "caplen", "origlen", "ts_ns", "linktype", "frame_no", "n")
+    kind = "index"
+
+    def __init__(self, folder: Path, file_idx: int, shards: int):
+        super().__init__(folder, file_idx, shards, "index")
+        self.shards = shards
+        self.shard = np.empty(1 << 15, np.int64)
+
+    def add(self, b) -> None:
+        if len(self.shard) < b.n:
+            self.shard = np.empty(b.n, np.int64)
+        sid = self.shard[:b.n]
+        _spill.shard_of(b.buf, b.rec_off, b.caplen, b.iface, b.if_linktype, b.n, self.shards, sid)
+        cols = {"off": b.rec_off[:b.n] + b.base, "caplen": b.caplen[:b.n], "origlen": b.origlen[:b.n],
+                "ts_ns": b.ts_ns[:b.n], "frame_no": np.arange(b.first_frame_no, b.first_frame_no + b.n),
+                "linktype": b.if_linktype[b.iface[:b.n]]}
+        for s in range(self.shards):
+            mask = sid == s if self.shards > 1 else slice(None)
+            n = int(np.count_nonzero(mask)) if self.shards > 1 else b.n
+            if not n:
+                continue
+            self.write(s, struct.pack("<q", n) + b"".join(
+                np.ascontiguousarray(cols[name][mask], dtype).tobytes() for name, dtype in INDEX_COLUMNS))
+
+
+class SpillWriter(_ShardFiles):
+    """Routes the batches of one (compressed) input into ``shards`` data spill files."""
+
+    kind = "data"
+
+    def __init__(self, folder: Path, file_idx: int, shards: int):
+        super().__init__(folder, file_idx, shards, "spill")
+        self.bufs = [bytearray() for _ in range(shards)]
+
+    def add(self, batch) -> None:
+        _spill.route_batch(batch.buf, batch.rec_off, batch.caplen, batch.origlen, batch.ts_ns, batch.iface,
+                           batch.if_linktype, batch.first_frame_no, batch.n, self.bufs)
+        for s, b in enumerate(self.bufs):
+            if len(b) >= FLUSH_AT:
+                self.write(s, b)
+                self.bufs[s] = bytearray()
+
+    def close(self) -> list[Path]:
+        for s, b in enumerate(self.bufs):
+            if b:
+                self.write(s, b)
+        self.bufs = []
+        return super().close()
+
+
+def read_index(path: Path, input_path: Path):
+    """FrameBatch objects over an index file, the frames read where they lie in ``input_path``
+    (mapped into memory; what was used is given back as it goes, so memory stays bounded)."""
+    with open(input_path, "rb") as f, open(path, "rb") as idx:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        view = memoryview(mm)
+        b = FrameBatch()
+        b.buf = view
+        try:
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+            given_back = 0
+            while head := idx.read(8):
+                n = struct.unpack("<q", head)[0]
+                cols = {}
+                for name, dtype in INDEX_COLUMNS:
+                    width = np.dtype(dtype).itemsize * n
+                    cols[name] = np.frombuffer(idx.read(width), dtype, n)
+                b.rec_off, b.caplen, b.origlen = cols["off"], cols["caplen"], cols["origlen"]
+                b.ts_ns, b.frame_no, b.linktype, b.n = cols["ts_ns"], cols["frame_no"], cols["linktype"], n
+                if n and int(b.rec_off[-1]) + int(b.caplen[-1]) > size:
+                    raise ValueError(f"{input_path}: shorter than its index {path} says")
+                yield b
+                used = int(b.rec_off[0]) & ~(mmap.PAGESIZE - 1) if n else 0
+                if used - given_back >= DROP_BEHIND:
+                    mm.madvise(mmap.MADV_DONTNEED, given_back, used - given_back)
+                    given_back = used
+        finally:
+            b.buf = None                # the consumer may still hold the batch: drop its view
+            view.release()
+            mm.close()
 
 
 def read_spill(path: Path):
-    """Yield SpillBatch objects over a spill file, in order."""
-    b = SpillBatch()
+    """FrameBatch objects over a data spill file, in order."""
+    b = FrameBatch()
     b.rec_off = np.empty(BATCH_RECORDS, np.int64)
     b.caplen = np.empty(BATCH_RECORDS, np.uint32)
     b.origlen = np.empty(BATCH_RECORDS, np.uint32)
@@ -95,3 +183,8 @@ def read_spill(path: Path):
                 view.release()
                 buf.extend(bytes(len(buf)))
                 view = memoryview(buf)
+
+
+def read_frames(kind: str, path: Path, input_path: Path):
+    """FrameBatch objects of one map output file, whatever its kind."""
+    return read_index(path, input_path) if kind == "index" else read_spill(path)

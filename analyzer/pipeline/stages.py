@@ -2,11 +2,12 @@
 
 * ``read_inline(paths, flows)``: the one-process path, no spill: every input
   file read in order straight into one ``Flows``;
-* ``map_file``: one input file -> its frames routed to ``shards`` spill files
-  (frames between the same two IP addresses always go to the same shard), and
-  the reader's report of the file;
-* ``flows_shard``: one shard's spill files of every input, in input order ->
-  a ``PartResult``.
+* ``map_file``: one input file -> its frames routed to ``shards`` (frames
+  between the same two IP addresses always go to the same shard): an index of
+  each shard's frames for an uncompressed file, a copy of them for a
+  compressed one (``spill.py``), and the reader's report of the file;
+* ``flows_shard``: one shard over the map outputs of every input, in input
+  order -> a ``PartResult``.
 
 The reduce stage (merging part results and reports into one
 ``AnalysisResult``) is ``analyzer.analysis.reduce_parts``.
@@ -16,10 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analyzer.capture.hashing import FileHasher
 from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
+from analyzer.digest import sha256_file
 from analyzer.pipeline.flows import Flows, PartResult
 from analyzer.pipeline.progress import Progress
-from analyzer.pipeline.spill import SpillWriter, read_spill
+from analyzer.pipeline.spill import IndexWriter, SpillWriter, read_frames
 
 
 @dataclass
@@ -31,15 +34,19 @@ class MapResult:
     sha256: str | None = None                      # of the input as stored
     key: str | None = None                         # the work folder's key of this output
     traceback: str | None = None                   # of an internal error met on this file
+    kind: str = "index"                            # "index" (frames read in place) or "data" (spilled)
+    path: str = ""                                 # the input file
 
 
-def open_reader(path: Path, report: FileReport) -> CaptureReader | None:
-    """A reader, or None with the reason in the report."""
+def open_reader(path: Path, report: FileReport, hash_input: bool = True) -> CaptureReader | None:
+    """A reader that also hashes the file as it reads it (read once), or None with the reason in
+    the report (and the file hashed on its own, when it can be read at all)."""
     try:
-        return CaptureReader(path, report)
+        return CaptureReader(path, report, FileHasher() if hash_input else None)
     except CaptureError as e:
         report.readable = False
         report.errors.append(str(e).split(": ", 1)[1] if ": " in str(e) else str(e))
+        report.sha256 = sha256_file(path) if hash_input else None
         return None
 
 
@@ -58,16 +65,27 @@ def fault_point(path: Path, stage: str) -> None:
 
 
 def read_inline(paths: list[Path], flows: Flows, progress: Progress | None = None,
-                tracebacks: list | None = None) -> list[FileReport]:
+                tracebacks: list | None = None, hash_input: bool = True) -> list[FileReport]:
     """Read every input in order into ``flows``; the reports of the files.  An unexpected failure
     (a bug met on a file's data) ends that file alone: its report says where, ``tracebacks`` gets
     (path, traceback), and the next file is read."""
+    import sys
     progress = progress or Progress()
     reports = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, 0.0005))   # the hashing thread gets the lock quickly when it asks
+    try:
+        _read_all(paths, flows, progress, tracebacks, reports, hash_input)
+    finally:
+        sys.setswitchinterval(interval)
+    return reports
+
+
+def _read_all(paths, flows, progress, tracebacks, reports, hash_input) -> None:
     for file_idx, path in enumerate(paths):
         report = FileReport(str(path))
         reports.append(report)
-        reader = open_reader(path, report)
+        reader = open_reader(path, report, hash_input)
         if reader is None:
             progress.task_done("read", str(path), "unreadable")
             continue
@@ -84,7 +102,6 @@ def read_inline(paths: list[Path], flows: Flows, progress: Progress | None = Non
             reader.close()
         progress.advance(max(0, report.size_bytes - done))
         progress.task_done("read", str(path), file_status(report))
-    return reports
 
 
 def internal_error(report: FileReport, e: Exception, offset: int | None, tracebacks: list | None) -> None:
@@ -107,14 +124,15 @@ def file_status(report: FileReport) -> str:
     return "damaged" if report.errors or report.damaged_bytes or report.truncated_bytes else "ok"
 
 
-def map_file(path: Path, file_idx: int, shards: int, folder: Path) -> MapResult:
+def map_file(path: Path, file_idx: int, shards: int, folder: Path, hash_input: bool = True) -> MapResult:
     """Route one input file's frames into ``shards`` spill files under ``folder``."""
     report = FileReport(str(path))
-    reader = open_reader(path, report)
+    reader = open_reader(path, report, hash_input)
     if reader is None:
-        return MapResult(file_idx, report)
+        return MapResult(file_idx, report, sha256=report.sha256, path=str(path))
     folder.mkdir(parents=True, exist_ok=True)
-    writer = SpillWriter(folder, file_idx, shards)
+    # frames of an uncompressed file are read where they lie (an index); a compressed one's are copied
+    writer = (IndexWriter if report.compression == "none" else SpillWriter)(folder, file_idx, shards)
     try:
         for batch in reader.batches():
             writer.add(batch)
@@ -122,14 +140,31 @@ def map_file(path: Path, file_idx: int, shards: int, folder: Path) -> MapResult:
     except BaseException:
         writer.abort()
         raise
-    return MapResult(file_idx, report, spills, writer.bytes_written)
+    return MapResult(file_idx, report, spills, writer.bytes_written, sha256=report.sha256, kind=writer.kind,
+                     path=str(path))
 
 
-def flows_shard(spills: list[tuple[int, Path]], metas: list | None = None, carve: Path | None = None,
-                verify: bool = False, records_folder: Path | None = None) -> PartResult:
-    """One shard: its spill files ``(file_idx, path)`` in input order."""
-    flows = Flows(metas, carve, verify=verify, records_folder=records_folder)
-    for file_idx, path in spills:
-        for b in read_spill(path):
-            flows.feed_records(b, file_idx)
+def flows_shard(maps: list[MapResult], shard: int, records_folder: Path | None = None) -> PartResult:
+    """One shard over the map outputs of every input, in input order."""
+    flows = Flows(verify=False, records_folder=records_folder)
+    for m in sorted(maps, key=lambda m: m.file_idx):
+        if m.spills:
+            for b in read_frames(m.kind, m.spills[shard], Path(m.path)):
+                flows.feed_records(b, m.file_idx)
     return flows.finish()
+
+
+def evidence_pass(paths: list[Path], keys: set) -> tuple[list, dict]:
+    """Verification of metadata rebuilt from the capture, for a run whose flows stage had several
+    shards (a piece is assembled from the blocks of all its receiver's connections): the inputs
+    are read again following only the flows ``keys`` (the connections of those torrents, and those
+    without a handshake), exactly as the one-process run follows them (metadata registered when it
+    completes, blocks verified from then on).  Returns the pieces and, by record sort key, the
+    records of connections attributed by piece hashes."""
+    from analyzer.sessions.store import sort_key
+    flows = Flows(verify=True, only=keys)
+    read_inline(paths, flows, hash_input=False)
+    part = flows.finish()
+    attributed = {sort_key(r): r for r in part.records if r.attribution == "piece_hashes"}
+    part.records.close()
+    return part.pieces, attributed

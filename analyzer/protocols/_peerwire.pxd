@@ -66,6 +66,10 @@ cdef class PeerWireParser(StreamSink):
     cdef readonly int64_t block_tail_bytes, block_gap_bytes
     cdef readonly int64_t messages, pieces, protocol_errors, resyncs, desyncs, lost_messages, breaks
     cdef readonly int64_t oversized_messages  # skipped by their length (also counted in protocol_errors)
+    # evidence that a stream without handshake is peer wire: the longest run of consecutive
+    # well-formed messages of plausible size (keep-alives neither extend nor break it) since
+    # framing was found, and piece messages of the standard shape (16 KiB at a 16 KiB offset)
+    cdef readonly int64_t run_messages, best_run, std_blocks
     cdef int64_t msg_counts[32]
 
     cdef Py_ssize_t _feed_handshake(self, const uint8_t* p, Py_ssize_t n)

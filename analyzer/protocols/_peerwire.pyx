@@ -45,6 +45,14 @@ States::
   bytes of an unknown piece, otherwise as unparsed.  After ``RESYNC_BUDGET``
   bytes without an anchor the parser gives up (OPAQUE).
 
+Framing found by resynchronisation can be chance (an HTTP body holding
+bytes that read as two valid headers), so the parser also keeps the evidence
+that a stream without handshake really is peer wire: ``best_run``, the
+longest run of consecutive well-formed messages of plausible size (a piece
+block shorter than 16 KiB counts only at a 16 KiB-aligned offset; keep-alives
+neither extend nor break a run; protocol errors, gaps past a message and new
+anchors end it), and ``std_blocks``, piece messages of the standard shape.
+
 Every stream byte is counted exactly once in handshake, message, block,
 unparsed, opaque or gap bytes (``block_tail`` and ``block_gap`` are subsets of
 ``block`` and ``gap``), so ``sum == stream_off`` after EOF.
@@ -54,7 +62,19 @@ from libc.string cimport memcpy, memcmp, memmove
 from libc.stdlib cimport malloc, realloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
-from analyzer.protocols import events as ev
+
+
+class _Events:
+    """The event types (events.py), imported when the first event is made: the engine asks for
+    none, and importing them costs a run's start-up."""
+
+    def __getattr__(self, name):
+        from analyzer.protocols import events
+        globals()["ev"] = events
+        return getattr(events, name)
+
+
+ev = _Events()
 
 cdef enum:
     S_HANDSHAKE = 0
@@ -491,6 +511,8 @@ cdef class PeerWireParser:
             self.piece_index = be32(self.hdr + 5)
             self.piece_begin = be32(self.hdr + 9)
             self.block_len = self.msg_len - 9
+            if self.block_len == 16384 and self.piece_begin % 16384 == 0:
+                self.std_blocks += 1
             self.block_remaining = self.block_len
             self.block_missing = 0
             self.message_bytes += 13
@@ -558,6 +580,12 @@ cdef class PeerWireParser:
         self.messages += 1
         if 0 <= msg_id < 32:
             self.msg_counts[msg_id] += 1
+        if msg_id == 7 and self.block_len < 16384 and self.piece_begin % 16384 != 0:
+            self.run_messages = 0          # a short block inside a block: not a plausible size
+        elif msg_id != -1:
+            self.run_messages += 1
+            if self.run_messages > self.best_run:
+                self.best_run = self.run_messages
 
     cdef void _emit_body(self):
         cdef int msg_id = self.msg_id
@@ -648,6 +676,7 @@ cdef class PeerWireParser:
         self._enter_resync(self.stream_off, True)
 
     cdef void _enter_resync(self, int64_t off, bint tail_ok):
+        self.run_messages = 0
         self.state = S_RESYNC
         self.rbuf_len = 0
         self.rscan = 0
@@ -788,6 +817,7 @@ cdef class PeerWireParser:
             self.plaintext_from = self.rbuf_off + found
         self.resyncs += 1
         self.synced = True
+        self.run_messages = 0              # a new anchor: a new run
         if self.event_mask & EV_DIAG:
             self._events.append(ev.Resync(self.rbuf_off + found, skipped, tail))
         # The buffered bytes from the anchor on go through the normal states next.

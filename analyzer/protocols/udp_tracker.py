@@ -32,6 +32,7 @@ class UdpTrackerRequest:
     key: int | None = None
     num_want: int | None = None
     port: int | None = None
+    truncated: bool = False   # cut by the snap length: the fields not captured are None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,15 @@ class UdpTrackerResponse:
     message: str | None = None
 
 
-def decode_request(p: bytes) -> UdpTrackerRequest | None:
+ANNOUNCE_FIELDS = ((56, 8, "downloaded"), (64, 8, "left"), (72, 8, "uploaded"), (80, 4, "event"), (84, 4, "ip"),
+                   (88, 4, "key"), (92, 4, "num_want"), (96, 2, "port"))
+
+
+def decode_request(p: bytes, length: int | None = None) -> UdpTrackerRequest | None:
+    """A request from its captured bytes ``p``; ``length``: its size on the wire when the snap
+    length cut it (an announce keeps the fields captured whole, at least its info hash)."""
+    if length is not None and len(p) < length and len(p) < 98 <= length:
+        return _truncated_announce(p)
     if len(p) < 16:
         return None
     conn_id, action, tx = struct.unpack_from(">QII", p, 0)
@@ -64,6 +73,25 @@ def decode_request(p: bytes) -> UdpTrackerRequest | None:
     if action == SCRAPE and len(p) >= 36 and (len(p) - 16) % 20 == 0:
         return UdpTrackerRequest(SCRAPE, tx, conn_id, tuple(p[i:i + 20].hex() for i in range(16, len(p), 20)))
     return None
+
+
+def _truncated_announce(p: bytes) -> UdpTrackerRequest | None:
+    if len(p) < 36:
+        return None
+    conn_id, action, tx = struct.unpack_from(">QII", p, 0)
+    if action != ANNOUNCE:
+        return None
+    fields: dict = {"peer_id": p[36:56] if len(p) >= 56 else None}
+    for off, size, name in ANNOUNCE_FIELDS:
+        if len(p) >= off + size:
+            fields[name] = int.from_bytes(p[off:off + size], "big", signed=name == "num_want")
+    if "event" in fields:
+        if fields["event"] not in EVENTS:
+            return None
+        fields["event"] = EVENTS[fields["event"]]
+    if "ip" in fields:
+        fields["ip"] = str(ipaddress.IPv4Address(fields["ip"])) if fields["ip"] else None
+    return UdpTrackerRequest(ANNOUNCE, tx, conn_id, (p[16:36].hex(),), truncated=True, **fields)
 
 
 def decode_response(p: bytes, expected_action: int, ipv6: bool) -> UdpTrackerResponse | None:

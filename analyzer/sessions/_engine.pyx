@@ -37,9 +37,10 @@ silence speak again, its later frames form a new connection seen mid-stream
 (the analysis links the two; the findings count the connections still open
 more than ``OPEN_IDLE_NS`` before the end of the capture).
 
-With ``partitions`` > 1 an engine follows only flows whose symmetric 4-tuple
-hash falls in its ``partition``; partition 0 also counts everything
-flow-less and receives the datagrams, so processes can share a capture.
+Given ``only`` (a set of canonical 4-tuple keys, see ``canonical_key`` in
+sessions/records.py), an engine follows only those flows and counts nothing
+else: the evidence stage re-reads a capture for the connections of some
+torrents.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memcmp, memset
@@ -61,6 +62,7 @@ cdef int64_t IDLE_SHRINK_NS = 120 * 1000000000
 OPEN_IDLE_NS = 600 * 1000000000
 cdef int64_t IDLE_MARGIN_NS = 60 * 1000000000   # the sweep frees silent connections this much later
 cdef int64_t SWEEP_EVERY_NS = 10 * 1000000000
+cdef Py_ssize_t GIL_EVERY = 1023        # frames between two moments the interpreter lock is given up
 
 # Frame kinds counted by the engine itself (connections count their own frames).
 KIND_NAMES = ("udp", "other_ip", "non_ip", "undecodable")
@@ -93,7 +95,7 @@ cdef class Engine:
     cdef readonly list datagrams
     cdef public int event_mask
     cdef int64_t next_conn_id
-    cdef int partitions, partition
+    cdef object only                # None, or the canonical keys of the only flows to follow
     cdef uint8_t last_key[KEY_LEN]
     cdef TcpConnection last_conn
     cdef int64_t last_sweep_ts, max_ts
@@ -108,7 +110,7 @@ cdef class Engine:
     cdef readonly int cur_file       # the frame being handled (for evidence references)
     cdef readonly int64_t cur_frame, cur_ts
 
-    def __init__(self, int partitions=1, int partition=0, int event_mask=0):
+    def __init__(self, int event_mask=0, only=None):
         self.open_idle_ns = OPEN_IDLE_NS
         self.conns = {}
         self.utp_halves = {}
@@ -117,8 +119,7 @@ cdef class Engine:
         self.fragments = []
         self.datagrams = []
         self.event_mask = event_mask
-        self.partitions = partitions
-        self.partition = partition
+        self.only = frozenset(only) if only is not None else None
         self.last_conn = None
         self.unknown_link_types = {}
         self.last_sweep_ts = -1
@@ -136,6 +137,9 @@ cdef class Engine:
                         if_linktype[iface[i]], file_idx, first_frame_no + i, 1)
             if ts_ns[i] > self.max_ts:
                 self.max_ts = ts_ns[i]
+            if (i & GIL_EVERY) == GIL_EVERY:
+                with nogil:         # let the hashing thread have the interpreter lock now and then
+                    pass
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
             self._sweep(False)
 
@@ -150,6 +154,9 @@ cdef class Engine:
             self._frame(base + rec_off[i], caplen[i], origlen[i], ts_ns[i], linktype[i], file_idx, frame_no[i], 1)
             if ts_ns[i] > self.max_ts:
                 self.max_ts = ts_ns[i]
+            if (i & GIL_EVERY) == GIL_EVERY:
+                with nogil:
+                    pass
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
             self._sweep(False)
 
@@ -212,7 +219,7 @@ cdef class Engine:
             elif self._mine_flowless():
                 self._count(C_OTHER_IP, wire, weight)
         elif kind == K_FRAGMENT:
-            # every partition rebuilds datagrams (their flows may be its own);
+            # the defragmenter rebuilds datagrams (their flows may be followed);
             # the frames are counted once the datagram is whole (or given up)
             self.fragments.append((file_idx, frame_no, ts, wire, k.ipver,
                                    PyBytes_FromStringAndSize(<const char*>k.ip, k.ipcap)))
@@ -231,14 +238,14 @@ cdef class Engine:
             self._undecodable(wire, weight, R_BAD_IP)
 
     cdef inline bint _mine_flowless(self):
-        return self.partition == 0
+        return self.only is None
 
     cdef void _undecodable(self, int64_t wire, int64_t weight, int reason):
         self._count(C_UNDECODABLE, wire, weight)
         self.reason_frames[reason] += weight
 
     cdef bint _canonical_key(self, Pkt* k, uint16_t sport, uint16_t dport, uint8_t* key):
-        """Fill the direction-independent 4-tuple key; False if another partition owns it."""
+        """Fill the direction-independent 4-tuple key; False if the flow is not followed (``only``)."""
         cdef int alen = 4 if k.ipver == 4 else 16
         memset(key, 0, KEY_LEN)
         key[0] = k.ipver
@@ -252,7 +259,7 @@ cdef class Engine:
             key[17] = dport >> 8; key[18] = dport & 0xFF
             memcpy(key + 19, k.src, alen)
             key[35] = sport >> 8; key[36] = sport & 0xFF
-        return self.partitions <= 1 or _key_hash(key) % self.partitions == <uint64_t>self.partition
+        return self.only is None or PyBytes_FromStringAndSize(<char*>key, KEY_LEN) in self.only
 
     cdef void _init_conn(self, Connection c, bytes pykey, Pkt* k, uint16_t sport, uint16_t dport,
                          bint reversed_roles, int64_t ts, int file_idx, int64_t frame_no):
@@ -376,7 +383,7 @@ cdef class Engine:
             return
         if not self._mine_flowless():
             return
-        if bittorrent_datagram_candidate(t.pay, t.paycap, t.sport, t.dport):
+        if bittorrent_datagram_candidate(t.pay, t.paycap, t.paylen, t.sport, t.dport):
             self.datagrams.append((file_idx, frame_no, ts, wire, weight, k.ipver,
                                    PyBytes_FromStringAndSize(<const char*>k.src, alen), t.sport,
                                    PyBytes_FromStringAndSize(<const char*>k.dst, alen), t.dport,
@@ -423,6 +430,8 @@ cdef class Engine:
         if u.ptype == ST_DATA and c.flight1 < 0:
             c.note_payload(d, c.s0.delivered_bytes + c.s0.ooo_bytes, c.s1.delivered_bytes + c.s1.ooo_bytes)
         s.packet(u.ptype, u.seq_nr, t.pay + u.hdrlen, t.paycap - u.hdrlen, t.paylen - u.hdrlen)
+        if u.ptype == ST_FIN or u.ptype == ST_RESET:
+            other.close_receiver()      # this packet's sender has closed: what it acknowledges later, it never read
         self._track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if u.ptype == ST_RESET:
             c.close(ts, True)
@@ -540,15 +549,6 @@ cdef inline int _endpoint_cmp(const uint8_t* a, uint16_t pa, const uint8_t* b, u
     if r != 0:
         return r
     return <int>pa - <int>pb
-
-
-cdef inline uint64_t _key_hash(const uint8_t* key) noexcept:
-    # FNV-1a over the canonical key: the same for both directions by construction.
-    cdef uint64_t h = 1469598103934665603ULL
-    cdef int i
-    for i in range(KEY_LEN):
-        h = (h ^ key[i]) * 1099511628211ULL
-    return h
 
 
 cdef bytes _half_key(Pkt* k, uint16_t sport, uint16_t dport, uint16_t cid):

@@ -41,6 +41,7 @@ class DatagramResult:
     dht_dropped_keys: int = 0
     pending_dropped: int = 0                               # DHT / UDP tracker requests not kept (cap)
     dht_speakers: Counter = field(default_factory=Counter)  # address -> DHT messages sent
+    dht_ends: Counter = field(default_factory=Counter)      # address -> DHT messages it sent or received
     lsd: dict = field(default_factory=dict)                # (sender_ip, info_hash) -> [count, first, last, port]
 
     def merge(self, other: "DatagramResult") -> None:
@@ -51,6 +52,7 @@ class DatagramResult:
         self.dht_malformed += other.dht_malformed
         self.dht_dropped_keys += other.dht_dropped_keys
         self.dht_speakers.update(other.dht_speakers)
+        self.dht_ends.update(other.dht_ends)
         for k, f in other.dht_facts.items():
             g = self.dht_facts.get(k)
             if g is None:
@@ -77,7 +79,7 @@ class DatagramAnalyzer:
         self.out = DatagramResult()
         # oldest first (a repeated key moves to the end), so expiry pops from the front
         self._dht_pending = OrderedDict()   # (querier, q port, responder, r port, t) -> (info_hash, ts)
-        self._udp_pending = OrderedDict()   # (client, c port, tracker, t port, tx) -> (action, announce|None, ts)
+        self._udp_pending = OrderedDict()   # (client, c port, tracker, t port, tx) -> (action, [announces], ts)
 
     def add_all(self, datagrams: list) -> None:
         for d in datagrams:
@@ -89,7 +91,7 @@ class DatagramAnalyzer:
             self._count("dht", weight, wire)
         elif (dport == 6771 or payload.startswith(b"BT-SEARCH")) and self._lsd(ts, src_ip, payload):
             self._count("lsd", weight, wire)
-        elif self._udp_tracker(ts, file_idx, frame_no, ipver, src_ip, sport, dst_ip, dport, payload):
+        elif self._udp_tracker(ts, file_idx, frame_no, ipver, src_ip, sport, dst_ip, dport, payload, paylen):
             self._count("tracker", weight, wire)
         else:
             self._count("udp", weight, wire)
@@ -110,6 +112,7 @@ class DatagramAnalyzer:
         out = self.out
         out.dht_messages[(m.kind, m.method or "")] += 1
         out.dht_speakers[src] += 1
+        out.dht_ends.update({src, dst})
         if m.kind == "query":
             key = m.info_hash if m.method in INFO_HASH_QUERIES else None
             if key is not None:
@@ -168,14 +171,14 @@ class DatagramAnalyzer:
         return True
 
     # ------------------------------------------------------------------ UDP trackers
-    def _udp_tracker(self, ts, file_idx, frame_no, ipver, src, sport, dst, dport, payload) -> bool:
+    def _udp_tracker(self, ts, file_idx, frame_no, ipver, src, sport, dst, dport, payload, paylen=None) -> bool:
         pending = self._udp_pending.pop((dst, dport, src, sport, int.from_bytes(payload[4:8], "big")), None) \
             if len(payload) >= 8 else None
         if pending is not None:
-            action, announce, _ = pending
+            action, announces, _ = pending
             r = bep15.decode_response(payload, action, ipver == 6)
             if r is not None:
-                if announce is not None:
+                for i, announce in enumerate(announces):
                     if r.action == bep15.ERROR:
                         announce.failure = r.message
                     elif r.action == bep15.ANNOUNCE:
@@ -183,13 +186,14 @@ class DatagramAnalyzer:
                         announce.peers_returned = len(r.peers)
                         announce.seeders = r.seeders
                         announce.leechers = r.leechers
-                    elif r.action == bep15.SCRAPE and r.scrape:
-                        announce.seeders, _, announce.leechers = r.scrape[0]
+                    elif r.action == bep15.SCRAPE and i < len(r.scrape):
+                        # one (seeders, completed, leechers) per hash, in the order of the request
+                        announce.seeders, _, announce.leechers = r.scrape[i]
                 return True
-        req = bep15.decode_request(payload)
+        req = bep15.decode_request(payload, paylen)
         if req is None:
             return False
-        announce = None
+        announces = []
         if req.action in (bep15.ANNOUNCE, bep15.SCRAPE):
             for h in req.info_hashes:
                 announce = TrackerAnnounce(
@@ -200,7 +204,8 @@ class DatagramAnalyzer:
                     port=req.port, numwant=req.num_want, key=None if req.key is None else f"{req.key:08x}",
                     file_idx=file_idx, frame_no=frame_no)
                 self.out.tracker.append(announce)
-        self._remember(self._udp_pending, (src, sport, dst, dport, req.transaction), (req.action, announce, ts), ts)
+                announces.append(announce)
+        self._remember(self._udp_pending, (src, sport, dst, dport, req.transaction), (req.action, announces, ts), ts)
         return True
 
     def result(self) -> DatagramResult:

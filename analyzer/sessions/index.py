@@ -4,7 +4,9 @@ Some questions need every record before any subject-relative figure can be
 computed: which info hashes name one torrent (a hybrid's v1 and v2 hashes
 meet on a connection), which address:port pairs are shown to speak
 BitTorrent (context for encrypted connections), which connections are
-continued by later ones, and, without ``--local``, who the subject is.
+continued by later ones, and, without ``--local``, who the subject is (which
+addresses are ends of those connections, who opened them, which listening
+ports were connected to from how many addresses).
 ``RecordIndex.add`` collects them while the records are made (one index per
 partition, merged), so that the findings are built in one pass over the
 records afterwards.  Memory: small per torrent and per BitTorrent endpoint,
@@ -16,6 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 SUBJECT_EVIDENCE = ("bittorrent", "bittorrent_unattributed", "encrypted")
+MAX_CONNECTED_FROM = 1000
 
 
 @dataclass
@@ -26,12 +29,21 @@ class RecordIndex:
     continued: set = field(default_factory=set)          # sort keys of connections continued later
     # per category of SUBJECT_EVIDENCE: [connections, Counter(address -> connections it is an end of)]
     ends: dict = field(default_factory=lambda: {c: [0, Counter()] for c in SUBJECT_EVIDENCE})
+    # connections of those categories whose SYN was captured: who opened them, and per listening
+    # (responder) endpoint the distinct addresses that connected to it (at most MAX_CONNECTED_FROM)
+    initiated: Counter = field(default_factory=Counter)
+    listeners: dict = field(default_factory=lambda: defaultdict(set))
 
     def add(self, r) -> None:
         if r.category in self.ends:
             e = self.ends[r.category]
             e[0] += 1
             e[1].update({r.src_ip, r.dst_ip})
+            if r.initiator_known:
+                self.initiated[r.src_ip] += 1
+                seen = self.listeners[(r.dst_ip, r.dst_port)]
+                if len(seen) < MAX_CONNECTED_FROM:
+                    seen.add(r.src_ip)
         if r.continues:
             self.continued.add(r.continues)
         if r.category != "bittorrent":
@@ -55,3 +67,10 @@ class RecordIndex:
         for c, (n, counts) in other.ends.items():
             self.ends[c][0] += n
             self.ends[c][1].update(counts)
+        self.initiated.update(other.initiated)
+        for k, v in other.listeners.items():
+            seen = self.listeners[k]
+            for ip in sorted(v):
+                if len(seen) >= MAX_CONNECTED_FROM:
+                    break
+                seen.add(ip)

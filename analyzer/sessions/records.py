@@ -17,8 +17,19 @@ Category of a connection (every one of its frames falls in it):
   ``attribution_conn_id`` names it).  ``attribution_file``/``_frame``/``_ts_ns`` give the frame that
   delivered the evidence: the handshake, or the block completing the piece
   that verified (for "same_connection", the earlier connection's);
-* ``bittorrent_unattributed``: peer wire messages were recognised (framing
-  found again mid-stream) but no handshake, so no info_hash;
+* ``bittorrent_unattributed``: no handshake, so no info_hash, but positive
+  evidence of peer wire (``evidence``): ``standard_blocks`` (piece messages of
+  16 KiB at a 16 KiB offset), ``message_run`` (``RUN_EVIDENCE`` or more
+  consecutive well-formed messages of plausible size, or a direction whose
+  every captured byte is such messages, two or more), ``mse`` (an MSE key
+  exchange that settled on plaintext), ``handshake_cut`` (the 20-byte
+  protocol string opened the stream, the info hash was not captured).
+  Framing found by chance (an HTTP body with bytes that read as two valid
+  headers) is not evidence: such a connection stays ``other_tcp`` (``udp``),
+  and an HTTP exchange (the initiator's request, the responder's status
+  line) never counts as peer wire.  A connection whose blocks verified
+  against a known torrent is ``bittorrent`` (``piece_hashes``) whatever
+  else it showed;
 * ``tracker``: an HTTP tracker exchange (announces and scrapes, appended to
   the analysis's announces);
 * ``encrypted``: an MSE/PE key exchange, no plaintext peer wire (``encryption``
@@ -79,6 +90,8 @@ class Direction:
     resyncs: int = 0
     gap_packets: int = 0          # uTP: packets never captured (their length is unknown)
     conflict_packets: int = 0     # uTP: retransmitted packets whose content differed
+    best_run: int = 0             # longest run of well-formed messages (see PeerWireParser)
+    std_blocks: int = 0           # piece messages of 16 KiB at a 16 KiB offset
     peer_id: bytes | None = None
     info_hash: bytes | None = None
     reserved: bytes | None = None
@@ -121,6 +134,7 @@ class ConnectionRecord:
     flight_dst: int = -1          # bytes dst sent before src's next
     encryption: str = ""          # "mse" (encrypted throughout) or "mse_plaintext"
     encryption_basis: str = ""
+    evidence: str = ""            # why a BitTorrent connection is one (see the module docstring)
 
     @property
     def frames(self) -> int:
@@ -133,6 +147,14 @@ class ConnectionRecord:
     def client(self, d: Direction) -> str:
         """BEP 10 ``v`` if sent, else the client decoded from the peer_id."""
         return d.ext.get("v") or decode_peer_id(d.peer_id) or ""
+
+
+def canonical_key(r: ConnectionRecord) -> bytes:
+    """The engine's direction-independent 4-tuple key of a record's flow (IP version, then the
+    lower endpoint's address and port, then the other's; addresses padded to 16 bytes)."""
+    ends = sorted([(ipaddress.ip_address(r.src_ip).packed, r.src_port),
+                   (ipaddress.ip_address(r.dst_ip).packed, r.dst_port)])
+    return bytes([r.ip_version]) + b"".join(a.ljust(16, b"\0") + p.to_bytes(2, "big") for a, p in ends)
 
 
 def _direction(stream, parser, frames: int, wire: int, transport: str, ext: dict | None) -> Direction:
@@ -162,6 +184,8 @@ def _direction(stream, parser, frames: int, wire: int, transport: str, ext: dict
         d.lost_messages = parser.lost_messages
         d.protocol_errors = parser.protocol_errors
         d.resyncs = parser.resyncs
+        d.best_run = parser.best_run
+        d.std_blocks = parser.std_blocks
         d.peer_id = parser.peer_id
         d.info_hash = parser.info_hash
         d.reserved = parser.reserved
@@ -202,11 +226,44 @@ def record_from_conn(c, announces: list | None = None, attributed: tuple | None 
         d = 0 if r.fwd.info_hash is not None else 1
         r.attribution_file, r.attribution_frame, r.attribution_ts_ns = (
             (c.hs_file0, c.hs_frame0, c.hs_ts0) if d == 0 else (c.hs_file1, c.hs_frame1, c.hs_ts1))
-    if attributed and r.category == "bittorrent_unattributed":
+    if attributed and r.category in ("bittorrent_unattributed", "other_tcp", "udp") and \
+            (r.fwd.synced or r.rev.synced):
         r.category = "bittorrent"
         r.info_hash, (r.attribution_file, r.attribution_frame, r.attribution_ts_ns) = attributed
-        r.attribution = "piece_hashes"
+        r.attribution = r.evidence = "piece_hashes"
     return r
+
+
+RUN_EVIDENCE = 4
+HTTP_METHODS = (b"GET ", b"POST ", b"HEAD ", b"PUT ", b"OPTIONS ", b"DELETE ", b"CONNECT ", b"PATCH ")
+PROTOCOL_STRING = b"\x13BitTorrent protocol"
+
+
+def is_http(head_src: bytes, head_dst: bytes) -> bool:
+    """The connection's start shows HTTP: a request line from the initiator or a status line
+    from the responder."""
+    return head_src.startswith(HTTP_METHODS) or head_dst.startswith(b"HTTP/1.")
+
+
+def _all_messages(d: Direction) -> bool:
+    """Every byte of the direction, as captured, is a well-formed message (two or more)."""
+    return d.best_run >= 2 and d.payload_bytes > 0 and not (d.unparsed_bytes or d.opaque_bytes or d.protocol_errors)
+
+
+def peer_wire_evidence(r: ConnectionRecord, head_src: bytes, head_dst: bytes, mse: bool) -> str:
+    """Positive evidence that a connection without handshake speaks peer wire (see the
+    module docstring), or ""."""
+    if is_http(head_src, head_dst):
+        return ""
+    if head_src.startswith(PROTOCOL_STRING) or head_dst.startswith(PROTOCOL_STRING):
+        return "handshake_cut"
+    if r.fwd.std_blocks or r.rev.std_blocks:
+        return "standard_blocks"
+    if max(r.fwd.best_run, r.rev.best_run) >= RUN_EVIDENCE or any(_all_messages(d) for d in (r.fwd, r.rev)):
+        return "message_run"
+    if mse and (r.fwd.synced or r.rev.synced):
+        return "mse"
+    return ""
 
 
 def classify(r: ConnectionRecord, head_src: bytes = b"", head_dst: bytes = b"",
@@ -215,14 +272,18 @@ def classify(r: ConnectionRecord, head_src: bytes = b"", head_dst: bytes = b"",
     for streams that did not open with a plaintext handshake, whether they are
     an HTTP tracker exchange or an MSE-encrypted BitTorrent connection."""
     hashes = [d.info_hash for d in (r.fwd, r.rev) if d.info_hash is not None]
+    opaque_start = r.fwd.opaque_bytes > 0 and r.rev.opaque_bytes > 0
+    mse = mse_basis(r.flight_src, r.flight_dst, head_src, head_dst) if r.initiator_known and opaque_start else None
     if hashes:
         r.category = "bittorrent"
-        r.attribution = "handshake"
+        r.attribution = r.evidence = "handshake"
         r.info_hash = hashes[0].hex()
         if len(hashes) == 2 and hashes[0] != hashes[1]:
             r.info_hash_reply = hashes[1].hex()
-    elif r.fwd.synced or r.rev.synced:
+    elif (r.fwd.synced or r.rev.synced or head_src.startswith(PROTOCOL_STRING)) and \
+            (ev := peer_wire_evidence(r, head_src, head_dst, mse is not None)):
         r.category = "bittorrent_unattributed"
+        r.evidence = ev
     else:
         # a uTP-shaped UDP flow that carried no peer wire protocol is just UDP
         r.category = "other_tcp" if r.transport == "tcp" else "udp"
@@ -233,14 +294,11 @@ def classify(r: ConnectionRecord, head_src: bytes = b"", head_dst: bytes = b"",
             if announces is not None:
                 announces.extend(found)
             return
-    opaque_start = r.fwd.opaque_bytes > 0 and r.rev.opaque_bytes > 0
-    if r.initiator_known and opaque_start:
-        basis = mse_basis(r.flight_src, r.flight_dst, head_src, head_dst)
-        if basis is not None:
-            r.encryption_basis = basis
-            if r.category in ("other_tcp", "udp"):
-                r.encryption = "mse"
-                r.category = "encrypted"
-            else:
-                r.encryption = "mse_plaintext"     # plaintext peer wire after the key exchange
+    if mse is not None:
+        r.encryption_basis = mse
+        if r.category in ("other_tcp", "udp"):
+            r.encryption = "mse"
+            r.category = "encrypted"
+        else:
+            r.encryption = "mse_plaintext"     # plaintext peer wire after the key exchange
 

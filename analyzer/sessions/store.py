@@ -33,6 +33,7 @@ class RecordStore:
         self._count = 0
         self._dir: str | None = None
         self._owned_dirs: list[str] = []
+        self._overrides: dict = {}          # sort key -> record read in place of the stored one
 
     def add(self, record) -> None:
         self._mem.append(record)
@@ -68,10 +69,16 @@ class RecordStore:
                 except EOFError:
                     return
 
+    def override(self, records: dict) -> None:
+        """Read ``records`` (sort key -> record) in place of the stored records with those keys."""
+        self._overrides.update(records)
+
     def __iter__(self):
         self._mem.sort(key=sort_key)
         streams = [self._read_run(p) for p in self._runs] + [iter(self._mem)]
         for i, r in enumerate(heapq.merge(*streams, key=sort_key), 1):
+            if self._overrides:
+                r = self._overrides.get(sort_key(r), r)
             r.conn_id = i
             yield r
 
@@ -79,7 +86,7 @@ class RecordStore:
         return self._count
 
     def __getitem__(self, i: int):
-        if not self._runs:
+        if not self._runs and not self._overrides:
             self._mem.sort(key=sort_key)
             r = self._mem[i]
             r.conn_id = (i if i >= 0 else self._count + i) + 1
@@ -96,6 +103,7 @@ class RecordStore:
             out._runs.extend(s._runs)
             out._count += s._count - len(s._mem)
             out.extend(s._mem)
+            out._overrides.update(s._overrides)
         return out
 
     def close(self) -> None:

@@ -1,8 +1,9 @@
-"""The subject host: given with ``--local`` or inferred from the connections.
+"""The subject host: given with ``--local`` or inferred (``sessions.inference``).
 
 ``--local`` takes an IP address, a CIDR network or ``IP:port`` (``[v6]:port``)
-and may be repeated.  Without it, the subject is the address common to every
-BitTorrent connection; the inference and its basis are stated in the output.
+and may be repeated.  Without it, the subject is inferred from the evidence
+of the capture; the inference, its basis and every candidate with its
+evidence are stated in the output.
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ class Subject:
     inferred: bool
     basis: str
     ambiguous: bool = False
-    candidates: list[str] = field(default_factory=list)
+    candidates: list[dict] = field(default_factory=list)    # {"address", "evidence"}, best first
+    candidates_not_listed: int = 0
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def _containing(self, ip: str) -> tuple:
@@ -93,40 +95,11 @@ class Subject:
             "inferred": self.inferred,
             "basis": self.basis,
             "ambiguous": self.ambiguous,
-            **({"candidates": self.candidates} if self.candidates else {}),
+            **({"candidates": self.candidates, "candidates_not_listed": self.candidates_not_listed}
+               if self.inferred else {}),
         }
 
 
 def given_subject(specs: list[str]) -> Subject:
     parsed = [parse_endpoint_spec(s) for s in specs]
     return Subject(parsed, False, "given with --local")
-
-
-def infer_subject(n: int, counts: dict, what: str = "BitTorrent connections") -> Subject:
-    """From ``n`` connections (or messages) of kind ``what`` and ``counts``: address -> how
-    many of them it is an end of."""
-    if not n:
-        return Subject([], True, f"no {what} seen: no subject inferred")
-    common = sorted((ip for ip, c in counts.items() if c == n), key=_ip_sort_key)
-    if len(common) == 1:
-        ip = common[0]
-        return Subject([parse_endpoint_spec(ip)], True,
-                       f"{ip} is an endpoint of all {n} {what}")
-    if len(common) > 1:
-        ip = common[0]
-        return Subject([parse_endpoint_spec(ip)], True,
-                       f"ambiguous: {', '.join(common)} are each an endpoint of all {n} {what}; "
-                       f"chose {ip} (lowest address); pass --local to decide",
-                       ambiguous=True, candidates=common)
-    top = max(counts.values())
-    best = sorted((ip for ip, c in counts.items() if c == top), key=_ip_sort_key)
-    ip = best[0]
-    return Subject([parse_endpoint_spec(ip)], True,
-                   f"ambiguous: no address is common to all {n} {what}; chose {ip}, "
-                   f"an endpoint of {top} of them; pass --local to decide",
-                   ambiguous=True, candidates=best)
-
-
-def _ip_sort_key(ip: str):
-    a = ipaddress.ip_address(ip)
-    return (a.version, a.packed)

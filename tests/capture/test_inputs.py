@@ -22,10 +22,7 @@ def one_packet_file(path: Path, ts_ns: int) -> Path:
 
 def ordered_names(paths, root: Path) -> list[str]:
     s = InputSet(paths)
-    try:
-        return [str(f.path.relative_to(root)) if f.path.is_relative_to(root) else str(f.path) for f in s.files]
-    finally:
-        s.close()
+    return [str(f.path.relative_to(root)) if f.path.is_relative_to(root) else str(f.path) for f in s.files]
 
 
 ROTATED = ["cap"] + [f"cap{i}" for i in range(1, 11)]            # tcpdump -C: cap, cap1, ..., cap10
@@ -67,12 +64,9 @@ def test_first_time_from_pcapng_and_compressed_files(tmp_path):
     (tmp_path / "c.pcap").unlink()
     one_packet_file(tmp_path / "a.pcap", BASE_TS_NS + 3 * NS)
     s = InputSet([tmp_path])
-    try:
-        assert [(f.path.name, f.first_ts_ns) for f in s.files] == [
-            ("c.pcap.gz", (BASE_TS_NS + NS) // 1000 * 1000), ("b.pcapng", BASE_TS_NS + 2 * NS),
-            ("a.pcap", (BASE_TS_NS + 3 * NS) // 1000 * 1000)]
-    finally:
-        s.close()
+    assert [(f.path.name, f.first_ts_ns) for f in s.files] == [
+        ("c.pcap.gz", (BASE_TS_NS + NS) // 1000 * 1000), ("b.pcapng", BASE_TS_NS + 2 * NS),
+        ("a.pcap", (BASE_TS_NS + 3 * NS) // 1000 * 1000)]
 
 
 def test_files_without_packets_last(tmp_path):
@@ -83,12 +77,9 @@ def test_files_without_packets_last(tmp_path):
     (tmp_path / "c-text.pcap").write_text("not a capture")
     paths = sorted(tmp_path.iterdir()) + [tmp_path / "d-missing.pcap"]
     s = InputSet(paths)
-    try:
-        assert [f.path.name for f in s.files] == ["y-early.pcap", "z-late.pcap", "a-header-only.pcap",
-                                                  "b-interfaces-only.pcapng", "c-text.pcap", "d-missing.pcap"]
-        assert [f.first_ts_ns is None for f in s.files] == [False, False, True, True, True, True]
-    finally:
-        s.close()
+    assert [f.path.name for f in s.files] == ["y-early.pcap", "z-late.pcap", "a-header-only.pcap",
+                                              "b-interfaces-only.pcapng", "c-text.pcap", "d-missing.pcap"]
+    assert [f.first_ts_ns is None for f in s.files] == [False, False, True, True, True, True]
 
 
 def test_directory_expanded_recursively(tmp_path):
@@ -106,21 +97,44 @@ def test_directory_expanded_recursively(tmp_path):
 
 
 def test_sha256_of_stored_bytes(tmp_path):
+    """The reader hashes the bytes it reads (read once): the file as stored, compressed bytes for
+    a compressed file, the whole file even when reading stops early, and a file that is not a
+    capture is hashed on its own."""
+    from analyzer.capture.reader import FileReport
+    from analyzer.pipeline.stages import open_reader
     plain = write_pcap(tmp_path / "p.pcap", timed([ethernet(udp_packet())] * 5))
     packed = [compress_file(plain, kind) for kind in ("gzip", "bzip2", "xz")]
+    broken = tmp_path / "broken.pcap.gz"
+    broken.write_bytes(packed[0].read_bytes()[:40] + b"\xff" * 3000)     # the stream fails part way
     junk = tmp_path / "junk.bin"
     junk.write_bytes(bytes(range(256)) * 3)
     missing = tmp_path / "missing.pcap"
-    s = InputSet([plain, *packed, junk, missing])
-    s.start_hashing()
-    try:
-        digests = {f.path.name: f.sha256.result() for f in s.files}
-    finally:
-        s.close()
-    for p in (plain, *packed, junk):
-        assert digests[p.name] == hashlib.sha256(p.read_bytes()).hexdigest()
+    digests = {}
+    for p in (plain, *packed, broken, junk, missing):
+        report = FileReport(str(p))
+        reader = open_reader(p, report)
+        for _ in reader.batches() if reader is not None else ():
+            pass
+        digests[p.name] = report.sha256
+    for p in (plain, *packed, broken, junk):
+        assert digests[p.name] == hashlib.sha256(p.read_bytes()).hexdigest(), p.name
     assert len({digests[p.name] for p in (plain, *packed)}) == 4          # compressed bytes, not content
     assert digests["missing.pcap"] is None
+
+
+def test_big_file_hashed_while_read(tmp_path, monkeypatch):
+    """Many buffer refills (small buffers): the hash of the regions read equals the file's."""
+    from analyzer.capture import reader as reader_mod
+    from analyzer.capture.reader import FileReport
+    from analyzer.pipeline.stages import open_reader
+    monkeypatch.setattr(reader_mod, "BUFFER_SIZE", 4096)
+    monkeypatch.setattr(reader_mod, "FIRST_READ", 1024)
+    p = write_pcap(tmp_path / "p.pcap", timed([ethernet(udp_packet(payload=bytes([i % 251]) * 700))
+                                               for i in range(500)]))
+    report = FileReport(str(p))
+    reader = open_reader(p, report)
+    frames = sum(b.n for b in reader.batches())
+    assert frames == 500 and report.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
 
 
 def test_connection_across_rotated_files(tmp_path):
@@ -149,7 +163,12 @@ def test_overlapping_time_ranges_noted(tmp_path):
     b = write_pcap(tmp_path / "b.pcap", [Frame(BASE_TS_NS + t * NS, ethernet(udp_packet())) for t in (5, 15)])
     result, _, _ = run_analysis([b, a], expected_frames=4)
     assert [Path(f.path).name for f in result.inputs.files] == ["a.pcap", "b.pcap"]
-    assert any("overlap" in n and str(a) in n and str(b) in n for n in result.notes)
+    from summaries import summarize
+    summary = summarize(result)
+    assert summary["input_overlaps"] == [{"earlier": str(a), "later": str(b)}]
+    assert [n for n in summary["notes"] if "overlap" in n] == [
+        "time ranges overlap: 1 pair(s) of consecutive input files (listed in input_overlaps; reassembly orders "
+        "by sequence number, not time)"]
 
 
 def test_folders_give_only_captures(tmp_path):

@@ -52,7 +52,7 @@ def test_compaction_does_not_change_the_tables(result, monkeypatch):
 
 def test_empty_tables_keep_their_schema():
     import numpy as np
-    timeline = parquet.timeline_table(Timeline(1, [], np.empty((0, 6), np.int64)))
+    timeline = parquet.timeline_table(Timeline(1, [], np.empty((0, 7), np.int64)))
     peers = parquet.peers_table([])
     assert timeline.num_rows == peers.num_rows == 0
     assert timeline.column_names == parquet.TIMELINE_COLUMNS and peers.column_names == parquet.PEER_COLUMNS

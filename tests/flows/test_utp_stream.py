@@ -131,3 +131,43 @@ def test_mid_stream_start_counts_block_tail():
     s.close()
     assert p.block_tail_bytes == 16384 - 5000
     assert p.block_bytes == 4 * 16384 - 5000
+
+
+@pytest.mark.parametrize("late", ["cumulative", "selective"])
+def test_acknowledgements_after_the_receiver_closed_credit_nothing(late):
+    """libtorrent's uTP stack goes on acknowledging packets after its side sent ST_FIN; its
+    application has gone and never reads them: they are not acknowledged block bytes."""
+    data = stream_bytes(n_blocks=4, block=1000)
+    pk = packets(data)
+    s, p = new()
+    s.receive_packet(SYN, 9)
+    for i, chunk in enumerate(pk):
+        s.receive_packet(DATA, 10 + i, chunk)
+    s.receive_ack(10 + 3)                 # the FIN's own ack_nr still counts (it is read first)
+    before = s.stats["marked_acked_bytes"]
+    s.receiver_close()
+    if late == "cumulative":
+        s.receive_ack(10 + len(pk) - 1)
+    else:
+        s.receive_ack(10 + 3, bytes([0xFF]))
+    s.close()
+    st = s.stats
+    assert 0 < before < st["marked_bytes"] == 4000
+    assert st["marked_acked_bytes"] == before
+    assert st["gap_packets"] == 0
+
+
+def test_data_acknowledged_before_the_close_but_captured_after_it_still_counts():
+    """Data the receiver acknowledged before closing, captured late (out of order), still counts."""
+    data = stream_bytes(n_blocks=2, block=1000)
+    pk = packets(data)
+    s, p = new()
+    s.receive_packet(SYN, 9)
+    for i, chunk in enumerate(pk[:-1]):
+        s.receive_packet(DATA, 10 + i, chunk)
+    s.receive_ack(10 + len(pk) - 1)       # acknowledges the last packet too
+    s.receiver_close()
+    s.receive_packet(DATA, 10 + len(pk) - 1, pk[-1])
+    s.close()
+    st = s.stats
+    assert st["marked_acked_bytes"] == st["marked_bytes"] == 2000

@@ -165,3 +165,27 @@ def test_a_file_that_fails_fails_alone(inputs, tmp_path):
     assert "fault injected" in (out / "errors.log").read_text()
     assert by_name["zz-broken.pcap"]["errors"]
     assert by_name["rotated.pcap0"]["frames"] > 0 and s["torrents"]
+
+
+@pytest.mark.realtraffic
+def test_magnet_download_staged_equals_in_process(tmp_path):
+    """Metadata rebuilt from ut_metadata messages (a magnet download): with several shards the
+    evidence stage verifies the pieces as the one-process run does, so every file is the same."""
+    from harness import run_swarm
+    from swarms import two_peers
+    spec = two_peers(size=900_000)
+    spec["peers"][1]["magnet"] = True
+    spec["peers"].append({"name": "third", "ip": "127.0.0.4", "port": 6881, "seeds": ["t1"],
+                          "connect_to": ["leech"]})
+    res = run_swarm(spec, tmp_path / "swarm")
+    d = tmp_path / "in"
+    d.mkdir()
+    for p in res.capture_files:
+        shutil.copyfile(p, d / p.name)
+    ref = run(tmp_path / "ref", d)
+    s = json.loads(ref["summary.json"])
+    [t] = s["torrents"]
+    assert t["name"] == "t1" and t["metadata_source"].startswith("rebuilt") and t["verification"]
+    assert t["verified_downloaded_bytes"] > 0
+    same(ref, run(tmp_path / "shards", d, "--shards", "3"))
+    same(ref, run(tmp_path / "cluster", d, "--workers", "2"))

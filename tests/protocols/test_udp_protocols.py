@@ -120,3 +120,16 @@ def test_mse_basis():
     assert mse_basis(700, 150, key_a, key_b) is None                     # longer than key + 512 padding
     assert mse_basis(200, 150, b"\x16\x03\x01" + key_a, key_b) is None   # TLS
     assert mse_basis(200, 150, b"A" * 200, key_b) is None                # not random
+
+
+def test_an_announce_cut_by_the_snap_length_keeps_what_was_captured():
+    announce = struct.pack(">QII", 0xC0FFEE, 1, 7) + IH + b"-LT2110-abcdefghijkl" + struct.pack(
+        ">QQQIIIiH", 100, 200, 300, 2, 0, 0x1234, -1, 6881)
+    assert len(announce) == 98
+    assert bep15.decode_request(announce[:54]) is None                 # without its length: not a request
+    cut = bep15.decode_request(announce[:54], 98)                      # 96-byte snap length over IPv4
+    assert cut.truncated and cut.info_hashes == (IH.hex(),) and cut.peer_id is None and cut.port is None
+    cut = bep15.decode_request(announce[:86], 98)                      # 128 bytes: up to the event
+    assert (cut.downloaded, cut.left, cut.uploaded, cut.event, cut.port) == (100, 200, 300, "started", None)
+    assert bep15.decode_request(announce[:30], 98) is None             # the info hash cut: nothing to say
+    assert bep15.decode_request(announce, 98) == bep15.decode_request(announce)

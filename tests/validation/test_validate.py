@@ -107,7 +107,7 @@ def test_missing_prerequisites_one_line_each_and_nothing_run(tmp_path, monkeypat
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     r = CliRunner().invoke(main, ["validate", "--out", str(tmp_path / "v"), "--scenario", "transmission-tcp",
                                   "--scenario", "libtorrent-tcp"])
-    assert r.exit_code == 4, r.output
+    assert r.exit_code == 6, r.output
     lines = [x for x in r.output.splitlines() if x.startswith("bt-analyzer validate: missing: ")]
     assert lines[0].endswith("(run bt-analyzer validate as root)")
     missing = {x.split("missing: ")[1].split(" ")[0] for x in lines[1:]}

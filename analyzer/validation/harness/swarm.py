@@ -78,6 +78,12 @@ Spec (JSON)::
                 "enc_level": "rc4"|"plaintext"|"both",   # optional
                 "pex": false,                              # optional, ut_pex
                 "magnet": false,                           # optional: leech from the info hash only
+                "disconnect": [{"peer": "S2", "after_download": 500000}],
+                                           # optional: once this peer's torrents together
+                                           # downloaded that many payload bytes, drop its
+                                           # connections to that peer mid-transfer (an IP
+                                           # filter: libtorrent closes them at once, blocks
+                                           # in flight, and refuses the peer afterwards)
                 "corrupt": {"t1": [[offset, length]]},     # optional: a seeder whose data is
                                                            # altered after its hash check
                 "dht": false, "lsd": false,                # optional discovery
@@ -731,6 +737,41 @@ class Reannouncer:
                 h.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
 
 
+class Disconnects:
+    """The spec's ``disconnect`` entries: once a peer's torrents have downloaded
+    ``after_download`` payload bytes, its session gets an IP filter blocking the
+    other peer's address, so libtorrent closes those connections at once (data
+    in flight arrives after the close) and refuses the peer from then on."""
+
+    def __init__(self, peers: list, by_name: dict, sessions: dict, handles: dict) -> None:
+        self.pending = []
+        for p in peers:
+            for d in p.get("disconnect", []):
+                if d["peer"] not in by_name:
+                    fail(f"peer {p['name']}: disconnect from unknown peer {d['peer']!r}")
+                self.pending.append((p["name"], d["peer"], by_name[d["peer"]]["ip"], int(d["after_download"])))
+        self.sessions = sessions
+        self.handles = handles
+        self.blocked: dict = {}
+        self.done: list = []
+
+    def tick(self, rec) -> None:
+        for entry in list(self.pending):
+            name, other, ip, after = entry
+            got = sum(int(h.status().total_payload_download) for (pn, _), h in self.handles.items() if pn == name)
+            if got < after:
+                continue
+            f = lt.ip_filter()
+            blocked = self.blocked.setdefault(name, [])
+            blocked.append(ip)
+            for b in blocked:
+                f.add_rule(b, b, 1)
+            self.sessions[name].set_ip_filter(f)
+            self.pending.remove(entry)
+            self.done.append({"peer": name, "from": other, "ip": ip, "after_download": after,
+                              "downloaded": got, "t": round(time.monotonic() - rec.t0, 3)})
+
+
 def missing_stopped(log: list) -> list:
     """(tracker, client ip, info hash) that announced ``started`` successfully
     but whose ``stopped`` the tracker has not received (yet)."""
@@ -1045,11 +1086,13 @@ def main(spec_path: str, result_path: str) -> int:
     leeching = [(p["name"], tn) for p in peers for tn in p.get("leeches", [])]
     conns = ConnectionLog([*peers, *external])
     reannounce = Reannouncer(spec, handles)
+    cuts = Disconnects(peers, by_name, sessions, handles)
     while True:
         now = time.monotonic()
         for d in [d for d in dials if d[0] <= now and (d[1] is None or control.exists(d[1]))]:
             d[2].connect_peer(d[3])
             dials.remove(d)
+        cuts.tick(rec)
         reannounce.tick()
         rec.pump(sessions)
         conns.poll(handles)
@@ -1065,8 +1108,10 @@ def main(spec_path: str, result_path: str) -> int:
                                if not snap[p][t]["is_seeding"]})
                  + (f"; control files missing: {control.missing()}" if control else "")
                  + (f"; dials pending: {[d[1] for d in dials]}" if dials else ""))
-        time.sleep(0.05)
+        time.sleep(0.005 if cuts.pending else 0.05)     # a disconnect is due mid-transfer
     result["setup_seconds"] = round(t_connect - t0, 3)
+    if cuts.done:
+        result["disconnects"] = cuts.done
     result["transfer_seconds"] = round(time.monotonic() - t_connect, 3)
 
     # ---- settle -------------------------------------------------------------
