@@ -118,7 +118,20 @@ def check_names(res, result, summary) -> None:
 
 
 # ---- the client's state files (issue 15): what it wrote at its clean stop
-STATE_UPLOADED_KEY = {"transmission": b"uploaded", "qbittorrent": b"total_uploaded", "rtorrent": b"total_uploaded"}
+STATE_UPLOADED_KEY = {"transmission": b"uploaded", "qbittorrent": b"total_uploaded", "rtorrent": b"total_uploaded",
+                      "deluge": b"total_uploaded"}
+
+
+def edit_uploaded(client: str, data: dict, info_hash: str, value: int) -> None:
+    """Set the uploaded counter of ``info_hash`` in a decoded state file (Deluge: inside its resume blob)."""
+    key = STATE_UPLOADED_KEY[client]
+    if client != "deluge":
+        data[key] = value
+        return
+    [entry] = [k for k in data if k.decode().lower() == info_hash]
+    inner = data[entry] if isinstance(data[entry], dict) else decode(data[entry])
+    inner[key] = value
+    data[entry] = encode(inner)
 
 
 def check_state_files(res, result, figures: dict, tmp_path) -> None:
@@ -152,20 +165,19 @@ def check_state_files(res, result, figures: dict, tmp_path) -> None:
         assert up and all(u["client_counts"] == "payload_and_piece_headers" and u["wire_piece_messages"] > 0
                           for u in up)
     # an edited copy of the file of the torrent the client uploaded most
-    key = STATE_UPLOADED_KEY.get(res.client)
-    if key is None:
-        return                              # Deluge: one file for every torrent, nested resume data
     name = max(figures, key=lambda n: figures[n]["uploaded_bytes"])
     wire_up = figures[name]["uploaded_bytes"]
     ih = res.ground_truth["torrents"][name]["info_hash_v1"]
-    [src] = [Path(f["path"]) for f in items if f["torrents"][0]["info_hash"] == ih]
+    [src] = {Path(f["path"]) for f in items for t in f["torrents"] if t["info_hash"] == ih}
     data = decode(src.read_bytes())
-    data[key] = wire_up - 65536
+    edit_uploaded(res.client, data, ih, wire_up - 65536)
     copy = tmp_path / "edited" / src.name
     copy.parent.mkdir()
     copy.write_bytes(encode(data))
     [f] = client_state_json(client_state_finding(read_client_state([copy]), findings))
-    up = f["torrents"][0]["reconciliation"]["uploaded"]
+    [up] = [t["reconciliation"]["uploaded"] for t in f["torrents"] if t["info_hash"] == ih]
+    others = [t["reconciliation"]["uploaded"]["verdict"] for t in f["torrents"] if t["info_hash"] != ih]
+    assert all(v == "consistent" for v in others)           # Deluge: the other torrent of the file is untouched
     headers = 13 * (up["wire_piece_messages"] or 0)
     assert up["verdict"] == "contradiction" and up["difference_bytes"] == -(65536 + headers), up
     assert up["statement"].startswith(f"contradiction: the capture shows {65536 + headers:,} bytes")
