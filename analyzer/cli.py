@@ -66,6 +66,9 @@ def main():
 @click.option("--bin", "bin_seconds", type=click.IntRange(1, 86400), default=1, show_default=True,
               help="Time bin of timeline.parquet, in seconds.")
 @click.option("--report", "with_report", is_flag=True, help="Also write the report (see `bt-analyzer report`).")
+@click.option("--validation", "validation_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="FILE", callback=lambda c, p, v: _check_validation(v),
+              help="With --report: a validation.json of bt-analyzer validate for the report's appendix.")
 @click.option("--workers", default="auto", show_default=True, metavar="N|auto",
               help="Worker processes. More than 1 runs the staged pipeline on a local Dask cluster; auto: one "
                    "per core for inputs of several files totalling 4 GiB or more, else this process alone.")
@@ -90,8 +93,9 @@ def main():
               help="Empty the output folder first when it holds files this run did not write (else refused).")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors: no progress, no summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds, with_report, workers, shards, scheduler, workdir, resume,
-            jobs, progress_mode, no_input_hash, force, quiet, debug):
+def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds, with_report,
+            validation_file, workers, shards, scheduler, workdir, resume, jobs, progress_mode, no_input_hash, force,
+            quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -106,6 +110,9 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     from analyzer.pipeline.progress import progress_for
 
     started = _dt.datetime.now(_dt.timezone.utc)
+    if validation_file and not with_report:
+        raise click.BadParameter("needs --report (the validation goes into the report's appendix)",
+                                 param_hint="--validation")
     _prepare_out(out_dir, force, resume)
     try:
         case = load_case(case_file) if case_file else None
@@ -129,7 +136,7 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
                 # the report reads the finished folder (manifest included), as `bt-analyzer report` would
                 from analyzer.report.document import write_report
                 from analyzer.report.options import record_in_manifest
-                files = write_report(out_dir)
+                files = write_report(out_dir, validation_file=validation_file)
                 record_in_manifest(out_dir, files, files.record, finished=True)
     except KeyboardInterrupt:
         click.echo("bt-analyzer: interrupted. A staged run (--workers, --shards, --scheduler) continues where "
@@ -182,8 +189,11 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
               help="The report's date (default: the date the analysis ran, from manifest.json).")
 @click.option("--no-rehash", is_flag=True,
               help="Do not re-hash the input files for the evidence table's 'SHA-256 at the end'.")
+@click.option("--validation", "validation_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="FILE", callback=lambda c, p, v: _check_validation(v),
+              help="A validation.json of bt-analyzer validate: adds the appendix with the error measured.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
-def report(folder, case_file, torrent_filter, start, end, tz, date, no_rehash, debug):
+def report(folder, case_file, torrent_filter, start, end, tz, date, no_rehash, validation_file, debug):
     """Write FOLDER/report/: report.html (self-contained), report.pdf (A4) and every chart as PNG
     and SVG, from the files of an analysis folder; the manifest records the report's files and
     settings.  A filter that matches nothing is an error (exit status 1)."""
@@ -192,7 +202,8 @@ def report(folder, case_file, torrent_filter, start, end, tz, date, no_rehash, d
     from analyzer.report.options import ReportError, ReportOptions, record_in_manifest
     try:
         options = ReportOptions(torrent_filter=torrent_filter, start=start, end=end, tz=tz, date=date,
-                                case_file=str(case_file) if case_file else None, rehash=not no_rehash)
+                                case_file=str(case_file) if case_file else None, rehash=not no_rehash,
+                                validation_file=str(validation_file) if validation_file else None)
         files = write_report(folder, options=options)
         record_in_manifest(folder, files, files.record)
     except (ReportError, CaseError) as e:
@@ -250,6 +261,93 @@ def extract(folder, info_hash, peer, start, end, output, debug):
 
 
 @main.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("validation"),
+              show_default=True, help="Output folder: validation.json, validation.html (and scenarios/ with --keep).")
+@click.option("--scenario", "names", multiple=True, metavar="NAME",
+              help="Run only this scenario (repeatable; --list shows them). Default: every scenario, those of "
+                   "qBittorrent and Deluge only if installed.")
+@click.option("--keep", is_flag=True,
+              help="Keep each scenario's capture, .torrent files and client state in OUT/scenarios/NAME/.")
+@click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
+@click.option("--force", is_flag=True, help="Empty the output folder first when it holds other files.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors and the result.")
+@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
+def validate(out_dir, names, keep, list_only, force, quiet, debug):
+    """Run the real-traffic validation scenarios on this machine and measure the tool's error.
+
+    Real clients (libtorrent; Transmission, aria2, rTorrent; qBittorrent and
+    Deluge if installed) exchange data in private network namespaces under
+    tcpdump; each capture is analysed with the client under test as the
+    subject and every figure compared with the clients' own counters
+    (tolerance 0 bytes).  Writes OUT/validation.json and OUT/validation.html;
+    `report --validation OUT/validation.json` adds them to a report.  Needs
+    root.  Exit status 0 when every scenario passed, 1 when one failed or
+    could not be run, 6 when a prerequisite is missing (nothing is run).
+    """
+    from analyzer.validation.scenarios import SCENARIOS
+    if list_only:
+        from analyzer.validation.prerequisites import optional_missing
+        for s in SCENARIOS.values():
+            why = optional_missing(s)
+            click.echo(f"{s.name:22} {s.description}" + (f" [{why}: skipped by default]" if why else ""))
+        return
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise click.BadParameter(f"unknown scenario {', '.join(map(repr, unknown))}; known: {', '.join(SCENARIOS)}",
+                                 param_hint="--scenario")
+    try:
+        with _terminate_as_interrupt():
+            code = _validate(out_dir, list(dict.fromkeys(names)), keep, force, quiet)
+    except KeyboardInterrupt:
+        click.echo("bt-analyzer: interrupted; no validation.json was written", err=True)
+        sys.exit(130)
+    except click.ClickException:
+        raise
+    except Exception as e:
+        if debug or os.environ.get("BT_ANALYZER_DEBUG"):
+            traceback.print_exc()
+        raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
+    sys.exit(code)
+
+
+def _validate(out_dir: Path, names: list[str], keep: bool, force: bool, quiet: bool) -> int:
+    import shutil
+    from analyzer.report.validation import figure_statements
+    from analyzer.validation.document import write_validation
+    from analyzer.validation.prerequisites import missing, optional_missing
+    from analyzer.validation.runner import validate as run
+    from analyzer.validation.scenarios import SCENARIOS
+    chosen = [SCENARIOS[n] for n in names] if names else list(SCENARIOS.values())
+    skip = {} if names else {s.name: why for s in chosen if (why := optional_missing(s))}
+    lines = missing([s for s in chosen if s.name not in skip])
+    if lines:
+        for line in lines:
+            click.echo(f"bt-analyzer validate: missing: {line}", err=True)
+        click.echo("bt-analyzer validate: nothing was run (see README, 'Validation on the examiner's machine')",
+                   err=True)
+        return 6
+    _prepare_out(out_dir, force, False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = out_dir / ("scenarios" if keep else ".work")
+    progress = None if quiet else (lambda m: click.echo(m, err=True))
+    try:
+        doc, runs = run(chosen, work, keep=keep, skip=skip, progress=progress)
+    finally:
+        if not keep:
+            shutil.rmtree(out_dir / ".work", ignore_errors=True)
+    files = write_validation(doc, out_dir)
+    for st in figure_statements(doc):
+        click.echo(st["sentence"])
+    bad = [r.entry for r in runs if r.entry["status"] in ("failed", "error")]
+    for e in bad:
+        click.echo(f"bt-analyzer validate: {e['name']}: {'failed' if e['status'] == 'failed' else 'could not be run'}: "
+                   f"{(e['reason'] or '').splitlines()[0] if e['reason'] else ''}", err=True)
+    click.echo(f"{sum(1 for r in runs if r.entry['status'] == 'passed')} of {len(runs)} scenarios passed "
+               f"({doc['duration_seconds']} s); written: {', '.join(str(f) for f in files)}")
+    return 1 if bad else 0
+
+
+@main.command()
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--quiet", is_flag=True, help="Print only differences.")
 def verify(folder, quiet):
@@ -269,6 +367,18 @@ def verify(folder, quiet):
     click.echo(f"{len(checks) - len(bad)} of {len(checks)} files match the manifest"
                + ("" if not bad else f"; {len(bad)} differ"))
     sys.exit(1 if bad else 0)
+
+
+def _check_validation(path: Path | None) -> Path | None:
+    """A --validation file is read and checked before anything else is done (a usage error otherwise)."""
+    if path is None:
+        return None
+    from analyzer.report.validation import ValidationFileError, load_validation
+    try:
+        load_validation(path)
+    except ValidationFileError as e:
+        raise click.BadParameter(str(e), param_hint="--validation") from None
+    return path
 
 
 def _prepare_out(out_dir: Path, force: bool, resume: bool) -> None:

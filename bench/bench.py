@@ -1,8 +1,9 @@
 """make bench: bt-analyzer's speed and memory, as ratios measured in one run, with their targets.
 
 1. Makes (or reuses, in --out) a real-traffic capture of about --size bytes of
-   BitTorrent payload with the test harness: two libtorrent peers in a private
-   namespace, tcpdump on its loopback (1500-byte MTU, offloads off).  From it:
+   BitTorrent payload with the real-traffic harness (analyzer.validation.harness):
+   two libtorrent peers in a private namespace, tcpdump on its loopback
+   (1500-byte MTU, offloads off).  From it:
    prefixes of several sizes (1 MB up to the whole), a 4x longer capture (the
    same records four times, an hour apart) for memory, and a rotated set of 8
    files for the staged pipeline.
@@ -39,7 +40,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
 MB = 1_000_000
 GB = 1_000_000_000
@@ -54,7 +55,7 @@ def make_capture(out: Path, size: int) -> tuple[Path, dict]:
         truth = json.loads(truth_file.read_text())
         if truth.get("size") == size:
             return cap, truth
-    from harness import run_swarm
+    from analyzer.validation.harness import run_swarm
     spec = {
         "timeout": 600,
         "torrents": [{"name": "big", "size": size, "piece_length": 1 << 20, "version": "v1", "seed": 1}],

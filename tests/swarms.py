@@ -3,39 +3,9 @@ against libtorrent's counters."""
 from __future__ import annotations
 
 from analyzer.analysis import analyze
-from summaries import summarize, torrents_of
 from analyzer.sessions.subject import given_subject
-
-
-def two_peers(size=3_000_000, version="v1", ips=("127.0.0.2", "127.0.0.3"), transports="tcp", **torrent):
-    return {
-        "timeout": 60,
-        "torrents": [{"name": "t1", "size": size, "piece_length": 65536, "version": version, "seed": 11,
-                      **torrent}],
-        "peers": [
-            {"name": "seed", "ip": ips[0], "port": 6881, "seeds": ["t1"], "transports": transports},
-            {"name": "leech", "ip": ips[1], "port": 6881, "leeches": ["t1"], "connect_to": ["seed"],
-             "transports": transports},
-        ],
-    }
-
-
-def three_peers(size=1_500_000, transports=("tcp", "tcp", "tcp")):
-    """S seeds at a limited rate; X and L leech; L joins late and gets pieces
-    from X too, so X (the usual subject) both downloads and uploads."""
-    ts, tx, tl = transports
-    return {
-        "timeout": 90,
-        "torrents": [{"name": "t1", "size": size, "piece_length": 32768, "version": "v1", "seed": 5}],
-        "peers": [
-            {"name": "S", "ip": "127.0.0.2", "port": 6881, "seeds": ["t1"], "upload_rate_limit": 150_000,
-             "transports": ts},
-            {"name": "X", "ip": "127.0.0.3", "port": 6881, "leeches": ["t1"], "connect_to": ["S"],
-             "transports": tx},
-            {"name": "L", "ip": "127.0.0.4", "port": 6881, "leeches": ["t1"], "connect_to": ["S", "X"],
-             "connect_delay": 2.0, "transports": tl},
-        ],
-    }
+from analyzer.validation.harness.specs import three_peers, two_peers  # noqa: F401 -- the tests' specs
+from summaries import summarize, torrents_of
 
 
 def handshake_hashes(truth: dict, name: str) -> set[str]:

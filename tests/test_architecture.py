@@ -14,7 +14,12 @@ Layers, lowest first (a module may import its own layer and those below):
     output                          writers of the output folder
     report                          the document, read from the output folder only
     extract                         the disclosure excerpt: an output folder and its inputs -> pcapng
+    validation                      bt-analyzer validate: real-traffic scenarios analysed and compared
     cli                             thin commands
+
+``analyzer.validation.harness`` (the real-traffic harness: network namespaces, libtorrent swarms,
+other clients) is the ground truth the analyzer is checked against: it imports nothing of the
+analyzer, so it sits in the lowest layer and a test keeps it apart.
 
 The graph is read from the source (``import`` statements, including those
 inside functions and ``cimport`` in Cython files), so the test is fast and
@@ -34,7 +39,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "analyzer"
 LAYERS = [
-    {"analyzer", "analyzer.timefmt", "analyzer.units", "analyzer.digest", "analyzer.case"},
+    {"analyzer", "analyzer.timefmt", "analyzer.units", "analyzer.digest", "analyzer.case",
+     "analyzer.validation.harness"},
     {"analyzer.capture", "analyzer.decode", "analyzer.flows", "analyzer.protocols"},
     {"analyzer.evidence"},
     {"analyzer.sessions"},
@@ -44,6 +50,7 @@ LAYERS = [
     {"analyzer.output"},
     {"analyzer.report"},
     {"analyzer.extract"},
+    {"analyzer.validation"},
     {"analyzer.cli"},
 ]
 # within the low layer, the order bytes travel in (a layer may use those before it)
@@ -154,6 +161,17 @@ def test_sessions_never_import_the_writers():
     for name, deps in graph().items():
         if name.startswith(("analyzer.sessions", "analyzer.findings")):
             assert not any(d.startswith(("analyzer.output", "analyzer.report")) for d in deps), name
+
+
+def test_the_harness_imports_nothing_of_the_analyzer():
+    """The real-traffic harness is the independent ground truth: no analyzer module outside it."""
+    harness = "analyzer.validation.harness"
+    bad = [f"{name} -> {d}" for name, deps in graph().items() if name == harness or name.startswith(harness + ".")
+           for d in deps if not (d == harness or d.startswith(harness + "."))]
+    assert not bad, "\n".join(sorted(bad))
+    # nor does the script it runs in the namespaces (executed as a file, its imports are its own)
+    text = (PKG / "validation" / "harness" / "swarm.py").read_text(encoding="utf-8")
+    assert not re.search(r"^\s*(from|import)\s+analyzer", text, re.M)
 
 
 def _import_alone(name: str) -> tuple[str, str]:

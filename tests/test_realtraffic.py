@@ -17,7 +17,7 @@ import pytest
 
 from analyzer.analysis import analyze
 from summaries import summarize
-from harness import run_swarm
+from analyzer.validation.harness import run_swarm
 from swarms import analyze_swarm, assert_accounting, assert_exact, three_peers, two_peers
 
 pytestmark = pytest.mark.realtraffic

@@ -1,5 +1,5 @@
 """Real traffic of Transmission, qBittorrent, Deluge, aria2 and rTorrent with
-libtorrent peers, each client the subject (harness: tests/harness/clients/).
+libtorrent peers, each client the subject (harness: analyzer/validation/harness/clients/).
 
 In every scenario the client downloads one torrent from a libtorrent seeder
 and uploads another (or the same, ``lifecycle``) to a libtorrent leecher,
@@ -11,7 +11,8 @@ for each torrent the analyzer's figures must equal, to the byte:
   talks only to the client): downloaded = the seeder's
   ``total_payload_upload``, uploaded = the leecher's ``total_payload_download``;
 * the client's own counters, through the relation its source code defines
-  (see each driver's module doc; ``RELATIONS`` below):
+  (see each driver's module doc; the checks are bt-analyzer validate's,
+  ``analyzer/validation/relations.py``):
 
   - Transmission: ``uploadedEver`` = uploaded + 13 bytes per piece message
     sent (it counts the message header with the block); ``downloadedEver`` =
@@ -26,6 +27,12 @@ for each torrent the analyzer's figures must equal, to the byte:
 
 The subject's client is named right both from its BEP 10 ``v`` and from its
 peer_id (``subject_clients``, connections.csv).
+
+The client's state files (issue 15), written at its clean stop, are read
+and must hold the counters the client reported right before it (the same
+moment), reconcile with the capture as "consistent", and an edited copy
+claiming fewer uploaded bytes than the wire shows must be a contradiction
+(``check_state_files``).
 """
 from __future__ import annotations
 
@@ -33,54 +40,32 @@ import csv
 import io
 import re
 from functools import partial
+from pathlib import Path
 
 import pytest
 
 from analyzer.analysis import analyze
+from analyzer.evidence.clientstate import read_client_state
+from analyzer.findings import build_findings
+from analyzer.findings.client_state_wire import client_state_finding
+from analyzer.output.client_state import client_state_json
+from analyzer.protocols.bencode import decode, encode
+from analyzer.validation import relations
+from analyzer.validation.harness.clients import STATE_FILES, run_client_swarm
+from analyzer.validation.harness.clients.scenarios import exchange, lifecycle
 from summaries import connections_csv, summarize
-from harness.clients import STATE_FILES, run_client_swarm
-from harness.clients.scenarios import exchange, lifecycle
 from swarms import assert_accounting
 
 pytestmark = pytest.mark.realtraffic
 
-PIECE_HEADER = 13      # length prefix 4 + id 1 + index 4 + begin 4
-
-
-# ---- what each client's counters mean, as relations to the analyzer's figures
-def transmission(c: dict, t: dict, sent_piece_messages: int) -> None:
-    assert c["uploadedEver"] == t["uploaded_bytes"] + PIECE_HEADER * sent_piece_messages
-    assert c["downloadedEver"] == (t["downloaded_bytes"] - t["redundant_downloaded_bytes"]
-                                   - t["failed_downloaded_bytes"])
-    assert c["corruptEver"] == t["failed_downloaded_bytes"]
-
-
-def qbittorrent(c: dict, t: dict, _sent: int) -> None:
-    assert c["uploaded"] == c["uploaded_session"] == t["uploaded_bytes"]
-    assert c["downloaded"] == c["downloaded_session"] == t["downloaded_bytes"]
-    assert c["total_wasted"] == t["redundant_downloaded_bytes"] + t["failed_downloaded_bytes"]
-
-
-def deluge(c: dict, t: dict, _sent: int) -> None:
-    assert c["total_uploaded"] == c["total_payload_upload"] == t["uploaded_bytes"]
-    assert c["all_time_download"] == c["total_payload_download"] == t["downloaded_bytes"]
-
-
-def aria2(c: dict, t: dict, _sent: int) -> None:
-    assert c["uploadLength"] == t["uploaded_bytes"]
-    if t["downloaded_bytes"]:
-        assert c["completedLength"] == t["verified_downloaded_bytes"] == (
-            t["downloaded_bytes"] - t["redundant_downloaded_bytes"] - t["failed_downloaded_bytes"])
-
-
-def rtorrent(c: dict, t: dict, _sent: int) -> None:
-    assert c["d.up.total"] == t["uploaded_bytes"]
-    assert c["d.down.total"] == t["downloaded_bytes"]
-    assert 0 <= c["d.skip.total"] <= c["d.down.total"]
-
-
-RELATIONS = {"transmission": transmission, "qbittorrent": qbittorrent, "deluge": deluge, "aria2": aria2,
-             "rtorrent": rtorrent}
+# ---- what each client's counters mean, as relations to the analyzer's figures: the checks of
+# bt-analyzer validate (analyzer/validation/relations.py), tolerance 0 bytes
+def check_relations(res, name: str, t: dict, sent_piece_messages: int) -> None:
+    checks = relations.client_checks(res.client, "subject", name, res.client_counters[name], t, sent_piece_messages)
+    assert checks and all(c.passed for c in checks), [c for c in checks if not c.passed]
+    if res.client == "rtorrent":
+        c = res.client_counters[name]
+        assert 0 <= c["d.skip.total"] <= c["d.down.total"]
 
 
 def session_relation(res, figures: list[dict]) -> None:
@@ -132,9 +117,76 @@ def check_names(res, result, summary) -> None:
     assert all(int(r["downloaded_bytes"]) == int(r["uploaded_bytes"]) == 0 for r in rows if r not in answered)
 
 
+# ---- the client's state files (issue 15): what it wrote at its clean stop
+STATE_UPLOADED_KEY = {"transmission": b"uploaded", "qbittorrent": b"total_uploaded", "rtorrent": b"total_uploaded",
+                      "deluge": b"total_uploaded"}
+
+
+def edit_uploaded(client: str, data: dict, info_hash: str, value: int) -> None:
+    """Set the uploaded counter of ``info_hash`` in a decoded state file (Deluge: inside its resume blob)."""
+    key = STATE_UPLOADED_KEY[client]
+    if client != "deluge":
+        data[key] = value
+        return
+    [entry] = [k for k in data if k.decode().lower() == info_hash]
+    inner = data[entry] if isinstance(data[entry], dict) else decode(data[entry])
+    inner[key] = value
+    data[entry] = encode(inner)
+
+
+def check_state_files(res, result, figures: dict, tmp_path) -> None:
+    """The counters read from the state files equal the client's own counters read right before its clean
+    stop (the same moment: no peer connected any more, and the counters were already stable then); their
+    reconciliation with the capture is consistent both ways and for the pieces held; a copy edited to claim
+    fewer uploaded bytes than the wire shows is a contradiction."""
+    if res.client not in relations.STATE_GLOBS:
+        return                              # aria2 keeps no per-torrent counters in its session file
+    assert res.client_counters_at_stop == res.client_counters
+    files = sorted(p for g in relations.STATE_GLOBS[res.client] for p in res.state_dir.glob(g))
+    findings = build_findings(result)
+    items = client_state_json(client_state_finding(read_client_state(files), findings))
+    assert items and all(not f["errors"] for f in items), items
+    names = {res.ground_truth["torrents"][n]["info_hash_v1"]: n for n in res.client_torrents}
+    checks = relations.state_checks(res.client, items, res.client_counters_at_stop, names)
+    assert {c.torrent for c in checks if c.figure == "state_read"} == set(res.client_torrents)
+    assert all(c.passed for c in checks), [c for c in checks if not c.passed]
+    for f in items:
+        for t in f["torrents"]:
+            rec = t["reconciliation"]
+            assert rec["matched"] and names[rec["wire_torrent"]], rec
+            for d in ("uploaded", "downloaded"):
+                assert rec[d]["verdict"] == "consistent", (f["path"], d, rec[d]["statement"])
+            assert rec["pieces"]["verdict"] in ("consistent", "not_recorded"), rec["pieces"]["statement"]
+            if res.client != "rtorrent":      # rtorrent keeps its bitfield in the .libtorrent_resume file
+                assert rec["pieces"]["verdict"] == "consistent"
+    if res.client == "transmission":
+        up = [t["reconciliation"]["uploaded"] for f in items for t in f["torrents"]
+              if t["reconciliation"]["uploaded"]["client_bytes"]]
+        assert up and all(u["client_counts"] == "payload_and_piece_headers" and u["wire_piece_messages"] > 0
+                          for u in up)
+    # an edited copy of the file of the torrent the client uploaded most
+    name = max(figures, key=lambda n: figures[n]["uploaded_bytes"])
+    wire_up = figures[name]["uploaded_bytes"]
+    ih = res.ground_truth["torrents"][name]["info_hash_v1"]
+    [src] = {Path(f["path"]) for f in items for t in f["torrents"] if t["info_hash"] == ih}
+    data = decode(src.read_bytes())
+    edit_uploaded(res.client, data, ih, wire_up - 65536)
+    copy = tmp_path / "edited" / src.name
+    copy.parent.mkdir()
+    copy.write_bytes(encode(data))
+    [f] = client_state_json(client_state_finding(read_client_state([copy]), findings))
+    [up] = [t["reconciliation"]["uploaded"] for t in f["torrents"] if t["info_hash"] == ih]
+    others = [t["reconciliation"]["uploaded"]["verdict"] for t in f["torrents"] if t["info_hash"] != ih]
+    assert all(v == "consistent" for v in others)           # Deluge: the other torrent of the file is untouched
+    headers = 13 * (up["wire_piece_messages"] or 0)
+    assert up["verdict"] == "contradiction" and up["difference_bytes"] == -(65536 + headers), up
+    assert up["statement"].startswith(f"contradiction: the capture shows {65536 + headers:,} bytes")
+
+
 # ---- the run
-def run_and_check(tmp_path, spec, transport="tcp", ip_version=4):
-    res = run_client_swarm(spec, tmp_path)
+def run_and_check(tmp_path, spec, transport="tcp", ip_version=4, res=None):
+    """Run ``spec`` (or take the result ``res`` of a run of it) and check everything against the capture."""
+    res = res or run_client_swarm(spec, tmp_path)
     truth = res.ground_truth
     result = analyze(res.capture_files, local=[res.client_ip], torrents=list(res.torrent_files.values()),
                      warn=lambda m: None)
@@ -165,19 +217,21 @@ def run_and_check(tmp_path, spec, transport="tcp", ip_version=4):
         # the client's own counters
         sent = sum(result.subject.directions(r)[2].pieces for r in records
                    if info_hash in (r.info_hash, r.info_hash_reply))
-        RELATIONS[res.client](res.client_counters[name], t, sent)
+        check_relations(res, name, t, sent)
     assert not by_hash, f"torrents the client does not have: {list(by_hash)}"
     session_relation(res, list(figures.values()))
     check_names(res, result, summary)
     # the clean stop left the client's state files (resume data, statistics) behind
     for kind, pattern in STATE_FILES[res.client].items():
         assert list(res.state_dir.glob(pattern)), (res.client, kind, pattern)
+    check_state_files(res, result, figures, tmp_path)
     return res, result, figures
 
 
 CASES = [
     # client, scenario, transport, IP version
-    ("transmission", "exchange", "tcp", 4),
+    # (the capture of `bt-analyzer validate --scenario transmission-tcp`, conftest.validation_run)
+    pytest.param("transmission", "exchange", "tcp", 4, marks=pytest.mark.xdist_group("validation")),
     ("transmission", "exchange", "utp", 4),
     ("transmission", "exchange", "tcp", 6),
     ("qbittorrent", "exchange", "tcp", 4),
@@ -193,12 +247,22 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("client, scenario, transport, ip_version", CASES,
-                         ids=[f"{c}-{s}-{t}-ipv{v}" for c, s, t, v in CASES])
-def test_client_counters_equal_the_capture(tmp_path, client, scenario, transport, ip_version):
+def _id(case) -> str:
+    c, s, t, v = case.values if hasattr(case, "values") else case
+    return f"{c}-{s}-{t}-ipv{v}"
+
+
+@pytest.mark.parametrize("client, scenario, transport, ip_version", CASES, ids=[_id(c) for c in CASES])
+def test_client_counters_equal_the_capture(request, tmp_path, client, scenario, transport, ip_version):
     build = {"exchange": exchange, "dial": partial(exchange, dial=True), "lifecycle": lifecycle}[scenario]
     spec = build(client, transports=transport, ipv6=ip_version == 6)
-    res, result, figures = run_and_check(tmp_path, spec, transport, ip_version)
+    kept = None
+    if (client, scenario, transport, ip_version) == ("transmission", "exchange", "tcp", 4):
+        run = request.getfixturevalue("validation_run")
+        assert run.exit_code == 0, run.output
+        kept = run.kept_result("transmission-tcp")
+        assert kept.ground_truth["external"][0]["transports"] == transport
+    res, result, figures = run_and_check(tmp_path, spec, transport, ip_version, res=kept)
     size = spec["torrents"][0]["size"]
     leech = res.ground_truth["peers"]["leech"]["torrents"]
     down, up = (figures["t1"],) * 2 if scenario == "lifecycle" else (figures["down"], figures["up"])
@@ -252,6 +316,6 @@ def test_bad_seeder(tmp_path, client):
     assert down["failed_downloaded_bytes"] > 0 and down["verified_downloaded_bytes"] <= 2_000_000
     assert res.client_counters["down"] and up["uploaded_bytes"] == truth["peers"]["leech"]["torrents"]["up"][
         "total_payload_download"]
-    RELATIONS[client](res.client_counters["up"], up, sum(
+    check_relations(res, "up", up, sum(
         result.subject.directions(r)[2].pieces for r in result.records
         if r.category == "bittorrent" and truth["torrents"]["up"]["info_hash_v1"] in (r.info_hash, r.info_hash_reply)))

@@ -21,7 +21,7 @@ from analyzer.findings.client_state_wire import client_state_finding
 from analyzer.output.client_state import client_state_csv, client_state_csv_rows, client_state_json
 from analyzer.protocols.bencode import decode, encode
 from analyzer.report.client_state import client_state_chart
-from harness import run_swarm
+from analyzer.validation.harness import run_swarm
 from swarms import three_peers, two_peers
 
 pytestmark = [pytest.mark.realtraffic, pytest.mark.xdist_group("clientstate")]

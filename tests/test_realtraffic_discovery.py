@@ -16,8 +16,8 @@ import pytest
 from analyzer.analysis import analyze
 from summaries import connections_csv, summarize, torrents_of, tracker_csv
 from analyzer.sessions.subject import given_subject
-from harness import run_swarm
-from harness.specs import dht_trio, encrypted_pair, lsd_pair, tracker_pair
+from analyzer.validation.harness import run_swarm
+from analyzer.validation.harness.specs import dht_trio, encrypted_pair, lsd_pair, tracker_pair
 from swarms import analyze_swarm, assert_exact
 
 pytestmark = pytest.mark.realtraffic

@@ -9,7 +9,7 @@ import pytest
 from analyzer.analysis import analyze
 from summaries import summarize, torrents_of
 from analyzer.sessions.subject import given_subject
-from harness import run_swarm
+from analyzer.validation.harness import run_swarm
 from swarms import three_peers, two_peers
 
 pytestmark = pytest.mark.realtraffic

@@ -8,8 +8,8 @@ import pytest
 
 from analyzer.analysis import analyze
 from analyzer.sessions.subject import given_subject
-from harness import run_swarm
-from harness.specs import tracker_pair
+from analyzer.validation.harness import run_swarm
+from analyzer.validation.harness.specs import tracker_pair
 from summaries import summarize
 from swarms import two_peers
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import run_swarm
+from analyzer.validation.harness import run_swarm
 from swarms import analyze_swarm, assert_accounting, assert_exact, three_peers, transport_figures, two_peers
 
 pytestmark = pytest.mark.realtraffic
@@ -23,8 +23,13 @@ def test_utp_pair(tmp_path):
     assert summary["accounting"]["categories"]["udp"]["frames"] == 0
 
 
-def test_utp_three_peer_swarm(tmp_path):
-    res = run_swarm(three_peers(transports=("utp", "utp", "utp")), tmp_path)
+@pytest.mark.xdist_group("validation")
+def test_utp_three_peer_swarm(validation_run):
+    # the capture of `bt-analyzer validate --scenario libtorrent-utp` (conftest.validation_run): the same
+    # swarm, three_peers over uTP
+    assert validation_run.exit_code == 0, validation_run.output
+    res = validation_run.kept_result("libtorrent-utp")
+    assert res.ground_truth["torrents"]["t1"]["total_size"] == three_peers()["torrents"][0]["size"]
     result, summary = analyze_swarm(res, "127.0.0.3")
     assert_exact(result, res.ground_truth)
     assert_accounting(result, summary)

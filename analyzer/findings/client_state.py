@@ -23,7 +23,13 @@ subject's side (the torrent findings; summary.json torrents[] in the README):
 * uploaded (every client): the client counts a block when it writes it to
   its socket, so at least ``uploaded_bytes`` (each byte once, however often
   retransmitted) and at most that plus ``uploaded_gap_bytes`` (bytes the
-  capture missed but the sequence numbers prove were sent);
+  capture missed but the sequence numbers prove were sent).  Transmission
+  counts the 13-byte header of each piece message too
+  (``upload_counts`` "payload_and_piece_headers"): both ends of its range
+  add 13 bytes per piece message the subject sent
+  (``uploaded_piece_messages``, counted from the connections; messages whose
+  header fell in a capture gap are not known, like the blocks themselves);
+  without that count only a contradiction can be told;
 * downloaded, "payload_all" (libtorrent, rtorrent): at least
   ``downloaded_acked_bytes`` (the subject's TCP stack acknowledged them, so
   the client read them), at most ``downloaded_bytes + downloaded_gap_bytes``;
@@ -53,7 +59,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analyzer.evidence.clientstate.model import PAYLOAD_ALL, PAYLOAD_NET, ClientStateSet, TorrentState
+from analyzer.evidence.clientstate.model import (PAYLOAD_ALL, PAYLOAD_NET, PIECE_HEADER_BYTES,
+                                                 UPLOAD_PAYLOAD_AND_HEADERS, ClientStateSet, TorrentState)
 from analyzer.timefmt import iso_ns
 from analyzer.units import format_bytes
 
@@ -83,6 +90,7 @@ class WireTorrent:
     uploaded_acked_bytes: int = 0
     downloaded_gap_bytes: int = 0
     uploaded_gap_bytes: int = 0
+    uploaded_piece_messages: int | None = None       # piece messages the subject sent (header captured)
     redundant_downloaded_bytes: int | None = None    # known when the pieces were verified
     failed_downloaded_bytes: int | None = None
     first_seen_ns: int | None = None
@@ -259,24 +267,36 @@ def _client_figure(state: TorrentState, direction: str) -> tuple[int | None, str
     return v.value, v.source_key
 
 
-def _wire_range(state: TorrentState, direction: str, w: WireTorrent) -> tuple[int | None, int, str, str | None]:
-    """(minimum, maximum, what the minimum is, why there is no minimum)."""
+def _wire_range(state: TorrentState, direction: str,
+                w: WireTorrent) -> tuple[int | None, int | None, str, str, str | None]:
+    """(minimum, maximum, what the minimum is, what the maximum is, why one of them is not known)."""
     if direction == "uploaded":
-        return w.uploaded_bytes, w.uploaded_bytes + w.uploaded_gap_bytes, "uploaded_bytes", None
+        high, high_figure = w.uploaded_bytes + w.uploaded_gap_bytes, "uploaded_bytes + uploaded_gap_bytes"
+        if state.upload_counts != UPLOAD_PAYLOAD_AND_HEADERS:
+            return w.uploaded_bytes, high, "uploaded_bytes", high_figure, None
+        if w.uploaded_piece_messages is None:
+            return (w.uploaded_bytes, None, "uploaded_bytes", "",
+                    f"the client counts {PIECE_HEADER_BYTES} header bytes per piece message sent with the piece "
+                    "data, and the number of piece messages was not given")
+        headers = PIECE_HEADER_BYTES * w.uploaded_piece_messages
+        extra = f" + {PIECE_HEADER_BYTES} x uploaded_piece_messages"
+        return (w.uploaded_bytes + headers, high + headers, "uploaded_bytes" + extra, high_figure + extra, None)
     high = w.downloaded_bytes + w.downloaded_gap_bytes
+    max_figure = "downloaded_bytes + downloaded_gap_bytes"
     if state.download_counts == PAYLOAD_ALL or (w.downloaded_bytes == 0 and w.downloaded_gap_bytes == 0):
-        return w.downloaded_acked_bytes, high, "downloaded_acked_bytes", None
+        return w.downloaded_acked_bytes, high, "downloaded_acked_bytes", max_figure, None
     if state.download_counts == PAYLOAD_NET:
         if w.redundant_downloaded_bytes is None:
-            return None, high, "", ("the client does not count redundant bytes, which the capture can tell apart "
-                                    "only when it verified the torrent's pieces (its metadata was not available)")
+            return None, high, "", max_figure, (
+                "the client does not count redundant bytes, which the capture can tell apart only when it "
+                "verified the torrent's pieces (its metadata was not available)")
         return (w.downloaded_acked_bytes - w.redundant_downloaded_bytes, high,
-                "downloaded_acked_bytes - redundant_downloaded_bytes", None)
+                "downloaded_acked_bytes - redundant_downloaded_bytes", max_figure, None)
     if w.redundant_downloaded_bytes is None or w.failed_downloaded_bytes is None:
-        return None, high, "", ("the client may not count redundant and hash-failed bytes, which the capture can "
-                                "tell apart only when it verified the torrent's pieces")
+        return None, high, "", max_figure, ("the client may not count redundant and hash-failed bytes, which the "
+                                            "capture can tell apart only when it verified the torrent's pieces")
     return (w.downloaded_acked_bytes - w.redundant_downloaded_bytes - w.failed_downloaded_bytes, high,
-            "downloaded_acked_bytes - redundant_downloaded_bytes - failed_downloaded_bytes", None)
+            "downloaded_acked_bytes - redundant_downloaded_bytes - failed_downloaded_bytes", max_figure, None)
 
 
 def _bytes(n: int) -> str:
@@ -287,16 +307,18 @@ def _compare(state: TorrentState, direction: str, w: WireTorrent, context: Captu
              capture: CaptureSpan) -> dict:
     client, key = _client_figure(state, direction)
     out = {"client_bytes": client, "client_key": key or None,
-           "client_counts": state.download_counts if direction == "downloaded" else "payload",
+           "client_counts": state.download_counts if direction == "downloaded" else state.upload_counts,
            "wire_min_bytes": None, "wire_max_bytes": None, "wire_min_figure": None, "wire_max_figure": None,
+           "wire_piece_messages": None,
            "difference_bytes": None, "verdict": "not_recorded", "statement": None}
     if client is None:
         out["statement"] = f"the file records no {direction} counter for this torrent"
         return out
-    low, high, figure, why = _wire_range(state, direction, w)
-    max_figure = f"{direction}_bytes + {direction}_gap_bytes"
+    low, high, figure, max_figure, why = _wire_range(state, direction, w)
     out.update({"wire_min_bytes": low, "wire_max_bytes": high, "wire_min_figure": figure or None,
-                "wire_max_figure": max_figure})
+                "wire_max_figure": max_figure or None})
+    if direction == "uploaded" and state.upload_counts == UPLOAD_PAYLOAD_AND_HEADERS:
+        out["wire_piece_messages"] = w.uploaded_piece_messages
     lifetime = f"the client's lifetime counter {key} = {_bytes(client)}"
     if low is not None and client < low:
         diff = low - client
@@ -308,7 +330,7 @@ def _compare(state: TorrentState, direction: str, w: WireTorrent, context: Captu
         if state.format in ("libtorrent_resume", "qbittorrent_fastresume", "deluge_fastresume"):
             text += " " + LIBTORRENT_TICK
         out["statement"] = text
-    elif client > high:
+    elif high is not None and client > high:
         diff = client - high
         out.update({"verdict": "possible_transfers_outside_capture", "difference_bytes": diff})
         wire_text = f"{high:,} bytes: {max_figure}"
@@ -328,6 +350,10 @@ def _compare(state: TorrentState, direction: str, w: WireTorrent, context: Captu
         out.update({"verdict": "not_comparable",
                     "statement": f"not comparable: {lifetime} is at most the {high:,} bytes the capture shows, "
                                  f"but {why}."})
+    elif high is None:
+        out.update({"verdict": "not_comparable",
+                    "statement": f"not comparable: {lifetime} is at least the {low:,} bytes the capture shows "
+                                 f"({figure}), but {why}."})
     else:
         out.update({"verdict": "consistent", "difference_bytes": 0})
         span = (f"{low:,} bytes ({figure})" if low == high else

@@ -2,7 +2,10 @@
 
 * ``client_state_finding(state, findings)``: the reconciliation of a run
   (``wire_from_findings``: the torrents, their verified pieces, the inputs'
-  time span, the encrypted and unattributed bytes of ``Findings``);
+  time span, the encrypted and unattributed bytes of ``Findings``; and, when
+  a record's uploaded counter includes piece message headers (Transmission),
+  the piece messages the subject sent per torrent, from a second pass over
+  the connection records);
 * ``wire_from_summary(summary, pieces, subject, metas)``: the same inputs
   from an output folder already written: summary.json as a dict, and
   pieces.csv rows as dicts (``info_hash``, ``piece``, ``status``,
@@ -11,13 +14,16 @@
   (a ``Subject`` or the subject's addresses) tells who sent a piece;
   ``metas`` (``TorrentMeta``) give each torrent's piece count and v1 byte
   length (pad files included), else the summary's ``total_size`` and
-  ``piece_length`` do.
+  ``piece_length`` do; ``connections`` (connections.csv rows as dicts) give
+  the piece messages the subject sent (``pieces_src_to_dst`` /
+  ``pieces_dst_to_src`` by ``subject_side``), without them that count is
+  unknown.
 """
 from __future__ import annotations
 
 import ipaddress
 
-from analyzer.evidence.clientstate.model import ClientStateSet
+from analyzer.evidence.clientstate.model import UPLOAD_PAYLOAD_AND_HEADERS, ClientStateSet
 from analyzer.findings.client_state import (CaptureContext, CaptureSpan, ClientStateFinding, WireTorrent,
                                             ns_from_iso, reconcile_state)
 
@@ -26,10 +32,31 @@ RANK = {"incomplete": 0, "failed": 1, "verified": 2}
 
 def client_state_finding(state: ClientStateSet, findings) -> ClientStateFinding:
     """Every record of ``state`` reconciled with the run of ``findings`` (a ``Findings``)."""
-    return reconcile_state(state, *wire_from_findings(findings))
+    headers = any(t.upload_counts == UPLOAD_PAYLOAD_AND_HEADERS for _, t in state.torrents())
+    return reconcile_state(state, *wire_from_findings(findings, piece_messages=headers))
 
 
-def wire_from_findings(f) -> tuple[list[WireTorrent], CaptureSpan, CaptureContext]:
+def uploaded_piece_messages(f) -> dict[str, int]:
+    """{torrent info hash: piece messages the subject sent on its connections} (headers captured), from
+    the connection records of the findings ``f``."""
+    key_of = {}
+    for t in f.torrents:
+        for k in (t.info_hash, *t.info_hash_aliases):
+            key_of[k] = t.info_hash
+    out = dict.fromkeys((t.info_hash for t in f.torrents), 0)
+    for r in f.records or ():
+        if r.category != "bittorrent":
+            continue
+        _, down, up = f.subject.directions(r)
+        key = key_of.get(r.info_hash) or key_of.get(r.info_hash_reply)
+        if up is not None and key is not None:
+            out[key] += up.pieces
+    return out
+
+
+def wire_from_findings(f, piece_messages: bool = False) -> tuple[list[WireTorrent], CaptureSpan, CaptureContext]:
+    """The wire side of the reconciliation from ``Findings``; ``piece_messages``: also count the piece
+    messages the subject sent per torrent (a second pass over the connection records)."""
     firsts = [i.first_ts_ns for i in f.inputs if i.first_ts_ns is not None]
     lasts = [i.last_ts_ns for i in f.inputs if i.last_ts_ns is not None]
     span = CaptureSpan(min(firsts) if firsts else None, max(lasts) if lasts else None)
@@ -37,6 +64,7 @@ def wire_from_findings(f) -> tuple[list[WireTorrent], CaptureSpan, CaptureContex
     context = CaptureContext(f.encrypted.uploaded_bytes, f.encrypted.downloaded_bytes, un.uploaded_bytes,
                              un.downloaded_bytes)
     pieces = _pieces([(p.piece, p.subject_received) for p in f.pieces or ()], f.subject)
+    messages = uploaded_piece_messages(f) if piece_messages and f.records is not None else {}
     wires = []
     for t in f.torrents:
         s, m, v = t.sums, t.meta, t.verification
@@ -44,11 +72,12 @@ def wire_from_findings(f) -> tuple[list[WireTorrent], CaptureSpan, CaptureContex
             t.info_hash, t.info_hash_aliases, m, {k: getattr(s, k) for k in SUMS}, t.first_seen_ns, t.last_seen_ns,
             (v.redundant_downloaded_bytes, v.failed_downloaded_bytes) if v is not None else None,
             (m.piece_length, m.v1_length) if m is not None and m.piece_length else None, pieces))
+        wires[-1].uploaded_piece_messages = messages.get(t.info_hash)
     return wires, span, context
 
 
-def wire_from_summary(summary: dict, pieces=(), subject=None,
-                      metas=()) -> tuple[list[WireTorrent], CaptureSpan, CaptureContext]:
+def wire_from_summary(summary: dict, pieces=(), subject=None, metas=(),
+                      connections=None) -> tuple[list[WireTorrent], CaptureSpan, CaptureContext]:
     firsts = [ns_from_iso(i.get("first_ts")) for i in summary.get("inputs", [])]
     lasts = [ns_from_iso(i.get("last_ts")) for i in summary.get("inputs", [])]
     firsts, lasts = [t for t in firsts if t is not None], [t for t in lasts if t is not None]
@@ -57,6 +86,7 @@ def wire_from_summary(summary: dict, pieces=(), subject=None,
     context = CaptureContext(int(enc.get("uploaded_bytes") or 0), int(enc.get("downloaded_bytes") or 0),
                              int(un.get("uploaded_bytes") or 0), int(un.get("downloaded_bytes") or 0))
     by_key = _pieces([(p, None) for p in pieces], subject)
+    messages = _messages_from_rows(connections) if connections is not None else None
     wires = []
     for t in summary.get("torrents", []):
         aliases = set(t.get("info_hash_aliases") or ())
@@ -75,8 +105,25 @@ def wire_from_summary(summary: dict, pieces=(), subject=None,
         w = _wire(t["info_hash"], aliases, None, {k: int(t.get(k) or 0) for k in SUMS},
                   ns_from_iso(t.get("first_seen")), ns_from_iso(t.get("last_seen")), verified, geometry, by_key)
         w.name = t.get("name")
+        if messages is not None:
+            w.uploaded_piece_messages = sum(messages.get(k, 0) for k in {t["info_hash"], *aliases})
         wires.append(w)
     return wires, span, context
+
+
+def _messages_from_rows(rows) -> dict[str, int]:
+    """{info hash: piece messages the subject sent} from connections.csv rows (each connection once, under
+    its handshake's info hash, else its reply's)."""
+    out: dict = {}
+    for r in rows:
+        side = r.get("subject_side")
+        if r.get("category") != "bittorrent" or side not in ("src", "dst"):
+            continue
+        n = int(r.get("pieces_src_to_dst" if side == "src" else "pieces_dst_to_src") or 0)
+        key = r.get("info_hash") or r.get("info_hash_reply")
+        if key:
+            out[key] = out.get(key, 0) + n
+    return out
 
 
 SUMS = ("downloaded_bytes", "downloaded_acked_bytes", "uploaded_bytes", "uploaded_acked_bytes",

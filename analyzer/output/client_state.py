@@ -45,10 +45,13 @@ Schema of ``client_state[]`` (one object per state file, in path order)::
             "period_notes": [str],
             "uploaded" | "downloaded": {
                 "client_bytes": int | null, "client_key": str | null,
-                "client_counts": "payload" | "payload_all" | "payload_net" | "payload_undocumented",
+                "client_counts": "payload" | "payload_and_piece_headers"      # uploaded
+                                 | "payload_all" | "payload_net" | "payload_undocumented",  # downloaded
                 "wire_min_bytes": int | null, "wire_max_bytes": int | null,
                 "wire_min_figure": str | null,    # e.g. "downloaded_acked_bytes - redundant_downloaded_bytes"
-                "wire_max_figure": str | null,    # "<direction>_bytes + <direction>_gap_bytes"
+                "wire_max_figure": str | null,    # "<direction>_bytes + <direction>_gap_bytes" (+ 13 x
+                                                  # uploaded_piece_messages for payload_and_piece_headers)
+                "wire_piece_messages": int | null,  # payload_and_piece_headers: piece messages the subject sent
                 "difference_bytes": int | null,   # > 0: the client counts more; < 0: the wire shows more
                 "verdict": "consistent" | "contradiction" | "possible_transfers_outside_capture"
                            | "not_comparable" | "not_recorded",

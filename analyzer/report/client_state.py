@@ -66,7 +66,11 @@ def client_state_chart(rows, title: str = "Lifetime counters against wire figure
                     top = max(top, v)
                 continue
             lo, hi = _num(r[f"wire_{direction}_min_bytes"]), _num(r[f"wire_{direction}_max_bytes"])
-            if hi is None:
+            if hi is None and lo is None:
+                continue
+            if hi is None:          # a minimum alone (Transmission's uploaded without the piece message count)
+                ax.bar(x, lo, w, color=face, edgecolor="0.0")
+                top = max(top, lo)
                 continue
             ax.bar(x, hi if lo is None else lo, w, color=face, edgecolor="0.0")
             if lo is None or lo != hi:
@@ -74,7 +78,8 @@ def client_state_chart(rows, title: str = "Lifetime counters against wire figure
             top = max(top, hi)
         for k, direction in enumerate(("uploaded", "downloaded")):
             verdict = str(r[f"{direction}_verdict"])
-            y = max(_num(r[f"{direction}_compared_bytes"]) or 0, _num(r[f"wire_{direction}_max_bytes"]) or 0)
+            y = max(_num(r[f"{direction}_compared_bytes"]) or 0, _num(r[f"wire_{direction}_max_bytes"]) or 0,
+                    _num(r[f"wire_{direction}_min_bytes"]) or 0)
             ax.text(i + (2 * k - 1) * w, y, MARKS.get(verdict, "?"), ha="center", va="bottom", fontsize=9)
     labels = []
     for _, r in df.iterrows():
@@ -127,8 +132,8 @@ def client_state_table_rows(items: list[dict]) -> list[dict]:
             for d in ("uploaded", "downloaded"):
                 c = rec[d]
                 lo, hi = c["wire_min_bytes"], c["wire_max_bytes"]
-                wire = "—" if hi is None else (f"{hi:,} B" if lo == hi else
-                                               f"{'?' if lo is None else f'{lo:,}'} to {hi:,} B")
+                wire = ("—" if lo is None else f"at least {lo:,} B") if hi is None else \
+                    (f"{hi:,} B" if lo == hi else f"{'?' if lo is None else f'{lo:,}'} to {hi:,} B")
                 rows.append({"torrent": torrent, "state_file": where, "direction": d, "client_key": c["client_key"],
                              "client_bytes": c["client_bytes"], "wire": wire,
                              "difference_bytes": c["difference_bytes"],

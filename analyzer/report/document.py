@@ -228,13 +228,19 @@ def _environment():
 
 def render_html(context: dict) -> str:
     """The report's HTML: rendered twice so that every reference carries its number."""
+    return render_numbered("report.html.j2", context)
+
+
+def render_numbered(template_name: str, context: dict) -> str:
+    """A document of templates/ rendered twice, so that every reference carries its number
+    (the report; validation.html)."""
     from analyzer.report import formatting
     env = _environment()
-    template = env.get_template("report.html.j2")
+    template = env.get_template(template_name)
     known = None
     for _ in range(2):
         num = Numbering(known)
-        with formatting.zone(context["zone"]):
+        with formatting.zone(context.get("zone")):
             html = template.render(num=num, **context)
         known = num.defined
     num.check()
@@ -243,7 +249,7 @@ def render_html(context: dict) -> str:
 
 # ---------------------------------------------------------------------- the report
 def _context(data, charts_: list[Chart], options: ReportOptions, case, case_info: dict, date: tuple,
-             rehash) -> dict:
+             rehash, validation: dict | None = None) -> dict:
     from analyzer.report import identity
     from analyzer.report.data import hashes_of
     from analyzer.report.exhibits import evidence_rows, file_refs
@@ -279,6 +285,7 @@ def _context(data, charts_: list[Chart], options: ReportOptions, case, case_info
         "methodology": METHODOLOGY, "limitations": data.limitations(),
         "evidence": evidence, "unmatched_evidence": unmatched, "refs": file_refs(evidence),
         "rehash": options.rehash, "rehash_note": options.rehash_note, "report_libraries": report_libraries(),
+        "validation": validation,
     }
 
 
@@ -319,20 +326,38 @@ def _case(folder_summary: dict, options: ReportOptions, manifest: dict | None = 
     return None, {"source": None, "path": None, "sha256": None}
 
 
+def _validation(options: ReportOptions) -> tuple[dict | None, dict | None]:
+    """(template context, manifest record) of the --validation file, or (None, None)."""
+    if not options.validation_file:
+        return None, None
+    from analyzer.digest import sha256_file
+    from analyzer.report.validation import ValidationFileError, load_validation, validation_context
+    try:
+        doc = load_validation(options.validation_file)
+    except ValidationFileError as e:
+        raise ReportError(f"--validation {e}") from None
+    sha = sha256_file(options.validation_file)
+    return (validation_context(doc, str(options.validation_file), sha),
+            {"path": str(options.validation_file), "sha256": sha, "started_utc": doc.get("started_utc")})
+
+
 def write_report(folder: Path, torrent_filter: str | None = None, start: str | None = None,
                  end: str | None = None, *, options: ReportOptions | None = None,
-                 parallel: bool = True) -> ReportFiles:
+                 parallel: bool = True, validation_file: str | None = None) -> ReportFiles:
     """Write DIR/report/*; return the files written (with ``.record`` for the manifest).
 
-    ReportError (a clear message) when the options or the filters cannot be honoured;
-    CaseError for an unusable case file."""
+    ReportError (a clear message) when the options or the filters cannot be honoured, or the
+    validation file (``options.validation_file``, or ``validation_file`` without options) cannot
+    be used; CaseError for an unusable case file."""
     from analyzer.report.pdf import PdfWorker
     folder = Path(folder)
     if options is None:
         # called by `analyze --report`: the inputs were hashed moments ago while being read; re-reading
         # them (terabytes, perhaps) is left to `bt-analyzer report` at the end of the examination
         options = ReportOptions(torrent_filter=torrent_filter, start=start, end=end, rehash=False,
-                                rehash_note="made by the analysis run itself; bt-analyzer report re-hashes")
+                                rehash_note="made by the analysis run itself; bt-analyzer report re-hashes",
+                                validation_file=str(validation_file) if validation_file else None)
+    validation, validation_record = _validation(options)
     worker = PdfWorker(parallel)
     png = rehash = None
     try:
@@ -351,7 +376,7 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
         png = _png_process(charts_, out) if parallel else _write_pngs(charts_, out)
         rehash = Rehash(data.manifest, options.rehash)
         _write_svgs(charts_, out)
-        html = render_html(_context(data, charts_, options, case, case_info, date, rehash))
+        html = render_html(_context(data, charts_, options, case, case_info, date, rehash, validation))
         (out / "report.html").write_text(html, encoding="utf-8")
         worker.render(html, out / "report.pdf")
         if png is not None:
@@ -369,6 +394,7 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
                          out / "report.html", out / "report.pdf"])
     record = options.record()
     record.update({"date_given": options.date, "date": date[0], "date_source": date[1],
-                   "case": case_info, "rehash_inputs": options.rehash, "libraries": report_libraries()})
+                   "case": case_info, "rehash_inputs": options.rehash, "libraries": report_libraries(),
+                   "validation": validation_record})
     files.record = record
     return files

@@ -72,6 +72,7 @@ class ReportOptions:
     case_file: str | None = None      # --case as given
     rehash: bool = True               # re-hash the inputs for the evidence table's "SHA-256 at the end"
     rehash_note: str = "--no-rehash"  # why not, when not
+    validation_file: str | None = None  # --validation as given: a validation.json for the appendix
 
     def __post_init__(self):
         if self.torrent_filter is not None and not self.torrent_filter.strip():
@@ -101,7 +102,7 @@ class ReportOptions:
             "torrent_filter": self.torrent_filter,
             "from": self.start, "from_utc": _iso(s),
             "to": self.end, "to_utc": _iso(e),
-            "tz": self.tz, "date": self.date,
+            "tz": self.tz, "date": self.date, "validation_file": self.validation_file,
         }
 
 

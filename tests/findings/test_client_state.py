@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analyzer.evidence.clientstate.model import (PAYLOAD_ALL, PAYLOAD_NET, PAYLOAD_UNDOCUMENTED, Have,
-                                                 TorrentState, Value)
+from analyzer.evidence.clientstate.model import (PAYLOAD_ALL, PAYLOAD_NET, PAYLOAD_UNDOCUMENTED,
+                                                 UPLOAD_PAYLOAD_AND_HEADERS, Have, TorrentState, Value)
 from analyzer.findings.client_state import (CaptureContext, CaptureSpan, WireTorrent, compare_pieces, ns_from_iso,
                                             ranges, reconcile, reconcile_torrent)
 from analyzer.findings.client_state_wire import wire_from_summary
@@ -92,6 +92,42 @@ def test_transmission_downloaded_needs_verified_pieces_and_adds_corrupt():
     rec = reconcile_torrent(t, [wire(redundant_downloaded_bytes=100, pieces_known=True)], CAPTURE)
     assert rec["downloaded"]["verdict"] == "contradiction" and rec["downloaded"]["difference_bytes"] == -400
     assert "one-second tick" not in rec["downloaded"]["statement"]
+
+
+def test_transmission_uploaded_counts_13_header_bytes_per_piece_message():
+    """Transmission's uploaded (uploadedEver) = block bytes + 13 bytes per piece message sent."""
+    t = state(up=1000 + 13 * 3, fmt="transmission_resume", upload_counts=UPLOAD_PAYLOAD_AND_HEADERS)
+    rec = reconcile_torrent(t, [wire(uploaded_piece_messages=3)], CAPTURE)
+    up = rec["uploaded"]
+    assert up["verdict"] == "consistent" and up["client_counts"] == "payload_and_piece_headers"
+    assert (up["wire_min_bytes"], up["wire_max_bytes"], up["wire_piece_messages"]) == (1039, 1039, 3)
+    assert up["wire_min_figure"] == "uploaded_bytes + 13 x uploaded_piece_messages"
+    assert "1,039 bytes (uploaded_bytes + 13 x uploaded_piece_messages)" in up["statement"]
+    # gap bytes widen the range; the headers are on both ends
+    rec = reconcile_torrent(t, [wire(uploaded_piece_messages=3, uploaded_gap_bytes=100)], CAPTURE)
+    assert (rec["uploaded"]["wire_min_bytes"], rec["uploaded"]["wire_max_bytes"]) == (1039, 1139)
+    # a counter holding the block bytes alone is short of the headers the wire shows
+    short = state(up=1000, fmt="transmission_resume", upload_counts=UPLOAD_PAYLOAD_AND_HEADERS)
+    rec = reconcile_torrent(short, [wire(uploaded_piece_messages=3)], CAPTURE)
+    assert rec["uploaded"]["verdict"] == "contradiction" and rec["uploaded"]["difference_bytes"] == -39
+    # more than the headers: possible transfers outside the capture, by the exact difference
+    rec = reconcile_torrent(state(up=1100, upload_counts=UPLOAD_PAYLOAD_AND_HEADERS),
+                            [wire(uploaded_piece_messages=3)], CAPTURE)
+    assert rec["uploaded"]["verdict"] == "possible_transfers_outside_capture"
+    assert rec["uploaded"]["difference_bytes"] == 61
+    # the other clients' counters are payload alone: no headers added, no message count shown
+    rec = reconcile_torrent(state(up=1000), [wire(uploaded_piece_messages=3)], CAPTURE)
+    assert rec["uploaded"]["verdict"] == "consistent" and rec["uploaded"]["wire_piece_messages"] is None
+
+
+def test_transmission_uploaded_without_the_message_count_tells_only_a_contradiction():
+    t = state(up=1039, fmt="transmission_resume", upload_counts=UPLOAD_PAYLOAD_AND_HEADERS)
+    rec = reconcile_torrent(t, [wire()], CAPTURE)
+    up = rec["uploaded"]
+    assert up["verdict"] == "not_comparable" and (up["wire_min_bytes"], up["wire_max_bytes"]) == (1000, None)
+    assert "number of piece messages was not given" in up["statement"]
+    t.counters[0] = Value("uploaded", "uploaded", 999, "bytes")
+    assert reconcile_torrent(t, [wire()], CAPTURE)["uploaded"]["verdict"] == "contradiction"
 
 
 def test_undocumented_counters_compare_with_verified_bytes():
@@ -218,3 +254,19 @@ def test_wire_inputs_from_summary_and_pieces_csv_rows():
     assert (w.num_pieces, w.piece_length, w.length_bytes) == (3, 16384, 40_000)
     assert w.received == {0: "verified"} and w.sent_verified == {2}
     assert w.first_seen_ns == 1_700_000_110 * S and w.last_seen_ns is None
+
+
+def test_piece_messages_from_connection_rows():
+    summary = {"inputs": [], "torrents": [{"info_hash": IH, "info_hash_aliases": ["bb" * 20], "uploaded_bytes": 3}]}
+    rows = [{"category": "bittorrent", "subject_side": "src", "info_hash": IH, "pieces_src_to_dst": "5",
+             "pieces_dst_to_src": "100"},
+            {"category": "bittorrent", "subject_side": "dst", "info_hash": "bb" * 20, "pieces_src_to_dst": "100",
+             "pieces_dst_to_src": "2"},
+            {"category": "bittorrent", "subject_side": "none", "info_hash": IH, "pieces_src_to_dst": "100",
+             "pieces_dst_to_src": "100"},
+            {"category": "bittorrent", "subject_side": "src", "info_hash": "dd" * 20, "pieces_src_to_dst": "100",
+             "pieces_dst_to_src": "100"}]
+    [w], _, _ = wire_from_summary(summary, connections=rows)
+    assert w.uploaded_piece_messages == 7
+    [w], _, _ = wire_from_summary(summary)
+    assert w.uploaded_piece_messages is None

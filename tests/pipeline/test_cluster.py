@@ -171,7 +171,7 @@ def test_a_file_that_fails_fails_alone(inputs, tmp_path):
 def test_magnet_download_staged_equals_in_process(tmp_path):
     """Metadata rebuilt from ut_metadata messages (a magnet download): with several shards the
     evidence stage verifies the pieces as the one-process run does, so every file is the same."""
-    from harness import run_swarm
+    from analyzer.validation.harness import run_swarm
     from swarms import two_peers
     spec = two_peers(size=900_000)
     spec["peers"][1]["magnet"] = True

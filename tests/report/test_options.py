@@ -51,7 +51,7 @@ def test_record_and_date():
     r = o.record()
     assert r == {"torrent_filter": "b98e", "from": "2026-11-28T18:52:48+01:00",
                  "from_utc": "2026-11-28T17:52:48.000000000Z", "to": None, "to_utc": None,
-                 "tz": "Europe/Berlin", "date": None}
+                 "tz": "Europe/Berlin", "date": None, "validation_file": None}
     assert report_date(o, {"started_utc": "2026-11-29T14:17:26.762254Z"})[0] == "2026-11-29"
     assert report_date(ReportOptions(date="2027-01-05"), {"started_utc": "2026-11-29T14:17:26Z"}) == \
         ("2027-01-05", "given with --date")

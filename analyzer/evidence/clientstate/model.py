@@ -37,6 +37,12 @@ BLOCK_SIZE = 16384
 PAYLOAD_ALL = "payload_all"
 PAYLOAD_NET = "payload_net"
 PAYLOAD_UNDOCUMENTED = "payload_undocumented"
+# What the uploaded counter counts: "payload" (piece data bytes), or "payload_and_piece_headers": the
+# piece data and the 13-byte header of every piece message sent (length 4, id 1, index 4, begin 4;
+# Transmission counts the whole message as piece data).
+UPLOAD_PAYLOAD = "payload"
+UPLOAD_PAYLOAD_AND_HEADERS = "payload_and_piece_headers"
+PIECE_HEADER_BYTES = 13
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,7 @@ class TorrentState:
     peers_total: int = 0
     client_fields: dict = field(default_factory=dict)
     download_counts: str = PAYLOAD_ALL
+    upload_counts: str = UPLOAD_PAYLOAD
     entry_key: str | None = None         # the record's key inside a multi-torrent file
     notes: list[str] = field(default_factory=list)
 

@@ -1,6 +1,6 @@
-"""Run one client scenario by hand (root; from tests/):
+"""Run one client scenario by hand (root):
 
-    python -m harness.clients transmission /tmp/run1 [--transport utp] [--ipv6]
+    python -m analyzer.validation.harness.clients transmission /tmp/run1 [--transport utp] [--ipv6]
         [--scenario exchange|lifecycle] [--dial] [--bad-seeder]
 
 prints the capture files, the client's counters, libtorrent's counters and
@@ -17,7 +17,7 @@ from .scenarios import exchange, lifecycle
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.clients")
+    ap = argparse.ArgumentParser(prog="python -m analyzer.validation.harness.clients")
     ap.add_argument("client", choices=sorted(CLIENTS))
     ap.add_argument("workdir")
     ap.add_argument("--scenario", choices=["exchange", "lifecycle"], default="exchange")

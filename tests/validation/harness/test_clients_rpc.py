@@ -2,7 +2,7 @@
 responses, multipart bodies, and the socket-table parsing of ``listening``."""
 import pytest
 
-from .clients.rpc import multipart, scgi_request, scgi_response_body
+from analyzer.validation.harness.clients.rpc import multipart, scgi_request, scgi_response_body
 
 
 def test_scgi_request_is_a_netstring_of_headers_then_the_body():
@@ -36,7 +36,7 @@ def test_multipart_carries_fields_and_the_file_verbatim():
 
 
 def test_listening_endpoints_from_ss():
-    from .clients.base import local_endpoints
+    from analyzer.validation.harness.clients.base import local_endpoints
     out = ("LISTEN 0 30 127.0.0.4%lo:6881 0.0.0.0:*\n"
            "LISTEN 0 4096 [::ffff:127.0.0.5]:6881 *:*\n"
            "LISTEN 0 30 [fd00::4]%lo:6881 [::]:*\n"

@@ -1,4 +1,4 @@
-"""Make the committed sample capture: ``python tests/harness/sample.py captures/``.
+"""Make the committed sample capture: ``python -m analyzer.validation.harness.sample captures/``.
 
 A three-peer libtorrent swarm in a private namespace, captured with tcpdump
 on the namespace's loopback (Ethernet link type, 1500-byte MTU, offloads
@@ -22,9 +22,7 @@ import sys
 from pathlib import Path
 import tempfile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from harness import run_swarm  # noqa: E402
+from analyzer.validation.harness import run_swarm
 
 SPEC = {
     "timeout": 90,
@@ -45,7 +43,7 @@ def main(out: Path) -> None:
         shutil.copy(res.capture_files[0], out / "sample-swarm.pcap")
         shutil.copy(res.torrent_files["sample"], out / "sample-swarm.torrent")
         truth = {
-            "made_with": "tests/harness/sample.py",
+            "made_with": "analyzer/validation/harness/sample.py",
             "spec": SPEC,
             "drop_probability": 0.02,
             "kernel_dropped": res.kernel_dropped,

@@ -2,7 +2,7 @@
 
 Usage (always inside a harness network namespace, see netns.py)::
 
-    ip netns exec NS python tests/harness/swarm.py spec.json result.json
+    ip netns exec NS python analyzer/validation/harness/swarm.py spec.json result.json
 
 Theory of operation
 -------------------

@@ -27,9 +27,10 @@ of 3.00, unchanged in 4.0.x):
   earlier sessions (``stats.json``).
 
 State (written at the clean stop, ``session-close``): ``settings.json``,
-``stats.json`` (cumulative session stats), ``resume/<name>.<hash16>.resume``
-(bencoded: uploaded, downloaded, corrupt, have, peers, ...; 4.x names it
-``<hash>.resume``), ``torrents/<name>.<hash16>.torrent``.
+``stats.json`` (cumulative session stats), ``resume/<info hash>.resume``
+(bencoded: uploaded = uploadedEver, downloaded = downloadedEver, corrupt =
+corruptEver, progress, peers, ...; 2.x named it ``<name>.<hash16>.resume``),
+``torrents/<info hash>.torrent``.
 """
 from __future__ import annotations
 

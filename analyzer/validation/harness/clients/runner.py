@@ -31,8 +31,10 @@
    ``control/snapshot``;
 5. the runner reads the client's counters until they are stable (every
    connection still up and idle), writes ``control/release``, waits for
-   swarm.py to finish, stops the client cleanly (so it writes its
-   state/resume files) and stops the capture.
+   swarm.py to finish, reads the counters once more (``client_counters_at_stop``:
+   the moment the client is asked to stop, no peer connected any more, so
+   what its state files must hold), stops the client cleanly (so it writes
+   its state/resume files) and stops the capture.
 
 Any failure kills the client and swarm.py (the namespace kills whatever is
 left) and raises RuntimeError with swarm.py's stderr and the client's logs.
@@ -66,6 +68,7 @@ class ClientSwarmResult:
     kernel_dropped: int
     ground_truth: dict                # swarm.py's result.json (libtorrent's counters)
     client_counters: dict             # {torrent name: the client's own counters (raw)}
+    client_counters_at_stop: dict     # the same, read right before the clean stop (what it writes to its state)
     client_session_counters: dict     # client-wide statistics (raw)
     client_torrents: dict             # {torrent name: client key (usually the info hash)}
     state_dir: Path                   # the client's private config/state directory
@@ -251,6 +254,7 @@ def run_client_swarm(spec: dict, tmp_path: Path | str, *, capture_tool: str = "t
                 run.wait_until(lambda: run.swarm.poll() is not None, "swarm.py to finish")
                 run.check()
                 run.mark("swarm_finished")
+                at_stop = {t: client.counters(k) for t, k in keys.items()}
                 client.stop()
                 run.mark("client_stopped")
             blocked = _blocked_multicast(ns)
@@ -264,7 +268,8 @@ def run_client_swarm(spec: dict, tmp_path: Path | str, *, capture_tool: str = "t
     return ClientSwarmResult(
         client=client.name, client_version=client.version, client_ip=cfg.ip,
         capture_files=cap.files, kernel_dropped=cap.kernel_dropped, ground_truth=truth,
-        client_counters=counters, client_session_counters=session, client_torrents=keys,
+        client_counters=counters, client_counters_at_stop=at_stop, client_session_counters=session,
+        client_torrents=keys,
         state_dir=cfg.state_dir, state_files=client.written_files(), download_dir=cfg.download_dir,
         torrent_files={n: Path(t["torrent_file"]) for n, t in truth["torrents"].items()},
         workdir=workdir, blocked_multicast_packets=blocked, timings=run.timings, duration=round(time.monotonic() - t_start, 3))

@@ -46,7 +46,7 @@ rTorrent's binds to an fd00:: address.
 
 Use outside pytest (nothing here imports pytest or the analyzer)::
 
-    from harness.clients import run_client_swarm, scenarios
+    from analyzer.validation.harness.clients import run_client_swarm, scenarios
     res = run_client_swarm(scenarios.exchange("transmission"), "/tmp/run1")
     res.capture_files, res.client_counters, res.ground_truth, res.state_dir
 

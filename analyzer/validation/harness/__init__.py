@@ -1,4 +1,6 @@
-"""Real-traffic test harness: libtorrent swarms captured inside network namespaces.
+"""Real-traffic harness: libtorrent swarms captured inside network namespaces.
+
+Used by the test suite and by ``bt-analyzer validate`` (``analyzer.validation``).
 
 Theory of operation
 -------------------
@@ -18,8 +20,11 @@ transfer together with libtorrent's own view of it (the ground truth):
 
 All traffic stays on the namespace's loopback.  Failures (missing root or
 tools, swarm timeout, capture errors) raise ``RuntimeError`` with the
-relevant output; nothing is skipped silently.  This package never imports
-``analyzer``; tests compare the analyzer's output with ``ground_truth``.
+relevant output; nothing is skipped silently.  This package imports no
+module of the analyzer (tests/test_architecture.py checks it): it is the
+independent ground truth the tests and ``analyzer.validation`` compare the
+analyzer's output with.  ``results.save_result``/``load_result`` keep a
+run's result beside its files.
 
 Other clients: ``clients/`` runs Transmission, qBittorrent, Deluge, aria2 and
 rTorrent daemons in the namespace beside swarm.py's sessions (swarm.py's

@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from . import run_swarm
-from .netns import require_tools
+from analyzer.validation.harness import run_swarm
+from analyzer.validation.harness.netns import require_tools
 
 SIZE = 2_000_000
 

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from . import run_swarm
-from .netns import Namespace, require_tools
-from .specs import dht_trio, encrypted_pair, lsd_pair, tracker_pair
+from analyzer.validation import harness
+from analyzer.validation.harness import run_swarm
+from analyzer.validation.harness.netns import Namespace, require_tools
+from analyzer.validation.harness.specs import dht_trio, encrypted_pair, lsd_pair, tracker_pair
 
 SIZE = 600_000
-HERE = Path(__file__).resolve().parent
+HERE = Path(harness.__file__).resolve().parent     # the harness package (tracker.py is run from there)
 
 
 def tshark(capture: Path, display_filter: str, *fields: str) -> list[list[str]]:
