@@ -5,7 +5,6 @@ import contextlib
 import datetime as _dt
 import os
 import sys
-import traceback
 from pathlib import Path
 
 import click
@@ -23,6 +22,11 @@ EXIT_UNREADABLE = 2
 EXIT_SUBJECT_UNMATCHED = 3
 EXIT_AMBIGUOUS_SUBJECT = 4
 EXIT_INPUTS_FAILED = 5
+
+
+def _print_traceback() -> None:
+    import traceback            # only when asked for (--debug): costs every run's start-up otherwise
+    traceback.print_exc()
 
 
 def _check_local(ctx, param, values):
@@ -108,6 +112,8 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     from analyzer.findings import build_findings
     from analyzer.output import write_outputs
     from analyzer.pipeline.progress import progress_for
+    import gc
+    gc.freeze()      # the objects of the imports are never garbage: collections stop walking them
 
     started = _dt.datetime.now(_dt.timezone.utc)
     if validation_file and not with_report:
@@ -144,7 +150,7 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
         sys.exit(130)
     except Exception as e:  # an internal error: one clear line, traceback only on request
         if debug or os.environ.get("BT_ANALYZER_DEBUG"):
-            traceback.print_exc()
+            _print_traceback()
         raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
     if not quiet:
         click.echo(render_summary(summary, out_dir))
@@ -212,7 +218,7 @@ def report(folder, case_file, torrent_filter, start, end, tz, date, no_rehash, v
         raise click.ClickException(f"{folder}: not an analysis folder ({e.filename} missing)") from None
     except Exception as e:
         if debug or os.environ.get("BT_ANALYZER_DEBUG"):
-            traceback.print_exc()
+            _print_traceback()
         raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
     click.echo(f"wrote {len(files)} files to {folder / 'report'}/")
 
@@ -248,7 +254,7 @@ def extract(folder, info_hash, peer, start, end, output, debug):
         raise click.ClickException(str(e)) from None
     except Exception as e:
         if debug or os.environ.get("BT_ANALYZER_DEBUG"):
-            traceback.print_exc()
+            _print_traceback()
         raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
     for note in result.notes:
         click.echo(f"bt-analyzer: {note}", err=True)
@@ -305,7 +311,7 @@ def validate(out_dir, names, keep, list_only, force, quiet, debug):
         raise
     except Exception as e:
         if debug or os.environ.get("BT_ANALYZER_DEBUG"):
-            traceback.print_exc()
+            _print_traceback()
         raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
     sys.exit(code)
 

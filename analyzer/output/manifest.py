@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import platform
+import os
 import sys
 from pathlib import Path
 
@@ -18,16 +18,54 @@ SELF_VERSIONED = ("numpy", "pyarrow")       # their __version__ is their distrib
 
 
 def _version(module: str) -> str | None:
-    """A distribution's installed version: the module's own when it is imported already, else from
-    its installed metadata (without importing it)."""
+    """A distribution's installed version: the module's own when it is imported already, else the
+    version in the name of its installed metadata folder (``<name>-<version>.dist-info``, as
+    importlib.metadata finds it, without importing that machinery), else importlib.metadata's."""
     loaded = sys.modules.get(module) if module in SELF_VERSIONED else None
     if isinstance(getattr(loaded, "__version__", None), str):
         return loaded.__version__
+    found = _dist_info_versions().get(module)
+    if found is not None:
+        return found
     from importlib.metadata import PackageNotFoundError, version
     try:
         return version(module)
     except PackageNotFoundError:
         return None
+
+
+_DIST_INFO: dict[str, str] | None = None
+
+
+def _dist_info_versions() -> dict[str, str]:
+    """name -> version of the ``*.dist-info`` folders on sys.path (the first of a name wins, as
+    for imports)."""
+    global _DIST_INFO
+    if _DIST_INFO is None:
+        _DIST_INFO = {}
+        for entry in sys.path:
+            try:
+                names = os.listdir(entry or ".")
+            except OSError:
+                continue
+            for n in names:
+                stem = n[:-len(".dist-info")]
+                if n.endswith(".dist-info") and stem.count("-") == 1:
+                    name, version = stem.split("-")
+                    _DIST_INFO.setdefault(name.lower().replace("_", "-"), version)
+    return _DIST_INFO
+
+
+def _platform() -> str:
+    """platform.platform()'s text (system-release-machine-with-libc) without its cost: it reads the
+    interpreter's binary to find the C library's version."""
+    u = os.uname()
+    libc = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names else None
+    if libc:
+        name, _, ver = libc.partition(" ")
+        return f"{u.sysname}-{u.release}-{u.machine}-with-{name}{ver}"
+    import platform
+    return platform.platform()
 
 
 def utc(t: _dt.datetime) -> str:
@@ -48,8 +86,7 @@ def manifest_json(f, outputs: dict[str, str], *, argv: list[str], started: _dt.d
         "started_utc": utc(started),
         "finished_utc": utc(now_utc()),
         "run": f.run,
-        "platform": {"python": sys.version.split()[0], "system": platform.platform(),
-                     "machine": platform.machine()},
+        "platform": {"python": sys.version.split()[0], "system": _platform(), "machine": os.uname().machine},
         "libraries": {name: _version(name) for name in LIBRARIES},
         "inputs": [{"path": i.path, "resolved_path": str(Path(i.path).resolve()), "sha256": i.sha256,
                     "size_bytes": i.size_bytes} for i in f.inputs],

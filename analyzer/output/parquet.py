@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from analyzer.findings.timeline import DIRECTIONS, TRANSPORTS, PeerRow
 
@@ -68,6 +67,30 @@ def peers_table(peers: list[PeerRow]) -> pa.Table:
     })
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
-    """Deterministic Parquet: no schema metadata, zstd."""
-    pq.write_table(table.replace_schema_metadata(None), path, compression="zstd")
+# What pyarrow.parquet.write_table passes to the compiled writer with our arguments (pyarrow 26),
+# spelled out so that the Python module, which imports pyarrow's filesystems (and with them ssl
+# and the S3, GCS, Azure and HDFS bindings), is not imported.  tests/output/test_parquet.py checks
+# that both give the same bytes.
+_WRITER_OPTIONS = dict(
+    version="2.6", compression="zstd", use_dictionary=True, write_statistics=True,
+    use_deprecated_int96_timestamps=False, compression_level=None, use_byte_stream_split=False,
+    column_encoding=None, writer_engine_version="V2", data_page_version="1.0",
+    use_compliant_nested_type=True, encryption_properties=None, write_batch_size=None,
+    dictionary_pagesize_limit=None, store_schema=True, write_page_index=False, write_page_checksum=False,
+    sorting_columns=None, store_decimal_as_integer=False, write_time_adjusted_to_utc=False,
+    max_rows_per_page=None, bloom_filter_options=None, use_content_defined_chunking=False,
+    coerce_timestamps=None, data_page_size=None, allow_truncated_timestamps=False)
+
+
+def write_parquet(table: pa.Table, where) -> None:
+    """Deterministic Parquet: no schema metadata, zstd.  ``where``: a path or a binary file."""
+    table = table.replace_schema_metadata(None)
+    try:
+        from pyarrow import _parquet
+        writer = _parquet.ParquetWriter(where, table.schema, **_WRITER_OPTIONS)
+    except (ImportError, AttributeError, TypeError):          # another pyarrow: its public function
+        import pyarrow.parquet as pq
+        pq.write_table(table, where, compression="zstd")
+        return
+    writer.write_table(table, row_group_size=None)
+    writer.close()

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from excerpts import analyze, assert_frames_map, assert_same_evidence, cut_pcap, extract, frames_csv, peers
-from harness import run_swarm
+from analyzer.validation.harness import run_swarm
 
 pytestmark = [pytest.mark.realtraffic, pytest.mark.xdist_group("extract")]
 
