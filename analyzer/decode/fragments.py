@@ -19,11 +19,12 @@ import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from analyzer.decode._ipv6 import fragment_header
+
 TIMEOUT_NS = 60 * 1_000_000_000
 MAX_PENDING_BYTES = 64 << 20
 MAX_PENDING_DATAGRAMS = 8192
 MAX_PAYLOAD = 65535          # no reassembled payload can be longer
-_V6_EXT = {0, 43, 60, 135, 139, 140}
 
 
 @dataclass
@@ -183,18 +184,12 @@ def _parse_v4(ip: bytes):
 def _parse_v6(ip: bytes):
     if len(ip) < 40:
         return None
+    found = fragment_header(ip)       # the decoder's own walk of the extension headers
+    if found is None:
+        return None
+    off, nh_pos = found
     total = 40 + struct.unpack_from(">H", ip, 4)[0]
-    nh_pos, nh, off = 6, ip[6], 40
-    for _ in range(16):
-        if nh == 44:
-            if len(ip) < off + 8:
-                return None
-            next_nh = ip[off]
-            frag, ident = struct.unpack_from(">HI", ip, off + 2)
-            key = (6, ip[8:24], ip[24:40], ident)
-            data = ip[off + 8:min(total, len(ip))]
-            return key, frag & 0xFFF8, bool(frag & 1), data, ip[:off], nh_pos, next_nh
-        if nh not in _V6_EXT or len(ip) < off + 2:
-            return None
-        nh_pos, nh, off = off, ip[off], off + (ip[off + 1] + 1) * 8
-    return None
+    frag, ident = struct.unpack_from(">HI", ip, off + 2)
+    key = (6, ip[8:24], ip[24:40], ident)
+    data = ip[off + 8:min(total, len(ip))]
+    return key, frag & 0xFFF8, bool(frag & 1), data, ip[:off], nh_pos, ip[off]
