@@ -63,7 +63,6 @@ class Transfer:
     internal: tuple = ()                # side "both": ((src host, its view), (dst host, its view))
     bounds: object = None               # truncation.Bounds (src or dst side)
     remote_peer_id: bytes | None = None
-    subject_peer_id: bytes | None = None
     remote_client: str = ""
     subject_client: str = ""
 
@@ -94,7 +93,6 @@ def transfer(r: ConnectionRecord, subject: Subject) -> Transfer:
         host=r.src_ip if side == "src" else r.dst_ip,
         bounds=connection_bounds(r, down, up, sums) if r.category.startswith("bittorrent") else Bounds(),
         remote_peer_id=down.peer_id,
-        subject_peer_id=up.peer_id,
         remote_client=r.client(down),
         subject_client=r.client(up),
     )

@@ -31,7 +31,7 @@ cdef class UtpStream:
     # counters
     cdef readonly int64_t packets, payload_bytes, delivered_bytes, delivered_packets
     cdef readonly int64_t duplicate_bytes, duplicate_packets, conflict_packets, uncompared_packets
-    cdef readonly int64_t gap_packets, gaps, late_bytes, truncated_bytes, empty_packets
+    cdef readonly int64_t gap_packets, gaps, late_bytes, truncated_bytes
     cdef readonly int64_t marked_bytes, marked_acked_bytes
 
     cdef inline int64_t rel(self, uint16_t seq) noexcept:

@@ -15,7 +15,6 @@ cdef class Connection:
     cdef readonly int first_file, last_file
     cdef readonly int64_t first_frame, last_frame, first_ts, last_ts
     cdef readonly bint closed, reset
-    cdef int64_t close_ts
     cdef readonly bytes key
     # where each direction's handshake (its info_hash) was delivered: file index, frame, time (-1: not seen)
     cdef readonly int hs_file0, hs_file1
@@ -50,7 +49,7 @@ cdef class Connection:
     cdef int64_t acked(self, int d)
 
     cdef void touch(self, int d, int64_t wire, int64_t weight, int64_t ts, int file_idx, int64_t frame_no)
-    cdef void close(self, int64_t ts, bint reset)
+    cdef void close(self, bint reset)
     cdef void finish_streams(self)
     cdef void shrink(self)
 

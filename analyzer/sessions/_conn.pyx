@@ -107,10 +107,8 @@ cdef class Connection:
         elif ts < self.first_ts:
             self.first_ts = ts      # capture timestamps can go backwards: keep the span
 
-    cdef void close(self, int64_t ts, bint reset):
-        if not self.closed:
-            self.closed = True
-            self.close_ts = ts
+    cdef void close(self, bint reset):
+        self.closed = True
         if reset:
             self.reset = True
 

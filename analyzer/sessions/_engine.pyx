@@ -342,9 +342,9 @@ cdef class Engine:
         s.segment(t.seq, t.flags, t.pay, t.paycap, t.paylen)
         self._track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if t.flags & TH_RST:
-            c.close(ts, True)
+            c.close(True)
         elif c.s0.fin_seen and c.s1.fin_seen:
-            c.close(ts, False)
+            c.close(False)
 
     cdef PeerWireParser _parser(self, Connection c, int d, bint at_start):
         cdef PeerWireParser p = PeerWireParser(at_start, self.event_mask)
@@ -434,9 +434,9 @@ cdef class Engine:
             other.close_receiver()      # this packet's sender has closed: what it acknowledges later, it never read
         self._track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if u.ptype == ST_RESET:
-            c.close(ts, True)
+            c.close(True)
         elif c.s0.fin_seen and c.s1.fin_seen:
-            c.close(ts, False)
+            c.close(False)
 
     cdef UtpConnection _new_utp(self, Pkt* k, uint16_t sport, uint16_t dport, uint16_t cid, bint syn,
                                 uint16_t seq, int64_t ts, int file_idx, int64_t frame_no):
