@@ -268,12 +268,12 @@ cdef class Engine:
         self.next_conn_id += 1
         c.key = pykey
         c.ip_version = k.ipver
-        src = PyBytes_FromStringAndSize(<const char*>k.src, alen)
-        dst = PyBytes_FromStringAndSize(<const char*>k.dst, alen)
         if reversed_roles:
-            c.addr0, c.port0, c.addr1, c.port1 = dst, dport, src, sport
+            c.set_addresses(k.dst, k.src)
+            c.port0, c.port1 = dport, sport
         else:
-            c.addr0, c.port0, c.addr1, c.port1 = src, sport, dst, dport
+            c.set_addresses(k.src, k.dst)
+            c.port0, c.port1 = sport, dport
         c.first_file = file_idx
         c.first_frame = frame_no
         c.first_ts = ts
@@ -312,7 +312,7 @@ cdef class Engine:
             self._finish_conn(c)
             c = self._new_tcp(c.key, k, t.sport, t.dport, t.flags, ts, file_idx, frame_no)
             self.last_conn = c
-        d = 0 if (t.sport == c.port0 and memcmp(k.src, PyBytes_AS_STRING(c.addr0), alen) == 0) else 1
+        d = 0 if (t.sport == c.port0 and memcmp(k.src, c.a0, alen) == 0) else 1
         s = c.s0 if d == 0 else c.s1
         if (t.flags & (TH_SYN | TH_ACK)) == TH_SYN and s.started and \
                 (c.closed or not s.syn_seen or s.isn != t.seq):
@@ -490,11 +490,11 @@ cdef class Engine:
         direction: an ACK can release buffered data of the other) go to that
         frame's second; a handshake, and block bytes, delivered by it are referenced to that frame."""
         cdef int64_t n, k, m
-        if c.hs_frame0 < 0 and p0 is not None and (<PeerWireParser>p0).info_hash is not None:
+        if p0 is not None and (<PeerWireParser>p0).info_hash is not None and not c.handshake_noted(0):
             c.note_handshake(0, file_idx, frame_no, ts)
-        if c.hs_frame1 < 0 and p1 is not None and (<PeerWireParser>p1).info_hash is not None:
+        if p1 is not None and (<PeerWireParser>p1).info_hash is not None and not c.handshake_noted(1):
             c.note_handshake(1, file_idx, frame_no, ts)
-        if c.hs_frame0 < 0 and p0 is not None and (<PeerWireParser>p0).head_len != c.head_marked:
+        if p0 is not None and (<PeerWireParser>p0).head_len != c.head_marked and not c.handshake_noted(0):
             c.note_head((<PeerWireParser>p0).head_len, file_idx, frame_no, ts)     # for HTTP request times
         n = _block_bytes(p0) - b0
         m = c.acked(0) - a0

@@ -64,6 +64,10 @@ DIRECTION_FIELDS = (
 )
 
 
+EMPTY_SERIES = np.empty((0, 3), np.int64)       # shared by every direction without block bytes
+EMPTY_SERIES.flags.writeable = False
+
+
 @dataclass(slots=True)
 class Direction:
     frames: int = 0
@@ -98,7 +102,7 @@ class Direction:
     ext: dict = field(default_factory=dict)
     synced: bool = False
     # int64 rows (capture second, block bytes, acked block bytes), see Connection.block_series
-    block_series: np.ndarray = field(default_factory=lambda: np.empty((0, 3), np.int64))
+    block_series: np.ndarray = field(default_factory=lambda: EMPTY_SERIES)
 
 
 @dataclass(slots=True)
@@ -196,8 +200,12 @@ def record_from_conn(c, announces: list | None = None, attributed: tuple | None 
     ext = c.extensions.handshakes if c.extensions is not None else (None, None)
     fwd = _direction(c.s0, c.parser0, c.frames0, c.wire_bytes0, transport, ext[0])
     rev = _direction(c.s1, c.parser1, c.frames1, c.wire_bytes1, transport, ext[1])
-    fwd.block_series = c.block_series(0)
-    rev.block_series = c.block_series(1)
+    series = c.block_series(0)
+    if series is not None:
+        fwd.block_series = series
+    series = c.block_series(1)
+    if series is not None:
+        rev.block_series = series
     r = ConnectionRecord(
         conn_id=c.conn_id, transport=transport, ip_version=c.ip_version,
         src_ip=str(ipaddress.ip_address(c.addr0)), src_port=c.port0,
