@@ -23,6 +23,8 @@ from analyzer.sessions.linker import ConnectionLinker
 from analyzer.sessions.records import record_from_conn
 from analyzer.sessions.store import RecordStore
 
+FINISH_LOT = 4096      # connections finished at the end of input between two collections
+
 
 @dataclass
 class PartResult:
@@ -36,6 +38,7 @@ class PartResult:
     fragments: dict = field(default_factory=dict)
     frames: int = 0
     reused_tuples: int = 0
+    finished_at_cap: int = 0      # connections the engine finished early (cap on live connections)
     linked: int = 0               # connections attributed as the continuation of one of those
     udp: DatagramResult = field(default_factory=DatagramResult)
     http_announces: list = field(default_factory=list)
@@ -92,7 +95,8 @@ class Flows:
 
     def finish(self) -> PartResult:
         out, e = self.out, self.engine
-        e.finish()
+        while e.finish(FINISH_LOT):       # records made lot by lot: memory follows the lot, not every connection
+            self._collect()
         self._collect()
         out.linked = self.linker.linked
         if e.datagrams:
@@ -113,4 +117,5 @@ class Flows:
                          "incomplete_frames": self.defrag.dropped_frames}
         out.frames = e.frames_seen
         out.reused_tuples = e.reused_tuples
+        out.finished_at_cap = e.finished_at_cap
         return out

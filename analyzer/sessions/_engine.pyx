@@ -26,6 +26,13 @@ except for a connection's first frame:
    (``datagrams``); the rest are counted as UDP.
 5. Each stream's sink is a ``PeerWireParser``.
 
+Live connections are capped (``max_live``, default ``MAX_LIVE_CONNECTIONS``):
+a SYN flood or scan must not take memory without bound.  Beyond the cap the
+oldest idle sixteenth (least recent last frame) are finished at once and
+counted (``finished_at_cap``); a connection without payload costs a few
+hundred bytes (its streams' payload state and references are allocated with
+the first payload, see ``flows._tcp`` and ``_conn``).
+
 Connections are *finished* (streams flushed, gaps declared) when closed and
 idle for ``CLOSED_IDLE_NS`` of capture time, when silent for ``open_idle_ns``
 (default 10 minutes: peers send keep-alives every two minutes and drop silent
@@ -42,6 +49,8 @@ hash falls in its ``partition``; partition 0 also counts everything
 flow-less and receives the datagrams, so processes can share a capture.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
+
+import numpy as np
 from libc.string cimport memcpy, memcmp, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
@@ -62,6 +71,7 @@ OPEN_IDLE_NS = 600 * 1000000000
 cdef int64_t IDLE_MARGIN_NS = 60 * 1000000000   # the sweep frees silent connections this much later
 cdef int64_t SWEEP_EVERY_NS = 10 * 1000000000
 cdef Py_ssize_t GIL_EVERY = 1023        # frames between two moments the interpreter lock is given up
+MAX_LIVE_CONNECTIONS = 1 << 17          # live connections (TCP and uTP) per engine; beyond, the oldest idle are finished
 
 # Frame kinds counted by the engine itself (connections count their own frames).
 KIND_NAMES = ("udp", "other_ip", "non_ip", "undecodable")
@@ -103,6 +113,10 @@ cdef class Engine:
     cdef int64_t reason_frames[N_REASONS]
     cdef readonly dict unknown_link_types
     cdef readonly int64_t frames_seen, reused_tuples
+    cdef public Py_ssize_t max_live      # cap on live connections (see MAX_LIVE_CONNECTIONS; 0: none)
+    cdef readonly int64_t finished_at_cap   # connections finished early because of it
+    cdef list closing                    # finish(): the connections being finished, by creation
+    cdef Py_ssize_t closing_at
     cdef public int64_t open_idle_ns  # finish a connection silent for this long (capture time)
     cdef public object verifier     # optional: .tap(connection, direction, parser) -> block sink or None
     cdef public object extensions   # optional: sessions.extensions.ExtensionRouter for BEP 10 messages
@@ -123,6 +137,7 @@ cdef class Engine:
         self.last_conn = None
         self.unknown_link_types = {}
         self.last_sweep_ts = -1
+        self.max_live = MAX_LIVE_CONNECTIONS
 
     # ------------------------------------------------------------------ Python API
     def process(self, const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[::1] caplen,
@@ -141,7 +156,7 @@ cdef class Engine:
                 with nogil:         # let the hashing thread have the interpreter lock now and then
                     pass
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
-            self._sweep(False)
+            self._sweep()
 
     def process_records(self, const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[::1] caplen,
                         const uint32_t[::1] origlen, const int64_t[::1] ts_ns, const int32_t[::1] linktype,
@@ -158,7 +173,7 @@ cdef class Engine:
                 with nogil:
                     pass
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
-            self._sweep(False)
+            self._sweep()
 
     def process_batch(self, batch, int file_idx):
         """Handle every record of a capture reader's Batch of file ``file_idx``."""
@@ -177,9 +192,26 @@ cdef class Engine:
         if self._mine_flowless():
             self._undecodable(wire_bytes, frames, REASON_NAMES.index(reason))
 
-    def finish(self):
-        """End of input: finish every connection."""
-        self._sweep(True)
+    def finish(self, Py_ssize_t limit=0):
+        """End of input: finish every connection, in order of creation.  ``limit`` > 0: at most
+        that many per call, so that the caller can drain each lot (memory then follows the
+        records being made, not every connection at once); returns how many are left."""
+        cdef Connection c
+        cdef Py_ssize_t n = 0, left
+        if self.closing is None:
+            self.last_sweep_ts = self.max_ts
+            self.closing = sorted([*self.conns.values(), *self.utp_conns.values()], key=_conn_order)
+            self.closing_at = 0
+        while self.closing_at < len(self.closing) and (limit <= 0 or n < limit):
+            c = self.closing[self.closing_at]
+            self.closing[self.closing_at] = None
+            self.closing_at += 1
+            n += 1
+            self._finish_conn(c)
+        left = len(self.closing) - self.closing_at
+        if left == 0:
+            self.closing = None
+        return left
 
     def drain_finished(self):
         out = self.finished
@@ -363,6 +395,7 @@ cdef class Engine:
         c.s0 = TcpStream()
         c.s1 = TcpStream()
         self.conns[pykey] = c
+        self._check_live(c)
         return c
 
     # ------------------------------------------------------------------ UDP
@@ -459,6 +492,7 @@ cdef class Engine:
             self._register(c, _half_key_rev(k, sport, dport, <uint16_t>(cid - 1)), 1)
             self._register(c, _half_key_rev(k, sport, dport, <uint16_t>(cid + 1)), 1)
         self.utp_conns[c.conn_id] = c
+        self._check_live(c)
         return c
 
     cdef void _register(self, UtpConnection c, bytes half, int d):
@@ -512,6 +546,33 @@ cdef class Engine:
             if p1 is not None and (<PeerWireParser>p1).ext_messages:
                 self.extensions.route(c, 1, (<PeerWireParser>p1).ext_messages, (file_idx, frame_no, ts))
 
+    cdef void _check_live(self, Connection new):
+        """Over the cap on live connections: finish the oldest idle sixteenth of them (by the
+        time of their last frame, then creation; never ``new``), counted in finished_at_cap.
+        Should one of them speak again, its later frames make a new connection seen
+        mid-stream, as after a long silence."""
+        cdef Py_ssize_t n = len(self.conns) + len(self.utp_conns), i = 0, k
+        cdef Connection c
+        if self.max_live <= 0 or n <= self.max_live:
+            return
+        live = [*self.conns.values(), *self.utp_conns.values()]
+        last = np.empty(n, np.int64)
+        ids = np.empty(n, np.int64)
+        cdef int64_t[::1] lv = last, iv = ids
+        for i in range(n):
+            c = live[i]
+            lv[i] = c.last_ts
+            iv[i] = c.conn_id if c is not new else (1 << 62)
+            if c is new:
+                lv[i] = (1 << 62)
+        k = max(1, self.max_live // 16)
+        order = np.lexsort((ids, last))[:k]
+        done = sorted([live[j] for j in order.tolist()], key=_conn_order)
+        live = None
+        for c in done:
+            self._finish_conn(c)
+            self.finished_at_cap += 1
+
     cdef bint _expired(self, Connection c, int64_t now):
         """Closed for CLOSED_IDLE_NS, or silent for open_idle_ns, at capture time ``now``."""
         if c.closed and now - c.last_ts > CLOSED_IDLE_NS:
@@ -520,13 +581,13 @@ cdef class Engine:
             return True
         return False
 
-    cdef void _sweep(self, bint all_):
+    cdef void _sweep(self):
         cdef Connection c
         cdef list done = []
         self.last_sweep_ts = self.max_ts
         for table in (self.conns, self.utp_conns):
             for c in table.values():
-                if all_ or self._expired(c, self.max_ts - IDLE_MARGIN_NS):
+                if self._expired(c, self.max_ts - IDLE_MARGIN_NS):
                     done.append(c)
                 elif self.max_ts - c.last_ts > IDLE_SHRINK_NS:
                     c.shrink()

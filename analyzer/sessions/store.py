@@ -12,10 +12,12 @@ from __future__ import annotations
 import heapq
 import os
 import pickle
+import struct
 import tempfile
 from pathlib import Path
 
 SPILL_AT = 50_000
+_LENGTH = struct.Struct("<I")
 
 
 def sort_key(r) -> tuple:
@@ -52,21 +54,20 @@ class RecordStore:
         self._mem.sort(key=sort_key)
         path = os.path.join(self._dir, f"run{len(self._runs):06d}-{os.getpid()}.pickle")
         with open(path, "wb") as f:
-            pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
             for r in self._mem:
-                pickler.dump(r)
+                # each record a pickle of its own, after its length: reading a run back keeps one
+                # record at a time (a pickler memo over the whole run would keep all of them)
+                blob = pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL)
+                f.write(_LENGTH.pack(len(blob)))
+                f.write(blob)
         self._runs.append(path)
         self._mem = []
 
     @staticmethod
     def _read_run(path: str):
         with open(path, "rb") as f:
-            unpickler = pickle.Unpickler(f)
-            while True:
-                try:
-                    yield unpickler.load()
-                except EOFError:
-                    return
+            while head := f.read(_LENGTH.size):
+                yield pickle.loads(f.read(_LENGTH.unpack(head)[0]))
 
     def __iter__(self):
         self._mem.sort(key=sort_key)
