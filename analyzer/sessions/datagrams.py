@@ -9,11 +9,11 @@ bounded by those keys, with caps; what a cap drops is counted.
 """
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from analyzer.protocols import udp_tracker as bep15
+from analyzer.protocols.compact import address_text
 from analyzer.protocols.krpc import INFO_HASH_QUERIES, KrpcError, decode_krpc
 from analyzer.protocols.lsd import decode_lsd
 from analyzer.sessions.announces import TrackerAnnounce
@@ -70,8 +70,7 @@ class DatagramResult:
                 self.lsd[k] = [g[0] + e[0], min(g[1], e[1]), max(g[2], e[2]), port]
 
 
-def _ip(b: bytes) -> str:
-    return str(ipaddress.ip_address(b))
+_ip = address_text
 
 
 class DatagramAnalyzer:

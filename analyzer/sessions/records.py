@@ -45,11 +45,12 @@ truncated to 20 bytes, so the two hashes name the same torrent.
 """
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from analyzer.protocols.compact import address_text
 from analyzer.protocols.extension import decode_ext_handshake
 from analyzer.protocols.mse import mse_basis
 from analyzer.protocols.peer_id import decode_peer_id
@@ -102,7 +103,13 @@ class Direction:
     ext: dict = field(default_factory=dict)
     synced: bool = False
     # int64 rows (capture second, block bytes, acked block bytes), see Connection.block_series
-    block_series: np.ndarray = field(default_factory=lambda: EMPTY_SERIES)
+    block_series: np.ndarray = field(default_factory=lambda: EMPTY_SERIES)   # the last field
+
+    def __reduce__(self):
+        # pickled as plain values (records are spilled and read back twice: this is most of
+        # their cost for the many connections of a scan or flood); the series as raw bytes
+        series = self.block_series
+        return _direction, (_DIRECTION_VALUES(self), series.tobytes() if len(series) else None)
 
 
 @dataclass(slots=True)
@@ -140,6 +147,9 @@ class ConnectionRecord:
     encryption_basis: str = ""
     evidence: str = ""            # why a BitTorrent connection is one (see the module docstring)
 
+    def __reduce__(self):
+        return _record, _RECORD_VALUES(self)
+
     @property
     def frames(self) -> int:
         return self.fwd.frames + self.rev.frames
@@ -153,7 +163,23 @@ class ConnectionRecord:
         return d.ext.get("v") or decode_peer_id(d.peer_id) or ""
 
 
-def _direction(stream, parser, frames: int, wire: int, transport: str, ext: dict | None) -> Direction:
+_DIRECTION_VALUES = operator.attrgetter(*[f.name for f in fields(Direction)][:-1])
+_RECORD_VALUES = operator.attrgetter(*[f.name for f in fields(ConnectionRecord)])
+
+
+def _direction(values: tuple, series: bytes | None) -> Direction:
+    """A Direction from its pickled form (see ``Direction.__reduce__``)."""
+    d = Direction(*values)
+    if series is not None:
+        d.block_series = np.frombuffer(series, np.int64).reshape(-1, 3)
+    return d
+
+
+def _record(*values) -> ConnectionRecord:
+    return ConnectionRecord(*values)
+
+
+def direction_of(stream, parser, frames: int, wire: int, transport: str, ext: dict | None) -> Direction:
     d = Direction(frames=frames, wire_bytes=wire)
     d.payload_bytes = stream.delivered_bytes
     d.duplicate_bytes = stream.duplicate_bytes
@@ -198,8 +224,8 @@ def record_from_conn(c, announces: list | None = None, attributed: tuple | None 
     was captured."""
     transport = c.transport
     ext = c.extensions.handshakes if c.extensions is not None else (None, None)
-    fwd = _direction(c.s0, c.parser0, c.frames0, c.wire_bytes0, transport, ext[0])
-    rev = _direction(c.s1, c.parser1, c.frames1, c.wire_bytes1, transport, ext[1])
+    fwd = direction_of(c.s0, c.parser0, c.frames0, c.wire_bytes0, transport, ext[0])
+    rev = direction_of(c.s1, c.parser1, c.frames1, c.wire_bytes1, transport, ext[1])
     series = c.block_series(0)
     if series is not None:
         fwd.block_series = series
@@ -208,8 +234,8 @@ def record_from_conn(c, announces: list | None = None, attributed: tuple | None 
         rev.block_series = series
     r = ConnectionRecord(
         conn_id=c.conn_id, transport=transport, ip_version=c.ip_version,
-        src_ip=str(ipaddress.ip_address(c.addr0)), src_port=c.port0,
-        dst_ip=str(ipaddress.ip_address(c.addr1)), dst_port=c.port1,
+        src_ip=address_text(c.addr0), src_port=c.port0,
+        dst_ip=address_text(c.addr1), dst_port=c.port1,
         initiator_known=bool(c.s0.syn_seen), fwd=fwd, rev=rev,
         first_file=c.first_file, first_frame=c.first_frame, first_ts_ns=c.first_ts,
         last_file=c.last_file, last_frame=c.last_frame, last_ts_ns=c.last_ts,
