@@ -7,6 +7,7 @@ analyzer those of DHT, LSD and UDP trackers.
 """
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -27,6 +28,8 @@ STREAM_CATEGORIES = {"tcp": ("bittorrent", "bittorrent_unattributed", "encrypted
                      "utp": ("bittorrent", "bittorrent_unattributed", "encrypted", "udp")}
 STREAM_FIELDS = {"tcp": TCP_STREAM_FIELDS, "utp": UTP_STREAM_FIELDS}
 GAP_DIRECTIONS = ("to_subject", "from_subject", "not_involving_subject")
+_STREAM_VALUES = {t: operator.attrgetter(*names) for t, names in STREAM_FIELDS.items()}
+_peer_wire_values = operator.attrgetter(*PEER_WIRE_FIELDS)
 
 
 @dataclass
@@ -68,12 +71,16 @@ class AccountingAccumulator:
         c["bytes"] += r.wire_bytes
         c["connections"] += 1
         streams = self.streams[r.transport][r.category]
+        names, values = STREAM_FIELDS[r.transport], _STREAM_VALUES[r.transport]
+        bittorrent = r.category.startswith("bittorrent")
         for d in (r.fwd, r.rev):
-            for k in STREAM_FIELDS[r.transport]:
-                streams[k] += getattr(d, k)
-            if r.category.startswith("bittorrent"):
-                for k in PEER_WIRE_FIELDS:
-                    self.peer_wire[k] += getattr(d, k)
+            for k, v in zip(names, values(d)):
+                if v:
+                    streams[k] += v
+            if bittorrent:
+                for k, v in zip(PEER_WIRE_FIELDS, _peer_wire_values(d)):
+                    if v:
+                        self.peer_wire[k] += v
         unit, name = ("bytes", "gap_bytes") if r.transport == "tcp" else ("packets", "gap_packets")
         if t.involves_subject:
             down, up = (r.rev, r.fwd) if t.side == "src" else (r.fwd, r.rev)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
+from itertools import chain
 
 from analyzer.findings.transfers import SUM_FIELDS
 from analyzer.protocols.peer_id import peer_id_text
@@ -73,6 +75,7 @@ CONNECTION_COLUMNS = (
 )
 
 
+_direction_values = operator.attrgetter(*DIRECTION_FIELDS)
 BOUND_FIELDS = ("downloaded_lower_bytes", "downloaded_upper_bytes", "uploaded_lower_bytes", "uploaded_upper_bytes")
 
 
@@ -106,9 +109,7 @@ def connection_row(v, files: list[str]) -> list:
            *(_blank(getattr(t.bounds, k)) if s else "" for k in BOUND_FIELDS),
            peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), r.client(r.fwd), r.client(r.rev),
            _hex(r.fwd.reserved), _hex(r.rev.reserved), _compact(r.fwd.ext), _compact(r.rev.ext)]
-    for name in DIRECTION_FIELDS:
-        row.append(getattr(r.fwd, name))
-        row.append(getattr(r.rev, name))
+    row += chain.from_iterable(zip(_direction_values(r.fwd), _direction_values(r.rev)))
     row += [files[r.first_file], r.first_frame, iso_ns(r.first_ts_ns),
             files[r.last_file], r.last_frame, iso_ns(r.last_ts_ns)]
     for ref in (r.first_block, r.last_block):

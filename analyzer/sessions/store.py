@@ -1,7 +1,9 @@
 """Finished connection records with bounded memory, read back in first-frame order.
 
-Up to ``SPILL_AT`` records stay in memory; beyond that each batch is sorted
-and written (pickled) to a temporary file, a *run*.  Iterating merges the
+Records are kept pickled (a few hundred bytes each, not the objects' kilobyte
+and more): up to ``SPILL_AT`` of them in memory; beyond that each batch is
+sorted and written to a temporary file, a *run*, one pickle per record after
+its length.  Iterating merges the
 runs and the in-memory records by ``sort_key`` and numbers them (``conn_id``
 1, 2, ...), so the order, and therefore every output, is the same whatever
 the spill threshold or the number of processes that produced the records.
@@ -10,6 +12,7 @@ Iteration can be repeated (each pass re-reads the runs).
 from __future__ import annotations
 
 import heapq
+import operator
 import os
 import pickle
 import struct
@@ -18,6 +21,7 @@ from pathlib import Path
 
 SPILL_AT = 50_000
 _LENGTH = struct.Struct("<I")
+_KEY = operator.itemgetter(0)
 
 
 def sort_key(r) -> tuple:
@@ -37,7 +41,10 @@ class RecordStore:
         self._owned_dirs: list[str] = []
 
     def add(self, record) -> None:
-        self._mem.append(record)
+        self._add(sort_key(record), pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _add(self, key: tuple, blob: bytes) -> None:
+        self._mem.append((key, blob))
         self._count += 1
         if len(self._mem) >= self.spill_at:
             self._spill()
@@ -51,13 +58,12 @@ class RecordStore:
             if self.folder is not None:
                 os.makedirs(self.folder, exist_ok=True)
             self._dir = tempfile.mkdtemp(prefix="bt-analyzer-records-", dir=self.folder)
-        self._mem.sort(key=sort_key)
+        self._mem.sort(key=_KEY)
         path = os.path.join(self._dir, f"run{len(self._runs):06d}-{os.getpid()}.pickle")
         with open(path, "wb") as f:
-            for r in self._mem:
-                # each record a pickle of its own, after its length: reading a run back keeps one
-                # record at a time (a pickler memo over the whole run would keep all of them)
-                blob = pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL)
+            for _, blob in self._mem:
+                # each record a pickle of its own: reading a run back keeps one record at a
+                # time (a pickler memo over the whole run would keep all of them alive)
                 f.write(_LENGTH.pack(len(blob)))
                 f.write(blob)
         self._runs.append(path)
@@ -69,9 +75,13 @@ class RecordStore:
             while head := f.read(_LENGTH.size):
                 yield pickle.loads(f.read(_LENGTH.unpack(head)[0]))
 
+    def _read_mem(self):
+        for _, blob in self._mem:
+            yield pickle.loads(blob)
+
     def __iter__(self):
-        self._mem.sort(key=sort_key)
-        streams = [self._read_run(p) for p in self._runs] + [iter(self._mem)]
+        self._mem.sort(key=_KEY)
+        streams = [self._read_run(p) for p in self._runs] + [self._read_mem()]
         for i, r in enumerate(heapq.merge(*streams, key=sort_key), 1):
             r.conn_id = i
             yield r
@@ -81,8 +91,8 @@ class RecordStore:
 
     def __getitem__(self, i: int):
         if not self._runs:
-            self._mem.sort(key=sort_key)
-            r = self._mem[i]
+            self._mem.sort(key=_KEY)
+            r = pickle.loads(self._mem[i][1])
             r.conn_id = (i if i >= 0 else self._count + i) + 1
             return r
         return list(self)[i]
@@ -96,7 +106,8 @@ class RecordStore:
                 out._owned_dirs.append(s._dir)
             out._runs.extend(s._runs)
             out._count += s._count - len(s._mem)
-            out.extend(s._mem)
+            for key, blob in s._mem:
+                out._add(key, blob)
         return out
 
     def close(self) -> None:
