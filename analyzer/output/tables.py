@@ -11,7 +11,7 @@ from itertools import chain
 from analyzer.findings.transfers import SUM_FIELDS
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.output.summary import announce_json
-from analyzer.sessions.records import DIRECTION_FIELDS
+from analyzer.sessions.records import DIRECTION_FIELDS, client_of
 from analyzer.timefmt import iso_ns
 
 INTERNAL_FIELDS = tuple(f"internal_{k}" for k in SUM_FIELDS[:4])
@@ -77,6 +77,8 @@ CONNECTION_COLUMNS = (
 
 _direction_values = operator.attrgetter(*DIRECTION_FIELDS)
 BOUND_FIELDS = ("downloaded_lower_bytes", "downloaded_upper_bytes", "uploaded_lower_bytes", "uploaded_upper_bytes")
+_bound_values = operator.attrgetter(*BOUND_FIELDS)
+_NO_BOUNDS = ("",) * len(BOUND_FIELDS)
 
 
 def _blank(v):
@@ -106,8 +108,8 @@ def connection_row(v, files: list[str]) -> list:
            t.side, t.host, t.remote_ip if s else "", t.remote_port if s else "",
            s.downloaded_bytes if s else "", s.downloaded_acked_bytes if s else "",
            s.uploaded_bytes if s else "", s.uploaded_acked_bytes if s else "",
-           *(_blank(getattr(t.bounds, k)) if s else "" for k in BOUND_FIELDS),
-           peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), r.client(r.fwd), r.client(r.rev),
+           *(map(_blank, _bound_values(t.bounds)) if s else _NO_BOUNDS),
+           peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), client_of(r.fwd), client_of(r.rev),
            _hex(r.fwd.reserved), _hex(r.rev.reserved), _compact(r.fwd.ext), _compact(r.rev.ext)]
     row += chain.from_iterable(zip(_direction_values(r.fwd), _direction_values(r.rev)))
     row += [files[r.first_file], r.first_frame, iso_ns(r.first_ts_ns),
@@ -117,12 +119,34 @@ def connection_row(v, files: list[str]) -> list:
     return row
 
 
+def plain_line(row: list) -> str | None:
+    """The line the csv module writes for ``row`` (with its line end), made faster, when no
+    field needs quoting and none is None (the usual connections.csv row); else None."""
+    line = ",".join(map(str, row))
+    if line.count(",") != len(row) - 1 or '"' in line or "\n" in line or "\r" in line or "None" in line:
+        return None
+    return line + "\n"
+
+
 def write_connections_csv(f, out) -> None:
     """connections.csv into the text file ``out``, streamed (one row per connection)."""
     w = _writer(out)
     w.writerow(CONNECTION_COLUMNS)
+    files = f.files
+    lines: list[str] = []
     for v in f.connection_views():
-        w.writerow(connection_row(v, f.files))
+        row = connection_row(v, files)
+        line = plain_line(row)
+        if line is None:
+            out.write("".join(lines))
+            lines.clear()
+            w.writerow(row)
+            continue
+        lines.append(line)
+        if len(lines) >= 1024:
+            out.write("".join(lines))
+            lines.clear()
+    out.write("".join(lines))
 
 
 def connections_csv(f) -> str:

@@ -392,8 +392,8 @@ cdef class Engine:
         # first frame seen is the SYN-ACK: its receiver is the initiator
         self._init_conn(c, pykey, k, sport, dport, (flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK),
                         ts, file_idx, frame_no)
-        c.s0 = TcpStream()
-        c.s1 = TcpStream()
+        c.s0 = TcpStream.__new__(TcpStream)       # (no __init__: no sink yet)
+        c.s1 = TcpStream.__new__(TcpStream)
         self.conns[pykey] = c
         self._check_live(c)
         return c

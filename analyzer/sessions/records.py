@@ -160,7 +160,14 @@ class ConnectionRecord:
 
     def client(self, d: Direction) -> str:
         """BEP 10 ``v`` if sent, else the client decoded from the peer_id."""
-        return d.ext.get("v") or decode_peer_id(d.peer_id) or ""
+        return client_of(d)
+
+
+def client_of(d: Direction) -> str:
+    """BEP 10 ``v`` if sent, else the client decoded from the peer_id (of a record's direction)."""
+    if d.peer_id is None and not d.ext:
+        return ""
+    return d.ext.get("v") or decode_peer_id(d.peer_id) or ""
 
 
 _DIRECTION_VALUES = operator.attrgetter(*[f.name for f in fields(Direction)][:-1])
