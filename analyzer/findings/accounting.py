@@ -74,9 +74,11 @@ class AccountingAccumulator:
         names, values = STREAM_FIELDS[r.transport], _STREAM_VALUES[r.transport]
         bittorrent = r.category.startswith("bittorrent")
         for d in (r.fwd, r.rev):
-            for k, v in zip(names, values(d)):
-                if v:
-                    streams[k] += v
+            vs = values(d)
+            if any(vs):
+                for k, v in zip(names, vs):
+                    if v:
+                        streams[k] += v
             if bittorrent:
                 for k, v in zip(PEER_WIRE_FIELDS, _peer_wire_values(d)):
                     if v:

@@ -109,7 +109,9 @@ class Direction:
         # pickled as plain values (records are spilled and read back twice: this is most of
         # their cost for the many connections of a scan or flood); the series as raw bytes
         series = self.block_series
-        return _direction, (_DIRECTION_VALUES(self), series.tobytes() if len(series) else None)
+        if len(series):
+            return _direction, (_DIRECTION_VALUES(self), series.tobytes())
+        return Direction, _DIRECTION_VALUES(self)
 
 
 @dataclass(slots=True)
@@ -148,7 +150,7 @@ class ConnectionRecord:
     evidence: str = ""            # why a BitTorrent connection is one (see the module docstring)
 
     def __reduce__(self):
-        return _record, _RECORD_VALUES(self)
+        return record_from_state, (record_state(self),)
 
     @property
     def frames(self) -> int:
@@ -171,19 +173,36 @@ def client_of(d: Direction) -> str:
 
 
 _DIRECTION_VALUES = operator.attrgetter(*[f.name for f in fields(Direction)][:-1])
-_RECORD_VALUES = operator.attrgetter(*[f.name for f in fields(ConnectionRecord)])
+_RECORD_NAMES = [f.name for f in fields(ConnectionRecord)]
+_FWD = _RECORD_NAMES.index("fwd")
+assert _RECORD_NAMES[_FWD:_FWD + 2] == ["fwd", "rev"]
+_RECORD_VALUES = operator.attrgetter(*[n for n in _RECORD_NAMES if n not in ("fwd", "rev")])
 
 
-def _direction(values: tuple, series: bytes | None) -> Direction:
-    """A Direction from its pickled form (see ``Direction.__reduce__``)."""
+def record_state(r: ConnectionRecord) -> tuple:
+    """A record as one flat tuple of plain values (what the record store pickles: building
+    and reading back the records of a scan or flood is most of their cost)."""
+    f, b = r.fwd, r.rev
+    return (_RECORD_VALUES(r), _DIRECTION_VALUES(f), _DIRECTION_VALUES(b),
+            f.block_series.tobytes() if len(f.block_series) else None,
+            b.block_series.tobytes() if len(b.block_series) else None)
+
+
+def record_from_state(state: tuple) -> ConnectionRecord:
+    values, fv, bv, fs, bs = state
+    f, b = Direction(*fv), Direction(*bv)
+    if fs is not None:
+        f.block_series = np.frombuffer(fs, np.int64).reshape(-1, 3)
+    if bs is not None:
+        b.block_series = np.frombuffer(bs, np.int64).reshape(-1, 3)
+    return ConnectionRecord(*values[:_FWD], f, b, *values[_FWD:])
+
+
+def _direction(values: tuple, series: bytes) -> Direction:
+    """A Direction with block series from its pickled form (see ``Direction.__reduce__``)."""
     d = Direction(*values)
-    if series is not None:
-        d.block_series = np.frombuffer(series, np.int64).reshape(-1, 3)
+    d.block_series = np.frombuffer(series, np.int64).reshape(-1, 3)
     return d
-
-
-def _record(*values) -> ConnectionRecord:
-    return ConnectionRecord(*values)
 
 
 def direction_of(stream, parser, frames: int, wire: int, transport: str, ext: dict | None) -> Direction:

@@ -19,9 +19,22 @@ import struct
 import tempfile
 from pathlib import Path
 
+from analyzer.sessions.records import ConnectionRecord, record_from_state, record_state
+
 SPILL_AT = 50_000
 _LENGTH = struct.Struct("<I")
 _KEY = operator.itemgetter(0)
+_OBJECT = None       # first item of the state of an object that is not a ConnectionRecord
+
+
+def _state(r):
+    """What is pickled of a record: connection records as flat tuples (records.record_state),
+    other objects (tests) as they are."""
+    return record_state(r) if isinstance(r, ConnectionRecord) else (_OBJECT, r)
+
+
+def _from_state(state):
+    return state[1] if state[0] is _OBJECT else record_from_state(state)
 
 
 def sort_key(r) -> tuple:
@@ -41,7 +54,7 @@ class RecordStore:
         self._owned_dirs: list[str] = []
 
     def add(self, record) -> None:
-        self._add(sort_key(record), pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+        self._add(sort_key(record), pickle.dumps(_state(record), protocol=pickle.HIGHEST_PROTOCOL))
 
     def _add(self, key: tuple, blob: bytes) -> None:
         self._mem.append((key, blob))
@@ -73,11 +86,11 @@ class RecordStore:
     def _read_run(path: str):
         with open(path, "rb") as f:
             while head := f.read(_LENGTH.size):
-                yield pickle.loads(f.read(_LENGTH.unpack(head)[0]))
+                yield _from_state(pickle.loads(f.read(_LENGTH.unpack(head)[0])))
 
     def _read_mem(self):
         for _, blob in self._mem:
-            yield pickle.loads(blob)
+            yield _from_state(pickle.loads(blob))
 
     def __iter__(self):
         self._mem.sort(key=_KEY)
@@ -92,7 +105,7 @@ class RecordStore:
     def __getitem__(self, i: int):
         if not self._runs:
             self._mem.sort(key=_KEY)
-            r = pickle.loads(self._mem[i][1])
+            r = _from_state(pickle.loads(self._mem[i][1]))
             r.conn_id = (i if i >= 0 else self._count + i) + 1
             return r
         return list(self)[i]

@@ -52,6 +52,7 @@ class Subject:
     candidates_not_listed: int = 0
     # (version, network as an integer, netmask, port) per spec: every connection asks, twice
     _nets: list = field(default_factory=list, init=False, repr=False, compare=False)
+    _values: dict = field(default_factory=dict, init=False, repr=False, compare=False)   # recent addresses
 
     def __post_init__(self):
         self._nets = [(s.network.version, int(s.network.network_address), int(s.network.netmask), s.port)
@@ -59,7 +60,12 @@ class Subject:
 
     def _holds(self, ip: str, port: int | None) -> bool:
         """Is ``ip`` (and ``port``, unless None) the subject's?"""
-        version, value = _address_int(ip)
+        found = self._values.get(ip)
+        if found is None:
+            if len(self._values) >= 1 << 16:
+                self._values.clear()
+            found = self._values[ip] = _address_int(ip)
+        version, value = found
         for net_version, net, mask, spec_port in self._nets:
             if net_version == version and value & mask == net and \
                     (port is None or spec_port is None or spec_port == port):
