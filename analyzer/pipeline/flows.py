@@ -87,7 +87,9 @@ class Flows:
 
     def _collect(self) -> None:
         v = self.verifier
-        for c in self.engine.drain_finished():
+        done = self.engine.drain_finished()
+        for i, c in enumerate(done):
+            done[i] = None                # each connection freed once its record is made
             attributed = v.attributions.get(c.conn_id) if v is not None else None
             r = self.linker.link(c, record_from_conn(c, self.out.http_announces, attributed))
             self.out.index.add(r)
