@@ -105,7 +105,8 @@ class Flows:
             self.udp.add_all(e.take_datagrams())
         out.udp = self.udp.result()
         out.extensions = self.router.results()
-        out.extension_messages = {"unnamed": self.router.unnamed, "dropped": self.router.dropped}
+        out.extension_messages = {"unnamed": self.router.unnamed, "dropped": self.router.dropped,
+                                  "malformed_handshakes": self.router.malformed_handshakes}
         if self.verifier is not None:
             out.pieces = self.verifier.finish()
             out.carved = self.verifier.carver.finish() if self.verifier.carver is not None else []
@@ -116,7 +117,7 @@ class Flows:
         out.reasons = e.undecodable_reasons()
         out.unknown_link_types = dict(e.unknown_link_types)
         out.fragments = {"datagrams_reassembled": self.defrag.reassembled, "overlap_conflicts": self.defrag.conflicts,
-                         "incomplete_frames": self.defrag.dropped_frames}
+                         "incomplete_frames": self.defrag.dropped_frames, "evicted_datagrams": self.defrag.evicted}
         out.frames = e.frames_seen
         out.reused_tuples = e.reused_tuples
         out.finished_at_cap = e.finished_at_cap

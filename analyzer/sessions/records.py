@@ -60,7 +60,7 @@ DIRECTION_FIELDS = (
     "frames", "wire_bytes", "payload_bytes", "duplicate_bytes", "conflict_bytes", "uncompared_bytes",
     "gap_bytes", "late_bytes", "truncated_bytes", "block_bytes", "block_acked_bytes",
     "block_tail_bytes", "block_gap_bytes", "handshake_bytes", "message_bytes", "unparsed_bytes",
-    "opaque_bytes", "messages", "pieces", "lost_messages", "protocol_errors", "resyncs",
+    "opaque_bytes", "messages", "pieces", "lost_messages", "protocol_errors", "oversized_messages", "resyncs",
     "gap_packets", "conflict_packets",
 )
 
@@ -92,6 +92,7 @@ class Direction:
     pieces: int = 0
     lost_messages: int = 0        # messages whose framing survived a gap but whose content did not
     protocol_errors: int = 0
+    oversized_messages: int = 0   # messages over the length caps, skipped by their length (in protocol_errors)
     resyncs: int = 0
     gap_packets: int = 0          # uTP: packets never captured (their length is unknown)
     conflict_packets: int = 0     # uTP: retransmitted packets whose content differed
@@ -148,6 +149,8 @@ class ConnectionRecord:
     encryption: str = ""          # "mse" (encrypted throughout) or "mse_plaintext"
     encryption_basis: str = ""
     evidence: str = ""            # why a BitTorrent connection is one (see the module docstring)
+    # HTTP tracker messages that did not decode wholly: ("request"|"response", their anomalies)
+    tracker_anomalies: tuple = ()
 
     def __reduce__(self):
         return record_from_state, (record_state(self),)
@@ -231,6 +234,7 @@ def direction_of(stream, parser, frames: int, wire: int, transport: str, ext: di
         d.pieces = parser.pieces
         d.lost_messages = parser.lost_messages
         d.protocol_errors = parser.protocol_errors
+        d.oversized_messages = parser.oversized_messages
         d.resyncs = parser.resyncs
         d.best_run = parser.best_run
         d.std_blocks = parser.std_blocks
@@ -340,7 +344,9 @@ def classify(r: ConnectionRecord, head_src: bytes = b"", head_dst: bytes = b"",
         # a uTP-shaped UDP flow that carried no peer wire protocol is just UDP
         r.category = "other_tcp" if r.transport == "tcp" else "udp"
     if r.category == "other_tcp" and head_src.startswith(b"GET "):
-        found = http_announces(r, head_src, head_dst, marks_src)
+        anomalies: list = []
+        found = http_announces(r, head_src, head_dst, marks_src, anomalies)
+        r.tracker_anomalies = tuple(anomalies)
         if found:
             r.category = "tracker"
             if announces is not None:
