@@ -36,7 +36,7 @@ class HttpAnnounce:
     params: dict              # other query parameters, decoded to text where printable
     user_agent: str | None
     offset: int               # stream offset of the request
-    anomalies: tuple = ()     # "number_too_long:<key>", "info_hash_malformed"
+    anomalies: tuple = ()     # "number_too_long:<key>", "info_hash_malformed", "peer_id_malformed"
 
     @property
     def is_scrape(self) -> bool:
@@ -108,6 +108,8 @@ def parse_requests(head: bytes) -> list[HttpAnnounce]:
                     anomalies.append("info_hash_malformed")
                 continue
             params[key] = raw.decode("ascii") if raw.isascii() and raw.decode("ascii").isprintable() else raw.hex()
+            if key == "peer_id" and len(raw) != 20:
+                anomalies.append("peer_id_malformed")
             if raw.isdigit() and len(raw) > MAX_NUMBER_DIGITS:
                 anomalies.append(f"number_too_long:{key[:40]}")
         if not hashes and "info_hash_malformed" not in anomalies:

@@ -104,3 +104,10 @@ def test_malformed_info_hash_is_named_and_keeps_requests_paired_with_responses()
     assert r1.info_hashes == (H.INFO_HASH.hex(),) and r1.anomalies == ()
     # a GET that names no info hash at all is not a tracker request
     assert parse_requests(b"GET /index.html?id=1 HTTP/1.1\r\n\r\n") == []
+
+
+def test_peer_id_of_the_wrong_length_is_named():
+    [req] = parse_requests(H.http_request("peer_id", b"-XX0001-short"))
+    assert req.anomalies == ("peer_id_malformed",) and req.info_hashes == (H.INFO_HASH.hex(),)
+    [req] = parse_requests(H.http_request("peer_id", b"%FF" * 20))
+    assert req.anomalies == ()
