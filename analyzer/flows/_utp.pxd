@@ -9,7 +9,7 @@ cdef class UtpStream:
     cdef readonly bint started, syn_seen, fin_seen, reset_seen, finished
     cdef readonly int64_t next_idx        # unwrapped seq_nr of the next packet to deliver
     cdef int64_t fin_idx
-    cdef dict ooo                         # idx -> payload (bytes) waiting for earlier packets
+    cdef dict ooo                         # idx -> payload (bytes) waiting for earlier packets (None: none yet)
     cdef list ooo_heap                    # min-heap of the keys of ooo (and drained ones, popped lazily)
     cdef readonly int64_t ooo_bytes
     # delivered packets not yet cumulatively acknowledged: idx q_head_idx + i

@@ -70,4 +70,4 @@ cdef class UtpConnection(Connection):
     cdef readonly UtpStream s0, s1
     cdef readonly bint syn_seen
     cdef uint16_t syn_seq
-    cdef readonly list halves          # keys registered in the engine's uTP table
+    cdef readonly tuple halves         # keys registered in the engine's uTP table

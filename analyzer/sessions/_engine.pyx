@@ -450,8 +450,12 @@ cdef class Engine:
         s = c.s0 if d == 0 else c.s1
         other = c.s1 if d == 0 else c.s0
         c.touch(d, wire, weight, ts, file_idx, frame_no)
-        if s.sink is None:
+        if s.sink is None and u.ptype == ST_DATA:
+            # parsers are made at the first payload, as for TCP (a flood of uTP SYNs gets none);
+            # packets the stream already declared lost come first, as they would have
             s.sink = self._parser(c, d, c.syn_seen)
+            for _ in range(s.gaps):
+                (<PeerWireParser>s.sink).feed_break()
         if not s.started and d == 1 and c.syn_seen and u.ptype != ST_SYN:
             s.start_at(u.seq_nr)       # the responder's first packet carries its first seq_nr
         b0 = _block_bytes(c.s0.sink)
@@ -480,25 +484,27 @@ cdef class Engine:
         c.s1 = UtpStream()
         c.syn_seen = syn
         c.syn_seq = seq
-        c.halves = []
+        cdef list halves = []
+        d0, d1 = (c, 0), (c, 1)          # one tuple per direction, shared by its keys
         if syn:
             # initiator: SYN with id X, then X+1; responder: X
-            self._register(c, _half_key(k, sport, dport, cid), 0)
-            self._register(c, _half_key(k, sport, dport, <uint16_t>(cid + 1)), 0)
-            self._register(c, _half_key_rev(k, sport, dport, cid), 1)
+            self._register(halves, _half_key(k, sport, dport, cid), d0)
+            self._register(halves, _half_key(k, sport, dport, <uint16_t>(cid + 1)), d0)
+            self._register(halves, _half_key_rev(k, sport, dport, cid), d1)
         else:
             # mid-stream: the sender is the initiator (reply id X = cid-1) or the responder (X+1 = cid+1)
-            self._register(c, _half_key(k, sport, dport, cid), 0)
-            self._register(c, _half_key_rev(k, sport, dport, <uint16_t>(cid - 1)), 1)
-            self._register(c, _half_key_rev(k, sport, dport, <uint16_t>(cid + 1)), 1)
+            self._register(halves, _half_key(k, sport, dport, cid), d0)
+            self._register(halves, _half_key_rev(k, sport, dport, <uint16_t>(cid - 1)), d1)
+            self._register(halves, _half_key_rev(k, sport, dport, <uint16_t>(cid + 1)), d1)
+        c.halves = tuple(halves)
         self.utp_conns[c.conn_id] = c
         self._check_live(c)
         return c
 
-    cdef void _register(self, UtpConnection c, bytes half, int d):
+    cdef void _register(self, list halves, bytes half, tuple entry):
         if half not in self.utp_halves:
-            self.utp_halves[half] = (c, d)
-            c.halves.append(half)
+            self.utp_halves[half] = entry
+            halves.append(half)
 
     # ------------------------------------------------------------------ connection lifetime
     cdef void _finish_conn(self, Connection c):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import struct
 import os
 import resource
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 from analyzer.analysis import analyze
 from analyzer.capture.reader import CaptureReader
 from analyzer.findings import build_findings
+from analyzer.protocols.peerwire import PeerWireParser
 from analyzer.output.tables import connections_csv
 from analyzer.sessions import _engine
 from analyzer.sessions._engine import Engine
@@ -137,3 +139,44 @@ def test_syn_flood_of_200000_end_to_end(tmp_path):
     assert acc["connections_finished_at_cap"] > 0
     assert rss_mb < 256, f"peak RSS {rss_mb:.0f} MB"
     assert seconds < 60, f"{seconds:.1f} s"
+
+
+# ---------------------------------------------------------------------- uTP
+def utp(ptype: int, cid: int, seq: int, ack: int, payload: bytes = b"") -> bytes:
+    return struct.pack(">BBHIIIHH", (ptype << 4) | 1, 0, cid, 0, 0, 1 << 20, seq, ack) + payload
+
+
+def utp_frame(src: bytes, dst: bytes, sport: int, dport: int, data: bytes) -> bytes:
+    return H.ether(H.ipv4(src, dst, 17, struct.pack(">HHHH", sport, dport, 8 + len(data), 0) + data))
+
+
+def test_utp_parsers_are_made_at_the_first_data_packet(tmp_path):
+    """A uTP connection gets a peer wire parser per direction only when that direction carries
+    data (a flood of uTP SYNs gets none); packets declared lost before it are fed to it first,
+    so it parses exactly as a parser that had been there from the start."""
+    A, B = H.CLIENT, H.SERVER
+    data = H.bt_message(2) + H.bt_message(3) + H.bt_message(2) + H.bt_message(3) + H.bt_message(1)
+    frames = [utp_frame(A, B, 5000, 6881, utp(4, 100, 1, 0)),                 # SYN, id 100
+              utp_frame(B, A, 6881, 5000, utp(2, 100, 7000, 1))]              # STATE
+    # A's DATA 2 and 3 are not captured; B acknowledges them (70 times: past the patience)
+    frames += [utp_frame(B, A, 6881, 5000, utp(2, 100, 7000, 3))] * 70
+    frames += [utp_frame(A, B, 5000, 6881, utp(0, 101, 4, 7000, data)),
+               utp_frame(A, B, 5000, 6881, utp(4, 900, 1, 0))]                # another SYN, nothing more
+    path = tmp_path / "utp.pcap"
+    path.write_bytes(H.pcap_of(frames))
+    e = Engine()
+    for batch in CaptureReader(path).batches():
+        e.process_batch(batch, 0)
+    e.finish()
+    first, lone = e.drain_finished()
+    assert first.parser1 is None and lone.parser0 is None and lone.parser1 is None
+    p = first.parser0
+    ref = PeerWireParser(True)
+    ref.receive_break()
+    ref.receive_data(data)
+    ref.receive_eof()
+    assert first.s0.gap_packets == 2 and p.breaks == ref.breaks == 1
+    fields = ("messages", "unparsed_bytes", "opaque_bytes", "resyncs", "handshake_bytes", "message_bytes",
+              "best_run", "stream_off")
+    assert [getattr(p, f) for f in fields] == [getattr(ref, f) for f in fields]
+    assert p.messages == 5 and p.resyncs == 1       # framing found again after the break
