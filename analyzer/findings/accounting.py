@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from analyzer.findings.transfers import Transfer
 from analyzer.sessions._engine import OPEN_IDLE_NS

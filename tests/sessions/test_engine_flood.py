@@ -15,7 +15,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
 
 from analyzer.analysis import analyze
 from analyzer.capture.reader import CaptureReader
