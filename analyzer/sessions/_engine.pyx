@@ -49,8 +49,6 @@ hash falls in its ``partition``; partition 0 also counts everything
 flow-less and receives the datagrams, so processes can share a capture.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
-
-import numpy as np
 from libc.string cimport memcpy, memcmp, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
@@ -64,6 +62,8 @@ from analyzer.flows._utp cimport UtpStream
 from analyzer.protocols._datagram cimport bittorrent_datagram_candidate
 from analyzer.protocols._peerwire cimport PeerWireParser
 from analyzer.sessions._conn cimport Connection, TcpConnection, UtpConnection
+
+import numpy as np
 
 cdef int64_t CLOSED_IDLE_NS = 60 * 1000000000
 cdef int64_t IDLE_SHRINK_NS = 120 * 1000000000
