@@ -57,6 +57,7 @@ class AnalysisResult:
     extensions: dict = field(default_factory=dict)           # BEP 10 handler results (merged), by name
     extension_messages: dict = field(default_factory=dict)   # routing counts (unnamed, dropped)
     linked: int = 0
+    finished_at_cap: int = 0                                 # connections finished early (cap on live connections)
     run: dict = field(default_factory=dict)                  # how the run was done (engine, shards, bytes)
     case: object = None                                      # analyzer.case.Case given with --case
     torrent_files: list = field(default_factory=list)        # the .torrent files read, as given
@@ -106,6 +107,7 @@ def reduce_parts(parts: list[PartResult]) -> dict:
         records=records, index=index, udp=udp, kinds=kinds, reasons=reasons, unknown_link_types=unknown,
         fragments=fragments, frames=sum(p.frames for p in parts),
         reused_tuples=sum(p.reused_tuples for p in parts),
+        finished_at_cap=sum(p.finished_at_cap for p in parts),
         linked=sum(p.linked for p in parts),
         http_announces=[a for p in parts for a in p.http_announces],
         extensions=extensions.merge_results([p.extensions for p in parts]),
@@ -198,6 +200,9 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
     notes.extend(f"metadata not rebuilt: {e}" for e in metadata.failures)
     if not hash_inputs:
         notes.append("the inputs were not hashed (--no-input-hash, a triage run): no SHA-256 of them is recorded")
+    if metadata.failures_not_listed:
+        notes.append(f"metadata not rebuilt: ... and {metadata.failures_not_listed} more not listed "
+                     f"(the first {len(metadata.failures)} are)")
     if inputs.skipped:
         notes.append(f"{inputs.skipped} file(s) in the folders given were skipped: "
                      + (f"names not matching --include {include!r}" if include else "not pcap/pcapng captures"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
@@ -11,5 +12,10 @@ def iso_ns(ns: int | None) -> str | None:
     if ns is None:
         return None
     sec, frac = divmod(int(ns), 1_000_000_000)
-    t = _EPOCH + _dt.timedelta(seconds=sec)
-    return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+    return f"{_second(sec)}.{frac:09d}Z"
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _second(sec: int) -> str:
+    """The date and time of a second (remembered: a table names the same seconds many times)."""
+    return (_EPOCH + _dt.timedelta(seconds=sec)).strftime("%Y-%m-%dT%H:%M:%S")

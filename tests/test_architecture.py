@@ -3,7 +3,8 @@ module imports on its own.
 
 Layers, lowest first (a module may import its own layer and those below):
 
-    timefmt, units, digest, case    leaf helpers (case: the case file)
+    timefmt, units, digest, case,   leaf helpers (case: the case file; bytestore: bytes gathered
+    bytestore                       from overlapping copies, first copy wins)
     capture, decode, flows,         bytes -> frames -> streams -> protocol events
     protocols
     evidence                        metadata, piece verification, carving, provenance checks
@@ -39,7 +40,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "analyzer"
 LAYERS = [
-    {"analyzer", "analyzer.timefmt", "analyzer.units", "analyzer.digest", "analyzer.case",
+    {"analyzer", "analyzer.timefmt", "analyzer.units", "analyzer.digest", "analyzer.case", "analyzer.bytestore",
      "analyzer.validation.harness"},
     {"analyzer.capture", "analyzer.decode", "analyzer.flows", "analyzer.protocols"},
     {"analyzer.evidence"},

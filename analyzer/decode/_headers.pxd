@@ -38,10 +38,62 @@ cdef inline uint32_t rd32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
 
 
+# IPv6 extension headers, walked once for the decoder and the defragmenter
+# (analyzer.decode._ipv6.fragment_header): hop-by-hop, routing, destination options,
+# mobility, HIP, shim6 ((len + 1) * 8 bytes), AH ((len + 2) * 4), and fragment headers
+# (8 bytes; an atomic fragment, offset 0 and no M flag, is walked past).
+cdef enum V6WalkResult:
+    W_UPPER = 0           # ``nh`` is an upper-layer protocol at ``off``
+    W_FRAGMENT = 1        # a fragment header at ``off``; the byte naming it is at ``nh_pos``
+    W_BAD = 2             # a header cut by the capture, past the payload length, or more than 16
+
+cdef struct V6Walk:
+    int nh
+    Py_ssize_t off
+    Py_ssize_t nh_pos
+    Py_ssize_t total      # 40 + payload length (the captured length for a jumbogram or TSO)
+
+
+cdef inline int ipv6_walk(const uint8_t* p, Py_ssize_t cap, V6Walk* w) noexcept nogil:
+    """Walk the extension headers of an IPv6 packet of which ``cap`` >= 40 bytes were captured."""
+    cdef int nh = p[6], hops = 0
+    cdef Py_ssize_t off = 40, nh_pos = 6
+    cdef Py_ssize_t total = be16(p + 4) + 40
+    if total == 40 and cap > 40:
+        total = cap              # jumbogram or TSO: trust the capture
+    w.total = total
+    while True:
+        if nh == 0 or nh == 43 or nh == 60 or nh == 135 or nh == 139 or nh == 140:
+            if cap < off + 2:
+                return W_BAD
+            nh_pos = off
+            nh, off = p[off], off + (p[off + 1] + 1) * 8
+        elif nh == 51:
+            if cap < off + 2:
+                return W_BAD
+            nh_pos = off
+            nh, off = p[off], off + (p[off + 1] + 2) * 4
+        elif nh == 44:
+            if cap < off + 8:
+                return W_BAD
+            if be16(p + off + 2) & 0xFFF9:   # offset != 0 or M set
+                w.nh, w.off, w.nh_pos = nh, off, nh_pos
+                return W_FRAGMENT
+            nh_pos = off
+            nh, off = p[off], off + 8   # atomic fragment
+        else:
+            w.nh, w.off, w.nh_pos = nh, off, nh_pos
+            return W_UPPER
+        hops += 1
+        if hops > 16 or off > total:
+            return W_BAD
+
+
 cdef inline int decode_ip(const uint8_t* p, Py_ssize_t cap, int ethertype, Pkt* k) noexcept nogil:
-    cdef Py_ssize_t hl, total, off
-    cdef int nh, version, hops
+    cdef Py_ssize_t hl, total
+    cdef int version, r
     cdef uint16_t fragfield
+    cdef V6Walk w
     if cap < 1:
         return K_BAD_IP
     version = p[0] >> 4
@@ -77,37 +129,16 @@ cdef inline int decode_ip(const uint8_t* p, Py_ssize_t cap, int ethertype, Pkt* 
         k.ipver = 6
         k.src = p + 8
         k.dst = p + 24
-        total = be16(p + 4) + 40
-        if total == 40 and cap > 40:
-            total = cap              # jumbogram or TSO: trust the capture
-        nh = p[6]
-        off = 40
-        hops = 0
-        while True:
-            if nh == 0 or nh == 43 or nh == 60 or nh == 135 or nh == 139 or nh == 140:
-                if cap < off + 2:
-                    return K_BAD_IP
-                nh, off = p[off], off + (p[off + 1] + 1) * 8
-            elif nh == 51:
-                if cap < off + 2:
-                    return K_BAD_IP
-                nh, off = p[off], off + (p[off + 1] + 2) * 4
-            elif nh == 44:
-                if cap < off + 8:
-                    return K_BAD_IP
-                if be16(p + off + 2) & 0xFFF9:   # offset != 0 or M set
-                    k.proto = 44
-                    return K_FRAGMENT
-                nh, off = p[off], off + 8   # atomic fragment
-            else:
-                break
-            hops += 1
-            if hops > 16 or off > total:
-                return K_BAD_IP
-        k.proto = nh
-        k.l4 = p + off
-        k.l4len = total - off
-        k.l4cap = (cap if cap < total else total) - off
+        r = ipv6_walk(p, cap, &w)
+        if r == W_FRAGMENT:
+            k.proto = 44
+            return K_FRAGMENT
+        if r == W_BAD:
+            return K_BAD_IP
+        k.proto = w.nh
+        k.l4 = p + w.off
+        k.l4len = w.total - w.off
+        k.l4cap = (cap if cap < w.total else w.total) - w.off
         if k.l4cap < 0:
             k.l4cap = 0
         return K_IP

@@ -3,7 +3,7 @@
 The engine copies fragment frames out; ``Defragmenter.add`` returns whole
 datagrams (raw IP, no link header) once every byte from 0 to the last
 fragment's end is present.  The first copy of any byte wins; overlapping
-fragments with different bytes are counted.  Datagrams still incomplete
+fragments with different bytes are counted (``analyzer.bytestore``).  Datagrams still incomplete
 after ``TIMEOUT_NS`` of capture time, or at the end, are reported as
 undecodable frames, never guessed.  Memory is capped (``MAX_PENDING_BYTES``
 and ``MAX_PENDING_DATAGRAMS``): beyond either, the oldest pending datagram is
@@ -19,11 +19,13 @@ import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from analyzer.bytestore import ByteStore
+from analyzer.decode._ipv6 import fragment_header
+
 TIMEOUT_NS = 60 * 1_000_000_000
 MAX_PENDING_BYTES = 64 << 20
 MAX_PENDING_DATAGRAMS = 8192
 MAX_PAYLOAD = 65535          # no reassembled payload can be longer
-_V6_EXT = {0, 43, 60, 135, 139, 140}
 
 
 @dataclass
@@ -31,10 +33,8 @@ class _Pending:
     header: bytes | None = None        # IPv4 header / IPv6 unfragmentable part (of offset 0)
     next_header_pos: int = -1         # IPv6: where the next-header byte to patch lives
     next_header: int = 0
-    data: bytearray = field(default_factory=bytearray)   # payload bytes by offset
-    have: bytearray = field(default_factory=bytearray)   # 1 where data holds a byte
+    store: ByteStore = field(default_factory=ByteStore)  # payload bytes by offset, first copy wins
     total: int | None = None
-    filled: int = 0                    # bytes of data held (ones in ``have``)
     frames: int = 0
     wire_bytes: int = 0
     first: tuple = ()                  # (ts, file_idx, frame_no) of the first fragment
@@ -92,51 +92,25 @@ class Defragmenter:
         """Give up the oldest pending datagram (memory caps)."""
         self.evicted += 1
         _, p = self.pending.popitem(last=False)
-        self.pending_bytes -= 2 * len(p.data)
+        self.pending_bytes -= 2 * len(p.store)
         self._drop(p.frames, p.wire_bytes)
 
     def _store(self, p: _Pending, offset: int, data: bytes) -> None:
         """First copy of every byte wins; a fragment that overlaps different bytes is a conflict."""
-        end = offset + len(data)
-        if end > len(p.data):
-            grow = end - len(p.data)
-            p.data.extend(bytes(grow))
-            p.have.extend(bytes(grow))
-            self.pending_bytes += 2 * grow
-        have = p.have
-        if have.find(1, offset, end) < 0:               # nothing there yet: the usual case
-            p.data[offset:end] = data
-            have[offset:end] = b"\x01" * len(data)
-            p.filled += len(data)
-            return
-        differs = False
-        i = offset
-        while i < end:
-            if have[i]:
-                j = have.find(0, i, end)
-                j = end if j < 0 else j
-                differs = differs or p.data[i:j] != data[i - offset:j - offset]
-            else:
-                j = have.find(1, i, end)
-                j = end if j < 0 else j
-                p.data[i:j] = data[i - offset:j - offset]
-                have[i:j] = b"\x01" * (j - i)
-                p.filled += j - i
-            i = j
-        self.conflicts += differs
+        self.pending_bytes += 2 * p.store.grow(offset + len(data))
+        _, differ = p.store.put(offset, data)
+        self.conflicts += differ > 0
 
     def _complete(self, key) -> Datagram | None:
         p = self.pending.get(key)
-        if p is None or p.total is None or p.header is None or p.filled < p.total:
-            return None
-        if len(p.have) > p.total and p.have.count(0, 0, p.total):    # bytes beyond the end: count exactly
+        if p is None or p.total is None or p.header is None or not p.store.holds(p.total):
             return None
         hdr = bytearray(p.header)
         if len(hdr) + p.total > 65535 + (40 if key[0] == 6 else 0):
             self._discard(key)
             return None
         del self.pending[key]
-        self.pending_bytes -= 2 * len(p.data)
+        self.pending_bytes -= 2 * len(p.store)
         self.reassembled += 1
         if key[0] == 4:
             struct.pack_into(">H", hdr, 2, len(hdr) + p.total)   # total length
@@ -145,7 +119,7 @@ class Defragmenter:
             hdr[p.next_header_pos] = p.next_header
             struct.pack_into(">H", hdr, 4, len(hdr) - 40 + p.total)
         ts, file_idx, frame_no = p.first
-        return Datagram(bytes(hdr) + bytes(p.data[:p.total]), ts, file_idx, frame_no, p.frames, p.wire_bytes)
+        return Datagram(bytes(hdr) + bytes(p.store.data[:p.total]), ts, file_idx, frame_no, p.frames, p.wire_bytes)
 
     def expire(self, now_ts: int) -> None:
         for key in [k for k, p in self.pending.items() if now_ts - p.last_ts > TIMEOUT_NS]:
@@ -157,7 +131,7 @@ class Defragmenter:
 
     def _discard(self, key) -> None:
         p = self.pending.pop(key)
-        self.pending_bytes -= 2 * len(p.data)
+        self.pending_bytes -= 2 * len(p.store)
         self._drop(p.frames, p.wire_bytes)
 
     def _drop(self, frames: int, wire: int) -> None:
@@ -183,21 +157,15 @@ def _parse_v4(ip: bytes):
 def _parse_v6(ip: bytes):
     if len(ip) < 40:
         return None
+    found = fragment_header(ip)       # the decoder's own walk of the extension headers
+    if found is None:
+        return None
+    off, nh_pos = found
     total = 40 + struct.unpack_from(">H", ip, 4)[0]
-    nh_pos, nh, off = 6, ip[6], 40
-    for _ in range(16):
-        if nh == 44:
-            if len(ip) < off + 8:
-                return None
-            next_nh = ip[off]
-            frag, ident = struct.unpack_from(">HI", ip, off + 2)
-            key = (6, ip[8:24], ip[24:40], ident)
-            data = ip[off + 8:min(total, len(ip))]
-            return key, frag & 0xFFF8, bool(frag & 1), data, ip[:off], nh_pos, next_nh
-        if nh not in _V6_EXT or len(ip) < off + 2:
-            return None
-        nh_pos, nh, off = off, ip[off], off + (ip[off + 1] + 1) * 8
-    return None
+    frag, ident = struct.unpack_from(">HI", ip, off + 2)
+    key = (6, ip[8:24], ip[24:40], ident)
+    data = ip[off + 8:min(total, len(ip))]
+    return key, frag & 0xFFF8, bool(frag & 1), data, ip[:off], nh_pos, ip[off]
 
 
 def fragment_key(ipver: int, ip: bytes):

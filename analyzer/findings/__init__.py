@@ -54,6 +54,10 @@ class InputFinding:
     truncated_bytes: int
     skipped_blocks: dict
     internal_error: str | None
+    errors_not_listed: int = 0        # error lines beyond the ones listed
+    timestamp_anomalies: dict = field(default_factory=dict)   # kind -> records
+    damaged_interfaces: int = 0       # pcapng interfaces whose frames cannot be decoded
+    interfaces_over_limit: int = 0    # pcapng interfaces described beyond the cap
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,9 @@ def input_findings(result) -> list[InputFinding]:
             link_types=sorted(r.link_types), first_ts_ns=r.first_ts_ns, last_ts_ns=r.last_ts_ns,
             readable=r.readable, errors=list(r.errors), damaged_bytes=r.damaged_bytes,
             truncated_bytes=r.truncated_bytes, skipped_blocks=dict(sorted(r.skipped_blocks.items())),
-            internal_error=r.internal_error))
+            internal_error=r.internal_error, errors_not_listed=r.errors_not_listed,
+            timestamp_anomalies=dict(sorted(r.timestamp_anomalies.items())),
+            damaged_interfaces=r.damaged_interfaces, interfaces_over_limit=r.interfaces_over_limit))
     return out
 
 

@@ -1,14 +1,21 @@
-"""Every frame in exactly one category, and the stream-level byte accounting.
+"""Every frame in exactly one category, the stream-level byte accounting, and every
+decoding error and cap that cost something.
 
 Categories: connections put all their frames in theirs (see
 sessions.records); the engine counts the frames that belong to no
 connection (UDP, other IP, non-IP, undecodable with a reason), the datagram
 analyzer those of DHT, LSD and UDP trackers.
+
+``decode_errors`` counts, by protocol, the messages that were recognised but
+did not decode (each is also kept or counted where it belongs: a malformed
+KRPC message is still DHT traffic); nothing that fails to decode is dropped
+without a count.
 """
 from __future__ import annotations
 
+import operator
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from analyzer.findings.transfers import Transfer
 from analyzer.sessions._engine import OPEN_IDLE_NS
@@ -22,11 +29,14 @@ TCP_STREAM_FIELDS = ("payload_bytes", "duplicate_bytes", "conflict_bytes", "unco
 UTP_STREAM_FIELDS = ("payload_bytes", "duplicate_bytes", "conflict_packets", "gap_packets", "late_bytes",
                      "truncated_bytes")
 PEER_WIRE_FIELDS = ("handshake_bytes", "message_bytes", "block_bytes", "block_tail_bytes", "block_gap_bytes",
-                    "unparsed_bytes", "opaque_bytes", "lost_messages", "protocol_errors", "resyncs")
+                    "unparsed_bytes", "opaque_bytes", "lost_messages", "protocol_errors", "oversized_messages",
+                    "resyncs")
 STREAM_CATEGORIES = {"tcp": ("bittorrent", "bittorrent_unattributed", "encrypted", "tracker", "other_tcp"),
                      "utp": ("bittorrent", "bittorrent_unattributed", "encrypted", "udp")}
 STREAM_FIELDS = {"tcp": TCP_STREAM_FIELDS, "utp": UTP_STREAM_FIELDS}
 GAP_DIRECTIONS = ("to_subject", "from_subject", "not_involving_subject")
+_STREAM_VALUES = {t: operator.attrgetter(*names) for t, names in STREAM_FIELDS.items()}
+_peer_wire_values = operator.attrgetter(*PEER_WIRE_FIELDS)
 
 
 @dataclass
@@ -44,7 +54,11 @@ class Accounting:
     reused_tuples: int
     connections_finished_after_silence: int
     connections_continued_after_silence: int
+    connections_finished_at_cap: int
     capture_damage: dict
+    decode_errors: dict
+    extension_messages: dict
+    pending_dropped: int
 
 
 class AccountingAccumulator:
@@ -59,6 +73,8 @@ class AccountingAccumulator:
         self.streams = {t: {c: Counter() for c in cats} for t, cats in STREAM_CATEGORIES.items()}
         self.peer_wire = Counter()
         self.gaps = {"bytes": Counter(), "packets": Counter()}
+        self.tracker_messages = Counter()          # "request" / "response" -> messages with anomalies
+        self.tracker_anomalies = Counter()         # anomaly kind -> count
 
     def add(self, r: ConnectionRecord, t: Transfer) -> None:
         if r.state == "open" and self.silent_before is not None and r.last_ts_ns < self.silent_before:
@@ -68,12 +84,22 @@ class AccountingAccumulator:
         c["bytes"] += r.wire_bytes
         c["connections"] += 1
         streams = self.streams[r.transport][r.category]
+        names, values = STREAM_FIELDS[r.transport], _STREAM_VALUES[r.transport]
+        bittorrent = r.category.startswith("bittorrent")
         for d in (r.fwd, r.rev):
-            for k in STREAM_FIELDS[r.transport]:
-                streams[k] += getattr(d, k)
-            if r.category.startswith("bittorrent"):
-                for k in PEER_WIRE_FIELDS:
-                    self.peer_wire[k] += getattr(d, k)
+            vs = values(d)
+            if any(vs):
+                for k, v in zip(names, vs):
+                    if v:
+                        streams[k] += v
+            if bittorrent:
+                for k, v in zip(PEER_WIRE_FIELDS, _peer_wire_values(d)):
+                    if v:
+                        self.peer_wire[k] += v
+        for side, anomalies in r.tracker_anomalies:
+            self.tracker_messages[side] += 1
+            for a in anomalies:
+                self.tracker_anomalies[a.partition(":")[0]] += 1
         unit, name = ("bytes", "gap_bytes") if r.transport == "tcp" else ("packets", "gap_packets")
         if t.involves_subject:
             down, up = (r.rev, r.fwd) if t.side == "src" else (r.fwd, r.rev)
@@ -107,8 +133,46 @@ class AccountingAccumulator:
             reused_tuples=result.reused_tuples,
             connections_finished_after_silence=self.finished_after_silence,
             connections_continued_after_silence=result.linked,
-            capture_damage={
-                "unreadable_files": sum(1 for r in result.reports if not r.readable),
-                "damaged_bytes": sum(r.damaged_bytes for r in result.reports),
-                "truncated_bytes": sum(r.truncated_bytes for r in result.reports),
-            })
+            connections_finished_at_cap=result.finished_at_cap,
+            capture_damage=capture_damage(result.reports),
+            decode_errors=self.decode_errors(result),
+            extension_messages=extension_messages(result),
+            pending_dropped=result.udp.pending_dropped)
+
+    def decode_errors(self, result) -> dict:
+        """Messages recognised but not decoded, by protocol (see the module docstring)."""
+        udp, ext = result.udp, result.extensions
+        return {
+            "krpc": udp.dht_malformed,
+            "lsd": udp.lsd_malformed,
+            "udp_tracker": udp.udp_tracker_malformed,
+            "http_tracker_requests": self.tracker_messages["request"],
+            "http_tracker_responses": self.tracker_messages["response"],
+            "http_tracker_anomalies": dict(sorted(self.tracker_anomalies.items())),
+            "extended_handshakes": result.extension_messages.get("malformed_handshakes", 0),
+            "ut_metadata": ext["ut_metadata"].malformed if "ut_metadata" in ext else 0,
+            "ut_pex": ext["ut_pex"].malformed if "ut_pex" in ext else 0,
+        }
+
+
+def extension_messages(result) -> dict:
+    """BEP 10 messages that reached no handler, or were not kept."""
+    m, ext = result.extension_messages, result.extensions
+    return {"unnamed": m.get("unnamed", 0), "over_cap": m.get("dropped", 0),
+            "ut_metadata_not_kept": ext["ut_metadata"].dropped if "ut_metadata" in ext else 0}
+
+
+def capture_damage(reports) -> dict:
+    """What reading the input files found, summed over them (per file: summary.json inputs)."""
+    odd: Counter = Counter()
+    for r in reports:
+        odd.update(r.timestamp_anomalies)
+    return {
+        "unreadable_files": sum(1 for r in reports if not r.readable),
+        "damaged_bytes": sum(r.damaged_bytes for r in reports),
+        "truncated_bytes": sum(r.truncated_bytes for r in reports),
+        "errors_not_listed": sum(r.errors_not_listed for r in reports),
+        "timestamp_anomalies": dict(sorted(odd.items())),
+        "damaged_interfaces": sum(r.damaged_interfaces for r in reports),
+        "interfaces_over_limit": sum(r.interfaces_over_limit for r in reports),
+    }

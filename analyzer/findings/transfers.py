@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from analyzer.findings.truncation import Bounds, connection_bounds
-from analyzer.sessions.records import ConnectionRecord
+from analyzer.sessions.records import ConnectionRecord, client_of
 from analyzer.sessions.subject import Subject
 
 
@@ -62,14 +62,25 @@ class Transfer:
     host: str = ""                      # the subject host's address (src or dst side)
     internal: tuple = ()                # side "both": ((src host, its view), (dst host, its view))
     bounds: object = None               # truncation.Bounds (src or dst side)
-    remote_peer_id: bytes | None = None
-    subject_peer_id: bytes | None = None
-    remote_client: str = ""
-    subject_client: str = ""
+    down: object = None                 # the record's Direction towards the subject (src or dst side)
+    up: object = None                   # ... and from it
 
     @property
     def involves_subject(self) -> bool:
         return self.sums is not None
+
+    # asked for BitTorrent connections only: decoded on demand, not for every connection
+    @property
+    def remote_peer_id(self) -> bytes | None:
+        return self.down.peer_id if self.down is not None else None
+
+    @property
+    def remote_client(self) -> str:
+        return client_of(self.down) if self.down is not None else ""
+
+    @property
+    def subject_client(self) -> str:
+        return client_of(self.up) if self.up is not None else ""
 
 
 def _sums(r: ConnectionRecord, down, up) -> TransferSums:
@@ -93,8 +104,6 @@ def transfer(r: ConnectionRecord, subject: Subject) -> Transfer:
         sums=sums,
         host=r.src_ip if side == "src" else r.dst_ip,
         bounds=connection_bounds(r, down, up, sums) if r.category.startswith("bittorrent") else Bounds(),
-        remote_peer_id=down.peer_id,
-        subject_peer_id=up.peer_id,
-        remote_client=r.client(down),
-        subject_client=r.client(up),
+        down=down,
+        up=up,
     )

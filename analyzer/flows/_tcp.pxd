@@ -9,27 +9,32 @@ cdef class Segment:
     cdef bytes data
 
 
+cdef struct TcpData:
+    # What only a stream that carries payload (or sees a hole) needs: allocated then, zeroed.
+    int64_t ooo_bytes
+    uint8_t* ring
+    int64_t ring_cap, ring_from
+    int64_t gap_lo, gap_hi                 # the range last declared a gap
+    int hole_frames
+    int64_t hole_at                        # next_off when the current hole was first seen acked
+    # marked (e.g. piece block) ranges not yet acknowledged, as [a, b) pairs
+    int64_t* marks
+    Py_ssize_t marks_head, marks_len, marks_cap
+    # counters
+    int64_t segments, payload_bytes, delivered_bytes, duplicate_bytes
+    int64_t conflict_bytes, conflict_segments, uncompared_bytes
+    int64_t gap_bytes, gaps, late_bytes, truncated_bytes, marked_bytes
+
+
 cdef class TcpStream:
     cdef public StreamSink sink
     cdef readonly bint started, syn_seen, fin_seen, rst_seen, finished
     cdef readonly uint32_t isn
     cdef uint32_t base_seq
     cdef readonly int64_t next_off, max_end, fin_off, ack_off
-    cdef list ooo
-    cdef readonly int64_t ooo_bytes
-    cdef uint8_t* ring
-    cdef int64_t ring_cap, ring_from
-    cdef int64_t gap_lo, gap_hi            # the range last declared a gap
-    cdef int hole_frames
-    cdef int64_t hole_at                   # next_off when the current hole was first seen acked
-    # marked (e.g. piece block) ranges not yet acknowledged, as [a, b) pairs
-    cdef int64_t* marks
-    cdef Py_ssize_t marks_head, marks_len, marks_cap
-    # counters
-    cdef readonly int64_t segments, payload_bytes, delivered_bytes, duplicate_bytes
-    cdef readonly int64_t conflict_bytes, conflict_segments, uncompared_bytes
-    cdef readonly int64_t gap_bytes, gaps, late_bytes, truncated_bytes
-    cdef readonly int64_t marked_bytes, marked_acked_bytes
+    cdef readonly int64_t marked_acked_bytes
+    cdef list ooo                          # out-of-order Segments (None until the first)
+    cdef TcpData* x                        # NULL until the stream needs it (see TcpData)
 
     cdef inline int64_t rel(self, uint32_t seq) noexcept:
         return self.next_off + <int32_t>(seq - <uint32_t>(self.base_seq + <uint32_t>self.next_off))
@@ -51,3 +56,4 @@ cdef class TcpStream:
     cdef int64_t _acked_data_end(self)
     cdef void _take_marks(self)
     cdef void _apply_ack(self)
+    cdef TcpData* _data(self) except NULL

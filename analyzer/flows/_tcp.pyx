@@ -29,10 +29,15 @@ captured), and ``rel(seq)`` interprets ``seq`` as a signed 32-bit distance from
   block bytes) are split into acknowledged and not as the ACKs pass them.
 
 Frame timestamps are never used here: order comes from sequence numbers.
+
+Memory: a stream that never carries payload (a half-open connection of a SYN
+flood, the silent side of a scan) holds only its sequence-number state; the
+out-of-order list, the ring, the marks and the counters (``TcpData``) are
+allocated with its first payload byte, hole or gap.
 """
 from libc.stdint cimport uint8_t, uint32_t, int32_t, int64_t
 from libc.string cimport memcpy, memcmp, memmove
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport calloc, malloc, realloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 cdef enum:
@@ -61,13 +66,23 @@ cdef class TcpStream:
     """One direction of a TCP connection; see the module docstring."""
 
     def __cinit__(self):
-        self.ring = NULL
-        self.marks = NULL
-        self.ooo = []
+        self.x = NULL
+        self.ooo = None
 
     def __dealloc__(self):
-        free(self.ring)
-        free(self.marks)
+        if self.x != NULL:
+            free(self.x.ring)
+            free(self.x.marks)
+            free(self.x)
+
+    cdef TcpData* _data(self) except NULL:
+        """The payload state, allocated (zeroed) on first use: a stream that never carries
+        payload (a SYN flood's half-open connections) costs only the object."""
+        if self.x == NULL:
+            self.x = <TcpData*>calloc(1, sizeof(TcpData))
+            if self.x == NULL:
+                raise MemoryError()
+        return self.x
 
     def __init__(self, StreamSink sink=None):
         self.sink = sink
@@ -83,6 +98,34 @@ cdef class TcpStream:
 
     def close(self):
         self.finish()
+
+    # counters (0 while the stream has no payload state)
+    @property
+    def segments(self): return self.x.segments if self.x != NULL else 0
+    @property
+    def payload_bytes(self): return self.x.payload_bytes if self.x != NULL else 0
+    @property
+    def delivered_bytes(self): return self.x.delivered_bytes if self.x != NULL else 0
+    @property
+    def duplicate_bytes(self): return self.x.duplicate_bytes if self.x != NULL else 0
+    @property
+    def conflict_bytes(self): return self.x.conflict_bytes if self.x != NULL else 0
+    @property
+    def conflict_segments(self): return self.x.conflict_segments if self.x != NULL else 0
+    @property
+    def uncompared_bytes(self): return self.x.uncompared_bytes if self.x != NULL else 0
+    @property
+    def gap_bytes(self): return self.x.gap_bytes if self.x != NULL else 0
+    @property
+    def gaps(self): return self.x.gaps if self.x != NULL else 0
+    @property
+    def late_bytes(self): return self.x.late_bytes if self.x != NULL else 0
+    @property
+    def truncated_bytes(self): return self.x.truncated_bytes if self.x != NULL else 0
+    @property
+    def marked_bytes(self): return self.x.marked_bytes if self.x != NULL else 0
+    @property
+    def ooo_bytes(self): return self.x.ooo_bytes if self.x != NULL else 0
 
     @property
     def stats(self):
@@ -111,8 +154,9 @@ cdef class TcpStream:
             seq += 1
         off = self.rel(seq)
         if paylen > 0:
-            self.segments += 1
-            self.payload_bytes += caplen
+            self._data()
+            self.x.segments += 1
+            self.x.payload_bytes += caplen
             end = off + paylen
             if end > self.max_end:
                 self.max_end = end
@@ -120,7 +164,7 @@ cdef class TcpStream:
                 self._insert(off, data, caplen)
             if caplen < paylen:
                 # Cut by the snap length: those bytes exist but are not in the capture.
-                self.truncated_bytes += paylen - caplen
+                self.x.truncated_bytes += paylen - caplen
                 if self.next_off == off + caplen:
                     target = end
                     if self.ooo:
@@ -146,9 +190,9 @@ cdef class TcpStream:
             # Bytes before the first byte we followed, or inside the range last
             # declared a gap, came too late to be used; the rest are duplicates.
             late = _overlap(off, off + k, -MAX_ACK_AHEAD, 0) + \
-                _overlap(off, off + k, self.gap_lo, self.gap_hi)
-            self.late_bytes += late
-            self.duplicate_bytes += k - late
+                _overlap(off, off + k, self.x.gap_lo, self.x.gap_hi)
+            self.x.late_bytes += late
+            self.x.duplicate_bytes += k - late
             self._compare(off, data, k, late)
             if k == n:
                 return
@@ -168,25 +212,25 @@ cdef class TcpStream:
         if self.sink is not None:
             self.sink.feed(data, n)
         # Keep the last bytes for comparing later retransmissions.
-        if self.ring == NULL:
-            self.ring = <uint8_t*>malloc(RING_INIT)
-            if self.ring == NULL:
+        if self.x.ring == NULL:
+            self.x.ring = <uint8_t*>malloc(RING_INIT)
+            if self.x.ring == NULL:
                 raise MemoryError()
-            self.ring_cap = RING_INIT
-        k = n if n < self.ring_cap else self.ring_cap
+            self.x.ring_cap = RING_INIT
+        k = n if n < self.x.ring_cap else self.x.ring_cap
         pos = self.next_off + n - k
         data += n - k
         while k > 0:
-            first = pos & (self.ring_cap - 1)
-            chunk = self.ring_cap - first
+            first = pos & (self.x.ring_cap - 1)
+            chunk = self.x.ring_cap - first
             if chunk > k:
                 chunk = k
-            memcpy(self.ring + first, data, chunk)
+            memcpy(self.x.ring + first, data, chunk)
             data += chunk
             pos += chunk
             k -= chunk
         self.next_off += n
-        self.delivered_bytes += n
+        self.x.delivered_bytes += n
         if self.sink is not None and self.sink.nranges:
             self._take_marks()
 
@@ -207,11 +251,11 @@ cdef class TcpStream:
         """A stored segment (already out of the list) starting at or before next_off."""
         cdef int64_t s_end, k
         cdef const uint8_t* d = <const uint8_t*>PyBytes_AS_STRING(s.data)
-        self.ooo_bytes -= len(s.data)
+        self.x.ooo_bytes -= len(s.data)
         s_end = s.off + len(s.data)
         k = (s_end if s_end < self.next_off else self.next_off) - s.off
         if k > 0:
-            self.duplicate_bytes += k
+            self.x.duplicate_bytes += k
             self._compare(s.off, d, k, 0)
         if s_end > self.next_off:
             self._deliver(d + k, s_end - self.next_off)
@@ -234,20 +278,23 @@ cdef class TcpStream:
         """Keep [off, off+n) (beyond next_off): the first copy of every byte wins.  A segment
         that overlaps stored ones is merged with them into one (the list never grows by
         more than one entry per segment)."""
-        cdef Py_ssize_t i = self._first_ending_after(off), j, k, held = 0
+        cdef Py_ssize_t i, j, k, held = 0
         cdef int64_t end = off + n, lo, hi, a, b, s_end
         cdef Segment s, first, last
         cdef bytearray merged
         cdef uint8_t* m
         cdef const uint8_t* sd
+        if self.ooo is None:
+            self.ooo = []
+        i = self._first_ending_after(off)
         if i == len(self.ooo):
             self.ooo.append(make_segment(off, data, n))          # the usual case: beyond everything
-            self.ooo_bytes += n
+            self.x.ooo_bytes += n
             return
         first = self.ooo[i]
         if first.off >= end:
             self.ooo.insert(i, make_segment(off, data, n))       # in a hole, touching nothing
-            self.ooo_bytes += n
+            self.x.ooo_bytes += n
             return
         j = i + 1
         while j < len(self.ooo) and (<Segment>self.ooo[j]).off < end:
@@ -266,13 +313,13 @@ cdef class TcpStream:
             s_end = s.off + len(s.data)
             a = s.off if s.off > off else off
             b = s_end if s_end < end else end
-            self.duplicate_bytes += b - a
+            self.x.duplicate_bytes += b - a
             if memcmp(data + (a - off), sd + (a - s.off), b - a) != 0:
-                self.conflict_segments += 1
-                self.conflict_bytes += _count_diff(data + (a - off), sd + (a - s.off), b - a)
+                self.x.conflict_segments += 1
+                self.x.conflict_bytes += _count_diff(data + (a - off), sd + (a - s.off), b - a)
             memcpy(m + (s.off - lo), sd, len(s.data))             # the stored (first) copy wins
             held += len(s.data)
-        self.ooo_bytes += (hi - lo) - held
+        self.x.ooo_bytes += (hi - lo) - held
         self.ooo[i:j] = [make_segment(lo, m, hi - lo)]
 
     cdef void _compare(self, int64_t off, const uint8_t* data, Py_ssize_t n, int64_t late):
@@ -280,66 +327,67 @@ cdef class TcpStream:
 
         ``late`` of them fell in a gap (never delivered): not counted as uncompared.
         """
-        cdef int64_t lo = self.next_off - self.ring_cap
+        cdef int64_t lo = self.next_off - self.x.ring_cap
         cdef int64_t a, first
         cdef Py_ssize_t k, chunk
         cdef int64_t diff = 0
-        if lo < self.ring_from:
-            lo = self.ring_from
+        if lo < self.x.ring_from:
+            lo = self.x.ring_from
         a = off if off > lo else lo
         if a > off:
-            self.uncompared_bytes += ((a - off) if a - off < n else n) - late
-            if self.ring_cap < RING_MAX and self.ring != NULL and off >= self.ring_from:
+            self.x.uncompared_bytes += ((a - off) if a - off < n else n) - late
+            if self.x.ring_cap < RING_MAX and self.x.ring != NULL and off >= self.x.ring_from:
                 self._grow_ring()
-        if self.ring == NULL or a >= off + n:
+        if self.x.ring == NULL or a >= off + n:
             return
         data += a - off
         k = off + n - a
         while k > 0:
-            first = a & (self.ring_cap - 1)
-            chunk = self.ring_cap - first
+            first = a & (self.x.ring_cap - 1)
+            chunk = self.x.ring_cap - first
             if chunk > k:
                 chunk = k
-            if memcmp(self.ring + first, data, chunk) != 0:
-                diff += _count_diff(self.ring + first, data, chunk)
+            if memcmp(self.x.ring + first, data, chunk) != 0:
+                diff += _count_diff(self.x.ring + first, data, chunk)
             data += chunk
             a += chunk
             k -= chunk
         if diff:
-            self.conflict_segments += 1
-            self.conflict_bytes += diff
+            self.x.conflict_segments += 1
+            self.x.conflict_bytes += diff
 
     cdef void _grow_ring(self):
         """Double the ring, keeping the bytes it holds at their new positions."""
-        cdef int64_t new_cap = self.ring_cap * 2
+        cdef int64_t new_cap = self.x.ring_cap * 2
         cdef uint8_t* r = <uint8_t*>malloc(new_cap)
-        cdef int64_t lo = self.next_off - self.ring_cap, o
+        cdef int64_t lo = self.next_off - self.x.ring_cap, o
         if r == NULL:
             return
-        if lo < self.ring_from:
-            lo = self.ring_from
+        if lo < self.x.ring_from:
+            lo = self.x.ring_from
         o = lo
         while o < self.next_off:
-            r[o & (new_cap - 1)] = self.ring[o & (self.ring_cap - 1)]
+            r[o & (new_cap - 1)] = self.x.ring[o & (self.x.ring_cap - 1)]
             o += 1
-        free(self.ring)
-        self.ring = r
-        self.ring_cap = new_cap
-        self.ring_from = lo      # older offsets were never kept
+        free(self.x.ring)
+        self.x.ring = r
+        self.x.ring_cap = new_cap
+        self.x.ring_from = lo      # older offsets were never kept
 
     # ------------------------------------------------------------------ holes and gaps
     cdef void _gap_to(self, int64_t off):
         cdef int64_t n = off - self.next_off
         if n <= 0:
             return
+        self._data()
         if self.sink is not None:
             self.sink.feed_gap(n)
-        self.gap_bytes += n
-        self.gaps += 1
-        self.gap_lo = self.next_off
-        self.gap_hi = off
+        self.x.gap_bytes += n
+        self.x.gaps += 1
+        self.x.gap_lo = self.next_off
+        self.x.gap_hi = off
         self.next_off = off
-        self.ring_from = off
+        self.x.ring_from = off
         if self.sink is not None and self.sink.nranges:
             self._take_marks()
 
@@ -353,17 +401,18 @@ cdef class TcpStream:
     cdef void _check_hole(self):
         cdef int64_t target, acked
         cdef Segment s
-        while self.ooo_bytes > OOO_CAP or len(self.ooo) > OOO_MAX_SEGMENTS:
+        while self.ooo and (self.x.ooo_bytes > OOO_CAP or len(self.ooo) > OOO_MAX_SEGMENTS):
             s = self.ooo[0]
             self._gap_to(s.off)
             self._drain()
         acked = self._acked_data_end()
         if acked > self.next_off:
-            if self.hole_at != self.next_off:
-                self.hole_at = self.next_off      # a new hole: patience starts again
-                self.hole_frames = 0
-            self.hole_frames += 1
-            if self.hole_frames > PATIENCE:
+            self._data()
+            if self.x.hole_at != self.next_off:
+                self.x.hole_at = self.next_off      # a new hole: patience starts again
+                self.x.hole_frames = 0
+            self.x.hole_frames += 1
+            if self.x.hole_frames > PATIENCE:
                 target = acked
                 if self.ooo:
                     s = self.ooo[0]
@@ -372,9 +421,9 @@ cdef class TcpStream:
                 self._gap_to(target)
                 if self.ooo:
                     self._drain()
-                self.hole_frames = 0
-        else:
-            self.hole_frames = 0
+                self.x.hole_frames = 0
+        elif self.x != NULL:
+            self.x.hole_frames = 0
 
     cdef void finish(self):
         """End of the connection or of the capture: everything left is delivered or a gap."""
@@ -383,7 +432,7 @@ cdef class TcpStream:
         cdef list held
         if self.finished:
             return
-        held, self.ooo = self.ooo, []
+        held, self.ooo = self.ooo or [], None
         for s in held:
             self._gap_to(s.off)
             self._take(s)
@@ -400,10 +449,12 @@ cdef class TcpStream:
 
     cdef void shrink(self):
         """Release the comparison ring (idle or finished connection)."""
-        free(self.ring)
-        self.ring = NULL
-        self.ring_cap = 0
-        self.ring_from = self.next_off
+        if self.x == NULL:
+            return
+        free(self.x.ring)
+        self.x.ring = NULL
+        self.x.ring_cap = 0
+        self.x.ring_from = self.next_off
 
     # ------------------------------------------------------------------ acknowledgements
     cdef void ack(self, uint32_t ack):
@@ -415,7 +466,7 @@ cdef class TcpStream:
             off = self.fin_off        # the FIN's own sequence number
         if off > self.ack_off and off <= self.max_end + MAX_ACK_AHEAD:
             self.ack_off = off
-            if self.marks_len > self.marks_head:
+            if self.x != NULL and self.x.marks_len > self.x.marks_head:
                 self._apply_ack()
         self._check_hole()
 
@@ -423,52 +474,53 @@ cdef class TcpStream:
         cdef StreamSink sink = self.sink
         cdef Py_ssize_t i
         cdef int64_t a, b
+        self._data()
         for i in range(sink.nranges):
             a = sink.ranges[2 * i]
             b = sink.ranges[2 * i + 1]
-            self.marked_bytes += b - a
+            self.x.marked_bytes += b - a
             if b <= self.ack_off:
                 self.marked_acked_bytes += b - a
                 continue
             if a < self.ack_off:
                 self.marked_acked_bytes += self.ack_off - a
                 a = self.ack_off
-            if self.marks_len == self.marks_cap:
-                if self.marks_head > 0:
-                    memmove(self.marks, self.marks + 2 * self.marks_head,
-                            2 * (self.marks_len - self.marks_head) * sizeof(int64_t))
-                    self.marks_len -= self.marks_head
-                    self.marks_head = 0
-                elif self.marks_cap < MAX_MARKS:
-                    self.marks_cap = 16 if self.marks_cap == 0 else 2 * self.marks_cap
-                    self.marks = <int64_t*>realloc(self.marks, 2 * self.marks_cap * sizeof(int64_t))
-                    if self.marks == NULL:
+            if self.x.marks_len == self.x.marks_cap:
+                if self.x.marks_head > 0:
+                    memmove(self.x.marks, self.x.marks + 2 * self.x.marks_head,
+                            2 * (self.x.marks_len - self.x.marks_head) * sizeof(int64_t))
+                    self.x.marks_len -= self.x.marks_head
+                    self.x.marks_head = 0
+                elif self.x.marks_cap < MAX_MARKS:
+                    self.x.marks_cap = 16 if self.x.marks_cap == 0 else 2 * self.x.marks_cap
+                    self.x.marks = <int64_t*>realloc(self.x.marks, 2 * self.x.marks_cap * sizeof(int64_t))
+                    if self.x.marks == NULL:
                         raise MemoryError()
                 else:
                     # A million unacknowledged ranges: widen the last one (bounded memory).
-                    self.marks[2 * self.marks_len - 1] = b
+                    self.x.marks[2 * self.x.marks_len - 1] = b
                     continue
-            self.marks[2 * self.marks_len] = a
-            self.marks[2 * self.marks_len + 1] = b
-            self.marks_len += 1
+            self.x.marks[2 * self.x.marks_len] = a
+            self.x.marks[2 * self.x.marks_len + 1] = b
+            self.x.marks_len += 1
         sink.nranges = 0
 
     cdef void _apply_ack(self):
         cdef int64_t a, b
-        while self.marks_head < self.marks_len:
-            a = self.marks[2 * self.marks_head]
-            b = self.marks[2 * self.marks_head + 1]
+        while self.x.marks_head < self.x.marks_len:
+            a = self.x.marks[2 * self.x.marks_head]
+            b = self.x.marks[2 * self.x.marks_head + 1]
             if b <= self.ack_off:
                 self.marked_acked_bytes += b - a
-                self.marks_head += 1
+                self.x.marks_head += 1
             else:
                 if a < self.ack_off:
                     self.marked_acked_bytes += self.ack_off - a
-                    self.marks[2 * self.marks_head] = self.ack_off
+                    self.x.marks[2 * self.x.marks_head] = self.ack_off
                 break
-        if self.marks_head == self.marks_len:
-            self.marks_head = 0
-            self.marks_len = 0
+        if self.x.marks_head == self.x.marks_len:
+            self.x.marks_head = 0
+            self.x.marks_len = 0
 
 
 cdef int64_t _count_diff(const uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept:

@@ -9,7 +9,7 @@ cdef class UtpStream:
     cdef readonly bint started, syn_seen, fin_seen, reset_seen, finished
     cdef readonly int64_t next_idx        # unwrapped seq_nr of the next packet to deliver
     cdef int64_t fin_idx
-    cdef dict ooo                         # idx -> payload (bytes) waiting for earlier packets
+    cdef dict ooo                         # idx -> payload (bytes) waiting for earlier packets (None: none yet)
     cdef list ooo_heap                    # min-heap of the keys of ooo (and drained ones, popped lazily)
     cdef readonly int64_t ooo_bytes
     # delivered packets not yet cumulatively acknowledged: idx q_head_idx + i
@@ -31,7 +31,7 @@ cdef class UtpStream:
     # counters
     cdef readonly int64_t packets, payload_bytes, delivered_bytes, delivered_packets
     cdef readonly int64_t duplicate_bytes, duplicate_packets, conflict_packets, uncompared_packets
-    cdef readonly int64_t gap_packets, gaps, late_bytes, truncated_bytes, empty_packets
+    cdef readonly int64_t gap_packets, gaps, late_bytes, truncated_bytes
     cdef readonly int64_t marked_bytes, marked_acked_bytes
 
     cdef inline int64_t rel(self, uint16_t seq) noexcept:

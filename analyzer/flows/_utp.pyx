@@ -68,8 +68,8 @@ cdef class UtpStream:
     """One direction of a uTP connection; see the module docstring."""
 
     def __cinit__(self):
-        self.ooo = {}
-        self.ooo_heap = []
+        self.ooo = None             # made with the first packet that waits (most streams have none)
+        self.ooo_heap = None
         self.q_marked = NULL
         self.q_hash = NULL
         self.q_size = NULL
@@ -173,6 +173,9 @@ cdef class UtpStream:
             if self.ooo:
                 self._drain()
         else:
+            if self.ooo is None:
+                self.ooo = {}
+                self.ooo_heap = []
             old = self.ooo.get(idx)
             if old is not None:
                 self.duplicate_packets += 1
@@ -383,7 +386,7 @@ cdef class UtpStream:
             return
         while self.ooo:
             self._lose_to(self._ooo_min())
-        self.ooo_heap = []
+        self.ooo = self.ooo_heap = None
         end = self._acked_end()
         if end > self.next_idx:
             self._lose_to(end)

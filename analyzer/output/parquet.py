@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 from analyzer.findings.timeline import DIRECTIONS, TRANSPORTS, PeerRow
 
@@ -14,18 +13,27 @@ TIMELINE_COLUMNS = ["bin_start", "bin_seconds", "info_hash", "host", "direction"
 PEER_COLUMNS = ["info_hash", "host", "remote_ip", "internal", "transport", "downloaded_bytes",
                 "downloaded_acked_bytes", "uploaded_bytes", "uploaded_acked_bytes", "connections", "first_seen",
                 "last_seen"]
-UTC_NS = pa.timestamp("ns", tz="UTC")
 
 
-def _int64(values, typ=pa.int64()) -> pa.Array:
+# pyarrow (about 40 MB) is imported when the tables are written, not with the command: the
+# analysis before them is where memory peaks.
+def _utc_ns():
+    import pyarrow as pa
+    return pa.timestamp("ns", tz="UTC")
+
+
+def _int64(values, typ=None) -> pa.Array:
     """An Arrow int64 (or timestamp) column straight from a numpy buffer.  pa.array() would
     import pandas to inspect its argument, which costs the command most of a second."""
+    import pyarrow as pa
+    typ = pa.int64() if typ is None else typ
     a = np.ascontiguousarray(values, np.int64)
     return pa.Array.from_buffers(typ, len(a), [None, pa.py_buffer(a)])
 
 
 def _strings(values) -> pa.Array:
     """An Arrow string column from Python strings (same reason as _int64)."""
+    import pyarrow as pa
     enc = [v.encode("utf-8") for v in values]
     offsets = np.zeros(len(enc) + 1, np.int64)
     if enc:
@@ -37,9 +45,10 @@ def _strings(values) -> pa.Array:
 
 
 def timeline_table(timeline) -> pa.Table:
+    import pyarrow as pa
     rows, names = timeline.rows, timeline.info_hashes
     return pa.table({
-        "bin_start": _int64(rows[:, 0] * 1_000_000_000, UTC_NS),
+        "bin_start": _int64(rows[:, 0] * 1_000_000_000, _utc_ns()),
         "bin_seconds": _int64(np.full(len(rows), timeline.bin_seconds)),
         "info_hash": _strings([names[i] for i in rows[:, 1]]),
         "host": _strings([timeline.hosts[i] for i in rows[:, 2]]),
@@ -51,6 +60,7 @@ def timeline_table(timeline) -> pa.Table:
 
 
 def peers_table(peers: list[PeerRow]) -> pa.Table:
+    import pyarrow as pa
     cols = list(zip(*[(p.info_hash, p.host, p.remote_ip, p.internal, p.transport, p.downloaded_bytes,
                        p.downloaded_acked_bytes, p.uploaded_bytes, p.uploaded_acked_bytes, p.connections,
                        p.first_seen_ns, p.last_seen_ns)
@@ -62,8 +72,8 @@ def peers_table(peers: list[PeerRow]) -> pa.Table:
                                                  [None, pa.py_buffer(np.packbits(internal, bitorder="little"))]),
         "transport": _strings(cols[4]),
         **{c: _int64(cols[i]) for i, c in enumerate(PEER_COLUMNS[5:10], 5)},
-        "first_seen": _int64(cols[10], UTC_NS),
-        "last_seen": _int64(cols[11], UTC_NS),
+        "first_seen": _int64(cols[10], _utc_ns()),
+        "last_seen": _int64(cols[11], _utc_ns()),
     })
 
 

@@ -34,7 +34,9 @@ def input_json(i) -> dict:
         "path": i.path, "sha256": i.sha256, "size_bytes": i.size_bytes, "format": i.format,
         "compression": i.compression, "frames": i.frames, "link_types": i.link_types,
         "first_ts": iso_ns(i.first_ts_ns), "last_ts": iso_ns(i.last_ts_ns), "readable": i.readable,
-        "errors": i.errors, "damaged_bytes": i.damaged_bytes, "truncated_bytes": i.truncated_bytes,
+        "errors": i.errors, "errors_not_listed": i.errors_not_listed, "damaged_bytes": i.damaged_bytes,
+        "truncated_bytes": i.truncated_bytes, "timestamp_anomalies": i.timestamp_anomalies,
+        "damaged_interfaces": i.damaged_interfaces, "interfaces_over_limit": i.interfaces_over_limit,
         "internal_error": i.internal_error,
     }
     if i.skipped_blocks:
@@ -156,7 +158,9 @@ def accounting_json(a) -> dict:
             "reused_tuples": a.reused_tuples,
             "connections_finished_after_silence": a.connections_finished_after_silence,
             "connections_continued_after_silence": a.connections_continued_after_silence,
-            "capture_damage": a.capture_damage}
+            "connections_finished_at_cap": a.connections_finished_at_cap,
+            "capture_damage": a.capture_damage, "decode_errors": a.decode_errors,
+            "extension_messages": a.extension_messages, "pending_dropped": a.pending_dropped}
 
 
 def _client_state_json(finding) -> list:

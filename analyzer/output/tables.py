@@ -21,11 +21,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
+from itertools import chain
 
 from analyzer.findings.transfers import SUM_FIELDS
 from analyzer.protocols.peer_id import peer_id_text
 from analyzer.output.summary import announce_json
-from analyzer.sessions.records import DIRECTION_FIELDS
+from analyzer.sessions.records import DIRECTION_FIELDS, client_of
 from analyzer.timefmt import iso_ns
 
 TIME_COLUMNS = ("first_seen", "last_seen", "ts", "first_ts", "last_ts", "attribution_ts", "first_block_ts",
@@ -142,7 +144,10 @@ CONNECTION_BASE = (
 CONNECTION_COLUMNS = with_excel(CONNECTION_BASE)
 
 
+_direction_values = operator.attrgetter(*DIRECTION_FIELDS)
 BOUND_FIELDS = ("downloaded_lower_bytes", "downloaded_upper_bytes", "uploaded_lower_bytes", "uploaded_upper_bytes")
+_bound_values = operator.attrgetter(*BOUND_FIELDS)
+_NO_BOUNDS = (0,) * len(BOUND_FIELDS)           # the subject is not an end of the connection
 
 
 def _blank(v):
@@ -172,12 +177,10 @@ def connection_row(v, files: list[str]) -> list:
            t.side, t.host, t.remote_ip if s else "", t.remote_port if s else "",
            s.downloaded_bytes if s else 0, s.downloaded_acked_bytes if s else 0,       # none of the subject's
            s.uploaded_bytes if s else 0, s.uploaded_acked_bytes if s else 0,           # (with outside hosts)
-           *(_blank(getattr(t.bounds, k)) if s else 0 for k in BOUND_FIELDS),
-           peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), r.client(r.fwd), r.client(r.rev),
+           *(map(_blank, _bound_values(t.bounds)) if s else _NO_BOUNDS),
+           peer_id_text(r.fwd.peer_id), peer_id_text(r.rev.peer_id), client_of(r.fwd), client_of(r.rev),
            _hex(r.fwd.reserved), _hex(r.rev.reserved), _compact(r.fwd.ext), _compact(r.rev.ext)]
-    for name in DIRECTION_FIELDS:
-        row.append(getattr(r.fwd, name))
-        row.append(getattr(r.rev, name))
+    row += chain.from_iterable(zip(_direction_values(r.fwd), _direction_values(r.rev)))
     row += [files[r.first_file], r.first_frame, iso_ns(r.first_ts_ns),
             files[r.last_file], r.last_frame, iso_ns(r.last_ts_ns)]
     for ref in (r.first_block, r.last_block):
@@ -189,8 +192,8 @@ def write_connections_csv(f, out) -> None:
     """connections.csv into the text file ``out``, streamed (one row per connection)."""
     w = _writer(out)
     w.writerow(CONNECTION_COLUMNS)
-    for v in f.connection_views():
-        w.writerow(connection_row(v, f.files))
+    files = f.files
+    w.writerows(connection_row(v, files) for v in f.connection_views())
 
 
 def connections_csv(f) -> str:

@@ -80,11 +80,6 @@ class Plan:
     def staged(self) -> bool:
         return self.scheduler is not None or self.workers > 1 or (self.shards or 1) > 1
 
-    def shard_count(self) -> int:
-        if self.verify:
-            return 1
-        return self.shards or self.workers
-
 
 @dataclass
 class Outcome:

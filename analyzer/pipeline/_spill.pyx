@@ -22,8 +22,6 @@ from analyzer.decode._headers cimport Pkt, decode_frame, K_IP, K_FRAGMENT
 cdef enum:
     HEADER = 32
 
-RECORD_HEADER = HEADER
-
 
 cdef inline uint64_t _pair_hash(Pkt* k) noexcept:
     cdef int alen = 4 if k.ipver == 4 else 16

@@ -23,6 +23,8 @@ from analyzer.sessions.linker import ConnectionLinker
 from analyzer.sessions.records import record_from_conn
 from analyzer.sessions.store import RecordStore
 
+FINISH_LOT = 4096      # connections finished at the end of input between two collections
+
 
 @dataclass
 class PartResult:
@@ -36,6 +38,7 @@ class PartResult:
     fragments: dict = field(default_factory=dict)
     frames: int = 0
     reused_tuples: int = 0
+    finished_at_cap: int = 0      # connections the engine finished early (cap on live connections)
     linked: int = 0               # connections attributed as the continuation of one of those
     udp: DatagramResult = field(default_factory=DatagramResult)
     http_announces: list = field(default_factory=list)
@@ -85,7 +88,9 @@ class Flows:
 
     def _collect(self) -> None:
         v = self.verifier
-        for c in self.engine.drain_finished():
+        done = self.engine.drain_finished()
+        for i, c in enumerate(done):
+            done[i] = None                # each connection freed once its record is made
             attributed = v.attributions.get(c.conn_id) if v is not None else None
             r = self.linker.link(c, record_from_conn(c, self.out.http_announces, attributed))
             self.out.index.add(r)
@@ -93,14 +98,16 @@ class Flows:
 
     def finish(self) -> PartResult:
         out, e = self.out, self.engine
-        e.finish()
+        while e.finish(FINISH_LOT):       # records made lot by lot: memory follows the lot, not every connection
+            self._collect()
         self._collect()
         out.linked = self.linker.linked
         if e.datagrams:
             self.udp.add_all(e.take_datagrams())
         out.udp = self.udp.result()
         out.extensions = self.router.results()
-        out.extension_messages = {"unnamed": self.router.unnamed, "dropped": self.router.dropped}
+        out.extension_messages = {"unnamed": self.router.unnamed, "dropped": self.router.dropped,
+                                  "malformed_handshakes": self.router.malformed_handshakes}
         if self.verifier is not None:
             out.pieces = self.verifier.finish()
             out.carved = self.verifier.carver.finish() if self.verifier.carver is not None else []
@@ -111,7 +118,8 @@ class Flows:
         out.reasons = e.undecodable_reasons()
         out.unknown_link_types = dict(e.unknown_link_types)
         out.fragments = {"datagrams_reassembled": self.defrag.reassembled, "overlap_conflicts": self.defrag.conflicts,
-                         "incomplete_frames": self.defrag.dropped_frames}
+                         "incomplete_frames": self.defrag.dropped_frames, "evicted_datagrams": self.defrag.evicted}
         out.frames = e.frames_seen
         out.reused_tuples = e.reused_tuples
+        out.finished_at_cap = e.finished_at_cap
         return out

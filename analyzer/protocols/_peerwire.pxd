@@ -95,3 +95,4 @@ cdef class PeerWireParser(StreamSink):
     cdef void _flush_block(self)
     cdef void _count_skipped(self, int64_t n)
     cdef void _give_up(self)
+    cdef void _cut(self, bint gap, bint resync)

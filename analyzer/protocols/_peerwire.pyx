@@ -323,30 +323,7 @@ cdef class PeerWireParser:
                 self._emit_body()
                 self._start_header()
             return
-        if self.state == S_BLOCK:
-            # the rest of the block was inside the gap
-            self.block_gap_bytes += self.block_remaining
-            self.block_missing += self.block_remaining
-            self.block_remaining = 0
-            self._end_piece()
-            self._desync()
-        elif self.state == S_HEADER:
-            # Even at a message boundary the framing of what follows the gap is unknown.
-            self.unparsed_bytes += self.hdr_len
-            self.hdr_len = 0
-            self._desync()
-        elif self.state == S_BODY:
-            self.lost_messages += 1
-            self._desync()
-        elif self.state == S_SKIP:
-            # the rest of the skipped message is in the gap, and what follows it is unknown
-            self.skip_remaining = 0
-            self._desync()
-        elif self.state == S_HANDSHAKE:
-            self._handshake_cut()
-            self._desync()
-        elif self.state == S_RESYNC:
-            self._drop_resync_buffer()
+        self._cut(True, True)
         self.stream_off += n
         if self.state == S_RESYNC:
             self.resync_start = self.stream_off
@@ -361,26 +338,7 @@ cdef class PeerWireParser:
         self.breaks += 1
         if self.event_mask & EV_DIAG:
             self._events.append(ev.Gap(self.stream_off, -1, False))
-        if self.state == S_BLOCK:
-            self.block_missing += self.block_remaining
-            self.block_remaining = 0
-            self._end_piece()
-            self._desync()
-        elif self.state == S_HEADER:
-            self.unparsed_bytes += self.hdr_len
-            self.hdr_len = 0
-            self._desync()
-        elif self.state == S_BODY:
-            self.lost_messages += 1
-            self._desync()
-        elif self.state == S_SKIP:
-            self.skip_remaining = 0
-            self._desync()
-        elif self.state == S_HANDSHAKE:
-            self._handshake_cut()
-            self._desync()
-        elif self.state == S_RESYNC:
-            self._drop_resync_buffer()
+        self._cut(False, True)
 
     def receive_break(self):
         self.feed_break()
@@ -389,26 +347,42 @@ cdef class PeerWireParser:
 
     cdef void feed_eof(self):
         self._settle()
-        if self.state == S_BLOCK:
+        self._cut(False, False)
+
+    cdef void _cut(self, bint gap, bint resync):
+        """The stream breaks off inside whatever was in progress: a gap past the current
+        message (``gap``: the rest of a block lies in it, counted as ``block_gap_bytes``),
+        a break of unknown length, or the end (``resync`` False).  The message in progress
+        is closed as cut; after a gap or break the framing of what follows is unknown
+        (RESYNC), at the end the parser rests at a message boundary."""
+        cdef int s = self.state
+        if s == S_RESYNC:
+            self._drop_resync_buffer()
+            if not resync and self.opaque_scan:
+                self.state = S_OPAQUE      # no plaintext peer wire turned up
+            return
+        if s == S_OPAQUE:
+            return
+        if s == S_BLOCK:
+            if gap:
+                self.block_gap_bytes += self.block_remaining
             self.block_missing += self.block_remaining
             self.block_remaining = 0
             self._end_piece()
-            self._start_header()
-        elif self.state == S_HANDSHAKE:
-            self._handshake_cut()
-        elif self.state == S_HEADER:
+        elif s == S_HEADER:
+            # even at a message boundary the framing of what follows is unknown
             self.unparsed_bytes += self.hdr_len
             self.hdr_len = 0
-        elif self.state == S_BODY:
+        elif s == S_BODY:
             self.lost_messages += 1
+        elif s == S_SKIP:
+            self.skip_remaining = 0        # the rest of the skipped message is cut off
+        elif s == S_HANDSHAKE:
+            self._handshake_cut()
+        if resync:
+            self._desync()
+        elif s == S_BODY or s == S_SKIP:
             self._start_header()
-        elif self.state == S_SKIP:
-            self.skip_remaining = 0         # the stream ended inside the skipped message
-            self._start_header()
-        elif self.state == S_RESYNC:
-            self._drop_resync_buffer()
-            if self.opaque_scan:
-                self.state = S_OPAQUE      # no plaintext peer wire turned up
 
     # ------------------------------------------------------------------ handshake
     cdef Py_ssize_t _feed_handshake(self, const uint8_t* p, Py_ssize_t n):

@@ -12,6 +12,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from analyzer.protocols.compact import V4, V6, compact_peers
+
 PROTOCOL_ID = 0x41727101980
 EVENTS = {0: "", 1: "completed", 2: "started", 3: "stopped"}
 CONNECT, ANNOUNCE, SCRAPE, ERROR = 0, 1, 2, 3
@@ -107,14 +109,9 @@ def decode_response(p: bytes, expected_action: int, ipv6: bool) -> UdpTrackerRes
         return UdpTrackerResponse(CONNECT, tx, connection_id=struct.unpack_from(">Q", p, 8)[0])
     if action == ANNOUNCE and len(p) >= 20:
         interval, leechers, seeders = struct.unpack_from(">III", p, 8)
-        size = 18 if ipv6 else 6
-        body = p[20:]
-        peers = []
-        for i in range(0, len(body) - size + 1, size):
-            addr = ipaddress.ip_address(body[i:i + size - 2])
-            peers.append((str(addr), struct.unpack_from(">H", body, i + size - 2)[0]))
+        # a trailing partial entry (a datagram cut short) is ignored
         return UdpTrackerResponse(ANNOUNCE, tx, interval=interval, leechers=leechers, seeders=seeders,
-                                  peers=tuple(peers))
+                                  peers=compact_peers(p[20:], V6 if ipv6 else V4))
     if action == SCRAPE:
         return UdpTrackerResponse(SCRAPE, tx, scrape=tuple(struct.unpack_from(">III", p, i)
                                                            for i in range(8, len(p) - 11, 12)))

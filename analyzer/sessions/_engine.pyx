@@ -26,6 +26,13 @@ except for a connection's first frame:
    (``datagrams``); the rest are counted as UDP.
 5. Each stream's sink is a ``PeerWireParser``.
 
+Live connections are capped (``max_live``, default ``MAX_LIVE_CONNECTIONS``):
+a SYN flood or scan must not take memory without bound.  Beyond the cap the
+oldest idle sixteenth (least recent last frame) are finished at once and
+counted (``finished_at_cap``); a connection without payload costs a few
+hundred bytes (its streams' payload state and references are allocated with
+the first payload, see ``flows._tcp`` and ``_conn``).
+
 Connections are *finished* (streams flushed, gaps declared) when closed and
 idle for ``CLOSED_IDLE_NS`` of capture time, when silent for ``open_idle_ns``
 (default 10 minutes: peers send keep-alives every two minutes and drop silent
@@ -57,12 +64,15 @@ from analyzer.protocols._datagram cimport bittorrent_datagram_candidate
 from analyzer.protocols._peerwire cimport PeerWireParser
 from analyzer.sessions._conn cimport Connection, TcpConnection, UtpConnection
 
+import numpy as np
+
 cdef int64_t CLOSED_IDLE_NS = 60 * 1000000000
 cdef int64_t IDLE_SHRINK_NS = 120 * 1000000000
 OPEN_IDLE_NS = 600 * 1000000000
 cdef int64_t IDLE_MARGIN_NS = 60 * 1000000000   # the sweep frees silent connections this much later
 cdef int64_t SWEEP_EVERY_NS = 10 * 1000000000
 cdef Py_ssize_t GIL_EVERY = 1023        # frames between two moments the interpreter lock is given up
+MAX_LIVE_CONNECTIONS = 1 << 17          # live connections (TCP and uTP) per engine; beyond, the oldest idle are finished
 
 # Frame kinds counted by the engine itself (connections count their own frames).
 KIND_NAMES = ("udp", "other_ip", "non_ip", "undecodable")
@@ -104,6 +114,10 @@ cdef class Engine:
     cdef int64_t reason_frames[N_REASONS]
     cdef readonly dict unknown_link_types
     cdef readonly int64_t frames_seen, reused_tuples
+    cdef public Py_ssize_t max_live      # cap on live connections (see MAX_LIVE_CONNECTIONS; 0: none)
+    cdef readonly int64_t finished_at_cap   # connections finished early because of it
+    cdef list closing                    # finish(): the connections being finished, by creation
+    cdef Py_ssize_t closing_at
     cdef public int64_t open_idle_ns  # finish a connection silent for this long (capture time)
     cdef public object verifier     # optional: .tap(connection, direction, parser) -> block sink or None
     cdef public object extensions   # optional: sessions.extensions.ExtensionRouter for BEP 10 messages
@@ -123,6 +137,7 @@ cdef class Engine:
         self.last_conn = None
         self.unknown_link_types = {}
         self.last_sweep_ts = -1
+        self.max_live = MAX_LIVE_CONNECTIONS
 
     # ------------------------------------------------------------------ Python API
     def process(self, const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[::1] caplen,
@@ -141,7 +156,7 @@ cdef class Engine:
                 with nogil:         # let the hashing thread have the interpreter lock now and then
                     pass
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
-            self._sweep(False)
+            self._sweep()
 
     def process_records(self, const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[::1] caplen,
                         const uint32_t[::1] origlen, const int64_t[::1] ts_ns, const int32_t[::1] linktype,
@@ -158,7 +173,7 @@ cdef class Engine:
                 with nogil:
                     pass
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
-            self._sweep(False)
+            self._sweep()
 
     def process_batch(self, batch, int file_idx):
         """Handle every record of a capture reader's Batch of file ``file_idx``."""
@@ -177,9 +192,26 @@ cdef class Engine:
         if self._mine_flowless():
             self._undecodable(wire_bytes, frames, REASON_NAMES.index(reason))
 
-    def finish(self):
-        """End of input: finish every connection."""
-        self._sweep(True)
+    def finish(self, Py_ssize_t limit=0):
+        """End of input: finish every connection, in order of creation.  ``limit`` > 0: at most
+        that many per call, so that the caller can drain each lot (memory then follows the
+        records being made, not every connection at once); returns how many are left."""
+        cdef Connection c
+        cdef Py_ssize_t n = 0, left
+        if self.closing is None:
+            self.last_sweep_ts = self.max_ts
+            self.closing = sorted([*self.conns.values(), *self.utp_conns.values()], key=_conn_order)
+            self.closing_at = 0
+        while self.closing_at < len(self.closing) and (limit <= 0 or n < limit):
+            c = self.closing[self.closing_at]
+            self.closing[self.closing_at] = None
+            self.closing_at += 1
+            n += 1
+            self._finish_conn(c)
+        left = len(self.closing) - self.closing_at
+        if left == 0:
+            self.closing = None
+        return left
 
     def drain_finished(self):
         out = self.finished
@@ -268,12 +300,12 @@ cdef class Engine:
         self.next_conn_id += 1
         c.key = pykey
         c.ip_version = k.ipver
-        src = PyBytes_FromStringAndSize(<const char*>k.src, alen)
-        dst = PyBytes_FromStringAndSize(<const char*>k.dst, alen)
         if reversed_roles:
-            c.addr0, c.port0, c.addr1, c.port1 = dst, dport, src, sport
+            c.set_addresses(k.dst, k.src)
+            c.port0, c.port1 = dport, sport
         else:
-            c.addr0, c.port0, c.addr1, c.port1 = src, sport, dst, dport
+            c.set_addresses(k.src, k.dst)
+            c.port0, c.port1 = sport, dport
         c.first_file = file_idx
         c.first_frame = frame_no
         c.first_ts = ts
@@ -312,7 +344,7 @@ cdef class Engine:
             self._finish_conn(c)
             c = self._new_tcp(c.key, k, t.sport, t.dport, t.flags, ts, file_idx, frame_no)
             self.last_conn = c
-        d = 0 if (t.sport == c.port0 and memcmp(k.src, PyBytes_AS_STRING(c.addr0), alen) == 0) else 1
+        d = 0 if (t.sport == c.port0 and memcmp(k.src, c.a0, alen) == 0) else 1
         s = c.s0 if d == 0 else c.s1
         if (t.flags & (TH_SYN | TH_ACK)) == TH_SYN and s.started and \
                 (c.closed or not s.syn_seen or s.isn != t.seq):
@@ -342,9 +374,9 @@ cdef class Engine:
         s.segment(t.seq, t.flags, t.pay, t.paycap, t.paylen)
         self._track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if t.flags & TH_RST:
-            c.close(ts, True)
+            c.close(True)
         elif c.s0.fin_seen and c.s1.fin_seen:
-            c.close(ts, False)
+            c.close(False)
 
     cdef PeerWireParser _parser(self, Connection c, int d, bint at_start):
         cdef PeerWireParser p = PeerWireParser(at_start, self.event_mask)
@@ -360,9 +392,10 @@ cdef class Engine:
         # first frame seen is the SYN-ACK: its receiver is the initiator
         self._init_conn(c, pykey, k, sport, dport, (flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK),
                         ts, file_idx, frame_no)
-        c.s0 = TcpStream()
-        c.s1 = TcpStream()
+        c.s0 = TcpStream.__new__(TcpStream)       # (no __init__: no sink yet)
+        c.s1 = TcpStream.__new__(TcpStream)
         self.conns[pykey] = c
+        self._check_live(c)
         return c
 
     # ------------------------------------------------------------------ UDP
@@ -417,8 +450,12 @@ cdef class Engine:
         s = c.s0 if d == 0 else c.s1
         other = c.s1 if d == 0 else c.s0
         c.touch(d, wire, weight, ts, file_idx, frame_no)
-        if s.sink is None:
+        if s.sink is None and u.ptype == ST_DATA:
+            # parsers are made at the first payload, as for TCP (a flood of uTP SYNs gets none);
+            # packets the stream already declared lost come first, as they would have
             s.sink = self._parser(c, d, c.syn_seen)
+            for _ in range(s.gaps):
+                (<PeerWireParser>s.sink).feed_break()
         if not s.started and d == 1 and c.syn_seen and u.ptype != ST_SYN:
             s.start_at(u.seq_nr)       # the responder's first packet carries its first seq_nr
         b0 = _block_bytes(c.s0.sink)
@@ -434,9 +471,9 @@ cdef class Engine:
             other.close_receiver()      # this packet's sender has closed: what it acknowledges later, it never read
         self._track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if u.ptype == ST_RESET:
-            c.close(ts, True)
+            c.close(True)
         elif c.s0.fin_seen and c.s1.fin_seen:
-            c.close(ts, False)
+            c.close(False)
 
     cdef UtpConnection _new_utp(self, Pkt* k, uint16_t sport, uint16_t dport, uint16_t cid, bint syn,
                                 uint16_t seq, int64_t ts, int file_idx, int64_t frame_no):
@@ -447,24 +484,27 @@ cdef class Engine:
         c.s1 = UtpStream()
         c.syn_seen = syn
         c.syn_seq = seq
-        c.halves = []
+        cdef list halves = []
+        d0, d1 = (c, 0), (c, 1)          # one tuple per direction, shared by its keys
         if syn:
             # initiator: SYN with id X, then X+1; responder: X
-            self._register(c, _half_key(k, sport, dport, cid), 0)
-            self._register(c, _half_key(k, sport, dport, <uint16_t>(cid + 1)), 0)
-            self._register(c, _half_key_rev(k, sport, dport, cid), 1)
+            self._register(halves, _half_key(k, sport, dport, cid), d0)
+            self._register(halves, _half_key(k, sport, dport, <uint16_t>(cid + 1)), d0)
+            self._register(halves, _half_key_rev(k, sport, dport, cid), d1)
         else:
             # mid-stream: the sender is the initiator (reply id X = cid-1) or the responder (X+1 = cid+1)
-            self._register(c, _half_key(k, sport, dport, cid), 0)
-            self._register(c, _half_key_rev(k, sport, dport, <uint16_t>(cid - 1)), 1)
-            self._register(c, _half_key_rev(k, sport, dport, <uint16_t>(cid + 1)), 1)
+            self._register(halves, _half_key(k, sport, dport, cid), d0)
+            self._register(halves, _half_key_rev(k, sport, dport, <uint16_t>(cid - 1)), d1)
+            self._register(halves, _half_key_rev(k, sport, dport, <uint16_t>(cid + 1)), d1)
+        c.halves = tuple(halves)
         self.utp_conns[c.conn_id] = c
+        self._check_live(c)
         return c
 
-    cdef void _register(self, UtpConnection c, bytes half, int d):
+    cdef void _register(self, list halves, bytes half, tuple entry):
         if half not in self.utp_halves:
-            self.utp_halves[half] = (c, d)
-            c.halves.append(half)
+            self.utp_halves[half] = entry
+            halves.append(half)
 
     # ------------------------------------------------------------------ connection lifetime
     cdef void _finish_conn(self, Connection c):
@@ -490,11 +530,11 @@ cdef class Engine:
         direction: an ACK can release buffered data of the other) go to that
         frame's second; a handshake, and block bytes, delivered by it are referenced to that frame."""
         cdef int64_t n, k, m
-        if c.hs_frame0 < 0 and p0 is not None and (<PeerWireParser>p0).info_hash is not None:
+        if p0 is not None and (<PeerWireParser>p0).info_hash is not None and not c.handshake_noted(0):
             c.note_handshake(0, file_idx, frame_no, ts)
-        if c.hs_frame1 < 0 and p1 is not None and (<PeerWireParser>p1).info_hash is not None:
+        if p1 is not None and (<PeerWireParser>p1).info_hash is not None and not c.handshake_noted(1):
             c.note_handshake(1, file_idx, frame_no, ts)
-        if c.hs_frame0 < 0 and p0 is not None and (<PeerWireParser>p0).head_len != c.head_marked:
+        if p0 is not None and (<PeerWireParser>p0).head_len != c.head_marked and not c.handshake_noted(0):
             c.note_head((<PeerWireParser>p0).head_len, file_idx, frame_no, ts)     # for HTTP request times
         n = _block_bytes(p0) - b0
         m = c.acked(0) - a0
@@ -512,6 +552,33 @@ cdef class Engine:
             if p1 is not None and (<PeerWireParser>p1).ext_messages:
                 self.extensions.route(c, 1, (<PeerWireParser>p1).ext_messages, (file_idx, frame_no, ts))
 
+    cdef void _check_live(self, Connection new):
+        """Over the cap on live connections: finish the oldest idle sixteenth of them (by the
+        time of their last frame, then creation; never ``new``), counted in finished_at_cap.
+        Should one of them speak again, its later frames make a new connection seen
+        mid-stream, as after a long silence."""
+        cdef Py_ssize_t n = len(self.conns) + len(self.utp_conns), i = 0, k
+        cdef Connection c
+        if self.max_live <= 0 or n <= self.max_live:
+            return
+        live = [*self.conns.values(), *self.utp_conns.values()]
+        last = np.empty(n, np.int64)
+        ids = np.empty(n, np.int64)
+        cdef int64_t[::1] lv = last, iv = ids
+        for i in range(n):
+            c = live[i]
+            lv[i] = c.last_ts
+            iv[i] = c.conn_id if c is not new else (1 << 62)
+            if c is new:
+                lv[i] = (1 << 62)
+        k = max(1, self.max_live // 16)
+        order = np.lexsort((ids, last))[:k]
+        done = sorted([live[j] for j in order.tolist()], key=_conn_order)
+        live = None
+        for c in done:
+            self._finish_conn(c)
+            self.finished_at_cap += 1
+
     cdef bint _expired(self, Connection c, int64_t now):
         """Closed for CLOSED_IDLE_NS, or silent for open_idle_ns, at capture time ``now``."""
         if c.closed and now - c.last_ts > CLOSED_IDLE_NS:
@@ -520,13 +587,13 @@ cdef class Engine:
             return True
         return False
 
-    cdef void _sweep(self, bint all_):
+    cdef void _sweep(self):
         cdef Connection c
         cdef list done = []
         self.last_sweep_ts = self.max_ts
         for table in (self.conns, self.utp_conns):
             for c in table.values():
-                if all_ or self._expired(c, self.max_ts - IDLE_MARGIN_NS):
+                if self._expired(c, self.max_ts - IDLE_MARGIN_NS):
                     done.append(c)
                 elif self.max_ts - c.last_ts > IDLE_SHRINK_NS:
                     c.shrink()

@@ -46,13 +46,19 @@ def _frame_of(marks: list | None, offset: int, r) -> tuple[int, int, int]:
     return r.first_file, r.first_frame, r.first_ts_ns
 
 
-def http_announces(r, head_src: bytes, head_dst: bytes, marks: list | None = None) -> list[TrackerAnnounce]:
+def http_announces(r, head_src: bytes, head_dst: bytes, marks: list | None = None,
+                   anomalies: list | None = None) -> list[TrackerAnnounce]:
     """Announces and scrapes in a TCP connection whose initiator spoke HTTP, each dated by
-    the frame that carried the start of its request (``marks``: see Connection.head_marks)."""
+    the frame that carried the start of its request (``marks``: see Connection.head_marks).
+    ``anomalies``: gets ("request" or "response", the message's anomalies) for every message
+    that did not decode wholly (counted in the accounting)."""
     if not head_src.startswith(b"GET "):
         return []
     requests = parse_requests(head_src)
-    responses = parse_responses(head_dst) if head_dst.startswith(b"HTTP/1.") else []
+    responses = parse_responses(head_dst) if head_dst.startswith(b"HTTP/1.") and requests else []
+    if anomalies is not None:
+        anomalies.extend(("request", m.anomalies) for m in requests if m.anomalies)
+        anomalies.extend(("response", m.anomalies) for m in responses if m.anomalies)
     out = []
     for i, req in enumerate(requests):
         resp = responses[i] if i < len(responses) else None

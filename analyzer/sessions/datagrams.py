@@ -9,11 +9,11 @@ bounded by those keys, with caps; what a cap drops is counted.
 """
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from analyzer.protocols import udp_tracker as bep15
+from analyzer.protocols.compact import address_text
 from analyzer.protocols.krpc import INFO_HASH_QUERIES, KrpcError, decode_krpc
 from analyzer.protocols.lsd import decode_lsd
 from analyzer.sessions.announces import TrackerAnnounce
@@ -40,6 +40,8 @@ class DatagramResult:
     dht_facts: dict = field(default_factory=dict)          # (info_hash, method, querier_ip) -> DhtFact
     dht_dropped_keys: int = 0
     pending_dropped: int = 0                               # DHT / UDP tracker requests not kept (cap)
+    lsd_malformed: int = 0                                 # BT-SEARCH datagrams that do not decode (no info hash)
+    udp_tracker_malformed: int = 0                         # answers to a UDP tracker request that do not decode
     dht_speakers: Counter = field(default_factory=Counter)  # address -> DHT messages sent
     dht_ends: Counter = field(default_factory=Counter)      # address -> DHT messages it sent or received
     lsd: dict = field(default_factory=dict)                # (sender_ip, info_hash) -> [count, first, last, port]
@@ -51,6 +53,9 @@ class DatagramResult:
         self.dht_messages.update(other.dht_messages)
         self.dht_malformed += other.dht_malformed
         self.dht_dropped_keys += other.dht_dropped_keys
+        self.pending_dropped += other.pending_dropped
+        self.lsd_malformed += other.lsd_malformed
+        self.udp_tracker_malformed += other.udp_tracker_malformed
         self.dht_speakers.update(other.dht_speakers)
         self.dht_ends.update(other.dht_ends)
         for k, f in other.dht_facts.items():
@@ -70,8 +75,7 @@ class DatagramResult:
                 self.lsd[k] = [g[0] + e[0], min(g[1], e[1]), max(g[2], e[2]), port]
 
 
-def _ip(b: bytes) -> str:
-    return str(ipaddress.ip_address(b))
+_ip = address_text
 
 
 class DatagramAnalyzer:
@@ -90,6 +94,9 @@ class DatagramAnalyzer:
         if payload[:1] == b"d" and self._dht(ts, src_ip, sport, dst_ip, dport, payload):
             self._count("dht", weight, wire)
         elif (dport == 6771 or payload.startswith(b"BT-SEARCH")) and self._lsd(ts, src_ip, payload):
+            self._count("lsd", weight, wire)
+        elif payload.startswith(b"BT-SEARCH"):
+            self.out.lsd_malformed += 1           # an LSD announce that names no info hash: still LSD
             self._count("lsd", weight, wire)
         elif self._udp_tracker(ts, file_idx, frame_no, ipver, src_ip, sport, dst_ip, dport, payload, paylen):
             self._count("tracker", weight, wire)
@@ -177,7 +184,9 @@ class DatagramAnalyzer:
         if pending is not None:
             action, announces, _ = pending
             r = bep15.decode_response(payload, action, ipver == 6)
-            if r is not None:
+            if r is None:
+                self.out.udp_tracker_malformed += 1      # the answer to a request we saw, undecodable
+            else:
                 for i, announce in enumerate(announces):
                     if r.action == bep15.ERROR:
                         announce.failure = r.message

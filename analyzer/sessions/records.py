@@ -46,10 +46,13 @@ truncated to 20 bytes, so the two hashes name the same torrent.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+
+import operator
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from analyzer.protocols.compact import address_text
 from analyzer.protocols.extension import decode_ext_handshake
 from analyzer.protocols.mse import mse_basis
 from analyzer.protocols.peer_id import decode_peer_id
@@ -59,9 +62,13 @@ DIRECTION_FIELDS = (
     "frames", "wire_bytes", "payload_bytes", "duplicate_bytes", "conflict_bytes", "uncompared_bytes",
     "gap_bytes", "late_bytes", "truncated_bytes", "block_bytes", "block_acked_bytes",
     "block_tail_bytes", "block_gap_bytes", "handshake_bytes", "message_bytes", "unparsed_bytes",
-    "opaque_bytes", "messages", "pieces", "lost_messages", "protocol_errors", "resyncs",
+    "opaque_bytes", "messages", "pieces", "lost_messages", "protocol_errors", "oversized_messages", "resyncs",
     "gap_packets", "conflict_packets",
 )
+
+
+EMPTY_SERIES = np.empty((0, 3), np.int64)       # shared by every direction without block bytes
+EMPTY_SERIES.flags.writeable = False
 
 
 @dataclass(slots=True)
@@ -87,6 +94,7 @@ class Direction:
     pieces: int = 0
     lost_messages: int = 0        # messages whose framing survived a gap but whose content did not
     protocol_errors: int = 0
+    oversized_messages: int = 0   # messages over the length caps, skipped by their length (in protocol_errors)
     resyncs: int = 0
     gap_packets: int = 0          # uTP: packets never captured (their length is unknown)
     conflict_packets: int = 0     # uTP: retransmitted packets whose content differed
@@ -98,7 +106,15 @@ class Direction:
     ext: dict = field(default_factory=dict)
     synced: bool = False
     # int64 rows (capture second, block bytes, acked block bytes), see Connection.block_series
-    block_series: np.ndarray = field(default_factory=lambda: np.empty((0, 3), np.int64))
+    block_series: np.ndarray = field(default_factory=lambda: EMPTY_SERIES)   # the last field
+
+    def __reduce__(self):
+        # pickled as plain values (records are spilled and read back twice: this is most of
+        # their cost for the many connections of a scan or flood); the series as raw bytes
+        series = self.block_series
+        if len(series):
+            return _direction, (_DIRECTION_VALUES(self), series.tobytes())
+        return Direction, _DIRECTION_VALUES(self)
 
 
 @dataclass(slots=True)
@@ -135,6 +151,11 @@ class ConnectionRecord:
     encryption: str = ""          # "mse" (encrypted throughout) or "mse_plaintext"
     encryption_basis: str = ""
     evidence: str = ""            # why a BitTorrent connection is one (see the module docstring)
+    # HTTP tracker messages that did not decode wholly: ("request"|"response", their anomalies)
+    tracker_anomalies: tuple = ()
+
+    def __reduce__(self):
+        return record_from_state, (record_state(self),)
 
     @property
     def frames(self) -> int:
@@ -146,7 +167,7 @@ class ConnectionRecord:
 
     def client(self, d: Direction) -> str:
         """BEP 10 ``v`` if sent, else the client decoded from the peer_id."""
-        return d.ext.get("v") or decode_peer_id(d.peer_id) or ""
+        return client_of(d)
 
 
 def canonical_key(r: ConnectionRecord) -> bytes:
@@ -157,7 +178,47 @@ def canonical_key(r: ConnectionRecord) -> bytes:
     return bytes([r.ip_version]) + b"".join(a.ljust(16, b"\0") + p.to_bytes(2, "big") for a, p in ends)
 
 
-def _direction(stream, parser, frames: int, wire: int, transport: str, ext: dict | None) -> Direction:
+def client_of(d: Direction) -> str:
+    """BEP 10 ``v`` if sent, else the client decoded from the peer_id (of a record's direction)."""
+    if d.peer_id is None and not d.ext:
+        return ""
+    return d.ext.get("v") or decode_peer_id(d.peer_id) or ""
+
+
+_DIRECTION_VALUES = operator.attrgetter(*[f.name for f in fields(Direction)][:-1])
+_RECORD_NAMES = [f.name for f in fields(ConnectionRecord)]
+_FWD = _RECORD_NAMES.index("fwd")
+assert _RECORD_NAMES[_FWD:_FWD + 2] == ["fwd", "rev"]
+_RECORD_VALUES = operator.attrgetter(*[n for n in _RECORD_NAMES if n not in ("fwd", "rev")])
+
+
+def record_state(r: ConnectionRecord) -> tuple:
+    """A record as one flat tuple of plain values (what the record store pickles: building
+    and reading back the records of a scan or flood is most of their cost)."""
+    f, b = r.fwd, r.rev
+    return (_RECORD_VALUES(r), _DIRECTION_VALUES(f), _DIRECTION_VALUES(b),
+            f.block_series.tobytes() if len(f.block_series) else None,
+            b.block_series.tobytes() if len(b.block_series) else None)
+
+
+def record_from_state(state: tuple) -> ConnectionRecord:
+    values, fv, bv, fs, bs = state
+    f, b = Direction(*fv), Direction(*bv)
+    if fs is not None:
+        f.block_series = np.frombuffer(fs, np.int64).reshape(-1, 3)
+    if bs is not None:
+        b.block_series = np.frombuffer(bs, np.int64).reshape(-1, 3)
+    return ConnectionRecord(*values[:_FWD], f, b, *values[_FWD:])
+
+
+def _direction(values: tuple, series: bytes) -> Direction:
+    """A Direction with block series from its pickled form (see ``Direction.__reduce__``)."""
+    d = Direction(*values)
+    d.block_series = np.frombuffer(series, np.int64).reshape(-1, 3)
+    return d
+
+
+def direction_of(stream, parser, frames: int, wire: int, transport: str, ext: dict | None) -> Direction:
     d = Direction(frames=frames, wire_bytes=wire)
     d.payload_bytes = stream.delivered_bytes
     d.duplicate_bytes = stream.duplicate_bytes
@@ -183,6 +244,7 @@ def _direction(stream, parser, frames: int, wire: int, transport: str, ext: dict
         d.pieces = parser.pieces
         d.lost_messages = parser.lost_messages
         d.protocol_errors = parser.protocol_errors
+        d.oversized_messages = parser.oversized_messages
         d.resyncs = parser.resyncs
         d.best_run = parser.best_run
         d.std_blocks = parser.std_blocks
@@ -202,14 +264,18 @@ def record_from_conn(c, announces: list | None = None, attributed: tuple | None 
     was captured."""
     transport = c.transport
     ext = c.extensions.handshakes if c.extensions is not None else (None, None)
-    fwd = _direction(c.s0, c.parser0, c.frames0, c.wire_bytes0, transport, ext[0])
-    rev = _direction(c.s1, c.parser1, c.frames1, c.wire_bytes1, transport, ext[1])
-    fwd.block_series = c.block_series(0)
-    rev.block_series = c.block_series(1)
+    fwd = direction_of(c.s0, c.parser0, c.frames0, c.wire_bytes0, transport, ext[0])
+    rev = direction_of(c.s1, c.parser1, c.frames1, c.wire_bytes1, transport, ext[1])
+    series = c.block_series(0)
+    if series is not None:
+        fwd.block_series = series
+    series = c.block_series(1)
+    if series is not None:
+        rev.block_series = series
     r = ConnectionRecord(
         conn_id=c.conn_id, transport=transport, ip_version=c.ip_version,
-        src_ip=str(ipaddress.ip_address(c.addr0)), src_port=c.port0,
-        dst_ip=str(ipaddress.ip_address(c.addr1)), dst_port=c.port1,
+        src_ip=address_text(c.addr0), src_port=c.port0,
+        dst_ip=address_text(c.addr1), dst_port=c.port1,
         initiator_known=bool(c.s0.syn_seen), fwd=fwd, rev=rev,
         first_file=c.first_file, first_frame=c.first_frame, first_ts_ns=c.first_ts,
         last_file=c.last_file, last_frame=c.last_frame, last_ts_ns=c.last_ts,
@@ -288,7 +354,9 @@ def classify(r: ConnectionRecord, head_src: bytes = b"", head_dst: bytes = b"",
         # a uTP-shaped UDP flow that carried no peer wire protocol is just UDP
         r.category = "other_tcp" if r.transport == "tcp" else "udp"
     if r.category == "other_tcp" and head_src.startswith(b"GET "):
-        found = http_announces(r, head_src, head_dst, marks_src)
+        anomalies: list = []
+        found = http_announces(r, head_src, head_dst, marks_src, anomalies)
+        r.tracker_anomalies = tuple(anomalies)
         if found:
             r.category = "tracker"
             if announces is not None:

@@ -8,6 +8,7 @@ evidence are stated in the output.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass, field
 
 
@@ -54,23 +55,31 @@ class Subject:
     ambiguous: bool = False
     candidates: list[dict] = field(default_factory=list)    # {"address", "evidence"}, best first
     candidates_not_listed: int = 0
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+    # (version, network as an integer, netmask, port) per spec: every connection asks, twice
+    _nets: list = field(default_factory=list, init=False, repr=False, compare=False)
+    _values: dict = field(default_factory=dict, init=False, repr=False, compare=False)   # recent addresses
 
-    def _containing(self, ip: str) -> tuple:
-        """The specs whose network holds ``ip`` (remembered per address: a capture names the
-        same addresses again and again, and parsing one is slow)."""
-        found = self._cache.get(ip)
+    def __post_init__(self):
+        self._nets = [(s.network.version, int(s.network.network_address), int(s.network.netmask), s.port)
+                      for s in self.specs]
+
+    def _holds(self, ip: str, port: int | None) -> bool:
+        """Is ``ip`` (and ``port``, unless None) the subject's?"""
+        found = self._values.get(ip)
         if found is None:
-            addr = ipaddress.ip_address(ip)
-            found = tuple(s for s in self.specs if addr.version == s.network.version and addr in s.network)
-            if len(self._cache) >= 1 << 20:
-                self._cache.clear()
-            self._cache[ip] = found
-        return found
+            if len(self._values) >= 1 << 16:
+                self._values.clear()
+            found = self._values[ip] = _address_int(ip)
+        version, value = found
+        for net_version, net, mask, spec_port in self._nets:
+            if net_version == version and value & mask == net and \
+                    (port is None or spec_port is None or spec_port == port):
+                return True
+        return False
 
     def has_address(self, ip: str) -> bool:
         """Is this address the subject's (whatever the port)?"""
-        return bool(self._containing(ip))
+        return self._holds(ip, None)
 
     def directions(self, r) -> tuple:
         """(side, direction towards the subject, direction from the subject) of a connection
@@ -85,8 +94,8 @@ class Subject:
 
     def side(self, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> str:
         """'src', 'dst', 'both' or 'none': which endpoint of a connection is the subject."""
-        a = any(s.port is None or s.port == src_port for s in self._containing(src_ip))
-        b = any(s.port is None or s.port == dst_port for s in self._containing(dst_ip))
+        a = self._holds(src_ip, src_port)
+        b = self._holds(dst_ip, dst_port)
         return "both" if a and b else "src" if a else "dst" if b else "none"
 
     def as_json(self) -> dict:
@@ -98,6 +107,18 @@ class Subject:
             **({"candidates": self.candidates, "candidates_not_listed": self.candidates_not_listed}
                if self.inferred else {}),
         }
+
+
+def _address_int(ip: str) -> tuple[int, int]:
+    """(IP version, the address as an integer) of an address in text form (fast: no
+    ``ipaddress`` object for the addresses written by the analyzer itself)."""
+    try:
+        if ":" in ip:
+            return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big")
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
+    except OSError:
+        a = ipaddress.ip_address(ip)         # other spellings; ValueError for what is no address
+        return a.version, int(a)
 
 
 def given_subject(specs: list[str]) -> Subject:

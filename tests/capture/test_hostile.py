@@ -231,3 +231,22 @@ def test_odd_timestamp_summary_survives_full_error_lines(tmp_path):
     assert report.timestamp_anomalies == {"after_2100": 1}
     assert report.errors[-2].endswith("1 record(s) dated after 2100 (first here)")
     assert report.errors[-1] == "... and 50 more error(s) not listed (the first 100 are)"
+
+
+def test_reader_counters_are_written_out(tmp_path):
+    """What the reader counted reaches summary.json: per input, and summed in the accounting."""
+    from summaries import summarize
+    f = H.udp_frame()
+    damaged = write(tmp_path, "a-many-errors.pcapng",
+                    H.shb() + H.idb(tsresol=99) * 150 + H.idb() + H.epb(150, US, f))
+    odd = write(tmp_path, "b-odd.pcap", H.pcap_odd_timestamps())
+    result, acc, _ = run_analysis([damaged, odd], local=["10.0.0.1"])
+    inputs = {Path(i["path"]).name: i for i in summarize(result)["inputs"]}
+    a, b = inputs["a-many-errors.pcapng"], inputs["b-odd.pcap"]
+    assert (a["damaged_interfaces"], a["errors_not_listed"], a["interfaces_over_limit"]) == (150, 50, 0)
+    assert b["timestamp_anomalies"] == {"after_2100": 1, "fraction_of_second_out_of_range": 2}
+    assert a["timestamp_anomalies"] == {} and b["damaged_interfaces"] == 0
+    assert acc["capture_damage"] == {"unreadable_files": 0, "damaged_bytes": 0, "truncated_bytes": 0,
+                                     "errors_not_listed": 50,
+                                     "timestamp_anomalies": {"after_2100": 1, "fraction_of_second_out_of_range": 2},
+                                     "damaged_interfaces": 150, "interfaces_over_limit": 0}

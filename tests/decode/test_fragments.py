@@ -148,3 +148,33 @@ def test_unparsable_fragment_counted_as_dropped(packet):
     d = Defragmenter()
     assert d.add(0, 1, 0, 40, 4 if packet[0] >> 4 == 4 else 6, packet) is None
     assert d.dropped_frames == 1 and d.dropped_bytes == 40
+
+
+@pytest.mark.parametrize("chain", [[], [0], [60, 43], [51], [0, 51, 60]],
+                         ids=["none", "hop-by-hop", "dest-opts+routing", "ah", "hbh+ah+dest-opts"])
+def test_v6_extension_headers_before_the_fragment_header(chain):
+    """The defragmenter walks the extension headers with the decoder's own walk (one
+    implementation): whatever headers precede the fragment header, the datagram is rebuilt
+    and the next-header byte that named the fragment header names the payload again."""
+    from scapy.layers.inet6 import IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
+    from scapy.layers.ipsec import AH
+    from analyzer.decode._ipv6 import fragment_header
+    layers = {0: IPv6ExtHdrHopByHop, 60: IPv6ExtHdrDestOpt, 43: IPv6ExtHdrRouting,
+              51: lambda nh: AH(nh=nh, payloadlen=4, spi=1, seq=1, icv=b"\0" * 12)}   # 24 bytes
+    payload = bytes(UDP(sport=1, dport=2) / (b"x" * 100))
+    frags = []
+    for off, more, part in ((0, 1, payload[:56]), (56, 0, payload[56:])):
+        p = IPv6(src=V6_CLIENT, dst=V6_SERVER)
+        for i, nh in enumerate(chain):
+            after = chain[i + 1] if i + 1 < len(chain) else 44
+            p = p / (layers[nh](after) if nh == 51 else layers[nh]())
+        raw = bytes(p / IPv6ExtHdrFragment(nh=17, offset=off // 8, m=more, id=7) / part)
+        assert fragment_header(raw) is not None
+        frags.append(raw)
+    d, [dg] = feed(6, frags)
+    unfragmentable = len(frags[0]) - 8 - 56
+    assert dg.packet[unfragmentable:] == payload and IPv6(dg.packet).plen == len(dg.packet) - 40
+    named = fragment_header(frags[0])[1]
+    assert dg.packet[named] == 17                 # the byte that named the fragment header
+    # not a fragment: the walk ends at the upper-layer header
+    assert fragment_header(bytes(IPv6(src=V6_CLIENT, dst=V6_SERVER) / UDP() / b"x")) is None

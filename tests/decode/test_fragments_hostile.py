@@ -79,3 +79,14 @@ def test_flood_of_distinct_datagrams_is_bounded():
     d.flush()
     assert d.dropped_frames == n and d.dropped_bytes == 60 * n
     assert peak < 24 << 20, f"peak {peak >> 20} MiB"
+
+
+def test_evicted_datagrams_are_written_out(tmp_path, monkeypatch):
+    """summary.json accounting.ip_fragments counts the datagrams given up at the caps."""
+    from craft import analyze_frames, ethernet
+    monkeypatch.setattr(fragments, "MAX_PENDING_DATAGRAMS", 4)
+    frames = [ethernet(frag(8, b"z" * 8, True, ident=i)) for i in range(10)]
+    _, acc, _ = analyze_frames(tmp_path, frames, local=["10.0.0.1"])
+    assert acc["ip_fragments"] == {"datagrams_reassembled": 0, "overlap_conflicts": 0, "incomplete_frames": 10,
+                                   "evicted_datagrams": 6}
+    assert acc["categories"]["undecodable"]["reasons"] == {"incomplete_ip_fragments": 10}

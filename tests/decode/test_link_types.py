@@ -250,7 +250,8 @@ def test_overlapping_fragments_same_bytes(tmp_path, version):
     frags = overlapping(version, payload[16:40])
     result, acc, _ = analyze_frames(tmp_path, [ethernet(f) for f in frags], local=[client])
     assert category_frames(acc) == {"udp": 3}
-    assert acc["ip_fragments"] == {"datagrams_reassembled": 1, "overlap_conflicts": 0, "incomplete_frames": 0}
+    assert acc["ip_fragments"] == {"datagrams_reassembled": 1, "overlap_conflicts": 0, "incomplete_frames": 0,
+                                 "evicted_datagrams": 0}
 
 
 @pytest.mark.parametrize("version", [4, 6])
@@ -258,7 +259,8 @@ def test_overlapping_fragments_different_bytes_counted(tmp_path, version):
     frags = overlapping(version, b"B" * 24)
     result, acc, _ = analyze_frames(tmp_path, [ethernet(f) for f in frags], local=[ADDRS[version][0]])
     assert category_frames(acc) == {"udp": 3}
-    assert acc["ip_fragments"] == {"datagrams_reassembled": 1, "overlap_conflicts": 1, "incomplete_frames": 0}
+    assert acc["ip_fragments"] == {"datagrams_reassembled": 1, "overlap_conflicts": 1, "incomplete_frames": 0,
+                                 "evicted_datagrams": 0}
 
 
 @pytest.mark.parametrize("version", [4, 6])

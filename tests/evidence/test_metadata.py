@@ -69,3 +69,25 @@ def test_failure_lines_are_capped():
             feed(c, IH, "peer", msg(i, piece(i, bad)))
     assert len(c.failures) == metadata.MAX_FAILURE_LINES and c.failures_not_listed == 150
     assert not c.collecting and c.held_bytes == 0
+
+
+def test_failures_beyond_the_listed_ones_are_noted(tmp_path, monkeypatch):
+    """Through the analysis: failure lines become notes, and the ones not listed are counted
+    in one more note."""
+    from analyzer.analysis import analyze
+    from analyzer.protocols.bencode import encode
+    from flows.craft_tcp import Conversation, hs, msg as pw, write_pcap
+    monkeypatch.setattr(metadata, "MAX_FAILURE_LINES", 1)
+    small = bencode({b"name": b"x", b"piece length": 16384, b"length": 1, b"pieces": bytes(20)})
+    ih = hashlib.sha1(small).digest()
+    wrong = msg(0, b"w" * len(small), len(small))
+    c = Conversation(("10.0.0.1", 51413), ("10.0.0.2", 6881))
+    c.open()
+    c.send(0, hs(ih, b"-qB4630-subject00000") + pw(20, b"\x00" + encode({b"m": {b"ut_metadata": 3}})))
+    c.send(1, hs(ih, b"-lt2010-remote000000") + pw(20, b"\x00" + encode({b"m": {b"ut_metadata": 5}}))
+           + pw(20, b"\x03" + wrong) * 3)
+    c.close()
+    result = analyze([write_pcap(tmp_path / "meta.pcap", (c.ep, c.segs))], local=["10.0.0.1"], warn=lambda m: None)
+    notes = [n for n in result.notes if n.startswith("metadata not rebuilt")]
+    assert len(notes) == 2 and "does not match the info hash" in notes[0]
+    assert notes[1] == "metadata not rebuilt: ... and 2 more not listed (the first 1 are)"

@@ -139,6 +139,7 @@ def build() -> dict[str, dict[str, bytes]]:
                                                 for f in _frames_pcap_records(tracker_pcap)),
             "ethernet-vlan-garbage.bin": b"\x00\x00\x40" + bytes.fromhex("0200000000020200000000018100000a0800") +
                                          bytes(46),
+            "syn-flood-300.bin": b"".join(b"\x00" + struct.pack(">H", len(f)) + f for f in H.syn_flood_frames(300)),
         },
     }
     return out

@@ -77,6 +77,20 @@ def pcap_of(frames: list[bytes], start_s: int = BASE_S) -> bytes:
     return pcap([(start_s, i * 1000, f) for i, f in enumerate(frames)])
 
 
+def syn_flood_frames(n: int, dst: bytes = SERVER, dport: int = 6881):
+    """Ethernet frames of ``n`` SYNs from distinct addresses and ports to one listening port:
+    half-open connections that never carry payload (issue 12's 200,000-SYN flood)."""
+    for i in range(n):
+        src = bytes([10, 128 | (i >> 16) & 127, (i >> 8) & 255, i & 255])
+        yield ether(tcp(src, dst, 1024 + i % 60000, dport, i * 7919, 0, 0x02))
+
+
+def syn_flood_pcap(n: int, per_second: int = 1000) -> bytes:
+    """``n`` SYNs, ``per_second`` of them each second (a pcap)."""
+    return pcap([(BASE_S + i // per_second, (i % per_second) * (1_000_000 // per_second), f)
+                 for i, f in enumerate(syn_flood_frames(n))])
+
+
 def udp_frame(payload: bytes = b"x" * 20) -> bytes:
     return ether(ipv4(CLIENT, SERVER, 17, struct.pack(">HHHH", 40000, 40001, 8 + len(payload), 0) + payload))
 

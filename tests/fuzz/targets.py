@@ -274,6 +274,7 @@ def engine(data: bytes) -> None:
     k = len(offs)
     buf = np.frombuffer(data, np.uint8) if data else np.zeros(1, np.uint8)
     e = Engine()
+    e.max_live = 64             # small, so that finishing connections at the cap is exercised too
     e.process(buf, np.array(offs, np.int64), np.array(caps, np.uint32), np.array(caps, np.uint32) + 4,
               np.arange(k, dtype=np.int64) * 1_000_000, np.array(ifs, np.uint16), linktypes, 0, 1, 0, k)
     e.finish()

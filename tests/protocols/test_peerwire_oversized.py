@@ -142,3 +142,26 @@ def test_largest_accepted_lengths_are_not_oversized():
 def test_oversized_length_with_4gb_claim_at_eof():
     p, events = run([HS + struct.pack(">IB", 0xFFFFFFFF, 5) + b"\xff" * 100])
     assert events[1] == ev.OversizedMessage(68, 5, 0xFFFFFFFF) and p.unparsed_bytes == 100
+
+
+def test_oversized_messages_are_written_out(tmp_path):
+    """connections.csv (per direction) and summary.json accounting.peer_wire count the messages
+    skipped by their length."""
+    import csv
+    import io
+    from analyzer.analysis import analyze
+    from analyzer.findings import build_findings
+    from analyzer.output.tables import connections_csv
+    from flows.craft_tcp import Conversation, write_pcap
+    from summaries import summarize
+    c = Conversation(("10.0.0.1", 51413), ("10.0.0.2", 6881), mss=16000)
+    c.open()
+    c.send(0, HS)
+    c.send(1, HS + oversized(5, MAX_MESSAGE + 2) + AFTER)
+    c.close()
+    result = analyze([write_pcap(tmp_path / "oversized.pcap", (c.ep, c.segs))], local=["10.0.0.1"],
+                     warn=lambda m: None)
+    [row] = csv.DictReader(io.StringIO(connections_csv(build_findings(result))))
+    assert (row["oversized_messages_src_to_dst"], row["oversized_messages_dst_to_src"]) == ("0", "1")
+    assert row["protocol_errors_dst_to_src"] == "1" and row["pieces_dst_to_src"] == "1"
+    assert summarize(result)["accounting"]["peer_wire"]["oversized_messages"] == 1

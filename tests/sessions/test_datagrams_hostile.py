@@ -53,3 +53,18 @@ def test_full_table_makes_room_from_its_oldest_expired_entries(monkeypatch):
     assert d.out.pending_dropped == 0 and len(d._dht_pending) == 100
     assert [k[-1] for k in d._dht_pending][:2] == [struct.pack(">I", 50), struct.pack(">I", 51)]
     assert MAX_PENDING == 100_000                 # the module's own value, for the README
+
+
+def test_counts_survive_the_merge_of_shards_and_reach_the_accounting(tmp_path, monkeypatch):
+    """pending_dropped (and the decode error counts) add up over shards, and the accounting
+    shows them (pending_dropped was lost in the merge before)."""
+    from craft import V4_CLIENT, V4_SERVER, analyze_frames, ethernet, udp_packet
+    a, b = datagrams.DatagramResult(pending_dropped=2, lsd_malformed=1), \
+        datagrams.DatagramResult(pending_dropped=3, udp_tracker_malformed=4)
+    a.merge(b)
+    assert (a.pending_dropped, a.lsd_malformed, a.udp_tracker_malformed) == (5, 1, 4)
+    monkeypatch.setattr(datagrams, "MAX_PENDING", 3)
+    frames = [ethernet(udp_packet(V4_CLIENT, V4_SERVER, 6881, 6881, get_peers(struct.pack(">I", i))))
+              for i in range(5)]
+    _, acc, _ = analyze_frames(tmp_path, frames, local=[V4_CLIENT])
+    assert acc["pending_dropped"] == 2

@@ -55,3 +55,20 @@ def test_outputs_identical_when_records_spill(monkeypatch):
     assert spilled.records._runs, "the records should have spilled to disk"
     assert (summarize(spilled), connections_csv(spilled)) == want
     spilled.records.close()
+
+
+def test_reading_a_run_keeps_one_record_at_a_time():
+    """A run read back must not keep the records already yielded (a pickle memo over the whole
+    run did: a spilled case cost the memory of a whole run, and garbage collections over it)."""
+    import weakref
+    s = RecordStore(1000)
+    s.extend(R(i) for i in range(1000))
+    assert s._runs and not s._mem
+    refs = []
+    for i, r in enumerate(s):
+        refs.append(weakref.ref(r))
+        del r
+        if i == 500:
+            assert sum(ref() is not None for ref in refs) <= 2
+    assert len(refs) == 1000
+    s.close()

@@ -53,6 +53,7 @@ class ExtensionRouter:
         self.handlers = {h.name: h for h in handlers}
         self.unnamed = 0           # messages under an id the receiver never announced
         self.dropped = 0           # messages beyond MAX_MESSAGES_PER_CONNECTION
+        self.malformed_handshakes = 0   # extended handshakes that are not a bencoded dictionary
 
     def route(self, conn, d: int, queue: list, where: tuple) -> None:
         ext = conn.extensions
@@ -78,6 +79,8 @@ class ExtensionRouter:
 
     def _handshake(self, conn, ext: ConnectionExtensions, d: int, payload: bytes, where: tuple) -> None:
         decoded = decode_ext_handshake(payload)
+        if "error" in decoded:
+            self.malformed_handshakes += 1
         if ext.handshakes[d] is None:
             ext.handshakes[d] = decoded
         # a later handshake may enable, move or disable (id 0) extensions (BEP 10)

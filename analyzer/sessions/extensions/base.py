@@ -1,7 +1,7 @@
 """What every BEP 10 extension handler is (see the package docstring)."""
 from __future__ import annotations
 
-import ipaddress
+from analyzer.protocols.compact import address_text
 
 
 class Extension:
@@ -30,8 +30,7 @@ class Extension:
 
 def endpoint(conn, d: int) -> tuple[str, int]:
     """(address, port) of the sender of direction ``d`` of an engine connection."""
-    return (str(ipaddress.ip_address(conn.addr0)), conn.port0) if d == 0 else \
-        (str(ipaddress.ip_address(conn.addr1)), conn.port1)
+    return (address_text(conn.addr0), conn.port0) if d == 0 else (address_text(conn.addr1), conn.port1)
 
 
 def info_hashes(conn) -> list[str]:
