@@ -22,7 +22,7 @@ starts its own worker (jobs inherited from the parent are never waited for).
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from posix.dlfcn cimport dlopen, dlsym, RTLD_NOW, RTLD_GLOBAL
 from posix.unistd cimport getpid
 
@@ -57,13 +57,6 @@ cdef md_t md_sha1 = NULL
 cdef init_t digest_init = NULL
 cdef update_t digest_update = NULL
 cdef final_t digest_final = NULL
-
-cdef struct Slot:
-    void* ctx
-    unsigned char digest[20]
-    int done                  # set by the worker (under the lock) after FINAL or ABORT
-    int ok
-    long pid                  # the process whose worker has its entries
 
 cdef struct Entry:
     Slot* slot
@@ -222,11 +215,6 @@ cdef void _wait(Slot* s) noexcept:
 cdef class Sha1Job:
     """The SHA-1 of one piece, fed in order (``update``), computed on the worker."""
 
-    cdef Slot* slot
-    cdef list refs                 # the buffers handed over, alive until the worker is past them
-    cdef bint closed               # FINAL or ABORT pushed
-    cdef bint pushed               # any entry pushed
-
     def __cinit__(self):
         if not _loaded:
             raise RuntimeError("no libcrypto for the SHA-1 worker")
@@ -239,19 +227,27 @@ cdef class Sha1Job:
         self.refs = []
 
     def update(self, data) -> None:
+        self.feed(data)
+
+    cdef int feed(self, object data) except -1:
+        """The next bytes of the piece (bytes, or any buffer that stays unchanged)."""
         cdef Py_buffer view
         cdef const char* p
         cdef Py_ssize_t n
         if self.closed:
             raise ValueError("piece already final")
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        p, n = <const char*>view.buf, view.len
-        PyBuffer_Release(&view)      # the object stays alive (and unchanged) in refs
+        if type(data) is bytes:
+            p, n = PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            p, n = <const char*>view.buf, view.len
+            PyBuffer_Release(&view)  # the object stays alive (and unchanged) in refs
         if n == 0:
-            return
+            return 0
         self.refs.append(data)
         self.pushed = True
         _push(self.slot, p, n, OP_UPDATE)
+        return 0
 
     def final(self) -> None:
         """No more bytes: the worker may finish the digest."""

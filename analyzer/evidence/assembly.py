@@ -32,6 +32,7 @@ from bisect import bisect_right
 
 import numpy as np
 
+from analyzer.evidence._fastpath import PieceState
 from analyzer.evidence.piece_check import zeros
 
 MAX_ALTERNATIVES = 8          # later conflicting copies kept per piece
@@ -46,10 +47,11 @@ def differing_bytes(a, b) -> int:
     return int(np.count_nonzero(np.frombuffer(a, np.uint8) != np.frombuffer(b, np.uint8)))
 
 
-class Assembly:
-    __slots__ = ("size", "content", "h", "front", "fi", "offs", "segs", "covered", "senders", "conflict_bytes",
-                 "redundant_bytes", "pad_bytes", "senders_redundant", "senders_pad", "first", "last", "alts",
-                 "charged", "seg_limit", "buf", "have")
+class Assembly(PieceState):
+    """One piece of one receiver (the fields the fast path touches are ``PieceState``'s)."""
+
+    __slots__ = ("content", "conflict_bytes", "redundant_bytes", "pad_bytes", "senders_redundant", "senders_pad",
+                 "first", "alts", "charged", "buf", "have")
 
     def __init__(self, size: int, content: int, pads: list, hasher, where):
         self.size = size              # bytes in the piece's byte space (v1: with pad bytes)
@@ -58,7 +60,7 @@ class Assembly:
         self.front = 0                # bytes [0, front) present and fed to the hasher (-1: buffer mode)
         self.fi = 0                   # index of the first segment not fed yet
         self.offs: list[int] = []
-        self.segs: list[tuple] = []   # (data, sender, where); pad: (zeros, None, None)
+        self.segs: list[tuple] = []   # (data, sender); pad: (zeros, None)
         self.covered = 0
         self.senders: dict = {}
         self.conflict_bytes = 0
@@ -73,7 +75,7 @@ class Assembly:
         self.buf = self.have = None
         for lo, hi in pads:           # pad bytes are zeros, never sent in whole blocks
             self.offs.append(lo)
-            self.segs.append((zeros(hi - lo), None, None))
+            self.segs.append((zeros(hi - lo), None))
             self.covered += hi - lo
         if pads:
             self.advance()
@@ -104,7 +106,7 @@ class Assembly:
         mv = None
         while pos < end:
             if i < len(offs) and offs[i] <= pos:
-                data, who, _ = segs[i]
+                data, who = segs[i]
                 b = min(end, offs[i] + len(data))
                 if mv is None:
                     mv = memoryview(chunk)
@@ -129,7 +131,7 @@ class Assembly:
                     mv = memoryview(chunk)
                 part = mv[a - offset:b - offset]
             offs.insert(i, a)
-            segs.insert(i, (part, sender, where))
+            segs.insert(i, (part, sender))
         if differs:
             self._keep_alternative(dup, sender, where)
         if new:
@@ -158,8 +160,8 @@ class Assembly:
         return [(o, o + len(s[0]), s[0], o, s[1]) for o, s in zip(self.offs, self.segs)]
 
     def content_runs(self) -> list:
-        """The segments that are not pad, as (offset, data, sender, where) copies."""
-        return [(o, s[0], s[1], s[2]) for o, s in zip(self.offs, self.segs) if s[1] is not None]
+        """The segments that are not pad, as (offset, data, sender) copies."""
+        return [(o, s[0], s[1]) for o, s in zip(self.offs, self.segs) if s[1] is not None]
 
     # ---- buffer mode
     def _to_buffer(self) -> None:

@@ -57,6 +57,7 @@ import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from analyzer.evidence._fastpath import TapState, append
 from analyzer.evidence.assembly import MAX_ALTERNATIVES, Assembly, compose, differing_bytes
 from analyzer.evidence.metadata import MetadataCollector
 from analyzer.evidence.metainfo import TorrentMeta
@@ -66,8 +67,8 @@ _Torrent = TorrentGeometry
 __all__ = ["BLOCK", "MAX_ALTERNATIVES", "PieceResult", "Tap", "Verifier"]
 
 MAX_PENDING_BYTES = 512 << 20
-MAX_CHECKING = 256            # covered pieces whose hash the worker is finishing, at most ...
-MAX_CHECKING_BYTES = 64 << 20  # ... and their bytes (beyond, the oldest is waited for)
+MAX_CHECKING = 32             # covered pieces whose hash the worker is finishing, at most ...
+MAX_CHECKING_BYTES = 8 << 20   # ... and their bytes (beyond, the oldest is waited for)
 HELD_FAILED_BYTES = 64 << 20  # failed pieces kept until settled
 PROBE_CAP = 64 << 20          # block bytes kept per connection while attributing by piece hashes
 
@@ -91,32 +92,33 @@ class PieceResult:
     superseded_bytes: int = 0  # first copies replaced by later ones the piece verified with (in redundant)
 
 
-class Tap:
-    """The block sink of one parser (one direction of one connection)."""
-
-    __slots__ = ("verifier", "conn", "d", "parser", "engine", "torrent", "receiver", "sender", "probe",
-                 "probe_bytes")
+class Tap(TapState):
+    """The block sink of one parser (one direction of one connection): ``data``
+    (``TapState``) takes a block that continues the piece this tap fed last,
+    ``slow`` everything else."""
 
     def __init__(self, verifier, conn, d, parser, engine):
         self.verifier, self.conn, self.d, self.parser, self.engine = verifier, conn, d, parser, engine
         self.torrent = None
         self.probe = None           # index -> [(offset, chunk, where)] while attributing by piece hashes
         self.probe_bytes = 0
+        self.piece = None
 
     def _hashes(self) -> list[str]:
         c = self.conn
         return [p.info_hash.hex() for p in (c.parser0, c.parser1) if p is not None and p.info_hash is not None]
 
-    def data(self, index: int, offset: int, chunk: bytes) -> None:
-        e = self.engine
-        where = (e.cur_file, e.cur_frame, e.cur_ts)
+    def slow(self, index: int, offset: int, chunk: bytes, where) -> None:
         if self.torrent is None:
             if self.probe is not None:
                 self._probe(index, offset, chunk, where)
                 return
             if not self._resolve():
                 return
-        self.verifier.add(self.torrent, self.receiver, self.sender, index, offset, chunk, where)
+        v = self.verifier
+        v.add(self.torrent, self.receiver, self.sender, index, offset, chunk, where)
+        self.piece = v.pending.get((self.torrent.key, self.receiver, index))
+        self.piece_index = index
 
     def _probe(self, index: int, offset: int, chunk: bytes, where) -> None:
         """No handshake: keep this connection's blocks until a whole piece of
@@ -195,21 +197,12 @@ class Verifier:
             where) -> None:
         key = (t.key, receiver, index)
         p = self.pending.get(key)
-        if p is not None and offset == p.front and p.fi == len(p.offs) < p.seg_limit \
-                and offset + len(chunk) <= p.size:
-            # fast path: the bytes that follow those already hashed, nothing after them yet
-            n = len(chunk)
-            p.h.update(chunk)
-            p.offs.append(offset)
-            p.segs.append((chunk, sender, where))
-            p.fi += 1
-            p.front = offset + n
-            p.covered += n
-            p.senders[sender] = p.senders.get(sender, 0) + n
-            p.last = where
-            if p.covered == p.size:
-                self._complete(t, key, p, index)
-            return
+        if p is not None:
+            r = append(p, offset, chunk, sender, where)   # in order: hashed and kept
+            if r:
+                if r == 2:
+                    self._complete(t, key, p, index)
+                return
         span = t.piece_span(index)
         if span is None:
             return
@@ -258,6 +251,10 @@ class Verifier:
                 p.senders_redundant[sender] = p.senders_redundant.get(sender, 0) + dup - pad
         if p.covered == p.size:
             self._complete(t, key, p, index)
+
+    def covered(self, t: TorrentGeometry, receiver: str, index: int, p: Assembly) -> None:
+        """A tap's fast path covered piece ``p``."""
+        self._complete(t, (t.key, receiver, index), p, index)
 
     def _complete(self, t: TorrentGeometry, key, p: Assembly, index: int) -> None:
         """Piece ``key`` is covered; its hash is being finished on the worker, or now."""
@@ -318,10 +315,10 @@ class Verifier:
         self.pending_bytes -= p.charged
         if hasattr(p.h, "abort"):
             p.h.abort()
-        if key in self.held and self._rescue(key, p):
-            return
-        self._unhold(key)
-        self._close(key, p, "incomplete")
+        if not (key in self.held and self._rescue(key, p)):
+            self._unhold(key)
+            self._close(key, p, "incomplete")
+        p.front = -2                  # dead: a tap holding it must not feed it
 
     def _settle(self, key) -> None:
         """Settle a kept failed piece now: with its new assembly if there is one (a covered
@@ -333,6 +330,7 @@ class Verifier:
         if self._rescue(key, n) and n is not None:
             del self.pending[key]
             self.pending_bytes -= n.charged
+            n.front = -2
             if hasattr(n.h, "abort"):
                 n.h.abort()
         self._unhold(key)
@@ -344,7 +342,7 @@ class Verifier:
         index = key[2]
         candidates = []               # (copies, the frames that carried them, from the new assembly)
         if n is not None and n.rescuable:
-            later = [(a, d, s) for a, d, s, _ in n.content_runs()]
+            later = n.content_runs()
             if later and any(differing_bytes(*_overlap(p, a, d)) for a, d, _ in later):
                 candidates.append((later, [n.last], True))
         alts = [([(a, d, s) for a, d in parts], w) for parts, s, w in p.alts]
@@ -391,7 +389,7 @@ class Verifier:
             _add_all(r.senders_redundant, n.senders_redundant)
             _add_all(r.senders_pad, n.senders_pad)
             if n.rescuable:
-                r.conflict_bytes += sum(differing_bytes(*_overlap(p, a, d)) for a, d, _, _ in n.content_runs())
+                r.conflict_bytes += sum(differing_bytes(*_overlap(p, a, d)) for a, d, _ in n.content_runs())
         r.last = max([r.last, *wheres])
         self.closed[key] = r
 
@@ -413,7 +411,7 @@ class Verifier:
 def _overlap(p: Assembly, a: int, data) -> tuple[bytes, bytes]:
     """``data`` at offset ``a`` and the first copies of failed piece ``p`` under it."""
     first = b"".join(bytes(memoryview(d)[max(a, o) - o:min(a + len(data), o + len(d)) - o])
-                     for o, (d, _, _) in zip(p.offs, p.segs) if o < a + len(data) and o + len(d) > a)
+                     for o, (d, _) in zip(p.offs, p.segs) if o < a + len(data) and o + len(d) > a)
     return bytes(data), first
 
 
