@@ -181,16 +181,27 @@ cdef int _start() except -1:
     return 0
 
 
+cdef void _room() noexcept nogil:
+    """Wait until the ring has room (the lock is not held on entry or exit)."""
+    pthread_mutex_lock(&mu)
+    if idle:
+        pthread_cond_signal(&work)
+    while tail - head >= RING:
+        pthread_cond_wait(&progress, &mu)
+    pthread_mutex_unlock(&mu)
+
+
 cdef void _push(Slot* s, const char* p, size_t n, int op) noexcept:
-    """Append an entry (waiting, without the interpreter lock, while the ring is full)."""
+    """Append an entry (waiting, without the interpreter lock, while the ring is full).
+    The lock is never held while the interpreter lock is being taken: several Python
+    threads may push."""
     global tail
     pthread_mutex_lock(&mu)
-    if tail - head >= RING:
-        if idle:
-            pthread_cond_signal(&work)
+    while tail - head >= RING:
+        pthread_mutex_unlock(&mu)
         with nogil:
-            while tail - head >= RING:
-                pthread_cond_wait(&progress, &mu)
+            _room()
+        pthread_mutex_lock(&mu)
     ring[tail % RING].slot = s
     ring[tail % RING].ptr = p
     ring[tail % RING].n = n
@@ -201,15 +212,23 @@ cdef void _push(Slot* s, const char* p, size_t n, int op) noexcept:
     pthread_mutex_unlock(&mu)
 
 
-cdef void _wait(Slot* s) noexcept:
+cdef void _done(Slot* s) noexcept nogil:
     pthread_mutex_lock(&mu)
-    if not s.done:
-        if idle:
-            pthread_cond_signal(&work)
-        with nogil:
-            while not s.done:
-                pthread_cond_wait(&progress, &mu)
+    if idle:
+        pthread_cond_signal(&work)
+    while not s.done:
+        pthread_cond_wait(&progress, &mu)
     pthread_mutex_unlock(&mu)
+
+
+cdef void _wait(Slot* s) noexcept:
+    cdef int done
+    pthread_mutex_lock(&mu)
+    done = s.done
+    pthread_mutex_unlock(&mu)
+    if not done:
+        with nogil:
+            _done(s)
 
 
 cdef class Sha1Job:

@@ -70,3 +70,27 @@ def test_a_forked_child_has_its_own_worker():
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert parent.digest() == hashlib.sha1(block).digest()
+
+
+def test_several_threads_feed_jobs_at_once():
+    # more blocks in flight than the ring holds, from 4 threads: no deadlock, right digests
+    import threading
+    blocks = [os.urandom(16384) for _ in range(16)]
+    want = hashlib.sha1(b"".join(blocks)).digest()
+    bad = []
+
+    def run():
+        jobs = []
+        for _ in range(300):
+            job = _sha1.Sha1Job()
+            for b in blocks:
+                job.update(b)
+            job.final()
+            jobs.append(job)
+        bad.extend(1 for j in jobs if j.digest() != want)
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads) and not bad
