@@ -93,9 +93,16 @@ class Assembly(PieceState):
         self.fi, self.front = i, front
 
     def insert(self, offset: int, chunk, sender, where) -> int:
-        """A run of block bytes at ``offset`` (inside the piece); returns how many were new."""
-        if self.front < 0:
-            return self._insert_buffer(offset, chunk)
+        """A run of block bytes at ``offset`` (inside the piece), from ``sender``, carried
+        by frame ``where``; returns how many bytes were new (covered, credited to it)."""
+        new = self._insert_buffer(offset, chunk) if self.front < 0 else self._insert_segments(
+            offset, chunk, sender, where)
+        if new:
+            self.covered += new
+            self.senders[sender] = self.senders.get(sender, 0) + new
+        return new
+
+    def _insert_segments(self, offset: int, chunk, sender, where) -> int:
         offs, segs = self.offs, self.segs
         end = offset + len(chunk)
         i = bisect_right(offs, offset) - 1

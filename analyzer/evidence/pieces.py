@@ -24,10 +24,16 @@ blocks arrive (v1: SHA-1 of the piece in the v1 byte space, pad-file bytes
 taken as the zeros they are; v2: the SHA-256 merkle root of its 16 KiB
 blocks against the file's piece layer, or the file's pieces root for a file
 of one piece: ``piece_check``); the block that covers it completes the check,
-and the piece is released.  A block that continues the piece's bytes in
-order takes the fast path of ``add``: hashed and kept, nothing copied.  Only
-pieces in progress stay in memory, and beyond ``MAX_PENDING_BYTES`` the
-oldest are given up as incomplete.
+and the piece is released.  A block that continues the piece its tap fed
+last, in order, takes the compiled fast path (``_fastpath``): kept as the
+object the parser handed over and queued for the SHA-1 worker thread
+(``_sha1``), nothing copied or looked up.  A covered v1 piece waits in
+``checking`` while the worker finishes its digest; it is decided (verified
+or failed) when a block of the same piece arrives, when more than
+``MAX_CHECKING`` pieces or ``MAX_CHECKING_BYTES`` wait (the oldest first), or
+at the end: points fixed by the capture, so the results do not depend on
+the worker's speed.  Only pieces in progress stay in memory, and beyond
+``MAX_PENDING_BYTES`` the oldest are given up as incomplete.
 
 A failed piece whose receiver may hold other copies than the first ones is
 kept (``HELD_FAILED_BYTES``) until it is settled:
@@ -237,9 +243,6 @@ class Verifier:
         charged = p.charged
         new = p.insert(offset, chunk, sender, where)
         self.pending_bytes += p.charged - charged
-        if new:
-            p.covered += new
-            p.senders[sender] = p.senders.get(sender, 0) + new
         if new < len(chunk):
             dup = len(chunk) - new
             pad = t.pad_overlap(start + offset, start + offset + len(chunk))
