@@ -283,3 +283,42 @@ def test_same_figures_as_the_byte_map_model(data):
     mine = sorted(((p.index, p.status, p.senders, p.conflict_bytes, p.pad_bytes, p.redundant_bytes)
                    for p in result), key=repr)
     assert mine == reference(t, [(c[0], c[1], c[2], c[3], c[4]) for c in calls])
+
+
+class _Engine:
+    cur_file, cur_frame, cur_ts = 0, 0, 0
+
+
+def tap_for(v, t):
+    """A tap of a connection whose torrent and ends are known (as after its handshake)."""
+    tap = v.tap(None, 0, None, _Engine())
+    tap.torrent, tap.sender, tap.receiver = t, GOOD, SUBJECT
+    return tap
+
+
+def test_a_tap_stops_feeding_a_piece_given_up(monkeypatch):
+    data = random.Random(19).randbytes(8 * BLOCK)
+    v, t = verifier(data, piece_length=2 * BLOCK)
+    tap = tap_for(v, t)
+    tap.data(0, 0, data[:BLOCK])                                       # piece 0 pending, the tap holds it
+    assert tap.piece is v.pending[(t.key, SUBJECT, 0)]
+    monkeypatch.setattr(pieces, "MAX_PENDING_BYTES", int(1.5 * CHARGE))
+    v.add(t, SUBJECT, BAD, 1, 0, data[2 * BLOCK:3 * BLOCK], (0, 5, 0))   # piece 0 given up
+    held = tap.piece
+    tap.data(0, BLOCK, data[BLOCK:2 * BLOCK])                          # not into the piece given up
+    assert held.covered == BLOCK and tap.piece is not held
+    result = sorted((p.index, p.status, p.covered) for p in v.finish())
+    assert result == [(0, "incomplete", BLOCK), (0, "incomplete", BLOCK), (1, "incomplete", BLOCK)]
+
+
+def test_a_tap_feeds_in_order_blocks_through_the_fast_path():
+    data = random.Random(21).randbytes(8 * BLOCK)
+    v, t = verifier(data, piece_length=4 * BLOCK)
+    tap = tap_for(v, t)
+    for k, offset in enumerate(range(0, len(data), BLOCK)):
+        _Engine.cur_frame = k
+        tap.data(offset // (4 * BLOCK), offset % (4 * BLOCK), data[offset:offset + BLOCK])
+    tap.data(1, 0, data[4 * BLOCK:5 * BLOCK])                          # again: redundant
+    result = v.finish()
+    assert [(p.status, p.senders, p.first[1], p.last[1], p.redundant_bytes) for p in result] == [
+        ("verified", {GOOD: 4 * BLOCK}, 0, 3, 0), ("verified", {GOOD: 4 * BLOCK}, 4, 7, BLOCK)]
