@@ -218,11 +218,12 @@ def compose(runs: list, size: int, copies: list) -> tuple[bytearray, dict, dict]
     laid over the first-copy ``runs``; returns the bytes, and per sender the bytes of
     first copies replaced (superseded) and of copies used."""
     base = [(*r, False) for r in runs]
-    for a, data, sender in copies:
-        b = a + len(data)
-        left = [(lo, min(hi, a), *rest) for lo, hi, *rest in base if lo < a]
-        right = [(max(lo, b), hi, *rest) for lo, hi, *rest in base if hi > b]
-        base = left + [(a, b, data, a, sender, True)] + right
+    ends = [a + len(d) for a, d, _ in copies]
+    if all(ends[i] <= copies[i + 1][0] for i in range(len(copies) - 1)):
+        base = _lay(base, copies)     # sorted and disjoint (a new assembly's segments): one pass
+    else:
+        for a, data, sender in copies:
+            base = _lay(base, [(a, data, sender)])
     out = bytearray(size)
     used: dict = {}
     for lo, hi, d, ds, s, laid in base:
@@ -242,3 +243,23 @@ def compose(runs: list, size: int, copies: list) -> tuple[bytearray, dict, dict]
                 superseded[s] = superseded.get(s, 0) + n
             k += 1
     return out, superseded, used
+
+
+def _lay(base: list, copies: list) -> list:
+    """``base`` runs (lo, hi, data, data_start, sender, laid) with the sorted, disjoint
+    ``copies`` laid over them."""
+    out, j, base = [], 0, list(base)
+    for a, data, sender in copies:
+        b = a + len(data)
+        while j < len(base) and base[j][1] <= a:
+            out.append(base[j])
+            j += 1
+        if j < len(base) and base[j][0] < a:
+            out.append((base[j][0], a, *base[j][2:]))          # the part before the copy
+        out.append((a, b, data, a, sender, True))
+        while j < len(base) and base[j][1] <= b:
+            j += 1
+        if j < len(base) and base[j][0] < b:
+            base[j] = (b, *base[j][1:])                          # the part after it
+    out.extend(base[j:])
+    return out

@@ -60,6 +60,7 @@ sender contributed.
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -412,10 +413,15 @@ class Verifier:
 
 
 def _overlap(p: Assembly, a: int, data) -> tuple[bytes, bytes]:
-    """``data`` at offset ``a`` and the first copies of failed piece ``p`` under it."""
-    first = b"".join(bytes(memoryview(d)[max(a, o) - o:min(a + len(data), o + len(d)) - o])
-                     for o, (d, _) in zip(p.offs, p.segs) if o < a + len(data) and o + len(d) > a)
-    return bytes(data), first
+    """``data`` at offset ``a`` and the first copies of (covered) piece ``p`` under it."""
+    b, parts = a + len(data), []
+    i = max(0, bisect_right(p.offs, a) - 1)
+    while i < len(p.offs) and p.offs[i] < b:
+        o, d = p.offs[i], p.segs[i][0]
+        if o + len(d) > a:
+            parts.append(memoryview(d)[max(a, o) - o:min(b, o + len(d)) - o])
+        i += 1
+    return bytes(data), b"".join(parts)
 
 
 def _take(d: dict, key, n: int) -> None:

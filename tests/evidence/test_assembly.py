@@ -85,3 +85,15 @@ def test_compose_credits_the_copies_used_and_the_first_ones_replaced():
     data, superseded, used = compose(p.runs(), p.size, [(0, DATA[:16384], "good"), (100, DATA[100:200], "x")])
     assert bytes(data) == DATA
     assert superseded == {"bad": 16384} and used == {"good": 16284, "x": 100}
+
+
+def test_compose_lays_disjoint_copies_in_one_pass():
+    p = piece()
+    p.insert(0, DATA, "a", None)                                        # one run of 4 blocks
+    copies = [(10, b"x" * 5, "b"), (100, b"y" * 16384, "c"), (40000, b"z" * 3, "b")]
+    data, superseded, used = compose(p.runs(), p.size, copies)
+    want = bytearray(DATA)
+    for a, d, _ in copies:
+        want[a:a + len(d)] = d
+    assert bytes(data) == bytes(want)
+    assert superseded == {"a": 16392} and used == {"b": 8, "c": 16384}
