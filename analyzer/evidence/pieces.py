@@ -17,31 +17,67 @@ right: that attributes the connection ("piece_hashes") and its blocks join
 the others.
 
 Blocks are assembled per (torrent, receiving host, piece): a client builds a
-piece from blocks of several peers, and each receiver holds its own copy.
-The first copy of every byte counts; bytes of later copies that differ are
-counted as conflicts.  When a piece is covered it is hashed (v1: SHA-1 of the
-piece in the v1 byte space, pad-file bytes taken as the zeros they are; v2:
-the SHA-256 merkle root of its 16 KiB blocks against the file's piece layer,
-or the file's pieces root for a file of one piece) and released; only pieces
-in progress stay in memory, and beyond ``MAX_PENDING_BYTES`` the oldest are
-given up as incomplete.  Every piece ends in exactly one state: verified,
-failed or incomplete, with the frames that carried its first and last bytes
-and how many bytes each sender contributed.
+piece from blocks of several peers, and each receiver holds its own copy
+(``assembly.Assembly``).  The first copy of every byte counts; bytes of later
+copies that differ are counted as conflicts.  A piece is hashed while its
+blocks arrive (v1: SHA-1 of the piece in the v1 byte space, pad-file bytes
+taken as the zeros they are; v2: the SHA-256 merkle root of its 16 KiB
+blocks against the file's piece layer, or the file's pieces root for a file
+of one piece: ``piece_check``); the block that covers it completes the check,
+and the piece is released.  A block that continues the piece its tap fed
+last, in order, takes the compiled fast path (``_fastpath``): kept as the
+object the parser handed over and queued for the SHA-1 worker thread
+(``_sha1``), nothing copied or looked up.  A covered v1 piece waits in
+``checking`` while the worker finishes its digest; it is decided (verified
+or failed) when a block of the same piece arrives, when more than
+``MAX_CHECKING`` pieces or ``MAX_CHECKING_BYTES`` wait (the oldest first), or
+at the end: points fixed by the capture, so the results do not depend on
+the worker's speed.  Only pieces in progress stay in memory, and beyond
+``MAX_PENDING_BYTES`` the oldest are given up as incomplete.
+
+A failed piece whose receiver may hold other copies than the first ones is
+kept (``HELD_FAILED_BYTES``) until it is settled:
+
+* the receiver fetches the whole piece again (a new assembly of it is
+  covered): it had the failed piece, which stays failed;
+* otherwise (the capture ends, the new assembly is given up, the kept
+  failed pieces exceed their cap) the later copies are tried, at most
+  ``MAX_ALTERNATIVES`` + 2 assemblies, one hash each: first the copies of
+  the new, incomplete assembly laid over the failed one (a receiver that
+  never read a banned peer's block asks for that block only), then each
+  conflicting copy that arrived while the piece was assembled, then all of
+  them.  A piece that verifies that way is verified: the copies used are
+  credited to their senders, the first copies they replace are
+  *redundant* (bytes on the wire the receiver did not keep, like blocks in
+  flight when it drops a peer: never failed, which is what a client counts
+  for a piece that failed its own check), and the new assembly's other
+  bytes are redundant too.
+
+Every piece ends in exactly one state: verified, failed or incomplete, with
+the frames that carried its first and last bytes and how many bytes each
+sender contributed.
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
+from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from analyzer.evidence._fastpath import TapState, append
+from analyzer.evidence.assembly import MAX_ALTERNATIVES, Assembly, compose, differing_bytes
 from analyzer.evidence.metadata import MetadataCollector
 from analyzer.evidence.metainfo import TorrentMeta
+from analyzer.evidence.piece_check import BLOCK, TorrentGeometry
 
-BLOCK = 16384
+_Torrent = TorrentGeometry
+__all__ = ["BLOCK", "MAX_ALTERNATIVES", "PieceResult", "Tap", "Verifier"]
+
 MAX_PENDING_BYTES = 512 << 20
+MAX_CHECKING = 32             # covered pieces whose hash the worker is finishing, at most ...
+MAX_CHECKING_BYTES = 8 << 20   # ... and their bytes (beyond, the oldest is waited for)
+HELD_FAILED_BYTES = 64 << 20  # failed pieces kept until settled
 PROBE_CAP = 64 << 20          # block bytes kept per connection while attributing by piece hashes
-_ONES = memoryview(b"\x01" * (1 << 17))
 
 
 @dataclass
@@ -51,7 +87,7 @@ class PieceResult:
     receiver: str
     size: int                 # content bytes of the piece (pad bytes excluded)
     status: str               # verified, failed, incomplete
-    senders: dict             # sender address -> bytes contributed (first copies)
+    senders: dict             # sender address -> bytes contributed (the copies the piece was checked with)
     covered: int              # bytes seen (first copies)
     conflict_bytes: int
     first: tuple              # (file, frame, ts)
@@ -60,124 +96,36 @@ class PieceResult:
     senders_redundant: dict = field(default_factory=dict)
     pad_bytes: int = 0        # pad-file bytes (zeros) that arrived inside blocks
     senders_pad: dict = field(default_factory=dict)
+    superseded_bytes: int = 0  # first copies replaced by later ones the piece verified with (in redundant)
 
 
-@dataclass
-class _Piece:
-    size: int                 # bytes in the piece's byte space (v1: with pad bytes)
-    content: int              # content bytes
-    buf: bytearray
-    have: bytearray           # 1 per byte present
-    covered: int = 0
-    senders: dict = field(default_factory=dict)
-    conflict_bytes: int = 0
-    redundant_bytes: int = 0
-    pad_bytes: int = 0
-    senders_redundant: dict = field(default_factory=dict)
-    senders_pad: dict = field(default_factory=dict)
-    first: tuple = ()
-    last: tuple = ()
-
-
-class _Torrent:
-    """Geometry and hashes of one torrent for verification."""
-
-    def __init__(self, meta: TorrentMeta):
-        self.meta = meta
-        self.key = meta.info_hash_v1 or meta.info_hash_v2[:40]
-        self.plen = meta.piece_length
-        self.length = meta.v1_length
-        self.num_pieces = (self.length + self.plen - 1) // self.plen if self.plen else 0
-        self.v1 = bool(meta.piece_hashes)
-        self.pads = [(f.offset, f.offset + f.size) for f in meta.files if f.pad]
-        self.files = [f for f in meta.files if not f.pad]
-
-    def piece_span(self, index: int) -> tuple[int, int] | None:
-        if not 0 <= index < self.num_pieces:
-            return None
-        start = index * self.plen
-        return start, min(start + self.plen, self.length)
-
-    def assemble(self, index: int, chunks: list) -> bytes | None:
-        """The piece from (offset, bytes) chunks if they cover it (pad bytes are zeros)."""
-        span = self.piece_span(index)
-        if span is None:
-            return None
-        start, end = span
-        buf, have = bytearray(end - start), bytearray(end - start)
-        for a, b in self.pads:
-            lo, hi = max(a, start) - start, min(b, end) - start
-            if lo < hi:
-                have[lo:hi] = b"\x01" * (hi - lo)
-        for offset, chunk in chunks:
-            chunk = chunk[:max(0, len(buf) - offset)]
-            buf[offset:offset + len(chunk)] = chunk
-            have[offset:offset + len(chunk)] = b"\x01" * len(chunk)
-        return bytes(buf) if all(have) else None
-
-    def content_bytes(self, start: int, end: int) -> int:
-        return (end - start) - sum(max(0, min(end, b) - max(start, a)) for a, b in self.pads)
-
-    def check(self, index: int, data: bytes) -> bool:
-        if self.v1:
-            return hashlib.sha1(data).digest() == self.meta.piece_hashes[20 * index:20 * index + 20]
-        start = index * self.plen
-        for f in self.files:
-            if f.offset <= start < f.offset + f.size:
-                return self._check_v2(f, (start - f.offset) // self.plen, data)
-        return False
-
-    def _check_v2(self, f, j: int, data: bytes) -> bool:
-        # only the file's own bytes are hashed; leaves past its end are zero hashes
-        data = data[:f.size - j * self.plen]
-        leaves = [hashlib.sha256(data[i:i + BLOCK]).digest() for i in range(0, len(data), BLOCK)]
-        if f.size <= self.plen:                       # one piece: the file's pieces root
-            return _merkle(leaves, _pow2(len(leaves))) == f.pieces_root
-        layer = self.meta.piece_layers.get(f.pieces_root, b"")
-        return _merkle(leaves, self.plen // BLOCK) == layer[32 * j:32 * j + 32]
-
-
-def _pow2(n: int) -> int:
-    p = 1
-    while p < n:
-        p *= 2
-    return p
-
-
-def _merkle(leaves: list[bytes], width: int) -> bytes:
-    """Root of a tree of ``width`` leaves (a power of two), missing ones zero."""
-    layer = leaves + [bytes(32)] * (width - len(leaves))
-    while len(layer) > 1:
-        layer = [hashlib.sha256(layer[i] + layer[i + 1]).digest() for i in range(0, len(layer), 2)]
-    return layer[0]
-
-
-class Tap:
-    """The block sink of one parser (one direction of one connection)."""
-
-    __slots__ = ("verifier", "conn", "d", "parser", "engine", "torrent", "receiver", "sender", "probe",
-                 "probe_bytes")
+class Tap(TapState):
+    """The block sink of one parser (one direction of one connection): ``data``
+    (``TapState``) takes a block that continues the piece this tap fed last,
+    ``slow`` everything else."""
 
     def __init__(self, verifier, conn, d, parser, engine):
         self.verifier, self.conn, self.d, self.parser, self.engine = verifier, conn, d, parser, engine
         self.torrent = None
         self.probe = None           # index -> [(offset, chunk, where)] while attributing by piece hashes
         self.probe_bytes = 0
+        self.piece = None
 
     def _hashes(self) -> list[str]:
         c = self.conn
         return [p.info_hash.hex() for p in (c.parser0, c.parser1) if p is not None and p.info_hash is not None]
 
-    def data(self, index: int, offset: int, chunk: bytes) -> None:
-        e = self.engine
-        where = (e.cur_file, e.cur_frame, e.cur_ts)
+    def slow(self, index: int, offset: int, chunk: bytes, where) -> None:
         if self.torrent is None:
             if self.probe is not None:
                 self._probe(index, offset, chunk, where)
                 return
             if not self._resolve():
                 return
-        self.verifier.add(self.torrent, self.receiver, self.sender, index, offset, chunk, where)
+        v = self.verifier
+        v.add(self.torrent, self.receiver, self.sender, index, offset, chunk, where)
+        self.piece = v.pending.get((self.torrent.key, self.receiver, index))
+        self.piece_index = index
 
     def _probe(self, index: int, offset: int, chunk: bytes, where) -> None:
         """No handshake: keep this connection's blocks until a whole piece of
@@ -227,8 +175,12 @@ class Verifier:
         self.by_hash: dict = {}
         self.carver = carver
         self.metadata = MetadataCollector()   # replaced by the ut_metadata handler's: hashes being collected
-        self.pending: OrderedDict = OrderedDict()   # (torrent key, receiver, index) -> _Piece
+        self.pending: OrderedDict = OrderedDict()   # (torrent key, receiver, index) -> Assembly
         self.pending_bytes = 0
+        self.checking: OrderedDict = OrderedDict()  # key -> (Assembly, torrent): covered, hash on the worker
+        self.checking_bytes = 0
+        self.held: OrderedDict = OrderedDict()      # key -> (Assembly, PieceResult, torrent) of a failed piece
+        self.held_bytes = 0
         self.results: list[PieceResult] = []
         self.closed: dict = {}       # (torrent key, receiver, index) -> result of a piece already checked
         self.attributions: dict = {}  # engine connection id -> (torrent key, (file, frame, ts) of the block)
@@ -241,14 +193,23 @@ class Verifier:
     def register(self, meta: TorrentMeta) -> None:
         """Verify the blocks of this torrent from now on (a given .torrent, or metadata just
         rebuilt from the capture)."""
-        t = _Torrent(meta)
+        t = TorrentGeometry(meta)
         for h in meta.handshake_hashes:
             self.by_hash.setdefault(h, t)
 
     def tap(self, conn, d, parser, engine):
         return Tap(self, conn, d, parser, engine)
 
-    def add(self, t: _Torrent, receiver: str, sender: str, index: int, offset: int, chunk: bytes, where) -> None:
+    def add(self, t: TorrentGeometry, receiver: str, sender: str, index: int, offset: int, chunk: bytes,
+            where) -> None:
+        key = (t.key, receiver, index)
+        p = self.pending.get(key)
+        if p is not None:
+            r = append(p, offset, chunk, sender, where)   # in order: hashed and kept
+            if r:
+                if r == 2:
+                    self._complete(t, key, p, index)
+                return
         span = t.piece_span(index)
         if span is None:
             return
@@ -256,14 +217,15 @@ class Verifier:
         size = end - start
         if offset >= size:
             return
-        chunk = chunk[:size - offset]
-        key = (t.key, receiver, index)
-        p = self.pending.get(key)
+        if len(chunk) > size - offset:
+            chunk = chunk[:size - offset]
+        if p is None and key in self.checking:
+            self._decide(key)
         if p is None and key in self.closed:
             # the receiver had this piece already (end-game duplicates): redundant,
             # except pad-file bytes at the end of a block that completed it
             r = self.closed[key]
-            pad = self._pad_overlap(t, start + offset, start + offset + len(chunk))
+            pad = t.pad_overlap(start + offset, start + offset + len(chunk))
             r.pad_bytes += pad
             if pad:
                 r.senders_pad[sender] = r.senders_pad.get(sender, 0) + pad
@@ -272,39 +234,19 @@ class Verifier:
                 r.senders_redundant[sender] = r.senders_redundant.get(sender, 0) + len(chunk) - pad
             return
         if p is None:
-            p = _Piece(size, t.content_bytes(start, end), bytearray(size), bytearray(size), first=where)
-            if t.pads:
-                for a, b in t.pads:      # pad bytes are zeros, never sent in whole blocks
-                    lo, hi = max(a, start) - start, min(b, end) - start
-                    if lo < hi:
-                        p.have[lo:hi] = b"\x01" * (hi - lo)
-                        p.covered += hi - lo
+            p = Assembly(size, t.content_bytes(start, end), t.pad_ranges(start, end), t.hasher(index, True), where)
             self.pending[key] = p
-            self.pending_bytes += 2 * size
+            self.pending_bytes += p.charged
             while self.pending_bytes > MAX_PENDING_BYTES and len(self.pending) > 1:
                 old_key, old = self.pending.popitem(last=False)
-                self._close(old_key, old, "incomplete")
+                self._give_up(old_key, old)
         p.last = where
-        n = len(chunk)
-        window = p.have[offset:offset + n]
-        new = window.count(0)
-        if new == n:
-            p.buf[offset:offset + n] = chunk
-            p.have[offset:offset + n] = _ONES[:n] if n <= len(_ONES) else b"\x01" * n
-        else:
-            for i, b in enumerate(chunk):
-                if window[i]:
-                    if p.buf[offset + i] != b:
-                        p.conflict_bytes += 1
-                else:
-                    p.buf[offset + i] = b
-                    p.have[offset + i] = 1
-        if new:
-            p.covered += new
-            p.senders[sender] = p.senders.get(sender, 0) + new
+        charged = p.charged
+        new = p.insert(offset, chunk, sender, where)
+        self.pending_bytes += p.charged - charged
         if new < len(chunk):
             dup = len(chunk) - new
-            pad = self._pad_overlap(t, start + offset, start + offset + len(chunk))
+            pad = t.pad_overlap(start + offset, start + offset + len(chunk))
             p.pad_bytes += min(pad, dup)           # pad-file bytes sent inside a block
             if pad:
                 p.senders_pad[sender] = p.senders_pad.get(sender, 0) + min(pad, dup)
@@ -312,30 +254,184 @@ class Verifier:
                 p.redundant_bytes += dup - pad
                 p.senders_redundant[sender] = p.senders_redundant.get(sender, 0) + dup - pad
         if p.covered == p.size:
-            del self.pending[key]
-            data = bytes(p.buf)
-            ok = t.check(index, data)
-            if ok and self.carver is not None:
-                self.carver.piece(t, index, data)
-            self._close(key, p, "verified" if ok else "failed")
+            self._complete(t, key, p, index)
 
-    @staticmethod
-    def _pad_overlap(t: _Torrent, a: int, b: int) -> int:
-        return sum(max(0, min(b, hi) - max(a, lo)) for lo, hi in t.pads)
+    def covered(self, t: TorrentGeometry, receiver: str, index: int, p: Assembly) -> None:
+        """A tap's fast path covered piece ``p``."""
+        self._complete(t, (t.key, receiver, index), p, index)
 
-    def _close(self, key, p: _Piece, status: str) -> None:
-        self.pending_bytes -= 2 * p.size
+    def _complete(self, t: TorrentGeometry, key, p: Assembly, index: int) -> None:
+        """Piece ``key`` is covered; its hash is being finished on the worker, or now."""
+        del self.pending[key]
+        self.pending_bytes -= p.charged
+        h = p.hash_done()
+        if not hasattr(h, "final"):
+            self._decide(key, p, t)
+            return
+        h.final()
+        self.checking[key] = (p, t)
+        self.checking_bytes += p.charged
+        while len(self.checking) > 1 and (self.checking_bytes > MAX_CHECKING_BYTES
+                                          or len(self.checking) > MAX_CHECKING):
+            self._decide(next(iter(self.checking)))
+
+    def _decide(self, key, p: Assembly | None = None, t: TorrentGeometry | None = None) -> None:
+        """Verified or failed (a piece taken from ``checking`` when not given)."""
+        if p is None:
+            p, t = self.checking.pop(key)
+            self.checking_bytes -= p.charged
+        h = p.h
+        if hasattr(h, "final") and h.digest() is None:     # the worker's OpenSSL failed: hash here
+            h = t.hasher(key[2])
+            h.update(p.data())
+        ok = t.matches(key[2], h)
+        if ok and self.carver is not None:
+            self.carver.piece(t, key[2], p.data())
+        self._close(key, p, "verified" if ok else "failed", t)
+
+    def _close(self, key, p: Assembly, status: str, t: TorrentGeometry | None = None) -> PieceResult:
         info_hash, receiver, index = key
         r = PieceResult(info_hash, index, receiver, p.content, status, p.senders, p.covered, p.conflict_bytes,
                         p.first, p.last, p.redundant_bytes, dict(p.senders_redundant), p.pad_bytes,
                         dict(p.senders_pad))
         self.results.append(r)
+        if status == "incomplete":
+            return r
+        # a whole new copy of a piece that failed before: the receiver had the failed one
+        self._unhold(key)
         if status == "verified":
             self.closed[key] = r     # a failed piece is discarded by the receiver and fetched again
+        elif p.rescuable:
+            self.held[key] = (p, r, t)
+            self.held_bytes += p.charged
+            while self.held_bytes > HELD_FAILED_BYTES and len(self.held) > 1:
+                self._settle(next(iter(self.held)))
+        return r
+
+    def _unhold(self, key) -> None:
+        held = self.held.pop(key, None)
+        if held is not None:
+            self.held_bytes -= held[0].charged
+
+    def _give_up(self, key, p: Assembly) -> None:
+        """A piece taken from ``pending``, not covered (memory cap, end of the capture):
+        incomplete, unless it completes a failed piece of the same receiver."""
+        self.pending_bytes -= p.charged
+        if hasattr(p.h, "abort"):
+            p.h.abort()
+        if not (key in self.held and self._rescue(key, p)):
+            self._unhold(key)
+            self._close(key, p, "incomplete")
+        p.front = -2                  # dead: a tap holding it must not feed it
+
+    def _settle(self, key) -> None:
+        """Settle a kept failed piece now: with its new assembly if there is one (a covered
+        one decides it: the failure stands)."""
+        if key in self.checking:
+            self._decide(key)
+            return
+        n = self.pending.get(key)
+        if self._rescue(key, n) and n is not None:
+            del self.pending[key]
+            self.pending_bytes -= n.charged
+            n.front = -2
+            if hasattr(n.h, "abort"):
+                n.h.abort()
+        self._unhold(key)
+
+    def _rescue(self, key, n: Assembly | None) -> bool:
+        """Try the later copies on the failed piece ``key`` (``n``: its new, incomplete
+        assembly); True when one assembly verified (the piece is then verified)."""
+        p, r, t = self.held[key]
+        index = key[2]
+        candidates = []               # (copies, the frames that carried them, from the new assembly)
+        if n is not None and n.rescuable:
+            later = n.content_runs()
+            if later and any(differing_bytes(*_overlap(p, a, d)) for a, d, _ in later):
+                candidates.append((later, [n.last], True))
+        alts = [([(a, d, s) for a, d in parts], w) for parts, s, w in p.alts]
+        candidates += [(copies, [w], False) for copies, w in alts]
+        if len(alts) > 1:
+            candidates.append(([c for copies, _ in alts for c in copies], [w for _, w in alts], False))
+        if not candidates:
+            return False
+        runs = p.runs()
+        for copies, wheres, from_new in candidates:
+            data, superseded, used = compose(runs, p.size, copies)
+            if t.check(index, data):
+                self._unhold(key)
+                self._adopt(key, p, r, n, superseded, used, wheres, from_new)
+                if self.carver is not None:
+                    self.carver.piece(t, index, bytes(data))
+                return True
+        return False
+
+    def _adopt(self, key, p: Assembly, r: PieceResult, n: Assembly | None, superseded: dict, used: dict,
+               wheres: list, from_new: bool) -> None:
+        """Failed piece ``r`` (assembly ``p``) verified with later copies (``used``, per sender)
+        in place of first ones (``superseded``); the new assembly ``n`` joins it."""
+        r.status = "verified"
+        for s, k in superseded.items():
+            _take(r.senders, s, k)
+            r.senders_redundant[s] = r.senders_redundant.get(s, 0) + k
+            r.superseded_bytes += k
+            if from_new:
+                r.redundant_bytes += k
+        for s, k in used.items():
+            if not from_new:          # an alternative, counted redundant when it arrived
+                r.senders[s] = r.senders.get(s, 0) + k
+                _take(r.senders_redundant, s, k)
+        if n is not None:
+            for s, k in n.senders.items():
+                if from_new:
+                    r.senders[s] = r.senders.get(s, 0) + k
+                else:
+                    r.senders_redundant[s] = r.senders_redundant.get(s, 0) + k
+                    r.redundant_bytes += k
+            r.redundant_bytes += n.redundant_bytes
+            r.pad_bytes += n.pad_bytes
+            _add_all(r.senders_redundant, n.senders_redundant)
+            _add_all(r.senders_pad, n.senders_pad)
+            if n.rescuable:
+                r.conflict_bytes += sum(differing_bytes(*_overlap(p, a, d)) for a, d, _ in n.content_runs())
+        r.last = max([r.last, *wheres])
+        self.closed[key] = r
 
     def finish(self) -> list[PieceResult]:
+        while self.checking:
+            self._decide(next(iter(self.checking)))
+        for key in list(self.held):
+            if key in self.pending:
+                self._give_up(key, self.pending.pop(key))
+            elif key in self.held:
+                self._settle(key)
         for key, p in list(self.pending.items()):
-            self._close(key, p, "incomplete")
+            self._give_up(key, p)
         self.pending.clear()
         self.results.sort(key=lambda r: (r.info_hash, r.receiver, r.index, r.first))
         return self.results
+
+
+def _overlap(p: Assembly, a: int, data) -> tuple[bytes, bytes]:
+    """``data`` at offset ``a`` and the first copies of (covered) piece ``p`` under it."""
+    b, parts = a + len(data), []
+    i = max(0, bisect_right(p.offs, a) - 1)
+    while i < len(p.offs) and p.offs[i] < b:
+        o, d = p.offs[i], p.segs[i][0]
+        if o + len(d) > a:
+            parts.append(memoryview(d)[max(a, o) - o:min(b, o + len(d)) - o])
+        i += 1
+    return bytes(data), b"".join(parts)
+
+
+def _take(d: dict, key, n: int) -> None:
+    left = d.get(key, 0) - n
+    if left:
+        d[key] = left
+    else:
+        d.pop(key, None)
+
+
+def _add_all(d: dict, other: dict) -> None:
+    for k, v in other.items():
+        d[k] = d.get(k, 0) + v

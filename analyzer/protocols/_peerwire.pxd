@@ -51,7 +51,9 @@ cdef class PeerWireParser(StreamSink):
     cdef int anchor_kind
     cdef bytes _replay                      # buffered bytes to run again from an anchor
     cdef bint body_lost
-    cdef uint8_t* blkbuf                    # block bytes collected for block_sink
+    cdef uint8_t* blkbuf                    # block bytes collected for block_sink: inside blkobj
+    cdef object blkobj                      # the bytes object handed to block_sink (filled in place)
+    cdef Py_ssize_t blk_cap                 # its size
     cdef Py_ssize_t blk_len
     cdef int64_t blk_offset
     cdef bint opaque_scan                   # looking for plaintext after an opaque start

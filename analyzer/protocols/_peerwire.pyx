@@ -158,7 +158,6 @@ cdef class PeerWireParser:
     def __dealloc__(self):
         free(self.body)
         free(self.rbuf)
-        free(self.blkbuf)
 
     # ------------------------------------------------------------------ public (Python) API
     def receive_data(self, data):
@@ -526,20 +525,26 @@ cdef class PeerWireParser:
 
     cdef void _keep_block(self, const uint8_t* p, Py_ssize_t n):
         """Collect a block's bytes; the sink gets each contiguous run once (one
-        call per block rather than per segment)."""
-        if self.blkbuf == NULL:
-            self.blkbuf = <uint8_t*>malloc(self.max_block)
-            if self.blkbuf == NULL:
-                raise MemoryError()
+        call per block rather than per segment), as a bytes object filled in
+        place (one copy of the block's bytes)."""
         if self.blk_len == 0:
             self.blk_offset = self.piece_begin + self.block_len - self.block_remaining
+            self.blk_cap = self.block_remaining          # the most this run can hold
+            self.blkobj = PyBytes_FromStringAndSize(NULL, self.blk_cap)
+            self.blkbuf = <uint8_t*>PyBytes_AS_STRING(self.blkobj)
         memcpy(self.blkbuf + self.blk_len, p, n)
         self.blk_len += n
 
     cdef void _flush_block(self):
+        cdef object run
         if self.blk_len and self.block_sink is not None:
-            self.block_sink.data(self.piece_index, self.blk_offset,
-                                 PyBytes_FromStringAndSize(<const char*>self.blkbuf, self.blk_len))
+            if self.blk_len == self.blk_cap:
+                run = self.blkobj
+            else:                                        # a run cut short by a gap
+                run = PyBytes_FromStringAndSize(<const char*>self.blkbuf, self.blk_len)
+            self.blkobj, self.blkbuf = None, NULL
+            self.block_sink.data(self.piece_index, self.blk_offset, run)
+        self.blkobj, self.blkbuf = None, NULL
         self.blk_len = 0
 
     cdef void _end_piece(self):

@@ -1,0 +1,318 @@
+# cython: language_level=3
+"""SHA-1 of pieces on a worker thread that never takes the interpreter lock.
+
+Theory of operation
+-------------------
+The verifier hands each piece's blocks, in order, to a ``Sha1Job`` as they
+arrive (``update``: a pointer and a length appended to a ring, the block
+object kept alive by the job); ``final`` closes the piece.  One native
+thread (pthread) takes the ring's entries in batches and feeds them to
+OpenSSL's SHA-1 (``EVP_Digest*``, the library ``hashlib`` uses, found with
+``dlopen``; no build dependency), one context per piece, so the hashing
+runs on the other core while the analysis goes on.  The worker is woken
+when a piece is final or the ring holds a batch, not per block.  ``digest``
+waits (without the interpreter lock) for the piece's result; ``ready`` asks
+without waiting.  A job dropped before its end is aborted; its memory is
+freed once the worker is past its entries.
+
+``available()`` is false when no libcrypto can be loaded: the verifier then
+hashes with ``hashlib`` in the analysis thread.  After a fork the child
+starts its own worker (jobs inherited from the parent are never waited for).
+"""
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from posix.dlfcn cimport dlopen, dlsym, RTLD_NOW, RTLD_GLOBAL
+from posix.unistd cimport getpid
+
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef unsigned long pthread_t
+    ctypedef struct pthread_mutex_t:
+        pass
+    ctypedef struct pthread_cond_t:
+        pass
+    int pthread_create(pthread_t*, const void*, void* (*)(void*) noexcept nogil, void*)
+    int pthread_detach(pthread_t)
+    int pthread_mutex_init(pthread_mutex_t*, const void*)
+    int pthread_mutex_lock(pthread_mutex_t*)
+    int pthread_mutex_unlock(pthread_mutex_t*)
+    int pthread_cond_init(pthread_cond_t*, const void*)
+    int pthread_cond_wait(pthread_cond_t*, pthread_mutex_t*)
+    int pthread_cond_signal(pthread_cond_t*)
+    int pthread_cond_broadcast(pthread_cond_t*)
+
+
+ctypedef void* (*ctx_new_t)() noexcept nogil
+ctypedef void (*ctx_free_t)(void*) noexcept nogil
+ctypedef const void* (*md_t)() noexcept nogil
+ctypedef int (*init_t)(void*, const void*, void*) noexcept nogil
+ctypedef int (*update_t)(void*, const void*, size_t) noexcept nogil
+ctypedef int (*final_t)(void*, unsigned char*, unsigned int*) noexcept nogil
+
+cdef ctx_new_t ctx_new = NULL
+cdef ctx_free_t ctx_free = NULL
+cdef md_t md_sha1 = NULL
+cdef init_t digest_init = NULL
+cdef update_t digest_update = NULL
+cdef final_t digest_final = NULL
+
+cdef struct Entry:
+    Slot* slot
+    const char* ptr
+    size_t n
+    int op
+
+cdef enum:
+    RING = 8192               # entries (blocks) in flight
+    WAKE = 64                 # entries that wake the worker without a final one
+    OP_UPDATE = 0
+    OP_FINAL = 1
+    OP_ABORT = 2
+
+cdef Entry ring[RING]
+cdef size_t head = 0          # next entry the worker takes (written under the lock)
+cdef size_t tail = 0          # next entry the analysis writes
+cdef pthread_mutex_t mu
+cdef pthread_cond_t work      # the worker waits for entries
+cdef pthread_cond_t progress  # the analysis waits for room or results
+cdef int idle = 0
+cdef long started_pid = -1
+
+
+cdef int _load() noexcept:
+    global ctx_new, ctx_free, md_sha1, digest_init, digest_update, digest_final
+    cdef void* lib = NULL
+    for name in (b"libcrypto.so.3", b"libcrypto.so.1.1", b"libcrypto.so"):
+        lib = dlopen(<const char*>name, RTLD_NOW | RTLD_GLOBAL)
+        if lib != NULL:
+            break
+    if lib == NULL:
+        return 0
+    ctx_new = <ctx_new_t>dlsym(lib, "EVP_MD_CTX_new")
+    ctx_free = <ctx_free_t>dlsym(lib, "EVP_MD_CTX_free")
+    md_sha1 = <md_t>dlsym(lib, "EVP_sha1")
+    digest_init = <init_t>dlsym(lib, "EVP_DigestInit_ex")
+    digest_update = <update_t>dlsym(lib, "EVP_DigestUpdate")
+    digest_final = <final_t>dlsym(lib, "EVP_DigestFinal_ex")
+    return ctx_new != NULL and ctx_free != NULL and md_sha1 != NULL and digest_init != NULL \
+        and digest_update != NULL and digest_final != NULL
+
+
+cdef int _loaded = _load()
+
+
+def available() -> bool:
+    """SHA-1 can be computed on the worker thread (libcrypto found)."""
+    return bool(_loaded)
+
+
+cdef void _run(Entry* e) noexcept nogil:
+    cdef Slot* s = e.slot
+    cdef unsigned int n = 0
+    if e.op == OP_UPDATE:
+        if s.ctx == NULL:
+            s.ctx = ctx_new()
+            if s.ctx == NULL or digest_init(s.ctx, md_sha1(), NULL) != 1:
+                s.ok = 0
+                return
+        if s.ok:
+            if digest_update(s.ctx, e.ptr, e.n) != 1:
+                s.ok = 0
+        return
+    if e.op == OP_FINAL and s.ok:
+        if s.ctx == NULL:                       # no bytes at all
+            s.ctx = ctx_new()
+            if s.ctx == NULL or digest_init(s.ctx, md_sha1(), NULL) != 1:
+                s.ok = 0
+        if s.ok and digest_final(s.ctx, s.digest, &n) != 1:
+            s.ok = 0
+    if s.ctx != NULL:
+        ctx_free(s.ctx)
+        s.ctx = NULL
+
+
+cdef void* _worker(void* arg) noexcept nogil:
+    global head, idle
+    cdef size_t i, end
+    cdef Entry* e
+    while True:
+        pthread_mutex_lock(&mu)
+        while head == tail:
+            idle = 1
+            pthread_cond_wait(&work, &mu)
+        idle = 0
+        end = tail
+        pthread_mutex_unlock(&mu)
+        i = head
+        while i != end:
+            _run(&ring[i % RING])
+            i += 1
+        pthread_mutex_lock(&mu)
+        i = head
+        while i != end:
+            e = &ring[i % RING]
+            if e.op != OP_UPDATE:
+                e.slot.done = 1
+            i += 1
+        head = end
+        pthread_cond_broadcast(&progress)
+        pthread_mutex_unlock(&mu)
+    return NULL
+
+
+cdef int _start() except -1:
+    """The worker of this process (a new one after a fork)."""
+    global started_pid, head, tail, idle
+    cdef pthread_t t
+    cdef long pid = getpid()
+    if started_pid == pid:
+        return 0
+    head = tail = 0
+    idle = 0
+    pthread_mutex_init(&mu, NULL)
+    pthread_cond_init(&work, NULL)
+    pthread_cond_init(&progress, NULL)
+    if pthread_create(&t, NULL, _worker, NULL) != 0:
+        raise OSError("cannot start the SHA-1 worker thread")
+    pthread_detach(t)
+    started_pid = pid
+    return 0
+
+
+cdef void _room() noexcept nogil:
+    """Wait until the ring has room (the lock is not held on entry or exit)."""
+    pthread_mutex_lock(&mu)
+    if idle:
+        pthread_cond_signal(&work)
+    while tail - head >= RING:
+        pthread_cond_wait(&progress, &mu)
+    pthread_mutex_unlock(&mu)
+
+
+cdef void _push(Slot* s, const char* p, size_t n, int op) noexcept:
+    """Append an entry (waiting, without the interpreter lock, while the ring is full).
+    The lock is never held while the interpreter lock is being taken: several Python
+    threads may push."""
+    global tail
+    pthread_mutex_lock(&mu)
+    while tail - head >= RING:
+        pthread_mutex_unlock(&mu)
+        with nogil:
+            _room()
+        pthread_mutex_lock(&mu)
+    ring[tail % RING].slot = s
+    ring[tail % RING].ptr = p
+    ring[tail % RING].n = n
+    ring[tail % RING].op = op
+    tail += 1
+    if idle and (op != OP_UPDATE or tail - head >= WAKE):
+        pthread_cond_signal(&work)
+    pthread_mutex_unlock(&mu)
+
+
+cdef void _done(Slot* s) noexcept nogil:
+    pthread_mutex_lock(&mu)
+    if idle:
+        pthread_cond_signal(&work)
+    while not s.done:
+        pthread_cond_wait(&progress, &mu)
+    pthread_mutex_unlock(&mu)
+
+
+cdef void _wait(Slot* s) noexcept:
+    cdef int done
+    pthread_mutex_lock(&mu)
+    done = s.done
+    pthread_mutex_unlock(&mu)
+    if not done:
+        with nogil:
+            _done(s)
+
+
+cdef class Sha1Job:
+    """The SHA-1 of one piece, fed in order (``update``), computed on the worker."""
+
+    def __cinit__(self):
+        if not _loaded:
+            raise RuntimeError("no libcrypto for the SHA-1 worker")
+        _start()
+        self.slot = <Slot*>calloc(1, sizeof(Slot))
+        if self.slot == NULL:
+            raise MemoryError()
+        self.slot.ok = 1
+        self.slot.pid = getpid()
+        self.refs = []
+
+    def update(self, data) -> None:
+        self.feed(data)
+
+    cdef int feed(self, object data) except -1:
+        """The next bytes of the piece (bytes, or any buffer that stays unchanged)."""
+        cdef Py_buffer view
+        cdef const char* p
+        cdef Py_ssize_t n
+        if self.closed:
+            raise ValueError("piece already final")
+        if type(data) is bytes:
+            p, n = PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            p, n = <const char*>view.buf, view.len
+            PyBuffer_Release(&view)  # the object stays alive (and unchanged) in refs
+        if n == 0:
+            return 0
+        self.refs.append(data)
+        self.pushed = True
+        _push(self.slot, p, n, OP_UPDATE)
+        return 0
+
+    def final(self) -> None:
+        """No more bytes: the worker may finish the digest."""
+        if not self.closed:
+            self.closed = True
+            self.pushed = True
+            _push(self.slot, NULL, 0, OP_FINAL)
+
+    def ready(self) -> bool:
+        """The digest is there (final, and the worker is past it)."""
+        cdef int done
+        if not self.closed:
+            return False
+        pthread_mutex_lock(&mu)
+        done = self.slot.done
+        pthread_mutex_unlock(&mu)
+        return bool(done)
+
+    def digest(self) -> bytes | None:
+        """The 20-byte SHA-1 (waits for the worker); None if OpenSSL failed."""
+        self.final()
+        _wait(self.slot)
+        self.refs = []
+        if not self.slot.ok:
+            return None
+        return PyBytes_FromStringAndSize(<const char*>self.slot.digest, 20)
+
+    def abort(self) -> None:
+        """The piece is given up: no digest."""
+        if not self.closed:
+            self.closed = True
+            if self.pushed:
+                _push(self.slot, NULL, 0, OP_ABORT)
+            else:
+                self.slot.done = 1
+
+    def __dealloc__(self):
+        if self.slot == NULL:
+            return
+        if self.slot.pid == getpid() and started_pid == self.slot.pid and self.pushed:
+            if not self.closed:
+                self.closed = True
+                _push(self.slot, NULL, 0, OP_ABORT)
+            _wait(self.slot)
+            free(self.slot)
+        elif not self.pushed:
+            free(self.slot)
+        # else: inherited across a fork, the parent's worker had it: left alone
+        self.slot = NULL
