@@ -5,7 +5,13 @@ datagrams (raw IP, no link header) once every byte from 0 to the last
 fragment's end is present.  The first copy of any byte wins; overlapping
 fragments with different bytes are counted (``analyzer.bytestore``).  Datagrams still incomplete
 after ``TIMEOUT_NS`` of capture time, or at the end, are reported as
-undecodable frames, never guessed.  Memory is capped (``MAX_PENDING_BYTES``
+undecodable frames, never guessed: a fragment that would join a datagram
+silent for longer than ``TIMEOUT_NS`` gives that one up first and starts a
+new one, and ``add`` itself expires stale datagrams at most once per
+``TIMEOUT_NS`` of fragment time, so what is rebuilt depends only on the
+sequence of fragments, not on when a caller happens to call ``expire``
+(the engine calls ``add`` at the fragment's place in the capture: results do
+not depend on batch sizes).  Memory is capped (``MAX_PENDING_BYTES``
 and ``MAX_PENDING_DATAGRAMS``): beyond either, the oldest pending datagram is
 given up (its frames counted as incomplete, ``evicted`` counts the datagrams).
 
@@ -60,6 +66,7 @@ class Defragmenter:
         self.dropped_bytes = 0
         self.reassembled = 0
         self.evicted = 0                # datagrams given up because of the caps
+        self.expired_at: int | None = None   # fragment time of the last expiry sweep made by add
 
     def add(self, file_idx: int, frame_no: int, ts: int, wire: int, ipver: int, ip: bytes) -> Datagram | None:
         parsed = _parse_v4(ip) if ipver == 4 else _parse_v6(ip)
@@ -67,7 +74,15 @@ class Defragmenter:
             self._drop(1, wire)
             return None
         key, offset, more, data, header, nh_pos, nh = parsed
+        if self.expired_at is None:
+            self.expired_at = ts
+        elif ts - self.expired_at > TIMEOUT_NS:
+            self.expire(ts)
+            self.expired_at = ts
         p = self.pending.get(key)
+        if p is not None and ts - p.last_ts > TIMEOUT_NS:
+            self._discard(key)          # the datagram this would join timed out: it is given up
+            p = None
         if p is None:
             if len(self.pending) >= MAX_PENDING_DATAGRAMS:
                 self._evict()

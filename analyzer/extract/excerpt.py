@@ -30,7 +30,7 @@ import numpy as np
 
 from analyzer.capture.hashing import FileHasher
 from analyzer.capture.reader import CaptureError, CaptureReader
-from analyzer.decode.fragments import Defragmenter, fragment_key
+from analyzer.decode.fragments import TIMEOUT_NS, Defragmenter, fragment_key
 from analyzer.digest import sha256_file
 from analyzer.extract import _select
 from analyzer.extract.datagrams import DHT, LSD, UDP_TRACKER, Datagram, DatagramJudge, Scope
@@ -92,7 +92,10 @@ class _Fragments:
         """The whole datagram (decode.fragments.Datagram) and its frames, or (None, None)."""
         key = fragment_key(ipver, ip)
         if key is not None:
-            self.members.setdefault(key, []).append(frame)
+            p = self.defrag.pending.get(key)
+            if p is None or frame.ts_ns - p.last_ts > TIMEOUT_NS:   # a new datagram (add gives the old up)
+                self.members[key] = []
+            self.members[key].append(frame)
         d = self.defrag.add(file_idx, frame_no, frame.ts_ns, frame.origlen, ipver, ip)
         if d is not None:
             return d, self.members.pop(key, [frame])

@@ -59,7 +59,7 @@ class Flows:
         self.router = extensions.ExtensionRouter(extensions.handlers(self.verifier))
         self.engine.extensions = self.router
         self.linker = ConnectionLinker()
-        self.defrag = Defragmenter()
+        self.defrag = self.engine.defrag = Defragmenter()
         self.udp = DatagramAnalyzer()
 
     def feed_batch(self, batch, file_idx: int) -> None:
@@ -75,13 +75,6 @@ class Flows:
 
     def _after(self, last_ts: int) -> None:
         e = self.engine
-        if e.fragments:
-            frags, e.fragments[:] = list(e.fragments), []
-            for file_idx, frame_no, ts, wire, ipver, ip in frags:
-                d = self.defrag.add(file_idx, frame_no, ts, wire, ipver, ip)
-                if d is not None:
-                    e.process_datagram(d.packet, d.ts_ns, d.file_idx, d.frame_no, d.frames, d.wire_bytes)
-            self.defrag.expire(last_ts)
         if e.datagrams:
             self.udp.add_all(e.take_datagrams())
         self._collect()

@@ -9,8 +9,10 @@ capture scanners) and handles each frame without creating Python objects,
 except for a connection's first frame:
 
 1. ``decode_frame`` walks the link and IP headers (pointers into the buffer).
-2. IP fragments are copied out for the Python defragmenter, which feeds whole
-   datagrams back through ``process_datagram``.  Frames that are neither TCP
+2. IP fragments go to the Python defragmenter (``defrag``) at their place in
+   the capture; the fragment that completes a datagram has it handled there
+   and then (``process_datagram``), so results do not depend on batch sizes.
+   Without ``defrag`` they are copied out (``fragments``) for the caller.  Frames that are neither TCP
    nor UDP are counted by kind (non-IP, other IP, undecodable with a reason).
 3. TCP: the canonical 4-tuple key finds the ``TcpConnection`` (the last key
    is cached); a SYN on a closed connection or with a new ISN starts a new one
@@ -121,6 +123,7 @@ cdef class Engine:
     cdef public int64_t open_idle_ns  # finish a connection silent for this long (capture time)
     cdef public object verifier     # optional: .tap(connection, direction, parser) -> block sink or None
     cdef public object extensions   # optional: sessions.extensions.ExtensionRouter for BEP 10 messages
+    cdef public object defrag       # optional: decode.fragments.Defragmenter, fed fragments in place
     cdef readonly int cur_file       # the frame being handled (for evidence references)
     cdef readonly int64_t cur_frame, cur_ts
 
@@ -179,6 +182,14 @@ cdef class Engine:
         """Handle every record of a capture reader's Batch of file ``file_idx``."""
         self.process(batch.buf, batch.rec_off, batch.caplen, batch.origlen, batch.ts_ns, batch.iface,
                      batch.if_linktype, file_idx, batch.first_frame_no, 0, batch.n)
+
+    cdef void _fragment(self, int file_idx, int64_t frame_no, int64_t ts, int64_t wire, int ipver, bytes ip):
+        if self.defrag is None:
+            self.fragments.append((file_idx, frame_no, ts, wire, ipver, ip))
+            return
+        d = self.defrag.add(file_idx, frame_no, ts, wire, ipver, ip)
+        if d is not None:
+            self.process_datagram(d.packet, d.ts_ns, d.file_idx, d.frame_no, d.frames, d.wire_bytes)
 
     def process_datagram(self, bytes ip_packet, int64_t ts_ns, int file_idx, int64_t frame_no,
                          int64_t n_frames, int64_t wire_bytes):
@@ -253,8 +264,8 @@ cdef class Engine:
         elif kind == K_FRAGMENT:
             # the defragmenter rebuilds datagrams (their flows may be followed);
             # the frames are counted once the datagram is whole (or given up)
-            self.fragments.append((file_idx, frame_no, ts, wire, k.ipver,
-                                   PyBytes_FromStringAndSize(<const char*>k.ip, k.ipcap)))
+            self._fragment(file_idx, frame_no, ts, wire, k.ipver,
+                           PyBytes_FromStringAndSize(<const char*>k.ip, k.ipcap))
         elif not self._mine_flowless():
             return
         elif kind == K_NON_IP:

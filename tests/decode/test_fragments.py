@@ -178,3 +178,40 @@ def test_v6_extension_headers_before_the_fragment_header(chain):
     assert dg.packet[named] == 17                 # the byte that named the fragment header
     # not a fragment: the walk ends at the upper-layer header
     assert fragment_header(bytes(IPv6(src=V6_CLIENT, dst=V6_SERVER) / UDP() / b"x")) is None
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_late_fragment_starts_a_new_datagram_without_expire(version):
+    """add alone gives up a datagram silent for longer than TIMEOUT_NS (whether or not the caller
+    called expire): what is rebuilt depends only on the sequence of fragments."""
+    d = Defragmenter()
+    d.add(0, 1, 0, 60, version, FRAG[version](0, b"a" * 16, True))
+    assert d.add(0, 2, TIMEOUT_NS + 1, 60, version, FRAG[version](16, b"b" * 8, False)) is None
+    assert d.dropped_frames == 1 and len(d.pending) == 1
+    # within the timeout the datagram completes
+    d2 = Defragmenter()
+    d2.add(0, 1, 0, 60, version, FRAG[version](0, b"a" * 16, True))
+    got = d2.add(0, 2, TIMEOUT_NS, 60, version, FRAG[version](16, b"b" * 8, False))
+    assert got is not None and got.frames == 2 and d2.dropped_frames == 0
+
+
+@pytest.mark.parametrize("batch_records", [1, 2, 3, 1 << 16])
+def test_fragmented_segment_handled_at_its_place_whatever_the_batches(tmp_path, monkeypatch, batch_records):
+    """The engine hands a rebuilt datagram on at the fragment that completes it: a retransmission
+    of the same TCP bytes with other content, read right after in the same batch, is the later
+    copy (peer_id from the fragmented first copy; the conflict counted), whatever the batch size."""
+    from analyzer.analysis import analyze
+    from analyzer.capture import reader
+    from craft import INFO_HASH, LINKTYPE_RAW, bt_handshake, tcp_conversation, timed, write_pcap
+    pkts = tcp_conversation(payloads=[(0, bt_handshake(INFO_HASH, b"-CL0001-clientclient")),
+                                      (1, bt_handshake(INFO_HASH, b"-SV0001-serverserver"))])
+    first = pkts[3]                                   # the client's handshake segment
+    again = first[:-4] + b"XXXX"                      # retransmitted, other bytes (an IPv4 packet)
+    again = again[:10] + b"\0\0" + again[12:]         # header checksum is not checked
+    frags = fragment_packet(first, 48, ident=7)
+    path = write_pcap(tmp_path / "f.pcap", timed(pkts[:3] + frags + [again] + pkts[4:]), LINKTYPE_RAW)
+    monkeypatch.setattr(reader, "BATCH_RECORDS", batch_records)
+    result = analyze([path], local=["10.0.0.1"], warn=lambda m: None)
+    [r] = [r for r in result.records if r.category == "bittorrent"]
+    assert (r.fwd.peer_id, r.rev.peer_id) == (b"-CL0001-clientclient", b"-SV0001-serverserver")
+    assert result.fragments["datagrams_reassembled"] == 1
