@@ -44,12 +44,19 @@ def excel_time(iso: str | None) -> str:
     return f"{iso[:10]} {iso[11:23]}" if iso else ""
 
 
+_EXCEL_AT: dict = {}     # id(base columns) -> (the tuple, positions of its time columns, last first)
+
+
 def _with_excel(base_columns, values: list) -> list:
-    out = []
-    for name, v in zip(base_columns, values):
-        out.append(v)
-        if name in TIME_COLUMNS:
-            out.append(excel_time(v))
+    """``values`` under ``base_columns`` with each time column's Excel twin inserted after it."""
+    found = _EXCEL_AT.get(id(base_columns))
+    if found is None or found[0] is not base_columns:
+        found = _EXCEL_AT[id(base_columns)] = (base_columns, tuple(
+            i for i in reversed(range(len(base_columns))) if base_columns[i] in TIME_COLUMNS))
+    out = list(values)
+    for i in found[1]:
+        v = values[i]
+        out.insert(i + 1, f"{v[:10]} {v[11:23]}" if v else "")
     return out
 
 
