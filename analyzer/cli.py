@@ -124,6 +124,11 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
         case = load_case(case_file) if case_file else None
     except CaseError as e:
         raise click.BadParameter(str(e), param_hint="--case") from None
+    pdf = None
+    if with_report:
+        # the PDF process imports WeasyPrint and loads fonts while the capture is analysed
+        from analyzer.report.pdf import PdfWorker
+        pdf = PdfWorker()
     try:
         with _terminate_as_interrupt():
             result = run(list(paths), local=list(local), workers=jobs or _workers(workers), shards=shards,
@@ -142,7 +147,7 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
                 # the report reads the finished folder (manifest included), as `bt-analyzer report` would
                 from analyzer.report.document import write_report
                 from analyzer.report.options import record_in_manifest
-                files = write_report(out_dir, validation_file=validation_file)
+                files = write_report(out_dir, validation_file=validation_file, pdf_worker=pdf)
                 record_in_manifest(out_dir, files, files.record, finished=True)
     except KeyboardInterrupt:
         click.echo("bt-analyzer: interrupted. A staged run (--workers, --shards, --scheduler) continues where "
@@ -152,6 +157,9 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
         if debug or os.environ.get("BT_ANALYZER_DEBUG"):
             _print_traceback()
         raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
+    finally:
+        if pdf is not None:
+            pdf.close()             # (a no-op once it rendered the report)
     if not quiet:
         click.echo(render_summary(summary, out_dir))
         if with_report:

@@ -343,12 +343,13 @@ def _validation(options: ReportOptions) -> tuple[dict | None, dict | None]:
 
 def write_report(folder: Path, torrent_filter: str | None = None, start: str | None = None,
                  end: str | None = None, *, options: ReportOptions | None = None,
-                 parallel: bool = True, validation_file: str | None = None) -> ReportFiles:
+                 parallel: bool = True, validation_file: str | None = None, pdf_worker=None) -> ReportFiles:
     """Write DIR/report/*; return the files written (with ``.record`` for the manifest).
 
     ReportError (a clear message) when the options or the filters cannot be honoured, or the
     validation file (``options.validation_file``, or ``validation_file`` without options) cannot
-    be used; CaseError for an unusable case file."""
+    be used; CaseError for an unusable case file.  ``pdf_worker``: a PdfWorker started earlier
+    (``analyze --report`` starts it before reading the capture), used and closed here."""
     from analyzer.report.pdf import PdfWorker
     folder = Path(folder)
     if options is None:
@@ -357,8 +358,13 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
         options = ReportOptions(torrent_filter=torrent_filter, start=start, end=end, rehash=False,
                                 rehash_note="made by the analysis run itself; bt-analyzer report re-hashes",
                                 validation_file=str(validation_file) if validation_file else None)
-    validation, validation_record = _validation(options)
-    worker = PdfWorker(parallel)
+    try:
+        validation, validation_record = _validation(options)
+    except BaseException:
+        if pdf_worker is not None:
+            pdf_worker.close()
+        raise
+    worker = pdf_worker if pdf_worker is not None else PdfWorker(parallel)
     png = rehash = None
     try:
         from analyzer.report.data import ReportData

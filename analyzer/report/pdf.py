@@ -8,7 +8,7 @@ fails loudly instead of reaching the network).  The PDF's dates are those of the
 same HTML gives the same bytes.
 
 Importing WeasyPrint costs ~0.5 s, as much as laying out the document.  :class:`PdfWorker`
-forks a process at the start of a report that imports it (and lays out a one-line page, to
+forks a process at the start of a report (``analyze --report``: before the capture is read) that imports it (and lays out a one-line page, to
 load fonts) while the parent reads the folder and draws the charts; the parent then sends
 the HTML and waits.  Where fork is unavailable it renders in the calling process.
 """
@@ -47,7 +47,11 @@ def render_pdf(html: str, target: Path | None = None) -> bytes | None:
 
 
 def _serve(conn) -> None:
-    """The worker: import WeasyPrint, warm up, then render what the parent sends."""
+    """The worker: import WeasyPrint, warm up, then render what the parent sends.  Ctrl-C is the
+    parent's to handle (it closes the worker); a parent that dies closes the pipe (EOF)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         import weasyprint  # noqa: F401
         render_pdf(_WARM_UP)

@@ -58,3 +58,30 @@ def test_kill_then_resume(inputs, tmp_path, how):   # noqa: F811
     ref.pop("manifest.json"), files.pop("manifest.json")
     assert files == ref
     assert not (out / ".work").exists()           # removed once the run ended well
+
+
+def test_ctrl_c_during_a_report_run_leaves_no_traceback(inputs, tmp_path):   # noqa: F811
+    """`analyze --report` starts its PDF process before reading the capture: Ctrl-C (SIGINT to the
+    whole process group, as a terminal sends it) ends the run with status 130, one line, no
+    traceback from either process, no summary or report written, and no process left behind."""
+    out = tmp_path / "out"
+    args = [str(BT), "analyze", str(inputs), "--local", "127.0.0.3", "--out", str(out), "--shards", "3",
+            "--progress", "jsonl", "--quiet", "--report"]
+    p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env={**os.environ, "BT_ANALYZER_FAULT": "slow-map:0.3"})
+    deadline = time.monotonic() + 60
+    lines = []
+    for line in p.stderr:                     # the PDF process is up; some map tasks are done
+        lines.append(line)
+        if line.startswith("{") and json.loads(line).get("kind") == "map":
+            break
+        assert time.monotonic() < deadline
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    err = "".join(lines) + err
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert not (out / "summary.json").exists() and not (out / "report").exists()
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True, text=True).stdout.split()
+    assert left == [], left
