@@ -180,8 +180,9 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
             warn(f"{report.path}: {e}")
     merged = reduce_parts(outcome.parts)
     if outcome.evidence is not None:
-        # verification of rebuilt metadata, done by the evidence stage of a run with several shards
-        merged["pieces"], attributed = outcome.evidence
+        # the evidence stage of a staged run: pieces (split ones verified again), carved files
+        merged["pieces"], merged["carved"] = outcome.evidence.pieces, outcome.evidence.carved
+        attributed = outcome.evidence.attributed
         if attributed:
             merged["records"].override(attributed)
             merged["index"] = RecordIndex()
