@@ -197,6 +197,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
         subject = infer_subject(merged["index"], announces, merged["udp"])
         warn(f"subject inferred: {subject.basis}")
         notes.append(f"subject inferred: {subject.basis}")
+    notes.extend(outcome.notes)
     notes.extend(f"torrent file not usable: {e}" for e in meta_errors)
     notes.extend(f"metadata not rebuilt: {e}" for e in metadata.failures)
     if not hash_inputs:

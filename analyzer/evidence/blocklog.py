@@ -216,7 +216,7 @@ def replay(metas: list, shards: list[tuple[Path, dict]], keys: set, store_folder
     """Verify the split pieces ``keys`` ((torrent key, receiver, index)) from the block logs of
     ``shards`` ((folder, tables) per shard that touched them): their rows merged by ordinal, their
     bytes read from the spills, fed to a fresh verifier.  Returns (results, piece store or None,
-    blocks, bytes read)."""
+    blocks, bytes read, the verifier's ``caps``)."""
     parts = []
     for n, (folder, tables) in enumerate(shards):
         ids = {i for i, k in enumerate(tables["keys"]) if tuple(k) in keys}
@@ -225,7 +225,7 @@ def replay(metas: list, shards: list[tuple[Path, dict]], keys: set, store_folder
         rows = read_rows(folder, ids)
         parts.append((n, rows))
     if not parts:
-        return [], None, 0, 0
+        return [], None, 0, 0, {}
     merged = np.concatenate([r for _, r in parts])
     shard_of = np.concatenate([np.full(len(r), n, np.int32) for n, r in parts])
     order = np.lexsort((merged["seq"], merged["o_frame"], merged["o_file"], merged["phase"]))
@@ -252,7 +252,7 @@ def replay(metas: list, shards: list[tuple[Path, dict]], keys: set, store_folder
         for f in spills.values():
             f.close()
     results = v.finish()
-    return results, store.finish() if store is not None else None, len(order), read
+    return results, store.finish() if store is not None else None, len(order), read, dict(v.caps)
 
 
 def remove_spill(folder: Path) -> None:

@@ -48,6 +48,7 @@ from typing import Callable
 from analyzer.pipeline.flows import Flows, PartResult
 from analyzer.pipeline.progress import Progress
 from analyzer.pipeline.driver import LocalExecutor, run_staged
+from analyzer.pipeline.evidence import caps_notes
 from analyzer.pipeline.stages import read_inline
 
 
@@ -95,6 +96,7 @@ class Outcome:
     run: dict                         # engine, workers, shards, spill bytes
     sha256: list | None = None        # per input, when the stages hashed them
     tracebacks: list = field(default_factory=list)   # (input path, traceback) of internal errors
+    notes: list = field(default_factory=list)   # for summary.json (verification caps that acted)
     evidence: object = None           # a staged run's evidence stage (pipeline.evidence.Evidence): pieces,
                                       # carved files, records attributed by piece hashes
 
@@ -120,8 +122,10 @@ def _run(plan: Plan, warn, progress) -> Outcome:
         flows = Flows(plan.metas, plan.carve, verify=True)
         tracebacks: list = []
         reports = read_inline(plan.paths, flows, progress, tracebacks, plan.hash_inputs)
-        return Outcome(reports, [flows.finish()], {"engine": "in-process", "workers": 1, "shards": 1,
-                                                    "spill_bytes": 0}, tracebacks=tracebacks)
+        part = flows.finish()
+        return Outcome(reports, [part], {"engine": "in-process", "workers": 1, "shards": 1,
+                                         "spill_bytes": 0}, tracebacks=tracebacks,
+                       notes=caps_notes(part.verify_caps or {}, staged=False))
     if plan.scheduler is None and plan.workers <= 1:
         return run_staged(plan, LocalExecutor(), progress, warn)
     from analyzer.pipeline.cluster import run_on_dask

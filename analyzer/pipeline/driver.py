@@ -18,7 +18,7 @@ from analyzer.capture.reader import FileReport
 from analyzer.digest import sha256_file
 from analyzer.pipeline.stages import (MapResult, evidence_pass, fault_point, file_status, flows_shard, internal_error,
                                       map_file)
-from analyzer.pipeline.evidence import run_evidence
+from analyzer.pipeline.evidence import caps_notes, run_evidence
 from analyzer.pipeline.workdir import WorkFolder, flows_key, map_key, save_result
 
 MAP_RETRIES = 2
@@ -174,8 +174,10 @@ def run_staged(plan, executor, progress, warn):
     evidence = run_evidence(plan, executor, parts, work.root, progress, evidence_pass)
     run = {"engine": executor.name, "workers": executor.workers, "shards": shards,
            "spill_bytes": sum(m.spill_bytes for m in ordered), "reused_tasks": reused}
+    notes = []
     if evidence is not None:
         run["evidence"] = evidence.facts
-    return Outcome([m.report for m in ordered], parts, run,
+        notes = caps_notes(evidence.facts.get("caps", {}), staged=True)
+    return Outcome([m.report for m in ordered], parts, run, notes=notes,
                    sha256=[m.sha256 for m in ordered],
                    tracebacks=[(m.report.path, m.traceback) for m in ordered if m.traceback], evidence=evidence)

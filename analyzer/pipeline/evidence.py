@@ -71,8 +71,7 @@ def replay_task(metas: list, shards: list, keys: list, folder: Path | None, out:
     """One evidence task: the split pieces ``keys`` of one (torrent, receiver), replayed
     (``blocklog.replay``); the result is also saved in ``out`` (the task's folder)."""
     out.mkdir(parents=True, exist_ok=True)
-    results, store, blocks, read = replay(metas, [(Path(f), load_tables(f)) for f in shards], set(keys), folder)
-    result = (results, store, blocks, read)
+    result = replay(metas, [(Path(f), load_tables(f)) for f in shards], set(keys), folder)
     save_result(out, result)
     return result
 
@@ -88,6 +87,7 @@ def run_evidence(plan, executor, parts: list, root: Path, progress, evidence_pas
              "shuffled_blocks": 0, "evidence_tasks": 0}
     pieces: list = []
     stores: list = []
+    capped = [p.verify_caps for p in parts if p.verify_caps]
     shutil.rmtree(root / "evidence", ignore_errors=True)      # redone whole on --resume: it is quick
     if plan.verify:
         split = split_keys(parts)
@@ -112,7 +112,8 @@ def run_evidence(plan, executor, parts: list, root: Path, progress, evidence_pas
             store = folder / "pieces" if plan.carve is not None else None
             futures[executor.submit(replay_task, plan.metas, shards, keys, store, folder)] = group
         for fut in executor.done(list(futures)):
-            results, store, blocks, read = executor.result(fut)
+            results, store, blocks, read, caps = executor.result(fut)
+            capped.append(caps)
             pieces.extend(results)
             if store is not None:
                 stores.append(store)
@@ -140,6 +141,7 @@ def run_evidence(plan, executor, parts: list, root: Path, progress, evidence_pas
             progress.task_done("evidence", "rebuilt metadata", connections=len(keys))
     pieces.sort(key=_order)
     facts["pieces_checked"] = len(pieces)
+    facts["caps"] = caps_facts(capped)
     carved = _carve(plan.carve, plan.metas + rebuilt, pieces, stores) if plan.carve is not None else []
     return Evidence(pieces if (plan.verify or rebuilt) else None, carved, attributed, facts)
 
@@ -181,3 +183,38 @@ def _carve(root: Path, metas: list, pieces: list, stores: list) -> list:
                 carver.piece(t, index, data)
                 break
     return carver.finish()
+
+
+def caps_facts(caps: list[dict]) -> dict:
+    """The verifiers' result-changing caps (``Verifier.caps``) over the shards and evidence tasks:
+    how often they acted, the sum of the peaks they watch (no less than the one-process run's
+    peak: the shards' pieces in progress together are the whole run's) and whether the results
+    may differ from a one-process run's (a cap acted somewhere, or the summed peak exceeds it)."""
+    from analyzer.evidence.pieces import HELD_FAILED_BYTES, MAX_PENDING_BYTES
+    out = {k: sum(c.get(k, 0) for c in caps) for k in ("pending_given_up", "held_settled_early",
+                                                         "peak_pending_bytes", "peak_held_bytes")}
+    out["may_differ"] = bool(out["pending_given_up"] or out["held_settled_early"]
+                             or out["peak_pending_bytes"] > MAX_PENDING_BYTES
+                             or out["peak_held_bytes"] > HELD_FAILED_BYTES)
+    return out
+
+
+def caps_notes(caps: dict, staged: bool) -> list[str]:
+    """Notes for summary.json when a verification cap acted (or, staged, might have)."""
+    notes = []
+    if caps.get("pending_given_up"):
+        notes.append(f"verification memory cap reached: {caps['pending_given_up']} piece(s) in progress given up "
+                     f"as incomplete (more than {_mib('MAX_PENDING_BYTES')} MiB of pieces in progress)")
+    if caps.get("held_settled_early"):
+        notes.append(f"verification memory cap reached: {caps['held_settled_early']} failed piece(s) settled "
+                     f"before a later copy could be tried (more than {_mib('HELD_FAILED_BYTES')} MiB of failed "
+                     "pieces kept)")
+    if staged and caps.get("may_differ"):
+        notes.append("verification memory caps may have acted differently than in a one-process run "
+                     "(see manifest.json run.evidence.caps): piece results may differ from one")
+    return notes
+
+
+def _mib(name: str) -> int:
+    from analyzer.evidence import pieces
+    return getattr(pieces, name) >> 20

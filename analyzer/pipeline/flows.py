@@ -48,6 +48,7 @@ class PartResult:
     pieces: list | None = None    # PieceResult, when this shard verified pieces
     carved: list = field(default_factory=list)
     blocks: dict | None = None    # a staged shard's block log tables (``evidence.blocklog``)
+    verify_caps: dict | None = None   # the verifier's result-changing caps (``Verifier.caps``)
 
 
 class Flows:
@@ -121,6 +122,7 @@ class Flows:
                                   "malformed_handshakes": self.router.malformed_handshakes}
         if self.verifier is not None:
             out.pieces = self.verifier.finish()
+            out.verify_caps = dict(self.verifier.caps)
             out.carved = self.verifier.carver.finish() if self.verifier.carver is not None else []
         if self.blocks is not None:
             out.blocks = self.blocks.close()
