@@ -69,7 +69,7 @@ def load_result(folder: Path):
 
 class WorkFolder:
     def __init__(self, root: Path, shards: int, resume: bool):
-        self.root = Path(root)
+        self.root = Path(root).absolute()      # tasks may run in other processes, other folders
         self.shards = shards
         stamp = {"tool": __version__, "format": FORMAT, "shards": shards}
         meta = self.root / "run.json"
