@@ -1,6 +1,6 @@
 """Pieces split across shards, with real traffic: a leecher downloads large pieces from four
 seeders at once (each rate-limited, so the client spreads the blocks of one piece over them),
-one of which serves an altered piece.  Its connections land in different shards, so pieces are
+one of which serves altered data (every block).  Its connections land in different shards, so pieces are
 split; every output (summary, CSVs, Parquet, pieces.csv, carved files) equals the one-process
 run's for 2, 3 and 4 shards."""
 from __future__ import annotations
@@ -31,7 +31,7 @@ def spec() -> dict:
         "peers": [
             *seeds,
             {"name": "B", "ip": "127.0.0.2", "port": 6881, "seeds": ["t1"], "upload_rate_limit": 250_000,
-             "corrupt": {"t1": [[2 * PLEN + 5000, 10], [5 * PLEN + 70000, 10]]}},
+             "corrupt": {"t1": [[b + 5000, 10] for b in range(0, SIZE - 5010, 16384)]}},   # every block it sends
             {"name": "L", "ip": "127.0.0.3", "port": 6881, "leeches": ["t1"],
              "connect_to": ["B", *[s["name"] for s in seeds]]},
         ],
