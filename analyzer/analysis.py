@@ -180,8 +180,9 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
             warn(f"{report.path}: {e}")
     merged = reduce_parts(outcome.parts)
     if outcome.evidence is not None:
-        # verification of rebuilt metadata, done by the evidence stage of a run with several shards
-        merged["pieces"], attributed = outcome.evidence
+        # the evidence stage of a staged run: pieces (split ones verified again), carved files
+        merged["pieces"], merged["carved"] = outcome.evidence.pieces, outcome.evidence.carved
+        attributed = outcome.evidence.attributed
         if attributed:
             merged["records"].override(attributed)
             merged["index"] = RecordIndex()
@@ -196,6 +197,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
         subject = infer_subject(merged["index"], announces, merged["udp"])
         warn(f"subject inferred: {subject.basis}")
         notes.append(f"subject inferred: {subject.basis}")
+    notes.extend(outcome.notes)
     notes.extend(f"torrent file not usable: {e}" for e in meta_errors)
     notes.extend(f"metadata not rebuilt: {e}" for e in metadata.failures)
     if not hash_inputs:

@@ -53,6 +53,11 @@ kept (``HELD_FAILED_BYTES``) until it is settled:
   for a piece that failed its own check), and the new assembly's other
   bytes are redundant too.
 
+Two caps can change a result, not only memory: ``MAX_PENDING_BYTES`` (a
+piece given up as incomplete) and ``HELD_FAILED_BYTES`` (a failed piece
+settled before a later copy could rescue it).  ``caps`` counts how often
+each acted and the peaks they watch (the pipeline reports them).
+
 Every piece ends in exactly one state: verified, failed or incomplete, with
 the frames that carried its first and last bytes and how many bytes each
 sender contributed.
@@ -184,6 +189,9 @@ class Verifier:
         self.results: list[PieceResult] = []
         self.closed: dict = {}       # (torrent key, receiver, index) -> result of a piece already checked
         self.attributions: dict = {}  # engine connection id -> (torrent key, (file, frame, ts) of the block)
+        # the memory caps that can change a result: how often they acted, and the peaks they watch
+        self.caps = {"pending_given_up": 0, "held_settled_early": 0, "peak_pending_bytes": 0,
+                     "peak_held_bytes": 0}
         for m in metas:
             self.register(m)
 
@@ -237,13 +245,19 @@ class Verifier:
             p = Assembly(size, t.content_bytes(start, end), t.pad_ranges(start, end), t.hasher(index, True), where)
             self.pending[key] = p
             self.pending_bytes += p.charged
+            if self.pending_bytes > self.caps["peak_pending_bytes"]:
+                self.caps["peak_pending_bytes"] = self.pending_bytes
             while self.pending_bytes > MAX_PENDING_BYTES and len(self.pending) > 1:
                 old_key, old = self.pending.popitem(last=False)
+                self.caps["pending_given_up"] += 1
                 self._give_up(old_key, old)
         p.last = where
         charged = p.charged
         new = p.insert(offset, chunk, sender, where)
-        self.pending_bytes += p.charged - charged
+        if p.charged != charged:
+            self.pending_bytes += p.charged - charged
+            if self.pending_bytes > self.caps["peak_pending_bytes"]:
+                self.caps["peak_pending_bytes"] = self.pending_bytes
         if new < len(chunk):
             dup = len(chunk) - new
             pad = t.pad_overlap(start + offset, start + offset + len(chunk))
@@ -304,7 +318,10 @@ class Verifier:
         elif p.rescuable:
             self.held[key] = (p, r, t)
             self.held_bytes += p.charged
+            if self.held_bytes > self.caps["peak_held_bytes"]:
+                self.caps["peak_held_bytes"] = self.held_bytes
             while self.held_bytes > HELD_FAILED_BYTES and len(self.held) > 1:
+                self.caps["held_settled_early"] += 1
                 self._settle(next(iter(self.held)))
         return r
 

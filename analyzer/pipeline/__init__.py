@@ -10,10 +10,17 @@ A run is four stages whose results flow one way:
 2. *flows*, one task per shard: the shard's spill files of every input, in
    input order, through one engine (``flows.Flows``): reassembly, peer
    wire, connection records, datagrams, BEP 10 handlers;
-3. *evidence*: piece verification needs every block a host received, from
-   all its peers, in capture order.  When .torrent files are given (or
-   ``--carve``), the flows stage runs as one shard, so verification happens
-   while reading;
+3. *evidence* (``evidence.py``): piece verification needs every block a
+   host received, from all its peers, in capture order.  With .torrent
+   files given (or ``--carve``) each flows task verifies the pieces of its
+   own connections and logs their blocks (``analyzer.evidence.blocklog``);
+   a piece whose blocks several shards logged (*split*: its receiver got
+   them over connections in different shards) is verified again by an
+   evidence task per (torrent, receiving host) from those blocks, merged
+   in the one-process order, and its result replaces the shards'.
+   Metadata rebuilt from the capture (magnet links) is verified by reading
+   the inputs again along the connections that can carry its blocks.
+   ``--carve`` cuts the files from the pieces that verified in the end;
 4. *reduce* (``analyzer.analysis.reduce_parts``): records merged by their
    sort key, counters summed, facts merged, metadata rebuilt from every
    shard's ut_metadata messages in capture order.
@@ -34,13 +41,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from analyzer.pipeline.flows import Flows, PartResult
 from analyzer.pipeline.progress import Progress
 from analyzer.pipeline.driver import LocalExecutor, run_staged
+from analyzer.pipeline.evidence import caps_notes
 from analyzer.pipeline.stages import read_inline
 
 
@@ -60,7 +68,7 @@ class Plan:
 
     @property
     def verify(self) -> bool:
-        """Pieces are verified while reading (one shard) when metadata is given or files carved."""
+        """Pieces are verified (while reading, in each shard) when metadata is given or files carved."""
         return bool(self.metas) or self.carve is not None
 
     def work_folder(self) -> Path:
@@ -88,7 +96,9 @@ class Outcome:
     run: dict                         # engine, workers, shards, spill bytes
     sha256: list | None = None        # per input, when the stages hashed them
     tracebacks: list = field(default_factory=list)   # (input path, traceback) of internal errors
-    evidence: tuple | None = None     # the evidence stage's (pieces, records attributed by piece hashes)
+    notes: list = field(default_factory=list)   # for summary.json (verification caps that acted)
+    evidence: object = None           # a staged run's evidence stage (pipeline.evidence.Evidence): pieces,
+                                      # carved files, records attributed by piece hashes
 
 
 def run_plan(plan: Plan, warn: Callable[[str], None]) -> Outcome:
@@ -112,11 +122,11 @@ def _run(plan: Plan, warn, progress) -> Outcome:
         flows = Flows(plan.metas, plan.carve, verify=True)
         tracebacks: list = []
         reports = read_inline(plan.paths, flows, progress, tracebacks, plan.hash_inputs)
-        return Outcome(reports, [flows.finish()], {"engine": "in-process", "workers": 1, "shards": 1,
-                                                    "spill_bytes": 0}, tracebacks=tracebacks)
+        part = flows.finish()
+        return Outcome(reports, [part], {"engine": "in-process", "workers": 1, "shards": 1,
+                                         "spill_bytes": 0}, tracebacks=tracebacks,
+                       notes=caps_notes(part.verify_caps or {}, staged=False))
     if plan.scheduler is None and plan.workers <= 1:
-        if plan.verify:          # one shard verifying while reading: nothing to stage
-            return _run(replace(plan, shards=None, workers=1, scheduler=None), warn, progress)
         return run_staged(plan, LocalExecutor(), progress, warn)
     from analyzer.pipeline.cluster import run_on_dask
     return run_on_dask(plan, warn, progress)

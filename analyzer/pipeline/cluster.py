@@ -10,20 +10,9 @@ the file's report; the other files go on.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 from analyzer.pipeline.driver import DaskExecutor, run_staged
-from analyzer.pipeline.stages import file_status, read_inline
-
-
-def _inline_task(paths: list[Path], metas, carve, hash_inputs: bool = True):
-    """The whole run in one task (verification needs every connection together)."""
-    from analyzer.pipeline.flows import Flows
-    flows = Flows(metas, carve, verify=True)
-    tracebacks: list = []
-    reports = read_inline(paths, flows, tracebacks=tracebacks, hash_input=hash_inputs)
-    return reports, flows.finish(), tracebacks
 
 
 def connect(plan):
@@ -38,19 +27,9 @@ def connect(plan):
 
 
 def run_on_dask(plan, warn: Callable[[str], None], progress):
-    from analyzer.pipeline import Outcome, _size
     client, cluster = connect(plan)
     try:
-        executor = DaskExecutor(client)
-        if plan.verify:
-            reports, part, tracebacks = client.submit(_inline_task, plan.paths, plan.metas, plan.carve,
-                                                      plan.hash_inputs, pure=False).result()
-            for p, r in zip(plan.paths, reports):
-                progress.advance(_size(p))
-                progress.task_done("read", str(p), file_status(r))
-            return Outcome(reports, [part], {"engine": "dask", "workers": executor.workers, "shards": 1,
-                                             "spill_bytes": 0}, tracebacks=tracebacks)
-        return run_staged(plan, executor, progress, warn)
+        return run_staged(plan, DaskExecutor(client), progress, warn)
     finally:
         client.close()
         if cluster is not None:

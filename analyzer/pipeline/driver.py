@@ -18,6 +18,7 @@ from analyzer.capture.reader import FileReport
 from analyzer.digest import sha256_file
 from analyzer.pipeline.stages import (MapResult, evidence_pass, fault_point, file_status, flows_shard, internal_error,
                                       map_file)
+from analyzer.pipeline.evidence import caps_notes, run_evidence
 from analyzer.pipeline.workdir import WorkFolder, flows_key, map_key, save_result
 
 MAP_RETRIES = 2
@@ -63,12 +64,15 @@ def map_task(path: Path, file_idx: int, shards: int, root: Path, hash_input: boo
         return MapResult(file_idx, report, traceback=tracebacks[0][1])
 
 
-def flows_task(shard: int, shards: int, maps: list[MapResult], root: Path, key: str):
-    """One shard over the spill files of every mapped input, in input order."""
+def flows_task(shard: int, shards: int, maps: list[MapResult], root: Path, key: str, metas: list = (),
+               carve: bool = False):
+    """One shard over the spill files of every mapped input, in input order (verifying the pieces
+    of its connections, its blocks logged, with ``metas`` or ``carve``)."""
     folder = root / "flows" / key
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    part = flows_shard(maps, shard, records_folder=folder / "records")
+    part = flows_shard(maps, shard, records_folder=folder / "records", metas=list(metas), carve=carve,
+                       blocks=folder / "blocks")
     save_result(folder, part)
     return part
 
@@ -152,45 +156,28 @@ def run_staged(plan, executor, progress, warn):
     keys = [m.key for m in ordered if m.spills]
     parts: list = [None] * shards
     futures = {}
+    verify = [sorted(m.info_hash_v1 or m.info_hash_v2 for m in plan.metas), plan.carve is not None]
     for s in range(shards):
-        key = flows_key(s, shards, keys, False)
+        key = flows_key(s, shards, keys, verify)
         found = work.finished_flows(key) if plan.resume else None
         if found is not None:
             parts[s] = found
             reused += 1
             progress.task_done("flows", f"shard {s}", reused=True)
         else:
-            futures[executor.submit(flows_task, s, shards, ordered, work.root, key)] = s
+            futures[executor.submit(flows_task, s, shards, ordered, work.root, key, plan.metas,
+                                    plan.carve is not None)] = s
     for fut in executor.done(list(futures)):
         s = futures[fut]
         parts[s] = executor.result(fut)
         progress.task_done("flows", f"shard {s}")
-    evidence = _evidence(plan, executor, parts, progress)
-    return Outcome([m.report for m in ordered], parts,
-                   {"engine": executor.name, "workers": executor.workers, "shards": shards,
-                    "spill_bytes": sum(m.spill_bytes for m in ordered),
-                    "reused_tasks": reused},
+    evidence = run_evidence(plan, executor, parts, work.root, progress, evidence_pass)
+    run = {"engine": executor.name, "workers": executor.workers, "shards": shards,
+           "spill_bytes": sum(m.spill_bytes for m in ordered), "reused_tasks": reused}
+    notes = []
+    if evidence is not None:
+        run["evidence"] = evidence.facts
+        notes = caps_notes(evidence.facts.get("caps", {}), staged=True)
+    return Outcome([m.report for m in ordered], parts, run, notes=notes,
                    sha256=[m.sha256 for m in ordered],
                    tracebacks=[(m.report.path, m.traceback) for m in ordered if m.traceback], evidence=evidence)
-
-
-def _evidence(plan, executor, parts, progress):
-    """The evidence stage: metadata rebuilt from ut_metadata messages of every shard can only be
-    used for verification once the shards are merged; then the connections that can carry its
-    blocks are read again (``stages.evidence_pass``).  None when there is nothing to verify."""
-    from analyzer.sessions import extensions
-    from analyzer.sessions.extensions.ut_metadata import rebuild
-    from analyzer.sessions.records import canonical_key
-    rebuilt = rebuild(extensions.merge_results([p.extensions for p in parts])["ut_metadata"]).rebuilt
-    if not rebuilt:
-        return None
-    hashes = {h for m in rebuilt.values() for h in m.handshake_hashes}
-    keys = set()
-    for part in parts:
-        for r in part.records:
-            if r.category == "bittorrent_unattributed" or (
-                    r.category == "bittorrent" and (r.info_hash in hashes or r.info_hash_reply in hashes)):
-                keys.add(canonical_key(r))
-    result = executor.result(executor.submit(evidence_pass, plan.paths, keys))
-    progress.task_done("evidence", "rebuilt metadata", connections=len(keys))
-    return result

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.decode.fragments import Defragmenter
+from analyzer.evidence.blocklog import BlockLog, LoggedVerifier, PieceStore
 from analyzer.evidence.carve import Carver
 from analyzer.evidence.pieces import Verifier
 from analyzer.sessions import extensions
@@ -46,15 +47,24 @@ class PartResult:
     extension_messages: dict = field(default_factory=dict)
     pieces: list | None = None    # PieceResult, when this shard verified pieces
     carved: list = field(default_factory=list)
+    blocks: dict | None = None    # a staged shard's block log tables (``evidence.blocklog``)
+    verify_caps: dict | None = None   # the verifier's result-changing caps (``Verifier.caps``)
 
 
 class Flows:
     def __init__(self, metas: list | None = None, carve: Path | None = None, verify: bool = True,
-                 records_folder: Path | None = None, only: set | None = None):
-        """``only``: follow only these flows (canonical keys), counting nothing else."""
+                 records_folder: Path | None = None, only: set | None = None, blocks: Path | None = None):
+        """``only``: follow only these flows (canonical keys), counting nothing else.  ``blocks``:
+        a shard of a staged run verifying given metadata: its block log and verified pieces go to
+        this folder (``evidence.blocklog``; ``carve``, when set, only says to keep the pieces)."""
         self.out = PartResult(records=RecordStore(folder=records_folder))
         self.engine = Engine(only=only)
-        self.verifier = Verifier(metas or [], Carver(carve) if carve else None) if verify else None
+        self.blocks = None
+        if blocks is not None:
+            self.blocks = BlockLog(blocks)
+            self.verifier = LoggedVerifier(metas or [], self.blocks, PieceStore(blocks / "pieces") if carve else None)
+        else:
+            self.verifier = Verifier(metas or [], Carver(carve) if carve else None) if verify else None
         self.engine.verifier = self.verifier
         self.router = extensions.ExtensionRouter(extensions.handlers(self.verifier))
         self.engine.extensions = self.router
@@ -91,6 +101,8 @@ class Flows:
 
     def finish(self) -> PartResult:
         out, e = self.out, self.engine
+        if self.blocks is not None:
+            self.verifier.finishing = True      # blocks released now are ordered by connection
         while e.finish(FINISH_LOT):       # records made lot by lot: memory follows the lot, not every connection
             self._collect()
         self._collect()
@@ -103,7 +115,12 @@ class Flows:
                                   "malformed_handshakes": self.router.malformed_handshakes}
         if self.verifier is not None:
             out.pieces = self.verifier.finish()
+            out.verify_caps = dict(self.verifier.caps)
             out.carved = self.verifier.carver.finish() if self.verifier.carver is not None else []
+        if self.blocks is not None:
+            out.blocks = self.blocks.close()
+            out.blocks["folder"] = str(self.blocks.folder)
+            out.blocks["pieces"], out.carved = out.carved or None, []
         self.defrag.flush()
         if self.defrag.dropped_frames:
             e.count_undecodable(self.defrag.dropped_frames, self.defrag.dropped_bytes, "incomplete_ip_fragments")

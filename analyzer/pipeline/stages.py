@@ -144,9 +144,14 @@ def map_file(path: Path, file_idx: int, shards: int, folder: Path, hash_input: b
                      path=str(path))
 
 
-def flows_shard(maps: list[MapResult], shard: int, records_folder: Path | None = None) -> PartResult:
-    """One shard over the map outputs of every input, in input order."""
-    flows = Flows(verify=False, records_folder=records_folder)
+def flows_shard(maps: list[MapResult], shard: int, records_folder: Path | None = None, metas: list | None = None,
+                carve: bool = False, blocks: Path | None = None) -> PartResult:
+    """One shard over the map outputs of every input, in input order.  With ``metas`` (or
+    ``carve``), the shard verifies the pieces of its connections and logs their blocks under
+    ``blocks`` (``evidence.blocklog``)."""
+    verify = bool(metas) or carve
+    flows = Flows(metas, carve or None, verify=False, records_folder=records_folder,
+                  blocks=blocks if verify else None)
     for m in sorted(maps, key=lambda m: m.file_idx):
         if m.spills:
             for b in read_frames(m.kind, m.spills[shard], Path(m.path)):
@@ -154,17 +159,22 @@ def flows_shard(maps: list[MapResult], shard: int, records_folder: Path | None =
     return flows.finish()
 
 
-def evidence_pass(paths: list[Path], keys: set) -> tuple[list, dict]:
+def evidence_pass(paths: list[Path], keys: set, metas: list = (), store: Path | None = None) -> tuple:
     """Verification of metadata rebuilt from the capture, for a run whose flows stage had several
     shards (a piece is assembled from the blocks of all its receiver's connections): the inputs
     are read again following only the flows ``keys`` (the connections of those torrents, and those
     without a handshake), exactly as the one-process run follows them (metadata registered when it
-    completes, blocks verified from then on).  Returns the pieces and, by record sort key, the
-    records of connections attributed by piece hashes."""
+    completes, blocks verified from then on; ``metas``, the given metadata, verified too so that a
+    connection without a handshake is probed as in that run).  Returns the pieces, by record sort
+    key the records of connections attributed by piece hashes, and (``store``: a folder to keep
+    the verified pieces in, for carving) the finished ``PieceStore`` or None."""
+    from analyzer.evidence.blocklog import PieceStore
     from analyzer.sessions.store import sort_key
-    flows = Flows(verify=True, only=keys)
+    flows = Flows(list(metas), verify=True, only=keys)
+    if store is not None:
+        flows.verifier.carver = PieceStore(store)
     read_inline(paths, flows, hash_input=False)
     part = flows.finish()
     attributed = {sort_key(r): r for r in part.records if r.attribution == "piece_hashes"}
     part.records.close()
-    return part.pieces, attributed
+    return part.pieces, attributed, part.carved or None

@@ -4,12 +4,16 @@ Layout::
 
     WORK/run.json                        what the run is (tool version, shards, options that matter)
     WORK/map/<input sha256>-<K>/         a finished map task: its K spill files and result.pickle
-    WORK/flows/<key>/                    a finished flows task: result.pickle and its record runs
+    WORK/flows/<key>/                    a finished flows task: result.pickle, its record runs and (when
+                                         pieces are verified) its block log and spill, verified pieces
+    WORK/evidence/                       the evidence stage's tasks (split pieces replayed, pieces kept)
     WORK/errors.log                      tracebacks of internal errors confined to one input
 
 A map task's output is keyed by the SHA-256 of its input and the number of
 shards K (what it writes depends on nothing else); a flows task's by its
-shard, K and the keys of the map outputs it read, in input order.  A task
+shard, K, the keys of the map outputs it read, in input order, and what it
+verifies (the given torrents' info hashes and whether pieces are kept for
+carving).  A task
 writes into a folder of its own and marks it finished last
 (``result.pickle``, written as a new file and renamed into place), so an
 interrupted task (Ctrl-C, SIGTERM, SIGKILL, a dead worker) leaves nothing
@@ -30,14 +34,15 @@ from pathlib import Path
 
 from analyzer import __version__
 
-FORMAT = 1          # bump when the spill or result layout changes
+FORMAT = 2          # bump when the spill or result layout changes
 
 
 def map_key(sha256: str, shards: int) -> str:
     return f"{sha256}-{shards}"
 
 
-def flows_key(shard: int, shards: int, map_keys: list[str], verify: bool) -> str:
+def flows_key(shard: int, shards: int, map_keys: list[str], verify) -> str:
+    """``verify``: what the shard verifies (the given torrents' info hashes, sorted, and the carve flag)."""
     h = hashlib.sha256(json.dumps([FORMAT, __version__, shard, shards, map_keys, verify]).encode())
     return f"s{shard:04d}-{h.hexdigest()[:32]}"
 
@@ -64,7 +69,7 @@ def load_result(folder: Path):
 
 class WorkFolder:
     def __init__(self, root: Path, shards: int, resume: bool):
-        self.root = Path(root)
+        self.root = Path(root).absolute()      # tasks may run in other processes, other folders
         self.shards = shards
         stamp = {"tool": __version__, "format": FORMAT, "shards": shards}
         meta = self.root / "run.json"

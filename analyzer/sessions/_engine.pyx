@@ -521,7 +521,13 @@ cdef class Engine:
     cdef void _finish_conn(self, Connection c):
         cdef object p0 = getattr(c, "s0").sink, p1 = getattr(c, "s1").sink
         cdef int64_t b0 = _block_bytes(p0), b1 = _block_bytes(p1), a0 = c.acked(0), a1 = c.acked(1)
+        cdef int file0 = self.cur_file
+        cdef int64_t frame0 = self.cur_frame, ts0 = self.cur_ts
+        # what the final flush releases is referenced to the connection's last frame, not to the
+        # frame being handled (which depends on the other connections read: the shard, the batch)
+        self.cur_file, self.cur_frame, self.cur_ts = c.last_file, c.last_frame, c.last_ts
         c.finish_streams()
+        self.cur_file, self.cur_frame, self.cur_ts = file0, frame0, ts0
         self._track(c, p0, p1, b0, b1, a0, a1, c.last_ts, c.last_file, c.last_frame)     # bytes released by the final flush
         if isinstance(c, TcpConnection):
             if self.conns.get(c.key) is c:

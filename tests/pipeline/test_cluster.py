@@ -113,12 +113,49 @@ def test_scheduler_and_workers_give_the_same_files(inputs, reference, tmp_path):
     assert m["run"]["engine"] == "dask" and m["run"]["shards"] == 3
 
 
-def test_verification_on_a_cluster(inputs, tmp_path):
-    torrent = REPO / "captures" / "sample-swarm.torrent"
-    a = run(tmp_path / "a", inputs, "--torrent", str(torrent))
-    b = run(tmp_path / "b", inputs, "--torrent", str(torrent), "--workers", "2")
-    same(a, b)
-    assert b"verified_downloaded_bytes" in a["summary.json"]
+def run_verified(where: Path, inputs: Path, *args: str) -> tuple[dict, dict]:
+    """A run with --torrent and --carve (into the relative folder ``carve``: the path is written
+    into the outputs) from the folder ``where``; its files and the manifest's run facts."""
+    where.mkdir(parents=True, exist_ok=True)
+    cwd = os.getcwd()
+    os.chdir(where)
+    try:
+        files = run(where / "out", inputs, "--torrent", str(REPO / "captures" / "sample-swarm.torrent"),
+                    "--carve", "carve", *args)
+    finally:
+        os.chdir(cwd)
+    return files, json.loads((where / "out" / "manifest.json").read_text())["run"]
+
+
+@pytest.fixture(scope="module")
+def verified_reference(inputs, tmp_path_factory):
+    files, facts = run_verified(tmp_path_factory.mktemp("vref"), inputs)
+    assert facts["engine"] == "in-process"
+    assert b"verified_downloaded_bytes" in files["summary.json"] and b"verified" in files["pieces.csv"]
+    assert any(n.startswith("../carve/") for n in files)
+    return files
+
+
+@pytest.mark.parametrize("args", [["--shards", "2"], ["--shards", "3"], ["--shards", "4"], ["--workers", "2"]],
+                         ids=["shards2", "shards3", "shards4", "workers2"])
+def test_verification_staged_gives_the_same_files(inputs, verified_reference, tmp_path, args):
+    """--torrent and --carve in a staged run: pieces verified in the flows tasks, those split
+    across shards replayed by the evidence stage, files carved from the pieces kept."""
+    files, facts = run_verified(tmp_path, inputs, *args)
+    assert facts["shards"] == int(args[1]) and facts["engine"] != "in-process"
+    assert facts["evidence"]["split_pieces"] > 0 and facts["evidence"]["shuffled_bytes"] > 0
+    same(verified_reference, files)
+    assert not list((tmp_path / "out").glob(".work*")), "the work folder (block spills) is left behind"
+
+
+def test_verification_on_scheduler_and_workers(inputs, verified_reference, tmp_path):
+    cluster = Cluster(tmp_path)
+    try:
+        files, facts = run_verified(tmp_path / "run", inputs, "--scheduler", cluster.address, "--shards", "3")
+    finally:
+        cluster.close()
+    assert facts["engine"] == "dask" and facts["shards"] == 3 and facts["evidence"]["evidence_tasks"] > 0
+    same(verified_reference, files)
 
 
 def test_a_killed_worker_changes_nothing(inputs, reference, tmp_path):
