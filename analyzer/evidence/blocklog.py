@@ -17,7 +17,8 @@ file (appended sequentially).
 
 The ordinal orders the calls exactly as the one-process run makes them:
 ``(0, file, frame, seq)`` for a block handed over while the engine handles
-frame ``frame`` of input ``file`` (every frame is in exactly one shard, and
+frame ``frame`` of input ``file`` (for a datagram rebuilt from IP fragments:
+the fragment that completed it; every frame is in exactly one shard, and
 within a frame the shard makes the same calls in the same order: ``seq``,
 a per-shard counter, breaks the tie), ``(1, first file, first frame, seq)``
 for a block released when the connection is finished at the end of the
@@ -141,7 +142,7 @@ class LoggedTap(Tap):
             c = self.conn
             v.ordinal = (1, c.first_file, c.first_frame)
         else:
-            v.ordinal = (0, e.cur_file, e.cur_frame)
+            v.ordinal = (0, e.order_file, e.order_frame)
         self.slow(index, offset, chunk, (e.cur_file, e.cur_frame, e.cur_ts))
 
 

@@ -126,6 +126,12 @@ cdef class Engine:
     cdef public object defrag       # optional: decode.fragments.Defragmenter, fed fragments in place
     cdef readonly int cur_file       # the frame being handled (for evidence references)
     cdef readonly int64_t cur_frame, cur_ts
+    # the frame of the capture being read: cur_* except while a datagram rebuilt from fragments is
+    # handled (cur_*: its first fragment; order_*: the fragment that completed it), so that a
+    # staged run's block log orders blocks as the one-process run hands them over
+    cdef readonly int order_file
+    cdef readonly int64_t order_frame
+    cdef bint in_datagram
 
     def __init__(self, int event_mask=0, only=None):
         self.open_idle_ns = OPEN_IDLE_NS
@@ -189,7 +195,11 @@ cdef class Engine:
             return
         d = self.defrag.add(file_idx, frame_no, ts, wire, ipver, ip)
         if d is not None:
-            self.process_datagram(d.packet, d.ts_ns, d.file_idx, d.frame_no, d.frames, d.wire_bytes)
+            self.in_datagram = True
+            try:
+                self.process_datagram(d.packet, d.ts_ns, d.file_idx, d.frame_no, d.frames, d.wire_bytes)
+            finally:
+                self.in_datagram = False
 
     def process_datagram(self, bytes ip_packet, int64_t ts_ns, int file_idx, int64_t frame_no,
                          int64_t n_frames, int64_t wire_bytes):
@@ -253,6 +263,9 @@ cdef class Engine:
         self.cur_file = file_idx
         self.cur_frame = frame_no
         self.cur_ts = ts
+        if not self.in_datagram:
+            self.order_file = file_idx
+            self.order_frame = frame_no
         kind = decode_frame(p, cap, linktype, &k)
         if kind == K_IP:
             if k.proto == 6:
@@ -521,13 +534,15 @@ cdef class Engine:
     cdef void _finish_conn(self, Connection c):
         cdef object p0 = getattr(c, "s0").sink, p1 = getattr(c, "s1").sink
         cdef int64_t b0 = _block_bytes(p0), b1 = _block_bytes(p1), a0 = c.acked(0), a1 = c.acked(1)
-        cdef int file0 = self.cur_file
-        cdef int64_t frame0 = self.cur_frame, ts0 = self.cur_ts
+        cdef int file0 = self.cur_file, ofile0 = self.order_file
+        cdef int64_t frame0 = self.cur_frame, ts0 = self.cur_ts, oframe0 = self.order_frame
         # what the final flush releases is referenced to the connection's last frame, not to the
         # frame being handled (which depends on the other connections read: the shard, the batch)
         self.cur_file, self.cur_frame, self.cur_ts = c.last_file, c.last_frame, c.last_ts
+        self.order_file, self.order_frame = c.last_file, c.last_frame
         c.finish_streams()
         self.cur_file, self.cur_frame, self.cur_ts = file0, frame0, ts0
+        self.order_file, self.order_frame = ofile0, oframe0
         self._track(c, p0, p1, b0, b1, a0, a1, c.last_ts, c.last_file, c.last_frame)     # bytes released by the final flush
         if isinstance(c, TcpConnection):
             if self.conns.get(c.key) is c:
