@@ -71,6 +71,7 @@ def flows_task(shard: int, shards: int, maps: list[MapResult], root: Path, key: 
     folder = root / "flows" / key
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    fault_point(Path(f"shard-{shard}"), "flows")
     part = flows_shard(maps, shard, records_folder=folder / "records", metas=list(metas), carve=carve,
                        blocks=folder / "blocks")
     save_result(folder, part)

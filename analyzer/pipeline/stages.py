@@ -53,12 +53,13 @@ def open_reader(path: Path, report: FileReport, hash_input: bool = True) -> Capt
 def fault_point(path: Path, stage: str) -> None:
     """Fault injection for the tests of failures confined to one file (``BT_ANALYZER_FAULT`` in
     the environment of the process that reads): ``slow-map:SECONDS`` delays every map task;
-    ``raise:TEXT`` makes reading a file whose name contains TEXT fail as an internal error
-    would (map tasks before reading, the one-process path after the first batch)."""
+    ``slow-flows:SECONDS`` delays every flows task; ``raise:TEXT`` makes reading a file whose
+    name contains TEXT fail as an internal error would (map tasks before reading, the
+    one-process path after the first batch)."""
     import os
     import time
     kind, _, arg = os.environ.get("BT_ANALYZER_FAULT", "").partition(":")
-    if kind == "slow-map" and stage == "map":
+    if (kind, stage) in (("slow-map", "map"), ("slow-flows", "flows")):
         time.sleep(float(arg))
     elif kind == "raise" and arg and arg in path.name:
         raise RuntimeError(f"fault injected for {path.name}")

@@ -204,20 +204,24 @@ def test_a_file_that_fails_fails_alone(inputs, tmp_path):
     assert by_name["rotated.pcap0"]["frames"] > 0 and s["torrents"]
 
 
-@pytest.mark.realtraffic
-def test_magnet_download_staged_equals_in_process(tmp_path):
-    """Metadata rebuilt from ut_metadata messages (a magnet download): with several shards the
-    evidence stage verifies the pieces as the one-process run does, so every file is the same."""
+def magnet_capture(folder: Path) -> list[Path]:
+    """A real magnet download (the leech starts from the info hash alone) from two seeders."""
     from analyzer.validation.harness import run_swarm
     from swarms import two_peers
     spec = two_peers(size=900_000)
     spec["peers"][1]["magnet"] = True
     spec["peers"].append({"name": "third", "ip": "127.0.0.4", "port": 6881, "seeds": ["t1"],
                           "connect_to": ["leech"]})
-    res = run_swarm(spec, tmp_path / "swarm")
+    return run_swarm(spec, folder).capture_files
+
+
+@pytest.mark.realtraffic
+def test_magnet_download_staged_equals_in_process(tmp_path):
+    """Metadata rebuilt from ut_metadata messages (a magnet download): with several shards the
+    evidence stage verifies the pieces as the one-process run does, so every file is the same."""
     d = tmp_path / "in"
     d.mkdir()
-    for p in res.capture_files:
+    for p in magnet_capture(tmp_path / "swarm"):
         shutil.copyfile(p, d / p.name)
     ref = run(tmp_path / "ref", d)
     s = json.loads(ref["summary.json"])
@@ -226,3 +230,32 @@ def test_magnet_download_staged_equals_in_process(tmp_path):
     assert t["verified_downloaded_bytes"] > 0
     same(ref, run(tmp_path / "shards", d, "--shards", "3"))
     same(ref, run(tmp_path / "cluster", d, "--workers", "2"))
+
+
+@pytest.mark.realtraffic
+def test_a_whole_case_on_every_engine(inputs, tmp_path):
+    """The issue's case: a rotated set with connections spanning files, uTP, DHT, trackers,
+    connections seen mid-stream, a magnet download (metadata rebuilt from the capture) and a
+    .torrent given (--torrent, --carve), in one run: in-process, on three shards in this process,
+    on a 2-worker local cluster and on a scheduler with two workers started here.  Every file
+    is the same (the magnet capture's addresses overlap the sample's: one case, two torrents)."""
+    d = tmp_path / "in"
+    shutil.copytree(inputs, d)
+    for p in magnet_capture(tmp_path / "swarm"):
+        shutil.copyfile(p, d / f"magnet-{p.name}")
+    ref, facts = run_verified(tmp_path / "ref", d)
+    assert facts["engine"] == "in-process"
+    s = json.loads(ref["summary.json"])
+    sources = sorted(t.get("metadata_source") or "" for t in s["torrents"] if t.get("verification"))
+    assert any(x.startswith("rebuilt") for x in sources) and any(x.endswith("sample-swarm.torrent") for x in sources), sources
+    for name, args in (("shards", ["--shards", "3"]), ("workers", ["--workers", "2"])):
+        files, facts = run_verified(tmp_path / name, d, *args)
+        assert facts["engine"] != "in-process" and facts["evidence"]["split_pieces"] > 0
+        same(ref, files)
+    cluster = Cluster(tmp_path)
+    try:
+        files, facts = run_verified(tmp_path / "dask", d, "--scheduler", cluster.address, "--shards", "2")
+    finally:
+        cluster.close()
+    assert facts["engine"] == "dask"
+    same(ref, files)

@@ -60,6 +60,40 @@ def test_kill_then_resume(inputs, tmp_path, how):   # noqa: F811
     assert not (out / ".work").exists()           # removed once the run ended well
 
 
+def test_kill_while_verifying_then_resume(inputs, tmp_path):   # noqa: F811
+    """--torrent and --carve in a staged run killed (SIGKILL) once a flows task (which verifies
+    pieces and keeps its block spill) has finished: --resume reuses the finished flows tasks and
+    every file, carved files included, is the one-process run's."""
+    torrent = str(Path(__file__).resolve().parents[2] / "captures" / "sample-swarm.torrent")
+
+    def args(where: Path, *extra: str) -> list[str]:
+        where.mkdir(exist_ok=True)
+        return [str(BT), "analyze", str(inputs), "--local", "127.0.0.3", "--out", "out", "--quiet",
+                "--torrent", torrent, "--carve", "carve", *extra]     # relative: the paths are in the outputs
+    ref = tmp_path / "ref"
+    subprocess.run(args(ref), cwd=ref, check=True, timeout=120)
+    run = tmp_path / "run"
+    staged = args(run, "--shards", "3", "--progress", "jsonl")
+    p = subprocess.Popen(staged, cwd=run, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env={**os.environ, "BT_ANALYZER_FAULT": "slow-flows:0.5"})
+    deadline = time.monotonic() + 60
+    for line in p.stderr:                     # wait until a flows task is finished, then kill the run
+        if line.startswith("{") and json.loads(line).get("kind") == "flows":
+            break
+        assert time.monotonic() < deadline
+    os.killpg(p.pid, signal.SIGKILL)
+    p.communicate(timeout=60)
+    assert not (run / "out" / "summary.json").exists()
+    r = subprocess.run([*staged, "--resume"], cwd=run, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    assert [e for e in events if e.get("event") == "task" and e.get("reused") and e.get("kind") == "flows"]
+    a, b = output_files(ref / "out"), output_files(run / "out")
+    a.pop("manifest.json"), b.pop("manifest.json")
+    assert any(k.startswith("../carve/") for k in a)
+    assert sorted(a) == sorted(b) and all(a[k] == b[k] for k in a)
+
+
 def test_ctrl_c_during_a_report_run_leaves_no_traceback(inputs, tmp_path):   # noqa: F811
     """`analyze --report` starts its PDF process before reading the capture: Ctrl-C (SIGINT to the
     whole process group, as a terminal sends it) ends the run with status 130, one line, no
