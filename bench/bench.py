@@ -277,8 +277,8 @@ def main() -> int:
         wall, rss, proc = run_child(["tshark", "-n", "-r", str(cap), "-Y", "bittorrent.piece.data",
                                      "-T", "fields", "-e", "frame.number"])
         R["tshark"] = {"seconds": wall, "peak_rss_mb": rss / MB}
-    (args.out / "results.json").write_text(json.dumps(R, indent=1))
     report(R)
+    (args.out / "results.json").write_text(json.dumps(R, indent=1))
     return 0 if R["exact"] else 1
 
 
@@ -330,6 +330,13 @@ def report(R: dict) -> None:
         rows.append(("tshark -Y bittorrent.piece.data", f"{R['tshark']['seconds']:.1f} s "
                      f"({R['tshark']['seconds'] / a:.0f}x slower), {R['tshark']['peak_rss_mb']:,.0f} MB", "", ""))
     rows.append(("plain read", f"{R['plain_read_s']:.2f} s ({size / R['plain_read_s'] / MB:,.0f} MB/s)", "", ""))
+    # sizing (README "Large cases"): the staged rate on 2 workers, per core, with the input SHA-256
+    per_core = R["rotated_bytes"] / two / 2                       # bytes a second per core
+    R["sizing"] = {"gb_per_hour_per_core": per_core * 3600 / GB,
+                   "hours": {f"{tb} TB on {cores} cores": tb * 1e12 / (per_core * cores) / 3600
+                             for tb, cores in ((1, 2), (10, 16), (100, 64))}}
+    rows.append(("sizing (2 workers, hashing and analysis)", f"{R['sizing']['gb_per_hour_per_core']:,.0f} GB an hour "
+                 "per core; " + ", ".join(f"{k}: {v:.1f} h" for k, v in R["sizing"]["hours"].items()), "", ""))
     width = max(len(r[0]) for r in rows)
     print(f"{'':{width}}  {'result':52} {'target':22} met")
     for what, value, target, ok in rows:

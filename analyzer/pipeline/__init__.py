@@ -47,8 +47,6 @@ from typing import Callable
 
 from analyzer.pipeline.flows import Flows, PartResult
 from analyzer.pipeline.progress import Progress
-from analyzer.pipeline.driver import LocalExecutor, run_staged
-from analyzer.pipeline.evidence import caps_notes
 from analyzer.pipeline.stages import read_inline
 
 
@@ -123,10 +121,14 @@ def _run(plan: Plan, warn, progress) -> Outcome:
         tracebacks: list = []
         reports = read_inline(plan.paths, flows, progress, tracebacks, plan.hash_inputs)
         part = flows.finish()
+        notes = []
+        if part.verify_caps:
+            from analyzer.pipeline.evidence import caps_notes
+            notes = caps_notes(part.verify_caps, staged=False)
         return Outcome(reports, [part], {"engine": "in-process", "workers": 1, "shards": 1,
-                                         "spill_bytes": 0}, tracebacks=tracebacks,
-                       notes=caps_notes(part.verify_caps or {}, staged=False))
+                                         "spill_bytes": 0}, tracebacks=tracebacks, notes=notes)
     if plan.scheduler is None and plan.workers <= 1:
+        from analyzer.pipeline.driver import LocalExecutor, run_staged   # (staged runs only)
         return run_staged(plan, LocalExecutor(), progress, warn)
     from analyzer.pipeline.cluster import run_on_dask
     return run_on_dask(plan, warn, progress)

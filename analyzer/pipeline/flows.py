@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.decode.fragments import Defragmenter
-from analyzer.evidence.blocklog import BlockLog, LoggedVerifier, PieceStore
 from analyzer.evidence.carve import Carver
 from analyzer.evidence.pieces import Verifier
 from analyzer.sessions import extensions
@@ -61,6 +60,7 @@ class Flows:
         self.engine = Engine(only=only)
         self.blocks = None
         if blocks is not None:
+            from analyzer.evidence.blocklog import BlockLog, LoggedVerifier, PieceStore
             self.blocks = BlockLog(blocks)
             self.verifier = LoggedVerifier(metas or [], self.blocks, PieceStore(blocks / "pieces") if carve else None)
         else:
