@@ -71,7 +71,7 @@ class Filters:
             t = [parse_time(text, opt) if text else None for text, opt in ((self.start, "--from"), (self.end, "--to"))]
         except ReportError as e:
             raise ExtractUsageError(str(e)) from None
-        ns = [None if x is None else int(x.value) for x in t]
+        ns = t
         if ns[0] is not None and ns[1] is not None and ns[0] > ns[1]:
             raise ExtractUsageError(f"--from {self.start} is after --to {self.end}")
         return peer, ns[0], ns[1]

@@ -1,11 +1,17 @@
 """Charts for expert-witness reports (matplotlib, Agg; no pyplot global state).
 
-Each function takes DataFrames (as read from the output folder) and returns
-a ``Figure`` whose ``bt_caption`` says what is counted and how.  They are
+Each function takes the rows it draws (``columns.Columns`` of timeline.parquet
+and peers.parquet, CSV rows of connections.csv, dicts of the torrent table)
+and returns a ``Figure`` whose ``bt_caption`` says what is counted and how
+(pandas DataFrames of the same files, as a notebook reads them, are taken too).  They are
 meant to print in black and white: every series differs by line style,
 marker or hatch pattern as well as by grey level; time axes are UTC and say
 so; totals are given in decimal and binary units; no chart shows a number
 the report's tables do not.
+
+Times are integer ns (UTC), given to matplotlib as numpy datetime64: bin edges floored to
+microseconds (what ``dates.date2num`` makes of an array of datetimes), a connection's ends
+with their nanoseconds.
 """
 from __future__ import annotations
 
@@ -14,11 +20,13 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.dates as mdates  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from analyzer.report.columns import Columns, as_columns, as_rows  # noqa: E402
+from analyzer.timefmt import parse_iso_ns  # noqa: E402
 from analyzer.units import format_bytes  # noqa: E402
 
 matplotlib.rcParams.update({
@@ -70,48 +78,64 @@ def _short(h: str) -> str:
 
 
 MAX_POINTS = 2000
+NS = 1_000_000_000
 
 
-def _grid(timeline: pd.DataFrame) -> tuple[int, pd.DatetimeIndex]:
+def _dates(ns) -> np.ndarray:
+    """Integer ns (UTC) as matplotlib draws a datetime: microseconds, floored."""
+    return (np.asarray(ns, dtype=np.int64) // 1000).astype("datetime64[us]")
+
+
+def _seconds(ns: int) -> float:
+    """A duration in ns as seconds (float), as a duration's total_seconds() gives it."""
+    whole, rest = divmod(ns, NS)
+    return whole + rest / NS
+
+
+def _grid(timeline: Columns) -> tuple[int, np.ndarray]:
     """The bins a time chart draws: from the first to the last bin of the table, every bin, coarsened to
     a whole multiple of the table's bin width so that at most MAX_POINTS remain (SVGs stay small and
-    lines stay readable for captures spanning weeks)."""
-    bins = int(timeline["bin_seconds"].iloc[0])
-    first, last = timeline["bin_start"].min(), timeline["bin_start"].max()
-    span = int((last - first).total_seconds()) + bins
+    lines stay readable for captures spanning weeks).  (bin width in s, bin edges in ns)"""
+    bins = int(timeline["bin_seconds"][0])
+    first, last = int(timeline["bin_start"].min()), int(timeline["bin_start"].max())
+    span = (last - first) // NS + bins
     width = bins * max(1, -(-span // (bins * MAX_POINTS)))
-    return width, pd.date_range(first, periods=-(-span // width) + 1, freq=pd.Timedelta(seconds=width))
+    return width, first + np.arange(-(-span // width) + 1, dtype=np.int64) * (width * NS)
 
 
-def _per_bin(rows: pd.DataFrame, width: int, edges: pd.DatetimeIndex) -> pd.Series:
-    slot = ((rows["bin_start"] - edges[0]).dt.total_seconds() // width).astype("int64")
-    return rows["bytes"].groupby(slot).sum().reindex(range(len(edges) - 1), fill_value=0)
+def _per_bin(rows: Columns, width: int, edges: np.ndarray) -> np.ndarray:
+    """Bytes per drawn bin (int64), by the bin each row's bin_start falls in."""
+    slot = (rows["bin_start"] - edges[0]) // (width * NS)
+    out = np.zeros(len(edges) - 1, dtype=np.int64)
+    inside = slot < len(out)
+    np.add.at(out, slot[inside], rows["bytes"][inside])
+    return out
 
 
-def _binned(timeline: pd.DataFrame) -> tuple[int, pd.DatetimeIndex | None, dict]:
-    """(bin width drawn, bin edges, {direction: (its rows, bytes per drawn bin)}) for the
+def _binned(timeline: Columns) -> tuple[int, np.ndarray | None, dict]:
+    """(bin width drawn, bin edges in ns, {direction: (its rows, bytes per drawn bin)}) for the
     directions present in the timeline."""
     if not len(timeline):
         return 1, None, {}
     width, edges = _grid(timeline)
     out = {}
     for direction in ("downloaded", "uploaded"):
-        rows = timeline[timeline["direction"] == direction]
-        if not rows.empty:
+        rows = timeline.where(timeline["direction"] == direction)
+        if len(rows):
             out[direction] = (rows, _per_bin(rows, width, edges))
     return width, edges, out
 
 
-def cumulative_transfer(timeline: pd.DataFrame, title: str) -> Figure:
+def cumulative_transfer(timeline: Columns, title: str) -> Figure:
     """1. Cumulative bytes downloaded and uploaded by the subject over time (one torrent's rows)."""
     fig, ax = _figure()
-    width, edges, per_direction = _binned(timeline)
+    width, edges, per_direction = _binned(as_columns(timeline))
     for direction, (rows, per_bin) in per_direction.items():
         total = int(rows["bytes"].sum())
         s = STYLE[direction]
         # The running total at each bin's end: 0 at the first edge, the table's total at the last.
         cum = [0, *per_bin.cumsum().tolist()]
-        ax.plot(edges, cum, linestyle=s["linestyle"], color=s["color"], marker=s["marker"],
+        ax.plot(_dates(edges), cum, linestyle=s["linestyle"], color=s["color"], marker=s["marker"],
                 markevery=max(1, len(cum) // 12), markersize=4,
                 label=f"{direction}: {total:,} B = {format_bytes(total)}")
     ax.set_ylim(bottom=0)
@@ -128,31 +152,33 @@ def cumulative_transfer(timeline: pd.DataFrame, title: str) -> Figure:
                          "not counted.")
 
 
-def top_peers(peers: pd.DataFrame, top_n: int = 10, column: str = "uploaded_bytes") -> pd.DataFrame:
+def top_peers(peers: Columns, top_n: int = 10, column: str = "uploaded_bytes") -> list[dict]:
     """Per remote address: uploaded, downloaded, connections; the `top_n` largest by `column` (ties by the
     other direction, then address) and one row "<k> other peers" summing the rest.  The per-peer chart
     draws exactly these rows and the report prints them as a table."""
     cols = ["uploaded_bytes", "downloaded_bytes", "connections"]
-    per = peers.groupby("remote_ip")[[c for c in cols if c in peers]].sum()
-    for c in cols:
-        if c not in per:
-            per[c] = 0
+    peers = as_columns(peers)
+    per: dict = {}
+    present = [c for c in cols if c in peers]
+    for i, ip in enumerate(peers["remote_ip"]):
+        sums = per.setdefault(ip, dict.fromkeys(cols, 0))
+        for c in present:
+            sums[c] += int(peers[c][i])
     other = "downloaded_bytes" if column == "uploaded_bytes" else "uploaded_bytes"
-    per = per.reset_index().sort_values([column, other, "remote_ip"], ascending=[False, False, True],
-                                        kind="stable")
-    shown, rest = per.iloc[:top_n], per.iloc[top_n:]
-    if len(rest):
-        shown = pd.concat([shown, pd.DataFrame([{"remote_ip": f"{len(rest)} other peers",
-                                                 **{c: rest[c].sum() for c in cols}}])])
-    return shown.astype({c: "int64" for c in cols}).reset_index(drop=True)[["remote_ip", *cols]]
+    ranked = [{"remote_ip": ip, **sums} for ip, sums in sorted(per.items(),
+                                                               key=lambda kv: (-kv[1][column], -kv[1][other], kv[0]))]
+    shown, rest = ranked[:top_n], ranked[top_n:]
+    if rest:
+        shown.append({"remote_ip": f"{len(rest)} other peers", **{c: sum(r[c] for r in rest) for c in cols}})
+    return shown
 
 
-def uploads_per_peer(peers: pd.DataFrame, title: str, top_n: int = 10, column: str = "uploaded_bytes") -> Figure:
+def uploads_per_peer(peers: Columns, title: str, top_n: int = 10, column: str = "uploaded_bytes") -> Figure:
     """2. Bytes uploaded to each remote peer (top N, the rest grouped)."""
     fig, ax = _figure()
     rows = top_peers(peers, top_n, column)
-    labels = list(rows["remote_ip"])
-    values = [int(v) for v in rows[column]]
+    labels = [r["remote_ip"] for r in rows]
+    values = [r[column] for r in rows]
     y = list(range(len(values)))[::-1]
     ax.barh(y, values, color="0.8", edgecolor="0.1", hatch="//")
     for yy, v in zip(y, values):
@@ -169,34 +195,41 @@ def uploads_per_peer(peers: pd.DataFrame, title: str, top_n: int = 10, column: s
                          "shown, the others summed in one bar.")
 
 
-def connection_timeline(connections: pd.DataFrame, title: str, max_rows: int = 60) -> Figure:
+def _number(text) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def connection_timeline(connections: list[dict], title: str, max_rows: int = 60) -> Figure:
     """3. One bar per connection from its first to its last frame, by transport and direction of piece flow.
 
-    At most max_rows bars (a case can have tens of thousands of connections): those with the most piece
-    bytes, in order of their first frame; the caption says how many were left out."""
+    ``connections``: rows of connections.csv (text).  At most max_rows bars (a case can have tens of
+    thousands of connections): those with the most piece bytes, in order of their first frame; the
+    caption says how many were left out."""
+    connections = as_rows(connections)
     total = len(connections)
     if total > max_rows:
-        size = sum(pd.to_numeric(connections[c], errors="coerce").fillna(0) for c in ("downloaded_bytes",
-                                                                                     "uploaded_bytes"))
-        keep = size.sort_values(ascending=False, kind="stable").index[:max_rows]
-        connections = connections.loc[keep].sort_values(["first_ts"], kind="stable")
+        size = [_number(c["downloaded_bytes"]) + _number(c["uploaded_bytes"]) for c in connections]
+        keep = sorted(range(total), key=lambda i: -size[i])[:max_rows]      # stable: ties in file order
+        connections = sorted((connections[i] for i in keep), key=lambda c: parse_iso_ns(c["first_ts"]))
     fig = Figure(figsize=(WIDTH, max(HEIGHT, 1.2 + 0.18 * len(connections))), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     flows = {"downloaded only": ("0.2", ""), "uploaded only": ("1.0", "//"), "both": ("0.6", ".."),
              "no piece bytes": ("1.0", "")}
     hatch_transport = {"tcp": "", "utp": "xx"}
-    for i, (_, c) in enumerate(connections.iterrows()):
-        start = pd.Timestamp(c["first_ts"])
-        end = pd.Timestamp(c["last_ts"])
+    for i, c in enumerate(connections):
+        start, end = parse_iso_ns(c["first_ts"]), parse_iso_ns(c["last_ts"])
         down, up = int(c.get("downloaded_bytes") or 0), int(c.get("uploaded_bytes") or 0)
         flow = "both" if down and up else "downloaded only" if down else "uploaded only" if up else "no piece bytes"
         face, hatch = flows[flow]
-        width = max((end - start).total_seconds(), 0.001) / 86400
-        ax.barh(i, width, left=mdates.date2num(start), height=0.7, color=face, edgecolor="0.0",
+        width = max(_seconds(end - start), 0.001) / 86400
+        ax.barh(i, width, left=mdates.date2num(np.datetime64(start, "ns")), height=0.7, color=face, edgecolor="0.0",
                 hatch=hatch + hatch_transport.get(c["transport"], ""),
                 linestyle=":" if flow == "no piece bytes" else "-")
     ax.set_yticks(range(len(connections)),
-                  [f"{c['remote_ip']}:{c['remote_port']} ({c['transport']})" for _, c in connections.iterrows()],
+                  [f"{c['remote_ip']}:{c['remote_port']} ({c['transport']})" for c in connections],
                   fontsize=7)
     ax.invert_yaxis()
     ax.xaxis_date(tz="UTC")
@@ -212,25 +245,27 @@ def connection_timeline(connections: pd.DataFrame, title: str, max_rows: int = 6
                          "by it, both, none); cross-hatching marks uTP connections." + shown)
 
 
-def torrent_totals(torrents: pd.DataFrame, title: str) -> Figure:
-    """4. Downloaded vs uploaded per torrent, with the verified part distinguished."""
+def torrent_totals(torrents: list[dict], title: str) -> Figure:
+    """4. Downloaded vs uploaded per torrent, with the verified part distinguished (rows of
+    ReportData.table())."""
     fig, ax = _figure()
+    torrents = as_rows(torrents)
     x = list(range(len(torrents)))
     w = 0.38
     for k, direction in enumerate(("downloaded", "uploaded")):
         s = STYLE[direction]
-        totals = [int(v) for v in torrents[f"{direction}_bytes"]]
+        totals = [int(t[f"{direction}_bytes"]) for t in torrents]
         xs = [i + (k - 0.5) * w for i in x]
         ax.bar(xs, totals, w, color="1.0", edgecolor=s["color"], hatch=s["hatch"] or "", label=f"{direction}")
         verified_col = f"verified_{direction}_bytes"
-        if verified_col in torrents and torrents[verified_col].notna().any():
-            verified = [int(v) if pd.notna(v) else 0 for v in torrents[verified_col]]
+        if any(t.get(verified_col) is not None for t in torrents):
+            verified = [int(t[verified_col]) if t[verified_col] is not None else 0 for t in torrents]
             ax.bar(xs, verified, w * 0.5, color=s["color"], label=f"{direction}, verified against the torrent")
         for xx, v in zip(xs, totals):
             ax.text(xx, v, f"{v:,} B\n{format_bytes(v)}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, [n if isinstance(n, str) and n else _short(h)
-                      for n, h in zip(torrents.get("name", [None] * len(x)), torrents["info_hash"])])
-    top = max([int(v) for c in ("downloaded_bytes", "uploaded_bytes") for v in torrents[c]] + [1])
+                      for n, h in ((t.get("name"), t["info_hash"]) for t in torrents)])
+    top = max([int(t[c]) for c in ("downloaded_bytes", "uploaded_bytes") for t in torrents] + [1])
     ax.set_ylim(0, top * 1.25)
     ax.yaxis.set_major_formatter(FuncFormatter(_decimal))
     ax.set_ylabel("Piece bytes")
@@ -241,7 +276,7 @@ def torrent_totals(torrents: pd.DataFrame, title: str) -> Figure:
                          "its hashes (narrow solid bars).")
 
 
-def throughput(timeline: pd.DataFrame, title: str) -> Figure:
+def throughput(timeline: Columns, title: str) -> Figure:
     """5. Piece bytes per second over time.
 
     Every bin from the first to the last is drawn, bins without piece bytes as zero (a straight line
@@ -249,11 +284,11 @@ def throughput(timeline: pd.DataFrame, title: str) -> Figure:
     (see _grid) and the caption states the width actually drawn.
     """
     fig, ax = _figure()
-    width, edges, per_direction = _binned(timeline)
+    width, edges, per_direction = _binned(as_columns(timeline))
     for direction, (_, per_bin) in per_direction.items():
-        rate = (per_bin / width).to_numpy()
+        rate = per_bin / width
         s = STYLE[direction]
-        ax.stairs(rate, edges.to_numpy(), baseline=None, linestyle=s["linestyle"], color=s["color"],
+        ax.stairs(rate, _dates(edges), baseline=None, linestyle=s["linestyle"], color=s["color"],
                   label=direction, linewidth=1.2)
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, p: _decimal(v) + "/s"))

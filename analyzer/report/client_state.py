@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
@@ -31,32 +30,38 @@ MARKS = {"consistent": "=", "contradiction": "✗", "possible_transfers_outside_
 
 
 def _num(v) -> int | None:
-    if v is None or v == "" or (isinstance(v, float) and pd.isna(v)):
+    if v is None or v == "" or (isinstance(v, float) and v != v):
         return None
     return int(float(v))
 
 
+def _size(v) -> float:
+    """A counter as a number for ranking (not one: 0)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return 0.0
+    return 0.0 if f != f else f
+
+
 def client_state_chart(rows, title: str = "Lifetime counters against wire figures per torrent",
                        max_records: int = 20) -> Figure:
-    """Per reconciled record (torrent in a state file): the client's uploaded and downloaded counters (outlined,
+    """``rows``: client_state.csv rows (dicts).  Per reconciled record (torrent in a state file): the client's uploaded and downloaded counters (outlined,
     hatched bars) beside the capture's figures for the same torrent (solid bars; a thin vertical line marks
     a range from the least the client must have counted to the most the capture accounts for), and the
     verdict of each direction above its pair.  At most ``max_records`` records: those with the largest
     counters, the rest named in the caption."""
-    df = pd.DataFrame(list(rows) if not isinstance(rows, pd.DataFrame) else rows)
-    if len(df):
-        df = df[df["uploaded_verdict"].notna() & (df["uploaded_verdict"].astype(str) != "")
-                & (df["uploaded_verdict"].astype(str) != "not_matched")]
-    total = len(df)
-    if total > max_records:
-        size = df[["uploaded_compared_bytes", "downloaded_compared_bytes"]].apply(
-            lambda c: pd.to_numeric(c, errors="coerce")).fillna(0).max(axis=1)
-        df = df.loc[size.sort_values(ascending=False, kind="stable").index[:max_records]]
-    fig = Figure(figsize=(WIDTH, HEIGHT + (0.6 if len(df) > 6 else 0)), dpi=100, layout="constrained")
+    records = [r for r in rows if r.get("uploaded_verdict") is not None and str(r["uploaded_verdict"]) != ""
+               and str(r["uploaded_verdict"]) != "not_matched"]
+    total = len(records)
+    if total > max_records:     # the largest counters (stable: ties in file order), in that order
+        size = [max(_size(r["uploaded_compared_bytes"]), _size(r["downloaded_compared_bytes"])) for r in records]
+        records = [records[i] for i in sorted(range(total), key=lambda i: -size[i])[:max_records]]
+    fig = Figure(figsize=(WIDTH, HEIGHT + (0.6 if len(records) > 6 else 0)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     w = 0.2
     top = 1
-    for i, (_, r) in enumerate(df.iterrows()):
+    for i, r in enumerate(records):
         for k, (direction, source, face, hatch, _) in enumerate(SERIES):
             x = i + (k - 1.5) * w
             if source == "client":
@@ -82,18 +87,18 @@ def client_state_chart(rows, title: str = "Lifetime counters against wire figure
                     _num(r[f"wire_{direction}_min_bytes"]) or 0)
             ax.text(i + (2 * k - 1) * w, y, MARKS.get(verdict, "?"), ha="center", va="bottom", fontsize=9)
     labels = []
-    for _, r in df.iterrows():
+    for r in records:
         name = r.get("name")
         name = name if isinstance(name, str) and name else _short(str(r.get("info_hash") or "?"))
         labels.append(f"{name}\n{Path(str(r['path'])).name[:24]}")
-    ax.set_xticks(range(len(df)), labels, fontsize=7)
-    ax.set_xlim(-0.6, max(len(df), 1) - 0.4)
+    ax.set_xticks(range(len(records)), labels, fontsize=7)
+    ax.set_xlim(-0.6, max(len(records), 1) - 0.4)
     ax.set_axisbelow(True)
     ax.set_ylim(0, top * 1.15)
     ax.yaxis.set_major_formatter(FuncFormatter(_decimal))
     ax.set_ylabel("Piece (payload) bytes")
     ax.set_title(title)
-    if not len(df):
+    if not len(records):
         ax.text(0.5, 0.5, "no state file record was reconciled with the capture", transform=ax.transAxes,
                 ha="center")
     handles = [Patch(facecolor=face, edgecolor="0", hatch=hatch, label=label) for *_, face, hatch, label in SERIES]

@@ -6,16 +6,22 @@ hash prefix, alias prefix, or name substring) and ``--from``/``--to`` (a window:
 and per-torrent figures become sums of timeline.parquet over it; connections are those
 overlapping it).  A filter that selects nothing is a ReportError, not an empty report.
 The row builders return plain dicts the template formats; nothing here writes a file.
+
+No pandas (see columns.py): the timeline and the peers are numpy columns, connections and
+pieces are CSV rows (text) kept while the file is read only if the report can show them,
+times are integer ns.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from analyzer.report import charts
+from analyzer.report.columns import Columns, CsvRows, ns_of, read_csv, read_parquet
 from analyzer.report.options import ReportError, ReportOptions
+from analyzer.timefmt import iso_ns, parse_iso_ns
 
 TOP_PEERS = 10          # bars (and table rows) per torrent in the per-peer chart; the rest in one row
 TORRENT_CHARTS = 20     # torrents (the largest by piece bytes) that get their own charts
@@ -27,6 +33,9 @@ CONNECTION_COLUMNS = {
     "first_block_file", "first_block_frame", "first_block_ts", "last_block_file", "last_block_frame",
     "last_block_ts"}
 PIECE_COLUMNS = {"info_hash", "receiver", "senders", "status"}
+TIMELINE_COLUMNS = ("bin_start", "bin_seconds", "info_hash", "direction", "bytes", "acked_bytes")
+PEER_COLUMNS = ("info_hash", "remote_ip", "uploaded_bytes", "downloaded_bytes")
+PEER_OPTIONAL = ("internal", "connections")
 
 
 def hashes_of(torrents: list[dict]) -> set[str]:
@@ -39,6 +48,25 @@ def _announce_text(a: dict) -> str:
         return "—" if v is None else f"{v:,}"
     return (f"{a['ts']} {a['event'] or '(no event)'}: uploaded {n(a['uploaded'])}, downloaded "
             f"{n(a['downloaded'])}, left {n(a['left'])}")
+
+
+def _ns(text) -> int | None:
+    """A time of summary.json as ns (None for none or not a time: such a row is outside any window)."""
+    try:
+        return parse_iso_ns(text) if text else None
+    except ValueError:
+        return None
+
+
+def _le(a: int | None, b: int | None) -> bool:
+    """a <= b, false when either is not a time (as pandas compares NaT)."""
+    return a is not None and b is not None and a <= b
+
+
+def in_window(text, start: int | None, end: int | None) -> bool:
+    """A time of summary.json within [start, end] (either open); not a time: outside."""
+    t = _ns(text)
+    return (start is None or _le(start, t)) and (end is None or _le(t, end))
 
 
 def _matches(t: dict, f: str) -> bool:
@@ -56,10 +84,10 @@ class ReportData:
         self.summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         self.manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8")) \
             if (folder / "manifest.json").exists() else {}
-        timeline = pd.read_parquet(folder / "timeline.parquet")
-        peers = pd.read_parquet(folder / "peers.parquet")
-        conns = pd.read_csv(folder / "connections.csv", dtype=str, keep_default_na=False,
-                            usecols=lambda c: c in CONNECTION_COLUMNS)
+        timeline = read_parquet(folder / "timeline.parquet", TIMELINE_COLUMNS)
+        peers = read_parquet(folder / "peers.parquet", PEER_COLUMNS, PEER_OPTIONAL)
+        if not (folder / "connections.csv").exists():
+            raise FileNotFoundError(2, "No such file or directory", str(folder / "connections.csv"))
         self.start, self.end = options.start_ts, options.end_ts
         torrents = self.summary["torrents"]
         self.filtered = options.torrent_filter is not None
@@ -72,34 +100,40 @@ class ReportData:
                                   "part of the name)")
         self.torrents = torrents
         self.hashes = hashes = hashes_of(torrents)
-        timeline = timeline[timeline["info_hash"].isin(hashes)]
-        peers = peers[peers["info_hash"].isin(hashes)]
-        if "internal" in peers.columns:          # other hosts of a network subject are not its peers
-            peers = peers[~peers["internal"].astype(bool)]
+        timeline = timeline.where(timeline.isin("info_hash", hashes))
+        peers = peers.where(peers.isin("info_hash", hashes))
+        if "internal" in peers:                  # other hosts of a network subject are not its peers
+            peers = peers.where(~peers["internal"])
         self.peers = peers
-        conns = conns[(conns["category"] == "bittorrent") & conns["info_hash"].isin(hashes)
-                      & (conns["subject_side"].isin(["src", "dst"]))]
-        conns = conns.assign(first_ts=pd.to_datetime(conns["first_ts"], utc=True),
-                             last_ts=pd.to_datetime(conns["last_ts"], utc=True))
+        conns = read_csv(folder / "connections.csv", CONNECTION_COLUMNS,
+                         lambda r: r.get("category") == "bittorrent" and r.get("info_hash") in hashes
+                         and r.get("subject_side") in ("src", "dst"))
+        first = ns_of([c["first_ts"] for c in conns], "connections.csv first_ts")
+        last = ns_of([c["last_ts"] for c in conns], "connections.csv last_ts")
+        for c, f, la in zip(conns, first.tolist(), last.tolist()):     # as the output files write times
+            if len(c["first_ts"]) != 30 or len(c["last_ts"]) != 30:
+                c["first_ts"], c["last_ts"] = iso_ns(f), iso_ns(la)
+        keep = np.ones(len(conns), dtype=bool)
         if self.start is not None:
-            timeline = timeline[timeline["bin_start"] + pd.to_timedelta(timeline["bin_seconds"], unit="s")
-                                > self.start]
-            conns = conns[conns["last_ts"] >= self.start]
+            timeline = timeline.where(timeline["bin_start"] + timeline["bin_seconds"] * 1_000_000_000 > self.start)
+            keep &= last >= self.start
         if self.end is not None:
-            timeline = timeline[timeline["bin_start"] <= self.end]
-            conns = conns[conns["first_ts"] <= self.end]
+            timeline = timeline.where(timeline["bin_start"] <= self.end)
+            keep &= first <= self.end
         self.timeline = timeline
-        self.connections = conns
+        self.connections = CsvRows((c for c, k in zip(conns, keep) if k), conns.columns)
         self.windowed = self.start is not None or self.end is not None
-        if self.windowed and timeline.empty and conns.empty:
+        if self.windowed and not len(timeline) and not self.connections:
             span = [t for tr in torrents for t in (tr["first_seen"], tr["last_seen"]) if t]
             raise ReportError(f"--from/--to: no piece bytes and no connection of the subject in {options.start or '…'}"
                               f" to {options.end or '…'}"
                               + (f" (the selected torrents' traffic spans {min(span)} to {max(span)})"
                                  if span else ""))
         pieces = folder / "pieces.csv"
-        self.pieces = pd.read_csv(pieces, dtype=str, keep_default_na=False,
-                                  usecols=lambda c: c in PIECE_COLUMNS) if pieces.exists() else None
+        # only verified pieces with senders are shown (identity.verified_per_address): the rest is not kept
+        self.pieces = read_csv(pieces, PIECE_COLUMNS,
+                               lambda r: r.get("status") == "verified" and r.get("senders", "") != ""
+                               and r.get("info_hash") in hashes) if pieces.exists() else None
 
     # ------------------------------------------------------------------ per torrent
     def torrent_rows(self) -> list[dict]:
@@ -109,22 +143,22 @@ class ReportData:
         for t in self.torrents:
             row = dict(t)
             if self.windowed:
-                tl = self.timeline[self.timeline["info_hash"].isin(hashes_of([t]))]
+                mine = self.timeline.isin("info_hash", hashes_of([t]))
                 for d in ("downloaded", "uploaded"):
-                    rows_d = tl[tl["direction"] == d]
-                    row[f"{d}_bytes"] = int(rows_d["bytes"].sum())
-                    row[f"{d}_acked_bytes"] = int(rows_d["acked_bytes"].sum())
+                    rows_d = mine & (self.timeline["direction"] == d)
+                    row[f"{d}_bytes"] = int(self.timeline["bytes"][rows_d].sum())
+                    row[f"{d}_acked_bytes"] = int(self.timeline["acked_bytes"][rows_d].sum())
                     row[f"verified_{d}_bytes"] = None
             down = row["downloaded_bytes"] or 0
             row["ratio"] = (row["uploaded_bytes"] or 0) / down if down else None
             rows.append(row)
         return rows
 
-    def table(self) -> pd.DataFrame:
-        """The torrent rows as a DataFrame (for the totals chart)."""
+    def table(self) -> list[dict]:
+        """The torrent rows with the columns of the totals chart."""
         cols = ["info_hash", "name", "downloaded_bytes", "uploaded_bytes", "verified_downloaded_bytes",
                 "verified_uploaded_bytes"]
-        return pd.DataFrame([{k: r.get(k) for k in cols} for r in self.torrent_rows()], columns=cols)
+        return [{k: r.get(k) for k in cols} for r in self.torrent_rows()]
 
     def charted_torrents(self, limit: int = TORRENT_CHARTS) -> list[dict]:
         """The torrents that get their own section: the `limit` largest by piece bytes, in table order."""
@@ -135,8 +169,15 @@ class ReportData:
 
     def peer_rows(self, torrent: dict, top_n: int = TOP_PEERS) -> list[dict]:
         """The rows of the torrent's per-peer chart (whole capture), for the table beside it."""
-        return charts.top_peers(self.peers[self.peers["info_hash"].isin(hashes_of([torrent]))],
-                                top_n).to_dict("records")
+        return charts.top_peers(self.peers_of(torrent), top_n)
+
+    def peers_of(self, torrent: dict) -> Columns:
+        """peers.parquet rows of the torrent (its info hashes)."""
+        return self.peers.where(self.peers.isin("info_hash", hashes_of([torrent])))
+
+    def timeline_of(self, torrent: dict) -> Columns:
+        """timeline.parquet rows of the torrent (its info hashes) in the window."""
+        return self.timeline.where(self.timeline.isin("info_hash", hashes_of([torrent])))
 
     # ------------------------------------------------------------------ other evidence
     def participation(self) -> list[dict]:
@@ -164,8 +205,8 @@ class ReportData:
                 add(e["info_hash"], "Local Service Discovery", e["count"], e["first_seen"], e["last_seen"])
         out = sorted(rows.values(), key=lambda r: (r["info_hash"], r["mechanism"]))
         if self.windowed:
-            out = [r for r in out if (self.end is None or pd.Timestamp(r["first_ts"]) <= self.end)
-                   and (self.start is None or pd.Timestamp(r["last_ts"]) >= self.start)]
+            out = [r for r in out if (self.end is None or _le(_ns(r["first_ts"]), self.end))
+                   and (self.start is None or _le(self.start, _ns(r["last_ts"])))]
         if self.filtered:
             out = [r for r in out if r["info_hash"] in self.hashes]
         return out

@@ -68,7 +68,7 @@ RECONCILIATION_TEXT = ("A client's announces carry its own running totals (uploa
 
 
 def __getattr__(name):
-    # ReportData lives in data.py (imported lazily: pandas is not needed to start the PDF worker)
+    # ReportData lives in data.py (imported lazily: numpy and pyarrow are not needed to start the PDF worker)
     if name in ("ReportData", "TOP_PEERS", "TORRENT_CHARTS"):
         from analyzer.report import data
         return getattr(data, name)
@@ -109,25 +109,21 @@ class Chart:
 
 def build_charts(data) -> list[Chart]:
     from analyzer.report import charts
-    from analyzer.report.data import TOP_PEERS, hashes_of
+    from analyzer.report.data import TOP_PEERS
     out = []
     table = data.table()
     if len(table):
         shown = {t["info_hash"] for t in data.charted_torrents()}
-        fig = charts.torrent_totals(table[table["info_hash"].isin(shown)].reset_index(drop=True),
-                                    "Piece bytes per torrent")
+        fig = charts.torrent_totals([r for r in table if r["info_hash"] in shown], "Piece bytes per torrent")
         if len(shown) < len(table):
             fig.bt_caption += (f" Shown: the {len(shown)} of {len(table):,} torrents with the most piece bytes; "
                                "the summary tables list all of them.")
         out.append(Chart("torrent_totals", fig))
     for t in data.charted_torrents():
         label = t.get("name") or t["info_hash"]
-        hashes = hashes_of([t])
-        tl = data.timeline[data.timeline["info_hash"].isin(hashes)]
         out.append(Chart(f"cumulative_{t['info_hash'][:12]}",
-                         charts.cumulative_transfer(tl, f"Cumulative piece bytes — {label}")))
-        fig = charts.uploads_per_peer(data.peers[data.peers["info_hash"].isin(hashes)],
-                                      f"Piece bytes uploaded per peer — {label}", top_n=TOP_PEERS)
+                         charts.cumulative_transfer(data.timeline_of(t), f"Cumulative piece bytes — {label}")))
+        fig = charts.uploads_per_peer(data.peers_of(t), f"Piece bytes uploaded per peer — {label}", top_n=TOP_PEERS)
         if data.windowed:
             fig.bt_caption += " Per-peer figures are for the whole capture, not the time window."
         out.append(Chart(f"uploads_per_peer_{t['info_hash'][:12]}", fig))
@@ -137,9 +133,9 @@ def build_charts(data) -> list[Chart]:
         out.append(Chart("throughput", charts.throughput(data.timeline, "Throughput")))
     state_csv = data.folder / "client_state.csv"
     if data.summary.get("client_state") and state_csv.exists():
-        import pandas as pd
         from analyzer.report.client_state import client_state_chart
-        rows = pd.read_csv(state_csv, dtype=str, keep_default_na=False).to_dict("records")
+        from analyzer.report.columns import read_csv
+        rows = read_csv(state_csv)
         if any(r.get("uploaded_verdict") or r.get("downloaded_verdict") for r in rows):
             out.append(Chart("client_state", client_state_chart(rows)))
     for c in out:       # lay out once; the PNG and the SVG are drawn from the same layout
@@ -258,9 +254,8 @@ def _context(data, charts_: list[Chart], options: ReportOptions, case, case_info
     announces = [a for a in data.summary.get("tracker_reports", []) if a.get("kind") == "announce"
                  and (not data.filtered or a["info_hash"] in data.hashes)]
     if data.windowed:
-        import pandas as pd
-        announces = [a for a in announces if (data.start is None or pd.Timestamp(a["ts"]) >= data.start)
-                     and (data.end is None or pd.Timestamp(a["ts"]) <= data.end)]
+        from analyzer.report.data import in_window
+        announces = [a for a in announces if in_window(a["ts"], data.start, data.end)]
     return {
         "title": TITLE, "tool": data.summary["tool"], "manifest": data.manifest, "summary": data.summary,
         "options": options, "zone": options.zone, "tz": options.tz, "date": date[0], "date_source": date[1],

@@ -12,15 +12,17 @@ that carried the first and the last piece block (connections.csv ``first_block_*
 Subject identity: a listen port is shown by connections the subject accepted (it was the
 responder of a captured SYN), by the ``p`` of its BEP 10 handshakes and by the ``port`` of its
 tracker announces; peer_ids and clients come from its side of each handshake.
+
+Input: rows of connections.csv and pieces.csv as text (``columns.read_csv``), connections
+with ``columns``, the file's header.
 """
 from __future__ import annotations
 
 import json
 from urllib.parse import unquote_to_bytes
 
-import pandas as pd
-
 from analyzer.protocols.peer_id import decode_peer_id
+from analyzer.timefmt import parse_iso_ns
 
 IDENTITY_ROWS = 50      # connections per torrent in the peer identity table (those with the most piece bytes)
 BLOCK_COLUMNS = ("first_block_file", "first_block_frame", "first_block_ts",
@@ -60,29 +62,43 @@ def _int(v) -> int:
         return 0
 
 
-def subject_ips(conns: pd.DataFrame) -> set[str]:
+def _number(text) -> int:
+    """A byte count of pieces.csv senders (as a number is read there: not one -> 0)."""
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        try:
+            return int(float(text))
+        except (TypeError, ValueError, OverflowError):
+            return 0
+
+
+def subject_ips(conns: list[dict]) -> set[str]:
     """The subject's own addresses on its connections."""
-    return set(conns.loc[conns["subject_side"] == "src", "src_ip"]) \
-        | set(conns.loc[conns["subject_side"] == "dst", "dst_ip"])
+    return {c["src_ip"] if c["subject_side"] == "src" else c["dst_ip"]
+            for c in conns if c["subject_side"] in ("src", "dst")}
 
 
-def verified_per_address(pieces: pd.DataFrame | None, hashes: set[str], mine: set[str]) -> dict | None:
+def verified_per_address(pieces: list[dict] | None, hashes: set[str], mine: set[str]) -> dict | None:
     """{remote address: (verified bytes it sent the subject, verified bytes the subject sent it)} for
     the torrent's verified pieces; None without pieces.csv (no metadata)."""
     if pieces is None:
         return None
-    p = pieces[pieces["info_hash"].isin(hashes) & (pieces["status"] == "verified") & (pieces["senders"] != "")]
-    out: dict = {}
-    if p.empty:
-        return out
-    s = p[["receiver", "senders"]].assign(senders=p["senders"].str.split(";")).explode("senders")
-    parts = s["senders"].str.rsplit("=", n=1, expand=True)
-    s = s.assign(sender=parts[0], bytes=pd.to_numeric(parts[1], errors="coerce").fillna(0).astype("int64"))
-    to_subject = s[s["receiver"].isin(mine) & ~s["sender"].isin(mine)].groupby("sender")["bytes"].sum()
-    from_subject = s[s["sender"].isin(mine) & ~s["receiver"].isin(mine)].groupby("receiver")["bytes"].sum()
-    for ip in set(to_subject.index) | set(from_subject.index):
-        out[ip] = (int(to_subject.get(ip, 0)), int(from_subject.get(ip, 0)))
-    return out
+    to_subject: dict = {}
+    from_subject: dict = {}
+    for p in pieces:
+        if p["info_hash"] not in hashes or p["status"] != "verified" or p["senders"] == "":
+            continue
+        receiver = p["receiver"]
+        for part in p["senders"].split(";"):
+            sender, eq, n = part.rpartition("=")
+            if not eq:
+                sender, n = part, ""
+            if receiver in mine and sender not in mine:
+                to_subject[sender] = to_subject.get(sender, 0) + _number(n)
+            elif sender in mine and receiver not in mine:
+                from_subject[receiver] = from_subject.get(receiver, 0) + _number(n)
+    return {ip: (to_subject.get(ip, 0), from_subject.get(ip, 0)) for ip in sorted(set(to_subject) | set(from_subject))}
 
 
 def _block(c: dict, which: str, recorded: bool):
@@ -96,21 +112,19 @@ def _block(c: dict, which: str, recorded: bool):
             "ts": c[f"{which}_block_ts"]}
 
 
-def peer_identity(conns: pd.DataFrame, pieces: pd.DataFrame | None, hashes: set[str],
+def peer_identity(conns: list[dict], pieces: list[dict] | None, hashes: set[str],
                   limit: int = IDENTITY_ROWS) -> dict:
     """{'rows': [...], 'total': connections of the torrent, 'recorded': block columns present,
     'verified': pieces.csv available} for one torrent (its info hashes)."""
-    c = conns[conns["info_hash"].isin(hashes)]
+    c = [r for r in conns if r["info_hash"] in hashes]
     total = len(c)
-    if total > limit:
-        size = c["downloaded_bytes"].map(_int) + c["uploaded_bytes"].map(_int)
-        c = c.loc[size.sort_values(ascending=False, kind="stable").index[:limit]]
-    c = c.sort_values(["first_ts", "conn_id"], key=lambda s: s if s.name == "first_ts" else s.map(_int),
-                      kind="stable")
-    recorded = all(k in conns.columns for k in BLOCK_COLUMNS)
+    if total > limit:       # the largest (stable: ties in file order)
+        c = sorted(c, key=lambda r: -(_int(r["downloaded_bytes"]) + _int(r["uploaded_bytes"])))[:limit]
+    c.sort(key=lambda r: (parse_iso_ns(r["first_ts"]), _int(r["conn_id"])))
+    recorded = all(k in getattr(conns, "columns", ()) for k in BLOCK_COLUMNS)
     verified = verified_per_address(pieces, hashes, subject_ips(conns))
     rows = []
-    for r in c.to_dict("records"):
+    for r in c:
         remote = _other(r["subject_side"])
         ext = _ext(r[f"ext_handshake_{remote}"])
         v = verified.get(r["remote_ip"], (0, 0)) if verified is not None else None
@@ -135,14 +149,12 @@ def peer_identity(conns: pd.DataFrame, pieces: pd.DataFrame | None, hashes: set[
     return {"rows": rows, "total": total, "recorded": recorded, "verified": verified is not None}
 
 
-def _ts(x) -> str:
-    """A connections.csv time (a pandas Timestamp after ReportData's parse) as the CSV's ISO text."""
-    if isinstance(x, pd.Timestamp):
-        return x.strftime("%Y-%m-%dT%H:%M:%S") + f".{x.microsecond * 1000 + x.nanosecond:09d}Z"
-    return x
+def _ts(text: str) -> str:
+    """A connections.csv time as written there (ISO 8601 UTC, 9 decimals)."""
+    return text
 
 
-def listen_ports(conns: pd.DataFrame, announces: list[dict]) -> list[dict]:
+def listen_ports(conns: list[dict], announces: list[dict]) -> list[dict]:
     """The subject's listen ports and what shows each: accepted connections (per transport), the
     BEP 10 ``p`` it sent, the ``port`` of its tracker announces; with counts and first/last time."""
     rows: dict = {}
@@ -153,7 +165,7 @@ def listen_ports(conns: pd.DataFrame, announces: list[dict]) -> list[dict]:
         r["count"] += 1
         r["first_ts"] = min(r["first_ts"], first)
         r["last_ts"] = max(r["last_ts"], last)
-    for r in conns.to_dict("records"):
+    for r in conns:
         first, last = _ts(r["first_ts"]), _ts(r["last_ts"])
         side = r["subject_side"]
         ip = r[f"{side}_ip"]
@@ -169,11 +181,11 @@ def listen_ports(conns: pd.DataFrame, announces: list[dict]) -> list[dict]:
     return sorted(rows.values(), key=lambda r: (r["address"], r["port"], r["shown_by"]))
 
 
-def subject_peer_ids(conns: pd.DataFrame) -> list[dict]:
+def subject_peer_ids(conns: list[dict]) -> list[dict]:
     """The subject's peer_ids with the client each names (BEP 10 v, and from the peer_id), the
     connections that carried it and their first and last time."""
     rows: dict = {}
-    for r in conns.to_dict("records"):
+    for r in conns:
         side = r["subject_side"]
         pid = r[f"peer_id_{side}"]
         v = _ext(r[f"ext_handshake_{side}"]).get("v")

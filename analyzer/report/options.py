@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from analyzer.timefmt import iso_ns
+
 _ZONED = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$", re.I)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -24,9 +26,9 @@ class ReportError(ValueError):
     """A report that cannot be made as asked (bad option, filter matching nothing)."""
 
 
-def parse_time(text: str, option: str):
-    """A pandas UTC Timestamp (nanoseconds kept) from a zoned ISO 8601 time; ReportError otherwise."""
-    import pandas as pd
+def parse_time(text: str, option: str) -> int:
+    """Integer ns since the epoch (UTC) of a zoned ISO 8601 time (nanoseconds kept); ReportError otherwise."""
+    from analyzer.timefmt import parse_iso_ns
     t = text.strip()
     if not _ZONED.match(t):
         hint = ("it has no time zone" if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", t)
@@ -34,7 +36,7 @@ def parse_time(text: str, option: str):
         raise ReportError(f"{option} {text!r}: {hint}; give a date, a time and a zone, e.g. "
                           "2026-11-28T17:52:48Z or 2026-11-28T18:52:48+01:00")
     try:
-        return pd.Timestamp(t).tz_convert("UTC")
+        return parse_iso_ns(t)
     except ValueError as e:
         raise ReportError(f"{option} {text!r}: not a valid time ({e})") from None
 
@@ -58,7 +60,7 @@ def parse_date(text: str) -> str:
         except ValueError:
             raise ReportError(f"--date {text!r}: not a valid date") from None
         return t
-    return parse_time(t, "--date").strftime("%Y-%m-%d")
+    return iso_ns(parse_time(t, "--date"))[:10]
 
 
 @dataclass(frozen=True)
@@ -100,16 +102,10 @@ class ReportOptions:
         s, e = self.start_ts, self.end_ts
         return {
             "torrent_filter": self.torrent_filter,
-            "from": self.start, "from_utc": _iso(s),
-            "to": self.end, "to_utc": _iso(e),
+            "from": self.start, "from_utc": iso_ns(s),
+            "to": self.end, "to_utc": iso_ns(e),
             "tz": self.tz, "date": self.date, "validation_file": self.validation_file,
         }
-
-
-def _iso(t) -> str | None:
-    if t is None:
-        return None
-    return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{t.microsecond * 1000 + t.nanosecond:09d}Z"
 
 
 def report_date(options: ReportOptions, manifest: dict) -> tuple[str, str]:

@@ -1,15 +1,23 @@
-"""Chart functions on small DataFrames: what they draw matches the table they are given."""
+"""Chart functions on small tables: what they draw matches the table they are given."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
 from analyzer.report import charts
+from analyzer.report.columns import Columns
+from analyzer.timefmt import iso_ns, parse_iso_ns
+
+TIMELINE = ["bin_start", "bin_seconds", "info_hash", "direction", "transport", "bytes", "acked_bytes"]
 
 
-def ts(s):
-    return pd.Timestamp(s, tz="UTC")
+def ts(s) -> int:
+    """'2026-01-01 10:00:00' (UTC) as ns."""
+    return parse_iso_ns(s + "Z")
+
+
+def table(rows, names) -> Columns:
+    return Columns({n: [r[i] for r in rows] for i, n in enumerate(names)})
 
 
 @pytest.fixture
@@ -17,8 +25,7 @@ def timeline():
     rows = [(ts("2026-01-01 10:00:00"), 1, "aa" * 20, "downloaded", "tcp", 1000, 1000),
             (ts("2026-01-01 10:00:01"), 1, "aa" * 20, "downloaded", "utp", 500, 400),
             (ts("2026-01-01 10:00:02"), 1, "aa" * 20, "uploaded", "tcp", 300, 300)]
-    return pd.DataFrame(rows, columns=["bin_start", "bin_seconds", "info_hash", "direction", "transport", "bytes",
-                                       "acked_bytes"])
+    return table(rows, TIMELINE)
 
 
 def texts(fig: Figure) -> str:
@@ -40,8 +47,8 @@ def test_cumulative_transfer_ends_at_the_totals(timeline):
 
 
 def test_uploads_per_peer_groups_the_rest():
-    peers = pd.DataFrame({"remote_ip": [f"10.0.0.{i}" for i in range(15)], "uploaded_bytes": list(range(100, 1600, 100)),
-                          "downloaded_bytes": [0] * 15})
+    peers = Columns({"remote_ip": [f"10.0.0.{i}" for i in range(15)], "uploaded_bytes": list(range(100, 1600, 100)),
+                     "downloaded_bytes": [0] * 15})
     fig = charts.uploads_per_peer(peers, "t", top_n=10)
     [ax] = fig.axes
     widths = [p.get_width() for p in ax.patches]
@@ -50,11 +57,10 @@ def test_uploads_per_peer_groups_the_rest():
 
 
 def test_connection_timeline_marks_transport_and_flow():
-    conns = pd.DataFrame({
-        "first_ts": [ts("2026-01-01 10:00:00"), ts("2026-01-01 10:00:05")],
-        "last_ts": [ts("2026-01-01 10:00:10"), ts("2026-01-01 10:00:20")],
-        "remote_ip": ["10.0.0.1", "10.0.0.2"], "remote_port": [6881, 6881], "transport": ["tcp", "utp"],
-        "downloaded_bytes": [100, 0], "uploaded_bytes": [0, 50]})
+    conns = [dict(first_ts="2026-01-01T10:00:00.000000000Z", last_ts="2026-01-01T10:00:10.000000000Z",
+                  remote_ip="10.0.0.1", remote_port="6881", transport="tcp", downloaded_bytes="100", uploaded_bytes="0"),
+             dict(first_ts="2026-01-01T10:00:05.000000000Z", last_ts="2026-01-01T10:00:20.000000000Z",
+                  remote_ip="10.0.0.2", remote_port="6881", transport="utp", downloaded_bytes="0", uploaded_bytes="50")]
     fig = charts.connection_timeline(conns, "c")
     [ax] = fig.axes
     bars = [p for p in ax.patches]
@@ -65,11 +71,10 @@ def test_connection_timeline_marks_transport_and_flow():
 
 def test_connection_timeline_keeps_the_largest_connections():
     n = 100
-    conns = pd.DataFrame({
-        "first_ts": [ts("2026-01-01 10:00:00") + pd.Timedelta(seconds=i) for i in range(n)],
-        "last_ts": [ts("2026-01-01 10:05:00")] * n,
-        "remote_ip": [f"10.0.{i}.1" for i in range(n)], "remote_port": ["6881"] * n, "transport": ["tcp"] * n,
-        "downloaded_bytes": [str(i) for i in range(n)], "uploaded_bytes": ["0"] * n})
+    conns = [dict(first_ts=iso_ns(ts("2026-01-01 10:00:00") + i * 10**9), last_ts="2026-01-01T10:05:00.000000000Z",
+                  remote_ip=f"10.0.{i}.1", remote_port="6881", transport="tcp", downloaded_bytes=str(i),
+                  uploaded_bytes="0")
+             for i in range(n)]
     fig = charts.connection_timeline(conns, "c", max_rows=10)
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == [f"10.0.{i}.1:6881 (tcp)" for i in range(90, 100)]
@@ -77,9 +82,8 @@ def test_connection_timeline_keeps_the_largest_connections():
 
 
 def test_torrent_totals_and_verified_part():
-    torrents = pd.DataFrame({"info_hash": ["aa" * 20], "name": ["x"], "downloaded_bytes": [2000],
-                             "uploaded_bytes": [500], "verified_downloaded_bytes": [1500],
-                             "verified_uploaded_bytes": [500]})
+    torrents = [{"info_hash": "aa" * 20, "name": "x", "downloaded_bytes": 2000, "uploaded_bytes": 500,
+                 "verified_downloaded_bytes": 1500, "verified_uploaded_bytes": 500}]
     fig = charts.torrent_totals(torrents, "t")
     heights = sorted(p.get_height() for p in fig.axes[0].patches)
     assert heights == [500, 500, 1500, 2000]
@@ -95,8 +99,7 @@ def test_throughput_per_second_with_idle_bins_at_zero():
     rows = [(ts("2026-01-01 10:00:00"), 2, "aa" * 20, "downloaded", "tcp", 1000, 1000),
             (ts("2026-01-01 10:00:06"), 2, "aa" * 20, "downloaded", "utp", 500, 400),
             (ts("2026-01-01 10:00:02"), 2, "aa" * 20, "uploaded", "tcp", 300, 300)]
-    tl = pd.DataFrame(rows, columns=["bin_start", "bin_seconds", "info_hash", "direction", "transport", "bytes",
-                                     "acked_bytes"])
+    tl = table(rows, TIMELINE)
     fig = charts.throughput(tl, "t")
     down, up = _stairs(fig)
     assert list(down.get_data().values) == [500, 0, 0, 250]      # the idle bins drawn at zero, not bridged
@@ -108,9 +111,9 @@ def test_throughput_per_second_with_idle_bins_at_zero():
 
 def test_long_timelines_are_drawn_with_coarser_bins_and_the_same_totals():
     n = 3 * charts.MAX_POINTS + 7
-    tl = pd.DataFrame({"bin_start": pd.date_range("2026-01-01", periods=n, freq="s", tz="UTC"), "bin_seconds": 1,
-                       "info_hash": "aa" * 20, "direction": "downloaded", "transport": "tcp",
-                       "bytes": range(n), "acked_bytes": 0})
+    tl = Columns({"bin_start": [ts("2026-01-01 00:00:00") + i * 10**9 for i in range(n)], "bin_seconds": [1] * n,
+                  "info_hash": ["aa" * 20] * n, "direction": ["downloaded"] * n, "transport": ["tcp"] * n,
+                  "bytes": list(range(n)), "acked_bytes": [0] * n})
     fig = charts.throughput(tl, "t")
     [down] = _stairs(fig)
     width = int(fig.bt_caption.split("over ")[1].split("-second")[0])
@@ -118,3 +121,17 @@ def test_long_timelines_are_drawn_with_coarser_bins_and_the_same_totals():
     assert down.get_data().values.sum() * width == sum(range(n))
     cum = charts.cumulative_transfer(tl, "t")
     assert cum.axes[0].lines[0].get_ydata()[-1] == sum(range(n))
+
+
+def test_top_peers_sums_each_address_and_ranks_ties_by_the_other_direction_then_address():
+    peers = Columns({"remote_ip": ["10.0.0.2", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"],
+                     "uploaded_bytes": [100, 300, 200, 300, 5], "downloaded_bytes": [1, 0, 1, 0, 9],
+                     "connections": [1, 1, 2, 1, 1]})
+    rows = charts.top_peers(peers, top_n=3)
+    assert rows == [{"remote_ip": "10.0.0.2", "uploaded_bytes": 300, "downloaded_bytes": 2, "connections": 3},
+                    {"remote_ip": "10.0.0.1", "uploaded_bytes": 300, "downloaded_bytes": 0, "connections": 1},
+                    {"remote_ip": "10.0.0.3", "uploaded_bytes": 300, "downloaded_bytes": 0, "connections": 1},
+                    {"remote_ip": "1 other peers", "uploaded_bytes": 5, "downloaded_bytes": 9, "connections": 1}]
+    # without a connections column (older peers.parquet): counted as 0
+    no_conn = Columns({k: peers[k] for k in ("remote_ip", "uploaded_bytes", "downloaded_bytes")})
+    assert {r["connections"] for r in charts.top_peers(no_conn)} == {0}

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
-
 from analyzer.report import identity
+from analyzer.report.columns import CsvRows
 
 H = "aa" * 20
 LT_EXT = json.dumps({"v": "libtorrent/2.1.1.0", "p": 6881}, separators=(",", ":"))
 
 
-def conns(block_columns: bool = True) -> pd.DataFrame:
+def conns(block_columns: bool = True) -> CsvRows:
     rows = [
         # the subject (127.0.0.3) opened a connection to 127.0.0.2:6881 and downloaded
         dict(conn_id="1", transport="tcp", src_ip="127.0.0.3", src_port="50000", dst_ip="127.0.0.2",
@@ -39,18 +38,17 @@ def conns(block_columns: bool = True) -> pd.DataFrame:
              first_block_file="", first_block_frame="", first_block_ts="",
              last_block_file="", last_block_frame="", last_block_ts=""),
     ]
-    df = pd.DataFrame(rows)
     if not block_columns:
-        df = df.drop(columns=list(identity.BLOCK_COLUMNS))
-    return df.assign(first_ts=pd.to_datetime(df["first_ts"], utc=True), last_ts=pd.to_datetime(df["last_ts"], utc=True))
+        rows = [{k: v for k, v in r.items() if k not in identity.BLOCK_COLUMNS} for r in rows]
+    return CsvRows(rows, rows[0])
 
 
-PIECES = pd.DataFrame([
+PIECES = [
     dict(info_hash=H, receiver="127.0.0.3", senders="127.0.0.2=600;127.0.0.9=400", status="verified"),
     dict(info_hash=H, receiver="127.0.0.3", senders="127.0.0.2=1000", status="failed"),
     dict(info_hash=H, receiver="127.0.0.4", senders="127.0.0.3=500;127.0.0.2=100", status="verified"),
     dict(info_hash="bb" * 20, receiver="127.0.0.3", senders="127.0.0.5=7", status="verified"),
-])
+]
 
 
 def test_peer_identity_rows():

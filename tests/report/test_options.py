@@ -4,17 +4,19 @@ from __future__ import annotations
 import pytest
 
 from analyzer.report.options import ReportError, ReportOptions, parse_date, parse_time, report_date
+from analyzer.timefmt import iso_ns
 
 
 @pytest.mark.parametrize("text, utc", [
-    ("2026-11-28T17:52:48Z", "2026-11-28 17:52:48+00:00"),
-    ("2026-11-28T18:52:48+01:00", "2026-11-28 17:52:48+00:00"),
-    ("2026-11-28 12:52:48-0500", "2026-11-28 17:52:48+00:00"),
-    ("2026-11-28T17:52Z", "2026-11-28 17:52:00+00:00"),
-    ("2026-11-28T17:52:48.903610123Z", "2026-11-28 17:52:48.903610123+00:00"),   # nanoseconds kept
+    ("2026-11-28T17:52:48Z", "2026-11-28T17:52:48.000000000Z"),
+    ("2026-11-28T18:52:48+01:00", "2026-11-28T17:52:48.000000000Z"),
+    ("2026-11-28 12:52:48-0500", "2026-11-28T17:52:48.000000000Z"),
+    ("2026-11-28T17:52Z", "2026-11-28T17:52:00.000000000Z"),
+    ("2026-11-28T17:52:48.903610123Z", "2026-11-28T17:52:48.903610123Z"),   # nanoseconds kept
+    ("2026-11-29t01:22:48.5+07:30", "2026-11-28T17:52:48.500000000Z"),
 ])
 def test_zoned_times(text, utc):
-    assert str(parse_time(text, "--from")) == utc
+    assert iso_ns(parse_time(text, "--from")) == utc
 
 
 @pytest.mark.parametrize("text, hint", [
