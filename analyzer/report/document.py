@@ -297,7 +297,7 @@ def report_libraries() -> dict:
     """Versions of the libraries that draw and typeset the report (installed metadata, no import)."""
     from importlib.metadata import PackageNotFoundError, version
     out = {}
-    for name in ("jinja2", "matplotlib", "pandas", "weasyprint"):
+    for name in ("jinja2", "matplotlib", "numpy", "pyarrow", "weasyprint"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
