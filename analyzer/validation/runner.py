@@ -27,7 +27,6 @@ folder and ``harness.json`` (the harness result, ``harness.results``).
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import platform
 import shutil
 import time
@@ -37,6 +36,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from analyzer import __version__
+from analyzer.digest import sha256_file
 from analyzer.report.validation import SCHEMA
 from analyzer.validation import relations
 from analyzer.validation.scenarios import CLIENT_NAMES, Scenario
@@ -58,14 +58,6 @@ class ScenarioRun:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _entry(s: Scenario) -> dict:
@@ -138,7 +130,8 @@ def _analyse(run: ScenarioRun, work: Path) -> None:
         at_stop = {n: r["after"] for n, r in resumes.items() if r and r.get("after")}
     e["subject"] = subject
     files = [Path(p) for p in res.capture_files]
-    e["capture"] = {"files": [{"name": p.name, "size_bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files],
+    e["capture"] = {"files": [{"name": p.name, "size_bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                              for p in files],
                     "kernel_dropped": res.kernel_dropped, "frames": None}
     if res.kernel_dropped:
         raise RuntimeError(f"tcpdump dropped {res.kernel_dropped} packets: the capture is incomplete, so the "
