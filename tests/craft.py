@@ -419,6 +419,15 @@ def require_tool(name: str) -> str:
     return exe
 
 
+def tshark(capture: Path, display_filter: str, *fields: str) -> list[list[str]]:
+    """The ``fields`` of every frame of ``capture`` matching ``display_filter``, as Wireshark decodes them."""
+    argv = [require_tool("tshark"), "-r", str(capture), "-Y", display_filter, "-T", "fields"]
+    for f in fields:
+        argv += ["-e", f]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
 def tshark_frames(path: Path) -> list[tuple[int, int | None, int, int]]:
     """(frame number, ts_ns or None, caplen, origlen) of every frame, as Wireshark reads the file."""
     out = subprocess.run([require_tool("tshark"), "-n", "-r", str(path), "-T", "fields", "-E", "separator=/t",

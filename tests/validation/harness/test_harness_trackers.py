@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import struct
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,17 +24,17 @@ from analyzer.validation import harness
 from analyzer.validation.harness import run_swarm
 from analyzer.validation.harness.netns import Namespace, require_tools
 from analyzer.validation.harness.specs import dht_trio, encrypted_pair, lsd_pair, tracker_pair
+from craft import tshark
 
 SIZE = 600_000
 HERE = Path(harness.__file__).resolve().parent     # the harness package (tracker.py is run from there)
 
 
-def tshark(capture: Path, display_filter: str, *fields: str) -> list[list[str]]:
-    argv = ["tshark", "-r", str(capture), "-Y", display_filter, "-T", "fields"]
-    for f in fields:
-        argv += ["-e", f]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    return [line.split("\t") for line in out.splitlines() if line]
+def run_captured(spec: dict, tmp_path: Path):
+    """Run ``spec``; the result and its ground truth (the tests read the capture with tshark)."""
+    require_tools("tshark")
+    res = run_swarm(spec, tmp_path)
+    return res, res.ground_truth
 
 
 def udp_tracker_requests(capture: Path, port: int) -> list[dict]:
@@ -58,11 +57,8 @@ def udp_tracker_requests(capture: Path, port: int) -> list[dict]:
 # --------------------------------------------------------------------------
 @pytest.mark.realtraffic
 def test_http_and_udp_tracker_announces(tmp_path):
-    require_tools("tshark")
     # no connect_to: the peers only meet through the trackers
-    spec = tracker_pair(size=SIZE, seed=11, timeout=15, scrape=True)
-    res = run_swarm(spec, tmp_path)
-    gt = res.ground_truth
+    res, gt = run_captured(tracker_pair(size=SIZE, seed=11, timeout=15, scrape=True), tmp_path)
     ih = gt["torrents"]["t1"]["info_hash_v1"]
     assert gt["torrents"]["t1"]["trackers"] == ["http://127.0.0.9:6969/announce",
                                                 "udp://127.0.0.9:6970"]
@@ -251,10 +247,7 @@ def test_tracker_servers_directly():
 @pytest.mark.realtraffic
 @pytest.mark.parametrize("bootstrap", ["router", "nodes"])
 def test_dht_swarm_finds_peers(tmp_path, bootstrap):
-    require_tools("tshark")
-    spec = dht_trio(bootstrap, size=SIZE, seed=13, timeout=15)
-    res = run_swarm(spec, tmp_path)
-    gt = res.ground_truth
+    res, gt = run_captured(dht_trio(bootstrap, size=SIZE, seed=13, timeout=15), tmp_path)
     ih = gt["torrents"]["t1"]["info_hash_v1"]
     ids = set()
     for name, p in gt["peers"].items():
@@ -280,10 +273,7 @@ def test_dht_swarm_finds_peers(tmp_path, bootstrap):
 
 @pytest.mark.realtraffic
 def test_lsd_on_loopback(tmp_path):
-    require_tools("tshark")
-    spec = lsd_pair(size=SIZE, seed=14, timeout=15)
-    res = run_swarm(spec, tmp_path)
-    gt = res.ground_truth
+    res, gt = run_captured(lsd_pair(size=SIZE, seed=14, timeout=15), tmp_path)
     ih = gt["torrents"]["t1"]["info_hash_v1"]
     assert gt["peers"]["leech"]["torrents"]["t1"]["is_seeding"]
     for p in gt["peers"].values():
@@ -301,10 +291,7 @@ def test_lsd_on_loopback(tmp_path):
 @pytest.mark.realtraffic
 @pytest.mark.parametrize("mode", ["forced", "mse_plaintext"])
 def test_encryption(tmp_path, mode):
-    require_tools("tshark")
-    spec = encrypted_pair(mode, size=SIZE, seed=15, timeout=15)
-    res = run_swarm(spec, tmp_path)
-    gt = res.ground_truth
+    res, gt = run_captured(encrypted_pair(mode, size=SIZE, seed=15, timeout=15), tmp_path)
     conns = [c for p in gt["peers"].values() for c in p["torrents"]["t1"]["connections"]]
     assert len(conns) == 2
     cap = res.capture_files[0]
