@@ -41,16 +41,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.report.validation import FIGURES as _FIGURES
-
-PIECE_HEADER = 13       # length prefix 4 + id 1 + index 4 + begin 4
-
-FIGURES = _FIGURES         # figure type -> its label in the outputs (in this order)
+from analyzer.evidence.clientstate.model import PIECE_HEADER_BYTES
 
 
 @dataclass(frozen=True)
 class Check:
-    figure: str                 # a key of FIGURES
+    figure: str                 # a key of analyzer.report.validation.FIGURES
     torrent: str                # the torrent's name in the scenario
     source: str                 # whose counter: "subject (Transmission 3.00)", "libtorrent peer seed", ...
     counter: str                # the counter's name in that source
@@ -85,7 +81,7 @@ def _net(t: dict) -> int:
 
 def transmission(c: dict, t: dict, sent: int) -> list[tuple]:
     return [("uploaded", "uploadedEver", c["uploadedEver"], "uploaded_bytes + 13 x piece messages sent",
-             t["uploaded_bytes"] + PIECE_HEADER * sent),
+             t["uploaded_bytes"] + PIECE_HEADER_BYTES * sent),
             ("downloaded", "downloadedEver", c["downloadedEver"],
              "downloaded_bytes - redundant_downloaded_bytes - failed_downloaded_bytes", _net(t)),
             ("failed", "corruptEver", c["corruptEver"], "failed_downloaded_bytes", t.get("failed_downloaded_bytes") or 0)]

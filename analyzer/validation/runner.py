@@ -31,7 +31,7 @@ import platform
 import shutil
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -49,11 +49,10 @@ MAX_ERROR_CHARS = 4000
 
 @dataclass
 class ScenarioRun:
-    """One scenario's run: its validation.json entry and, when it ran, the objects behind it."""
+    """One scenario's run: its validation.json entry and, when it ran, the harness result behind it."""
     scenario: Scenario
     entry: dict
     harness: object = None            # SwarmResult | ClientSwarmResult
-    checks: list = field(default_factory=list)
 
 
 def _now() -> str:
@@ -177,7 +176,6 @@ def _analyse(run: ScenarioRun, work: Path) -> None:
         interface = (f"{CLIENT_NAMES[s.client]} RPC, before its clean stop" if s.harness_client
                      else "libtorrent status, when the resume data was written")
         checks += relations.state_checks(s.client, items, at_stop, {h: n for n, h in hash_of.items()}, interface)
-    run.checks = checks
     e["checks"] = [c.as_json() for c in checks]
     failed = [c for c in checks if not c.passed]
     if not checks:
