@@ -25,6 +25,7 @@ from ..netns import Namespace, require_tools
 from ..tracker import bdecode, bencode
 
 LOG_TAIL_BYTES = 6000
+CONTROL_IP = "127.0.0.254"      # the namespace address the clients' RPC servers listen on
 
 
 def torrent_info_hash(torrent_file: Path) -> str:
@@ -53,7 +54,7 @@ class ClientConfig:
     state_dir: Path
     download_dir: Path
     port: int = 6881
-    control_ip: str = "127.0.0.254"
+    control_ip: str = CONTROL_IP
     transports: str = "both"
     encryption: bool = False
     extra: dict = field(default_factory=dict)   # client-specific overrides

@@ -54,9 +54,7 @@ from pathlib import Path
 from .. import SWARM_SCRIPT, _spec_addresses
 from ..netns import Capture, Namespace, require_tools
 from . import registry
-from .base import ClientConfig, ClientDaemon
-
-CONTROL_IP = "127.0.0.254"
+from .base import CONTROL_IP, ClientConfig, ClientDaemon
 
 
 @dataclass
