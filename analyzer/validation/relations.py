@@ -42,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from analyzer.evidence.clientstate.model import PIECE_HEADER_BYTES
+from analyzer.validation.harness.clients.registry import STATE_FILES
 
 
 @dataclass(frozen=True)
@@ -166,10 +167,9 @@ STATE_COUNTERS = {
     "rtorrent": {"uploaded": "d.up.total", "downloaded": "d.down.total"},
     "libtorrent": {"uploaded": "all_time_upload", "downloaded": "all_time_download"},
 }
-STATE_GLOBS = {     # the state files read, under the client's state folder
-    "transmission": ["resume/*.resume"], "qbittorrent": ["qBittorrent/data/BT_backup/*.fastresume"],
-    "deluge": ["state/torrents.fastresume"], "rtorrent": ["session/*.torrent.rtorrent"],
-}
+# the state files read, under the client's state folder: one kind of its driver's STATE_FILES
+STATE_GLOBS = {client: [STATE_FILES[client][kind]] for client, kind in
+               {"transmission": "resume", "qbittorrent": "resume", "deluge": "resume", "rtorrent": "state"}.items()}
 
 
 def state_checks(client: str, items: list[dict], counters_at_stop: dict, names: dict,
