@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 TEXT_KEYS = ("case_number", "examiner", "organisation", "subject_description")
@@ -55,8 +55,7 @@ class Evidence:
         return Path(self.resolved_path) in Path(resolved_input).parents
 
     def as_json(self) -> dict:
-        return {"id": self.id, "path": self.path, "resolved_path": self.resolved_path,
-                "description": self.description, "acquired": self.acquired}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -80,8 +79,7 @@ class Case:
     def from_json(cls, d: dict) -> "Case":
         """Read back :meth:`as_json` (summary.json ``case``)."""
         return cls(**{k: d.get(k) for k in (*TEXT_KEYS, *TIME_KEYS)},
-                   evidence=tuple(Evidence(**{k: e.get(k) for k in ("id", "path", "resolved_path",
-                                                                       "description", "acquired")})
+                   evidence=tuple(Evidence(**{f.name: e.get(f.name) for f in fields(Evidence)})
                                   for e in d.get("evidence") or []))
 
     def evidence_for(self, resolved_input: str) -> Evidence | None:
@@ -193,6 +191,4 @@ def load_case(path) -> Case:
         raise CaseError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise CaseError(f"{path}: not valid TOML: {e}") from None
-    case = parse_case(doc, path.resolve().parent, str(path))
-    return Case(**{k: getattr(case, k) for k in (*TEXT_KEYS, *TIME_KEYS)}, evidence=case.evidence,
-                source=str(path))
+    return replace(parse_case(doc, path.resolve().parent, str(path)), source=str(path))

@@ -24,9 +24,13 @@ EXIT_AMBIGUOUS_SUBJECT = 4
 EXIT_INPUTS_FAILED = 5
 
 
-def _print_traceback() -> None:
-    import traceback            # only when asked for (--debug): costs every run's start-up otherwise
-    traceback.print_exc()
+def _internal_error(e: Exception, debug: bool) -> click.ClickException:
+    """An internal error as one clear line (to raise); its traceback printed only on request
+    (--debug or BT_ANALYZER_DEBUG)."""
+    if debug or os.environ.get("BT_ANALYZER_DEBUG"):
+        import traceback        # only when asked for: costs every run's start-up otherwise
+        traceback.print_exc()
+    return click.ClickException(f"internal error: {type(e).__name__}: {e}")
 
 
 def _check_local(ctx, param, values):
@@ -154,9 +158,7 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
                    "it stopped with --resume.", err=True)
         sys.exit(130)
     except Exception as e:  # an internal error: one clear line, traceback only on request
-        if debug or os.environ.get("BT_ANALYZER_DEBUG"):
-            _print_traceback()
-        raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
+        raise _internal_error(e, debug) from None
     finally:
         if pdf is not None:
             pdf.close()             # (a no-op once it rendered the report)
@@ -225,9 +227,7 @@ def report(folder, case_file, torrent_filter, start, end, tz, date, no_rehash, v
     except FileNotFoundError as e:
         raise click.ClickException(f"{folder}: not an analysis folder ({e.filename} missing)") from None
     except Exception as e:
-        if debug or os.environ.get("BT_ANALYZER_DEBUG"):
-            _print_traceback()
-        raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
+        raise _internal_error(e, debug) from None
     click.echo(f"wrote {len(files)} files to {folder / 'report'}/")
 
 
@@ -261,9 +261,7 @@ def extract(folder, info_hash, peer, start, end, output, debug):
     except ExtractError as e:
         raise click.ClickException(str(e)) from None
     except Exception as e:
-        if debug or os.environ.get("BT_ANALYZER_DEBUG"):
-            _print_traceback()
-        raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
+        raise _internal_error(e, debug) from None
     for note in result.notes:
         click.echo(f"bt-analyzer: {note}", err=True)
     kinds = ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in result.by_evidence.items() if n)
@@ -318,9 +316,7 @@ def validate(out_dir, names, keep, list_only, force, quiet, debug):
     except click.ClickException:
         raise
     except Exception as e:
-        if debug or os.environ.get("BT_ANALYZER_DEBUG"):
-            _print_traceback()
-        raise click.ClickException(f"internal error: {type(e).__name__}: {e}") from None
+        raise _internal_error(e, debug) from None
     sys.exit(code)
 
 
@@ -496,10 +492,7 @@ def torrent_lines(t: dict) -> list[str]:
     named = f"  \"{t['name']}\", {t['total_size']:,} B" if t.get("name") is not None else ""
     lines = [
         f"torrent {t['info_hash']}{aliases}{named}",
-        f"  downloaded {t['downloaded_bytes']:>15,} B  {format_bytes(t['downloaded_bytes']):>22}"
-        f"   acknowledged {t['downloaded_acked_bytes']:,} B",
-        f"  uploaded   {t['uploaded_bytes']:>15,} B  {format_bytes(t['uploaded_bytes']):>22}"
-        f"   acknowledged {t['uploaded_acked_bytes']:,} B",
+        *_transfer_lines(t),
         f"  {t['peers']:,} peer(s), {t['connections']:,} connection(s), {t['first_seen']} to {t['last_seen']}"
         if t["first_seen"] else "  no connection of the subject" + (
             f"; {t['other_connections']:,} between other hosts" if t.get("other_connections") else ""),
@@ -524,14 +517,15 @@ def torrent_lines(t: dict) -> list[str]:
 
 def totals_lines(torrents: list[dict]) -> list[str]:
     """The sums over every torrent (bytes and connections: each connection is one torrent's)."""
-    def total(k):
-        return sum(t[k] for t in torrents)
-    return [f"all {len(torrents):,} torrents",
-            f"  downloaded {total('downloaded_bytes'):>15,} B  {format_bytes(total('downloaded_bytes')):>22}"
-            f"   acknowledged {total('downloaded_acked_bytes'):,} B",
-            f"  uploaded   {total('uploaded_bytes'):>15,} B  {format_bytes(total('uploaded_bytes')):>22}"
-            f"   acknowledged {total('uploaded_acked_bytes'):,} B",
-            f"  {total('connections'):,} connection(s)"]
+    total = {k: sum(t[k] for t in torrents) for k in ("downloaded_bytes", "downloaded_acked_bytes",
+                                                       "uploaded_bytes", "uploaded_acked_bytes", "connections")}
+    return [f"all {len(torrents):,} torrents", *_transfer_lines(total), f"  {total['connections']:,} connection(s)"]
+
+
+def _transfer_lines(t: dict) -> list[str]:
+    """Downloaded and uploaded bytes (exact, readable, acknowledged) of a torrent or of the totals."""
+    return [f"  {d:10} {t[f'{d}_bytes']:>15,} B  {format_bytes(t[f'{d}_bytes']):>22}"
+            f"   acknowledged {t[f'{d}_acked_bytes']:,} B" for d in ("downloaded", "uploaded")]
 
 
 def _bounds_lines(b: dict) -> list[str]:
@@ -559,7 +553,6 @@ def _candidate_text(c: dict) -> str:
 
 def input_status_table(inputs: list[dict]) -> list[str]:
     """One line per input: ok, damaged (with the first reason) or unreadable; then the totals."""
-    from analyzer.units import format_bytes
     rows, counts = [], {"ok": 0, "damaged": 0, "unreadable": 0}
     for i in inputs:
         status = "unreadable" if not i["readable"] else \

@@ -13,7 +13,7 @@ between two hosts land in the same shard); frames without IP addresses go to
 shard 0.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
-from libc.string cimport memcpy, memcmp, memset
+from libc.string cimport memcpy, memcmp
 
 import numpy as np
 
@@ -42,6 +42,14 @@ cdef inline uint64_t _pair_hash(Pkt* k) noexcept:
     return h
 
 
+cdef inline Py_ssize_t _shard(const uint8_t* frame, uint32_t caplen, int32_t linktype,
+                               uint64_t shards) noexcept:
+    """The shard of one frame: its IP address pair's, or 0 when it has none."""
+    cdef Pkt k
+    cdef int kind = decode_frame(frame, caplen, linktype, &k)
+    return <Py_ssize_t>(_pair_hash(&k) % shards) if (kind == K_IP or kind == K_FRAGMENT) else 0
+
+
 cdef inline Py_ssize_t _record_size(uint32_t caplen) noexcept:
     return HEADER + ((caplen + 7) & ~7)
 
@@ -51,21 +59,16 @@ def shard_of(const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[
              int64_t[::1] out):
     """The shard of each of records [0, n) into ``out``."""
     cdef Py_ssize_t i
-    cdef Pkt k
-    cdef int kind
     cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
     for i in range(n):
-        kind = decode_frame(base + rec_off[i], caplen[i], if_linktype[iface[i]], &k)
-        out[i] = <int64_t>(_pair_hash(&k) % <uint64_t>shards) if (kind == K_IP or kind == K_FRAGMENT) else 0
+        out[i] = _shard(base + rec_off[i], caplen[i], if_linktype[iface[i]], <uint64_t>shards)
 
 
 def route_batch(const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[::1] caplen,
                 const uint32_t[::1] origlen, const int64_t[::1] ts_ns, const uint16_t[::1] iface,
                 const int32_t[::1] if_linktype, int64_t first_frame_no, Py_ssize_t n, list outs):
     """Append records [0, n) of a reader batch to ``outs[shard]`` (bytearrays, one per shard)."""
-    cdef Py_ssize_t shards = len(outs), i, s, pos
-    cdef Pkt k
-    cdef int kind
+    cdef Py_ssize_t shards = len(outs), i, s
     cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
     cdef uint8_t* dst
     cdef int64_t[::1] shard = np.empty(n, np.int64)
@@ -74,8 +77,7 @@ def route_batch(const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32
     cdef uint32_t c
     cdef bytearray out
     for i in range(n):
-        kind = decode_frame(base + rec_off[i], caplen[i], if_linktype[iface[i]], &k)
-        s = <Py_ssize_t>(_pair_hash(&k) % <uint64_t>shards) if (kind == K_IP or kind == K_FRAGMENT) else 0
+        s = _shard(base + rec_off[i], caplen[i], if_linktype[iface[i]], <uint64_t>shards)
         shard[i] = s
         need[s] += _record_size(caplen[i])
     for s in range(shards):

@@ -78,10 +78,6 @@ def flows_task(shard: int, shards: int, maps: list[MapResult], root: Path, key: 
     return part
 
 
-def hash_task(path: Path, hash_input: bool = True) -> str | None:
-    return input_identity(path, hash_input)
-
-
 # ---------------------------------------------------------------------- executors
 class _Done:
     """A task already run (hashable, as Dask futures are)."""
@@ -137,7 +133,7 @@ def run_staged(plan, executor, progress, warn):
     maps: dict[int, MapResult] = {}
     reused = 0
     if plan.resume:
-        hashes = [executor.submit(hash_task, p, plan.hash_inputs) for p in paths]
+        hashes = [executor.submit(input_identity, p, plan.hash_inputs) for p in paths]
         for i, h in enumerate(hashes):
             digest = executor.result(h)
             found = work.finished_map(map_key(digest, shards)) if digest else None

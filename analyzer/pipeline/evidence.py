@@ -53,18 +53,24 @@ def _order(r) -> tuple:
     return (r.info_hash, r.receiver, r.index, r.first)
 
 
-def split_keys(parts: list) -> set:
-    """(torrent key, receiver, index) keys whose blocks were logged by more than one shard."""
+def split_owners(parts: list) -> dict:
+    """(torrent key, receiver, index) keys whose blocks were logged by more than one shard -> those shards."""
     seen: dict = {}
-    split = set()
+    owners: dict = {}
     for s, part in enumerate(parts):
         if not part.blocks:
             continue
         for k in part.blocks["keys"]:
             k = tuple(k)
-            if seen.setdefault(k, s) != s:
-                split.add(k)
-    return split
+            first = seen.setdefault(k, s)
+            if first != s:
+                owners.setdefault(k, {first}).add(s)
+    return owners
+
+
+def split_keys(parts: list) -> set:
+    """(torrent key, receiver, index) keys whose blocks were logged by more than one shard."""
+    return set(split_owners(parts))
 
 
 def replay_task(metas: list, shards: list, keys: list, folder: Path | None, out: Path):
@@ -90,7 +96,8 @@ def run_evidence(plan, executor, parts: list, root: Path, progress, evidence_pas
     capped = [p.verify_caps for p in parts if p.verify_caps]
     shutil.rmtree(root / "evidence", ignore_errors=True)      # redone whole on --resume: it is quick
     if plan.verify:
-        split = split_keys(parts)
+        owners = split_owners(parts)
+        split = owners.keys()
         facts["block_spill_bytes"] = sum(p.blocks["spill_bytes"] for p in parts if p.blocks)
         for p in parts:
             if p.pieces:
@@ -98,13 +105,10 @@ def run_evidence(plan, executor, parts: list, root: Path, progress, evidence_pas
             if p.blocks and p.blocks.get("pieces"):
                 stores.append(p.blocks["pieces"])
         groups: dict = defaultdict(list)
+        touched: dict = defaultdict(set)      # (torrent, receiver) -> shards that logged split pieces of it
         for k in sorted(split):
             groups[(k[0], k[1])].append(k)
-        touched: dict = defaultdict(set)      # (torrent, receiver) -> shards that logged split pieces of it
-        for s, p in enumerate(parts):
-            for k in (p.blocks["keys"] if p.blocks else ()):
-                if tuple(k) in split:
-                    touched[(k[0], k[1])].add(s)
+            touched[(k[0], k[1])] |= owners[k]
         futures = {}
         for n, (group, keys) in enumerate(sorted(groups.items())):
             shards = [parts[s].blocks["folder"] for s in sorted(touched[group])]

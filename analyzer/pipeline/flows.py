@@ -75,15 +75,15 @@ class Flows:
     def feed_batch(self, batch, file_idx: int) -> None:
         """A capture reader's batch of input file ``file_idx``."""
         self.engine.process_batch(batch, file_idx)
-        self._after(int(batch.ts_ns[batch.n - 1]))
+        self._after()
 
     def feed_records(self, b, file_idx: int) -> None:
         """A SpillBatch of input file ``file_idx``."""
         self.engine.process_records(b.buf, b.rec_off, b.caplen, b.origlen, b.ts_ns, b.linktype, b.frame_no,
                                     file_idx, b.n)
-        self._after(int(b.ts_ns[b.n - 1]))
+        self._after()
 
-    def _after(self, last_ts: int) -> None:
+    def _after(self) -> None:
         e = self.engine
         if e.datagrams:
             self.udp.add_all(e.take_datagrams())

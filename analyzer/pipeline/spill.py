@@ -79,13 +79,16 @@ class IndexWriter(_ShardFiles):
         cols = {"off": b.rec_off[:b.n] + b.base, "caplen": b.caplen[:b.n], "origlen": b.origlen[:b.n],
                 "ts_ns": b.ts_ns[:b.n], "frame_no": np.arange(b.first_frame_no, b.first_frame_no + b.n),
                 "linktype": b.if_linktype[b.iface[:b.n]]}
-        for s in range(self.shards):
-            mask = sid == s if self.shards > 1 else slice(None)
-            n = int(np.count_nonzero(mask)) if self.shards > 1 else b.n
-            if not n:
-                continue
-            self.write(s, struct.pack("<q", n) + b"".join(
-                np.ascontiguousarray(cols[name][mask], dtype).tobytes() for name, dtype in INDEX_COLUMNS))
+        if self.shards > 1:     # frames grouped by shard, in frame order within each: one sort, not a mask a shard
+            order = np.argsort(sid, kind="stable")
+            cols = {name: col[order] for name, col in cols.items()}
+        counts = np.bincount(sid, minlength=self.shards)
+        ends = np.cumsum(counts)
+        for s in np.flatnonzero(counts):
+            hi = int(ends[s])
+            lo = hi - int(counts[s])
+            self.write(int(s), struct.pack("<q", hi - lo) + b"".join(
+                np.ascontiguousarray(cols[name][lo:hi], dtype).tobytes() for name, dtype in INDEX_COLUMNS))
 
 
 class SpillWriter(_ShardFiles):

@@ -70,7 +70,6 @@ def load_result(folder: Path):
 class WorkFolder:
     def __init__(self, root: Path, shards: int, resume: bool):
         self.root = Path(root).absolute()      # tasks may run in other processes, other folders
-        self.shards = shards
         stamp = {"tool": __version__, "format": FORMAT, "shards": shards}
         meta = self.root / "run.json"
         if self.root.exists() and not resume:
@@ -97,6 +96,3 @@ class WorkFolder:
 
     def finished_flows(self, key: str):
         return load_result(self.flows_folder(key))
-
-    def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
