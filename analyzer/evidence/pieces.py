@@ -322,13 +322,18 @@ class Verifier:
     def _give_up(self, key, p: Assembly) -> None:
         """A piece taken from ``pending``, not covered (memory cap, end of the capture):
         incomplete, unless it completes a failed piece of the same receiver."""
-        self.pending_bytes -= p.charged
-        if hasattr(p.h, "abort"):
-            p.h.abort()
         if not (key in self.held and self._rescue(key, p)):
             self._unhold(key)
             self._close(key, p, "incomplete")
-        p.front = -2                  # dead: a tap holding it must not feed it
+        self._drop(p)
+
+    def _drop(self, p: Assembly) -> None:
+        """Piece ``p``, taken from ``pending`` uncovered, is gone: no hash, and dead (a tap holding it
+        must not feed it)."""
+        self.pending_bytes -= p.charged
+        if hasattr(p.h, "abort"):
+            p.h.abort()
+        p.front = -2
 
     def _settle(self, key) -> None:
         """Settle a kept failed piece now: with its new assembly if there is one (a covered
@@ -339,10 +344,7 @@ class Verifier:
         n = self.pending.get(key)
         if self._rescue(key, n) and n is not None:
             del self.pending[key]
-            self.pending_bytes -= n.charged
-            n.front = -2
-            if hasattr(n.h, "abort"):
-                n.h.abort()
+            self._drop(n)
         self._unhold(key)
 
     def _rescue(self, key, n: Assembly | None) -> bool:
