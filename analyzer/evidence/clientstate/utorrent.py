@@ -27,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 
 from analyzer.evidence.clientstate.model import (MAX_PEERS_LISTED, MAX_RECORDS, PAYLOAD_UNDOCUMENTED, Have,
-                                                 TorrentState, read_values, text)
+                                                 TorrentState, endpoint, read_values, text)
 
 UNDOC = "; whether it includes redundant and hash-failed data is not documented (closed source)"
 COUNTERS = (("uploaded", "uploaded", "bytes", "bytes uploaded, as the client's 'Uploaded' column"),
@@ -83,7 +83,7 @@ def _entry(key: bytes, e: dict) -> TorrentState:
         for i in range(0, len(peers6) - 17, 18):
             ip = ipaddress.IPv6Address(peers6[i:i + 16])
             port = int.from_bytes(peers6[i + 16:i + 18], "big")
-            found.append(f"{ip.ipv4_mapped}:{port}" if ip.ipv4_mapped else f"[{ip}]:{port}")
+            found.append(endpoint(str(ip.ipv4_mapped or ip), port))
         t.peers, t.peers_total = found[:MAX_PEERS_LISTED], len(found)
     for k in FIELDS:
         v = e.get(k)
