@@ -152,16 +152,15 @@ class LoggedVerifier(Verifier):
     handed, and keeps verified pieces in ``PieceStore`` rather than carving them."""
 
     def __init__(self, metas: list, log: BlockLog, store: "PieceStore | None" = None):
-        super().__init__(metas, store)
+        super().__init__([], store)
+        for m in metas:
+            Verifier.register(self, m)
         self.log = log
         self.ordinal = (0, 0, 0)
         self.finishing = False
-        self.given = True
 
     def register(self, meta) -> None:
-        if getattr(self, "given", False):
-            return                    # rebuilt from the capture: verified by the evidence stage
-        super().register(meta)
+        """Metadata rebuilt from the capture: its blocks are verified by the evidence stage."""
 
     def tap(self, conn, d, parser, engine):
         return LoggedTap(self, conn, d, parser, engine)

@@ -75,7 +75,6 @@ from analyzer.evidence.metadata import MetadataCollector
 from analyzer.evidence.metainfo import TorrentMeta
 from analyzer.evidence.piece_check import BLOCK, TorrentGeometry
 
-_Torrent = TorrentGeometry
 __all__ = ["BLOCK", "MAX_ALTERNATIVES", "PieceResult", "Tap", "Verifier"]
 
 MAX_PENDING_BYTES = 512 << 20
@@ -232,21 +231,13 @@ class Verifier:
         if p is None and key in self.closed:
             # the receiver had this piece already (end-game duplicates): redundant,
             # except pad-file bytes at the end of a block that completed it
-            r = self.closed[key]
             pad = t.pad_overlap(start + offset, start + offset + len(chunk))
-            r.pad_bytes += pad
-            if pad:
-                r.senders_pad[sender] = r.senders_pad.get(sender, 0) + pad
-            if len(chunk) > pad:
-                r.redundant_bytes += len(chunk) - pad
-                r.senders_redundant[sender] = r.senders_redundant.get(sender, 0) + len(chunk) - pad
+            _count_again(self.closed[key], sender, len(chunk), pad)
             return
         if p is None:
             p = Assembly(size, t.content_bytes(start, end), t.pad_ranges(start, end), t.hasher(index, True), where)
             self.pending[key] = p
-            self.pending_bytes += p.charged
-            if self.pending_bytes > self.caps["peak_pending_bytes"]:
-                self.caps["peak_pending_bytes"] = self.pending_bytes
+            self._charge(p.charged)
             while self.pending_bytes > MAX_PENDING_BYTES and len(self.pending) > 1:
                 old_key, old = self.pending.popitem(last=False)
                 self.caps["pending_given_up"] += 1
@@ -255,20 +246,18 @@ class Verifier:
         charged = p.charged
         new = p.insert(offset, chunk, sender, where)
         if p.charged != charged:
-            self.pending_bytes += p.charged - charged
-            if self.pending_bytes > self.caps["peak_pending_bytes"]:
-                self.caps["peak_pending_bytes"] = self.pending_bytes
+            self._charge(p.charged - charged)
         if new < len(chunk):
-            dup = len(chunk) - new
             pad = t.pad_overlap(start + offset, start + offset + len(chunk))
-            p.pad_bytes += min(pad, dup)           # pad-file bytes sent inside a block
-            if pad:
-                p.senders_pad[sender] = p.senders_pad.get(sender, 0) + min(pad, dup)
-            if dup > pad:
-                p.redundant_bytes += dup - pad
-                p.senders_redundant[sender] = p.senders_redundant.get(sender, 0) + dup - pad
+            _count_again(p, sender, len(chunk) - new, pad)    # pad-file bytes sent inside a block
         if p.covered == p.size:
             self._complete(t, key, p, index)
+
+    def _charge(self, n: int) -> None:
+        """``n`` more bytes of pieces in progress (their peak is watched)."""
+        self.pending_bytes += n
+        if self.pending_bytes > self.caps["peak_pending_bytes"]:
+            self.caps["peak_pending_bytes"] = self.pending_bytes
 
     def covered(self, t: TorrentGeometry, receiver: str, index: int, p: Assembly) -> None:
         """A tap's fast path covered piece ``p``."""
@@ -333,13 +322,18 @@ class Verifier:
     def _give_up(self, key, p: Assembly) -> None:
         """A piece taken from ``pending``, not covered (memory cap, end of the capture):
         incomplete, unless it completes a failed piece of the same receiver."""
-        self.pending_bytes -= p.charged
-        if hasattr(p.h, "abort"):
-            p.h.abort()
         if not (key in self.held and self._rescue(key, p)):
             self._unhold(key)
             self._close(key, p, "incomplete")
-        p.front = -2                  # dead: a tap holding it must not feed it
+        self._drop(p)
+
+    def _drop(self, p: Assembly) -> None:
+        """Piece ``p``, taken from ``pending`` uncovered, is gone: no hash, and dead (a tap holding it
+        must not feed it)."""
+        self.pending_bytes -= p.charged
+        if hasattr(p.h, "abort"):
+            p.h.abort()
+        p.front = -2
 
     def _settle(self, key) -> None:
         """Settle a kept failed piece now: with its new assembly if there is one (a covered
@@ -350,10 +344,7 @@ class Verifier:
         n = self.pending.get(key)
         if self._rescue(key, n) and n is not None:
             del self.pending[key]
-            self.pending_bytes -= n.charged
-            n.front = -2
-            if hasattr(n.h, "abort"):
-                n.h.abort()
+            self._drop(n)
         self._unhold(key)
 
     def _rescue(self, key, n: Assembly | None) -> bool:
@@ -439,6 +430,17 @@ def _overlap(p: Assembly, a: int, data) -> tuple[bytes, bytes]:
             parts.append(memoryview(d)[max(a, o) - o:min(b, o + len(d)) - o])
         i += 1
     return bytes(data), b"".join(parts)
+
+
+def _count_again(r, sender: str, dup: int, pad: int) -> None:
+    """``dup`` bytes of a block that piece (or result) ``r`` had already, ``pad`` of the block's
+    bytes in pad files: the pad bytes (zeros sent inside a block) as such, the others redundant."""
+    if pad:
+        r.pad_bytes += min(pad, dup)
+        r.senders_pad[sender] = r.senders_pad.get(sender, 0) + min(pad, dup)
+    if dup > pad:
+        r.redundant_bytes += dup - pad
+        r.senders_redundant[sender] = r.senders_redundant.get(sender, 0) + dup - pad
 
 
 def _take(d: dict, key, n: int) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from analyzer.evidence.carve import Carver, safe_path, sanitize_component
 from analyzer.evidence.metainfo import FileEntry, TorrentMeta
-from analyzer.evidence.pieces import _Torrent
+from analyzer.evidence.piece_check import TorrentGeometry
 from smalldisk import run_on_small_tmpfs
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -44,7 +44,7 @@ HOSTILE = [
 def test_hostile_names_cannot_escape(tmp_path):
     root = tmp_path / "carve"
     m, content = meta_for(HOSTILE)
-    t = _Torrent(m)
+    t = TorrentGeometry(m)
     c = Carver(root)
     for i in range(t.num_pieces):
         c.piece(t, i, content[i * 16:(i + 1) * 16])
@@ -63,7 +63,7 @@ def test_hostile_names_cannot_escape(tmp_path):
 
 
 def carve_all(root, m, content, plen=16, skip=()) -> dict:
-    t = _Torrent(m)
+    t = TorrentGeometry(m)
     c = Carver(root)
     for i in range(t.num_pieces):
         if i not in skip:
@@ -127,7 +127,7 @@ def test_hostile_torrent_sizes_do_not_hang_or_raise(tmp_path):
     entries = [FileEntry(("t", "small"), 16, 0), FileEntry(("t", "huge"), 1 << 60, 16)]
     m = TorrentMeta("test", "t", 16 + (1 << 60), 16, "ab" * 20, None, entries,
                     hashlib.sha1(b"s" * 16).digest() * 2)
-    t = _Torrent(m)
+    t = TorrentGeometry(m)
     c = Carver(tmp_path)
     c.piece(t, 0, b"s" * 16)
     [report] = c.finish()
@@ -155,13 +155,13 @@ def test_full_disk_while_carving_is_reported_per_file():
         import hashlib
         from analyzer.evidence.carve import Carver
         from analyzer.evidence.metainfo import FileEntry, TorrentMeta
-        from analyzer.evidence.pieces import _Torrent
+        from analyzer.evidence.piece_check import TorrentGeometry
         plen = 1 << 16
         content = os.urandom(4 * plen)
         files = [FileEntry(("t", "a"), plen, 0), FileEntry(("t", "big"), 2 * plen, plen),
                  FileEntry(("t", "c"), plen, 3 * plen)]
         hashes = b"".join(hashlib.sha1(content[i:i + plen]).digest() for i in range(0, 4 * plen, plen))
-        t = _Torrent(TorrentMeta("x", "t", 4 * plen, plen, "ab" * 20, None, files, hashes))
+        t = TorrentGeometry(TorrentMeta("x", "t", 4 * plen, plen, "ab" * 20, None, files, hashes))
         c = Carver(mnt + "/carve")
         for i in range(4):
             c.piece(t, i, content[i * plen:(i + 1) * plen])
@@ -178,7 +178,7 @@ def test_full_disk_while_carving_is_reported_per_file():
 
 def test_missing_pieces_are_listed(tmp_path):
     m, content = meta_for([(("t", "a"), 40), (("t", "b"), 8)])
-    t = _Torrent(m)
+    t = TorrentGeometry(m)
     c = Carver(tmp_path)
     c.piece(t, 0, content[:16])
     c.piece(t, 2, content[32:48])              # piece 1 (bytes 16-32 of file a) missing

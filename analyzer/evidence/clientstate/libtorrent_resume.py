@@ -23,13 +23,11 @@ add them (the paused branch of ``second_tick`` skips the addition).
 """
 from __future__ import annotations
 
-import ipaddress
-
 import libtorrent as lt
 import numpy as np
 
 from analyzer.evidence.clientstate.model import (MAX_PEERS_LISTED, MAX_RECORDS, PAYLOAD_ALL, Have, TorrentState,
-                                                 Value, text, time_value)
+                                                 Value, endpoint, text, time_value)
 from analyzer.protocols.bencode import BencodeError, decode, encode
 
 LIMITS = {"max_buffer_size": 128 << 20, "max_pieces": 1 << 22, "max_decode_depth": 100,
@@ -48,14 +46,6 @@ TIMES = (("added", "added_time", "when the torrent was added to the client"),
          ("last_upload", "last_upload", "when a block was last sent to a peer"),
          ("last_download", "last_download", "when a downloaded piece last passed its hash check"),
          ("last_seen_complete", "last_seen_complete", "when a complete copy was last seen in the swarm"))
-
-
-def endpoint(ip: str, port: int) -> str:
-    try:
-        v6 = ipaddress.ip_address(ip).version == 6
-    except ValueError:
-        v6 = ":" in ip
-    return f"[{ip}]:{port}" if v6 else f"{ip}:{port}"
 
 
 def read_resume(data: bytes, top: dict, fmt: str, client: str) -> tuple[TorrentState | None, list[str]]:

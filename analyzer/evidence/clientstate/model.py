@@ -229,6 +229,27 @@ def int_value(fieldname: str, key: str, value, unit: str, meaning: str = "") -> 
     return Value(fieldname, key, value, unit, meaning)
 
 
+def stored_key(d: dict, key: str):
+    """(key, the value stored under it, or None)."""
+    return key, d.get(key.encode())
+
+
+def read_values(t: TorrentState, d: dict, counters, times, lookup=stored_key) -> None:
+    """Append to ``t`` the ``counters`` ((field, key, unit, meaning)) and ``times`` ((field, key,
+    meaning)) that dictionary ``d`` holds; ``lookup(d, key)`` gives (the key found, its value)."""
+    for f, key, unit, meaning in counters:
+        if (v := int_value(f, *lookup(d, key), unit, meaning)) is not None:
+            t.counters.append(v)
+    for f, key, meaning in times:
+        if (v := time_value(f, *lookup(d, key), meaning)) is not None:
+            t.times.append(v)
+
+
+def endpoint(ip: str, port: int) -> str:
+    """A peer as "address:port" ("[address]:port" for IPv6)."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 def text(value, limit: int = 4096) -> str | None:
     """A stored string for output: UTF-8 where it decodes, else latin-1 (never fails), capped."""
     if isinstance(value, str):

@@ -26,8 +26,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from analyzer.evidence.clientstate.model import (MAX_PEERS_LISTED, PAYLOAD_ALL, Have, TorrentState, int_value,
-                                                 text, time_value)
+from analyzer.evidence.clientstate.model import (MAX_PEERS_LISTED, PAYLOAD_ALL, Have, TorrentState, read_values,
+                                                 text)
 
 NAME = re.compile(r"^([0-9a-fA-F]{40})\.torrent(\.rtorrent|\.libtorrent_resume)?$")
 
@@ -68,12 +68,7 @@ def _new(fmt: str, name: str) -> TorrentState:
 def read_session(name: str, top: dict, t: TorrentState | None = None) -> TorrentState:
     """The ``.rtorrent`` dictionary."""
     t = t or _new("rtorrent_session", name)
-    for f, key, unit, meaning in COUNTERS:
-        if (v := int_value(f, key, top.get(key.encode()), unit, meaning)) is not None:
-            t.counters.append(v)
-    for f, key, meaning in TIMES:
-        if (v := time_value(f, key, top.get(key.encode()), meaning)) is not None:
-            t.times.append(v)
+    read_values(t, top, COUNTERS, TIMES)
     t.save_path = text(top.get(b"directory"))
     for k in SCALARS:
         if isinstance(top.get(k), int):

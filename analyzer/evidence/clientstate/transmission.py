@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 
 from analyzer.evidence.clientstate.model import (PAYLOAD_NET, UPLOAD_PAYLOAD_AND_HEADERS, Have, TorrentState,
-                                                 int_value, text, time_value)
+                                                 read_values, text)
 
 NAME_V4 = re.compile(r"^([0-9a-fA-F]{40})\.resume$")
 NAME_V3 = re.compile(r"^(.*)\.([0-9a-fA-F]{16})\.resume$", re.S)
@@ -75,14 +75,7 @@ def read_transmission(name: str, top: dict) -> tuple[TorrentState, list[str]]:
         t.info_hash_prefix, t.hash_source = m.group(2).lower(), "file name (Transmission 2.x: first 16 hex digits)"
     else:
         t.notes.append("the file name carries no info hash (expected <info hash>.resume or <name>.<16 hex>.resume)")
-    for f, key, unit, meaning in COUNTERS:
-        k, v = _get(top, key)
-        if (val := int_value(f, k, v, unit, meaning)) is not None:
-            t.counters.append(val)
-    for f, key, meaning in TIMES:
-        k, v = _get(top, key)
-        if (val := time_value(f, k, v, meaning)) is not None:
-            t.times.append(val)
+    read_values(t, top, COUNTERS, TIMES, _get)
     t.name = text(top.get(b"name"))
     t.save_path = text(_get(top, "destination")[1])
     progress = top.get(b"progress")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 
 from analyzer.evidence.clientstate.model import (MAX_PEERS_LISTED, MAX_RECORDS, PAYLOAD_UNDOCUMENTED, Have,
-                                                 TorrentState, int_value, text, time_value)
+                                                 TorrentState, endpoint, read_values, text)
 
 UNDOC = "; whether it includes redundant and hash-failed data is not documented (closed source)"
 COUNTERS = (("uploaded", "uploaded", "bytes", "bytes uploaded, as the client's 'Uploaded' column"),
@@ -74,12 +74,7 @@ def _entry(key: bytes, e: dict) -> TorrentState:
         t.notes.append("no 20-byte 'info' (info hash) in the entry")
     t.name = text(e.get(b"caption")) or t.entry_key
     t.save_path = text(e.get(b"path"))
-    for f, k, unit, meaning in COUNTERS:
-        if (v := int_value(f, k, e.get(k.encode()), unit, meaning)) is not None:
-            t.counters.append(v)
-    for f, k, meaning in TIMES:
-        if (v := time_value(f, k, e.get(k.encode()), meaning)) is not None:
-            t.times.append(v)
+    read_values(t, e, COUNTERS, TIMES)
     if isinstance(e.get(b"have"), bytes):
         t.have = Have("piece", "bitfield", "have", bits=e[b"have"], order="lsb")
     peers6 = e.get(b"peers6")
@@ -88,7 +83,7 @@ def _entry(key: bytes, e: dict) -> TorrentState:
         for i in range(0, len(peers6) - 17, 18):
             ip = ipaddress.IPv6Address(peers6[i:i + 16])
             port = int.from_bytes(peers6[i + 16:i + 18], "big")
-            found.append(f"{ip.ipv4_mapped}:{port}" if ip.ipv4_mapped else f"[{ip}]:{port}")
+            found.append(endpoint(str(ip.ipv4_mapped or ip), port))
         t.peers, t.peers_total = found[:MAX_PEERS_LISTED], len(found)
     for k in FIELDS:
         v = e.get(k)
