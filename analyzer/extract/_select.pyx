@@ -99,16 +99,11 @@ cdef inline int _endpoint_cmp(const uint8_t* a, uint16_t pa, const uint8_t* b, u
     return <int>pa - <int>pb
 
 
-cdef inline bint _fill_key(int ipver, const uint8_t* src, uint16_t sport, const uint8_t* dst, uint16_t dport,
-                           int proto, uint8_t* key) noexcept nogil:
-    """The canonical key (the engine's order: lower endpoint first); True if src is the lower one."""
+cdef inline void _put_pair(int ipver, const uint8_t* a, uint16_t pa, const uint8_t* b, uint16_t pb,
+                           uint8_t* key) noexcept nogil:
+    """The first DKEY bytes of a key: IP version, endpoint a, endpoint b (addresses zero padded)."""
     cdef int alen = 4 if ipver == 4 else 16
-    cdef bint src_low = _endpoint_cmp(src, sport, dst, dport, alen) <= 0
-    cdef const uint8_t* a = src if src_low else dst
-    cdef const uint8_t* b = dst if src_low else src
-    cdef uint16_t pa = sport if src_low else dport
-    cdef uint16_t pb = dport if src_low else sport
-    memset(key, 0, KEY)
+    memset(key, 0, DKEY)
     key[0] = ipver
     memcpy(key + 1, a, alen)
     key[17] = pa >> 8
@@ -116,22 +111,24 @@ cdef inline bint _fill_key(int ipver, const uint8_t* src, uint16_t sport, const 
     memcpy(key + 19, b, alen)
     key[35] = pb >> 8
     key[36] = pb & 0xFF
-    key[37] = proto
+
+
+cdef inline bint _fill_key(int ipver, const uint8_t* src, uint16_t sport, const uint8_t* dst, uint16_t dport,
+                           int proto, uint8_t* key) noexcept nogil:
+    """The canonical key (the engine's order: lower endpoint first); True if src is the lower one."""
+    cdef bint src_low = _endpoint_cmp(src, sport, dst, dport, 4 if ipver == 4 else 16) <= 0
+    if src_low:
+        _put_pair(ipver, src, sport, dst, dport, key)
+    else:
+        _put_pair(ipver, dst, dport, src, sport, key)
+    key[DKEY] = proto
     return src_low
 
 
 cdef inline uint64_t _directed_hash(int ipver, const uint8_t* src, uint16_t sport, const uint8_t* dst,
                                     uint16_t dport) noexcept nogil:
     cdef uint8_t key[DKEY]
-    cdef int alen = 4 if ipver == 4 else 16
-    memset(key, 0, DKEY)
-    key[0] = ipver
-    memcpy(key + 1, src, alen)
-    key[17] = sport >> 8
-    key[18] = sport & 0xFF
-    memcpy(key + 19, dst, alen)
-    key[35] = dport >> 8
-    key[36] = dport & 0xFF
+    _put_pair(ipver, src, sport, dst, dport, key)
     return _fnv(key, DKEY)
 
 

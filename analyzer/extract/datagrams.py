@@ -20,13 +20,13 @@ in the analysis); at most ``MAX_PENDING`` queries and ``MAX_HELD`` held
 """
 from __future__ import annotations
 
-import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from analyzer.extract import _select
+from analyzer.extract.folder import peer_has
 from analyzer.protocols import udp_tracker as bep15
 from analyzer.protocols.krpc import INFO_HASH_QUERIES, KrpcError, decode_krpc
 from analyzer.protocols.lsd import decode_lsd
@@ -66,11 +66,7 @@ class Scope:
     def has(self, d: Datagram) -> bool:
         if not self.has_time(d.ts_ns):
             return False
-        if self.peer is None:
-            return True
-        net = self.peer.network
-        return any(ipaddress.ip_address(a) in net for a in (d.src, d.dst)
-                   if ipaddress.ip_address(a).version == net.version)
+        return self.peer is None or peer_has(self.peer, d.src) or peer_has(self.peer, d.dst)
 
 
 class DatagramJudge:
@@ -155,19 +151,18 @@ class DatagramJudge:
 
     # ------------------------------------------------------------------ waiting for answers
     def _wait(self, key, ts: int, action) -> None:
-        self.pending[key] = (ts, action)
-        self.pending.move_to_end(key)
-        self._watch_dirty = True
-        while len(self.pending) > MAX_PENDING:
-            self.pending.popitem(last=False)
-            self.dropped += 1
+        self._put(self.pending, MAX_PENDING, key, (ts, action))
 
     def _hold(self, key, ts: int, frame) -> None:
-        self.held[key] = (ts, frame)
-        self.held.move_to_end(key)
+        self._put(self.held, MAX_HELD, key, (ts, frame))
+
+    def _put(self, table: OrderedDict, cap: int, key, value) -> None:
+        """Remember ``value`` as the newest entry of ``table``; the oldest beyond ``cap`` go (counted)."""
+        table[key] = value
+        table.move_to_end(key)
         self._watch_dirty = True
-        while len(self.held) > MAX_HELD:
-            self.held.popitem(last=False)
+        while len(table) > cap:
+            table.popitem(last=False)
             self.dropped += 1
 
     def _expire(self, now: int) -> None:

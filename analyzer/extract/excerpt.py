@@ -22,6 +22,7 @@ manifest (``extracts[]``).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,10 +69,9 @@ class Filters:
         except ValueError as e:
             raise ExtractUsageError(f"--peer: {e}") from None
         try:
-            t = [parse_time(text, opt) if text else None for text, opt in ((self.start, "--from"), (self.end, "--to"))]
+            ns = [parse_time(text, opt) if text else None for text, opt in ((self.start, "--from"), (self.end, "--to"))]
         except ReportError as e:
             raise ExtractUsageError(str(e)) from None
-        ns = t
         if ns[0] is not None and ns[1] is not None and ns[0] > ns[1]:
             raise ExtractUsageError(f"--from {self.start} is after --to {self.end}")
         return peer, ns[0], ns[1]
@@ -207,7 +207,7 @@ class _Scan:
         for frames in groups:
             for f in frames:
                 if self.scope.has_time(f.ts_ns):
-                    self.writer.add_late(LateFrame(f.pos, f.ts_ns, f.linktype, f.origlen, f.data, tag))
+                    self.writer.add_late(dataclasses.replace(f, tag=tag))
                     self.counts[tag] += 1
 
     def by_evidence(self) -> dict:

@@ -23,7 +23,6 @@ then narrowed to it while scanning).
 """
 from __future__ import annotations
 
-import datetime as _dt
 import ipaddress
 import json
 import re
@@ -32,11 +31,13 @@ from pathlib import Path
 
 from analyzer.extract._select import POS_SHIFT, PROTO_TCP, PROTO_UTP
 from analyzer.sessions.subject import EndpointSpec
+from analyzer.timefmt import parse_iso_ns
 
 CONNECTION_COLUMNS = ("conn_id", "transport", "ip_version", "src_ip", "src_port", "dst_ip", "dst_port", "category",
                       "info_hash", "info_hash_reply", "subject_side", "remote_ip", "remote_port", "first_file",
                       "first_frame", "first_ts", "last_file", "last_frame", "last_ts")
 _HEX = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+END = (1 << 63) - 1             # an open end (time or position)
 
 
 class ExtractError(ValueError):
@@ -104,13 +105,6 @@ def _json(path: Path) -> dict:
         raise ExtractError(f"{path}: unreadable: {e}") from None
 
 
-def ns_from_iso(text: str) -> int:
-    """'2026-11-28T17:52:48.903610000Z' (analyzer.timefmt.iso_ns) -> ns since the epoch."""
-    t = _dt.datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.timezone.utc)
-    frac = text[20:-1] if len(text) > 20 and text[19] == "." else ""
-    return int(t.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
-
-
 def torrent_hashes(folder: Path, summary: dict, wanted: str) -> tuple[str, list[str]]:
     """(the torrent's info hash, all its hashes) for the hash asked for; ExtractError if the
     folder does not know it."""
@@ -159,7 +153,7 @@ def plan_excerpt(folder: Path, info_hash: str, peer: EndpointSpec | None = None,
     name, hashes = torrent_hashes(folder, summary, wanted)
     plan = Plan(folder, name, hashes, load_inputs(folder, manifest))
     file_index = {i.path: i.index for i in plan.inputs}
-    lo, hi = (t_from if t_from is not None else -(1 << 63)), (t_to if t_to is not None else (1 << 63) - 1)
+    hi = t_to if t_to is not None else END
 
     def pos(file: str, frame: str) -> int:
         if file not in file_index:
@@ -190,11 +184,11 @@ def plan_excerpt(folder: Path, info_hash: str, peer: EndpointSpec | None = None,
             ends = {(r.src_ip, int(r.src_port)), (r.dst_ip, int(r.dst_port))}
             if not any(first <= p <= last and (ip, port) in ends for p, ip, port in announcing):
                 continue
-            if peer is not None and not any(_in(peer, ip) for ip in (r.src_ip, r.dst_ip)):
+            if peer is not None and not any(peer_has(peer, ip) for ip in (r.src_ip, r.dst_ip)):
                 continue
             if r.category != "bittorrent" or not ({r.info_hash, r.info_hash_reply} & wanted_set):
                 chosen.append((r, f"tracker_connection:{r.conn_id}"))
-    chosen = [(r, e) for r, e in chosen if ns_from_iso(r.first_ts) <= hi]
+    chosen = [(r, e) for r, e in chosen if parse_iso_ns(r.first_ts) <= hi]
     # every connection of the same sockets: where each chosen one ends (see _select.pyx)
     keys = {_key(r) for r, _ in chosen}
     same: dict = {}
@@ -221,9 +215,6 @@ def plan_excerpt(folder: Path, info_hash: str, peer: EndpointSpec | None = None,
     return plan
 
 
-END = (1 << 63) - 1
-
-
 def _chunks(path: Path):
     import pandas as pd
     return pd.read_csv(path, dtype=str, keep_default_na=False, usecols=list(CONNECTION_COLUMNS), chunksize=200_000)
@@ -235,7 +226,8 @@ def _key(r) -> tuple:
     return (r.transport, r.ip_version, min(a, b), max(a, b))
 
 
-def _in(peer: EndpointSpec, ip: str) -> bool:
+def peer_has(peer: EndpointSpec, ip: str | bytes) -> bool:
+    """The --peer network holds this address (text or packed; the port is not looked at)."""
     a = ipaddress.ip_address(ip)
     return a.version == peer.network.version and a in peer.network
 

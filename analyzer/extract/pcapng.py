@@ -198,21 +198,22 @@ class ExcerptWriter:
         spliced = self._dir.create(self.out.name)
         out = spliced.__enter__()
         offsets = _offsets_at(index, where)                 # of the in-order blocks, interfaces aside
+        idb_offsets = _offsets_at(index, np.array([before for before, _ in self._idbs], np.int64))
         with first as blocks:
             out.write(blocks.read(len(self._head)))
             for _, block in self._idbs:
                 out.write(block)
-            events = sorted([(int(before), 0, block) for before, block in self._idbs]
-                            + [(int(where[i]), 1, i) for i in range(len(late))], key=lambda e: (e[0], e[1]))
+            events = sorted([(int(before), 0, k) for k, (before, _) in enumerate(self._idbs)]
+                            + [(int(where[i]), 1, i) for i in range(len(late))])
             done = 0                                        # bytes of in-order blocks copied
-            for before, kind, what in events:
-                at = int(_offsets_at(index, np.array([before]))[0]) if kind == 0 else int(offsets[what])
+            for _, kind, k in events:
+                at = int(idb_offsets[k]) if kind == 0 else int(offsets[k])
                 _copy(blocks, out, at - done)
                 done = at
                 if kind == 0:
-                    blocks.read(len(what))                  # an interface block: already written above
+                    blocks.read(len(self._idbs[k][1]))      # an interface block: already written above
                 else:
-                    out.write(self._late_block(late[what]))
+                    out.write(self._late_block(late[k]))
             shutil.copyfileobj(blocks, out, COPY)
         self._pcap.__exit__(RuntimeError, RuntimeError("replaced"), None)     # drops the first version
         self._pcap = spliced

@@ -34,6 +34,11 @@ def _other(side: str) -> str:
     return "dst" if side == "src" else "src"
 
 
+def _transport(name: str) -> str:
+    """connections.csv ``transport`` as the report writes it."""
+    return {"tcp": "TCP", "utp": "uTP"}.get(name, name)
+
+
 def _ext(text: str) -> dict:
     if not text:
         return {}
@@ -132,7 +137,7 @@ def peer_identity(conns: list[dict], pieces: list[dict] | None, hashes: set[str]
             "conn_id": r["conn_id"],
             "remote": endpoint(r["remote_ip"], r["remote_port"]),
             "remote_ip": r["remote_ip"],
-            "transport": {"tcp": "TCP", "utp": "uTP"}.get(r["transport"], r["transport"]),
+            "transport": _transport(r["transport"]),
             "opened_by": ("the subject" if r["subject_side"] == "src" else "the remote peer")
             if r["initiator_known"] == "1" else "not captured",
             "client_v": ext.get("v") if isinstance(ext.get("v"), str) else None,
@@ -144,14 +149,9 @@ def peer_identity(conns: list[dict], pieces: list[dict] | None, hashes: set[str]
             "verified_uploaded_bytes": None if v is None else v[1],
             "first_block": _block(r, "first", recorded),
             "last_block": _block(r, "last", recorded),
-            "first_ts": _ts(r["first_ts"]), "last_ts": _ts(r["last_ts"]),
+            "first_ts": r["first_ts"], "last_ts": r["last_ts"],
         })
     return {"rows": rows, "total": total, "recorded": recorded, "verified": verified is not None}
-
-
-def _ts(text: str) -> str:
-    """A connections.csv time as written there (ISO 8601 UTC, 9 decimals)."""
-    return text
 
 
 def listen_ports(conns: list[dict], announces: list[dict]) -> list[dict]:
@@ -166,12 +166,11 @@ def listen_ports(conns: list[dict], announces: list[dict]) -> list[dict]:
         r["first_ts"] = min(r["first_ts"], first)
         r["last_ts"] = max(r["last_ts"], last)
     for r in conns:
-        first, last = _ts(r["first_ts"]), _ts(r["last_ts"])
+        first, last = r["first_ts"], r["last_ts"]
         side = r["subject_side"]
         ip = r[f"{side}_ip"]
         if side == "dst" and r["initiator_known"] == "1":
-            transport = {"tcp": "TCP", "utp": "uTP"}.get(r["transport"], r["transport"])
-            add(ip, r["dst_port"], f"accepted {transport} connections", first, last)
+            add(ip, r["dst_port"], f"accepted {_transport(r['transport'])} connections", first, last)
         p = _ext(r[f"ext_handshake_{side}"]).get("p")
         if isinstance(p, int) and 0 < p < 65536:
             add(ip, p, "its extension handshakes (BEP 10 p)", first, last)
@@ -192,7 +191,7 @@ def subject_peer_ids(conns: list[dict]) -> list[dict]:
         v = v if isinstance(v, str) else None
         if not pid and not v:
             continue
-        first, last = _ts(r["first_ts"]), _ts(r["last_ts"])
+        first, last = r["first_ts"], r["last_ts"]
         row = rows.setdefault((pid, v or ""), {"peer_id": pid or None, "client_v": v,
                                                 "client_peer_id": peer_id_client(pid), "connections": 0,
                                                 "first_ts": first, "last_ts": last})
