@@ -153,7 +153,7 @@ def plan_excerpt(folder: Path, info_hash: str, peer: EndpointSpec | None = None,
     name, hashes = torrent_hashes(folder, summary, wanted)
     plan = Plan(folder, name, hashes, load_inputs(folder, manifest))
     file_index = {i.path: i.index for i in plan.inputs}
-    hi = t_to if t_to is not None else END
+    lo, hi = (t_from if t_from is not None else -END), (t_to if t_to is not None else END)
 
     def pos(file: str, frame: str) -> int:
         if file not in file_index:
@@ -188,7 +188,8 @@ def plan_excerpt(folder: Path, info_hash: str, peer: EndpointSpec | None = None,
                 continue
             if r.category != "bittorrent" or not ({r.info_hash, r.info_hash_reply} & wanted_set):
                 chosen.append((r, f"tracker_connection:{r.conn_id}"))
-    chosen = [(r, e) for r, e in chosen if parse_iso_ns(r.first_ts) <= hi]
+    # connections overlapping the window
+    chosen = [(r, e) for r, e in chosen if parse_iso_ns(r.first_ts) <= hi and parse_iso_ns(r.last_ts) >= lo]
     # every connection of the same sockets: where each chosen one ends (see _select.pyx)
     keys = {_key(r) for r, _ in chosen}
     same: dict = {}

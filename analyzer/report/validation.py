@@ -18,7 +18,7 @@ from pathlib import Path
 
 SCHEMA = "bt-analyzer/validation/1"
 MAX_BYTES = 64 << 20
-FIGURES = {             # figure type -> label (analyzer.validation.relations.FIGURES, in this order)
+FIGURES = {             # figure type -> label (the keys of relations.Check.figure, in this order)
     "downloaded": "Downloaded piece bytes",
     "uploaded": "Uploaded piece bytes",
     "verified": "Verified downloaded bytes",

@@ -107,6 +107,16 @@ def test_time_window(sample, tmp_path, start, end):
                                                                                .strftime("%Y-%m-%dT%H:%M:%S"))
 
 
+def test_window_after_every_connection_ended_lists_none(sample, tmp_path):
+    """The manifest's entry counts the connections overlapping the window: none when every
+    connection of the torrent ended before --from."""
+    cli("extract", sample, "--info-hash", SAMPLE_HASH, "-o", tmp_path / "late.pcapng",
+        "--from", "2026-11-28T17:53:30Z", "--to", "2026-11-28T17:54:00Z")
+    entry = json.loads((sample / "manifest.json").read_text())["extracts"]
+    [e] = [e for e in entry if e["resolved_path"] == str((tmp_path / "late.pcapng").resolve())]
+    assert e["connections"] == 0 and len(frames_csv(tmp_path / "late.pcapng")) == 0
+
+
 @pytest.fixture(scope="module")
 def public(tmp_path_factory):
     root = tmp_path_factory.mktemp("public")
