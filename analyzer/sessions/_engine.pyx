@@ -157,13 +157,8 @@ cdef class Engine:
         cdef Py_ssize_t i
         cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
         for i in range(start, end):
-            self._frame(base + rec_off[i], caplen[i], origlen[i], ts_ns[i],
-                        if_linktype[iface[i]], file_idx, first_frame_no + i, 1)
-            if ts_ns[i] > self.max_ts:
-                self.max_ts = ts_ns[i]
-            if (i & GIL_EVERY) == GIL_EVERY:
-                with nogil:         # let the hashing thread have the interpreter lock now and then
-                    pass
+            self._record(i, base + rec_off[i], caplen[i], origlen[i], ts_ns[i],
+                         if_linktype[iface[i]], file_idx, first_frame_no + i)
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
             self._sweep()
 
@@ -175,14 +170,19 @@ cdef class Engine:
         cdef Py_ssize_t i
         cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
         for i in range(n):
-            self._frame(base + rec_off[i], caplen[i], origlen[i], ts_ns[i], linktype[i], file_idx, frame_no[i], 1)
-            if ts_ns[i] > self.max_ts:
-                self.max_ts = ts_ns[i]
-            if (i & GIL_EVERY) == GIL_EVERY:
-                with nogil:
-                    pass
+            self._record(i, base + rec_off[i], caplen[i], origlen[i], ts_ns[i], linktype[i], file_idx, frame_no[i])
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
             self._sweep()
+
+    cdef inline void _record(self, Py_ssize_t i, const uint8_t* p, Py_ssize_t cap, int64_t wire, int64_t ts,
+                             int linktype, int file_idx, int64_t frame_no):
+        """Record ``i`` of a batch (one frame of the capture)."""
+        self._frame(p, cap, wire, ts, linktype, file_idx, frame_no, 1)
+        if ts > self.max_ts:
+            self.max_ts = ts
+        if (i & GIL_EVERY) == GIL_EVERY:
+            with nogil:         # let the hashing thread have the interpreter lock now and then
+                pass
 
     def process_batch(self, batch, int file_idx):
         """Handle every record of a capture reader's Batch of file ``file_idx``."""
