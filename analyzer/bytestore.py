@@ -1,8 +1,8 @@
 """Bytes gathered by offset from copies that may overlap: the first copy of every byte wins.
 
-IP fragments (``decode/fragments.py``) are assembled this way, and so can piece blocks
-(``evidence/pieces.py``): a later copy never overwrites a byte already held; the bytes it
-brings that differ from the ones held are counted as conflicting.
+IP fragments (``decode/fragments.py``) are assembled this way: a later copy never
+overwrites a byte already held; the bytes it brings that differ from the ones held are
+counted as conflicting (``differing_bytes``, also used by piece assembly).
 
 Cost is linear in the copy's own length whatever the order of the copies: the bytes held
 are marked in a parallel bytearray (``have``) searched with ``bytearray.find``, runs are
@@ -11,6 +11,14 @@ copied and compared as slices, and differing bytes are counted only where a run 
 from __future__ import annotations
 
 import numpy as np
+
+
+def differing_bytes(a, b) -> int:
+    """How many bytes of two equally long byte strings differ."""
+    a, b = bytes(a), bytes(b)      # (comparing memoryviews is slow, item by item)
+    if a == b:
+        return 0
+    return int(np.count_nonzero(np.frombuffer(a, np.uint8) != np.frombuffer(b, np.uint8)))
 
 
 class ByteStore:
@@ -59,9 +67,7 @@ class ByteStore:
             if have[i]:
                 j = have.find(0, i, end)
                 j = end if j < 0 else j
-                held, given = data[i:j], chunk[i - offset:j - offset]
-                if held != given:
-                    differ += int(np.count_nonzero(np.frombuffer(held, np.uint8) != np.frombuffer(given, np.uint8)))
+                differ += differing_bytes(data[i:j], chunk[i - offset:j - offset])
             else:
                 j = have.find(1, i, end)
                 j = end if j < 0 else j

@@ -30,21 +30,12 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-import numpy as np
-
+from analyzer.bytestore import differing_bytes
 from analyzer.evidence._fastpath import PieceState
 from analyzer.evidence.piece_check import zeros
 
 MAX_ALTERNATIVES = 8          # later conflicting copies kept per piece
 SEG_OVERHEAD = 100            # bytes charged per segment a piece may keep, beyond its data
-
-
-def differing_bytes(a, b) -> int:
-    """How many bytes of two equally long byte strings differ."""
-    a, b = bytes(a), bytes(b)      # (comparing memoryviews is slow, item by item)
-    if a == b:
-        return 0
-    return int(np.count_nonzero(np.frombuffer(a, np.uint8) != np.frombuffer(b, np.uint8)))
 
 
 class Assembly(PieceState):

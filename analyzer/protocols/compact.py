@@ -20,6 +20,11 @@ def address_text(packed: bytes) -> str:
     return _v6_text(packed)
 
 
+def endpoint_text(ip: str, port: int) -> str:
+    """An address text and a port as in a URL: '10.0.0.1:6881', '[2001:db8::1]:6881'."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _v6_text(packed: bytes) -> str:
     return str(ipaddress.IPv6Address(packed))

@@ -58,26 +58,22 @@ def decode_request(p: bytes, length: int | None = None) -> UdpTrackerRequest | N
     """A request from its captured bytes ``p``; ``length``: its size on the wire when the snap
     length cut it (an announce keeps the fields captured whole, at least its info hash)."""
     if length is not None and len(p) < length and len(p) < 98 <= length:
-        return _truncated_announce(p)
+        return _announce(p, truncated=True)
     if len(p) < 16:
         return None
     conn_id, action, tx = struct.unpack_from(">QII", p, 0)
     if action == CONNECT and conn_id == PROTOCOL_ID and len(p) == 16:
         return UdpTrackerRequest(CONNECT, tx, conn_id)
     if action == ANNOUNCE and len(p) >= 98:
-        ih, pid = p[16:36], p[36:56]
-        downloaded, left, uploaded, event, ip, key, num_want, port = struct.unpack_from(">QQQIIIiH", p, 56)
-        if event not in EVENTS:
-            return None
-        return UdpTrackerRequest(ANNOUNCE, tx, conn_id, (ih.hex(),), pid, downloaded, left, uploaded,
-                                 EVENTS[event], str(ipaddress.IPv4Address(ip)) if ip else None, key,
-                                 num_want, port)
+        return _announce(p)
     if action == SCRAPE and len(p) >= 36 and (len(p) - 16) % 20 == 0:
         return UdpTrackerRequest(SCRAPE, tx, conn_id, tuple(p[i:i + 20].hex() for i in range(16, len(p), 20)))
     return None
 
 
-def _truncated_announce(p: bytes) -> UdpTrackerRequest | None:
+def _announce(p: bytes, truncated: bool = False) -> UdpTrackerRequest | None:
+    """An announce request; ``truncated``: cut by the snap length, the fields not captured
+    whole are None."""
     if len(p) < 36:
         return None
     conn_id, action, tx = struct.unpack_from(">QII", p, 0)
@@ -93,7 +89,7 @@ def _truncated_announce(p: bytes) -> UdpTrackerRequest | None:
         fields["event"] = EVENTS[fields["event"]]
     if "ip" in fields:
         fields["ip"] = str(ipaddress.IPv4Address(fields["ip"])) if fields["ip"] else None
-    return UdpTrackerRequest(ANNOUNCE, tx, conn_id, (p[16:36].hex(),), truncated=True, **fields)
+    return UdpTrackerRequest(ANNOUNCE, tx, conn_id, (p[16:36].hex(),), truncated=truncated, **fields)
 
 
 def decode_response(p: bytes, expected_action: int, ipv6: bool) -> UdpTrackerResponse | None:

@@ -157,13 +157,8 @@ cdef class Engine:
         cdef Py_ssize_t i
         cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
         for i in range(start, end):
-            self._frame(base + rec_off[i], caplen[i], origlen[i], ts_ns[i],
-                        if_linktype[iface[i]], file_idx, first_frame_no + i, 1)
-            if ts_ns[i] > self.max_ts:
-                self.max_ts = ts_ns[i]
-            if (i & GIL_EVERY) == GIL_EVERY:
-                with nogil:         # let the hashing thread have the interpreter lock now and then
-                    pass
+            self._record(i, base + rec_off[i], caplen[i], origlen[i], ts_ns[i],
+                         if_linktype[iface[i]], file_idx, first_frame_no + i)
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
             self._sweep()
 
@@ -175,14 +170,19 @@ cdef class Engine:
         cdef Py_ssize_t i
         cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
         for i in range(n):
-            self._frame(base + rec_off[i], caplen[i], origlen[i], ts_ns[i], linktype[i], file_idx, frame_no[i], 1)
-            if ts_ns[i] > self.max_ts:
-                self.max_ts = ts_ns[i]
-            if (i & GIL_EVERY) == GIL_EVERY:
-                with nogil:
-                    pass
+            self._record(i, base + rec_off[i], caplen[i], origlen[i], ts_ns[i], linktype[i], file_idx, frame_no[i])
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
             self._sweep()
+
+    cdef inline void _record(self, Py_ssize_t i, const uint8_t* p, Py_ssize_t cap, int64_t wire, int64_t ts,
+                             int linktype, int file_idx, int64_t frame_no):
+        """Record ``i`` of a batch (one frame of the capture)."""
+        self._frame(p, cap, wire, ts, linktype, file_idx, frame_no, 1)
+        if ts > self.max_ts:
+            self.max_ts = ts
+        if (i & GIL_EVERY) == GIL_EVERY:
+            with nogil:         # let the hashing thread have the interpreter lock now and then
+                pass
 
     def process_batch(self, batch, int file_idx):
         """Handle every record of a capture reader's Batch of file ``file_idx``."""
@@ -300,8 +300,8 @@ cdef class Engine:
         self._count(C_UNDECODABLE, wire, weight)
         self.reason_frames[reason] += weight
 
-    cdef bint _canonical_key(self, Pkt* k, uint16_t sport, uint16_t dport, uint8_t* key):
-        """Fill the direction-independent 4-tuple key; False if the flow is not followed (``only``)."""
+    cdef void _canonical_key(self, Pkt* k, uint16_t sport, uint16_t dport, uint8_t* key):
+        """Fill the direction-independent 4-tuple key."""
         cdef int alen = 4 if k.ipver == 4 else 16
         memset(key, 0, KEY_LEN)
         key[0] = k.ipver
@@ -315,7 +315,10 @@ cdef class Engine:
             key[17] = dport >> 8; key[18] = dport & 0xFF
             memcpy(key + 19, k.src, alen)
             key[35] = sport >> 8; key[36] = sport & 0xFF
-        return self.only is None or PyBytes_FromStringAndSize(<char*>key, KEY_LEN) in self.only
+
+    cdef inline bint _followed(self, bytes pykey):
+        """Is the flow of this canonical key followed (always, without ``only``)?"""
+        return self.only is None or pykey in self.only
 
     cdef void _init_conn(self, Connection c, bytes pykey, Pkt* k, uint16_t sport, uint16_t dport,
                          bint reversed_roles, int64_t ts, int file_idx, int64_t frame_no):
@@ -348,12 +351,13 @@ cdef class Engine:
                 self._undecodable(wire, weight, R_BAD_TCP)
             return
         alen = 4 if k.ipver == 4 else 16
-        if not self._canonical_key(k, t.sport, t.dport, key):
-            return
+        self._canonical_key(k, t.sport, t.dport, key)
         if self.last_conn is not None and memcmp(key, self.last_key, KEY_LEN) == 0:
-            c = self.last_conn
+            c = self.last_conn          # (a followed flow: last_conn is only ever one)
         else:
             pykey = PyBytes_FromStringAndSize(<char*>key, KEY_LEN)
+            if not self._followed(pykey):
+                return
             c = self.conns.get(pykey)
             if c is None:
                 c = self._new_tcp(pykey, k, t.sport, t.dport, t.flags, ts, file_idx, frame_no)
@@ -455,8 +459,10 @@ cdef class Engine:
         cdef int64_t b0, b1, a0, a1
         cdef UtpConnection c = None
         cdef UtpStream s, other
-        if not self._canonical_key(k, t.sport, t.dport, key):
-            return
+        if self.only is not None:
+            self._canonical_key(k, t.sport, t.dport, key)
+            if not self._followed(PyBytes_FromStringAndSize(<char*>key, KEY_LEN)):
+                return
         half = _half_key(k, t.sport, t.dport, u.conn_id)
         found = self.utp_halves.get(half)
         if found is not None:

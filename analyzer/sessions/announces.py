@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from analyzer.protocols.compact import endpoint_text
 from analyzer.protocols.http_tracker import parse_requests, parse_responses
 
 
@@ -62,7 +63,7 @@ def http_announces(r, head_src: bytes, head_dst: bytes, marks: list | None = Non
     out = []
     for i, req in enumerate(requests):
         resp = responses[i] if i < len(responses) else None
-        host = req.host or (f"[{r.dst_ip}]:{r.dst_port}" if ":" in r.dst_ip else f"{r.dst_ip}:{r.dst_port}")
+        host = req.host or endpoint_text(r.dst_ip, r.dst_port)
         peer_id = req.params.get("peer_id")
         file_idx, frame_no, ts = _frame_of(marks, req.offset, r)
         for h in req.info_hashes:

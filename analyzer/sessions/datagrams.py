@@ -13,7 +13,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from analyzer.protocols import udp_tracker as bep15
-from analyzer.protocols.compact import address_text
+from analyzer.protocols.compact import address_text, endpoint_text
 from analyzer.protocols.krpc import INFO_HASH_QUERIES, KrpcError, decode_krpc
 from analyzer.protocols.lsd import decode_lsd
 from analyzer.sessions.announces import TrackerAnnounce
@@ -206,7 +206,7 @@ class DatagramAnalyzer:
         if req.action in (bep15.ANNOUNCE, bep15.SCRAPE):
             for h in req.info_hashes:
                 announce = TrackerAnnounce(
-                    ts_ns=ts, transport="udp", tracker=f"udp://{_host(dst)}:{dport}", client_ip=src,
+                    ts_ns=ts, transport="udp", tracker=f"udp://{endpoint_text(dst, dport)}", client_ip=src,
                     client_port=sport, tracker_ip=dst, tracker_port=dport, info_hash=h,
                     kind="announce" if req.action == bep15.ANNOUNCE else "scrape", event=req.event,
                     uploaded=req.uploaded, downloaded=req.downloaded, left=req.left, peer_id=req.peer_id,
@@ -219,7 +219,3 @@ class DatagramAnalyzer:
 
     def result(self) -> DatagramResult:
         return self.out
-
-
-def _host(ip: str) -> str:
-    return f"[{ip}]" if ":" in ip else ip

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from analyzer.protocols.bencode import BencodeError, decode
-from analyzer.protocols.compact import V4, V6, compact_peers
+from analyzer.protocols.compact import V4, V6, compact_peers, endpoint_text
 from analyzer.sessions.extensions.base import Extension, endpoint, info_hashes
 
 MAX_KEYS = 1_000_000
@@ -54,7 +54,7 @@ class UtPex(Extension):
         self.out.messages += 1
         if not hashes:
             return
-        sender, receiver = _text(endpoint(conn, d)), _text(endpoint(conn, 1 - d))
+        sender, receiver = endpoint_text(*endpoint(conn, d)), endpoint_text(*endpoint(conn, 1 - d))
         for peer, added, flags in peers:
             key = (hashes[0], sender, receiver, peer)
             f = self.out.facts.get(key)
@@ -108,10 +108,5 @@ def parse_pex(payload: bytes) -> list[tuple[str, bool, int]] | None:
         flags = d.get(key + b".f", b"") if key.startswith(b"added") else b""
         flags = flags if isinstance(flags, bytes) else b""
         for i, peer in enumerate(compact_peers(value, size)[:MAX_PEERS_PER_MESSAGE]):
-            out.append((_text(peer), key.startswith(b"added"), flags[i] if i < len(flags) else 0))
+            out.append((endpoint_text(*peer), key.startswith(b"added"), flags[i] if i < len(flags) else 0))
     return out
-
-
-def _text(ep: tuple[str, int]) -> str:
-    ip, port = ep
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
