@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from urllib.parse import unquote_to_bytes
 
+from analyzer.protocols.compact import endpoint_text as endpoint
 from analyzer.protocols.peer_id import decode_peer_id
 from analyzer.timefmt import parse_iso_ns
 
@@ -54,10 +55,6 @@ def peer_id_client(text: str) -> str | None:
     if not text:
         return None
     return decode_peer_id(unquote_to_bytes(text))
-
-
-def endpoint(ip: str, port) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def _int(v) -> int:

@@ -27,8 +27,9 @@ import libtorrent as lt
 import numpy as np
 
 from analyzer.evidence.clientstate.model import (MAX_PEERS_LISTED, MAX_RECORDS, PAYLOAD_ALL, Have, TorrentState,
-                                                 Value, endpoint, text, time_value)
+                                                 Value, text, time_value)
 from analyzer.protocols.bencode import BencodeError, decode, encode
+from analyzer.protocols.compact import endpoint_text as endpoint
 
 LIMITS = {"max_buffer_size": 128 << 20, "max_pieces": 1 << 22, "max_decode_depth": 100,
           "max_decode_tokens": 3_000_000}

@@ -245,11 +245,6 @@ def read_values(t: TorrentState, d: dict, counters, times, lookup=stored_key) ->
             t.times.append(v)
 
 
-def endpoint(ip: str, port: int) -> str:
-    """A peer as "address:port" ("[address]:port" for IPv6)."""
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 def text(value, limit: int = 4096) -> str | None:
     """A stored string for output: UTF-8 where it decodes, else latin-1 (never fails), capped."""
     if isinstance(value, str):

@@ -27,7 +27,8 @@ from __future__ import annotations
 import ipaddress
 
 from analyzer.evidence.clientstate.model import (MAX_PEERS_LISTED, MAX_RECORDS, PAYLOAD_UNDOCUMENTED, Have,
-                                                 TorrentState, endpoint, read_values, text)
+                                                 TorrentState, read_values, text)
+from analyzer.protocols.compact import endpoint_text as endpoint
 
 UNDOC = "; whether it includes redundant and hash-failed data is not documented (closed source)"
 COUNTERS = (("uploaded", "uploaded", "bytes", "bytes uploaded, as the client's 'Uploaded' column"),
