@@ -1,8 +1,9 @@
 """Bytes gathered by offset from copies that may overlap: the first copy of every byte wins.
 
-IP fragments (``decode/fragments.py``) are assembled this way: a later copy never
-overwrites a byte already held; the bytes it brings that differ from the ones held are
-counted as conflicting (``differing_bytes``, also used by piece assembly).
+IP fragments (``decode/fragments.py``) and a piece of many segments (``evidence/assembly.py``,
+buffer mode) are assembled this way: a later copy never overwrites a byte already held; the
+bytes it brings that differ from the ones held are counted as conflicting (``differing_bytes``,
+also used for a piece's segments).
 
 Cost is linear in the copy's own length whatever the order of the copies: the bytes held
 are marked in a parallel bytearray (``have``) searched with ``bytearray.find``, runs are

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from analyzer.bytestore import differing_bytes
+from analyzer.bytestore import ByteStore, differing_bytes
 from analyzer.evidence._fastpath import PieceState
 from analyzer.evidence.piece_check import zeros
 
@@ -42,7 +42,7 @@ class Assembly(PieceState):
     """One piece of one receiver (the fields the fast path touches are ``PieceState``'s)."""
 
     __slots__ = ("content", "conflict_bytes", "redundant_bytes", "pad_bytes", "senders_redundant", "senders_pad",
-                 "first", "alts", "charged", "buf", "have")
+                 "first", "alts", "charged", "store")
 
     def __init__(self, size: int, content: int, pads: list, hasher, where):
         self.size = size              # bytes in the piece's byte space (v1: with pad bytes)
@@ -63,7 +63,7 @@ class Assembly(PieceState):
         self.alts: list = []          # ([(offset, data)], sender, where): later conflicting copies
         self.seg_limit = max(256, size >> 12)
         self.charged = size + SEG_OVERHEAD * self.seg_limit   # against the verifier's memory cap
-        self.buf = self.have = None
+        self.store = None             # buffer mode: the piece's bytes (bytestore.ByteStore)
         for lo, hi in pads:           # pad bytes are zeros, never sent in whole blocks
             self.offs.append(lo)
             self.segs.append((zeros(hi - lo), None))
@@ -150,7 +150,7 @@ class Assembly(PieceState):
     def data(self) -> bytes:
         """The piece's bytes, first copies (a covered piece)."""
         if self.front < 0:
-            return bytes(self.buf)
+            return bytes(self.store.data)
         return b"".join(s[0] for s in self.segs)
 
     def runs(self) -> list:
@@ -163,38 +163,23 @@ class Assembly(PieceState):
 
     # ---- buffer mode
     def _to_buffer(self) -> None:
-        self.buf, self.have = bytearray(self.size), bytearray(self.size)
+        self.store = ByteStore(self.size)
         for o, s in zip(self.offs, self.segs):
-            n = len(s[0])
-            self.buf[o:o + n] = s[0]
-            self.have[o:o + n] = b"\x01" * n
+            self.store.put(o, s[0])          # disjoint segments: each laid as it is
         self.charged = 2 * self.size
         self.offs = self.segs = None
         self.alts = []
         self.fi, self.front = self.front, -1     # buffer mode: fi = bytes fed so far, the rest at the end
 
     def _insert_buffer(self, offset: int, chunk) -> int:
-        buf, have = self.buf, self.have
-        n = len(chunk)
-        window = have[offset:offset + n]
-        new = window.count(0)
-        if new == n:
-            buf[offset:offset + n] = chunk
-            have[offset:offset + n] = b"\x01" * n
-            return n
-        for i, b in enumerate(chunk):
-            if window[i]:
-                if buf[offset + i] != b:
-                    self.conflict_bytes += 1
-            else:
-                buf[offset + i] = b
-                have[offset + i] = 1
+        new, differ = self.store.put(offset, chunk)   # first copy wins, differing bytes counted
+        self.conflict_bytes += differ
         return new
 
     def hash_done(self):
         """The hasher, fed the whole piece (a covered piece)."""
         if self.front < 0 and self.fi >= 0:
-            self.h.update(memoryview(self.buf)[self.fi:])
+            self.h.update(memoryview(self.store.data)[self.fi:])
             self.fi = -1
         return self.h
 
