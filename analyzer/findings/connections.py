@@ -80,10 +80,9 @@ class Encrypted:
         self.peers.add(t.remote_ip)
         if context:
             self.with_bittorrent_context += 1
-        down, up = (r.rev, r.fwd) if t.side == "src" else (r.fwd, r.rev)
         flight_up, flight_down = (r.flight_src, r.flight_dst) if t.side == "src" else (r.flight_dst, r.flight_src)
-        self.uploaded_bytes += max(0, up.payload_bytes - flight_up)
-        self.downloaded_bytes += max(0, down.payload_bytes - flight_down)
+        self.uploaded_bytes += max(0, t.up.payload_bytes - flight_up)
+        self.downloaded_bytes += max(0, t.down.payload_bytes - flight_down)
         self.key_exchange_bytes += flight_up + flight_down
 
 
@@ -107,7 +106,7 @@ class SubjectClients:
     def add(self, r: ConnectionRecord, t: Transfer) -> None:
         if not t.involves_subject:
             return
-        up = r.fwd if t.side == "src" else r.rev
+        up = t.up
         if up.peer_id is None and not up.ext.get("v"):
             return
         key = (up.ext.get("v") or "", decode_peer_id(up.peer_id) or "", peer_id_text(up.peer_id))

@@ -104,13 +104,13 @@ class TimelineAccumulator:
         self.bins = _Bins()
         self.peers: dict = {}
 
-    def add(self, r: ConnectionRecord, t: Transfer, down, up) -> None:
+    def add(self, r: ConnectionRecord, t: Transfer) -> None:
         """A connection between the subject host ``t.host`` and an outside host."""
         key = self.groups.get(r.info_hash, r.info_hash)
         tid = self.ids.setdefault(key, len(self.ids))
         hid = self.host_ids.setdefault(t.host, len(self.host_ids))
         tr = TRANSPORTS.index(r.transport)
-        for di, d in enumerate((down, up)):
+        for di, d in enumerate((t.down, t.up)):
             if len(d.block_series):
                 series = np.asarray(d.block_series, np.int64).reshape(-1, 3)
                 rows = np.empty((len(series), KEYS + 2), np.int64)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analyzer.findings.transfers import Transfer
 from analyzer.sessions.announces import TrackerAnnounce
 from analyzer.sessions.records import ConnectionRecord
 
@@ -88,13 +89,13 @@ class ReconciliationBins:
                 self.by_host.setdefault((groups.get(a.info_hash, a.info_hash), a.client_ip), []).append(a)
         self.bins: dict = {}
 
-    def add(self, r: ConnectionRecord, down, up, host: str) -> None:
-        """A subject connection of ``host`` (the subject end's address)."""
-        key = (self.groups.get(r.info_hash, r.info_hash), host)
+    def add(self, r: ConnectionRecord, t: Transfer) -> None:
+        """A connection between the subject host ``t.host`` and an outside host."""
+        key = (self.groups.get(r.info_hash, r.info_hash), t.host)
         if key not in self.by_host:
             return
         b = self.bins.setdefault(key, ({}, {}))
-        for series, acc in ((down.block_series, b[0]), (up.block_series, b[1])):
+        for series, acc in ((t.down.block_series, b[0]), (t.up.block_series, b[1])):
             for sec, n, _ in np.asarray(series).reshape(-1, 3).tolist():
                 acc[sec] = acc.get(sec, 0) + n
 
