@@ -11,12 +11,12 @@ the torrent's ``internal_*`` figures (its block bytes both ways), never as an
 upload to others."""
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from analyzer.findings.transfers import Transfer, TransferSums
 from analyzer.findings.truncation import Bounds
+from analyzer.protocols.compact import address_order
 from analyzer.sessions.index import RecordIndex
 from analyzer.sessions.records import ConnectionRecord
 from analyzer.sessions.subject import Subject
@@ -301,13 +301,9 @@ class TorrentAccumulator:
                 remote_clients=dict(sorted(a.remote_clients.items())),
                 subject_clients=dict(sorted(a.subject_clients.items())),
                 hosts=[HostFinding(ip, h.sums, h.internal, h.connections, h.internal_connections, len(h.peers),
-                                   h.first, h.last) for ip, h in sorted(a.hosts.items(), key=lambda kv: _ip_key(kv[0]))],
+                                   h.first, h.last)
+                       for ip, h in sorted(a.hosts.items(), key=lambda kv: address_order(kv[0]))],
                 internal_connections=a.internal_connections, internal_bytes=a.internal_bytes,
                 internal_acked_bytes=a.internal_acked_bytes, bounds=a.bounds,
                 announce_basis=sorted(a.announce_basis)))
         return out
-
-
-def _ip_key(ip: str):
-    a = ipaddress.ip_address(ip)
-    return (a.version, a.packed)

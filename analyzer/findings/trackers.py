@@ -17,12 +17,12 @@ together are then reconciled session by session.
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 import numpy as np
 
 from analyzer.findings.transfers import Transfer
+from analyzer.protocols.compact import address_order
 from analyzer.sessions.announces import TrackerAnnounce
 from analyzer.sessions.records import ConnectionRecord
 
@@ -102,7 +102,7 @@ class ReconciliationBins:
     def findings(self) -> list[Reconciliation]:
         """One row per client session, by info hash, host address and time."""
         out = []
-        for key in sorted(self.by_host, key=lambda k: (k[0], _ip_key(k[1]))):
+        for key in sorted(self.by_host, key=lambda k: (k[0], address_order(k[1]))):
             seq = sorted(self.by_host[key], key=lambda a: (a.ts_ns, a.file_idx, a.frame_no))
             down_bins, up_bins = self.bins.get(key, ({}, {}))
             for n, (why, session) in enumerate(client_sessions(seq), 1):
@@ -123,8 +123,3 @@ def _key(k: str):
         return int(k, 16)
     except ValueError:
         return k
-
-
-def _ip_key(ip: str):
-    a = ipaddress.ip_address(ip)
-    return (a.version, a.packed)

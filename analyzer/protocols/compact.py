@@ -20,6 +20,12 @@ def address_text(packed: bytes) -> str:
     return _v6_text(packed)
 
 
+def address_order(ip: str) -> tuple:
+    """Sort key of an address as text: IPv4 before IPv6, then numerically."""
+    a = ipaddress.ip_address(ip)
+    return (a.version, a.packed)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _v6_text(packed: bytes) -> str:
     return str(ipaddress.IPv6Address(packed))
