@@ -130,13 +130,12 @@ class ConnectionView:
     encryption_context: str
 
 
-def connection_views(records, subject, endpoints: dict, continued_ids: dict, announced=None, groups=None):
+def connection_views(records, subject, endpoints: dict, continued_ids: dict, announced, groups: dict):
     """ConnectionView of every record, in first-frame order (a generator: a case can have
     millions of connections); cut connections attributed by announces as in the findings."""
     for r in records:
         t = transfer(r, subject)
-        if announced is not None:
-            r = attribute(r, t, announced, groups)
+        r = attribute(r, t, announced, groups)
         yield ConnectionView(r, t, continued_ids.get(r.continues) if r.continues else None,
                              encryption_context(r, endpoints) if r.encryption else "")
 
