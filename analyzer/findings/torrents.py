@@ -165,20 +165,29 @@ class HostFinding:
     last_seen_ns: int | None
 
 
-class _HostAcc:
-    __slots__ = ("sums", "internal", "connections", "internal_connections", "peers", "first", "last")
+class _Span:
+    """First and last frame time of the connections seen."""
+
+    __slots__ = ("first", "last")
 
     def __init__(self):
-        self.sums = TransferSums()
-        self.internal = TransferSums()
-        self.connections = 0
-        self.internal_connections = 0
-        self.peers: set = set()
         self.first = self.last = None
 
     def seen(self, r) -> None:
         self.first = r.first_ts_ns if self.first is None else min(self.first, r.first_ts_ns)
         self.last = r.last_ts_ns if self.last is None else max(self.last, r.last_ts_ns)
+
+
+class _HostAcc(_Span):
+    __slots__ = ("sums", "internal", "connections", "internal_connections", "peers")
+
+    def __init__(self):
+        super().__init__()
+        self.sums = TransferSums()
+        self.internal = TransferSums()
+        self.connections = 0
+        self.internal_connections = 0
+        self.peers: set = set()
 
 
 @dataclass
@@ -205,19 +214,19 @@ class TorrentFinding:
     internal_acked_bytes: int = 0
 
 
-class _Acc:
-    __slots__ = ("sums", "transports", "peers", "peer_ids", "connections", "other_connections", "first", "last",
+class _Acc(_Span):
+    __slots__ = ("sums", "transports", "peers", "peer_ids", "connections", "other_connections",
                  "remote_clients", "subject_clients", "aliases", "hosts", "internal_connections", "internal_bytes",
                  "internal_acked_bytes", "bounds", "announce_basis")
 
     def __init__(self):
+        super().__init__()
         self.sums = TransferSums()
         self.transports: dict = defaultdict(TransportFigures)
         self.peers: set = set()
         self.peer_ids: set = set()
         self.connections = 0
         self.other_connections = 0
-        self.first = self.last = None
         self.remote_clients: Counter = Counter()
         self.subject_clients: Counter = Counter()
         self.aliases: set = set()
@@ -252,8 +261,7 @@ class TorrentAccumulator:
                 h.internal_connections += 1
                 h.internal.add(view)
                 h.seen(r)
-            a.first = r.first_ts_ns if a.first is None else min(a.first, r.first_ts_ns)
-            a.last = r.last_ts_ns if a.last is None else max(a.last, r.last_ts_ns)
+            a.seen(r)
             return
         if not t.involves_subject:
             a.other_connections += 1
@@ -281,8 +289,7 @@ class TorrentAccumulator:
             a.remote_clients[t.remote_client] += 1
         if t.subject_client:
             a.subject_clients[t.subject_client] += 1
-        a.first = r.first_ts_ns if a.first is None else min(a.first, r.first_ts_ns)
-        a.last = r.last_ts_ns if a.last is None else max(a.last, r.last_ts_ns)
+        a.seen(r)
 
     def findings(self, subject: Subject, metas: list, pieces: list | None) -> list[TorrentFinding]:
         """One finding per torrent, sorted by info hash."""
