@@ -212,12 +212,13 @@ class TorrentFinding:
     internal_connections: int = 0
     internal_bytes: int = 0             # block bytes between subject hosts (both ways, each once)
     internal_acked_bytes: int = 0
+    uploaded_piece_messages: int = 0    # piece messages the subject sent (header captured)
 
 
 class _Acc(_Span):
     __slots__ = ("sums", "transports", "peers", "peer_ids", "connections", "other_connections",
                  "remote_clients", "subject_clients", "aliases", "hosts", "internal_connections", "internal_bytes",
-                 "internal_acked_bytes", "bounds", "announce_basis")
+                 "internal_acked_bytes", "bounds", "announce_basis", "uploaded_piece_messages")
 
     def __init__(self):
         super().__init__()
@@ -236,6 +237,7 @@ class _Acc(_Span):
         self.internal_acked_bytes = 0
         self.bounds = Bounds()
         self.announce_basis: set = set()
+        self.uploaded_piece_messages = 0
 
 
 class TorrentAccumulator:
@@ -267,6 +269,7 @@ class TorrentAccumulator:
             a.other_connections += 1
             return
         a.connections += 1
+        a.uploaded_piece_messages += t.up.pieces
         a.sums.add(t.sums)
         a.bounds.add(t.bounds)
         if r.attribution == "announce":
@@ -312,5 +315,5 @@ class TorrentAccumulator:
                        for ip, h in sorted(a.hosts.items(), key=lambda kv: address_order(kv[0]))],
                 internal_connections=a.internal_connections, internal_bytes=a.internal_bytes,
                 internal_acked_bytes=a.internal_acked_bytes, bounds=a.bounds,
-                announce_basis=sorted(a.announce_basis)))
+                announce_basis=sorted(a.announce_basis), uploaded_piece_messages=a.uploaded_piece_messages))
         return out
