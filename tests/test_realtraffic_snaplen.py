@@ -50,8 +50,17 @@ def test_counters_lie_inside_the_bounds_of_a_cut_capture(tmp_path, snaplen):
     rows = [r for r in result.records if r.transport == "tcp" and r.dst_port == 6881]
     assert rows and all(r.fwd.truncated_bytes + r.rev.truncated_bytes > 0 for r in rows)
     from analyzer.findings import build_findings
-    views = [v for v in build_findings(result).connection_views() if v.record.category == "bittorrent"]
+    findings = build_findings(result)
+    views = [v for v in findings.connection_views() if v.record.category == "bittorrent"]
     assert {v.record.attribution for v in views} == {"announce" if snaplen == 96 else "handshake"}
+    # the piece messages each peer sent (client state reconciliation) are those of its connections.csv
+    # rows, connections named by announces included
+    for name, peer in truth["peers"].items():
+        f = build_findings(result, given_subject([peer["ip"]]))
+        [t] = f.torrents
+        sent = sum(v.transfer.up.pieces for v in f.connection_views()
+                   if v.record.category == "bittorrent" and v.transfer.involves_subject)
+        assert t.uploaded_piece_messages == sent, name
 
 
 def test_utp_cut_at_96_bytes_without_announces_has_bounds_but_no_info_hash(tmp_path):

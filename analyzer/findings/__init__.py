@@ -172,9 +172,8 @@ def build_findings(result, subject: Subject | None = None, bin_seconds: int = 1)
         if t.internal:
             timeline.add_internal(r, t)
         if t.involves_subject:
-            down, up = (r.rev, r.fwd) if t.side == "src" else (r.fwd, r.rev)
-            timeline.add(r, t, down, up)
-            reconciliation.add(r, down, up, r.src_ip if t.side == "src" else r.dst_ip)
+            timeline.add(r, t)
+            reconciliation.add(r, t)
     mine_ids = {id(a) for a in mine}
     overlaps = result.inputs.overlaps()
     dht, lsd = discovery.dht(result.udp, subject), discovery.lsd(result.udp, subject)

@@ -102,9 +102,8 @@ class AccountingAccumulator:
                 self.tracker_anomalies[a.partition(":")[0]] += 1
         unit, name = ("bytes", "gap_bytes") if r.transport == "tcp" else ("packets", "gap_packets")
         if t.involves_subject:
-            down, up = (r.rev, r.fwd) if t.side == "src" else (r.fwd, r.rev)
-            self.gaps[unit]["to_subject"] += getattr(down, name)
-            self.gaps[unit]["from_subject"] += getattr(up, name)
+            self.gaps[unit]["to_subject"] += getattr(t.down, name)
+            self.gaps[unit]["from_subject"] += getattr(t.up, name)
         else:
             self.gaps[unit]["not_involving_subject"] += getattr(r.fwd, name) + getattr(r.rev, name)
 

@@ -2,10 +2,9 @@
 
 * ``client_state_finding(state, findings)``: the reconciliation of a run
   (``wire_from_findings``: the torrents, their verified pieces, the inputs'
-  time span, the encrypted and unattributed bytes of ``Findings``; and, when
-  a record's uploaded counter includes piece message headers (Transmission),
-  the piece messages the subject sent per torrent, from a second pass over
-  the connection records);
+  time span, the encrypted and unattributed bytes of ``Findings``, and the
+  piece messages the subject sent per torrent, for a record whose uploaded
+  counter includes their headers (Transmission));
 * ``wire_from_summary(summary, pieces, subject, metas)``: the same inputs
   from an output folder already written: summary.json as a dict, and
   pieces.csv rows as dicts (``info_hash``, ``piece``, ``status``,
@@ -23,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from analyzer.evidence.clientstate.model import UPLOAD_PAYLOAD_AND_HEADERS, ClientStateSet
+from analyzer.evidence.clientstate.model import ClientStateSet
 from analyzer.findings.client_state import (CaptureContext, CaptureSpan, ClientStateFinding, WireTorrent,
                                             ns_from_iso, reconcile_state)
 
@@ -32,31 +31,17 @@ RANK = {"incomplete": 0, "failed": 1, "verified": 2}
 
 def client_state_finding(state: ClientStateSet, findings) -> ClientStateFinding:
     """Every record of ``state`` reconciled with the run of ``findings`` (a ``Findings``)."""
-    headers = any(t.upload_counts == UPLOAD_PAYLOAD_AND_HEADERS for _, t in state.torrents())
-    return reconcile_state(state, *wire_from_findings(findings, piece_messages=headers))
+    return reconcile_state(state, *wire_from_findings(findings))
 
 
 def uploaded_piece_messages(f) -> dict[str, int]:
     """{torrent info hash: piece messages the subject sent on its connections} (headers captured), from
-    the connection records of the findings ``f``."""
-    key_of = {}
-    for t in f.torrents:
-        for k in (t.info_hash, *t.info_hash_aliases):
-            key_of[k] = t.info_hash
-    out = dict.fromkeys((t.info_hash for t in f.torrents), 0)
-    for r in f.records or ():
-        if r.category != "bittorrent":
-            continue
-        _, down, up = f.subject.directions(r)
-        key = key_of.get(r.info_hash) or key_of.get(r.info_hash_reply)
-        if up is not None and key is not None:
-            out[key] += up.pieces
-    return out
+    the findings ``f``."""
+    return {t.info_hash: t.uploaded_piece_messages for t in f.torrents}
 
 
-def wire_from_findings(f, piece_messages: bool = False) -> tuple[list[WireTorrent], CaptureSpan, CaptureContext]:
-    """The wire side of the reconciliation from ``Findings``; ``piece_messages``: also count the piece
-    messages the subject sent per torrent (a second pass over the connection records)."""
+def wire_from_findings(f) -> tuple[list[WireTorrent], CaptureSpan, CaptureContext]:
+    """The wire side of the reconciliation from ``Findings``."""
     firsts = [i.first_ts_ns for i in f.inputs if i.first_ts_ns is not None]
     lasts = [i.last_ts_ns for i in f.inputs if i.last_ts_ns is not None]
     span = CaptureSpan(min(firsts) if firsts else None, max(lasts) if lasts else None)
@@ -64,7 +49,6 @@ def wire_from_findings(f, piece_messages: bool = False) -> tuple[list[WireTorren
     context = CaptureContext(f.encrypted.uploaded_bytes, f.encrypted.downloaded_bytes, un.uploaded_bytes,
                              un.downloaded_bytes)
     pieces = _pieces([(p.piece, p.subject_received) for p in f.pieces or ()], f.subject)
-    messages = uploaded_piece_messages(f) if piece_messages and f.records is not None else {}
     wires = []
     for t in f.torrents:
         s, m, v = t.sums, t.meta, t.verification
@@ -72,7 +56,7 @@ def wire_from_findings(f, piece_messages: bool = False) -> tuple[list[WireTorren
             t.info_hash, t.info_hash_aliases, m, {k: getattr(s, k) for k in SUMS}, t.first_seen_ns, t.last_seen_ns,
             (v.redundant_downloaded_bytes, v.failed_downloaded_bytes) if v is not None else None,
             (m.piece_length, m.v1_length) if m is not None and m.piece_length else None, pieces))
-        wires[-1].uploaded_piece_messages = messages.get(t.info_hash)
+        wires[-1].uploaded_piece_messages = t.uploaded_piece_messages
     return wires, span, context
 
 

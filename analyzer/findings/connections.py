@@ -80,10 +80,9 @@ class Encrypted:
         self.peers.add(t.remote_ip)
         if context:
             self.with_bittorrent_context += 1
-        down, up = (r.rev, r.fwd) if t.side == "src" else (r.fwd, r.rev)
         flight_up, flight_down = (r.flight_src, r.flight_dst) if t.side == "src" else (r.flight_dst, r.flight_src)
-        self.uploaded_bytes += max(0, up.payload_bytes - flight_up)
-        self.downloaded_bytes += max(0, down.payload_bytes - flight_down)
+        self.uploaded_bytes += max(0, t.up.payload_bytes - flight_up)
+        self.downloaded_bytes += max(0, t.down.payload_bytes - flight_down)
         self.key_exchange_bytes += flight_up + flight_down
 
 
@@ -107,7 +106,7 @@ class SubjectClients:
     def add(self, r: ConnectionRecord, t: Transfer) -> None:
         if not t.involves_subject:
             return
-        up = r.fwd if t.side == "src" else r.rev
+        up = t.up
         if up.peer_id is None and not up.ext.get("v"):
             return
         key = (up.ext.get("v") or "", decode_peer_id(up.peer_id) or "", peer_id_text(up.peer_id))
@@ -131,13 +130,12 @@ class ConnectionView:
     encryption_context: str
 
 
-def connection_views(records, subject, endpoints: dict, continued_ids: dict, announced=None, groups=None):
+def connection_views(records, subject, endpoints: dict, continued_ids: dict, announced, groups: dict):
     """ConnectionView of every record, in first-frame order (a generator: a case can have
     millions of connections); cut connections attributed by announces as in the findings."""
     for r in records:
         t = transfer(r, subject)
-        if announced is not None:
-            r = attribute(r, t, announced, groups)
+        r = attribute(r, t, announced, groups)
         yield ConnectionView(r, t, continued_ids.get(r.continues) if r.continues else None,
                              encryption_context(r, endpoints) if r.encryption else "")
 

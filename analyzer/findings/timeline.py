@@ -19,12 +19,12 @@ the bin width coarsens it), not the number of connections or frames.
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from analyzer.findings.transfers import Transfer
+from analyzer.protocols.compact import address_order
 from analyzer.sessions.records import ConnectionRecord
 
 DIRECTIONS = ("downloaded", "uploaded")
@@ -104,13 +104,13 @@ class TimelineAccumulator:
         self.bins = _Bins()
         self.peers: dict = {}
 
-    def add(self, r: ConnectionRecord, t: Transfer, down, up) -> None:
+    def add(self, r: ConnectionRecord, t: Transfer) -> None:
         """A connection between the subject host ``t.host`` and an outside host."""
         key = self.groups.get(r.info_hash, r.info_hash)
         tid = self.ids.setdefault(key, len(self.ids))
         hid = self.host_ids.setdefault(t.host, len(self.host_ids))
         tr = TRANSPORTS.index(r.transport)
-        for di, d in enumerate((down, up)):
+        for di, d in enumerate((t.down, t.up)):
             if len(d.block_series):
                 series = np.asarray(d.block_series, np.int64).reshape(-1, 3)
                 rows = np.empty((len(series), KEYS + 2), np.int64)
@@ -144,7 +144,7 @@ class TimelineAccumulator:
         rows = self.bins.compact()
         # order: bin, then info hash text, host address, direction, transport (independent of first-seen order)
         names = sorted(self.ids)
-        hosts = sorted(self.host_ids, key=_ip_key)
+        hosts = sorted(self.host_ids, key=address_order)
         if len(rows):
             for col, order, ids in ((1, names, self.ids), (2, hosts, self.host_ids)):
                 rank = np.empty(len(order), np.int64)
@@ -155,10 +155,5 @@ class TimelineAccumulator:
 
     def peer_rows(self) -> list[PeerRow]:
         return [PeerRow(h, host, ip, internal, t, *v) for (h, host, ip, internal, t), v in
-                sorted(self.peers.items(), key=lambda kv: (kv[0][0], _ip_key(kv[0][1]), kv[0][3],
-                                                           _ip_key(kv[0][2]), kv[0][4]))]
-
-
-def _ip_key(ip: str):
-    a = ipaddress.ip_address(ip)
-    return (a.version, a.packed)
+                sorted(self.peers.items(), key=lambda kv: (kv[0][0], address_order(kv[0][1]), kv[0][3],
+                                                           address_order(kv[0][2]), kv[0][4]))]

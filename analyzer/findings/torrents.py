@@ -11,12 +11,12 @@ the torrent's ``internal_*`` figures (its block bytes both ways), never as an
 upload to others."""
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from analyzer.findings.transfers import Transfer, TransferSums
 from analyzer.findings.truncation import Bounds
+from analyzer.protocols.compact import address_order
 from analyzer.sessions.index import RecordIndex
 from analyzer.sessions.records import ConnectionRecord
 from analyzer.sessions.subject import Subject
@@ -165,20 +165,29 @@ class HostFinding:
     last_seen_ns: int | None
 
 
-class _HostAcc:
-    __slots__ = ("sums", "internal", "connections", "internal_connections", "peers", "first", "last")
+class _Span:
+    """First and last frame time of the connections seen."""
+
+    __slots__ = ("first", "last")
 
     def __init__(self):
-        self.sums = TransferSums()
-        self.internal = TransferSums()
-        self.connections = 0
-        self.internal_connections = 0
-        self.peers: set = set()
         self.first = self.last = None
 
     def seen(self, r) -> None:
         self.first = r.first_ts_ns if self.first is None else min(self.first, r.first_ts_ns)
         self.last = r.last_ts_ns if self.last is None else max(self.last, r.last_ts_ns)
+
+
+class _HostAcc(_Span):
+    __slots__ = ("sums", "internal", "connections", "internal_connections", "peers")
+
+    def __init__(self):
+        super().__init__()
+        self.sums = TransferSums()
+        self.internal = TransferSums()
+        self.connections = 0
+        self.internal_connections = 0
+        self.peers: set = set()
 
 
 @dataclass
@@ -203,21 +212,22 @@ class TorrentFinding:
     internal_connections: int = 0
     internal_bytes: int = 0             # block bytes between subject hosts (both ways, each once)
     internal_acked_bytes: int = 0
+    uploaded_piece_messages: int = 0    # piece messages the subject sent (header captured)
 
 
-class _Acc:
-    __slots__ = ("sums", "transports", "peers", "peer_ids", "connections", "other_connections", "first", "last",
+class _Acc(_Span):
+    __slots__ = ("sums", "transports", "peers", "peer_ids", "connections", "other_connections",
                  "remote_clients", "subject_clients", "aliases", "hosts", "internal_connections", "internal_bytes",
-                 "internal_acked_bytes", "bounds", "announce_basis")
+                 "internal_acked_bytes", "bounds", "announce_basis", "uploaded_piece_messages")
 
     def __init__(self):
+        super().__init__()
         self.sums = TransferSums()
         self.transports: dict = defaultdict(TransportFigures)
         self.peers: set = set()
         self.peer_ids: set = set()
         self.connections = 0
         self.other_connections = 0
-        self.first = self.last = None
         self.remote_clients: Counter = Counter()
         self.subject_clients: Counter = Counter()
         self.aliases: set = set()
@@ -227,6 +237,7 @@ class _Acc:
         self.internal_acked_bytes = 0
         self.bounds = Bounds()
         self.announce_basis: set = set()
+        self.uploaded_piece_messages = 0
 
 
 class TorrentAccumulator:
@@ -252,13 +263,13 @@ class TorrentAccumulator:
                 h.internal_connections += 1
                 h.internal.add(view)
                 h.seen(r)
-            a.first = r.first_ts_ns if a.first is None else min(a.first, r.first_ts_ns)
-            a.last = r.last_ts_ns if a.last is None else max(a.last, r.last_ts_ns)
+            a.seen(r)
             return
         if not t.involves_subject:
             a.other_connections += 1
             return
         a.connections += 1
+        a.uploaded_piece_messages += t.up.pieces
         a.sums.add(t.sums)
         a.bounds.add(t.bounds)
         if r.attribution == "announce":
@@ -281,8 +292,7 @@ class TorrentAccumulator:
             a.remote_clients[t.remote_client] += 1
         if t.subject_client:
             a.subject_clients[t.subject_client] += 1
-        a.first = r.first_ts_ns if a.first is None else min(a.first, r.first_ts_ns)
-        a.last = r.last_ts_ns if a.last is None else max(a.last, r.last_ts_ns)
+        a.seen(r)
 
     def findings(self, subject: Subject, metas: list, pieces: list | None) -> list[TorrentFinding]:
         """One finding per torrent, sorted by info hash."""
@@ -301,13 +311,9 @@ class TorrentAccumulator:
                 remote_clients=dict(sorted(a.remote_clients.items())),
                 subject_clients=dict(sorted(a.subject_clients.items())),
                 hosts=[HostFinding(ip, h.sums, h.internal, h.connections, h.internal_connections, len(h.peers),
-                                   h.first, h.last) for ip, h in sorted(a.hosts.items(), key=lambda kv: _ip_key(kv[0]))],
+                                   h.first, h.last)
+                       for ip, h in sorted(a.hosts.items(), key=lambda kv: address_order(kv[0]))],
                 internal_connections=a.internal_connections, internal_bytes=a.internal_bytes,
                 internal_acked_bytes=a.internal_acked_bytes, bounds=a.bounds,
-                announce_basis=sorted(a.announce_basis)))
+                announce_basis=sorted(a.announce_basis), uploaded_piece_messages=a.uploaded_piece_messages))
         return out
-
-
-def _ip_key(ip: str):
-    a = ipaddress.ip_address(ip)
-    return (a.version, a.packed)

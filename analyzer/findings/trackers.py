@@ -17,11 +17,12 @@ together are then reconciled session by session.
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 import numpy as np
 
+from analyzer.findings.transfers import Transfer
+from analyzer.protocols.compact import address_order
 from analyzer.sessions.announces import TrackerAnnounce
 from analyzer.sessions.records import ConnectionRecord
 
@@ -88,20 +89,20 @@ class ReconciliationBins:
                 self.by_host.setdefault((groups.get(a.info_hash, a.info_hash), a.client_ip), []).append(a)
         self.bins: dict = {}
 
-    def add(self, r: ConnectionRecord, down, up, host: str) -> None:
-        """A subject connection of ``host`` (the subject end's address)."""
-        key = (self.groups.get(r.info_hash, r.info_hash), host)
+    def add(self, r: ConnectionRecord, t: Transfer) -> None:
+        """A connection between the subject host ``t.host`` and an outside host."""
+        key = (self.groups.get(r.info_hash, r.info_hash), t.host)
         if key not in self.by_host:
             return
         b = self.bins.setdefault(key, ({}, {}))
-        for series, acc in ((down.block_series, b[0]), (up.block_series, b[1])):
+        for series, acc in ((t.down.block_series, b[0]), (t.up.block_series, b[1])):
             for sec, n, _ in np.asarray(series).reshape(-1, 3).tolist():
                 acc[sec] = acc.get(sec, 0) + n
 
     def findings(self) -> list[Reconciliation]:
         """One row per client session, by info hash, host address and time."""
         out = []
-        for key in sorted(self.by_host, key=lambda k: (k[0], _ip_key(k[1]))):
+        for key in sorted(self.by_host, key=lambda k: (k[0], address_order(k[1]))):
             seq = sorted(self.by_host[key], key=lambda a: (a.ts_ns, a.file_idx, a.frame_no))
             down_bins, up_bins = self.bins.get(key, ({}, {}))
             for n, (why, session) in enumerate(client_sessions(seq), 1):
@@ -122,8 +123,3 @@ def _key(k: str):
         return int(k, 16)
     except ValueError:
         return k
-
-
-def _ip_key(ip: str):
-    a = ipaddress.ip_address(ip)
-    return (a.version, a.packed)

@@ -39,16 +39,12 @@ def with_excel(columns) -> tuple:
     return tuple(c for name in columns for c in ((name, name + "_excel") if name in TIME_COLUMNS else (name,)))
 
 
-def excel_time(iso: str | None) -> str:
-    """'2026-11-28T17:52:48.903610000Z' (timefmt.iso_ns) -> '2026-11-28 17:52:48.903' ('' for none)."""
-    return f"{iso[:10]} {iso[11:23]}" if iso else ""
-
-
 _EXCEL_AT: dict = {}     # id(base columns) -> (the tuple, positions of its time columns, last first)
 
 
 def _with_excel(base_columns, values: list) -> list:
-    """``values`` under ``base_columns`` with each time column's Excel twin inserted after it."""
+    """``values`` under ``base_columns`` with each time column's Excel twin inserted after it
+    ('2026-11-28T17:52:48.903610000Z' (timefmt.iso_ns) -> '2026-11-28 17:52:48.903', '' for none)."""
     found = _EXCEL_AT.get(id(base_columns))
     if found is None or found[0] is not base_columns:
         found = _EXCEL_AT[id(base_columns)] = (base_columns, tuple(

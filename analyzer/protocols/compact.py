@@ -25,6 +25,12 @@ def endpoint_text(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+def address_order(ip: str) -> tuple:
+    """Sort key of an address as text: IPv4 before IPv6, then numerically."""
+    a = ipaddress.ip_address(ip)
+    return (a.version, a.packed)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _v6_text(packed: bytes) -> str:
     return str(ipaddress.IPv6Address(packed))

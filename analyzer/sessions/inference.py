@@ -41,10 +41,10 @@ evidence (at most ``MAX_LISTED``, best first; the number not listed is kept).
 """
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from analyzer.protocols.compact import address_order
 from analyzer.sessions.subject import Subject, parse_endpoint_spec
 
 CONNECTION_KINDS = (("bittorrent", "BitTorrent connections"),
@@ -120,15 +120,10 @@ def gather(index, announces: list, udp) -> tuple[dict[str, Evidence], str]:
     return ev, what
 
 
-def _ip_key(ip: str):
-    a = ipaddress.ip_address(ip)
-    return (a.version, a.packed)
-
-
 def _rank(item):
     ip, x = item
     return (-x.connections, -x.torrent_announces, -x.connected_from, -x.tracker_announces, -x.lsd_announces,
-            -x.dht_messages, _ip_key(ip))
+            -x.dht_messages, address_order(ip))
 
 
 def _only(pool: list[str], test) -> str | None:
@@ -140,7 +135,7 @@ def decide(ev: dict[str, Evidence], what: str) -> tuple[str | None, str, bool]:
     """(address or None, basis, ambiguous) by the rules of the module docstring."""
     if what:
         n = max(x.of for x in ev.values())
-        common = sorted((ip for ip, x in ev.items() if x.connections == n), key=_ip_key)
+        common = sorted((ip for ip, x in ev.items() if x.connections == n), key=address_order)
         if len(common) == 1:
             return common[0], f"{common[0]} is an end of all {n} {what}", False
         if common:
@@ -165,12 +160,12 @@ def decide(ev: dict[str, Evidence], what: str) -> tuple[str | None, str, bool]:
                             f"port ({x.listening_port}) was connected to from several addresses "
                             f"({x.connected_from})"), False
         return None, f"{several}, and neither announcements nor listening ports single one out", True
-    trackers = sorted((ip for ip, x in ev.items() if x.tracker_announces), key=_ip_key)
+    trackers = sorted((ip for ip, x in ev.items() if x.tracker_announces), key=address_order)
     if trackers:
         if len(trackers) == 1:
             return trackers[0], f"{trackers[0]} sent every tracker announce ({ev[trackers[0]].tracker_announces})", False
         return None, f"tracker announces by {len(trackers)} addresses ({', '.join(trackers[:5])}...)", True
-    lsd = sorted((ip for ip, x in ev.items() if x.lsd_announces), key=_ip_key)
+    lsd = sorted((ip for ip, x in ev.items() if x.lsd_announces), key=address_order)
     if len(lsd) == 1:
         return lsd[0], f"{lsd[0]} sent every Local Service Discovery announce ({ev[lsd[0]].lsd_announces})", False
     dht = [ip for ip, x in ev.items() if x.dht_of and x.dht_messages == x.dht_of]
@@ -178,7 +173,7 @@ def decide(ev: dict[str, Evidence], what: str) -> tuple[str | None, str, bool]:
         x = ev[dht[0]]
         return dht[0], (f"{dht[0]} is an end of all {x.dht_of} DHT messages"
                         + (f" and sent {x.dht_queries} get_peers/announce_peer" if x.dht_queries else "")), False
-    queriers = sorted((ip for ip, x in ev.items() if x.dht_queries), key=_ip_key)
+    queriers = sorted((ip for ip, x in ev.items() if x.dht_queries), key=address_order)
     if len(queriers) == 1:
         return queriers[0], f"{queriers[0]} is the only node that sent get_peers/announce_peer", False
     if lsd or dht or queriers or any(x.dht_messages for x in ev.values()):
