@@ -175,11 +175,12 @@ def test_utp_receiver_that_closes_is_not_credited_for_what_it_acknowledges_after
         [s] = torrents_of(result, given_subject([ips[("S1", "S2", "S3").index(name)]]))
         sent = truth[name]["torrents"]["t1"]["total_payload_upload"]
         # a sender counts what it handed to uTP before it saw the close: all it put on the wire,
-        # less what was still being written then; at least what the receiver acknowledged, except
-        # that a write cut by the receiver's close is counted as far as libtorrent's write handler
-        # was told (seen once in CI: 254 bytes of the last block short of what L acknowledged)
+        # less what was still being written then; at least what the receiver acknowledged. A write
+        # cut by the receiver's close is counted as far as libtorrent's write handler was told, so
+        # for the peers L closes on the counter may miss or exceed the wire by part of one message
+        # (seen: 254 bytes short of what L acknowledged; 537 bytes more than reached the wire)
         slack = 16384 + 13 if name in ("S2", "S3") else 0
-        assert s["uploaded_acked_bytes"] - slack <= sent <= s["uploaded_bytes"], name
+        assert s["uploaded_acked_bytes"] - slack <= sent <= s["uploaded_bytes"] + slack, name
         # never more than the data packets L acknowledged up to its close (payload, headers included)
         [c] = [c for (ip, _, _), c in conns.items() if ip == ips[("S1", "S2", "S3").index(name)]]
         assert s["uploaded_acked_bytes"] <= c.acked_by_close, name
