@@ -101,11 +101,17 @@ class Outcome:
 
 def run_plan(plan: Plan, warn: Callable[[str], None]) -> Outcome:
     progress = plan.progress or Progress()
+    slots = None
+    if plan.scheduler is None and plan.workers > 1:     # a local cluster: workers forked while one thread runs
+        from analyzer.pipeline.forked import start
+        slots = start(plan.workers)
     progress.begin(sum(_size(p) for p in plan.paths), len(plan.paths))
     try:
-        return _run(plan, warn, progress)
+        return _run(plan, warn, progress, slots)
     finally:
         progress.end()
+        if slots is not None:
+            slots.close()
 
 
 def _size(path: Path) -> int:
@@ -115,7 +121,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _run(plan: Plan, warn, progress) -> Outcome:
+def _run(plan: Plan, warn, progress, slots=None) -> Outcome:
     if not plan.staged:
         flows = Flows(plan.metas, plan.carve, verify=True)
         tracebacks: list = []
@@ -131,4 +137,4 @@ def _run(plan: Plan, warn, progress) -> Outcome:
         from analyzer.pipeline.driver import LocalExecutor, run_staged   # (staged runs only)
         return run_staged(plan, LocalExecutor(), progress, warn)
     from analyzer.pipeline.cluster import run_on_dask
-    return run_on_dask(plan, warn, progress)
+    return run_on_dask(plan, warn, progress, slots)

@@ -15,21 +15,36 @@ from typing import Callable
 from analyzer.pipeline.driver import DaskExecutor, run_staged
 
 
-def connect(plan):
-    """(client, cluster or None): a client of the plan's scheduler, or of a new local cluster."""
+def connect(plan, slots=None):
+    """(client, cluster or None): a client of the plan's scheduler, or of a new local cluster (its
+    workers forked earlier by ``slots`` when the run could fork them, else spawned by Dask)."""
     from distributed import Client, LocalCluster
     if plan.scheduler:
         return Client(plan.scheduler, timeout="30s"), None
-    cluster = LocalCluster(n_workers=plan.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, scheduler_kwargs={"dashboard": False}, memory_limit=0,
-                           silence_logs=50)
-    return Client(cluster), cluster
-
-
-def run_on_dask(plan, warn: Callable[[str], None], progress):
-    client, cluster = connect(plan)
+    kw = dict(threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+              scheduler_kwargs={"dashboard": False}, memory_limit=0, silence_logs=50)
+    if slots is None:
+        cluster = LocalCluster(n_workers=plan.workers, **kw)
+        return Client(cluster), cluster
+    cluster = LocalCluster(n_workers=0, **kw)
+    slots.connect(cluster.scheduler_address)
+    client = Client(cluster)
     try:
-        return run_staged(plan, DaskExecutor(client), progress, warn)
+        client.wait_for_workers(plan.workers, timeout=120)
+    except BaseException:
+        client.close()
+        cluster.close()
+        raise
+    return client, cluster
+
+
+def run_on_dask(plan, warn: Callable[[str], None], progress, slots=None):
+    client, cluster = connect(plan, slots)
+    try:
+        outcome = run_staged(plan, DaskExecutor(client), progress, warn)
+        if cluster is not None:
+            outcome.run["local_workers"] = "spawned" if slots is None else "forked"
+        return outcome
     finally:
         client.close()
         if cluster is not None:
