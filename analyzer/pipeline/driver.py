@@ -113,8 +113,8 @@ class DaskExecutor:
         self.client = client
         self.workers = len(client.scheduler_info().get("workers", {})) or 1
 
-    def submit(self, fn, *args, retries: int = 0):
-        return self.client.submit(fn, *args, pure=False, retries=retries)
+    def submit(self, fn, *args, retries: int = 0, priority: int = 0):
+        return self.client.submit(fn, *args, pure=False, retries=retries, priority=priority)
 
     def done(self, futures):
         from distributed import as_completed
@@ -126,6 +126,13 @@ class DaskExecutor:
 
 
 # ---------------------------------------------------------------------- the driver
+def _file_size(path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def run_staged(plan, executor, progress, warn):
     from analyzer.pipeline import Outcome, _size
     # several shards a worker: connections differ in size, so smaller flows tasks, handed out as
@@ -157,7 +164,10 @@ def run_staged(plan, executor, progress, warn):
     parts: list = [None] * shards
     futures = {}
     verify = [sorted(m.info_hash_v1 or m.info_hash_v2 for m in plan.metas), plan.carve is not None]
-    for s in range(shards):
+    # the largest shards first (what the map stage wrote for them): the last task to start is a
+    # small one, so the workers finish together
+    weight = [sum(_file_size(m.spills[s]) for m in ordered if m.spills) for s in range(shards)]
+    for rank, s in enumerate(sorted(range(shards), key=lambda s: (-weight[s], s))):
         key = flows_key(s, shards, keys, verify)
         found = work.finished_flows(key) if plan.resume else None
         if found is not None:
@@ -166,7 +176,7 @@ def run_staged(plan, executor, progress, warn):
             progress.task_done("flows", f"shard {s}", reused=True)
         else:
             futures[executor.submit(flows_task, s, shards, ordered, work.root, key, plan.metas,
-                                    plan.carve is not None)] = s
+                                    plan.carve is not None, priority=shards - rank)] = s
     for fut in executor.done(list(futures)):
         s = futures[fut]
         parts[s] = executor.result(fut)
