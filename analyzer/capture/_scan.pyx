@@ -292,30 +292,68 @@ cdef enum:
     P_LEAD = 0
     P_STOP = 1
     P_DONE = 2
-PAGER_LEAD, PAGER_STOP, PAGER_DONE = P_LEAD, P_STOP, P_DONE     # slots of the pager's state array
+    P_SCAN = 3
+    P_WALK = 4
+PAGER_LEAD, PAGER_STOP, PAGER_DONE, PAGER_SCAN, PAGER_WALK = P_LEAD, P_STOP, P_DONE, P_SCAN, P_WALK     # slots of the pager's state array
 
 
-def run_pager(const uint8_t[::1] buf, int64_t[::1] state, Py_ssize_t ahead, Py_ssize_t stride):
+def run_pager(const uint8_t[::1] buf, int64_t[::1] state, Py_ssize_t ahead, Py_ssize_t stride,
+              Py_ssize_t walk=0, bint swapped=False, uint32_t max_caplen=0):
     """Fault in the pages of ``buf`` (a mapped file) up to ``ahead`` bytes past ``state[PAGER_LEAD]``
     (the furthest position its readers reached, which they store there), until the end of ``buf``
     or until ``state[PAGER_STOP]`` is set; ``state[PAGER_DONE]`` is how far it got.  Runs without
     the interpreter lock from start to end (a worker thread calls it once): it polls the readers'
-    position every 100 microseconds when it is ahead of them."""
-    cdef Py_ssize_t size = buf.shape[0], done = 0, target
+    position every 100 microseconds when it is ahead of them.
+
+    ``walk`` > 0 (a classic pcap file, scanned without a hash): also read the record headers of
+    the next ``walk`` bytes past the scan's position (``state[PAGER_SCAN]``, a record boundary),
+    following their lengths, so that the scan, which must chase the same chain, finds them in
+    the cache instead of memory (each header is a cache miss of its own).  Only reads: a length
+    past ``max_caplen`` ends the walk until the scan moves on.  ``state[PAGER_WALK]``: where the
+    walk is (the header it stopped at, after damage)."""
+    cdef Py_ssize_t size = buf.shape[0], done = 0, target, rec = 0, scan = 0, wend, bad = -1
     cdef uint8_t acc = 0
+    cdef uint32_t caplen
+    cdef bint busy
     cdef volatile int64_t* st = &state[0]
+    cdef const uint8_t* b = &buf[0]
     if stride < 1:
         stride = 1
     with nogil:
-        while done < size and st[P_STOP] == 0:
+        while st[P_STOP] == 0:
+            busy = False
             target = st[P_LEAD] + ahead
             if target > size:
                 target = size
-            if done >= target:
+            if done < target:
+                while done < target:
+                    acc ^= (<volatile const uint8_t*>&buf[done])[0]
+                    done += stride
+                st[P_DONE] = done if done < size else size
+                busy = True
+            if walk > 0:
+                scan = st[P_SCAN]
+                if rec < 0:
+                    if scan != bad:          # the scan moved past the damage: walk on from it
+                        rec = scan
+                elif scan > rec:
+                    rec = scan
+                if rec >= 0:
+                    wend = scan + walk
+                    if wend > size:
+                        wend = size
+                    while rec + 16 <= wend:
+                        busy = True
+                        caplen = rd32(b + rec + 8, swapped)
+                        if caplen > max_caplen:
+                            st[P_WALK] = rec
+                            bad, rec = scan, -1
+                            break
+                        rec += 16 + caplen
+                    if rec >= 0:
+                        st[P_WALK] = rec
+            if not busy:
+                if done >= size and (walk <= 0 or scan + 16 > size):
+                    break
                 usleep(100)
-                continue
-            while done < target:
-                acc ^= (<volatile const uint8_t*>&buf[done])[0]
-                done += stride
-            st[P_DONE] = done if done < size else size
     return acc

@@ -9,6 +9,9 @@ on its own thread.  Three things keep that fast and bounded:
 * A *pager* thread (``_scan.run_pager``, compiled, without the interpreter
   lock from start to end) faults the pages in ``AHEAD`` bytes ahead of the
   furthest reader, so neither the scan nor the hash stops for page faults.
+  Without a hash it has a core to spare and also reads the record headers
+  of a classic pcap file ``WALK`` bytes ahead of the scan: the scan chases
+  the chain of record lengths, a cache miss a record, and finds them cached.
 * Pages both readers have passed are *given back* (``MADV_DONTNEED``) every
   ``DROP`` bytes: the file's pages in this process stay within
   ``DROP + MAX_LAG + AHEAD`` bytes whatever its size.
@@ -35,14 +38,16 @@ from analyzer.capture import _scan
 AHEAD = 16 << 20        # pages faulted in ahead of the furthest reader
 DROP = 8 << 20          # pages given back in steps of this many bytes
 MAX_LAG = 24 << 20      # how far one reader may run ahead of the other
+WALK = 8 << 20          # record headers read ahead of the scan (two scan windows), without a hash
 STALL_S = 5.0           # a hash without progress this long no longer holds the scan back
 PAGE = mmap.PAGESIZE
 
 
 class MappedFile:
-    def __init__(self, fileno: int, hashed_to: int | None):
+    def __init__(self, fileno: int, hashed_to: int | None, walk: tuple | None = None):
         """``hashed_to``: bytes of the file hashed already (the hasher goes on from there), or None
-        without a hash."""
+        without a hash.  ``walk``: (first record, big-endian, largest caplen) of a classic pcap
+        file: the pager also reads the record headers just ahead of the scan (``_scan.run_pager``)."""
         self.mm = mmap.mmap(fileno, 0, access=mmap.ACCESS_READ)
         try:
             self.mm.madvise(mmap.MADV_SEQUENTIAL)
@@ -56,14 +61,19 @@ class MappedFile:
         self.closed = False
         self.unthrottled = False
         self._cv = threading.Condition()
-        self._state = np.zeros(3, np.int64)         # the pager's [lead, stop, done]
-        self._pager = threading.Thread(target=_scan.run_pager, args=(self.data, self._state, AHEAD, PAGE),
-                                       name="bt-analyzer-pager", daemon=True)
+        self._state = np.zeros(5, np.int64)         # the pager's [lead, stop, done, scan, walk]
+        args = (self.data, self._state, AHEAD, PAGE)
+        if walk is not None:
+            first, swapped, max_caplen = walk
+            self._state[_scan.PAGER_SCAN] = first
+            args += (WALK, swapped, max_caplen)
+        self._pager = threading.Thread(target=_scan.run_pager, args=args, name="bt-analyzer-pager", daemon=True)
         self._pager.start()
 
     # ------------------------------------------------------------------ the scan (reader thread)
     def scan_to(self, pos: int) -> None:
         """The scan reached ``pos``: wait while it is too far ahead of the hash, give back pages."""
+        self._state[_scan.PAGER_SCAN] = pos
         with self._cv:
             self.scanned = pos
             self._lead()
@@ -79,6 +89,7 @@ class MappedFile:
 
     def scan_done(self) -> None:
         """The scan is over (end of file, or stopped early): the hash is never held back again."""
+        self._state[_scan.PAGER_SCAN] = self.size
         with self._cv:
             self.scanned = self.size
             self._lead()

@@ -392,7 +392,10 @@ class CaptureReader:
         if self.report.compression != "none" or self.report.size_bytes < MAP_AT or self._base != 0:
             return
         try:
-            mapped = MappedFile(self._raw.fileno(), self._fill if self._hasher is not None else None)
+            # without a hash the pager has a core to spare: it also reads the record headers ahead
+            walk = ((self._pos, self._swapped, self._max_caplen)
+                    if self._hasher is None and self.report.format == "pcap" else None)
+            mapped = MappedFile(self._raw.fileno(), self._fill if self._hasher is not None else None, walk)
         except (OSError, ValueError):
             return                                  # not mappable: the buffers it is
         self._mm = mapped
