@@ -326,10 +326,16 @@ def main() -> int:
             per_gb, fixed = slope([(b, r["seconds"]) for b, r in runs])
             R["case"][f"{mode}_w{w}"] = {"points": [(b, r["seconds"]) for b, r in runs], "s_per_gb": per_gb,
                                          "fixed_s": fixed, "whole": runs[-1][1]}
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([EXE, "analyze", *map(str, case), "--local", "127.0.0.3", "--out", tmp + "/o", "--quiet",
-                        "--workers", "2"], check=True)
-        R["case_run"] = json.loads((Path(tmp) / "o" / "manifest.json").read_text())["run"]
+    with tempfile.TemporaryDirectory() as tmp:         # the same figures on 2 workers as in one process
+        outs = {}
+        for name, extra in (("one", ["--workers", "1"]), ("two", ["--workers", "2"])):
+            subprocess.run([EXE, "analyze", *map(str, case), "--local", "127.0.0.3", "--out", f"{tmp}/{name}",
+                            "--quiet", *extra], check=True)
+            outs[name] = (Path(tmp) / name / "summary.json").read_bytes()
+        R["case_run"] = json.loads((Path(tmp) / "two" / "manifest.json").read_text())["run"]
+        case_summary = json.loads(outs["one"])
+        R["case_identical"] = outs["one"] == outs["two"]
+        R["case_connections"] = case_summary["torrents"][0]["connections"]
     rot = [derived["rotated"]]
     R["rotated_staged1"] = analyze(rep, rot, "--workers", "1", "--shards", "8")
     R["rotated_workers2"] = analyze(rep, rot, "--workers", "2")
@@ -410,6 +416,9 @@ def report(R: dict) -> None:
     rows.append(("block spill written / input (--torrent)", f"{R['block_spill_bytes'] / rb:.2f}", "", ""))
     vt, vi = R["verify_workers2"]["seconds"], R["rotated_workers2"]["seconds"]
     rows.append(("--torrent, 2 workers / plain, 2 workers", f"{vt / vi:.2f}  ({vt:.2f} s)", "", ""))
+    rows.append(("case set: summary.json of 2 workers == one process", f"{R['case_identical']} "
+                 f"({R['case_connections']} connections, {R['case_run']['shards']} shards, workers "
+                 f"{R['case_run'].get('local_workers')})", "", ""))
     row("peak RSS per worker (2 workers)", f"{R['rotated_workers2']['peak_rss_mb']:.0f} MB", "< 512 MiB",
         R["rotated_workers2"]["peak_rss_mb"] < 536)
     row("one process, end to end", f"{size / a / MB:,.0f} MB/s", ">= 850 MB/s", size / a / MB >= 850)
