@@ -294,6 +294,7 @@ cdef enum:
     P_DONE = 2
     P_SCAN = 3
     P_WALK = 4
+    STOP_EVERY = 64           # pages the pager faults between looks at the stop flag
 PAGER_LEAD, PAGER_STOP, PAGER_DONE, PAGER_SCAN, PAGER_WALK = P_LEAD, P_STOP, P_DONE, P_SCAN, P_WALK     # slots of the pager's state array
 
 
@@ -303,7 +304,9 @@ def run_pager(const uint8_t[::1] buf, int64_t[::1] state, Py_ssize_t ahead, Py_s
     (the furthest position its readers reached, which they store there), until the end of ``buf``
     or until ``state[PAGER_STOP]`` is set; ``state[PAGER_DONE]`` is how far it got.  Runs without
     the interpreter lock from start to end (a worker thread calls it once): it polls the readers'
-    position every 100 microseconds when it is ahead of them.
+    position every 100 microseconds when it is ahead of them, and the stop flag every
+    ``STOP_EVERY`` pages while it faults (a reader that stops early may have moved the lead to
+    the end of the file just before it stops the pager).
 
     ``walk`` > 0 (a classic pcap file, scanned without a hash): also read the record headers of
     the next ``walk`` bytes past the scan's position (``state[PAGER_SCAN]``, a record boundary),
@@ -311,7 +314,7 @@ def run_pager(const uint8_t[::1] buf, int64_t[::1] state, Py_ssize_t ahead, Py_s
     the cache instead of memory (each header is a cache miss of its own).  Only reads: a length
     past ``max_caplen`` ends the walk until the scan moves on.  ``state[PAGER_WALK]``: where the
     walk is (the header it stopped at, after damage)."""
-    cdef Py_ssize_t size = buf.shape[0], done = 0, target, rec = 0, scan = 0, wend, bad = -1
+    cdef Py_ssize_t size = buf.shape[0], done = 0, target, rec = 0, scan = 0, wend, bad = -1, k
     cdef uint8_t acc = 0
     cdef uint32_t caplen
     cdef bint busy
@@ -326,9 +329,16 @@ def run_pager(const uint8_t[::1] buf, int64_t[::1] state, Py_ssize_t ahead, Py_s
             if target > size:
                 target = size
             if done < target:
+                k = 0
                 while done < target:
                     acc ^= (<volatile const uint8_t*>&buf[done])[0]
                     done += stride
+                    k += 1
+                    if k == STOP_EVERY:
+                        k = 0
+                        st[P_DONE] = done
+                        if st[P_STOP] != 0:
+                            break
                 st[P_DONE] = done if done < size else size
                 busy = True
             if walk > 0:
