@@ -50,6 +50,8 @@ def _capture_cases(tmp: Path) -> dict:
             [H.bt_handshake(b"-XX0001-clientclient")],
             [H.bt_handshake(), *_segments(b"".join(list(H.oversized_bitfield_stream(8 << 20))[1:]))]))),
         "syn_flood_200k": lambda: file("a.pcap", H.syn_flood_pcap(200_000)) + ["--local", "10.0.0.2"],
+        "payload_flood_200k": lambda: file("a.pcap", H.flood_pcap(H.payload_flood_frames(200_000)))
+        + ["--local", "10.0.0.2"],
         "dev_zero": lambda: ["/dev/zero"],
         "fifo": lambda: (os.mkfifo(tmp / "fifo"), [str(tmp / "fifo")])[1],
     }

@@ -41,6 +41,7 @@ from libc.stdlib cimport calloc, malloc, realloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 cdef enum:
+    RING_START = 1 << 8
     RING_INIT = 1 << 16
     RING_MAX = 1 << 20
     OOO_CAP = 1 << 22
@@ -211,12 +212,20 @@ cdef class TcpStream:
         cdef Py_ssize_t k, chunk
         if self.sink is not None:
             self.sink.feed(data, n)
-        # Keep the last bytes for comparing later retransmissions.
+        # Keep the last bytes for comparing later retransmissions.  The ring starts small and
+        # doubles while it holds every byte since ring_from, up to RING_INIT: the same bytes as a
+        # RING_INIT ring from the start, without 64 KiB for each stream of a few bytes (a flood of
+        # connections that each carry a little payload).
         if self.x.ring == NULL:
-            self.x.ring = <uint8_t*>malloc(RING_INIT)
+            self.x.ring = <uint8_t*>malloc(RING_START)
             if self.x.ring == NULL:
                 raise MemoryError()
-            self.x.ring_cap = RING_INIT
+            self.x.ring_cap = RING_START
+        while self.x.ring_cap < RING_INIT and self.next_off + n - self.x.ring_from > self.x.ring_cap:
+            k = self.x.ring_cap
+            self._grow_ring()
+            if self.x.ring_cap == k:
+                break           # no memory for a larger ring: older bytes are then uncompared
         k = n if n < self.x.ring_cap else self.x.ring_cap
         pos = self.next_off + n - k
         data += n - k
@@ -360,15 +369,20 @@ cdef class TcpStream:
         """Double the ring, keeping the bytes it holds at their new positions."""
         cdef int64_t new_cap = self.x.ring_cap * 2
         cdef uint8_t* r = <uint8_t*>malloc(new_cap)
-        cdef int64_t lo = self.next_off - self.x.ring_cap, o
+        cdef int64_t lo = self.next_off - self.x.ring_cap, o, k
         if r == NULL:
             return
         if lo < self.x.ring_from:
             lo = self.x.ring_from
         o = lo
-        while o < self.next_off:
-            r[o & (new_cap - 1)] = self.x.ring[o & (self.x.ring_cap - 1)]
-            o += 1
+        while o < self.next_off:       # in runs that wrap neither ring
+            k = self.next_off - o
+            if k > self.x.ring_cap - (o & (self.x.ring_cap - 1)):
+                k = self.x.ring_cap - (o & (self.x.ring_cap - 1))
+            if k > new_cap - (o & (new_cap - 1)):
+                k = new_cap - (o & (new_cap - 1))
+            memcpy(r + (o & (new_cap - 1)), self.x.ring + (o & (self.x.ring_cap - 1)), k)
+            o += k
         free(self.x.ring)
         self.x.ring = r
         self.x.ring_cap = new_cap

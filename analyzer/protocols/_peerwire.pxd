@@ -45,7 +45,7 @@ cdef class PeerWireParser(StreamSink):
 
     # resynchronisation
     cdef uint8_t* rbuf
-    cdef Py_ssize_t rbuf_len, rscan
+    cdef Py_ssize_t rbuf_len, rscan, rbuf_cap
     cdef int64_t rbuf_off, resync_start
     cdef bint tail_ok                       # skipped bytes may be a block tail (gap / mid-stream)
     cdef int anchor_kind

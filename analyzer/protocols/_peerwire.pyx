@@ -88,6 +88,7 @@ cdef enum:
 cdef enum:
     MAX_MESSAGE = 1 << 20          # cap for any non-piece message body
     DEFAULT_MAX_BLOCK = 1 << 17    # BEP 3 blocks are 16 KiB; some clients allow 128 KiB
+    RBUF_START = 1 << 8
     RBUF_CAP = 1 << 18
     RESYNC_BUDGET = 1 << 22
     RESYNC_STEP = 1 << 12          # bytes buffered between scans while resynchronising
@@ -738,12 +739,21 @@ cdef class PeerWireParser:
     cdef Py_ssize_t _feed_resync(self, const uint8_t* p, Py_ssize_t n):
         """Buffer and scan (in steps, so a replay stays short); on an anchor, set
         the replay and return how many input bytes were consumed."""
-        cdef Py_ssize_t consumed = 0, take, found, drop
-        if self.rbuf == NULL:
-            self.rbuf = <uint8_t*>malloc(RBUF_CAP)
+        cdef Py_ssize_t consumed = 0, take, found, drop, cap, want
+        cdef uint8_t* grown
+        if self.rbuf == NULL:           # small first: a flood of connections seen mid-stream, each
+            self.rbuf = <uint8_t*>malloc(RBUF_START)     # with a few bytes, costs no 256 KiB each
             if self.rbuf == NULL:
                 raise MemoryError()
+            self.rbuf_cap = RBUF_START
         while consumed < n:
+            want = n - consumed if n - consumed < RESYNC_STEP else RESYNC_STEP
+            while self.rbuf_cap - self.rbuf_len < want and self.rbuf_cap < RBUF_CAP:
+                cap = self.rbuf_cap * 2     # room for this step: the scans happen where they did
+                grown = <uint8_t*>realloc(self.rbuf, cap)
+                if grown == NULL:
+                    raise MemoryError()
+                self.rbuf, self.rbuf_cap = grown, cap
             if self.rbuf_len == RBUF_CAP:
                 drop = self.rscan if self.rscan > 0 else 1
                 memmove(self.rbuf, self.rbuf + drop, self.rbuf_len - drop)
@@ -756,7 +766,7 @@ cdef class PeerWireParser:
             if self.opaque_scan and self.rbuf_off + self.rbuf_len - self.resync_start >= OPAQUE_SCAN:
                 self._give_up()
                 return consumed
-            take = min(RBUF_CAP - self.rbuf_len, n - consumed, RESYNC_STEP)
+            take = min(self.rbuf_cap - self.rbuf_len, n - consumed, RESYNC_STEP)
             memcpy(self.rbuf + self.rbuf_len, p + consumed, take)
             self.rbuf_len += take
             consumed += take
@@ -829,3 +839,4 @@ cdef class PeerWireParser:
         self.state = S_OPAQUE
         free(self.rbuf)
         self.rbuf = NULL
+        self.rbuf_cap = 0

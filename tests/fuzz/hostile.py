@@ -85,6 +85,20 @@ def syn_flood_frames(n: int, dst: bytes = SERVER, dport: int = 6881):
         yield ether(tcp(src, dst, 1024 + i % 60000, dport, i * 7919, 0, 0x02))
 
 
+def payload_flood_frames(n: int, dst: bytes = SERVER, dport: int = 6881, payload: bytes = b"\x13BitTorrent protocol"):
+    """Ethernet frames of ``n`` connections seen mid-stream (no SYN), each one segment of a few
+    payload bytes (a BitTorrent handshake's first 20 by default): every one gets payload state,
+    a parser resynchronising, a comparison ring."""
+    for i in range(n):
+        src = bytes([10, 128 | (i >> 16) & 127, (i >> 8) & 255, i & 255])
+        yield ether(tcp(src, dst, 1024 + i % 60000, dport, i * 7919, 0, 0x18, payload))
+
+
+def flood_pcap(frames, per_second: int = 1000) -> bytes:
+    return pcap([(BASE_S + i // per_second, (i % per_second) * (1_000_000 // per_second), f)
+                 for i, f in enumerate(frames)])
+
+
 def syn_flood_pcap(n: int, per_second: int = 1000) -> bytes:
     """``n`` SYNs, ``per_second`` of them each second (a pcap)."""
     return pcap([(BASE_S + i // per_second, (i % per_second) * (1_000_000 // per_second), f)
