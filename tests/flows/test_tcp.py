@@ -209,6 +209,26 @@ def test_old_duplicate_beyond_ring_is_uncompared():
     assert st["conflict_bytes"] == 0
 
 
+@pytest.mark.parametrize("delivered", [40, 255, 256, 257, 3000, 40_000, 65_536, 200_000])
+def test_a_changed_retransmission_is_compared_at_every_ring_size(delivered):
+    """The ring starts at 256 bytes and doubles while it holds every byte delivered: a
+    retransmission of the first bytes with one byte changed is compared (one conflicting byte)
+    as long as they are within the last 64 KiB, whatever the ring's size at the time."""
+    data = random.Random(delivered).randbytes(delivered)
+    s, _ = new(sink=False)
+    deliver(s, cut(data, 1000, 1000))
+    k = min(delivered, 1000)
+    changed = bytearray(data[:k])
+    changed[k // 2] ^= 0xFF
+    deliver(s, [(1001, bytes(changed))])
+    st, _, _ = finish(s, None)
+    assert st["duplicate_bytes"] == k
+    if delivered <= 65_536:
+        assert (st["conflict_bytes"], st["conflict_segments"], st["uncompared_bytes"]) == (1, 1, 0)
+    else:
+        assert (st["conflict_bytes"], st["uncompared_bytes"]) == (0, k)
+
+
 # ---------------------------------------------------------------------- sequence number wrap-around
 @pytest.mark.parametrize("isn", [2**32 - 1, 2**32 - 2, 2**32 - 5000, 2**32 - 40000])
 def test_wrap_around_with_reordering(bt, isn):
