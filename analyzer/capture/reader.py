@@ -98,6 +98,7 @@ class Batch:
     n: int
     first_frame_no: int  # frame number (1-based, as in Wireshark) of record 0
     base: int = 0        # stream offset of buf[0] (a file offset for an uncompressed file)
+    stable: bool = False  # buf is a mapped file: its bytes stay as they are while it is referenced
 
 
 @dataclass
@@ -486,7 +487,7 @@ class CaptureReader:
                 n, status = scan()
                 if n:
                     batch = Batch(self._buf, self._off, self._cap, self._orig, self._ts, self._if,
-                                  self._if_linktype, n, frame_no, self._base)
+                                  self._if_linktype, n, frame_no, self._base, self._mm is not None)
                     self._note_batch(n)
                     yield batch
                     frame_no += n

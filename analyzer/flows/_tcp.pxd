@@ -9,11 +9,20 @@ cdef class Segment:
     cdef bytes data
 
 
+cdef struct PendEntry:
+    const uint8_t* p                       # delivered bytes still where the capture had them
+    int64_t off
+    int64_t n
+
+
 cdef struct TcpData:
     # What only a stream that carries payload (or sees a hole) needs: allocated then, zeroed.
     int64_t ooo_bytes
     uint8_t* ring
     int64_t ring_cap, ring_from
+    # deliveries not yet copied into the ring (see the module docstring), a ring of pend_cap
+    PendEntry* pend
+    Py_ssize_t pend_head, pend_n, pend_cap
     int64_t gap_lo, gap_hi                 # the range last declared a gap
     int hole_frames
     int64_t hole_at                        # next_off when the current hole was first seen acked
@@ -35,16 +44,20 @@ cdef class TcpStream:
     cdef readonly int64_t marked_acked_bytes
     cdef list ooo                          # out-of-order Segments (None until the first)
     cdef TcpData* x                        # NULL until the stream needs it (see TcpData)
+    cdef object pend_owner                 # the buffer the pending deliveries lie in (kept alive)
 
     cdef inline int64_t rel(self, uint32_t seq) noexcept:
         return self.next_off + <int32_t>(seq - <uint32_t>(self.base_seq + <uint32_t>self.next_off))
 
-    cdef void segment(self, uint32_t seq, int flags, const uint8_t* data, Py_ssize_t caplen, Py_ssize_t paylen)
+    cdef void segment(self, uint32_t seq, int flags, const uint8_t* data, Py_ssize_t caplen, Py_ssize_t paylen,
+                      object owner)
     cdef void ack(self, uint32_t ack)
     cdef void finish(self)
     cdef void shrink(self)
-    cdef void _insert(self, int64_t off, const uint8_t* data, Py_ssize_t n)
-    cdef void _deliver(self, const uint8_t* data, Py_ssize_t n)
+    cdef void _insert(self, int64_t off, const uint8_t* data, Py_ssize_t n, object owner)
+    cdef void _deliver(self, const uint8_t* data, Py_ssize_t n, object owner)
+    cdef void _to_ring(self, int64_t pos, const uint8_t* data, Py_ssize_t n)
+    cdef void _materialize(self)
     cdef void _drain(self)
     cdef void _take(self, Segment s)
     cdef Py_ssize_t _first_ending_after(self, int64_t off)

@@ -13,7 +13,14 @@ captured), and ``rel(seq)`` interprets ``seq`` as a signed 32-bit distance from
   from the capture buffer (no copy); bytes below ``next_off`` are duplicates
   (retransmissions, overlapping re-segmentation) and are compared against a
   ring of recently delivered bytes: differing bytes are counted as conflicts,
-  bytes older than the ring as uncompared.  Segments beyond ``next_off`` wait
+  bytes older than the ring as uncompared.  When the frames lie in a buffer
+  that does not change while it is referenced (a capture file mapped into
+  memory: the caller passes it as ``owner``), a stream whose ring is full
+  size does not copy each delivery into the ring: it notes where the bytes
+  lie (``PendEntry``, one for every 512 bytes of ring, the buffer kept alive) and copies
+  them only when they are needed (a duplicate to compare, a delivery from
+  another buffer, a gap); entries that fall out of the ring's reach before
+  then are never copied.  Segments beyond ``next_off`` wait
   in a sorted, non-overlapping out-of-order list (copied, capped at
   ``OOO_CAP`` bytes and ``OOO_MAX_SEGMENTS`` segments): a segment's place is
   found by binary search and spliced in with one list operation, and a drain
@@ -41,6 +48,8 @@ from libc.stdlib cimport calloc, malloc, realloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 cdef enum:
+    PEND_MIN = 64                  # entries of deliveries left in place (at least; ring_cap >> PEND_SHIFT)
+    PEND_SHIFT = 9
     RING_START = 1 << 8
     RING_INIT = 1 << 16
     RING_MAX = 1 << 20
@@ -72,6 +81,7 @@ cdef class TcpStream:
 
     def __dealloc__(self):
         if self.x != NULL:
+            free(self.x.pend)
             free(self.x.ring)
             free(self.x.marks)
             free(self.x)
@@ -89,10 +99,24 @@ cdef class TcpStream:
         self.sink = sink
 
     # ------------------------------------------------------------------ Python API (tests)
-    def receive_segment(self, uint32_t seq, int flags, bytes payload=b"", paylen=None):
+    def receive_segment(self, uint32_t seq, int flags, bytes payload=b"", paylen=None, bint in_place=False):
+        """``in_place``: the payload (a bytes object: it never changes) is the buffer the bytes lie
+        in, as a mapped capture file is (deliveries noted, not copied; see the module docstring)."""
         cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(payload)
         cdef Py_ssize_t n = len(payload)
-        self.segment(seq, flags, p, n, n if paylen is None else paylen)
+        self.segment(seq, flags, p, n, n if paylen is None else paylen, payload if in_place else None)
+
+    def receive_in_place(self, uint32_t seq, int flags, bytes buf, Py_ssize_t start, Py_ssize_t n):
+        """A segment whose payload is ``buf[start:start+n]``, left where it lies (``buf`` is the
+        owner the stream may keep: as the engine does with a mapped capture file)."""
+        if start < 0 or n < 0 or start + n > len(buf):
+            raise ValueError("the payload is not inside buf")
+        self.segment(seq, flags, <const uint8_t*>PyBytes_AS_STRING(buf) + start, n, n, buf)
+
+    @property
+    def pending_deliveries(self):
+        """Deliveries noted where they lie and not yet copied into the ring."""
+        return self.x.pend_n if self.x != NULL else 0
 
     def receive_ack(self, uint32_t ack):
         self.ack(ack)
@@ -136,7 +160,8 @@ cdef class TcpStream:
             "truncated_bytes", "marked_bytes", "marked_acked_bytes", "next_off", "ack_off")}
 
     # ------------------------------------------------------------------ segments
-    cdef void segment(self, uint32_t seq, int flags, const uint8_t* data, Py_ssize_t caplen, Py_ssize_t paylen):
+    cdef void segment(self, uint32_t seq, int flags, const uint8_t* data, Py_ssize_t caplen, Py_ssize_t paylen,
+                      object owner):
         cdef int64_t off, end, target
         cdef Segment first
         if flags & TH_RST:
@@ -162,7 +187,7 @@ cdef class TcpStream:
             if end > self.max_end:
                 self.max_end = end
             if caplen > 0:
-                self._insert(off, data, caplen)
+                self._insert(off, data, caplen, owner)
             if caplen < paylen:
                 # Cut by the snap length: those bytes exist but are not in the capture.
                 self.x.truncated_bytes += paylen - caplen
@@ -182,7 +207,7 @@ cdef class TcpStream:
                 self.max_end = self.fin_off
         self._check_hole()
 
-    cdef void _insert(self, int64_t off, const uint8_t* data, Py_ssize_t n):
+    cdef void _insert(self, int64_t off, const uint8_t* data, Py_ssize_t n, object owner):
         cdef int64_t k, late
         if off < self.next_off:
             k = self.next_off - off
@@ -201,15 +226,15 @@ cdef class TcpStream:
             n -= k
             off = self.next_off
         if off == self.next_off:
-            self._deliver(data, n)
+            self._deliver(data, n, owner)
             if self.ooo:
                 self._drain()
         else:
             self._store(off, data, n)
 
-    cdef void _deliver(self, const uint8_t* data, Py_ssize_t n):
-        cdef int64_t pos, first
-        cdef Py_ssize_t k, chunk
+    cdef void _deliver(self, const uint8_t* data, Py_ssize_t n, object owner):
+        cdef PendEntry* e
+        cdef Py_ssize_t k
         if self.sink is not None:
             self.sink.feed(data, n)
         # Keep the last bytes for comparing later retransmissions.  The ring starts small and
@@ -226,8 +251,44 @@ cdef class TcpStream:
             self._grow_ring()
             if self.x.ring_cap == k:
                 break           # no memory for a larger ring: older bytes are then uncompared
+        if owner is not None and self.x.ring_cap >= RING_INIT:
+            # the bytes stay where they lie until needed (see the module docstring)
+            if self.x.pend_n and self.pend_owner is not owner:
+                self._materialize()
+            if self.x.pend == NULL:     # room for the ring's reach in full-size segments, twice over
+                k = self.x.ring_cap >> PEND_SHIFT
+                self.x.pend_cap = k if k > PEND_MIN else PEND_MIN
+                self.x.pend = <PendEntry*>malloc(self.x.pend_cap * sizeof(PendEntry))
+                if self.x.pend == NULL:
+                    raise MemoryError()
+            # entries wholly out of the ring's reach once these bytes are in are never copied
+            while self.x.pend_n:
+                e = &self.x.pend[self.x.pend_head]
+                if e.off + e.n > self.next_off + n - self.x.ring_cap:
+                    break
+                self.x.pend_head = (self.x.pend_head + 1) % self.x.pend_cap
+                self.x.pend_n -= 1
+            if self.x.pend_n == self.x.pend_cap:
+                self._materialize()
+            e = &self.x.pend[(self.x.pend_head + self.x.pend_n) % self.x.pend_cap]
+            e.p, e.off, e.n = data, self.next_off, n
+            self.x.pend_n += 1
+            self.pend_owner = owner
+        else:
+            if self.x.pend_n:
+                self._materialize()
+            self._to_ring(self.next_off, data, n)
+        self.next_off += n
+        self.x.delivered_bytes += n
+        if self.sink is not None and self.sink.nranges:
+            self._take_marks()
+
+    cdef void _to_ring(self, int64_t pos, const uint8_t* data, Py_ssize_t n):
+        """Copy stream bytes [pos, pos+n) into the ring (the last ring_cap of them)."""
+        cdef int64_t first
+        cdef Py_ssize_t k, chunk
         k = n if n < self.x.ring_cap else self.x.ring_cap
-        pos = self.next_off + n - k
+        pos += n - k
         data += n - k
         while k > 0:
             first = pos & (self.x.ring_cap - 1)
@@ -238,10 +299,27 @@ cdef class TcpStream:
             data += chunk
             pos += chunk
             k -= chunk
-        self.next_off += n
-        self.x.delivered_bytes += n
-        if self.sink is not None and self.sink.nranges:
-            self._take_marks()
+
+    cdef void _materialize(self):
+        """Copy the pending deliveries into the ring (oldest first), and let their buffer go."""
+        cdef PendEntry* e
+        cdef int64_t lo
+        cdef Py_ssize_t i
+        if self.x == NULL or self.x.pend_n == 0:
+            self.pend_owner = None
+            return
+        lo = self.next_off - self.x.ring_cap
+        for i in range(self.x.pend_n):
+            e = &self.x.pend[(self.x.pend_head + i) % self.x.pend_cap]
+            if e.off + e.n <= lo:
+                continue
+            if e.off < lo:
+                self._to_ring(lo, e.p + (lo - e.off), e.n - (lo - e.off))
+            else:
+                self._to_ring(e.off, e.p, e.n)
+        self.x.pend_head = 0
+        self.x.pend_n = 0
+        self.pend_owner = None
 
     cdef void _drain(self):
         """Deliver the stored segments that now start at or before next_off."""
@@ -267,7 +345,7 @@ cdef class TcpStream:
             self.x.duplicate_bytes += k
             self._compare(s.off, d, k, 0)
         if s_end > self.next_off:
-            self._deliver(d + k, s_end - self.next_off)
+            self._deliver(d + k, s_end - self.next_off, None)     # (the segment is about to go)
 
     cdef Py_ssize_t _first_ending_after(self, int64_t off):
         """Index of the first stored segment that ends after ``off`` (binary search:
@@ -336,6 +414,8 @@ cdef class TcpStream:
 
         ``late`` of them fell in a gap (never delivered): not counted as uncompared.
         """
+        if self.x.pend_n:
+            self._materialize()
         cdef int64_t lo = self.next_off - self.x.ring_cap
         cdef int64_t a, first
         cdef Py_ssize_t k, chunk
@@ -367,6 +447,10 @@ cdef class TcpStream:
 
     cdef void _grow_ring(self):
         """Double the ring, keeping the bytes it holds at their new positions."""
+        if self.x.pend_n:
+            self._materialize()
+        free(self.x.pend)               # sized for the old ring: made again at the next delivery
+        self.x.pend = NULL
         cdef int64_t new_cap = self.x.ring_cap * 2
         cdef uint8_t* r = <uint8_t*>malloc(new_cap)
         cdef int64_t lo = self.next_off - self.x.ring_cap, o, k
@@ -394,6 +478,8 @@ cdef class TcpStream:
         if n <= 0:
             return
         self._data()
+        if self.x.pend_n:
+            self._materialize()
         if self.sink is not None:
             self.sink.feed_gap(n)
         self.x.gap_bytes += n
@@ -465,6 +551,9 @@ cdef class TcpStream:
         """Release the comparison ring (idle or finished connection)."""
         if self.x == NULL:
             return
+        self.x.pend_n = 0               # no comparison after this: what was pending is not needed
+        self.x.pend_head = 0
+        self.pend_owner = None
         free(self.x.ring)
         self.x.ring = NULL
         self.x.ring_cap = 0

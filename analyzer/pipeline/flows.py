@@ -80,7 +80,7 @@ class Flows:
     def feed_records(self, b, file_idx: int) -> None:
         """A SpillBatch of input file ``file_idx``."""
         self.engine.process_records(b.buf, b.rec_off, b.caplen, b.origlen, b.ts_ns, b.linktype, b.frame_no,
-                                    file_idx, b.n)
+                                    file_idx, b.n, b.buf if b.stable else None)
         self._after()
 
     def _after(self) -> None:

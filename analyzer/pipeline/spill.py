@@ -34,7 +34,10 @@ INDEX_BYTES = sum(np.dtype(t).itemsize for _, t in INDEX_COLUMNS)
 class FrameBatch:
     """Records as arrays (``Engine.process_records``): offsets into ``buf``."""
 
-    __slots__ = ("buf", "rec_off", "caplen", "origlen", "ts_ns", "linktype", "frame_no", "n")
+    __slots__ = ("buf", "rec_off", "caplen", "origlen", "ts_ns", "linktype", "frame_no", "n", "stable")
+
+    def __init__(self):
+        self.stable = False      # buf views a mapped input: its bytes never change while referenced
 
 
 class _ShardFiles:
@@ -126,7 +129,7 @@ def read_index(path: Path, input_path: Path):
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         view = memoryview(mm)
         b = FrameBatch()
-        b.buf = view
+        b.buf = view            # (not stable: the mapping is closed when the index ends)
         try:
             mm.madvise(mmap.MADV_SEQUENTIAL)
             given_back = 0

@@ -132,6 +132,8 @@ cdef class Engine:
     cdef readonly int order_file
     cdef readonly int64_t order_frame
     cdef bint in_datagram
+    cdef object cur_owner           # the buffer of the batch in hand when it never changes (a mapped
+                                    # file): TCP streams may leave delivered bytes there (flows._tcp)
 
     def __init__(self, int event_mask=0, only=None):
         self.open_idle_ns = OPEN_IDLE_NS
@@ -164,13 +166,19 @@ cdef class Engine:
 
     def process_records(self, const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[::1] caplen,
                         const uint32_t[::1] origlen, const int64_t[::1] ts_ns, const int32_t[::1] linktype,
-                        const int64_t[::1] frame_no, int file_idx, Py_ssize_t n):
+                        const int64_t[::1] frame_no, int file_idx, Py_ssize_t n, owner=None):
         """Handle records [0, n) given with their own link type and frame number (spilled
-        frames of one input file, in frame order)."""
+        frames of one input file, in frame order).  ``owner``: the object ``buf`` views when its
+        bytes never change while it is referenced (a mapped file), else None."""
         cdef Py_ssize_t i
         cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
-        for i in range(n):
-            self._record(i, base + rec_off[i], caplen[i], origlen[i], ts_ns[i], linktype[i], file_idx, frame_no[i])
+        self.cur_owner = owner
+        try:
+            for i in range(n):
+                self._record(i, base + rec_off[i], caplen[i], origlen[i], ts_ns[i], linktype[i], file_idx,
+                             frame_no[i])
+        finally:
+            self.cur_owner = None
         if self.max_ts - self.last_sweep_ts >= SWEEP_EVERY_NS:
             self._sweep()
 
@@ -186,8 +194,12 @@ cdef class Engine:
 
     def process_batch(self, batch, int file_idx):
         """Handle every record of a capture reader's Batch of file ``file_idx``."""
-        self.process(batch.buf, batch.rec_off, batch.caplen, batch.origlen, batch.ts_ns, batch.iface,
-                     batch.if_linktype, file_idx, batch.first_frame_no, 0, batch.n)
+        self.cur_owner = batch.buf if getattr(batch, "stable", False) else None
+        try:
+            self.process(batch.buf, batch.rec_off, batch.caplen, batch.origlen, batch.ts_ns, batch.iface,
+                         batch.if_linktype, file_idx, batch.first_frame_no, 0, batch.n)
+        finally:
+            self.cur_owner = None
 
     cdef void _fragment(self, int file_idx, int64_t frame_no, int64_t ts, int64_t wire, int ipver, bytes ip):
         if self.defrag is None:
@@ -399,7 +411,7 @@ cdef class Engine:
                 (<PeerWireParser>s.sink).feed_gap(s.next_off)
         if t.paylen > 0 and c.flight1 < 0:
             c.note_payload(d, c.s0.max_end, c.s1.max_end)
-        s.segment(t.seq, t.flags, t.pay, t.paycap, t.paylen)
+        s.segment(t.seq, t.flags, t.pay, t.paycap, t.paylen, None if self.in_datagram else self.cur_owner)
         self._track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if t.flags & TH_RST:
             c.close(True)

@@ -198,3 +198,27 @@ def test_reading_without_a_hash_walks_and_gives_the_same_batches(small, monkeypa
     walked, plain = read(32 << 10), read(0)
     assert walked == plain and plain[1] and plain[2] > 0
     assert not pagers()
+
+
+@pytest.mark.parametrize("name", ["sample-swarm.pcap", "ppa1e_torrential-slowness.pcap", "ndpi_bittorrent.pcap",
+                                  "arkime_bt-tcp.pcap", "ndpi_bittorrent_tcp_miss.pcapng"])
+def test_a_mapped_capture_gives_the_figures_of_a_read_one(name, monkeypatch):
+    """Read mapped (its frames left in place: TCP streams note where delivered bytes lie instead
+    of copying them, flows._tcp) or read into buffers (every delivery copied): the same summary
+    and connections table."""
+    import sys
+    from pathlib import Path
+    from analyzer.analysis import analyze
+    from analyzer.findings import build_findings
+    from analyzer.output.tables import connections_csv
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from craft import public_captures_dir
+    from summaries import summarize
+    path = Path(SAMPLE) if name == "sample-swarm.pcap" else public_captures_dir() / name
+    out = []
+    for map_at in (1 << 62, 0):
+        monkeypatch.setattr(reader, "MAP_AT", map_at)
+        result = analyze([path], warn=lambda m: None)
+        out.append((summarize(result), connections_csv(build_findings(result))))
+        result.close()
+    assert out[0] == out[1]
