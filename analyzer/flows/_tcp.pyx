@@ -113,6 +113,12 @@ cdef class TcpStream:
             raise ValueError("the payload is not inside buf")
         self.segment(seq, flags, <const uint8_t*>PyBytes_AS_STRING(buf) + start, n, n, buf)
 
+    def release_buffer(self):
+        """Copy what still lies in the caller's buffer into the ring and let the buffer go (the
+        engine at the end of each input file: a mapped file is not kept open by idle streams)."""
+        if self.x != NULL and self.x.pend_n:
+            self._materialize()
+
     @property
     def pending_deliveries(self):
         """Deliveries noted where they lie and not yet copied into the ring."""

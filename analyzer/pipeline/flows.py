@@ -77,6 +77,10 @@ class Flows:
         self.engine.process_batch(batch, file_idx)
         self._after()
 
+    def end_of_file(self) -> None:
+        """An input file is read to its end (or given up): no stream keeps its buffer."""
+        self.engine.release_buffers()
+
     def feed_records(self, b, file_idx: int) -> None:
         """A SpillBatch of input file ``file_idx``."""
         self.engine.process_records(b.buf, b.rec_off, b.caplen, b.origlen, b.ts_ns, b.linktype, b.frame_no,

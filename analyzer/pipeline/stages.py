@@ -101,6 +101,7 @@ def _read_all(paths, flows, progress, tracebacks, reports, hash_input) -> None:
         except Exception as e:
             internal_error(report, e, reader.raw_position(), tracebacks)
             reader.close()
+        flows.end_of_file()
         progress.advance(max(0, report.size_bytes - done))
         progress.task_done("read", str(path), file_status(report))
 

@@ -213,6 +213,14 @@ cdef class Engine:
             finally:
                 self.in_datagram = False
 
+    def release_buffers(self):
+        """End of an input file: TCP streams copy the delivered bytes they left in its buffer into
+        their rings (flows._tcp), so that no stream keeps the file mapped."""
+        cdef TcpConnection c
+        for c in self.conns.values():
+            c.s0.release_buffer()
+            c.s1.release_buffer()
+
     def process_datagram(self, bytes ip_packet, int64_t ts_ns, int file_idx, int64_t frame_no,
                          int64_t n_frames, int64_t wire_bytes):
         """A datagram rebuilt from ``n_frames`` IP fragments (raw IP, no link header)."""

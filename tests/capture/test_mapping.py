@@ -222,3 +222,27 @@ def test_a_mapped_capture_gives_the_figures_of_a_read_one(name, monkeypatch):
         out.append((summarize(result), connections_csv(build_findings(result))))
         result.close()
     assert out[0] == out[1]
+
+
+def test_no_stream_keeps_a_mapped_file_once_it_is_read(monkeypatch):
+    """TCP streams leave delivered bytes in the mapped file until needed (flows._tcp): the end
+    of the file copies them into the rings, so the mapping (and its file descriptor) goes."""
+    import gc
+    import weakref
+    from analyzer.pipeline.flows import Flows
+    monkeypatch.setattr(reader, "MAP_AT", 0)
+    flows = Flows([], None, verify=True)
+    r = reader.CaptureReader(SAMPLE)
+    refs = []
+    for b in r.batches():
+        assert b.stable
+        refs.append(weakref.ref(b.buf))
+        flows.feed_batch(b, 0)
+    del b
+    gc.collect()
+    held = {id(x()) for x in refs if x() is not None}
+    assert held                                           # streams hold the mapping (bytes left there)
+    flows.end_of_file()
+    gc.collect()
+    assert all(x() is None for x in refs)
+    flows.finish()
