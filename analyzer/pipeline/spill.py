@@ -119,7 +119,7 @@ class SpillWriter(_ShardFiles):
         return super().close()
 
 
-def read_index(path: Path, input_path: Path):
+def read_index(path: Path, input_path: Path, before_close=None):
     """FrameBatch objects over an index file, the frames read where they lie in ``input_path``
     (mapped into memory; what was used is given back as it goes, so memory stays bounded)."""
     with open(input_path, "rb") as f, open(path, "rb") as idx:
@@ -129,7 +129,8 @@ def read_index(path: Path, input_path: Path):
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         view = memoryview(mm)
         b = FrameBatch()
-        b.buf = view            # (not stable: the mapping is closed when the index ends)
+        b.buf = view
+        b.stable = before_close is not None      # the mapping stays until before_close has run
         try:
             mm.madvise(mmap.MADV_SEQUENTIAL)
             given_back = 0
@@ -149,9 +150,13 @@ def read_index(path: Path, input_path: Path):
                     mm.madvise(mmap.MADV_DONTNEED, given_back, used - given_back)
                     given_back = used
         finally:
-            b.buf = None                # the consumer may still hold the batch: drop its view
-            view.release()
-            mm.close()
+            try:
+                if before_close is not None:
+                    before_close()
+            finally:
+                b.buf = None            # the consumer may still hold the batch: drop its view
+                view.release()
+                mm.close()
 
 
 def read_spill(path: Path):
@@ -191,6 +196,8 @@ def read_spill(path: Path):
                 view = memoryview(buf)
 
 
-def read_frames(kind: str, path: Path, input_path: Path):
-    """FrameBatch objects of one map output file, whatever its kind."""
-    return read_index(path, input_path) if kind == "index" else read_spill(path)
+def read_frames(kind: str, path: Path, input_path: Path, before_close=None):
+    """FrameBatch objects of one map output file, whatever its kind.  ``before_close``: called
+    before a mapped input is closed (its batches are ``stable`` until then: the engine may leave
+    delivered bytes there, and must take them out first)."""
+    return read_index(path, input_path, before_close) if kind == "index" else read_spill(path)

@@ -156,7 +156,7 @@ def flows_shard(maps: list[MapResult], shard: int, records_folder: Path | None =
                   blocks=blocks if verify else None)
     for m in sorted(maps, key=lambda m: m.file_idx):
         if m.spills:
-            for b in read_frames(m.kind, m.spills[shard], Path(m.path)):
+            for b in read_frames(m.kind, m.spills[shard], Path(m.path), before_close=flows.end_of_file):
                 flows.feed_records(b, m.file_idx)
     return flows.finish()
 
