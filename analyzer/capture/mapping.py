@@ -12,9 +12,12 @@ on its own thread.  Three things keep that fast and bounded:
   Without a hash it has a core to spare and also reads the record headers
   of a classic pcap file ``WALK`` bytes ahead of the scan: the scan chases
   the chain of record lengths, a cache miss a record, and finds them cached.
-* Pages both readers have passed are *given back* (``MADV_DONTNEED``) every
-  ``DROP`` bytes: the file's pages in this process stay within
-  ``DROP + MAX_LAG + AHEAD`` bytes whatever its size.
+* Pages both readers have passed by ``KEEP_BEHIND`` are *given back*
+  (``MADV_DONTNEED``) every ``DROP`` bytes: the file's pages in this process
+  stay within ``KEEP_BEHIND + DROP + MAX_LAG + AHEAD`` bytes whatever its
+  size.  ``KEEP_BEHIND``: TCP streams leave delivered bytes in the mapping
+  and may copy them out up to ``PEND_REACH`` (``flows._tcp``) behind the
+  frame in hand; a page they read after it was given back would stay.
 * Neither reader runs more than ``MAX_LAG`` bytes ahead of the other: the one
   ahead waits (``scan_to``, ``hash_chunk``).  The slower of the two sets the
   pace either way, so waiting costs no time, and no page is given back
@@ -37,6 +40,7 @@ from analyzer.capture import _scan
 
 AHEAD = 16 << 20        # pages faulted in ahead of the furthest reader
 DROP = 8 << 20          # pages given back in steps of this many bytes
+KEEP_BEHIND = 16 << 20  # ... this far behind both readers (flows._tcp reads up to PEND_REACH back)
 MAX_LAG = 24 << 20      # how far one reader may run ahead of the other
 WALK = 8 << 20          # record headers read ahead of the scan (two scan windows), without a hash
 STALL_S = 5.0           # a hash without progress this long no longer holds the scan back
@@ -124,6 +128,8 @@ class MappedFile:
         done = min(self.scanned, self.hashed)
         if self.unthrottled:
             done = max(done, self.scanned - MAX_LAG)
+        if self.scanned < self.size:
+            done -= KEEP_BEHIND         # TCP streams may still read bytes they left in place there
         done &= ~(PAGE - 1)
         if done - self.given_back >= DROP or (done >= self.size & ~(PAGE - 1) and done > self.given_back):
             try:

@@ -48,6 +48,8 @@ from libc.stdlib cimport calloc, malloc, realloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 cdef enum:
+    PEND_REACH = 12 << 20          # bytes of the buffer behind the frame in hand an entry may lie
+                                   # (< capture.mapping.KEEP_BEHIND: those pages are still there)
     PEND_MIN = 64                  # entries of deliveries left in place (at least; ring_cap >> PEND_SHIFT)
     PEND_SHIFT = 9
     RING_START = 1 << 8
@@ -241,6 +243,7 @@ cdef class TcpStream:
     cdef void _deliver(self, const uint8_t* data, Py_ssize_t n, object owner):
         cdef PendEntry* e
         cdef Py_ssize_t k
+        cdef int64_t lo
         if self.sink is not None:
             self.sink.feed(data, n)
         # Keep the last bytes for comparing later retransmissions.  The ring starts small and
@@ -267,11 +270,19 @@ cdef class TcpStream:
                 self.x.pend = <PendEntry*>malloc(self.x.pend_cap * sizeof(PendEntry))
                 if self.x.pend == NULL:
                     raise MemoryError()
-            # entries wholly out of the ring's reach once these bytes are in are never copied
+            # entries wholly out of the ring's reach once these bytes are in are never copied;
+            # those further back in the buffer than PEND_REACH are copied now, while their pages
+            # are still in memory (the mapping gives pages back behind the readers)
             while self.x.pend_n:
                 e = &self.x.pend[self.x.pend_head]
                 if e.off + e.n > self.next_off + n - self.x.ring_cap:
-                    break
+                    if data - e.p <= PEND_REACH and e.p - data <= PEND_REACH:
+                        break
+                    lo = self.next_off - self.x.ring_cap
+                    if e.off < lo:
+                        self._to_ring(lo, e.p + (lo - e.off), e.n - (lo - e.off))
+                    else:
+                        self._to_ring(e.off, e.p, e.n)
                 self.x.pend_head = (self.x.pend_head + 1) % self.x.pend_cap
                 self.x.pend_n -= 1
             if self.x.pend_n == self.x.pend_cap:

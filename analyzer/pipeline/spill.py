@@ -26,6 +26,7 @@ FLUSH_AT = 4 << 20            # bytes buffered per shard before they are appende
 READ_CHUNK = 8 << 20
 BATCH_RECORDS = 1 << 15
 DROP_BEHIND = 64 << 20        # mapped input given back (madvise) after this many bytes were used
+KEEP_BEHIND = 16 << 20        # ... and this far behind the batch in hand (capture.mapping.KEEP_BEHIND)
 INDEX_COLUMNS = (("off", np.int64), ("caplen", np.uint32), ("origlen", np.uint32), ("ts_ns", np.int64),
                  ("frame_no", np.int64), ("linktype", np.int32))
 INDEX_BYTES = sum(np.dtype(t).itemsize for _, t in INDEX_COLUMNS)
@@ -145,7 +146,7 @@ def read_index(path: Path, input_path: Path, before_close=None):
                 if n and int(b.rec_off[-1]) + int(b.caplen[-1]) > size:
                     raise ValueError(f"{input_path}: shorter than its index {path} says")
                 yield b
-                used = int(b.rec_off[0]) & ~(mmap.PAGESIZE - 1) if n else 0
+                used = max(0, int(b.rec_off[0]) - KEEP_BEHIND) & ~(mmap.PAGESIZE - 1) if n else 0
                 if used - given_back >= DROP_BEHIND:
                     mm.madvise(mmap.MADV_DONTNEED, given_back, used - given_back)
                     given_back = used

@@ -19,6 +19,7 @@ SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "captures", "sample
 @pytest.fixture
 def small(monkeypatch):
     monkeypatch.setattr(mapping, "DROP", 4096)
+    monkeypatch.setattr(mapping, "KEEP_BEHIND", 8192)
     monkeypatch.setattr(mapping, "MAX_LAG", 64 << 10)
     monkeypatch.setattr(mapping, "AHEAD", 16 << 10)
     monkeypatch.setattr(hashing, "MAPPED_CHUNK", 20 << 10)
@@ -40,7 +41,7 @@ def test_scan_alone_gives_pages_back_and_the_pager_goes_ahead(small, blob):
         m = MappedFile(f.fileno(), None)
         for pos in range(0, m.size, 100_000):
             m.scan_to(pos)
-            assert m.given_back <= pos and pos - m.given_back < mapping.DROP + 4096
+            assert m.given_back <= pos and pos - m.given_back < mapping.KEEP_BEHIND + mapping.DROP + 4096
             assert m._state[2] <= pos + mapping.AHEAD + mapping.PAGE      # never further ahead than that
         m.scan_done()
         deadline = time.monotonic() + 5
@@ -91,7 +92,7 @@ def test_a_stalled_hash_stops_holding_the_scan_back(small, blob, monkeypatch):
         for pos in range(0, m.size, 50_000):
             m.scan_to(pos)
         assert m.unthrottled and time.monotonic() - t0 < 3
-        assert m.scanned - m.given_back <= mapping.MAX_LAG + mapping.DROP + 4096    # memory stays bounded
+        assert m.scanned - m.given_back <= mapping.MAX_LAG + mapping.KEEP_BEHIND + mapping.DROP + 4096  # bounded
         m.close()
 
 
