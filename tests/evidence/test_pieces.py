@@ -351,3 +351,34 @@ def test_a_tap_takes_out_of_order_blocks_of_interleaved_pieces_without_the_slow_
     assert [(p.first[1], p.last[1]) for p in result] == [
         (min(k for k, (i, _) in enumerate(order) if i == n), max(k for k, (i, _) in enumerate(order) if i == n))
         for n in range(4)]
+
+
+def test_a_failure_is_checked_again_with_hashlib(monkeypatch):
+    # the worker's digest alone never fails a piece: a wrong one (a bug) is caught and counted
+    class Wrong:
+        def __init__(self):
+            self.closed = False
+
+        def update(self, data):
+            pass
+
+        def final(self):
+            self.closed = True
+
+        def digest(self):
+            return bytes(20)
+
+    real = piece_check.TorrentGeometry.hasher
+    monkeypatch.setattr(piece_check.TorrentGeometry, "hasher",
+                        lambda self, index, worker=False: Wrong() if worker else real(self, index))
+    v, t = verifier()
+    v.add(t, SUBJECT, GOOD, 0, 0, DATA[:BLOCK], (0, 1, 0))
+    v.add(t, SUBJECT, GOOD, 0, BLOCK, DATA[BLOCK:], (0, 2, 0))
+    v.add(t, SUBJECT, BAD, 0, 0, BAD_X, (0, 3, 0))                  # redundant copy, after
+    [p] = v.finish()
+    assert (p.status, v.worker_mismatches) == ("verified", 1)
+    v, t = verifier()
+    v.add(t, SUBJECT, BAD, 0, 0, BAD_X, (0, 1, 0))
+    v.add(t, SUBJECT, GOOD, 0, BLOCK, DATA[BLOCK:], (0, 2, 0))
+    [p] = v.finish()
+    assert (p.status, v.worker_mismatches) == ("failed", 0)
