@@ -6,16 +6,16 @@
  * The SHA extensions compute SHA-1 four rounds per instruction (SHA1RNDS4), but each
  * such instruction waits for the result of the one before: one stream runs at the
  * instruction's latency (what OpenSSL reaches, ~1.8 GB/s here), with most of the
- * unit idle.  Two independent streams (two pieces) interleaved instruction by
- * instruction fill that idle time: ~1.8x the bytes per second on one core.
+ * unit idle.  Independent streams (pieces) interleaved instruction by instruction fill
+ * that idle time: two go ~1.8x as fast as one on the same core, three ~2.3x.
  *
  * The compression function is the standard sequence for these instructions (Intel's
  * published one: message schedule with SHA1MSG1/SHA1MSG2, E with SHA1NEXTE); the
- * two-stream version runs the same steps on two sets of registers.  ``sha1x_ctx``
+ * two- and three-stream versions run the same steps on two or three sets of registers.  ``sha1x_ctx``
  * adds the usual buffering of a partial 64-byte block, the length and the final
- * padding.  ``sha1x_update2`` feeds two contexts from two buffers, as many whole
- * blocks of both as it can at once; it returns when one of the two buffers is used
- * up (its tail kept in its context), so the caller moves that stream on.
+ * padding.  ``sha1x_updaten`` feeds two or three contexts from their buffers, as many
+ * whole blocks of all as it can at once; it returns when one of the buffers is used up
+ * (its tail kept in its context), so the caller moves that stream on.
  *
  * ``sha1x_available`` tells whether the processor has the instructions (CPUID); the
  * functions must not be called otherwise.  The verifier never relies on this code
@@ -152,8 +152,36 @@ SHA1X_TARGET static void sha1x_blocks2(uint32_t sa[5], const unsigned char* pa,
     SHA1X_STORE(b, sb);
 }
 
+/* n 64-byte blocks at pa, pb and pc into sa, sb and sc, interleaved. */
+SHA1X_TARGET static void sha1x_blocks3(uint32_t sa[5], const unsigned char* pa, uint32_t sb[5],
+                                       const unsigned char* pb, uint32_t sc[5], const unsigned char* pc,
+                                       size_t n)
+{
+    const __m128i mask = _mm_set_epi64x(0x0001020304050607ULL, 0x08090a0b0c0d0e0fULL);
+    SHA1X_LOAD(a, sa);
+    SHA1X_LOAD(b, sb);
+    SHA1X_LOAD(c, sc);
+    for (; n; n--, pa += 64, pb += 64, pc += 64) {
+        SHA1X_FIRST(a, pa);
+        SHA1X_FIRST(b, pb);
+        SHA1X_FIRST(c, pc);
+#define SHA1X_S3(k, f) SHA1X_STEP(a, k, f); SHA1X_STEP(b, k, f); SHA1X_STEP(c, k, f)
+        SHA1X_STEPS(SHA1X_S3);
+#undef SHA1X_S3
+        SHA1X_LAST(a);
+        SHA1X_LAST(b);
+        SHA1X_LAST(c);
+    }
+    SHA1X_STORE(a, sa);
+    SHA1X_STORE(b, sb);
+    SHA1X_STORE(c, sc);
+}
+
 #else
 
+static void sha1x_blocks3(uint32_t sa[5], const unsigned char* pa, uint32_t sb[5], const unsigned char* pb,
+                          uint32_t sc[5], const unsigned char* pc, size_t n)
+{ (void)sa; (void)pa; (void)sb; (void)pb; (void)sc; (void)pc; (void)n; }
 static void sha1x_blocks1(uint32_t st[5], const unsigned char* p, size_t n) { (void)st; (void)p; (void)n; }
 static void sha1x_blocks2(uint32_t sa[5], const unsigned char* pa, uint32_t sb[5], const unsigned char* pb,
                           size_t n) { (void)sa; (void)pa; (void)sb; (void)pb; (void)n; }
@@ -193,34 +221,34 @@ static void sha1x_update1(sha1x_ctx* x, const unsigned char* p, size_t n)
         sha1x_fill(x, &p, &n);
 }
 
-/* Feed a from *pa (*na bytes) and b from *pb (*nb bytes), whole blocks of both together;
- * returns when *na or *nb is 0 (what is left of the other stays to be fed). */
-static void sha1x_update2(sha1x_ctx* a, const unsigned char** pa, size_t* na,
-                          sha1x_ctx* b, const unsigned char** pb, size_t* nb)
+/* Feed up to three streams (x[i] from p[i], n[i] bytes; count 2 or 3), whole blocks of all
+ * together; returns when one n[i] is 0 (what is left of the others stays to be fed). */
+static void sha1x_updaten(sha1x_ctx** x, const unsigned char** p, size_t* n, int count)
 {
     size_t k;
-    if (a->buflen && *na)
-        sha1x_fill(a, pa, na);
-    if (b->buflen && *nb)
-        sha1x_fill(b, pb, nb);
-    if (!*na || !*nb)
-        return;
-    /* both partial blocks are empty now (a fill that did not empty one used up its input) */
-    k = (*na < *nb ? *na : *nb) / 64;
+    int i;
+    for (i = 0; i < count; i++)
+        if (x[i]->buflen && n[i])
+            sha1x_fill(x[i], &p[i], &n[i]);
+    k = n[0];
+    for (i = 1; i < count; i++)
+        if (n[i] < k)
+            k = n[i];
+    k /= 64;          /* every partial block is empty now, or its stream was used up (k = 0) */
     if (k) {
-        sha1x_blocks2(a->h, *pa, b->h, *pb, k);
-        a->total += 64 * k;
-        b->total += 64 * k;
-        *pa += 64 * k;
-        *pb += 64 * k;
-        *na -= 64 * k;
-        *nb -= 64 * k;
+        if (count == 3)
+            sha1x_blocks3(x[0]->h, p[0], x[1]->h, p[1], x[2]->h, p[2], k);
+        else
+            sha1x_blocks2(x[0]->h, p[0], x[1]->h, p[1], k);
+        for (i = 0; i < count; i++) {
+            x[i]->total += 64 * k;
+            p[i] += 64 * k;
+            n[i] -= 64 * k;
+        }
     }
-    if (*na < 64 && *na)
-        sha1x_fill(a, pa, na);
-    if (*nb < 64 && *nb)
-        sha1x_fill(b, pb, nb);
-    /* one of the two was below 64 bytes after the common blocks: it is used up */
+    for (i = 0; i < count; i++)
+        if (n[i] < 64 && n[i])
+            sha1x_fill(x[i], &p[i], &n[i]);
 }
 
 static void sha1x_final(sha1x_ctx* x, unsigned char out[20])
