@@ -175,3 +175,22 @@ def test_pieces_in_order_are_mostly_hashed_several_at_once():
     three, paired, single = _sha1.fed_bytes()
     assert three - all0 + paired - paired0 + single - single0 == 16 << 20
     assert three - all0 + paired - paired0 >= 8 << 20     # the worker waited for several pieces
+
+
+def test_jobs_of_both_engines_in_flight_together():
+    # the engine is the job's, fixed when it is made: switching mid-way mixes them in the ring
+    rng = random.Random(15)
+    datas = [rng.randbytes(rng.randrange(1, 100_000)) for _ in range(12)]
+    jobs = []
+    try:
+        for k, data in enumerate(datas):
+            _sha1.use_openssl(k % 2 == 1)
+            jobs.append(_sha1.Sha1Job())
+        _sha1.use_openssl(False)
+        for a in range(0, 100_000, 7000):
+            for job, data in zip(jobs, datas):
+                if a < len(data):
+                    job.update(data[a:a + 7000])
+        assert [j.digest() for j in jobs] == [hashlib.sha1(d).digest() for d in datas]
+    finally:
+        _sha1.use_openssl(False)
