@@ -80,7 +80,7 @@ __all__ = ["BLOCK", "MAX_ALTERNATIVES", "PieceResult", "Tap", "Verifier"]
 
 MAX_PENDING_BYTES = 512 << 20
 MAX_CHECKING = 32             # covered pieces whose hash the worker is finishing, at most ...
-MAX_CHECKING_BYTES = 8 << 20   # ... and their bytes (beyond, the oldest is waited for)
+MAX_CHECKING_BYTES = 16 << 20  # ... and their bytes (beyond, the oldest is waited for)
 HELD_FAILED_BYTES = 64 << 20  # failed pieces kept until settled
 PROBE_CAP = 64 << 20          # block bytes kept per connection while attributing by piece hashes
 
