@@ -292,7 +292,6 @@ cdef enum:
     P_LEAD = 0
     P_STOP = 1
     P_DONE = 2
-    STOP_EVERY = 64           # pages the pager faults between looks at the stop flag
 PAGER_LEAD, PAGER_STOP, PAGER_DONE = P_LEAD, P_STOP, P_DONE     # slots of the pager's state array
 
 
@@ -301,10 +300,8 @@ def run_pager(const uint8_t[::1] buf, int64_t[::1] state, Py_ssize_t ahead, Py_s
     (the furthest position its readers reached, which they store there), until the end of ``buf``
     or until ``state[PAGER_STOP]`` is set; ``state[PAGER_DONE]`` is how far it got.  Runs without
     the interpreter lock from start to end (a worker thread calls it once): it polls the readers'
-    position every 100 microseconds when it is ahead of them, and the stop flag every
-    ``STOP_EVERY`` pages while it faults (a reader that stops early may have moved the lead to
-    the end of the file just before it stops the pager)."""
-    cdef Py_ssize_t size = buf.shape[0], done = 0, target, k
+    position every 100 microseconds when it is ahead of them."""
+    cdef Py_ssize_t size = buf.shape[0], done = 0, target
     cdef uint8_t acc = 0
     cdef volatile int64_t* st = &state[0]
     if stride < 1:
@@ -317,15 +314,8 @@ def run_pager(const uint8_t[::1] buf, int64_t[::1] state, Py_ssize_t ahead, Py_s
             if done >= target:
                 usleep(100)
                 continue
-            k = 0
             while done < target:
                 acc ^= (<volatile const uint8_t*>&buf[done])[0]
                 done += stride
-                k += 1
-                if k == STOP_EVERY:
-                    k = 0
-                    st[P_DONE] = done
-                    if st[P_STOP] != 0:
-                        break
             st[P_DONE] = done if done < size else size
     return acc

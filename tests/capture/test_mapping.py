@@ -122,21 +122,3 @@ def test_reader_abandoned_mid_file_stops_its_pager(small, monkeypatch):
     it.close()                                   # as a consumer that stops early does
     assert not pagers()
     assert r.sha256 == hashlib.sha256(open(SAMPLE, "rb").read()).hexdigest()
-
-
-def test_a_scan_stopped_early_does_not_let_the_pager_run_to_the_end(tmp_path):
-    # a reader abandoned after its first batch (e.g. peeking at the first timestamp) ends its scan
-    # (the lead jumps to the end of the file) and closes the mapping at once: the pager, already
-    # faulting, stops there instead of mapping the whole file (the process's RSS was the file's size)
-    big = tmp_path / "big"
-    with open(big, "wb") as f:
-        f.truncate(1 << 30)                        # sparse: its pages are zeros
-    with open(big, "rb") as f:
-        m = MappedFile(f.fileno(), None)
-        m.scan_done()
-        deadline = time.monotonic() + 5
-        while m._state[2] <= 2 * mapping.AHEAD and time.monotonic() < deadline:
-            pass                                   # until the pager is past where a scan would hold it
-        m.close()
-        assert not pagers()
-        assert m._state[2] < m.size // 2
