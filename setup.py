@@ -9,6 +9,7 @@ extensions = [
     Extension(
         ".".join(path.with_suffix("").parts),
         [str(path)],
+        depends=[str(h) for h in sorted(path.parent.glob("*.h"))],    # C headers next to it (_sha1x.h)
         include_dirs=[numpy.get_include()],
         extra_compile_args=["-O3"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

@@ -4,6 +4,7 @@ cdef struct Slot:
     int done                  # set by the worker (under the lock) after FINAL or ABORT
     int ok
     long pid                  # the process whose worker has its entries
+    int x                     # hashed by _sha1x.h (else OpenSSL): fixed when the job is made
 
 
 cdef class Sha1Job:

@@ -15,16 +15,39 @@ waits (without the interpreter lock) for the piece's result; ``ready`` asks
 without waiting.  A job dropped before its end is aborted; its memory is
 freed once the worker is past its entries.
 
+On a processor with the x86 SHA extensions the worker hashes with its own
+code (``_sha1x.h``) instead of OpenSSL, up to three pieces at once: SHA-1
+of one stream waits on the latency of its round instruction, streams
+interleaved go ~1.8x (two) to ~2.3x (three) as fast on the same core.  The
+worker takes the ring's entries in batches, links each piece's entries
+(``nxt``, in order), and runs ``LANES`` *lanes*, each feeding one piece's
+entries in order, pieces taken in the order they first appear; the blocks
+of the lanes that have bytes are compressed together (``sha1x_updaten``),
+a lone lane's one stream at a time.  To have several pieces in a batch the
+worker is woken when ``WAKE_FINALS`` pieces are final, when ``WAKE``
+entries wait, or when someone waits for a digest, not per piece.  (A digest is only compared with the torrent's; the verifier hashes a
+piece that does not match again with hashlib before calling it failed.)
+
 ``available()`` is false when no libcrypto can be loaded: the verifier then
 hashes with ``hashlib`` in the analysis thread.  After a fork the child
 starts its own worker (jobs inherited from the parent are never waited for).
 """
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from posix.dlfcn cimport dlopen, dlsym, RTLD_NOW, RTLD_GLOBAL
 from posix.unistd cimport getpid
+
+
+cdef extern from "_sha1x.h" nogil:
+    ctypedef struct sha1x_ctx:
+        pass
+    int sha1x_available()
+    void sha1x_init(sha1x_ctx* x)
+    void sha1x_update1(sha1x_ctx* x, const unsigned char* p, size_t n)
+    void sha1x_updaten(sha1x_ctx** x, const unsigned char** p, size_t* n, int count)
+    void sha1x_final(sha1x_ctx* x, unsigned char* out)
 
 
 cdef extern from "<pthread.h>" nogil:
@@ -66,10 +89,14 @@ cdef struct Entry:
 
 cdef enum:
     RING = 8192               # entries (blocks) in flight
-    WAKE = 64                 # entries that wake the worker without a final one
+    WAKE = 512                # entries that wake the worker without two final ones
+    WAKE_FINALS = 6           # pieces final (or aborted) that wake the worker
     OP_UPDATE = 0
     OP_FINAL = 1
     OP_ABORT = 2
+    LANES = 3                 # pieces hashed at once
+    HSIZE = 2 * RING          # the worker's table of a batch's pieces (open addressing)
+    NONE = RING               # no entry
 
 cdef Entry ring[RING]
 cdef size_t head = 0          # next entry the worker takes (written under the lock)
@@ -78,7 +105,20 @@ cdef pthread_mutex_t mu
 cdef pthread_cond_t work      # the worker waits for entries
 cdef pthread_cond_t progress  # the analysis waits for room or results
 cdef int idle = 0
+cdef size_t finals = 0        # final or abort entries pushed since the worker took its batch
 cdef long started_pid = -1
+cdef int use_x = 0            # the worker hashes with _sha1x.h (two pieces at once)
+cdef size_t bypass_x = 0      # set by tests: OpenSSL even where the SHA extensions are
+cdef unsigned long long fed_all = 0      # bytes the worker hashed LANES pieces at once,
+cdef unsigned long long fed_paired = 0   # two at once (LANES 3) ...
+cdef unsigned long long fed_single = 0   # ... and one at a time (SHA extensions' code)
+
+# the worker's batch: entries of one piece linked in order, pieces in order of first appearance
+cdef size_t nxt[RING]
+cdef size_t tail_of[HSIZE]
+cdef Slot* key_of[HSIZE]
+cdef size_t first_of[RING]
+cdef size_t place_of[RING]
 
 
 cdef int _load() noexcept:
@@ -101,11 +141,29 @@ cdef int _load() noexcept:
 
 
 cdef int _loaded = _load()
+use_x = sha1x_available()
 
 
 def available() -> bool:
     """SHA-1 can be computed on the worker thread (libcrypto found)."""
     return bool(_loaded)
+
+
+def engine() -> str:
+    """What the worker hashes with: "sha-ni" (its own code, several pieces at once) or "openssl"."""
+    return "sha-ni" if use_x and not bypass_x else "openssl"
+
+
+def fed_bytes() -> tuple[int, int, int]:
+    """Bytes the SHA extensions' code hashed three pieces at once, two at once and one at a
+    time, so far (read when the worker is idle: after the digests waited for)."""
+    return fed_all, fed_paired, fed_single
+
+
+def use_openssl(bint on) -> None:
+    """Tests: jobs made from now on are hashed with OpenSSL even where the SHA extensions are."""
+    global bypass_x
+    bypass_x = 1 if on else 0
 
 
 cdef void _run(Entry* e) noexcept nogil:
@@ -133,9 +191,121 @@ cdef void _run(Entry* e) noexcept nogil:
         s.ctx = NULL
 
 
+cdef int _x_open(Slot* s) noexcept nogil:
+    """The piece's own context (1), or 0 when it failed or had no memory."""
+    if not s.ok:
+        return 0
+    if s.ctx == NULL:
+        s.ctx = calloc(1, sizeof(sha1x_ctx))
+        if s.ctx == NULL:
+            s.ok = 0
+            return 0
+        sha1x_init(<sha1x_ctx*>s.ctx)
+    return 1
+
+
+cdef void _x_close(Entry* e) noexcept nogil:
+    """A final or abort entry."""
+    cdef Slot* s = e.slot
+    if e.op == OP_FINAL and _x_open(s):
+        sha1x_final(<sha1x_ctx*>s.ctx, s.digest)
+    if s.ctx != NULL:
+        free(s.ctx)
+        s.ctx = NULL
+
+
+cdef size_t _lane_next(size_t i, size_t base, const unsigned char** p, size_t* n, size_t* q,
+                       size_t npieces) noexcept nogil:
+    """The lane's next entry with bytes to feed, from entry ``i`` of its piece (NONE: take the
+    next piece of the batch, from ``q``); final and abort entries on the way are done here.
+    Returns the entry (its bytes in p, n) or NONE when the batch has no more pieces."""
+    cdef Entry* e
+    while True:
+        if i == NONE:
+            if q[0] == npieces:
+                return NONE
+            i = first_of[q[0]]
+            q[0] += 1
+        e = &ring[(base + i) % RING]
+        if not e.slot.x:              # a job made for OpenSSL (tests switch engines)
+            _run(e)
+        elif e.op == OP_UPDATE:
+            if _x_open(e.slot) and e.n:
+                p[0], n[0] = <const unsigned char*>e.ptr, e.n
+                return i
+        else:
+            _x_close(e)
+        i = nxt[i]
+
+
+cdef void _x_batch(size_t base, size_t count) noexcept nogil:
+    """Entries [base, base + count) of the ring, up to ``LANES`` pieces at once."""
+    cdef size_t i, h, npieces = 0, q = 0, fed
+    cdef size_t key
+    cdef Slot* s
+    cdef int k, m
+    cdef size_t lane[LANES]                      # each lane's entry (NONE: the lane is done)
+    cdef const unsigned char* lp[LANES]          # its bytes not fed yet
+    cdef size_t ln[LANES]
+    cdef sha1x_ctx* cx[LANES]                    # the lanes that have bytes, packed
+    cdef const unsigned char* cp[LANES]
+    cdef size_t cn[LANES]
+    cdef int which[LANES]
+    global fed_paired, fed_single, fed_all
+    # link each piece's entries in order; pieces in order of first appearance
+    for i in range(count):
+        s = ring[(base + i) % RING].slot
+        nxt[i] = NONE
+        key = <size_t>s
+        h = ((key >> 4) * <size_t>0x9E3779B97F4A7C15) % HSIZE
+        while key_of[h] != NULL and key_of[h] != s:
+            h = (h + 1) % HSIZE
+        if key_of[h] == NULL:
+            key_of[h] = s
+            first_of[npieces] = i
+            place_of[npieces] = h
+            npieces += 1
+        else:
+            nxt[tail_of[h]] = i
+        tail_of[h] = i
+    for i in range(npieces):          # clear the table for the next batch
+        key_of[place_of[i]] = NULL
+    for k in range(LANES):
+        lane[k] = _lane_next(NONE, base, &lp[k], &ln[k], &q, npieces)
+    while True:
+        m = 0
+        for k in range(LANES):
+            if lane[k] != NONE:
+                cx[m] = <sha1x_ctx*>ring[(base + lane[k]) % RING].slot.ctx
+                cp[m], cn[m], which[m] = lp[k], ln[k], k
+                m += 1
+        if m == 0:
+            break
+        if m == 1:
+            sha1x_update1(cx[0], cp[0], cn[0])
+            fed_single += cn[0]
+            cn[0] = 0
+        else:
+            fed = 0
+            for k in range(m):
+                fed += cn[k]
+            sha1x_updaten(cx, cp, cn, m)
+            for k in range(m):
+                fed -= cn[k]
+            if m == LANES:
+                fed_all += fed
+            else:
+                fed_paired += fed
+        for k in range(m):
+            lp[which[k]], ln[which[k]] = cp[k], cn[k]
+            if cn[k] == 0:
+                lane[which[k]] = _lane_next(nxt[lane[which[k]]], base, &lp[which[k]], &ln[which[k]], &q, npieces)
+
+
 cdef void* _worker(void* arg) noexcept nogil:
-    global head, idle
+    global head, idle, finals
     cdef size_t i, end
+    cdef int x
     cdef Entry* e
     while True:
         pthread_mutex_lock(&mu)
@@ -144,11 +314,16 @@ cdef void* _worker(void* arg) noexcept nogil:
             pthread_cond_wait(&work, &mu)
         idle = 0
         end = tail
+        finals = 0
+        x = use_x
         pthread_mutex_unlock(&mu)
-        i = head
-        while i != end:
-            _run(&ring[i % RING])
-            i += 1
+        if x:
+            _x_batch(head, end - head)
+        else:
+            i = head
+            while i != end:
+                _run(&ring[i % RING])
+                i += 1
         pthread_mutex_lock(&mu)
         i = head
         while i != end:
@@ -164,13 +339,15 @@ cdef void* _worker(void* arg) noexcept nogil:
 
 cdef int _start() except -1:
     """The worker of this process (a new one after a fork)."""
-    global started_pid, head, tail, idle
+    global started_pid, head, tail, idle, finals
     cdef pthread_t t
     cdef long pid = getpid()
     if started_pid == pid:
         return 0
     head = tail = 0
     idle = 0
+    finals = 0
+    memset(key_of, 0, sizeof(key_of))   # a fork in the middle of the parent's batch left it filled
     pthread_mutex_init(&mu, NULL)
     pthread_cond_init(&work, NULL)
     pthread_cond_init(&progress, NULL)
@@ -195,7 +372,7 @@ cdef void _push(Slot* s, const char* p, size_t n, int op) noexcept:
     """Append an entry (waiting, without the interpreter lock, while the ring is full).
     The lock is never held while the interpreter lock is being taken: several Python
     threads may push."""
-    global tail
+    global tail, finals
     pthread_mutex_lock(&mu)
     while tail - head >= RING:
         pthread_mutex_unlock(&mu)
@@ -207,7 +384,9 @@ cdef void _push(Slot* s, const char* p, size_t n, int op) noexcept:
     ring[tail % RING].n = n
     ring[tail % RING].op = op
     tail += 1
-    if idle and (op != OP_UPDATE or tail - head >= WAKE):
+    if op != OP_UPDATE:
+        finals += 1
+    if idle and (finals >= WAKE_FINALS or tail - head >= WAKE):
         pthread_cond_signal(&work)
     pthread_mutex_unlock(&mu)
 
@@ -243,6 +422,7 @@ cdef class Sha1Job:
             raise MemoryError()
         self.slot.ok = 1
         self.slot.pid = getpid()
+        self.slot.x = use_x and not bypass_x
         self.refs = []
 
     def update(self, data) -> None:
@@ -282,6 +462,8 @@ cdef class Sha1Job:
             return False
         pthread_mutex_lock(&mu)
         done = self.slot.done
+        if not done and idle:
+            pthread_cond_signal(&work)      # a lone final piece is not waited for otherwise
         pthread_mutex_unlock(&mu)
         return bool(done)
 

@@ -8,9 +8,10 @@ offset, ``offs`` their offsets; a block that overlaps what is there
 contributes views of its new parts), and the piece's pad-file ranges as
 segments of zeros.  Its hasher (``piece_check``) is fed the segments in
 order as far as they are contiguous from offset 0 (``front``): blocks that
-arrive in order are hashed as they land (the verifier's fast path appends
-them without looking further), a block that arrives early waits in
-``segs`` until the bytes before it are there.  When the piece is covered,
+arrive in order are hashed as they land, a block that arrives early waits
+in ``segs`` until the bytes before it are there (a block that overlaps
+nothing there takes the compiled path, ``_fastpath.place``; ``insert`` does
+the rest).  When the piece is covered,
 its hash is complete: nothing is copied or hashed again.
 
 Bytes of a later copy that overlap the first copy are compared with it;

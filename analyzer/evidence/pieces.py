@@ -24,10 +24,11 @@ blocks arrive (v1: SHA-1 of the piece in the v1 byte space, pad-file bytes
 taken as the zeros they are; v2: the SHA-256 merkle root of its 16 KiB
 blocks against the file's piece layer, or the file's pieces root for a file
 of one piece: ``piece_check``); the block that covers it completes the check,
-and the piece is released.  A block that continues the piece its tap fed
-last, in order, takes the compiled fast path (``_fastpath``): kept as the
-object the parser handed over and queued for the SHA-1 worker thread
-(``_sha1``), nothing copied or looked up.  A covered v1 piece waits in
+and the piece is released.  A block of a piece in progress that overlaps
+nothing the piece has (in order, or ahead of a hole: a seeder's disk reads
+finish out of order) takes the compiled fast path (``_fastpath``): kept as
+the object the parser handed over and, once the bytes before it are there,
+queued for the SHA-1 worker thread (``_sha1``), nothing copied.  A covered v1 piece waits in
 ``checking`` while the worker finishes its digest; it is decided (verified
 or failed) when a block of the same piece arrives, when more than
 ``MAX_CHECKING`` pieces or ``MAX_CHECKING_BYTES`` wait (the oldest first), or
@@ -69,7 +70,7 @@ from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from analyzer.evidence._fastpath import TapState, append
+from analyzer.evidence._fastpath import TapState, place
 from analyzer.evidence.assembly import MAX_ALTERNATIVES, Assembly, compose, differing_bytes
 from analyzer.evidence.metadata import MetadataCollector
 from analyzer.evidence.metainfo import TorrentMeta
@@ -79,7 +80,7 @@ __all__ = ["BLOCK", "MAX_ALTERNATIVES", "PieceResult", "Tap", "Verifier"]
 
 MAX_PENDING_BYTES = 512 << 20
 MAX_CHECKING = 32             # covered pieces whose hash the worker is finishing, at most ...
-MAX_CHECKING_BYTES = 8 << 20   # ... and their bytes (beyond, the oldest is waited for)
+MAX_CHECKING_BYTES = 16 << 20  # ... and their bytes (beyond, the oldest is waited for)
 HELD_FAILED_BYTES = 64 << 20  # failed pieces kept until settled
 PROBE_CAP = 64 << 20          # block bytes kept per connection while attributing by piece hashes
 
@@ -105,12 +106,13 @@ class PieceResult:
 
 class Tap(TapState):
     """The block sink of one parser (one direction of one connection): ``data``
-    (``TapState``) takes a block that continues the piece this tap fed last,
+    (``TapState``) takes a block that lands in a hole of a piece in progress,
     ``slow`` everything else."""
 
     def __init__(self, verifier, conn, d, parser, engine):
         self.verifier, self.conn, self.d, self.parser, self.engine = verifier, conn, d, parser, engine
         self.torrent = None
+        self.pending = verifier.pending
         self.probe = None           # index -> [(offset, chunk, where)] while attributing by piece hashes
         self.probe_bytes = 0
         self.piece = None
@@ -188,6 +190,7 @@ class Verifier:
         self.results: list[PieceResult] = []
         self.closed: dict = {}       # (torrent key, receiver, index) -> result of a piece already checked
         self.attributions: dict = {}  # engine connection id -> (torrent key, (file, frame, ts) of the block)
+        self.worker_mismatches = 0   # pieces the SHA-1 worker failed and hashlib verified (a bug if ever > 0)
         # the memory caps that can change a result: how often they acted, and the peaks they watch
         self.caps = {"pending_given_up": 0, "held_settled_early": 0, "peak_pending_bytes": 0,
                      "peak_held_bytes": 0}
@@ -212,7 +215,7 @@ class Verifier:
         key = (t.key, receiver, index)
         p = self.pending.get(key)
         if p is not None:
-            r = append(p, offset, chunk, sender, where)   # in order: hashed and kept
+            r = place(p, offset, chunk, sender, where)    # into a hole: kept (and hashed if in order)
             if r:
                 if r == 2:
                     self._complete(t, key, p, index)
@@ -288,6 +291,13 @@ class Verifier:
             h = t.hasher(key[2])
             h.update(p.data())
         ok = t.matches(key[2], h)
+        if not ok and hasattr(h, "final") and t.expected(key[2]):
+            # a failure is never the worker's word alone: hashlib (OpenSSL) hashes the piece again
+            again = t.hasher(key[2])
+            again.update(p.data())
+            if t.matches(key[2], again):
+                self.worker_mismatches += 1
+                ok = True
         if ok and self.carver is not None:
             self.carver.piece(t, key[2], p.data())
         self._close(key, p, "verified" if ok else "failed", t)

@@ -6,7 +6,7 @@ import hashlib
 import random
 
 from analyzer.evidence import assembly
-from analyzer.evidence._fastpath import append
+from analyzer.evidence._fastpath import append, place
 from analyzer.evidence.assembly import Assembly, compose
 
 DATA = random.Random(4).randbytes(4 * 16384)
@@ -34,6 +34,39 @@ def test_out_of_order_blocks_wait_then_are_hashed_in_order():
     assert p.insert(0, DATA[:20000], "b", None) == 16384                        # fills the hole, overlaps
     assert p.front == 32768 and p.conflict_bytes == 0 and not p.alts
     assert append(p, 32768, DATA[32768:49152], "a", None) == 1                  # in order again
+
+
+def test_blocks_into_holes_take_the_compiled_path_and_are_hashed_in_order():
+    p = piece()
+    blocks = {k: DATA[k * 16384:(k + 1) * 16384] for k in range(4)}
+    assert place(p, 2 * 16384, blocks[2], "a", (0, 1, 0)) == 1 and p.front == 0      # after a hole: waits
+    assert place(p, 16384, blocks[1], "b", (0, 2, 0)) == 1 and p.front == 0
+    assert place(p, 3 * 16384 - 1, blocks[3], "a", None) == 0                         # overlaps block 2
+    assert place(p, 3 * 16384, blocks[3] + b"x", "a", None) == 0                      # past the piece's end
+    assert place(p, 3 * 16384, bytearray(blocks[3]), "a", None) == 0                  # not bytes: slow path
+    assert place(p, 0, blocks[0], "a", (0, 3, 0)) == 1                                # fills the front hole
+    assert (p.front, p.fi, p.offs) == (3 * 16384, 3, [0, 16384, 2 * 16384])          # hashed 0, 1, 2
+    assert place(p, 3 * 16384, blocks[3], "b", (0, 4, 0)) == 2                        # covered
+    assert p.h.digest() == hashlib.sha1(DATA).digest() and p.data() == DATA
+    assert (p.covered, p.senders, p.last, p.conflict_bytes) == (len(DATA), {"a": 2 * 16384, "b": 2 * 16384}, (0, 4, 0), 0)
+
+
+def test_compiled_and_python_paths_build_the_same_piece():
+    rng = random.Random(8)
+    for _ in range(30):
+        runs = [(a, DATA[a:a + rng.choice((5000, 9000))]) for a in range(0, len(DATA), 5000)]   # covering
+        runs += [(a, DATA[a:a + rng.choice((1, 700))]) for a in rng.sample(range(len(DATA)), 10)]  # extra
+        rng.shuffle(runs)
+        fast, slow = piece(), piece()
+        for a, chunk in runs:
+            if not place(fast, a, chunk, "s", None):
+                fast.insert(a, chunk, "s", None)
+            slow.insert(a, chunk, "s", None)
+        assert (fast.offs, fast.front, fast.fi, fast.covered, fast.conflict_bytes, fast.senders) == \
+            (slow.offs, slow.front, slow.fi, slow.covered, slow.conflict_bytes, slow.senders)
+        assert [bytes(s[0]) for s in fast.segs] == [bytes(s[0]) for s in slow.segs]
+        assert fast.data() == slow.data() == DATA
+        assert fast.h.digest() == slow.h.digest() == hashlib.sha1(DATA).digest()
 
 
 def test_conflicts_are_counted_and_kept_once_as_alternatives():

@@ -322,3 +322,63 @@ def test_a_tap_feeds_in_order_blocks_through_the_fast_path():
     result = v.finish()
     assert [(p.status, p.senders, p.first[1], p.last[1], p.redundant_bytes) for p in result] == [
         ("verified", {GOOD: 4 * BLOCK}, 0, 3, 0), ("verified", {GOOD: 4 * BLOCK}, 4, 7, BLOCK)]
+
+
+def test_a_tap_takes_out_of_order_blocks_of_interleaved_pieces_without_the_slow_path(monkeypatch):
+    # a seeder's disk reads finish out of order, and blocks of two pieces interleave: only a
+    # piece's first block takes the Python path; overlapping copies still do, with the same figures
+    rng = random.Random(23)
+    data = rng.randbytes(16 * BLOCK)
+    v, t = verifier(data, piece_length=4 * BLOCK)
+    tap = tap_for(v, t)
+    slow = []
+    real = pieces.Tap.slow
+    monkeypatch.setattr(pieces.Tap, "slow", lambda self, *a: (slow.append(a[:2]), real(self, *a)))
+    order = []
+    for first in (0, 2):                                      # pieces 0 and 1, then 2 and 3, interleaved
+        blocks = [(i, o) for i in (first, first + 1) for o in range(0, 4 * BLOCK, BLOCK)]
+        rng.shuffle(blocks)
+        order += blocks
+    for k, (index, offset) in enumerate(order):
+        _Engine.cur_frame = k
+        a = index * 4 * BLOCK + offset
+        tap.data(index, offset, data[a:a + BLOCK])
+    assert sorted(i for i, _ in slow) == [0, 1, 2, 3] and len(slow) == 4      # each piece's first block
+    tap.data(3, 100, data[3 * 4 * BLOCK + 100:3 * 4 * BLOCK + 200])           # piece closed: redundant
+    result = v.finish()
+    assert [(p.index, p.status, p.senders, p.redundant_bytes) for p in result] == \
+        [(i, "verified", {GOOD: 4 * BLOCK}, 100 if i == 3 else 0) for i in range(4)]
+    assert [(p.first[1], p.last[1]) for p in result] == [
+        (min(k for k, (i, _) in enumerate(order) if i == n), max(k for k, (i, _) in enumerate(order) if i == n))
+        for n in range(4)]
+
+
+def test_a_failure_is_checked_again_with_hashlib(monkeypatch):
+    # the worker's digest alone never fails a piece: a wrong one (a bug) is caught and counted
+    class Wrong:
+        def __init__(self):
+            self.closed = False
+
+        def update(self, data):
+            pass
+
+        def final(self):
+            self.closed = True
+
+        def digest(self):
+            return bytes(20)
+
+    real = piece_check.TorrentGeometry.hasher
+    monkeypatch.setattr(piece_check.TorrentGeometry, "hasher",
+                        lambda self, index, worker=False: Wrong() if worker else real(self, index))
+    v, t = verifier()
+    v.add(t, SUBJECT, GOOD, 0, 0, DATA[:BLOCK], (0, 1, 0))
+    v.add(t, SUBJECT, GOOD, 0, BLOCK, DATA[BLOCK:], (0, 2, 0))
+    v.add(t, SUBJECT, BAD, 0, 0, BAD_X, (0, 3, 0))                  # redundant copy, after
+    [p] = v.finish()
+    assert (p.status, v.worker_mismatches) == ("verified", 1)
+    v, t = verifier()
+    v.add(t, SUBJECT, BAD, 0, 0, BAD_X, (0, 1, 0))
+    v.add(t, SUBJECT, GOOD, 0, BLOCK, DATA[BLOCK:], (0, 2, 0))
+    [p] = v.finish()
+    assert (p.status, v.worker_mismatches) == ("failed", 0)
