@@ -26,6 +26,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from analyzer.report.columns import Columns, as_columns, as_rows  # noqa: E402
+from analyzer.report.peer_ranking import top_peers  # noqa: E402  (also a name of this module: notebooks)
 from analyzer.timefmt import parse_iso_ns  # noqa: E402
 from analyzer.units import format_bytes  # noqa: E402
 
@@ -150,27 +151,6 @@ def cumulative_transfer(timeline: Columns, title: str) -> Figure:
                          "however often retransmitted, summed per " + f"{width}-second bin by the time of the "
                          "frame that delivered it and plotted at the bin's end. Bytes lost in capture gaps are "
                          "not counted.")
-
-
-def top_peers(peers: Columns, top_n: int = 10, column: str = "uploaded_bytes") -> list[dict]:
-    """Per remote address: uploaded, downloaded, connections; the `top_n` largest by `column` (ties by the
-    other direction, then address) and one row "<k> other peers" summing the rest.  The per-peer chart
-    draws exactly these rows and the report prints them as a table."""
-    cols = ["uploaded_bytes", "downloaded_bytes", "connections"]
-    peers = as_columns(peers)
-    per: dict = {}
-    present = [c for c in cols if c in peers]
-    for i, ip in enumerate(peers["remote_ip"]):
-        sums = per.setdefault(ip, dict.fromkeys(cols, 0))
-        for c in present:
-            sums[c] += int(peers[c][i])
-    other = "downloaded_bytes" if column == "uploaded_bytes" else "uploaded_bytes"
-    ranked = [{"remote_ip": ip, **sums} for ip, sums in sorted(per.items(),
-                                                               key=lambda kv: (-kv[1][column], -kv[1][other], kv[0]))]
-    shown, rest = ranked[:top_n], ranked[top_n:]
-    if rest:
-        shown.append({"remote_ip": f"{len(rest)} other peers", **{c: sum(r[c] for r in rest) for c in cols}})
-    return shown
 
 
 def uploads_per_peer(peers: Columns, title: str, top_n: int = 10, column: str = "uploaded_bytes") -> Figure:

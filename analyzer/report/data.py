@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from analyzer.report import charts
 from analyzer.report.columns import Columns, CsvRows, ns_of, read_csv, read_parquet
 from analyzer.report.options import ReportError, ReportOptions
+from analyzer.report.peer_ranking import top_peers
 from analyzer.timefmt import iso_ns, parse_iso_ns
 
 TOP_PEERS = 10          # bars (and table rows) per torrent in the per-peer chart; the rest in one row
@@ -169,7 +169,7 @@ class ReportData:
 
     def peer_rows(self, torrent: dict, top_n: int = TOP_PEERS) -> list[dict]:
         """The rows of the torrent's per-peer chart (whole capture), for the table beside it."""
-        return charts.top_peers(self.peers_of(torrent), top_n)
+        return top_peers(self.peers_of(torrent), top_n)
 
     def peers_of(self, torrent: dict) -> Columns:
         """peers.parquet rows of the torrent (its info hashes)."""
