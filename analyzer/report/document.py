@@ -25,14 +25,12 @@ chart worker draws the PNGs meanwhile.
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from analyzer.report.figures import Chart, fill_charts  # noqa: F401 -- Chart re-exported
 from analyzer.report.options import ReportError, ReportOptions, report_date  # noqa: F401 -- re-exported
 
 TITLE = "BitTorrent traffic analysis"
-TEMPLATES = Path(__file__).parent / "templates"
 METHODOLOGY = [
     "Piece bytes are the bytes of BitTorrent 'piece' messages (blocks) carried by the subject's connections, "
     "counted from the subject's side: downloaded = sent to the subject, uploaded = sent by the subject.",
@@ -140,17 +138,9 @@ class Numbering:
             raise ValueError(f"tables/figures never referenced from the text: {unreferenced}")
 
 
-@lru_cache(maxsize=1)
 def _environment():
-    """The templates' environment (one per process: templates are compiled once)."""
-    import jinja2
-
-    from analyzer.report import formatting
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True)
-    env.filters.update(formatting.FILTERS)
-    return env
+    from analyzer.report.compiled import environment
+    return environment()
 
 
 def render_html(context: dict) -> str:
@@ -303,7 +293,9 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
         from analyzer.report.exhibits import Rehash
         data = ReportData(folder, options=options)
         drawer.start(data)                   # it draws from now on
-        _environment().get_template("report.html.j2")   # compiled meanwhile
+        from analyzer.report.compiled import accept
+        accept(drawer.templates())           # compiled by the chart worker during the analysis, if it could
+        _environment().get_template("report.html.j2")
         case, case_info = _case(data.summary, options, data.manifest)
         date = report_date(options, data.manifest)
         out = folder / "report"

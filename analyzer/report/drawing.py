@@ -106,18 +106,21 @@ def write_pngs(charts_: list[Chart], out: Path) -> None:
             gc.collect()
 
 
-def _warm_up() -> None:
-    """Import what drawing needs and draw a tiny figure as SVG and PNG (fonts, backends)."""
+def _warm_up() -> dict[str, bytes]:
+    """Import what drawing needs and draw a tiny figure as SVG and PNG (fonts, backends); compile the
+    document's templates for the document's process (compiled.py): their bytecode."""
     from matplotlib.figure import Figure
 
     import analyzer.report.charts  # noqa: F401
     import analyzer.report.data  # noqa: F401 -- (unpickles the document's ReportData; no pyarrow)
+    from analyzer.report.compiled import compile_all
     fig = Figure(figsize=(1, 1), dpi=100)
     ax = fig.add_subplot()
     ax.bar([0], [1], hatch="//")
     ax.set_title("a")
     fig.savefig(io.StringIO(), format="svg", metadata={"Date": None})
     fig.savefig(io.BytesIO(), format="png", metadata={"Software": None})
+    return compile_all()
 
 
 # ---------------------------------------------------------------------- the job
@@ -152,13 +155,14 @@ def _serve(conn, others) -> None:
     """The worker: warm up, then run one job, sending each step's result; stop at EOF or None."""
     worker.start_child(others)
     try:
-        _warm_up()
+        templates = _warm_up()
     except Exception:  # noqa: BLE001 -- reported when the parent asks for its charts
-        warm_error = traceback.format_exc()
+        templates, warm_error = {}, traceback.format_exc()
     else:
         warm_error = None
     worker.settle()
     try:
+        conn.send(("templates", templates))
         data = conn.recv()
         if data is None:
             return
@@ -188,6 +192,7 @@ class ChartWorker:
 
     def __init__(self, parallel: bool = True, others=()):
         self._proc = self._conn = self._job = None
+        self._templates_read = False
         if parallel:
             self._proc, self._conn = worker.fork(_serve, "bt-analyzer-charts", others)
 
@@ -201,6 +206,13 @@ class ChartWorker:
             self._job = _Job(data)
         else:
             self._send(data)
+
+    def templates(self) -> dict[str, bytes]:
+        """The templates' bytecode, if the worker has compiled them by now (compiled.py); else nothing
+        (it is skipped when it comes)."""
+        if self._proc is None or self._templates_read or not self._conn.poll(0):
+            return {}
+        return self._receive("templates")
 
     def specs(self) -> list[Chart]:
         specs = self._local(self._job.specs) if self._proc is None else self._receive("specs")
@@ -237,9 +249,13 @@ class ChartWorker:
                              f"{self._proc.exitcode})") from None
 
     def _receive(self, step: str):
-        """The worker's result of ``step``."""
+        """The worker's result of ``step`` (its templates skipped if they were not asked for before)."""
         try:
             message = self._conn.recv()
+            if message[0] == "templates":
+                self._templates_read = True
+                if step != "templates":
+                    message = self._conn.recv()
         except (EOFError, OSError):
             self._proc.join(timeout=1)
             message = ("error", f"the chart process ended (exit status {self._proc.exitcode})")
