@@ -292,7 +292,7 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
         from analyzer.report.data import ReportData
         from analyzer.report.exhibits import Rehash
         data = ReportData(folder, options=options)
-        drawer.start(data)                   # it draws from now on
+        drawer.start(data.for_charts())      # it draws from now on
         from analyzer.report.compiled import accept
         accept(drawer.templates())           # compiled by the chart worker during the analysis, if it could
         _environment().get_template("report.html.j2")

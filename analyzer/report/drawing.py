@@ -5,8 +5,8 @@ Theory of operation.  The report has two long jobs after the analysis: drawing t
 the charts only at the very end: layout needs each chart's size and caption, not its
 drawing (figures.py).  So :class:`ChartWorker` forks a process when the report is started
 (``analyze --report``: before the capture is read) that imports matplotlib and draws a tiny
-figure (fonts loaded) while the analysis runs.  Given the document's ``ReportData`` (pickled:
-a few kB of numpy columns and rows; so this process needs no pyarrow), it creates the
+figure (fonts loaded) while the analysis runs.  Given the document's ``ReportData`` (pickled,
+``for_charts``: what the charts draw, a few kB; so this process needs no pyarrow), it creates the
 figures and sends their specs (key, caption, size) at once; the document renders its
 skeleton and the PDF process lays it out while this process lays out and draws the SVGs,
 writes them when the document says the report folder is ready, sends them, and then draws
@@ -56,7 +56,8 @@ def make_charts(data) -> list[Chart]:
             fig.bt_caption += " Per-peer figures are for the whole capture, not the time window."
         out.append(Chart.of(f"uploads_per_peer_{t['info_hash'][:12]}", fig))
     if len(data.connections):
-        out.append(Chart.of("connections", charts.connection_timeline(data.connections, "Connections of the subject")))
+        out.append(Chart.of("connections", charts.connection_timeline(data.connections, "Connections of the subject",
+                                                                      total=data.connections_total)))
     if len(data.timeline):
         out.append(Chart.of("throughput", charts.throughput(data.timeline, "Throughput")))
     state_csv = data.folder / "client_state.csv"

@@ -39,7 +39,7 @@ def draw(folder: Path, parallel: bool) -> tuple[list, dict, dict]:
     (copy / "report").mkdir()
     w = ChartWorker(parallel)
     try:
-        w.start(ReportData(copy))
+        w.start(ReportData(copy).for_charts())
         specs = [c.spec() for c in w.specs()]
         assert list((copy / "report").iterdir()) == []          # nothing written before write()
         svgs = w.write()
@@ -57,6 +57,14 @@ def test_the_worker_draws_what_the_calling_process_draws(folder):
     assert sorted(files) == sorted(f"{k}.{ext}" for k in keys for ext in ("png", "svg"))
     assert all(files[f"{k}.svg"] == svgs[k].encode() for k in keys)
     assert all(files[f"{k}.png"].startswith(b"\x89PNG") for k in keys)
+
+
+def test_the_chart_process_gets_what_the_charts_draw(folder):
+    data = ReportData(folder)
+    sent = data.for_charts()
+    assert sent.pieces is None and data.pieces is not None
+    assert sent.connections == data.connections and sent.connections_total == len(data.connections)
+    assert sent.connections is not data.connections and sent.timeline is data.timeline
 
 
 def test_closed_before_write_leaves_nothing(folder, tmp_path):
