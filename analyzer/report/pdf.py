@@ -94,27 +94,32 @@ def write_laid_out(document, skeleton: str, inline: dict[str, str], target: Path
     image becomes its chart's SVG (``inline``: key -> inline SVG).  (the PDF bytes if no target, whether
     the laid-out pages were used: False when a chart's size differed from its placeholder's or a placeholder
     was not found once, and the filled document was laid out anew)."""
-    from weasyprint.svg import SVG
-
     from analyzer.report.figures import fill_charts
-    images = _placeholders(document) if document is not None else None
-    swapped = {}
-    if images is not None and set(images) <= set(inline):
-        for key, image in images.items():
-            context = image._context
-            svg = SVG(_parse_svg(inline[key]), image._base_url, context.font_config if context else None,
-                      image._url_fetcher)
-            if not _same_size(svg, image._svg):
-                swapped = None
-                break
-            swapped[key] = svg
-    else:
-        swapped = None
-    if swapped is None:
+    try:
+        images = _swap(document, inline)
+    except AttributeError:              # WeasyPrint's internals are not those of the pinned version
+        images = None
+    if images is None:
         return render_pdf(fill_charts(skeleton, inline), target), False
-    for key, svg in swapped.items():
-        images[key]._svg = svg
     return document.write_pdf(target), True
+
+
+def _swap(document, inline: dict[str, str]) -> dict | None:
+    """Give each placeholder's image its chart's SVG; None (nothing changed) where that cannot be done."""
+    from weasyprint.svg import SVG
+    images = _placeholders(document) if document is not None else None
+    if images is None or not set(images) <= set(inline):
+        return None
+    svgs = {}
+    for key, image in images.items():
+        context = image._context
+        svgs[key] = SVG(_parse_svg(inline[key]), image._base_url, context.font_config if context else None,
+                        image._url_fetcher)
+        if not _same_size(svgs[key], image._svg):
+            return None
+    for key, svg in svgs.items():
+        images[key]._svg = svg
+    return images
 
 
 def _serve(conn, others) -> None:
