@@ -25,6 +25,7 @@ chart worker draws the PNGs meanwhile.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from analyzer.report.figures import Chart, fill_charts  # noqa: F401 -- Chart re-exported
@@ -221,14 +222,19 @@ def _client_state_rows(data) -> list[dict]:
 
 def report_libraries() -> dict:
     """Versions of the libraries that draw and typeset the report (installed metadata, no import)."""
-    from importlib.metadata import PackageNotFoundError, version
-    out = {}
+    return dict(_library_versions())
+
+
+@lru_cache(maxsize=1)
+def _library_versions() -> tuple:
+    from importlib.metadata import PackageNotFoundError, version     # (~0.02 s: read once a process)
+    out = []
     for name in ("jinja2", "matplotlib", "numpy", "pyarrow", "weasyprint"):
         try:
-            out[name] = version(name)
+            out.append((name, version(name)))
         except PackageNotFoundError:
-            out[name] = None
-    return out
+            out.append((name, None))
+    return tuple(out)
 
 
 def _case(folder_summary: dict, options: ReportOptions, manifest: dict | None = None):
@@ -305,6 +311,7 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
         for old in [*out.glob("*.png"), *out.glob("*.svg"), out / "report.html", out / "report.pdf"]:
             old.unlink(missing_ok=True)      # a narrower report must not leave the previous one's charts
         rehash = Rehash(data.manifest, options.rehash)
+        report_libraries()                   # (read while the chart worker makes the figures)
         charts_ = drawer.specs()
         skeleton = render_skeleton(_context(data, charts_, options, case, case_info, date, rehash, validation))
         pdf.lay_out(skeleton)                # the PDF worker lays the pages out while the charts are drawn
