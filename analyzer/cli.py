@@ -128,11 +128,11 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
         case = load_case(case_file) if case_file else None
     except CaseError as e:
         raise click.BadParameter(str(e), param_hint="--case") from None
-    pdf = None
+    pdf = charts = None
     if with_report:
-        # the PDF process imports WeasyPrint and loads fonts while the capture is analysed
-        from analyzer.report.pdf import PdfWorker
-        pdf = PdfWorker()
+        # the PDF and chart processes import WeasyPrint and matplotlib while the capture is analysed
+        from analyzer.report.document import start_workers
+        pdf, charts = start_workers()
     try:
         with _terminate_as_interrupt():
             result = run(list(paths), local=list(local), workers=jobs or _workers(workers), shards=shards,
@@ -151,7 +151,8 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
                 # the report reads the finished folder (manifest included), as `bt-analyzer report` would
                 from analyzer.report.document import write_report
                 from analyzer.report.options import record_in_manifest
-                files = write_report(out_dir, validation_file=validation_file, pdf_worker=pdf)
+                files = write_report(out_dir, validation_file=validation_file, pdf_worker=pdf,
+                                     chart_worker=charts)
                 record_in_manifest(out_dir, files, files.record, finished=True)
     except KeyboardInterrupt:
         click.echo("bt-analyzer: interrupted. A staged run (--workers, --shards, --scheduler) continues where "
@@ -160,8 +161,9 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     except Exception as e:  # an internal error: one clear line, traceback only on request
         raise _internal_error(e, debug) from None
     finally:
-        if pdf is not None:
-            pdf.close()             # (a no-op once it rendered the report)
+        for worker in (pdf, charts):
+            if worker is not None:
+                worker.close()      # (a no-op once it did its part of the report)
     if not quiet:
         click.echo(render_summary(summary, out_dir))
         if with_report:

@@ -26,6 +26,8 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from analyzer.report.columns import Columns, as_columns, as_rows  # noqa: E402
+from analyzer.report.shown import CONNECTION_CHART_ROWS, shown_connections  # noqa: E402
+from analyzer.report.shown import top_peers  # noqa: E402, F401  (also a name of this module: notebooks)
 from analyzer.timefmt import parse_iso_ns  # noqa: E402
 from analyzer.units import format_bytes  # noqa: E402
 
@@ -152,27 +154,6 @@ def cumulative_transfer(timeline: Columns, title: str) -> Figure:
                          "not counted.")
 
 
-def top_peers(peers: Columns, top_n: int = 10, column: str = "uploaded_bytes") -> list[dict]:
-    """Per remote address: uploaded, downloaded, connections; the `top_n` largest by `column` (ties by the
-    other direction, then address) and one row "<k> other peers" summing the rest.  The per-peer chart
-    draws exactly these rows and the report prints them as a table."""
-    cols = ["uploaded_bytes", "downloaded_bytes", "connections"]
-    peers = as_columns(peers)
-    per: dict = {}
-    present = [c for c in cols if c in peers]
-    for i, ip in enumerate(peers["remote_ip"]):
-        sums = per.setdefault(ip, dict.fromkeys(cols, 0))
-        for c in present:
-            sums[c] += int(peers[c][i])
-    other = "downloaded_bytes" if column == "uploaded_bytes" else "uploaded_bytes"
-    ranked = [{"remote_ip": ip, **sums} for ip, sums in sorted(per.items(),
-                                                               key=lambda kv: (-kv[1][column], -kv[1][other], kv[0]))]
-    shown, rest = ranked[:top_n], ranked[top_n:]
-    if rest:
-        shown.append({"remote_ip": f"{len(rest)} other peers", **{c: sum(r[c] for r in rest) for c in cols}})
-    return shown
-
-
 def uploads_per_peer(peers: Columns, title: str, top_n: int = 10, column: str = "uploaded_bytes") -> Figure:
     """2. Bytes uploaded to each remote peer (top N, the rest grouped)."""
     fig, ax = _figure()
@@ -195,25 +176,17 @@ def uploads_per_peer(peers: Columns, title: str, top_n: int = 10, column: str = 
                          "shown, the others summed in one bar.")
 
 
-def _number(text) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def connection_timeline(connections: list[dict], title: str, max_rows: int = 60) -> Figure:
+def connection_timeline(connections: list[dict], title: str, max_rows: int = CONNECTION_CHART_ROWS,
+                        total: int | None = None) -> Figure:
     """3. One bar per connection from its first to its last frame, by transport and direction of piece flow.
 
     ``connections``: rows of connections.csv (text).  At most max_rows bars (a case can have tens of
-    thousands of connections): those with the most piece bytes, in order of their first frame; the
-    caption says how many were left out."""
+    thousands of connections): those with the most piece bytes, in order of their first frame
+    (shown.shown_connections); the caption says how many were left out.  ``total``: the number of
+    connections when ``connections`` are those already chosen to be shown (the chart process gets no more)."""
     connections = as_rows(connections)
-    total = len(connections)
-    if total > max_rows:
-        size = [_number(c["downloaded_bytes"]) + _number(c["uploaded_bytes"]) for c in connections]
-        keep = sorted(range(total), key=lambda i: -size[i])[:max_rows]      # stable: ties in file order
-        connections = sorted((connections[i] for i in keep), key=lambda c: parse_iso_ns(c["first_ts"]))
+    total = len(connections) if total is None else total
+    connections = shown_connections(connections, max_rows)
     fig = Figure(figsize=(WIDTH, max(HEIGHT, 1.2 + 0.18 * len(connections))), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     flows = {"downloaded only": ("0.2", ""), "uploaded only": ("1.0", "//"), "both": ("0.6", ".."),

@@ -12,12 +12,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter
-
-from analyzer.report.charts import HEIGHT, WIDTH, _caption, _decimal, _short
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SERIES = (  # (direction, source, face, hatch, label)
     ("uploaded", "client", "1.0", "//", "uploaded: client's lifetime counter"),
@@ -51,6 +49,12 @@ def client_state_chart(rows, title: str = "Lifetime counters against wire figure
     a range from the least the client must have counted to the most the capture accounts for), and the
     verdict of each direction above its pair.  At most ``max_records`` records: those with the largest
     counters, the rest named in the caption."""
+    # matplotlib here only: the document's process builds the table without it (see drawing.py)
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
+
+    from analyzer.report.charts import HEIGHT, WIDTH, _caption, _decimal, _short
     records = [r for r in rows if r.get("uploaded_verdict") is not None and str(r["uploaded_verdict"]) != ""
                and str(r["uploaded_verdict"]) != "not_matched"]
     total = len(records)

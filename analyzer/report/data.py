@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from analyzer.report import charts
 from analyzer.report.columns import Columns, CsvRows, ns_of, read_csv, read_parquet
 from analyzer.report.options import ReportError, ReportOptions
+from analyzer.report.shown import shown_connections, top_peers
 from analyzer.timefmt import iso_ns, parse_iso_ns
 
 TOP_PEERS = 10          # bars (and table rows) per torrent in the per-peer chart; the rest in one row
@@ -122,6 +122,7 @@ class ReportData:
             keep &= first <= self.end
         self.timeline = timeline
         self.connections = CsvRows((c for c, k in zip(conns, keep) if k), conns.columns)
+        self.connections_total = len(self.connections)
         self.windowed = self.start is not None or self.end is not None
         if self.windowed and not len(timeline) and not self.connections:
             span = [t for tr in torrents for t in (tr["first_seen"], tr["last_seen"]) if t]
@@ -134,6 +135,15 @@ class ReportData:
         self.pieces = read_csv(pieces, PIECE_COLUMNS,
                                lambda r: r.get("status") == "verified" and r.get("senders", "") != ""
                                and r.get("info_hash") in hashes) if pieces.exists() else None
+
+    def for_charts(self) -> ReportData:
+        """A copy holding what the charts draw, for the chart process: of the connections those the
+        connection chart shows (``connections_total`` keeps their number), no pieces."""
+        import copy
+        out = copy.copy(self)
+        out.connections = CsvRows(shown_connections(self.connections), self.connections.columns)
+        out.pieces = None
+        return out
 
     # ------------------------------------------------------------------ per torrent
     def torrent_rows(self) -> list[dict]:
@@ -169,7 +179,7 @@ class ReportData:
 
     def peer_rows(self, torrent: dict, top_n: int = TOP_PEERS) -> list[dict]:
         """The rows of the torrent's per-peer chart (whole capture), for the table beside it."""
-        return charts.top_peers(self.peers_of(torrent), top_n)
+        return top_peers(self.peers_of(torrent), top_n)
 
     def peers_of(self, torrent: dict) -> Columns:
         """peers.parquet rows of the torrent (its info hashes)."""

@@ -14,23 +14,24 @@ Everything that varies between runs is fixed: the report's date comes from ``--d
 the analysis run's start in manifest.json, the PDF's dates are that date, SVG ids are
 hashed with a fixed salt; so rebuilding from the same folder gives the same bytes.
 
-Time: the PDF worker (pdf.py) imports WeasyPrint in a forked process while this one reads
-the folder and lays out the charts; the PNGs are drawn in another forked process while this
-one writes the SVGs and the HTML.
+Time: two processes are forked when the report starts (``analyze --report``: before the
+capture is read): the PDF worker (pdf.py) imports WeasyPrint and the chart worker
+(drawing.py) matplotlib, so this process imports neither.  It reads the folder and hands
+the data to the chart worker, which sends each chart's caption and size at once; this
+process renders the HTML with an empty placeholder of that size for each chart (the
+skeleton, figures.py), which the PDF worker lays out while the chart worker draws the SVGs;
+the SVGs fill the placeholders (report.html) and the laid-out pages (report.pdf), and the
+chart worker draws the PNGs meanwhile.
 """
 from __future__ import annotations
 
-import multiprocessing
-import re
+from functools import lru_cache
 from pathlib import Path
 
+from analyzer.report.figures import Chart, fill_charts  # noqa: F401 -- Chart re-exported
 from analyzer.report.options import ReportError, ReportOptions, report_date  # noqa: F401 -- re-exported
 
-DPI = 200
 TITLE = "BitTorrent traffic analysis"
-TEMPLATES = Path(__file__).parent / "templates"
-MAX_FIGURE_HEIGHT_MM = 215      # taller charts (the connection chart of a busy case) are narrowed to fit a page
-TEXT_WIDTH_MM = 178             # A4 portrait minus the margins of report.css
 METHODOLOGY = [
     "Piece bytes are the bytes of BitTorrent 'piece' messages (blocks) carried by the subject's connections, "
     "counted from the subject's side: downloaded = sent to the subject, uploaded = sent by the subject.",
@@ -82,93 +83,20 @@ class ReportFiles(list):
 
 
 # ---------------------------------------------------------------------- charts
-class Chart:
-    """A matplotlib figure with its file stem, caption and inline SVG."""
-
-    def __init__(self, key: str, fig):
-        self.key, self.fig, self.caption = key, fig, fig.bt_caption
-        self.svg_text = ""
-
-    @property
-    def style(self) -> str:
-        """Width that keeps a tall chart within one page."""
-        w, h = self.fig.get_size_inches()
-        pct = min(100.0, 100.0 * MAX_FIGURE_HEIGHT_MM * w / h / TEXT_WIDTH_MM)
-        return "" if pct >= 100 else f"width:{pct:.0f}%"
-
-    def inline_svg(self) -> str:
-        """The SVG for embedding in HTML: no prolog or metadata, ids unique to this chart."""
-        text = self.svg_text[self.svg_text.index("<svg"):]
-        text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
-        p = self.key
-        text = re.sub(r'\bid="([^"]+)"', rf'id="{p}-\1"', text)
-        text = re.sub(r'href="#([^"]+)"', rf'href="#{p}-\1"', text)
-        text = re.sub(r"url\(#([^)]+)\)", rf"url(#{p}-\1)", text)
-        return text.replace("<svg ", '<svg role="img" ', 1)
-
-
 def build_charts(data) -> list[Chart]:
-    from analyzer.report import charts
-    from analyzer.report.data import TOP_PEERS
-    out = []
-    table = data.table()
-    if len(table):
-        shown = {t["info_hash"] for t in data.charted_torrents()}
-        fig = charts.torrent_totals([r for r in table if r["info_hash"] in shown], "Piece bytes per torrent")
-        if len(shown) < len(table):
-            fig.bt_caption += (f" Shown: the {len(shown)} of {len(table):,} torrents with the most piece bytes; "
-                               "the summary tables list all of them.")
-        out.append(Chart("torrent_totals", fig))
-    for t in data.charted_torrents():
-        label = t.get("name") or t["info_hash"]
-        out.append(Chart(f"cumulative_{t['info_hash'][:12]}",
-                         charts.cumulative_transfer(data.timeline_of(t), f"Cumulative piece bytes — {label}")))
-        fig = charts.uploads_per_peer(data.peers_of(t), f"Piece bytes uploaded per peer — {label}", top_n=TOP_PEERS)
-        if data.windowed:
-            fig.bt_caption += " Per-peer figures are for the whole capture, not the time window."
-        out.append(Chart(f"uploads_per_peer_{t['info_hash'][:12]}", fig))
-    if len(data.connections):
-        out.append(Chart("connections", charts.connection_timeline(data.connections, "Connections of the subject")))
-    if len(data.timeline):
-        out.append(Chart("throughput", charts.throughput(data.timeline, "Throughput")))
-    state_csv = data.folder / "client_state.csv"
-    if data.summary.get("client_state") and state_csv.exists():
-        from analyzer.report.client_state import client_state_chart
-        from analyzer.report.columns import read_csv
-        rows = read_csv(state_csv)
-        if any(r.get("uploaded_verdict") or r.get("downloaded_verdict") for r in rows):
-            out.append(Chart("client_state", client_state_chart(rows)))
-    for c in out:       # lay out once; the PNG and the SVG are drawn from the same layout
-        c.fig.draw_without_rendering()
-        c.fig.set_layout_engine("none")
-    return out
+    """The report's charts for ``data``, laid out (drawn in this process; see drawing.py)."""
+    from analyzer.report.drawing import lay_out, make_charts
+    charts_ = make_charts(data)
+    lay_out(charts_)
+    return charts_
 
 
-def _write_pngs(charts_: list[Chart], out: Path) -> None:
-    for c in charts_:
-        c.fig.savefig(out / f"{c.key}.png", format="png", dpi=DPI, metadata={"Software": None})
-
-
-def _png_process(charts_: list[Chart], out: Path):
-    """Draw the PNGs in a forked process (None: drawn here, fork unavailable)."""
-    import matplotlib.backends.backend_agg  # noqa: F401 -- imported before the fork
-    try:
-        ctx = multiprocessing.get_context("fork")
-    except ValueError:
-        _write_pngs(charts_, out)
-        return None
-    proc = ctx.Process(target=_write_pngs, args=(charts_, out), name="bt-analyzer-png", daemon=True)
-    proc.start()
-    return proc
-
-
-def _write_svgs(charts_: list[Chart], out: Path) -> None:
-    import io
-    for c in charts_:
-        buf = io.StringIO()
-        c.fig.savefig(buf, format="svg", metadata={"Date": None})
-        c.svg_text = buf.getvalue()
-        (out / f"{c.key}.svg").write_text(c.svg_text, encoding="utf-8")
+def start_workers(parallel: bool = True):
+    """(PdfWorker, ChartWorker): the report's two processes, forked now to import their libraries."""
+    from analyzer.report.drawing import ChartWorker
+    from analyzer.report.pdf import PdfWorker
+    pdf = PdfWorker(parallel)
+    return pdf, ChartWorker(parallel, others=[pdf.conn] if pdf.conn is not None else [])
 
 
 # ---------------------------------------------------------------------- numbering
@@ -212,18 +140,17 @@ class Numbering:
 
 
 def _environment():
-    import jinja2
-
-    from analyzer.report import formatting
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True)
-    env.filters.update(formatting.FILTERS)
-    return env
+    from analyzer.report.compiled import environment
+    return environment()
 
 
 def render_html(context: dict) -> str:
-    """The report's HTML: rendered twice so that every reference carries its number."""
+    """The report's HTML: rendered twice so that every reference carries its number, charts inline."""
+    return fill_charts(render_skeleton(context), {c.key: c.inline_svg() for c in context["figures"].values()})
+
+
+def render_skeleton(context: dict) -> str:
+    """The report's HTML with each chart as its placeholder (figures.py): needs no chart drawn."""
     return render_numbered("report.html.j2", context)
 
 
@@ -295,14 +222,19 @@ def _client_state_rows(data) -> list[dict]:
 
 def report_libraries() -> dict:
     """Versions of the libraries that draw and typeset the report (installed metadata, no import)."""
-    from importlib.metadata import PackageNotFoundError, version
-    out = {}
+    return dict(_library_versions())
+
+
+@lru_cache(maxsize=1)
+def _library_versions() -> tuple:
+    from importlib.metadata import PackageNotFoundError, version     # (~0.02 s: read once a process)
+    out = []
     for name in ("jinja2", "matplotlib", "numpy", "pyarrow", "weasyprint"):
         try:
-            out[name] = version(name)
+            out.append((name, version(name)))
         except PackageNotFoundError:
-            out[name] = None
-    return out
+            out.append((name, None))
+    return tuple(out)
 
 
 def _case(folder_summary: dict, options: ReportOptions, manifest: dict | None = None):
@@ -338,14 +270,15 @@ def _validation(options: ReportOptions) -> tuple[dict | None, dict | None]:
 
 def write_report(folder: Path, torrent_filter: str | None = None, start: str | None = None,
                  end: str | None = None, *, options: ReportOptions | None = None,
-                 parallel: bool = True, validation_file: str | None = None, pdf_worker=None) -> ReportFiles:
+                 parallel: bool = True, validation_file: str | None = None, pdf_worker=None,
+                 chart_worker=None) -> ReportFiles:
     """Write DIR/report/*; return the files written (with ``.record`` for the manifest).
 
     ReportError (a clear message) when the options or the filters cannot be honoured, or the
     validation file (``options.validation_file``, or ``validation_file`` without options) cannot
-    be used; CaseError for an unusable case file.  ``pdf_worker``: a PdfWorker started earlier
-    (``analyze --report`` starts it before reading the capture), used and closed here."""
-    from analyzer.report.pdf import PdfWorker
+    be used; CaseError for an unusable case file.  ``pdf_worker``, ``chart_worker``: the workers of
+    start_workers() started earlier (``analyze --report`` starts them before reading the capture),
+    used and closed here."""
     folder = Path(folder)
     if options is None:
         # called by `analyze --report`: the inputs were hashed moments ago while being read; re-reading
@@ -353,18 +286,22 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
         options = ReportOptions(torrent_filter=torrent_filter, start=start, end=end, rehash=False,
                                 rehash_note="made by the analysis run itself; bt-analyzer report re-hashes",
                                 validation_file=str(validation_file) if validation_file else None)
+    workers = [w for w in (pdf_worker, chart_worker) if w is not None]
+    rehash = None
     try:
         validation, validation_record = _validation(options)
-    except BaseException:
-        if pdf_worker is not None:
-            pdf_worker.close()
-        raise
-    worker = pdf_worker if pdf_worker is not None else PdfWorker(parallel)
-    png = rehash = None
-    try:
+        if pdf_worker is None or chart_worker is None:
+            for w in workers:
+                w.close()
+            workers = list(start_workers(parallel))
+        pdf, drawer = workers
         from analyzer.report.data import ReportData
         from analyzer.report.exhibits import Rehash
         data = ReportData(folder, options=options)
+        drawer.start(data.for_charts())      # it draws from now on
+        from analyzer.report.compiled import accept
+        accept(drawer.templates())           # compiled by the chart worker during the analysis, if it could
+        _environment().get_template("report.html.j2")
         case, case_info = _case(data.summary, options, data.manifest)
         date = report_date(options, data.manifest)
         out = folder / "report"
@@ -373,22 +310,21 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
             d.subdir("report").close()       # made here, refused if something planted a link in its place
         for old in [*out.glob("*.png"), *out.glob("*.svg"), out / "report.html", out / "report.pdf"]:
             old.unlink(missing_ok=True)      # a narrower report must not leave the previous one's charts
-        charts_ = build_charts(data)
-        png = _png_process(charts_, out) if parallel else _write_pngs(charts_, out)
         rehash = Rehash(data.manifest, options.rehash)
-        _write_svgs(charts_, out)
-        html = render_html(_context(data, charts_, options, case, case_info, date, rehash, validation))
-        (out / "report.html").write_text(html, encoding="utf-8")
-        worker.render(html, out / "report.pdf")
-        if png is not None:
-            png.join()
-            if png.exitcode != 0:
-                raise RuntimeError(f"drawing the PNG charts failed (exit status {png.exitcode})")
-            png = None
+        report_libraries()                   # (read while the chart worker makes the figures)
+        charts_ = drawer.specs()
+        skeleton = render_skeleton(_context(data, charts_, options, case, case_info, date, rehash, validation))
+        pdf.lay_out(skeleton)                # the PDF worker lays the pages out while the charts are drawn
+        svgs = drawer.write()                # (the SVG files are written now)
+        for c in charts_:
+            c.svg_text = svgs[c.key]
+        inline = {c.key: c.inline_svg() for c in charts_}
+        (out / "report.html").write_text(fill_charts(skeleton, inline), encoding="utf-8")
+        pdf.finish(inline, out / "report.pdf")
+        drawer.finish()                      # the PNGs
     finally:
-        worker.close()
-        if png is not None:
-            png.join()
+        for w in workers:
+            w.close()
         if rehash is not None:
             rehash.close()
     files = ReportFiles([*(out / f"{c.key}.{ext}" for c in charts_ for ext in ("png", "svg")),

@@ -6,6 +6,7 @@ from matplotlib.figure import Figure
 
 from analyzer.report import charts
 from analyzer.report.columns import Columns
+from analyzer.report.shown import shown_connections
 from analyzer.timefmt import iso_ns, parse_iso_ns
 
 TIMELINE = ["bin_start", "bin_seconds", "info_hash", "direction", "transport", "bytes", "acked_bytes"]
@@ -79,6 +80,13 @@ def test_connection_timeline_keeps_the_largest_connections():
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == [f"10.0.{i}.1:6881 (tcp)" for i in range(90, 100)]
     assert "10 of 100 connections" in fig.bt_caption
+    # the chart process gets the rows shown and their total only (ReportData.for_charts): the same chart
+    shown = shown_connections(conns, 10)
+    assert shown_connections(shown, 10) == shown
+    again = charts.connection_timeline(shown, "c", max_rows=10, total=len(conns))
+    assert again.bt_caption == fig.bt_caption and again.get_size_inches().tolist() == fig.get_size_inches().tolist()
+    assert [t.get_text() for t in again.axes[0].get_yticklabels()] == labels
+    assert [p.get_width() for p in again.axes[0].patches] == [p.get_width() for p in fig.axes[0].patches]
 
 
 def test_torrent_totals_and_verified_part():

@@ -344,6 +344,15 @@ def test_report_is_deterministic(out, cased, tmp_path):
         assert svg.read_bytes() == (plain / "report" / svg.name).read_bytes()
 
 
+def test_pdf_is_the_html_laid_out_at_once(out, cased):
+    """The PDF is laid out from the skeleton while the charts are drawn, the charts put in afterwards
+    (pdf.py): the bytes are those of report.html rendered in one go."""
+    from analyzer.report.pdf import render_pdf
+    for folder in (out, cased):
+        html = (folder / "report" / "report.html").read_text(encoding="utf-8")
+        assert render_pdf(html) == (folder / "report" / "report.pdf").read_bytes()
+
+
 def test_filters_are_checked_recorded_and_narrow_the_report(out, tmp_path):
     folder = tmp_path / "out"
     shutil.copytree(out, folder)

@@ -53,3 +53,19 @@ def test_report_without_pandas_and_within_its_memory(tmp_path):
     assert reported["maxrss_mib"] < REPORT_RSS_MIB, reported["maxrss_mib"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["report"]["date"] == "2026-12-01"
+
+
+def test_the_document_process_draws_and_typesets_nothing(tmp_path):
+    """`analyze --report`'s own process reads the folder and renders the HTML; matplotlib and WeasyPrint
+    are imported by the chart and PDF processes only (forked before the capture is read), so that none
+    of their import time is spent after the analysis where they could have been ready."""
+    out = tmp_path / "out"
+    code = ("import sys; sys.argv = ['bt-analyzer', 'analyze', *sys.argv[1:]]\n"
+            "from analyzer.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'weasyprint', 'pandas'}))")
+    r = subprocess.run([sys.executable, "-c", code, str(SAMPLE), "--local", "127.0.0.3", "--out", str(out),
+                        "--quiet", "--report"], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "[]"
+    assert (out / "report" / "report.pdf").exists() and len(list((out / "report").glob("*.png"))) >= 4

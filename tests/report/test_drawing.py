@@ -1,0 +1,115 @@
+"""The chart process: the same charts as drawn in the calling process, nothing written before the
+document says so, and a failure in the chart step as one clear error (worker, in-process, CLI)."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer.cli import main
+from analyzer.report import charts
+from analyzer.report.data import ReportData
+from analyzer.report.drawing import ChartError, ChartWorker
+
+pytestmark = pytest.mark.xdist_group("report")
+
+REPO = Path(__file__).resolve().parent.parent.parent
+SAMPLE = REPO / "captures" / "sample-swarm.pcap"
+TORRENT = REPO / "captures" / "sample-swarm.torrent"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("drawing") / "out"
+    r = CliRunner().invoke(main, ["analyze", str(SAMPLE), "--local", "127.0.0.3", "--torrent", str(TORRENT),
+                                  "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def draw(folder: Path, parallel: bool) -> tuple[list, dict, dict]:
+    """(specs, SVG texts, {file name: bytes}) of the charts drawn into a copy of ``folder``."""
+    copy = folder.parent / f"copy-{parallel}"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(folder, copy)
+    (copy / "report").mkdir()
+    w = ChartWorker(parallel)
+    try:
+        w.start(ReportData(copy).for_charts())
+        specs = [c.spec() for c in w.specs()]
+        assert list((copy / "report").iterdir()) == []          # nothing written before write()
+        svgs = w.write()
+        w.finish()
+    finally:
+        w.close()
+    return specs, svgs, {p.name: p.read_bytes() for p in (copy / "report").iterdir()}
+
+
+def test_the_worker_draws_what_the_calling_process_draws(folder):
+    specs, svgs, files = draw(folder, True)
+    assert (specs, svgs, files) == draw(folder, False)
+    keys = [s[0] for s in specs]
+    assert keys[0] == "torrent_totals" and "connections" in keys and "throughput" in keys
+    assert sorted(files) == sorted(f"{k}.{ext}" for k in keys for ext in ("png", "svg"))
+    assert all(files[f"{k}.svg"] == svgs[k].encode() for k in keys)
+    assert all(files[f"{k}.png"].startswith(b"\x89PNG") for k in keys)
+
+
+def test_the_chart_process_gets_what_the_charts_draw(folder):
+    data = ReportData(folder)
+    sent = data.for_charts()
+    assert sent.pieces is None and data.pieces is not None
+    assert sent.connections == data.connections and sent.connections_total == len(data.connections)
+    assert sent.connections is not data.connections and sent.timeline is data.timeline
+
+
+def test_closed_before_write_leaves_nothing(folder, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(folder, copy)
+    (copy / "report").mkdir()
+    w = ChartWorker()
+    w.start(ReportData(copy))
+    w.specs()
+    w.close()
+    assert list((copy / "report").iterdir()) == []
+
+
+def test_a_failing_chart_is_one_clear_error(folder, tmp_path, monkeypatch):
+    def broken(*_a, **_k):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(charts, "throughput", broken)       # (the worker is forked: it inherits the patch)
+    for parallel in (True, False):
+        w = ChartWorker(parallel)
+        try:
+            w.start(ReportData(folder))
+            with pytest.raises(ChartError) as e:
+                w.specs()
+            assert str(e.value) == "drawing the charts failed: RuntimeError: boom"
+            assert "in broken" in "".join(e.value.__notes__)   # where, for --debug (the worker's traceback)
+        finally:
+            w.close()
+    copy = tmp_path / "out"
+    shutil.copytree(folder, copy)
+    for args in (["report", str(copy)], ["analyze", str(SAMPLE), "--local", "127.0.0.3", "--out", str(copy),
+                                         "--quiet", "--force", "--report"]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 1, r.output
+        assert r.output.strip().splitlines() == [
+            "Error: internal error: ChartError: drawing the charts failed: RuntimeError: boom"], r.output
+        assert not (copy / "report" / "report.pdf").exists() and not (copy / "report" / "report.html").exists()
+
+
+def test_a_chart_process_that_died_is_a_clear_error(folder):
+    w = ChartWorker()
+    try:
+        os.kill(w._proc.pid, signal.SIGKILL)
+        w._proc.join()
+        with pytest.raises(ChartError, match=r"the chart process ended \(exit status -9\)"):
+            w.start(ReportData(folder))
+            w.specs()
+    finally:
+        w.close()
