@@ -43,7 +43,17 @@ def _check_local(ctx, param, values):
     return values
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    def invoke(self, ctx):
+        """Ctrl-C before a command's own handling (start-up, imports) ends with status 130 too."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("bt-analyzer: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bt-analyzer")
 def main():
     """Forensic analysis of BitTorrent traffic in packet captures."""

@@ -10,9 +10,26 @@ the file's report; the other files go on.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from typing import Callable
 
 from analyzer.pipeline.driver import DaskExecutor, run_staged
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """SIGINT and SIGTERM held back while the scheduler and the client are made (about 0.1 s;
+    the threads Dask starts meanwhile inherit the mask, so the signal then reaches this thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def connect(plan, slots=None):
@@ -26,9 +43,10 @@ def connect(plan, slots=None):
     if slots is None:
         cluster = LocalCluster(n_workers=plan.workers, **kw)
         return Client(cluster), cluster
-    cluster = LocalCluster(n_workers=0, **kw)
-    slots.connect(cluster.scheduler_address)
-    client = Client(cluster)
+    with _signals_deferred():          # a cluster or client half made by Ctrl-C would complain at exit
+        cluster = LocalCluster(n_workers=0, **kw)
+        slots.connect(cluster.scheduler_address)
+        client = Client(cluster)
     try:
         client.wait_for_workers(plan.workers, timeout=120)
     except BaseException:

@@ -116,7 +116,7 @@ def test_ctrl_c_ends_the_whole_tree(inputs, tmp_path):  # noqa: F811
     os.killpg(p.pid, signal.SIGINT)                        # a terminal's Ctrl-C: the whole group
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
-    assert "Traceback" not in err
+    assert "Traceback" not in err, err
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(alive(pid) for pid in everyone):
         time.sleep(0.05)
