@@ -91,7 +91,7 @@ def main():
               help="Worker processes. More than 1 runs the staged pipeline on a local Dask cluster; auto: one "
                    "per core for inputs of several files totalling 4 GiB or more, else this process alone.")
 @click.option("--shards", type=click.IntRange(1, 4096), default=None,
-              help="Shards of the flows stage (default: four per worker); more than 1 stages the run.")
+              help="Shards of the flows stage (default: one per worker); more than 1 stages the run.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run the staged pipeline on an existing Dask cluster (tcp://HOST:PORT); its workers must "
                    "see the inputs and the output folder at the same paths.")

@@ -313,7 +313,7 @@ def main() -> int:
 
     # ---- issue 10: the staged pipeline
     # 1 vs 2 workers on the case-like set (8 concurrent connections rotated into 8 files), both on
-    # 8 shards (2 workers' default); the cost per GB is the slope over the first 2, 4 and 8 files
+    # 2 shards (2 workers' default); the cost per GB is the slope over the first 2, 4 and 8 files
     # (all 8 connections in each), the fixed cost (interpreter, Dask, cluster start) its intercept
     case = sorted(Path(derived["case"]).iterdir(), key=lambda p: p.name)
     R["case_bytes"] = sum(p.stat().st_size for p in case)
@@ -321,7 +321,7 @@ def main() -> int:
     for mode, extra in (("hashed", ()), ("no_hash", ("--no-input-hash",))):
         for w in (1, 2):
             runs = [(sum(p.stat().st_size for p in case[:n]),
-                     analyze(rep, [str(p) for p in case[:n]], "--workers", str(w), "--shards", "8", *extra))
+                     analyze(rep, [str(p) for p in case[:n]], "--workers", str(w), "--shards", "2", *extra))
                     for n in (2, 4, 8)]
             per_gb, fixed = slope([(b, r["seconds"]) for b, r in runs])
             R["case"][f"{mode}_w{w}"] = {"points": [(b, r["seconds"]) for b, r in runs], "s_per_gb": per_gb,
@@ -337,7 +337,7 @@ def main() -> int:
         R["case_identical"] = outs["one"] == outs["two"]
         R["case_connections"] = case_summary["torrents"][0]["connections"]
     rot = [derived["rotated"]]
-    R["rotated_staged1"] = analyze(rep, rot, "--workers", "1", "--shards", "8")
+    R["rotated_staged1"] = analyze(rep, rot, "--workers", "1", "--shards", "2")
     R["rotated_workers2"] = analyze(rep, rot, "--workers", "2")
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([EXE, "analyze", *rot, "--local", "127.0.0.3", "--out", tmp + "/o", "--quiet", "--workers",

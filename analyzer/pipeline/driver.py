@@ -22,7 +22,7 @@ from analyzer.pipeline.evidence import caps_notes, run_evidence
 from analyzer.pipeline.workdir import WorkFolder, flows_key, map_key, save_result
 
 MAP_RETRIES = 2
-SHARDS_PER_WORKER = 4
+SHARDS_PER_WORKER = 1
 
 
 # ---------------------------------------------------------------------- tasks (run anywhere)
@@ -135,8 +135,9 @@ def _file_size(path) -> int:
 
 def run_staged(plan, executor, progress, warn):
     from analyzer.pipeline import Outcome, _size
-    # several shards a worker: connections differ in size, so smaller flows tasks, handed out as
-    # workers free up, even the load (8 on 2 workers cost ~0.03 CPU-s a GB more than 2)
+    # one shard a worker: every flows task maps every input and, connections being interleaved in
+    # it, touches nearly all its pages, so each more shard costs ~0.05-0.1 CPU-s a GB in page
+    # tables (measured: 8 shards 1.27 s, 2 shards 0.89 s, 1 shard 0.51 s for the bench's case set)
     shards = plan.shards or SHARDS_PER_WORKER * (executor.workers if executor.workers > 1 else plan.workers)
     work = WorkFolder(plan.work_folder(), shards, plan.resume)
     paths = plan.paths

@@ -142,7 +142,7 @@ def test_verification_staged_gives_the_same_files(inputs, verified_reference, tm
     """--torrent and --carve in a staged run: pieces verified in the flows tasks, those split
     across shards replayed by the evidence stage, files carved from the pieces kept."""
     files, facts = run_verified(tmp_path, inputs, *args)
-    shards = int(args[1]) * (4 if args[0] == "--workers" else 1)       # 4 shards a worker by default
+    shards = int(args[1])                                              # one shard a worker by default
     assert facts["shards"] == shards and facts["engine"] != "in-process"
     assert facts["evidence"]["split_pieces"] > 0 and facts["evidence"]["shuffled_bytes"] > 0
     same(verified_reference, files)
