@@ -57,6 +57,7 @@ cdef class TcpStream:
     cdef void _insert(self, int64_t off, const uint8_t* data, Py_ssize_t n, object owner)
     cdef void _deliver(self, const uint8_t* data, Py_ssize_t n, object owner)
     cdef void _to_ring(self, int64_t pos, const uint8_t* data, Py_ssize_t n)
+    cdef void _pend_to_ring(self, PendEntry* e)
     cdef void _materialize(self)
     cdef void _drain(self)
     cdef void _take(self, Segment s)

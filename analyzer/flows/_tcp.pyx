@@ -101,12 +101,10 @@ cdef class TcpStream:
         self.sink = sink
 
     # ------------------------------------------------------------------ Python API (tests)
-    def receive_segment(self, uint32_t seq, int flags, bytes payload=b"", paylen=None, bint in_place=False):
-        """``in_place``: the payload (a bytes object: it never changes) is the buffer the bytes lie
-        in, as a mapped capture file is (deliveries noted, not copied; see the module docstring)."""
+    def receive_segment(self, uint32_t seq, int flags, bytes payload=b"", paylen=None):
         cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(payload)
         cdef Py_ssize_t n = len(payload)
-        self.segment(seq, flags, p, n, n if paylen is None else paylen, payload if in_place else None)
+        self.segment(seq, flags, p, n, n if paylen is None else paylen, None)
 
     def receive_in_place(self, uint32_t seq, int flags, bytes buf, Py_ssize_t start, Py_ssize_t n):
         """A segment whose payload is ``buf[start:start+n]``, left where it lies (``buf`` is the
@@ -243,7 +241,6 @@ cdef class TcpStream:
     cdef void _deliver(self, const uint8_t* data, Py_ssize_t n, object owner):
         cdef PendEntry* e
         cdef Py_ssize_t k
-        cdef int64_t lo
         if self.sink is not None:
             self.sink.feed(data, n)
         # Keep the last bytes for comparing later retransmissions.  The ring starts small and
@@ -278,11 +275,7 @@ cdef class TcpStream:
                 if e.off + e.n > self.next_off + n - self.x.ring_cap:
                     if data - e.p <= PEND_REACH and e.p - data <= PEND_REACH:
                         break
-                    lo = self.next_off - self.x.ring_cap
-                    if e.off < lo:
-                        self._to_ring(lo, e.p + (lo - e.off), e.n - (lo - e.off))
-                    else:
-                        self._to_ring(e.off, e.p, e.n)
+                    self._pend_to_ring(e)
                 self.x.pend_head = (self.x.pend_head + 1) % self.x.pend_cap
                 self.x.pend_n -= 1
             if self.x.pend_n == self.x.pend_cap:
@@ -317,23 +310,25 @@ cdef class TcpStream:
             pos += chunk
             k -= chunk
 
+    cdef void _pend_to_ring(self, PendEntry* e):
+        """Copy the part of a pending delivery still within the ring's reach into the ring (entries
+        are copied oldest first, so newer bytes land over older ones)."""
+        cdef int64_t lo = self.next_off - self.x.ring_cap
+        if e.off + e.n <= lo:
+            return
+        if e.off < lo:
+            self._to_ring(lo, e.p + (lo - e.off), e.n - (lo - e.off))
+        else:
+            self._to_ring(e.off, e.p, e.n)
+
     cdef void _materialize(self):
         """Copy the pending deliveries into the ring (oldest first), and let their buffer go."""
-        cdef PendEntry* e
-        cdef int64_t lo
         cdef Py_ssize_t i
         if self.x == NULL or self.x.pend_n == 0:
             self.pend_owner = None
             return
-        lo = self.next_off - self.x.ring_cap
         for i in range(self.x.pend_n):
-            e = &self.x.pend[(self.x.pend_head + i) % self.x.pend_cap]
-            if e.off + e.n <= lo:
-                continue
-            if e.off < lo:
-                self._to_ring(lo, e.p + (lo - e.off), e.n - (lo - e.off))
-            else:
-                self._to_ring(e.off, e.p, e.n)
+            self._pend_to_ring(&self.x.pend[(self.x.pend_head + i) % self.x.pend_cap])
         self.x.pend_head = 0
         self.x.pend_n = 0
         self.pend_owner = None

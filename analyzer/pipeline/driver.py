@@ -22,7 +22,6 @@ from analyzer.pipeline.evidence import caps_notes, run_evidence
 from analyzer.pipeline.workdir import WorkFolder, flows_key, map_key, save_result
 
 MAP_RETRIES = 2
-SHARDS_PER_WORKER = 1
 
 
 # ---------------------------------------------------------------------- tasks (run anywhere)
@@ -126,19 +125,12 @@ class DaskExecutor:
 
 
 # ---------------------------------------------------------------------- the driver
-def _file_size(path) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
 def run_staged(plan, executor, progress, warn):
     from analyzer.pipeline import Outcome, _size
     # one shard a worker: every flows task maps every input and, connections being interleaved in
     # it, touches nearly all its pages, so each more shard costs ~0.05-0.1 CPU-s a GB in page
     # tables (measured: 8 shards 1.27 s, 2 shards 0.89 s, 1 shard 0.51 s for the bench's case set)
-    shards = plan.shards or SHARDS_PER_WORKER * (executor.workers if executor.workers > 1 else plan.workers)
+    shards = plan.shards or (executor.workers if executor.workers > 1 else plan.workers)
     work = WorkFolder(plan.work_folder(), shards, plan.resume)
     paths = plan.paths
     maps: dict[int, MapResult] = {}
@@ -167,7 +159,7 @@ def run_staged(plan, executor, progress, warn):
     verify = [sorted(m.info_hash_v1 or m.info_hash_v2 for m in plan.metas), plan.carve is not None]
     # the largest shards first (what the map stage wrote for them): the last task to start is a
     # small one, so the workers finish together
-    weight = [sum(_file_size(m.spills[s]) for m in ordered if m.spills) for s in range(shards)]
+    weight = [sum(_size(m.spills[s]) for m in ordered if m.spills) for s in range(shards)]
     for rank, s in enumerate(sorted(range(shards), key=lambda s: (-weight[s], s))):
         key = flows_key(s, shards, keys, verify)
         found = work.finished_flows(key) if plan.resume else None

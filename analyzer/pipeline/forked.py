@@ -102,11 +102,8 @@ class ForkedWorkers:
         for i in range(n):
             r, w = os.pipe()
             pid = os.fork()
-            if pid == 0:
+            if pid == 0:                    # (the slot closes every other descriptor, w among them)
                 try:
-                    os.close(w)
-                    for fd in self.pipes:
-                        os.close(fd)
                     _slot(r, f"local-{i}", parent)
                 finally:
                     os._exit(1)
@@ -149,11 +146,10 @@ class ForkedWorkers:
 
 def start(n: int) -> ForkedWorkers | None:
     """Fork ``n`` worker slots if this process can (Linux, one Python thread); else None."""
-    if not hasattr(os, "fork") or sys.platform != "linux" or threading.active_count() != 1:
+    if sys.platform != "linux" or threading.active_count() != 1:
         return None
     import distributed  # noqa: F401 -- imported once, here, for every worker
-    import analyzer.pipeline.driver  # noqa: F401 -- the tasks' modules
-    import analyzer.pipeline.stages  # noqa: F401
+    import analyzer.pipeline.driver  # noqa: F401 -- the tasks (and the stages they run)
     if threading.active_count() != 1:       # an import started a thread: do not fork
         return None
     return ForkedWorkers(n)

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from analyzer.capture.mapping import KEEP_BEHIND
 from analyzer.pipeline import _spill
 
 FLUSH_AT = 4 << 20            # bytes buffered per shard before they are appended to its file
 READ_CHUNK = 8 << 20
 BATCH_RECORDS = 1 << 15
-DROP_BEHIND = 64 << 20        # mapped input given back (madvise) after this many bytes were used
-KEEP_BEHIND = 16 << 20        # ... and this far behind the batch in hand (capture.mapping.KEEP_BEHIND)
+DROP_BEHIND = 64 << 20        # mapped input given back (madvise) after this many bytes were used,
+                              # KEEP_BEHIND behind the batch in hand (TCP streams may read there)
 INDEX_COLUMNS = (("off", np.int64), ("caplen", np.uint32), ("origlen", np.uint32), ("ts_ns", np.int64),
                  ("frame_no", np.int64), ("linktype", np.int32))
 INDEX_BYTES = sum(np.dtype(t).itemsize for _, t in INDEX_COLUMNS)

@@ -184,7 +184,7 @@ def _serve(conn, others) -> None:
         return
 
 
-class ChartWorker:
+class ChartWorker(worker.Handle):
     """The process that draws one report's charts (see the module docstring).
 
     ``start(data)`` (a ReportData), then ``specs()`` (Chart objects without figures, in document
@@ -192,15 +192,9 @@ class ChartWorker:
     ``finish()`` (the PNGs are written); ``close()`` at the end in any case."""
 
     def __init__(self, parallel: bool = True, others=()):
-        self._proc = self._conn = self._job = None
+        super().__init__(_serve, "bt-analyzer-charts", parallel, others)
+        self._job = None
         self._templates_read = False
-        if parallel:
-            self._proc, self._conn = worker.fork(_serve, "bt-analyzer-charts", others)
-
-    @property
-    def conn(self):
-        """The parent's end of the pipe (a later worker's child closes it)."""
-        return self._conn
 
     def start(self, data) -> None:
         if self._proc is None:
@@ -235,10 +229,7 @@ class ChartWorker:
         self._proc = None
 
     def close(self) -> None:
-        """Stop the worker (a no-op once it finished)."""
-        if self._proc is not None:
-            worker.stop(self._proc, self._conn)
-            self._proc = None
+        super().close()
         self._job = None
 
     # ------------------------------------------------------------------ internals

@@ -165,20 +165,14 @@ class PdfError(RuntimeError):
     pass
 
 
-class PdfWorker:
+class PdfWorker(worker.Handle):
     """The process that writes one report's PDF (see the module docstring): ``lay_out(skeleton)``, then
     ``finish(inline SVGs, target)``; ``close()`` at the end in any case."""
 
     def __init__(self, parallel: bool = True, others=()):
-        self._proc = self._conn = self._skeleton = None
+        super().__init__(_serve, "bt-analyzer-pdf", parallel, others)
+        self._skeleton = None
         self.laid_out_used = None           # after finish(): whether the skeleton's pages were used (tests)
-        if parallel:
-            self._proc, self._conn = worker.fork(_serve, "bt-analyzer-pdf", others)
-
-    @property
-    def conn(self):
-        """The parent's end of the pipe (a later worker's child closes it)."""
-        return self._conn
 
     def lay_out(self, skeleton: str) -> None:
         """Start laying out the skeleton's pages (returns at once when the worker runs)."""
@@ -211,9 +205,3 @@ class PdfWorker:
         self.laid_out_used = message
         self._proc.join()
         self._proc = None
-
-    def close(self) -> None:
-        """Stop the worker (a no-op once it wrote the PDF)."""
-        if self._proc is not None:
-            worker.stop(self._proc, self._conn)
-            self._proc = None

@@ -87,3 +87,23 @@ def stop(proc, conn, timeout: float = 10) -> None:
     if proc.is_alive():
         proc.kill()
         proc.join()
+
+
+class Handle:
+    """The parent's side of a worker: the process (None when run in this process) and its pipe."""
+
+    def __init__(self, target, name: str, parallel: bool, others=()):
+        self._proc = self._conn = None
+        if parallel:
+            self._proc, self._conn = fork(target, name, others)
+
+    @property
+    def conn(self):
+        """The parent's end of the pipe (a later worker's child closes it)."""
+        return self._conn
+
+    def close(self) -> None:
+        """Stop the worker (a no-op once it finished)."""
+        if self._proc is not None:
+            stop(self._proc, self._conn)
+            self._proc = None

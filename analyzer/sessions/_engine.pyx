@@ -194,7 +194,7 @@ cdef class Engine:
 
     def process_batch(self, batch, int file_idx):
         """Handle every record of a capture reader's Batch of file ``file_idx``."""
-        self.cur_owner = batch.buf if getattr(batch, "stable", False) else None
+        self.cur_owner = batch.buf if batch.stable else None
         try:
             self.process(batch.buf, batch.rec_off, batch.caplen, batch.origlen, batch.ts_ns, batch.iface,
                          batch.if_linktype, file_idx, batch.first_frame_no, 0, batch.n)
@@ -207,11 +207,14 @@ cdef class Engine:
             return
         d = self.defrag.add(file_idx, frame_no, ts, wire, ipver, ip)
         if d is not None:
+            owner = self.cur_owner
             self.in_datagram = True
+            self.cur_owner = None           # the datagram's bytes are its own, not the batch's
             try:
                 self.process_datagram(d.packet, d.ts_ns, d.file_idx, d.frame_no, d.frames, d.wire_bytes)
             finally:
                 self.in_datagram = False
+                self.cur_owner = owner
 
     def release_buffers(self):
         """End of an input file: TCP streams copy the delivered bytes they left in its buffer into
@@ -419,7 +422,7 @@ cdef class Engine:
                 (<PeerWireParser>s.sink).feed_gap(s.next_off)
         if t.paylen > 0 and c.flight1 < 0:
             c.note_payload(d, c.s0.max_end, c.s1.max_end)
-        s.segment(t.seq, t.flags, t.pay, t.paycap, t.paylen, None if self.in_datagram else self.cur_owner)
+        s.segment(t.seq, t.flags, t.pay, t.paycap, t.paylen, self.cur_owner)
         self._track(c, c.s0.sink, c.s1.sink, b0, b1, a0, a1, ts, file_idx, frame_no)
         if t.flags & TH_RST:
             c.close(True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import time
 
 import pytest
 
@@ -134,10 +135,8 @@ def test_pieces_hashed_several_at_once_equal_hashlib_whatever_the_split(engine):
                 assert job.digest() == hashlib.sha1(data).digest(), (engine, len(data))
 
 
-def test_in_order_pieces_of_one_connection_equal_hashlib(engine):
-    # the usual stream: 16 KiB blocks, one piece after the other, each final as the next starts
-    rng = random.Random(12)
-    pieces = [rng.randbytes(rng.choice([1 << 18, 1 << 20, (1 << 20) - 3000])) for _ in range(24)]
+def _in_blocks(pieces: list[bytes]) -> list:
+    """One job a piece, fed in 16 KiB blocks, one piece after the other, each final as the next starts."""
     jobs = []
     for data in pieces:
         job = _sha1.Sha1Job()
@@ -145,15 +144,22 @@ def test_in_order_pieces_of_one_connection_equal_hashlib(engine):
             job.update(data[a:a + 16384])
         job.final()
         jobs.append(job)
-    assert [j.digest() for j in jobs] == [hashlib.sha1(d).digest() for d in pieces]
+    return jobs
+
+
+def test_in_order_pieces_of_one_connection_equal_hashlib(engine):
+    # the usual stream: 16 KiB blocks, one piece after the other, each final as the next starts
+    rng = random.Random(12)
+    pieces = [rng.randbytes(rng.choice([1 << 18, 1 << 20, (1 << 20) - 3000])) for _ in range(24)]
+    assert [j.digest() for j in _in_blocks(pieces)] == [hashlib.sha1(d).digest() for d in pieces]
 
 
 def test_a_lone_final_piece_becomes_ready_without_a_wait(engine):
     job = _sha1.Sha1Job()
     job.update(b"x" * 1000)
     job.final()                          # one final piece: the worker is not woken for it ...
-    deadline = __import__("time").monotonic() + 5
-    while not job.ready() and __import__("time").monotonic() < deadline:
+    deadline = time.monotonic() + 5
+    while not job.ready() and time.monotonic() < deadline:
         pass                             # ... but asking wakes it
     assert job.ready() and job.digest() == hashlib.sha1(b"x" * 1000).digest()
 
@@ -164,14 +170,7 @@ def test_pieces_in_order_are_mostly_hashed_several_at_once():
     rng = random.Random(14)
     pieces = [rng.randbytes(1 << 20) for _ in range(16)]
     all0, paired0, single0 = _sha1.fed_bytes()
-    jobs = []
-    for data in pieces:
-        job = _sha1.Sha1Job()
-        for a in range(0, len(data), 16384):
-            job.update(data[a:a + 16384])
-        job.final()
-        jobs.append(job)
-    assert [j.digest() for j in jobs] == [hashlib.sha1(d).digest() for d in pieces]
+    assert [j.digest() for j in _in_blocks(pieces)] == [hashlib.sha1(d).digest() for d in pieces]
     three, paired, single = _sha1.fed_bytes()
     assert three - all0 + paired - paired0 + single - single0 == 16 << 20
     assert three - all0 + paired - paired0 >= 8 << 20     # the worker waited for several pieces
