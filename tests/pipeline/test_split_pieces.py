@@ -42,7 +42,16 @@ def spec() -> dict:
 def swarm(tmp_path_factory):
     from analyzer.validation.harness import run_swarm
     tmp = tmp_path_factory.mktemp("split")
-    res = run_swarm(spec(), tmp / "swarm")
+    # libtorrent now and then stops asking for the last piece after the bad seeder's failures (all
+    # connections idle, 7 of 8 pieces, seen under load): a new swarm is made once; the test needs
+    # failed pieces split across shards, which either swarm has
+    for attempt in range(2):
+        try:
+            res = run_swarm(spec(), tmp / f"swarm{attempt}")
+            break
+        except RuntimeError as e:
+            if attempt or "leechers not complete" not in str(e):
+                raise
     d = tmp / "in"
     d.mkdir()
     for p in res.capture_files:
