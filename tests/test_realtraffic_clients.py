@@ -314,11 +314,32 @@ def test_bad_seeder(tmp_path, client):
 
     What the client holds is exact: the verified data equals the client's own (the whole
     torrent), also where the client fetched a banned peer's block again and completed the
-    piece with the later copy (tests/evidence/test_pieces.py).  The bytes the client never
-    read are in failed (a whole corrupt piece on the wire) or redundant (a superseded
-    copy), so the analyzer's failed bytes are at least the client's.  The torrent the
-    client uploads meanwhile stays exact."""
-    res = run_client_swarm(exchange(client, bad_seeder=True), tmp_path)
+    piece with the later copy (tests/evidence/test_pieces.py).  Every byte on the wire is
+    in exactly one of verified, failed (a whole corrupt piece on the wire) or redundant (a
+    copy the piece did not verify with).  The torrent the client uploads meanwhile stays
+    exact.
+
+    A client's failed-bytes counter is not comparable byte for byte with the wire:
+    libtorrent (Deluge, qBittorrent) adds the piece's size at each failed check.  Seen
+    here: the bad seeder's two blocks of piece 32 fail; Deluge fetches the second block
+    again from the good seeder, checks the piece with the bad first block it kept, fails
+    it a second time, then fetches both blocks: 65,536 failed bytes from 49,152 bytes of
+    wire beyond the torrent (the analyzer: 32,768 failed, 16,384 redundant).  And where a
+    block fetched again makes the piece verify, the analyzer calls the piece verified
+    and the replaced copy redundant whether or not the client checked the piece in
+    between (nothing on the wire says).  What holds for any client: a bad seeder's piece
+    fails on the wire, and libtorrent's redundant counter (blocks it read twice) is part
+    of the analyzer's failed + redundant bytes."""
+    # libtorrent (Deluge 2.0.3) now and then stops asking for a block after banning the bad seeder
+    # (the good seeder idle with no request in flight, 1 of 123 blocks missing, seen under load):
+    # a client that never completes gets a new swarm, once
+    for attempt in range(2):
+        try:
+            res = run_client_swarm(exchange(client, bad_seeder=True), tmp_path / f"swarm{attempt}")
+            break
+        except RuntimeError as e:
+            if attempt or "complete its downloads" not in str(e):
+                raise
     truth = res.ground_truth
     result = analyze(res.capture_files, local=[res.client_ip], torrents=list(res.torrent_files.values()),
                      warn=lambda m: None)
@@ -331,11 +352,17 @@ def test_bad_seeder(tmp_path, client):
     raw = RAW_RECEIVED[client](res, c)
     assert sent >= down["downloaded_bytes"] >= down["downloaded_acked_bytes"] >= raw >= 2_000_000
     assert down["verified_downloaded_bytes"] == c[HELD[client]] == 2_000_000
-    assert down["failed_downloaded_bytes"] >= max(client_failed(res, c), 1)
+    assert down["failed_downloaded_bytes"] >= 1
+    if client == "transmission":       # it drops a failed piece whole and counts it once
+        assert down["failed_downloaded_bytes"] >= client_failed(res, c)
+    if client == "deluge":
+        assert client_failed(res, c) >= 1
+        assert res.client_session_counters["net.recv_redundant_bytes"] <= (
+            down["failed_downloaded_bytes"] + down["redundant_downloaded_bytes"])
     assert down["downloaded_bytes"] == (down["verified_downloaded_bytes"] + down["failed_downloaded_bytes"]
                                         + down["redundant_downloaded_bytes"])
-    if client == "qbittorrent":        # total_wasted: libtorrent's redundant + failed bytes (those it read)
-        assert c["total_wasted"] <= down["failed_downloaded_bytes"] + down["redundant_downloaded_bytes"]
+    if client == "qbittorrent":        # total_wasted: libtorrent's redundant + failed bytes, at least what
+        assert c["total_wasted"] >= raw - 2_000_000 >= 0      # it read beyond the pieces it kept
     assert up["uploaded_bytes"] == truth["peers"]["leech"]["torrents"]["up"]["total_payload_download"]
     check_relations(res, "up", up, sum(
         result.subject.directions(r)[2].pieces for r in result.records

@@ -18,7 +18,9 @@ Transmission   ``uploadedEver`` = uploaded + 13 x piece messages sent (the
                redundant - failed; ``corruptEver`` = failed
 qBittorrent    ``uploaded``, ``uploaded_session`` = uploaded; ``downloaded``,
                ``downloaded_session`` = downloaded; ``total_wasted`` =
-               redundant + failed
+               redundant + failed (libtorrent adds a piece's size at each
+               failed check: beyond the wire's failed bytes where a piece
+               fails twice with a block kept from the first failure)
 Deluge         ``total_uploaded``, ``total_payload_upload`` = uploaded;
                ``all_time_download``, ``total_payload_download`` = downloaded
 aria2          ``uploadLength`` = uploaded; ``completedLength`` = verified
