@@ -121,10 +121,24 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     pex.csv, pieces.csv (with --torrent or rebuilt metadata), timeline.parquet,
     peers.parquet and manifest.json into --out; with --report also --out/report/.
     """
+    # first, before the imports below: the Parquet process imports pyarrow meanwhile (parquet_worker.py)
+    from analyzer.output.parquet_worker import ParquetWorker
+    parquet = ParquetWorker()
+    try:
+        _analyze(parquet, paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds,
+                 with_report, validation_file, workers, shards, scheduler, workdir, resume, jobs, progress_mode,
+                 no_input_hash, force, quiet, debug)
+    finally:
+        parquet.close()       # (a no-op once it made the files)
+
+
+def _analyze(parquet, paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds,
+             with_report, validation_file, workers, shards, scheduler, workdir, resume, jobs, progress_mode,
+             no_input_hash, force, quiet, debug):
     from analyzer.analysis import analyze as run
     from analyzer.case import CaseError, load_case
     from analyzer.findings import build_findings
-    from analyzer.output import write_outputs
+    from analyzer.output.writer import write_outputs
     from analyzer.pipeline.progress import progress_for
     import gc
     gc.freeze()      # the objects of the imports are never garbage: collections stop walking them
@@ -142,7 +156,7 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     if with_report:
         # the PDF and chart processes import WeasyPrint and matplotlib while the capture is analysed
         from analyzer.report.document import start_workers
-        pdf, charts = start_workers()
+        pdf, charts = start_workers(others=[parquet.conn] if parquet.conn is not None else [])
     try:
         with _terminate_as_interrupt():
             result = run(list(paths), local=list(local), workers=jobs or _workers(workers), shards=shards,
@@ -152,7 +166,7 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
                          progress=progress_for(progress_mode, quiet))
             try:
                 summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,
-                                        argv=["bt-analyzer", *sys.argv[1:]], started=started)
+                                        argv=["bt-analyzer", *sys.argv[1:]], started=started, parquet=parquet)
             except BaseException:
                 result.close(completed=False)
                 raise

@@ -4,7 +4,8 @@ module imports on its own.
 Layers, lowest first (a module may import its own layer and those below):
 
     timefmt, units, digest, case,   leaf helpers (case: the case file; bytestore: bytes gathered
-    bytestore                       from overlapping copies, first copy wins)
+    bytestore, worker               from overlapping copies, first copy wins; worker: helper
+                                    processes that import a library while the capture is read)
     capture, decode, flows,         bytes -> frames -> streams -> protocol events
     protocols
     evidence                        metadata, piece verification, carving, provenance checks
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "analyzer"
 LAYERS = [
     {"analyzer", "analyzer.timefmt", "analyzer.units", "analyzer.digest", "analyzer.case", "analyzer.bytestore",
-     "analyzer.validation.harness"},
+     "analyzer.worker", "analyzer.validation.harness"},
     {"analyzer.capture", "analyzer.decode", "analyzer.flows", "analyzer.protocols"},
     {"analyzer.evidence"},
     {"analyzer.sessions"},

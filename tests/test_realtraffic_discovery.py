@@ -128,7 +128,7 @@ def test_three_client_sessions_analysed_together_are_reconciled_each(tracker_run
 def write_folder(result, out):
     import datetime
     from analyzer.findings import build_findings
-    from analyzer.output import write_outputs
+    from analyzer.output.writer import write_outputs
     write_outputs(build_findings(result), out, argv=["test"], started=datetime.datetime.now(datetime.timezone.utc))
     return out
 

@@ -1,7 +1,9 @@
 """timeline.parquet and peers.parquet from the findings (pandas reads them directly, with
-UTC nanosecond timestamps).  No pandas here: pyarrow builds and writes the tables."""
+UTC nanosecond timestamps).  No pandas here: pyarrow builds and writes the tables.  ``analyze``
+makes the files' bytes (``parquet_files``) in a process of their own (parquet_worker.py)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +61,18 @@ def timeline_table(timeline) -> pa.Table:
     })
 
 
-def peers_table(peers: list[PeerRow]) -> pa.Table:
-    import pyarrow as pa
-    cols = list(zip(*[(p.info_hash, p.host, p.remote_ip, p.internal, p.transport, p.downloaded_bytes,
+def peer_columns(peers: list[PeerRow]) -> list:
+    """The columns of peers.parquet (tuples of Python values, in PEER_COLUMNS order)."""
+    return list(zip(*[(p.info_hash, p.host, p.remote_ip, p.internal, p.transport, p.downloaded_bytes,
                        p.downloaded_acked_bytes, p.uploaded_bytes, p.uploaded_acked_bytes, p.connections,
                        p.first_seen_ns, p.last_seen_ns)
-                      for p in peers])) or [[] for _ in PEER_COLUMNS]
+                      for p in peers])) or [() for _ in PEER_COLUMNS]
+
+
+def peers_table(peers: list[PeerRow] | None = None, cols: list | None = None) -> pa.Table:
+    import pyarrow as pa
+    if cols is None:
+        cols = peer_columns(peers)
     internal = np.fromiter(cols[3], np.uint8, len(cols[3]))
     return pa.table({
         **{c: _strings(cols[i]) for i, c in enumerate(PEER_COLUMNS[:3])},
@@ -104,3 +112,14 @@ def write_parquet(table: pa.Table, where) -> None:
         return
     writer.write_table(table, row_group_size=None)
     writer.close()
+
+
+def parquet_files(timeline, cols: list) -> tuple[bytes, bytes]:
+    """The bytes of timeline.parquet and peers.parquet (``cols``: ``peer_columns``)."""
+    out = []
+    for table in (timeline_table(timeline), peers_table(cols=cols)):
+        buf = io.BytesIO()
+        write_parquet(table, buf)
+        out.append(buf.getvalue())
+    return out[0], out[1]
+

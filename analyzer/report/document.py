@@ -91,12 +91,13 @@ def build_charts(data) -> list[Chart]:
     return charts_
 
 
-def start_workers(parallel: bool = True):
-    """(PdfWorker, ChartWorker): the report's two processes, forked now to import their libraries."""
+def start_workers(parallel: bool = True, others=()):
+    """(PdfWorker, ChartWorker): the report's two processes, forked now to import their libraries
+    (``others``: the parent's ends of other workers' pipes, closed in these)."""
     from analyzer.report.drawing import ChartWorker
     from analyzer.report.pdf import PdfWorker
-    pdf = PdfWorker(parallel)
-    return pdf, ChartWorker(parallel, others=[pdf.conn] if pdf.conn is not None else [])
+    pdf = PdfWorker(parallel, others=list(others))
+    return pdf, ChartWorker(parallel, others=[*others, *([pdf.conn] if pdf.conn is not None else [])])
 
 
 # ---------------------------------------------------------------------- numbering

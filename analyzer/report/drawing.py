@@ -23,7 +23,7 @@ import io
 import traceback
 from pathlib import Path
 
-from analyzer.report import worker
+from analyzer import worker
 from analyzer.report.figures import Chart
 
 DPI = 200

@@ -22,7 +22,7 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
-from analyzer.report import worker
+from analyzer import worker
 
 # Loads the report's fonts (serif, sans, bold, mono, SVG text) before the real document arrives.
 _WARM_UP = ("<html><body><p style=\"font-family:'DejaVu Serif'\">a <b>b</b></p><p style=\"font-family:'DejaVu Sans'\">"

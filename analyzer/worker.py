@@ -1,17 +1,19 @@
-"""What the report's two worker processes (pdf.py, drawing.py) share: forking, the child's set-up, stopping.
+"""Helper processes forked at the start of a command to import a heavy library while the capture
+is analysed: the report's PDF and chart workers (report/pdf.py, report/drawing.py) and the Parquet
+writer (output/parquet.py).  What they share: forking, the child's set-up, stopping.
 
-A worker is forked when a report starts (``analyze --report``: before the capture is read) and
-spends its first ~0.4 s importing its library (WeasyPrint, matplotlib).  While the analysis
-runs it keeps both cores busy (the input hash has a thread of its own), so the imports run
-at a lower priority (nice 10) and the analysis is slowed less; once imported, a worker
-returns to normal priority, where it stays for the report itself.  It lowers its priority
-only where it may raise it again (root, or RLIMIT_NICE allowing nice 0).
+A worker is forked before the capture is read and spends its first moments importing its library
+(WeasyPrint ~0.4 s, matplotlib, pyarrow ~0.06 s).  While the analysis runs it keeps both cores
+busy (the input hash has a thread of its own), so the imports run at a lower priority (nice 10)
+and the analysis is slowed less; once imported, a worker returns to normal priority, where it
+stays for its job.  It lowers its priority only where it may raise it again (root, or
+RLIMIT_NICE allowing nice 0).
 
-A worker makes one document and ends, so after its imports nothing is collected by the
-cyclic garbage collector (``settle``): what the imports made is never garbage (frozen), and
-the cycles one report leaves are few beside what it holds (collections cost ~15% of the
-PDF's layout).  Ctrl-C is the parent's to handle: a worker ignores SIGINT and is closed by
-the parent; a parent that dies closes the pipe, which ends a waiting worker.
+A worker does one job and ends, so after its imports nothing is collected by the cyclic garbage
+collector (``settle``): what the imports made is never garbage (frozen), and the cycles one job
+leaves are few beside what it holds (collections cost ~15% of the PDF's layout).  Ctrl-C is the
+parent's to handle: a worker ignores SIGINT and is closed by the parent; a parent that dies closes
+the pipe, which ends a waiting worker.
 """
 from __future__ import annotations
 
@@ -21,16 +23,22 @@ import os
 NICE = 10
 
 
+_parent: int | None = None          # in a child: the pid of the process that forked it
+
+
 def fork(target, name: str, others=()):
     """(process, the parent's end of its pipe) running ``target(conn, others)``, or (None, None)
     where fork is unavailable.  ``others``: the parent's ends of earlier workers' pipes, closed in
-    the child (so that a parent's death still reaches them as EOF)."""
+    the child with the parent's end of its own pipe (so that the parent's death reaches every
+    worker as EOF; and it is killed then anyway, see ``start_child``)."""
+    global _parent
     try:
         ctx = multiprocessing.get_context("fork")
     except ValueError:
         return None, None
     conn, child = ctx.Pipe()
-    proc = ctx.Process(target=target, args=(child, tuple(others)), name=name, daemon=True)
+    _parent = os.getpid()
+    proc = ctx.Process(target=target, args=(child, (*others, conn)), name=name, daemon=True)
     proc.start()
     child.close()
     return proc, conn
@@ -48,10 +56,25 @@ def _may_return_to(nice: int) -> bool:
     return soft == resource.RLIM_INFINITY or 20 - soft <= nice
 
 
+def _die_with_parent() -> None:
+    """SIGKILL when the parent dies (Linux ``PR_SET_PDEATHSIG``): a worker busy with its job when
+    the command is killed does not outlive it."""
+    import ctypes
+    import signal
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)     # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):       # not Linux: EOF on the pipe still ends a waiting worker
+        pass
+    if _parent is not None and os.getppid() != _parent:     # the parent died before prctl
+        os._exit(1)
+
+
 def start_child(others) -> None:
-    """In the child, first: signals, the other workers' pipe ends, a lower priority for the imports."""
+    """In the child, first: death with the parent, signals, the parent's pipe ends, a lower
+    priority for the imports."""
     import signal
     global _base_nice
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for c in others:
