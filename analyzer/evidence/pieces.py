@@ -43,11 +43,12 @@ kept (``HELD_FAILED_BYTES``) until it is settled:
   covered): it had the failed piece, which stays failed;
 * otherwise (the capture ends, the new assembly is given up, the kept
   failed pieces exceed their cap) the later copies are tried, at most
-  ``MAX_ALTERNATIVES`` + 2 assemblies, one hash each: first the copies of
+  2 x ``MAX_ALTERNATIVES`` + 3 assemblies, one hash each: first the copies of
   the new, incomplete assembly laid over the failed one (a receiver that
   never read a banned peer's block asks for that block only), then each
   conflicting copy that arrived while the piece was assembled, then all of
-  them.  A piece that verifies that way is verified: the copies used are
+  them, then those with the new assembly's copies on top (one block fetched
+  again before the failure, another after it).  A piece that verifies that way is verified: the copies used are
   credited to their senders, the first copies they replace are
   *redundant* (bytes on the wire the receiver did not keep, like blocks in
   flight when it drops a peer: never failed, which is what a client counts
@@ -362,43 +363,59 @@ class Verifier:
         assembly); True when one assembly verified (the piece is then verified)."""
         p, r, t = self.held[key]
         index = key[2]
-        candidates = []               # (copies, the frames that carried them, from the new assembly)
-        if n is not None and n.rescuable:
-            later = n.content_runs()
-            if later and any(differing_bytes(*_overlap(p, a, d)) for a, d, _ in later):
-                candidates.append((later, [n.last], True))
+        # (copies, the frames that carried them, what they are: "new" (the new assembly's), "alt"
+        # (conflicting copies that came while the piece was assembled) or "mixed" (alternatives
+        # with the new assembly's copies on top; their senders tagged (sender, "alt" | "new")))
+        candidates = []
+        later = n.content_runs() if n is not None and n.rescuable else []
+        if later and any(differing_bytes(*_overlap(p, a, d)) for a, d, _ in later):
+            candidates.append((later, [n.last], "new"))
         alts = [([(a, d, s) for a, d in parts], w) for parts, s, w in p.alts]
-        candidates += [(copies, [w], False) for copies, w in alts]
+        candidates += [(copies, [w], "alt") for copies, w in alts]
         if len(alts) > 1:
-            candidates.append(([c for copies, _ in alts for c in copies], [w for _, w in alts], False))
+            candidates.append(([c for copies, _ in alts for c in copies], [w for _, w in alts], "alt"))
+        if later and alts:
+            # a block fetched again before the failure and another after it (the receiver holds both)
+            on_top = [(a, d, (s, "new")) for a, d, s in later]
+            for group in ([a] for a in alts) if len(alts) == 1 else [*([a] for a in alts), alts]:
+                candidates.append(([(a, d, (s, "alt")) for copies, _ in group for a, d, s in copies] + on_top,
+                                   [n.last, *(w for _, w in group)], "mixed"))
         if not candidates:
             return False
         runs = p.runs()
-        for copies, wheres, from_new in candidates:
+        for copies, wheres, kind in candidates:
             data, superseded, used = compose(runs, p.size, copies)
             if t.check(index, data):
                 self._unhold(key)
-                self._adopt(key, p, r, n, superseded, used, wheres, from_new)
+                self._adopt(key, p, r, n, superseded, used, wheres, kind)
                 if self.carver is not None:
                     self.carver.piece(t, index, bytes(data))
                 return True
         return False
 
     def _adopt(self, key, p: Assembly, r: PieceResult, n: Assembly | None, superseded: dict, used: dict,
-               wheres: list, from_new: bool) -> None:
+               wheres: list, kind: str) -> None:
         """Failed piece ``r`` (assembly ``p``) verified with later copies (``used``, per sender)
-        in place of first ones (``superseded``); the new assembly ``n`` joins it."""
+        in place of first ones (``superseded``); the new assembly ``n`` joins it.  ``kind``: the
+        copies used are the new assembly's ("new"), alternatives ("alt"), or both ("mixed": the
+        senders of ``used`` are tagged)."""
+        from_new = kind != "alt"      # the new assembly's copies are all used (laid on top)
         r.status = "verified"
         for s, k in superseded.items():
             _take(r.senders, s, k)
             r.senders_redundant[s] = r.senders_redundant.get(s, 0) + k
             r.superseded_bytes += k
-            if from_new:
-                r.redundant_bytes += k
-        for s, k in used.items():
-            if not from_new:          # an alternative, counted redundant when it arrived
-                r.senders[s] = r.senders.get(s, 0) + k
-                _take(r.senders_redundant, s, k)
+        if kind == "alt":             # the first copies replaced take the alternatives' place in redundant
+            alt_used = used
+        elif kind == "new":           # the first copies replaced are redundant bytes more
+            alt_used = {}
+            r.redundant_bytes += sum(superseded.values())
+        else:                         # those replaced by the new assembly's copies are
+            alt_used = {s: k for (s, tag), k in used.items() if tag == "alt"}
+            r.redundant_bytes += sum(superseded.values()) - sum(alt_used.values())
+        for s, k in alt_used.items():  # an alternative, counted redundant when it arrived
+            r.senders[s] = r.senders.get(s, 0) + k
+            _take(r.senders_redundant, s, k)
         if n is not None:
             for s, k in n.senders.items():
                 if from_new:

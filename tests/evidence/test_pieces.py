@@ -97,6 +97,23 @@ def test_later_copies_that_do_not_verify_leave_the_failure():
     assert (failed.status, failed.senders, incomplete.status) == ("failed", {BAD: 2 * BLOCK}, "incomplete")
 
 
+def test_blocks_fetched_again_before_and_after_the_failure_verify_together():
+    # the good copy of block 0 came while the piece was assembled (after the bad one: an alternative),
+    # the good copy of block 1 after the piece failed (a new assembly): the receiver holds the piece
+    # with both, which neither the alternative alone nor the new copy alone gives
+    bad_1 = bytes(b ^ 0xFF for b in DATA[BLOCK:])
+    v, t = verifier()
+    v.add(t, SUBJECT, BAD, 0, 0, BAD_X, (0, 1, 0))
+    v.add(t, SUBJECT, GOOD, 0, 0, DATA[:BLOCK], (0, 2, 0))
+    v.add(t, SUBJECT, BAD, 0, BLOCK, bad_1, (0, 3, 0))                 # covers the piece: it fails
+    v.add(t, SUBJECT, GOOD, 0, BLOCK, DATA[BLOCK:], (0, 4, 0))
+    [p] = v.finish()
+    assert p.status == "verified"
+    assert (p.senders, p.senders_redundant) == ({GOOD: 2 * BLOCK}, {BAD: 2 * BLOCK})
+    assert (p.redundant_bytes, p.superseded_bytes, p.conflict_bytes) == (2 * BLOCK, 2 * BLOCK, 2 * BLOCK)
+    assert (p.first, p.last) == ((0, 1, 0), (0, 4, 0))
+
+
 def test_alternatives_per_piece_are_capped():
     v, t = verifier()
     v.add(t, SUBJECT, BAD, 0, 0, BAD_X, (0, 1, 0))
@@ -283,6 +300,32 @@ def test_same_figures_as_the_byte_map_model(data):
     mine = sorted(((p.index, p.status, p.senders, p.conflict_bytes, p.pad_bytes, p.redundant_bytes)
                    for p in result), key=repr)
     assert mine == reference(t, [(c[0], c[1], c[2], c[3], c[4]) for c in calls])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_every_byte_fed_is_in_exactly_one_figure(data):
+    """Whatever the copies (corrupt, repeated, before and after a failure), the bytes fed for a piece
+    are its results' senders + redundant + pad bytes, also where later copies rescued a failure."""
+    plen = 2 * BLOCK
+    good = random.Random(5).randbytes(4 * plen)
+    v, t = verifier(good, plen)
+    fed: dict = {}
+    for k in range(data.draw(st.integers(1, 24))):
+        index = data.draw(st.integers(0, 3))
+        offset = data.draw(st.sampled_from([0, BLOCK, 100, BLOCK - 7]))
+        n = data.draw(st.sampled_from([BLOCK, 1, 300, plen]))
+        chunk = bytearray(good[index * plen + offset:index * plen + min(plen, offset + n)])
+        if data.draw(st.booleans()):
+            chunk[data.draw(st.integers(0, len(chunk) - 1))] ^= 0x40
+        v.add(t, SUBJECT, data.draw(st.sampled_from([BAD, GOOD])), index, offset, bytes(chunk), (0, k, 0))
+        fed[index] = fed.get(index, 0) + len(chunk)
+    counted: dict = {}
+    for p in v.finish():
+        counted[p.index] = counted.get(p.index, 0) + sum(p.senders.values()) + p.redundant_bytes + p.pad_bytes
+        assert sum(p.senders_redundant.values()) == p.redundant_bytes
+        assert p.superseded_bytes <= p.redundant_bytes
+    assert counted == fed
 
 
 class _Engine:
