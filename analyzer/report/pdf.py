@@ -30,6 +30,35 @@ _WARM_UP = ("<html><body><p style=\"font-family:'DejaVu Serif'\">a <b>b</b></p><
             "<text style=\"font: 9px 'DejaVu Sans'\">a</text></svg></body></html>")
 
 
+def _import_weasyprint():
+    """Import WeasyPrint, its libraries looked up in the linker's cache only.  It tries each of its
+    libraries under several names with ``ctypes.util.find_library``, which for a name the linker's
+    cache (``ldconfig -p``) lacks runs a compiler and a linker to look further: 17 such names, ~10 ms
+    each, a third of the import (and while the capture is analysed).  The names it finds are the
+    same (the cache holds the installed libraries; a name with a dot is opened directly anyway).
+    Where the import fails that way, it is tried again as it comes."""
+    import sys
+    if "weasyprint" in sys.modules:
+        return sys.modules["weasyprint"]
+    import ctypes.util
+    find = ctypes.util.find_library
+    cached = getattr(ctypes.util, "_findSoname_ldconfig", None)
+    if cached is not None:
+        ctypes.util.find_library = cached
+    try:
+        import weasyprint
+        return weasyprint
+    except (OSError, ImportError):
+        if cached is None:
+            raise
+        for name in [m for m in sys.modules if m == "weasyprint" or m.startswith("weasyprint.")]:
+            del sys.modules[name]
+    finally:
+        ctypes.util.find_library = find
+    import weasyprint
+    return weasyprint
+
+
 def _fetcher():
     from weasyprint.urls import FatalURLFetchingError, URLFetcher
 
@@ -46,7 +75,7 @@ def _fetcher():
 def _html(html: str):
     import logging
 
-    from weasyprint import HTML
+    HTML = _import_weasyprint().HTML
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     return HTML(string=html, url_fetcher=_fetcher(), base_url=None)
 
@@ -128,7 +157,7 @@ def _serve(conn, others) -> None:
     answering ``("ok", whether the laid-out pages were used)`` or ``("error", text)``; None or EOF: stop."""
     worker.start_child(others)
     try:
-        import weasyprint  # noqa: F401
+        _import_weasyprint()
         render_pdf(_WARM_UP)
     except Exception:  # noqa: BLE001 -- reported when the parent asks for its PDF
         warm_error = traceback.format_exc()

@@ -98,3 +98,44 @@ def test_a_worker_that_died_is_a_clear_error(charts, tmp_path):
             w.finish({c.key: c.inline_svg() for c in charts}, tmp_path / "x.pdf")
     finally:
         w.close()
+
+
+_IMPORT_RUNS = """
+import subprocess, sys, ctypes.util
+ran = []
+init = subprocess.Popen.__init__
+def record(self, args, *a, **k):
+    ran.append(args[0] if isinstance(args, (list, tuple)) else args)
+    return init(self, args, *a, **k)
+subprocess.Popen.__init__ = record
+find = ctypes.util.find_library
+if sys.argv[1] == "broken-cache":           # the first look-up fails: the import is tried again
+    real, failed = ctypes.util._findSoname_ldconfig, []
+    def broken(name):
+        if not failed:
+            failed.append(name)
+            raise ImportError("no cache")
+        return real(name)
+    ctypes.util._findSoname_ldconfig = broken
+from analyzer.report.pdf import _import_weasyprint, render_pdf
+w = _import_weasyprint()
+assert ctypes.util.find_library is find
+assert render_pdf("<p>a</p>").startswith(b"%PDF")
+print(w.__name__, sorted({r.rsplit('/', 1)[-1] for r in ran}))
+"""
+
+
+@pytest.mark.parametrize("case", ["cache", "broken-cache"])
+def test_weasyprint_finds_its_libraries_without_running_a_compiler(case):
+    """WeasyPrint's libraries are looked up in the linker's cache: no compiler or linker is run for the
+    names it lacks (17 of them, a third of the import); if that way fails, the import is done as it comes."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _IMPORT_RUNS, case], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    name, ran = r.stdout.split(" ", 1)
+    assert name == "weasyprint"
+    if case == "cache":
+        assert eval(ran) == ["ldconfig"]
+    else:                               # as WeasyPrint does it by itself: the compiler runs
+        assert {"ldconfig"} < set(eval(ran))
