@@ -116,6 +116,7 @@ class Tap(TapState):
         self.probe = None           # index -> [(offset, chunk, where)] while attributing by piece hashes
         self.probe_bytes = 0
         self.piece = None
+        self.copy_blocks = verifier.carver is not None   # carved pieces are read when decided
 
     def _hashes(self) -> list[str]:
         c = self.conn

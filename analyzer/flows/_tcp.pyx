@@ -114,10 +114,13 @@ cdef class TcpStream:
         self.segment(seq, flags, <const uint8_t*>PyBytes_AS_STRING(buf) + start, n, n, buf)
 
     def release_buffer(self):
-        """Copy what still lies in the caller's buffer into the ring and let the buffer go (the
-        engine at the end of each input file: a mapped file is not kept open by idle streams)."""
+        """Copy what still lies in the caller's buffer into the ring and let the buffer go, and so
+        does the sink (a block in progress); the engine at the end of each input file: a mapped file
+        is not kept open by idle streams."""
         if self.x != NULL and self.x.pend_n:
             self._materialize()
+        if self.sink is not None:
+            self.sink.release()
 
     @property
     def pending_deliveries(self):
@@ -242,7 +245,9 @@ cdef class TcpStream:
         cdef PendEntry* e
         cdef Py_ssize_t k
         if self.sink is not None:
+            self.sink.feed_owner = owner      # the sink may leave block bytes there too (flows._inplace)
             self.sink.feed(data, n)
+            self.sink.feed_owner = None
         # Keep the last bytes for comparing later retransmissions.  The ring starts small and
         # doubles while it holds every byte since ring_from, up to RING_INIT: the same bytes as a
         # RING_INIT ring from the start, without 64 KiB for each stream of a few bytes (a flood of
