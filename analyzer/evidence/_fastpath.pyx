@@ -11,7 +11,11 @@ of a hole.  ``PieceState`` holds what such a block touches (the base of
 already there: the block object becomes a segment of the piece (no copy),
 inserted in offset order, and if it starts at the hashed front the
 segments from there on that are contiguous are fed to the piece's hasher
-(the SHA-1 worker's job, without a Python call).  Anything else (a block
+(the SHA-1 worker's job, without a Python call).  The block object is a
+``bytes`` copy or, when its bytes lie in a mapped capture, an ``InPlace``
+(``flows._inplace``: spans of the capture, hashed where they lie; a tap of a
+carving verifier copies it at once, since a carved piece is read again when
+it is decided, after the mapping gave those pages back).  Anything else (a block
 that overlaps what is there, a piece in buffer mode, a piece fed in too
 many runs, a block past the piece's end) returns 0 and goes to the Python
 path (``Assembly.insert``), which does the same for the bytes that are new

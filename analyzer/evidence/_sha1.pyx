@@ -28,6 +28,18 @@ worker is woken when ``WAKE_FINALS`` pieces are final, when ``WAKE``
 entries wait, or when someone waits for a digest, not per piece.  (A digest is only compared with the torrent's; the verifier hashes a
 piece that does not match again with hashlib before calling it failed.)
 
+A block left where it lies in a mapped capture (``flows._inplace.InPlace``) is
+fed as its spans, one entry each, nothing copied: the buffer they lie in is
+*pinned* (``_pins``, a reference kept until the worker is past the entries)
+and ``sync()`` (called at the end of each input file, before the file may be
+unmapped) waits until the worker is past everything pushed.  The mapping gives
+pages back ``KEEP_BEHIND`` behind its readers, so the worker must read spans
+soon: it is woken when ``INPLACE_WAKE`` bytes in place wait, and a feed waits
+while ``INPLACE_MAX`` bytes in place are in flight (a page read after it was
+given back would be faulted in again, and stay).  Spans of any length are
+hashed like any other entries (a partial 64-byte block is buffered in the
+piece's context).
+
 ``available()`` is false when no libcrypto can be loaded: the verifier then
 hashes with ``hashlib`` in the analysis thread.  After a fork the child
 starts its own worker (jobs inherited from the parent are never waited for).
@@ -92,7 +104,7 @@ cdef struct Entry:
     int in_place              # ptr lies in a capture buffer (flows._inplace): counted in inplace_inflight
 
 cdef enum:
-    RING = 16384              # entries (blocks, or parts of blocks left in place) in flight
+    RING = 8192               # entries (blocks, or parts of blocks left in place) in flight
     WAKE = 512                # blocks that wake the worker without WAKE_FINALS final ones
     WAKE_FINALS = 6           # pieces final (or aborted) that wake the worker
     OP_UPDATE = 0
@@ -112,8 +124,10 @@ cdef int idle = 0
 cdef size_t finals = 0        # final or abort entries pushed since the worker took its batch
 cdef size_t pushes = 0        # feeds (blocks) since the worker took its batch
 cdef size_t inplace_inflight = 0     # bytes of entries in place the worker is not past yet
-cdef size_t INPLACE_WAKE = 6 << 20   # ... that wake the worker
-cdef size_t INPLACE_MAX = 10 << 20   # ... beyond which a feed waits (pages behind are given back)
+cdef size_t INPLACE_WAKE = 8 << 20   # ... that wake the worker (about WAKE blocks)
+cdef size_t INPLACE_MAX = 16 << 20  # ... beyond which a feed waits (the mapping gives pages back
+                                     # KEEP_BEHIND behind its readers: read before then)
+cdef unsigned long long inplace_waits = 0  # feeds that waited for the worker (INPLACE_MAX)
 cdef list _pins = []          # [owner, tail]: buffers the ring points into, kept until the worker is past
 cdef long started_pid = -1
 cdef int use_x = 0            # the worker hashes with _sha1x.h (two pieces at once)
@@ -173,6 +187,22 @@ def fed_bytes() -> tuple[int, int, int]:
 def fed_blocks_in_place() -> int:
     """Blocks fed to the worker where they lie in a capture buffer (no copy), so far."""
     return fed_in_place
+
+
+def in_place_waits() -> int:
+    """Times a feed waited because ``INPLACE_MAX`` bytes in place were in flight, so far."""
+    return inplace_waits
+
+
+def in_place_limits(wake=None, most=None) -> tuple[int, int]:
+    """Bytes in place in flight that wake the worker, and beyond which a feed waits (tests and
+    measurements set them); returns the values now."""
+    global INPLACE_WAKE, INPLACE_MAX
+    if wake is not None:
+        INPLACE_WAKE = wake
+    if most is not None:
+        INPLACE_MAX = most
+    return INPLACE_WAKE, INPLACE_MAX
 
 
 def use_openssl(bint on) -> None:
@@ -445,11 +475,12 @@ cdef void _push_spans(Slot* s, const Span* spans, Py_ssize_t k) noexcept:
     """Append an entry for each span of a block left in place (one feed), waiting while the ring is
     full or ``INPLACE_MAX`` bytes in place are in flight: the worker reads them soon, while the
     mapping still has their pages (it gives pages back ``KEEP_BEHIND`` behind its readers)."""
-    global pushes
+    global pushes, inplace_waits
     cdef Py_ssize_t i
     pthread_mutex_lock(&mu)
     for i in range(k):
         while tail - head >= RING or (inplace_inflight and inplace_inflight + spans[i].n > INPLACE_MAX):
+            inplace_waits += 1
             pthread_mutex_unlock(&mu)
             with nogil:
                 _room_in_place(spans[i].n)
