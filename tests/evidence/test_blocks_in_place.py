@@ -67,11 +67,15 @@ def test_a_block_across_two_input_files_is_copied(monkeypatch, tmp_path):
     (tmp_path / "a.pcap").write_bytes(data[:cut])
     (tmp_path / "b.pcap").write_bytes(data[:24] + data[cut:])
     kw = dict(local=["127.0.0.3"], torrents=[TORRENT])
-    whole = run(monkeypatch, [SAMPLE], NEVER, **kw)[0][2]
+    read = run(monkeypatch, [SAMPLE], NEVER, **kw)[0]
+    whole, (made_whole, _) = run(monkeypatch, [SAMPLE], 0, **kw)
     two, (made, _) = run(monkeypatch, [tmp_path / "a.pcap", tmp_path / "b.pcap"], 0, **kw)
+
     def same(p):                                             # (frame numbers count per file)
         return p[:8], p[8][2], p[9][2]
-    assert [same(p) for p in two[2]] == [same(p) for p in whole] and made > 100
+    assert whole == read
+    assert [same(p) for p in two[2]] == [same(p) for p in whole[2]]
+    assert 100 < made < made_whole                           # the blocks cut by the end of a.pcap: copies
 
 
 def test_no_piece_keeps_a_mapped_file_once_it_is_read(monkeypatch):
