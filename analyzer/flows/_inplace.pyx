@@ -95,6 +95,10 @@ cdef class InPlace:
     def tobytes(self) -> bytes:
         return self.materialize()
 
+    def __getitem__(self, key):
+        """An index or a slice of the bytes (which are materialised)."""
+        return self.materialize()[key]
+
     def __getbuffer__(self, Py_buffer* buffer, int flags):
         cdef bytes c = self.materialize()
         PyBuffer_FillInfo(buffer, self, PyBytes_AS_STRING(c), self.nbytes, 1, flags)

@@ -146,3 +146,93 @@ def test_failed_and_carved_pieces_from_a_mapped_capture(monkeypatch, tmp_path):
         assert statuses == ["verified"] * 2 + ["failed"] + ["verified"] * 3
         assert carved[:2 * 16384] == content[:2 * 16384] and carved[3 * 16384:] == content[3 * 16384:]
     assert out[0] == out[1]
+
+
+# ---------------------------------------------------------------------- the verifier given blocks in place
+SUBJECT, BAD, GOOD = "127.0.0.4", "127.0.0.5", "127.0.0.2"
+BLOCK = 16384
+
+
+def verifier(data: bytes, plen: int):
+    import hashlib
+    from analyzer.evidence.metainfo import meta_from_info
+    from analyzer.evidence.pieces import Verifier
+    from analyzer.protocols.bencode import encode
+    hashes = b"".join(hashlib.sha1(data[i:i + plen]).digest() for i in range(0, len(data), plen))
+    info = encode({b"name": b"t", b"length": len(data), b"piece length": plen, b"pieces": hashes})
+    v = Verifier([meta_from_info(info, "test")])
+    [t] = v.torrents()
+    return v, t
+
+
+class _Engine:
+    cur_file, cur_frame, cur_ts = 0, 0, 0
+
+
+class _Conn:
+    conn_id, addr0, addr1 = 1, bytes([127, 0, 0, 2]), bytes([127, 0, 0, 4])
+    parser0 = parser1 = None
+
+
+def feed_all(calls: list, in_place: bool, probe: bool):
+    """The calls (index, offset, bytes, sender) through a tap, as bytes or as blocks in place (the
+    bytes in a buffer with frame headers between segments of 1448 bytes); ``probe``: a connection
+    without handshake (attributed by piece hashes first)."""
+    import numpy as np
+    data = bytes(range(256)) * (9 * BLOCK // 256 + 1)
+    data = data[:9 * BLOCK - 5000]                          # the last piece shorter than a block
+    v, t = verifier(data, 2 * BLOCK)
+    buf, spans = bytearray(), []
+    for index, offset, chunk, sender in calls:
+        parts = []
+        for a in range(0, len(chunk), 1448):
+            buf += bytes(54)
+            parts.append((len(buf), min(1448, len(chunk) - a)))
+            buf += chunk[a:a + 1448]
+        spans.append(parts)
+    owner = np.frombuffer(bytes(buf), np.uint8)
+    taps = {}
+    _Engine.cur_frame = 0
+    for (index, offset, chunk, sender), parts in zip(calls, spans):
+        tap = taps.get(sender)
+        if tap is None:
+            tap = taps[sender] = v.tap(_Conn(), 0, None, _Engine())
+            if probe:
+                tap.probe = {}
+            else:
+                tap.torrent, tap.sender, tap.receiver = t, sender, SUBJECT
+            tap.receiver, tap.sender = SUBJECT, sender
+        _Engine.cur_frame += 1
+        tap.data(index, offset, _inplace.from_spans(owner, parts) if in_place else chunk)
+    _inplace.release_all()
+    return sorted(map(repr, v.finish())), v.worker_mismatches
+
+
+@pytest.mark.parametrize("probe", [False, True])
+def test_the_verifier_takes_blocks_in_place_as_copies(probe):
+    """In order, ahead of a hole, overlapping with conflicting bytes, past the end of the last
+    piece, on a connection attributed by piece hashes: the same results, in place or copied."""
+    import random
+    data = bytes(range(256)) * (9 * BLOCK // 256 + 1)
+    data = data[:9 * BLOCK - 5000]
+    rng = random.Random(8)
+    calls = []
+    for index in range(5):
+        offsets = [0, BLOCK] if index % 2 else [BLOCK, 0]  # odd pieces in order, even ones reversed
+        for o in offsets:
+            a = index * 2 * BLOCK + o
+            chunk = data[a:a + BLOCK]
+            if index == 4 and o == 0:
+                chunk = chunk + bytes(5000)                  # past the end of the last piece (cut)
+            if chunk:
+                calls.append((index, o, chunk, GOOD))
+    bad = bytearray(data[2 * BLOCK + 100:2 * BLOCK + 3000])
+    bad[7] ^= 1
+    calls.insert(rng.randrange(len(calls)), (1, 100, bytes(bad), BAD))             # a conflicting copy
+    copied = feed_all(calls, False, probe)
+    fed = fed_in_place()
+    assert feed_all(calls, True, probe) == copied
+    assert fed_in_place() > fed or not _sha1.available()
+    results = "".join(copied[0])
+    assert results.count("status='verified'") == 5 and copied[1] == 0
+    assert ("conflict_bytes=1," in results) != probe       # (the other tap's lone copy never attributes)
