@@ -504,32 +504,31 @@ def sync() -> None:
     """Wait until the worker is past every entry pushed so far; the buffers it pointed into
     (blocks left in place) are let go.  ``flows._inplace.release_all`` calls it at the end of
     each input file, before the file may be unmapped."""
-    if started_pid == getpid():
-        with nogil:
-            _sync()
-    del _pins[:]
-
-
-cdef inline size_t _tail() noexcept:
-    cdef size_t t
+    cdef size_t h
+    if started_pid != getpid():
+        del _pins[:]                    # (no worker here: nothing pushed in this process)
+        return
+    with nogil:
+        _sync()
     pthread_mutex_lock(&mu)
-    t = tail
+    h = head
     pthread_mutex_unlock(&mu)
-    return t
+    while _pins and _pins[0][1] <= h:  # (another thread may have pushed meanwhile)
+        del _pins[0]
 
 
 cdef void _pin(object owner) noexcept:
     """``owner`` stays alive until the worker is past the entries pushed so far."""
-    cdef size_t h, t = _tail()
-    if _pins and _pins[len(_pins) - 1][0] is owner:
-        _pins[len(_pins) - 1][1] = t
-        return
+    cdef size_t h, t
     pthread_mutex_lock(&mu)
-    h = head
+    h, t = head, tail
     pthread_mutex_unlock(&mu)
     while _pins and _pins[0][1] <= h:
         del _pins[0]
-    _pins.append([owner, t])
+    if _pins and _pins[len(_pins) - 1][0] is owner:
+        _pins[len(_pins) - 1][1] = t
+    else:
+        _pins.append([owner, t])
 
 
 add_sync(sync)
