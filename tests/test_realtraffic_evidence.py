@@ -158,7 +158,7 @@ def test_blocks_left_in_place_verify_as_copies(tmp_path, monkeypatch):
     from analyzer.capture import reader
     from analyzer.evidence import _sha1
     from analyzer.flows import _inplace
-    res = run_swarm(three_peers(size=2_000_000), tmp_path)
+    res = run_swarm(three_peers(size=800_000), tmp_path)
     out = []
     for map_at in (0, 1 << 62):
         monkeypatch.setattr(reader, "MAP_AT", map_at)
@@ -174,5 +174,5 @@ def test_blocks_left_in_place_verify_as_copies(tmp_path, monkeypatch):
     (mapped, mapped_pieces, made, fed), (read, read_pieces, made_read, fed_read) = out
     assert mapped == read and mapped_pieces == read_pieces
     assert made_read == fed_read == 0
-    assert made > 2 * 2_000_000 // 16384 * 0.9           # two leeches' blocks, nearly all in place
+    assert made > 2 * 800_000 // 16384 * 0.9             # two leeches' blocks, nearly all in place
     assert fed > 0 or not _sha1.available()

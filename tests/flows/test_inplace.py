@@ -29,6 +29,7 @@ def test_an_in_place_block_reads_as_its_bytes_and_lets_its_owner_go_once_copied(
     data = random.Random(1).randbytes(10_000)
     owner = owner_of(data)
     ref = weakref.ref(owner)
+    gc.collect()
     live = _inplace.live()
     b = from_spans(owner, [(100, 1448), (1600, 1), (2000, 3000)])
     expected = data[100:1548] + data[1600:1601] + data[2000:5000]
