@@ -150,3 +150,29 @@ def test_carving_reproduces_the_seeded_files(tmp_path, version):
         assert f["complete"], f
         original = res.workdir / "seed" / Path(*f["metadata_path"])
         assert (folder / f["path"]).read_bytes() == original.read_bytes()
+
+
+def test_blocks_left_in_place_verify_as_copies(tmp_path, monkeypatch):
+    """A libtorrent swarm's capture mapped into memory (blocks hashed where they lie in it,
+    flows._inplace) and read into buffers (blocks copied): the same figures, the clients' own."""
+    from analyzer.capture import reader
+    from analyzer.evidence import _sha1
+    from analyzer.flows import _inplace
+    res = run_swarm(three_peers(size=800_000), tmp_path)
+    out = []
+    for map_at in (0, 1 << 62):
+        monkeypatch.setattr(reader, "MAP_AT", map_at)
+        made = _inplace.stats()["in_place_blocks"]
+        fed = _sha1.fed_blocks_in_place() if _sha1.available() else 0
+        result, summary = verify(res, "127.0.0.3")
+        assert_verified(result, res.ground_truth)
+        out.append((summary, sorted(map(repr, result.pieces)),
+                    _inplace.stats()["in_place_blocks"] - made,
+                    (_sha1.fed_blocks_in_place() if _sha1.available() else 0) - fed))
+        result.close()
+        assert _inplace.live() == 0
+    (mapped, mapped_pieces, made, fed), (read, read_pieces, made_read, fed_read) = out
+    assert mapped == read and mapped_pieces == read_pieces
+    assert made_read == fed_read == 0
+    assert made > 2 * 800_000 // 16384 * 0.9             # two leeches' blocks, nearly all in place
+    assert fed > 0 or not _sha1.available()

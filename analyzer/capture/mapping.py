@@ -17,7 +17,10 @@ on its own thread.  Three things keep that fast and bounded:
   stay within ``KEEP_BEHIND + DROP + MAX_LAG + AHEAD`` bytes whatever its
   size.  ``KEEP_BEHIND``: TCP streams leave delivered bytes in the mapping
   and may copy them out up to ``PEND_REACH`` (``flows._tcp``) behind the
-  frame in hand; a page they read after it was given back would stay.
+  frame in hand; a page they read after it was given back would stay.  So
+  do piece blocks (``flows._inplace``): those waiting in a piece are copied
+  8 MiB behind the newest, the SHA-1 worker reads the others within 16 MiB
+  of bytes in flight (``evidence._sha1``).
 * Neither reader runs more than ``MAX_LAG`` bytes ahead of the other: the one
   ahead waits (``scan_to``, ``hash_chunk``).  The slower of the two sets the
   pace either way, so waiting costs no time, and no page is given back

@@ -11,7 +11,11 @@ of a hole.  ``PieceState`` holds what such a block touches (the base of
 already there: the block object becomes a segment of the piece (no copy),
 inserted in offset order, and if it starts at the hashed front the
 segments from there on that are contiguous are fed to the piece's hasher
-(the SHA-1 worker's job, without a Python call).  Anything else (a block
+(the SHA-1 worker's job, without a Python call).  The block object is a
+``bytes`` copy or, when its bytes lie in a mapped capture, an ``InPlace``
+(``flows._inplace``: spans of the capture, hashed where they lie; a tap of a
+carving verifier copies it at once, since a carved piece is read again when
+it is decided, after the mapping gave those pages back).  Anything else (a block
 that overlaps what is there, a piece in buffer mode, a piece fed in too
 many runs, a block past the piece's end) returns 0 and goes to the Python
 path (``Assembly.insert``), which does the same for the bytes that are new
@@ -28,6 +32,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM
 
 from analyzer.evidence._sha1 cimport Sha1Job
+from analyzer.flows._inplace cimport InPlace
 
 
 cdef class PieceState:
@@ -64,7 +69,7 @@ cpdef int place(PieceState p, Py_ssize_t offset, object chunk, object sender, ob
     cdef Py_ssize_t n, m, lo, hi, mid, front, i
     cdef list offs = p.offs, segs = p.segs
     cdef object had, data
-    if p.front < 0 or type(chunk) is not bytes:
+    if p.front < 0 or (type(chunk) is not bytes and type(chunk) is not InPlace):
         return 0
     n = len(chunk)
     m = PyList_GET_SIZE(offs)
@@ -121,11 +126,15 @@ cdef class TapState:
     cdef public PieceState piece      # the piece this tap fed last (None)
     cdef public Py_ssize_t piece_index
     cdef public object pending        # the verifier's pieces in progress (key -> Assembly)
+    cdef public bint copy_blocks      # blocks left in place are copied at once (their bytes are
+                                      # needed again when the piece is decided: carving)
 
     def data(self, Py_ssize_t index, Py_ssize_t offset, object chunk):
         """A run of block bytes of piece ``index`` at ``offset`` (from the parser)."""
         cdef PieceState p = self.piece
         cdef int r
+        if self.copy_blocks and type(chunk) is InPlace:
+            chunk = (<InPlace>chunk).materialize()
         e = self.engine
         where = (e.cur_file, e.cur_frame, e.cur_ts)
         if (p is None or index != self.piece_index) and self.torrent is not None and self.pending is not None:

@@ -28,6 +28,18 @@ worker is woken when ``WAKE_FINALS`` pieces are final, when ``WAKE``
 entries wait, or when someone waits for a digest, not per piece.  (A digest is only compared with the torrent's; the verifier hashes a
 piece that does not match again with hashlib before calling it failed.)
 
+A block left where it lies in a mapped capture (``flows._inplace.InPlace``) is
+fed as its spans, one entry each, nothing copied: the buffer they lie in is
+*pinned* (``_pins``, a reference kept until the worker is past the entries)
+and ``sync()`` (called at the end of each input file, before the file may be
+unmapped) waits until the worker is past everything pushed.  The mapping gives
+pages back ``KEEP_BEHIND`` behind its readers, so the worker must read spans
+soon: it is woken when ``INPLACE_WAKE`` bytes in place wait, and a feed waits
+while ``INPLACE_MAX`` bytes in place are in flight (a page read after it was
+given back would be faulted in again, and stay).  Spans of any length are
+hashed like any other entries (a partial 64-byte block is buffered in the
+piece's context).
+
 ``available()`` is false when no libcrypto can be loaded: the verifier then
 hashes with ``hashlib`` in the analysis thread.  After a fork the child
 starts its own worker (jobs inherited from the parent are never waited for).
@@ -38,6 +50,9 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from posix.dlfcn cimport dlopen, dlsym, RTLD_NOW, RTLD_GLOBAL
 from posix.unistd cimport getpid
+
+from analyzer.flows._inplace cimport InPlace, Span, mark_fed
+from analyzer.flows._inplace import add_sync
 
 
 cdef extern from "_sha1x.h" nogil:
@@ -86,10 +101,11 @@ cdef struct Entry:
     const char* ptr
     size_t n
     int op
+    int in_place              # ptr lies in a capture buffer (flows._inplace): counted in inplace_inflight
 
 cdef enum:
-    RING = 8192               # entries (blocks) in flight
-    WAKE = 512                # entries that wake the worker without two final ones
+    RING = 8192               # entries (blocks, or parts of blocks left in place) in flight
+    WAKE = 512                # blocks that wake the worker without WAKE_FINALS final ones
     WAKE_FINALS = 6           # pieces final (or aborted) that wake the worker
     OP_UPDATE = 0
     OP_FINAL = 1
@@ -106,12 +122,20 @@ cdef pthread_cond_t work      # the worker waits for entries
 cdef pthread_cond_t progress  # the analysis waits for room or results
 cdef int idle = 0
 cdef size_t finals = 0        # final or abort entries pushed since the worker took its batch
+cdef size_t pushes = 0        # feeds (blocks) since the worker took its batch
+cdef size_t inplace_inflight = 0     # bytes of entries in place the worker is not past yet
+cdef size_t INPLACE_WAKE = 8 << 20   # ... that wake the worker (about WAKE blocks)
+cdef size_t INPLACE_MAX = 16 << 20  # ... beyond which a feed waits (the mapping gives pages back
+                                     # KEEP_BEHIND behind its readers: read before then)
+cdef unsigned long long inplace_waits = 0  # feeds that waited for the worker (INPLACE_MAX)
+cdef list _pins = []          # [owner, tail]: buffers the ring points into, kept until the worker is past
 cdef long started_pid = -1
 cdef int use_x = 0            # the worker hashes with _sha1x.h (two pieces at once)
 cdef size_t bypass_x = 0      # set by tests: OpenSSL even where the SHA extensions are
 cdef unsigned long long fed_all = 0      # bytes the worker hashed LANES pieces at once,
 cdef unsigned long long fed_paired = 0   # two at once (LANES 3) ...
 cdef unsigned long long fed_single = 0   # ... and one at a time (SHA extensions' code)
+cdef unsigned long long fed_in_place = 0  # blocks fed as spans where they lie (flows._inplace)
 
 # the worker's batch: entries of one piece linked in order, pieces in order of first appearance
 cdef size_t nxt[RING]
@@ -158,6 +182,27 @@ def fed_bytes() -> tuple[int, int, int]:
     """Bytes the SHA extensions' code hashed three pieces at once, two at once and one at a
     time, so far (read when the worker is idle: after the digests waited for)."""
     return fed_all, fed_paired, fed_single
+
+
+def fed_blocks_in_place() -> int:
+    """Blocks fed to the worker where they lie in a capture buffer (no copy), so far."""
+    return fed_in_place
+
+
+def in_place_waits() -> int:
+    """Times a feed waited because ``INPLACE_MAX`` bytes in place were in flight, so far."""
+    return inplace_waits
+
+
+def in_place_limits(wake=None, most=None) -> tuple[int, int]:
+    """Bytes in place in flight that wake the worker, and beyond which a feed waits (tests and
+    measurements set them); returns the values now."""
+    global INPLACE_WAKE, INPLACE_MAX
+    if wake is not None:
+        INPLACE_WAKE = wake
+    if most is not None:
+        INPLACE_MAX = most
+    return INPLACE_WAKE, INPLACE_MAX
 
 
 def use_openssl(bint on) -> None:
@@ -303,8 +348,8 @@ cdef void _x_batch(size_t base, size_t count) noexcept nogil:
 
 
 cdef void* _worker(void* arg) noexcept nogil:
-    global head, idle, finals
-    cdef size_t i, end
+    global head, idle, finals, pushes, inplace_inflight
+    cdef size_t i, end, freed
     cdef int x
     cdef Entry* e
     while True:
@@ -315,6 +360,7 @@ cdef void* _worker(void* arg) noexcept nogil:
         idle = 0
         end = tail
         finals = 0
+        pushes = 0
         x = use_x
         pthread_mutex_unlock(&mu)
         if x:
@@ -326,12 +372,16 @@ cdef void* _worker(void* arg) noexcept nogil:
                 i += 1
         pthread_mutex_lock(&mu)
         i = head
+        freed = 0
         while i != end:
             e = &ring[i % RING]
             if e.op != OP_UPDATE:
                 e.slot.done = 1
+            elif e.in_place:
+                freed += e.n
             i += 1
         head = end
+        inplace_inflight -= freed
         pthread_cond_broadcast(&progress)
         pthread_mutex_unlock(&mu)
     return NULL
@@ -339,7 +389,7 @@ cdef void* _worker(void* arg) noexcept nogil:
 
 cdef int _start() except -1:
     """The worker of this process (a new one after a fork)."""
-    global started_pid, head, tail, idle, finals
+    global started_pid, head, tail, idle, finals, pushes, inplace_inflight
     cdef pthread_t t
     cdef long pid = getpid()
     if started_pid == pid:
@@ -347,6 +397,9 @@ cdef int _start() except -1:
     head = tail = 0
     idle = 0
     finals = 0
+    pushes = 0
+    inplace_inflight = 0
+    del _pins[:]                        # (a child's: the parent's worker had those entries)
     memset(key_of, 0, sizeof(key_of))   # a fork in the middle of the parent's batch left it filled
     pthread_mutex_init(&mu, NULL)
     pthread_cond_init(&work, NULL)
@@ -368,27 +421,117 @@ cdef void _room() noexcept nogil:
     pthread_mutex_unlock(&mu)
 
 
+cdef void _room_in_place(size_t n) noexcept nogil:
+    """Wait until the ring has room and the bytes in place in flight leave room for ``n`` more
+    (the lock is not held on entry or exit)."""
+    pthread_mutex_lock(&mu)
+    if idle:
+        pthread_cond_signal(&work)
+    while tail - head >= RING or (inplace_inflight and inplace_inflight + n > INPLACE_MAX):
+        pthread_cond_wait(&progress, &mu)
+    pthread_mutex_unlock(&mu)
+
+
+cdef inline void _append(Slot* s, const char* p, size_t n, int op, int in_place) noexcept nogil:
+    """An entry at the tail (the lock held, room checked)."""
+    global tail, finals, inplace_inflight
+    ring[tail % RING].slot = s
+    ring[tail % RING].ptr = p
+    ring[tail % RING].n = n
+    ring[tail % RING].op = op
+    ring[tail % RING].in_place = in_place
+    tail += 1
+    if op != OP_UPDATE:
+        finals += 1
+    if in_place:
+        inplace_inflight += n
+
+
+cdef inline void _wake() noexcept nogil:
+    """Wake the idle worker when the batch is worth it (the lock held)."""
+    if idle and (finals >= WAKE_FINALS or pushes >= WAKE or inplace_inflight >= INPLACE_WAKE):
+        pthread_cond_signal(&work)
+
+
 cdef void _push(Slot* s, const char* p, size_t n, int op) noexcept:
     """Append an entry (waiting, without the interpreter lock, while the ring is full).
     The lock is never held while the interpreter lock is being taken: several Python
     threads may push."""
-    global tail, finals
+    global pushes
     pthread_mutex_lock(&mu)
     while tail - head >= RING:
         pthread_mutex_unlock(&mu)
         with nogil:
             _room()
         pthread_mutex_lock(&mu)
-    ring[tail % RING].slot = s
-    ring[tail % RING].ptr = p
-    ring[tail % RING].n = n
-    ring[tail % RING].op = op
-    tail += 1
-    if op != OP_UPDATE:
-        finals += 1
-    if idle and (finals >= WAKE_FINALS or tail - head >= WAKE):
-        pthread_cond_signal(&work)
+    _append(s, p, n, op, 0)
+    if op == OP_UPDATE:
+        pushes += 1
+    _wake()
     pthread_mutex_unlock(&mu)
+
+
+cdef void _push_spans(Slot* s, const Span* spans, Py_ssize_t k) noexcept:
+    """Append an entry for each span of a block left in place (one feed), waiting while the ring is
+    full or ``INPLACE_MAX`` bytes in place are in flight: the worker reads them soon, while the
+    mapping still has their pages (it gives pages back ``KEEP_BEHIND`` behind its readers)."""
+    global pushes, inplace_waits
+    cdef Py_ssize_t i
+    pthread_mutex_lock(&mu)
+    for i in range(k):
+        while tail - head >= RING or (inplace_inflight and inplace_inflight + spans[i].n > INPLACE_MAX):
+            inplace_waits += 1
+            pthread_mutex_unlock(&mu)
+            with nogil:
+                _room_in_place(spans[i].n)
+            pthread_mutex_lock(&mu)
+        _append(s, <const char*>spans[i].p, spans[i].n, OP_UPDATE, 1)
+    pushes += 1
+    _wake()
+    pthread_mutex_unlock(&mu)
+
+
+cdef void _sync() noexcept nogil:
+    pthread_mutex_lock(&mu)
+    if idle and head != tail:
+        pthread_cond_signal(&work)
+    while head != tail:
+        pthread_cond_wait(&progress, &mu)
+    pthread_mutex_unlock(&mu)
+
+
+def sync() -> None:
+    """Wait until the worker is past every entry pushed so far; the buffers it pointed into
+    (blocks left in place) are let go.  ``flows._inplace.release_all`` calls it at the end of
+    each input file, before the file may be unmapped."""
+    cdef size_t h
+    if started_pid != getpid():
+        del _pins[:]                    # (no worker here: nothing pushed in this process)
+        return
+    with nogil:
+        _sync()
+    pthread_mutex_lock(&mu)
+    h = head
+    pthread_mutex_unlock(&mu)
+    while _pins and _pins[0][1] <= h:  # (another thread may have pushed meanwhile)
+        del _pins[0]
+
+
+cdef void _pin(object owner) noexcept:
+    """``owner`` stays alive until the worker is past the entries pushed so far."""
+    cdef size_t h, t
+    pthread_mutex_lock(&mu)
+    h, t = head, tail
+    pthread_mutex_unlock(&mu)
+    while _pins and _pins[0][1] <= h:
+        del _pins[0]
+    if _pins and _pins[len(_pins) - 1][0] is owner:
+        _pins[len(_pins) - 1][1] = t
+    else:
+        _pins.append([owner, t])
+
+
+add_sync(sync)
 
 
 cdef void _done(Slot* s) noexcept nogil:
@@ -429,12 +572,27 @@ cdef class Sha1Job:
         self.feed(data)
 
     cdef int feed(self, object data) except -1:
-        """The next bytes of the piece (bytes, or any buffer that stays unchanged)."""
+        """The next bytes of the piece (bytes, any buffer that stays unchanged, or a block left in
+        place: its spans are hashed where they lie, the buffer pinned until the worker is past)."""
+        global fed_in_place
         cdef Py_buffer view
         cdef const char* p
         cdef Py_ssize_t n
+        cdef InPlace b
         if self.closed:
             raise ValueError("piece already final")
+        if type(data) is InPlace:
+            b = <InPlace>data
+            if b.owner is not None:
+                if b.nbytes == 0:
+                    return 0
+                self.pushed = True
+                _push_spans(self.slot, b.spans, b.nspans)
+                _pin(b.owner)
+                mark_fed(b)
+                fed_in_place += 1
+                return 0
+            data = b.copy                    # materialised: its copy
         if type(data) is bytes:
             p, n = PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)
         else:

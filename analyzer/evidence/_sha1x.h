@@ -188,8 +188,8 @@ static void sha1x_blocks2(uint32_t sa[5], const unsigned char* pa, uint32_t sb[5
 
 #endif
 
-/* Top up the partial block of x from *p (at most *n bytes); compress it when full. */
-static void sha1x_fill(sha1x_ctx* x, const unsigned char** p, size_t* n)
+/* Top up the partial block of x from *p (at most *n bytes); returns whether it is full. */
+static int sha1x_top(sha1x_ctx* x, const unsigned char** p, size_t* n)
 {
     size_t k = 64 - x->buflen;
     if (k > *n)
@@ -199,7 +199,13 @@ static void sha1x_fill(sha1x_ctx* x, const unsigned char** p, size_t* n)
     x->total += k;
     *p += k;
     *n -= k;
-    if (x->buflen == 64) {
+    return x->buflen == 64;
+}
+
+/* Top up the partial block of x from *p (at most *n bytes); compress it when full. */
+static void sha1x_fill(sha1x_ctx* x, const unsigned char** p, size_t* n)
+{
+    if (sha1x_top(x, p, n)) {
         sha1x_blocks1(x->h, x->buf, 1);
         x->buflen = 0;
     }
@@ -226,10 +232,45 @@ static void sha1x_update1(sha1x_ctx* x, const unsigned char* p, size_t n)
 static void sha1x_updaten(sha1x_ctx** x, const unsigned char** p, size_t* n, int count)
 {
     size_t k;
-    int i;
+    int i, full = 0, all = 1;
+    int ready[3] = {0, 0, 0};
+    const unsigned char* q[3];
     for (i = 0; i < count; i++)
-        if (x[i]->buflen && n[i])
-            sha1x_fill(x[i], &p[i], &n[i]);
+        if (x[i]->buflen && n[i] && sha1x_top(x[i], &p[i], &n[i])) {
+            ready[i] = 1;
+            full++;
+        }
+    if (full) {
+        /* partial blocks completed (a stream fed in pieces whose lengths are not multiples of 64,
+         * e.g. the TCP segments of a block left in place): compressed with a whole block of each
+         * other stream when every one has one, else alone */
+        for (i = 0; i < count; i++) {
+            if (!ready[i] && n[i] < 64)
+                all = 0;
+            q[i] = ready[i] ? x[i]->buf : p[i];
+        }
+        if (all) {
+            if (count == 3)
+                sha1x_blocks3(x[0]->h, q[0], x[1]->h, q[1], x[2]->h, q[2], 1);
+            else
+                sha1x_blocks2(x[0]->h, q[0], x[1]->h, q[1], 1);
+            for (i = 0; i < count; i++) {
+                if (ready[i]) {
+                    x[i]->buflen = 0;
+                } else {
+                    x[i]->total += 64;
+                    p[i] += 64;
+                    n[i] -= 64;
+                }
+            }
+        } else {
+            for (i = 0; i < count; i++)
+                if (ready[i]) {
+                    sha1x_blocks1(x[i]->h, x[i]->buf, 1);
+                    x[i]->buflen = 0;
+                }
+        }
+    }
     k = n[0];
     for (i = 1; i < count; i++)
         if (n[i] < k)

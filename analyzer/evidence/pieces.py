@@ -28,7 +28,9 @@ and the piece is released.  A block of a piece in progress that overlaps
 nothing the piece has (in order, or ahead of a hole: a seeder's disk reads
 finish out of order) takes the compiled fast path (``_fastpath``): kept as
 the object the parser handed over and, once the bytes before it are there,
-queued for the SHA-1 worker thread (``_sha1``), nothing copied.  A covered v1 piece waits in
+queued for the SHA-1 worker thread (``_sha1``), nothing copied (a block whose
+bytes lie in a mapped capture is not even copied out of it: ``flows._inplace``;
+the slow paths read such a block's bytes through the buffer protocol).  A covered v1 piece waits in
 ``checking`` while the worker finishes its digest; it is decided (verified
 or failed) when a block of the same piece arrives, when more than
 ``MAX_CHECKING`` pieces or ``MAX_CHECKING_BYTES`` wait (the oldest first), or
@@ -117,6 +119,7 @@ class Tap(TapState):
         self.probe = None           # index -> [(offset, chunk, where)] while attributing by piece hashes
         self.probe_bytes = 0
         self.piece = None
+        self.copy_blocks = verifier.carver is not None   # carved pieces are read when decided
 
     def _hashes(self) -> list[str]:
         c = self.conn

@@ -10,9 +10,13 @@ cdef class StreamSink:
     """
     cdef int64_t* ranges
     cdef Py_ssize_t nranges, ranges_cap
+    # while ``feed`` runs: the buffer the bytes lie in when it does not change while referenced (a
+    # mapped capture file; the sink may keep pointers into it and the object), else None
+    cdef object feed_owner
 
     cdef void feed(self, const uint8_t* p, Py_ssize_t n)
     cdef void feed_gap(self, int64_t n)
     cdef void feed_break(self)
     cdef void feed_eof(self)
+    cdef void release(self)
     cdef void add_range(self, int64_t a, int64_t b)

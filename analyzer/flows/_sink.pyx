@@ -29,6 +29,10 @@ cdef class StreamSink:
     cdef void feed_eof(self):
         pass
 
+    cdef void release(self):
+        """End of an input file: let go of any pointer into the buffers fed so far (copy)."""
+        pass
+
     cdef void add_range(self, int64_t a, int64_t b):
         if self.nranges and self.ranges[2 * self.nranges - 1] == a:
             self.ranges[2 * self.nranges - 1] = b

@@ -62,6 +62,12 @@ cdef enum:
 
 cdef int64_t MAX_ACK_AHEAD = 1 << 30
 
+cdef extern from *:
+    """
+    #define BT_PREFETCH(p) __builtin_prefetch((const void*)(p))
+    """
+    void BT_PREFETCH(const void* p) noexcept nogil
+
 
 cdef class Segment:
     pass
@@ -114,10 +120,13 @@ cdef class TcpStream:
         self.segment(seq, flags, <const uint8_t*>PyBytes_AS_STRING(buf) + start, n, n, buf)
 
     def release_buffer(self):
-        """Copy what still lies in the caller's buffer into the ring and let the buffer go (the
-        engine at the end of each input file: a mapped file is not kept open by idle streams)."""
+        """Copy what still lies in the caller's buffer into the ring and let the buffer go, and so
+        does the sink (a block in progress); the engine at the end of each input file: a mapped file
+        is not kept open by idle streams."""
         if self.x != NULL and self.x.pend_n:
             self._materialize()
+        if self.sink is not None:
+            self.sink.release()
 
     @property
     def pending_deliveries(self):
@@ -241,8 +250,15 @@ cdef class TcpStream:
     cdef void _deliver(self, const uint8_t* data, Py_ssize_t n, object owner):
         cdef PendEntry* e
         cdef Py_ssize_t k
+        if owner is not None:
+            # the next record's headers follow these bytes in the capture: read them into the cache
+            # while the sink works (nothing else reads the payload, which would bring them in)
+            BT_PREFETCH(data + n)
+            BT_PREFETCH(data + n + 64)
         if self.sink is not None:
+            self.sink.feed_owner = owner      # the sink may leave block bytes there too (flows._inplace)
             self.sink.feed(data, n)
+            self.sink.feed_owner = None
         # Keep the last bytes for comparing later retransmissions.  The ring starts small and
         # doubles while it holds every byte since ring_from, up to RING_INIT: the same bytes as a
         # RING_INIT ring from the start, without 64 KiB for each stream of a few bytes (a flood of

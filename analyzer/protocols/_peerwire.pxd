@@ -1,6 +1,7 @@
 from libc.stdint cimport uint8_t, uint32_t, int64_t
 
 from analyzer.flows._sink cimport StreamSink
+from analyzer.flows._inplace cimport Span
 
 # Which events the parser materialises as Python objects (counters are always kept).
 cpdef enum EventMask:
@@ -56,6 +57,11 @@ cdef class PeerWireParser(StreamSink):
     cdef Py_ssize_t blk_cap                 # its size
     cdef Py_ssize_t blk_len
     cdef int64_t blk_offset
+    cdef object run_owner                   # the stable buffer the bytes _run reads lie in (None: not
+                                            # stable, or a replay)
+    cdef object blk_owner                   # a run collected in place: the buffer its spans lie in
+    cdef Span* blk_spans                    # ... and the spans (blkobj is None meanwhile)
+    cdef Py_ssize_t blk_nspans, blk_spans_cap
     cdef bint opaque_scan                   # looking for plaintext after an opaque start
     cdef readonly int64_t plaintext_from    # where plaintext peer wire began after it (-1: never)
     cdef bint head_open
@@ -95,6 +101,7 @@ cdef class PeerWireParser(StreamSink):
     cdef void _drop_resync_buffer(self)
     cdef void _keep_block(self, const uint8_t* p, Py_ssize_t n)
     cdef void _flush_block(self)
+    cdef void _spans_to_copy(self)
     cdef void _count_skipped(self, int64_t n)
     cdef void _give_up(self)
     cdef void _cut(self, bint gap, bint resync)

@@ -62,6 +62,8 @@ from libc.string cimport memcpy, memcmp, memmove
 from libc.stdlib cimport malloc, realloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
+from analyzer.flows._inplace cimport Span, make_in_place, sweep
+
 
 
 class _Events:
@@ -94,6 +96,8 @@ cdef enum:
     RESYNC_STEP = 1 << 12          # bytes buffered between scans while resynchronising
     OPAQUE_SCAN = 1 << 16          # how far into a non-peer-wire stream plaintext is looked for
     HEAD_CAP = 1 << 13             # first bytes kept of streams not (yet) known as peer wire
+    MAX_SPANS = 256                # parts of a block run noted in place (more: copied)
+    SPAN_REACH = 8 << 20           # bytes of the buffer a block run in place may span (more: copied)
 
 cdef const char* PROTO = b"\x13BitTorrent protocol"
 
@@ -144,6 +148,7 @@ cdef class PeerWireParser:
         self.body = NULL
         self.rbuf = NULL
         self.blkbuf = NULL
+        self.blk_spans = NULL
 
     def __init__(self, bint at_stream_start=True, int event_mask=EV_ALL, int64_t max_block=DEFAULT_MAX_BLOCK):
         self._events = []
@@ -159,6 +164,7 @@ cdef class PeerWireParser:
     def __dealloc__(self):
         free(self.body)
         free(self.rbuf)
+        free(self.blk_spans)
 
     # ------------------------------------------------------------------ public (Python) API
     def receive_data(self, data):
@@ -213,6 +219,7 @@ cdef class PeerWireParser:
         processed first, iteratively (never by recursion), then the rest."""
         cdef Py_ssize_t i = 0, j, take
         cdef bytes r
+        cdef object owner = self.feed_owner
         if self.head_open and n > 0:
             take = HEAD_CAP - len(self._head)
             if take > n:
@@ -226,13 +233,16 @@ cdef class PeerWireParser:
             if self._replay is not None:
                 r = self._replay
                 self._replay = None
+                self.run_owner = None           # (block bytes from a replay are copied)
                 j = self._run(<const uint8_t*>PyBytes_AS_STRING(r), len(r))
                 if j < len(r):
                     # Another anchor inside the replayed bytes: its own replay
                     # covers the bytes before r[j:], which follow it.
                     self._replay = self._replay + r[j:]
             else:
+                self.run_owner = owner
                 i += self._run(p + i, n - i)
+        self.run_owner = None
 
     cdef Py_ssize_t _run(self, const uint8_t* p, Py_ssize_t n):
         """The state machine over p[0:n]; returns early when a replay is pending."""
@@ -525,27 +535,81 @@ cdef class PeerWireParser:
         self.state = S_SKIP
 
     cdef void _keep_block(self, const uint8_t* p, Py_ssize_t n):
-        """Collect a block's bytes; the sink gets each contiguous run once (one
-        call per block rather than per segment), as a bytes object filled in
-        place (one copy of the block's bytes)."""
+        """Collect a block's bytes; the sink gets each contiguous run once (one call per block
+        rather than per segment).  Bytes that lie in a stable buffer (``run_owner``: a mapped
+        capture file) are noted where they lie, as spans (``flows._inplace``); otherwise, or when
+        a run's bytes do not all lie in one such buffer within reach, they are copied into a
+        bytes object filled in place (one copy of the block's bytes)."""
+        cdef Py_ssize_t cap
+        cdef Span* grown
         if self.blk_len == 0:
             self.blk_offset = self.piece_begin + self.block_len - self.block_remaining
             self.blk_cap = self.block_remaining          # the most this run can hold
-            self.blkobj = PyBytes_FromStringAndSize(NULL, self.blk_cap)
-            self.blkbuf = <uint8_t*>PyBytes_AS_STRING(self.blkobj)
-        memcpy(self.blkbuf + self.blk_len, p, n)
+            if self.run_owner is not None:
+                self.blk_owner = self.run_owner
+                self.blk_nspans = 0
+            else:
+                self.blkobj = PyBytes_FromStringAndSize(NULL, self.blk_cap)
+                self.blkbuf = <uint8_t*>PyBytes_AS_STRING(self.blkobj)
+        elif self.blk_owner is not None and (
+                self.run_owner is not self.blk_owner
+                or (self.blk_nspans == MAX_SPANS and self.blk_spans[MAX_SPANS - 1].p + self.blk_spans[MAX_SPANS - 1].n != p)
+                or <size_t>p - <size_t>self.blk_spans[0].p > SPAN_REACH):
+            self._spans_to_copy()       # another buffer, too many parts, or parts too far apart
+        if self.blk_owner is not None:
+            if self.blk_nspans and self.blk_spans[self.blk_nspans - 1].p + self.blk_spans[self.blk_nspans - 1].n == p:
+                self.blk_spans[self.blk_nspans - 1].n += n
+            else:
+                if self.blk_nspans == self.blk_spans_cap:
+                    cap = 16 if self.blk_spans_cap == 0 else 2 * self.blk_spans_cap
+                    grown = <Span*>realloc(self.blk_spans, cap * sizeof(Span))
+                    if grown == NULL:
+                        raise MemoryError()
+                    self.blk_spans, self.blk_spans_cap = grown, cap
+                self.blk_spans[self.blk_nspans].p = p
+                self.blk_spans[self.blk_nspans].n = n
+                self.blk_nspans += 1
+        else:
+            memcpy(self.blkbuf + self.blk_len, p, n)
         self.blk_len += n
+
+    cdef void _spans_to_copy(self):
+        """The run collected in place so far is copied; it goes on as a copy."""
+        cdef Py_ssize_t i, k = 0
+        self.blkobj = PyBytes_FromStringAndSize(NULL, self.blk_cap)
+        self.blkbuf = <uint8_t*>PyBytes_AS_STRING(self.blkobj)
+        for i in range(self.blk_nspans):
+            memcpy(self.blkbuf + k, self.blk_spans[i].p, self.blk_spans[i].n)
+            k += self.blk_spans[i].n
+        self.blk_owner = None
+        self.blk_nspans = 0
+
+    cdef void release(self):
+        """End of an input file: a block run collected in place is copied (it may go on in the
+        next file; the buffer of this one is let go)."""
+        self.feed_owner = None
+        if self.blk_owner is not None:
+            self._spans_to_copy()
 
     cdef void _flush_block(self):
         cdef object run
+        cdef Span* last
         if self.blk_len and self.block_sink is not None:
-            if self.blk_len == self.blk_cap:
+            if self.blk_owner is not None:
+                last = &self.blk_spans[self.blk_nspans - 1]
+                sweep(self.blk_owner, last.p + last.n)      # older blocks copied while in memory
+                run = make_in_place(self.blk_owner, self.blk_spans, self.blk_nspans, self.blk_len)
+            elif self.blk_len == self.blk_cap:
                 run = self.blkobj
             else:                                        # a run cut short by a gap
                 run = PyBytes_FromStringAndSize(<const char*>self.blkbuf, self.blk_len)
             self.blkobj, self.blkbuf = None, NULL
+            self.blk_owner = None
+            self.blk_nspans = 0
             self.block_sink.data(self.piece_index, self.blk_offset, run)
         self.blkobj, self.blkbuf = None, NULL
+        self.blk_owner = None
+        self.blk_nspans = 0
         self.blk_len = 0
 
     cdef void _end_piece(self):

@@ -67,6 +67,7 @@ from analyzer.protocols._peerwire cimport PeerWireParser
 from analyzer.sessions._conn cimport Connection, TcpConnection, UtpConnection
 
 import numpy as np
+from analyzer.flows._inplace import release_all as release_in_place
 
 cdef int64_t CLOSED_IDLE_NS = 60 * 1000000000
 cdef int64_t IDLE_SHRINK_NS = 120 * 1000000000
@@ -218,11 +219,13 @@ cdef class Engine:
 
     def release_buffers(self):
         """End of an input file: TCP streams copy the delivered bytes they left in its buffer into
-        their rings (flows._tcp), so that no stream keeps the file mapped."""
+        their rings (flows._tcp), and piece blocks left there are copied (flows._inplace), so that
+        nothing keeps the file mapped."""
         cdef TcpConnection c
         for c in self.conns.values():
             c.s0.release_buffer()
             c.s1.release_buffer()
+        release_in_place()
 
     def process_datagram(self, bytes ip_packet, int64_t ts_ns, int file_idx, int64_t frame_no,
                          int64_t n_frames, int64_t wire_bytes):
