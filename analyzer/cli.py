@@ -121,9 +121,11 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     pex.csv, pieces.csv (with --torrent or rebuilt metadata), timeline.parquet,
     peers.parquet and manifest.json into --out; with --report also --out/report/.
     """
-    # first, before the imports below: the Parquet process imports pyarrow meanwhile (parquet_worker.py)
+    # first, before the imports below: the Parquet process imports pyarrow meanwhile (parquet_worker.py);
+    # not for a run on a cluster: its workers' start keeps the cores busy (the files are made here)
     from analyzer.output.parquet_worker import ParquetWorker
-    parquet = ParquetWorker()
+    on_cluster = scheduler is not None or (jobs or 1) > 1 or workers not in ("auto", "1")
+    parquet = ParquetWorker(parallel=not on_cluster)
     try:
         _analyze(parquet, paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds,
                  with_report, validation_file, workers, shards, scheduler, workdir, resume, jobs, progress_mode,

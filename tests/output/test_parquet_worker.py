@@ -74,9 +74,11 @@ def test_a_worker_given_nothing_stops_at_once():
     assert time.monotonic() - t0 < 1 and not proc.is_alive()
 
 
-def test_analyze_makes_the_parquet_files_in_the_worker(tmp_path):
+@pytest.mark.parametrize("workers, in_worker", [("auto", True), ("2", False)])
+def test_analyze_makes_the_parquet_files_in_the_worker(tmp_path, workers, in_worker):
     """pyarrow is imported by the Parquet process only (forked before the analysis is imported), and
-    the files are those of a run without it."""
+    the files are those of a run without it; a run on a cluster (--workers 2) makes them itself (the
+    workers' start keeps the cores busy)."""
     code = ("import sys; sys.argv = ['bt-analyzer', 'analyze', *sys.argv[1:]]\n"
             "from analyzer.output import parquet_worker\n"
             "made = []\n"
@@ -90,9 +92,12 @@ def test_analyze_makes_the_parquet_files_in_the_worker(tmp_path):
             "print(made, sorted({m.split('.')[0] for m in sys.modules} & {'pyarrow', 'pandas'}))")
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, "-c", code, str(SAMPLE), "--local", "127.0.0.3", "--out", str(out),
-                        "--quiet"], capture_output=True, text=True, cwd=REPO)
+                        "--quiet", "--workers", workers], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip() == "[True] []"
+    made, imported = r.stdout.strip().split("] ")
+    assert made == f"[{in_worker}"
+    if in_worker:
+        assert imported == "[]"
     f = build_findings(analyze([SAMPLE], local=["127.0.0.3"], warn=lambda m: None))
     timeline, peers = parquet.parquet_files(f.timeline, parquet.peer_columns(f.peers))
     assert (out / "timeline.parquet").read_bytes() == timeline
