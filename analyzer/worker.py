@@ -56,16 +56,17 @@ def _may_return_to(nice: int) -> bool:
     return soft == resource.RLIM_INFINITY or 20 - soft <= nice
 
 
-def _die_with_parent() -> None:
+def die_with_parent(parent: int | None) -> None:
     """SIGKILL when the parent dies (Linux ``PR_SET_PDEATHSIG``): a worker busy with its job when
-    the command is killed does not outlive it."""
+    the command is killed does not outlive it.  ``parent``: its pid before the fork (a parent that
+    died before prctl ends the child now)."""
     import ctypes
     import signal
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)     # 1: PR_SET_PDEATHSIG
     except (OSError, AttributeError):       # not Linux: EOF on the pipe still ends a waiting worker
         pass
-    if _parent is not None and os.getppid() != _parent:     # the parent died before prctl
+    if parent is not None and os.getppid() != parent:
         os._exit(1)
 
 
@@ -74,7 +75,7 @@ def start_child(others) -> None:
     priority for the imports."""
     import signal
     global _base_nice
-    _die_with_parent()
+    die_with_parent(_parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for c in others:

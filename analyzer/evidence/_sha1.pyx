@@ -411,23 +411,18 @@ cdef int _start() except -1:
     return 0
 
 
-cdef void _room() noexcept nogil:
-    """Wait until the ring has room (the lock is not held on entry or exit)."""
+cdef inline bint _full(size_t n) noexcept nogil:
+    """No room for an entry, or (``n`` bytes in place to add) the bytes in place in flight would pass
+    ``INPLACE_MAX`` (the lock held)."""
+    return tail - head >= RING or (n != 0 and inplace_inflight != 0 and inplace_inflight + n > INPLACE_MAX)
+
+
+cdef void _room(size_t n) noexcept nogil:
+    """Wait until ``_full(n)`` is false (the lock is not held on entry or exit)."""
     pthread_mutex_lock(&mu)
     if idle:
         pthread_cond_signal(&work)
-    while tail - head >= RING:
-        pthread_cond_wait(&progress, &mu)
-    pthread_mutex_unlock(&mu)
-
-
-cdef void _room_in_place(size_t n) noexcept nogil:
-    """Wait until the ring has room and the bytes in place in flight leave room for ``n`` more
-    (the lock is not held on entry or exit)."""
-    pthread_mutex_lock(&mu)
-    if idle:
-        pthread_cond_signal(&work)
-    while tail - head >= RING or (inplace_inflight and inplace_inflight + n > INPLACE_MAX):
+    while _full(n):
         pthread_cond_wait(&progress, &mu)
     pthread_mutex_unlock(&mu)
 
@@ -459,10 +454,10 @@ cdef void _push(Slot* s, const char* p, size_t n, int op) noexcept:
     threads may push."""
     global pushes
     pthread_mutex_lock(&mu)
-    while tail - head >= RING:
+    while _full(0):
         pthread_mutex_unlock(&mu)
         with nogil:
-            _room()
+            _room(0)
         pthread_mutex_lock(&mu)
     _append(s, p, n, op, 0)
     if op == OP_UPDATE:
@@ -479,11 +474,11 @@ cdef void _push_spans(Slot* s, const Span* spans, Py_ssize_t k) noexcept:
     cdef Py_ssize_t i
     pthread_mutex_lock(&mu)
     for i in range(k):
-        while tail - head >= RING or (inplace_inflight and inplace_inflight + spans[i].n > INPLACE_MAX):
+        while _full(spans[i].n):
             inplace_waits += 1
             pthread_mutex_unlock(&mu)
             with nogil:
-                _room_in_place(spans[i].n)
+                _room(spans[i].n)
             pthread_mutex_lock(&mu)
         _append(s, <const char*>spans[i].p, spans[i].n, OP_UPDATE, 1)
     pushes += 1

@@ -373,16 +373,15 @@ class Verifier:
         later = n.content_runs() if n is not None and n.rescuable else []
         if later and any(differing_bytes(*_overlap(p, a, d)) for a, d, _ in later):
             candidates.append((later, [n.last], "new"))
-        alts = [([(a, d, s) for a, d in parts], w) for parts, s, w in p.alts]
-        candidates += [(copies, [w], "alt") for copies, w in alts]
-        if len(alts) > 1:
-            candidates.append(([c for copies, _ in alts for c in copies], [w for _, w in alts], "alt"))
-        if later and alts:
+        # each alternative, then all of them (parts, sender, where)
+        groups = [[alt] for alt in p.alts] + ([p.alts] if len(p.alts) > 1 else [])
+        candidates += [([(a, d, s) for parts, s, _ in g for a, d in parts], [w for _, _, w in g], "alt")
+                       for g in groups]
+        if later:
             # a block fetched again before the failure and another after it (the receiver holds both)
             on_top = [(a, d, (s, "new")) for a, d, s in later]
-            for group in ([a] for a in alts) if len(alts) == 1 else [*([a] for a in alts), alts]:
-                candidates.append(([(a, d, (s, "alt")) for copies, _ in group for a, d, s in copies] + on_top,
-                                   [n.last, *(w for _, w in group)], "mixed"))
+            candidates += [([(a, d, (s, "alt")) for parts, s, _ in g for a, d in parts] + on_top,
+                            [n.last, *(w for _, _, w in g)], "mixed") for g in groups]
         if not candidates:
             return False
         runs = p.runs()

@@ -54,19 +54,20 @@ class ParquetWorker(worker.Handle):
             try:
                 self._conn.send(self._request)
             except OSError:
-                self._lost(f"the Parquet process ended (exit status {self._proc.exitcode})")
+                self.fallback = f"the Parquet process ended (exit status {self._proc.exitcode})"
+                self.close()
 
     def files(self) -> tuple[bytes, bytes]:
         if self._proc is not None:
+            proc = self._proc
             try:
                 kind, value = self._conn.recv()
             except (EOFError, OSError):
-                self._proc.join(timeout=1)
-                kind, value = "error", f"the Parquet process ended (exit status {self._proc.exitcode})"
+                kind, value = "error", None
+            self.close()                    # it ends once it answered
             if kind == "files":
-                self._done()
                 return value
-            self._lost(value)
+            self.fallback = value or f"the Parquet process ended (exit status {proc.exitcode})"
         from analyzer.output.parquet import parquet_files
         return parquet_files(*self._request)
 
@@ -78,14 +79,3 @@ class ParquetWorker(worker.Handle):
             self._proc.join()
             self._proc = None
         super().close()
-
-    def _lost(self, why: str) -> None:
-        self.fallback = why
-        self.close()
-
-    def _done(self) -> None:
-        self._proc.join(timeout=10)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join()
-        self._proc = None

@@ -26,25 +26,14 @@ exits 0, its slot process with it).
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 import sys
 import threading
 
-PR_SET_PDEATHSIG = 1
+from analyzer.worker import die_with_parent
+
 MAX_RESTARTS = 16          # a slot whose worker keeps dying stops forking new ones (the others go on)
-
-
-def _die_with_parent(parent: int) -> None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):      # not Linux: the driver's close and join still end the tree
-        pass
-    if os.getppid() != parent:             # the parent died before prctl
-        os._exit(1)
 
 
 def _worker(address: str, name: str) -> int:
@@ -65,7 +54,7 @@ def _worker(address: str, name: str) -> int:
 def _slot(read_fd: int, name: str, parent: int) -> None:
     """A slot's supervisor: never starts a thread, so it may fork its worker again and again."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
+    die_with_parent(parent)
     os.closerange(3, read_fd)              # the driver's files and pipes are not the slot's
     os.closerange(read_fd + 1, os.sysconf("SC_OPEN_MAX"))
     with os.fdopen(read_fd, "rb") as pipe:
@@ -78,7 +67,7 @@ def _slot(read_fd: int, name: str, parent: int) -> None:
         if pid == 0:
             code = 1
             try:
-                _die_with_parent(me)
+                die_with_parent(me)
                 code = _worker(address, name)
             except BaseException:          # noqa: BLE001 -- the slot forks a new worker
                 code = 1

@@ -592,7 +592,7 @@ cdef class PeerWireParser:
             self._spans_to_copy()
 
     cdef void _flush_block(self):
-        cdef object run
+        cdef object run = None
         cdef Span* last
         if self.blk_len and self.block_sink is not None:
             if self.blk_owner is not None:
@@ -603,14 +603,12 @@ cdef class PeerWireParser:
                 run = self.blkobj
             else:                                        # a run cut short by a gap
                 run = PyBytes_FromStringAndSize(<const char*>self.blkbuf, self.blk_len)
-            self.blkobj, self.blkbuf = None, NULL
-            self.blk_owner = None
-            self.blk_nspans = 0
-            self.block_sink.data(self.piece_index, self.blk_offset, run)
         self.blkobj, self.blkbuf = None, NULL
         self.blk_owner = None
         self.blk_nspans = 0
         self.blk_len = 0
+        if run is not None:
+            self.block_sink.data(self.piece_index, self.blk_offset, run)
 
     cdef void _end_piece(self):
         self._flush_block()
