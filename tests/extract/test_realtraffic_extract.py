@@ -86,7 +86,9 @@ def test_each_torrent_alone(swarm, tmp_path, name):
             assert n == int(c["frames_src_to_dst"]) + int(c["frames_dst_to_src"]), evidence
     utp = conns[(conns["transport"] == "utp") & (conns["category"] == "bittorrent")]
     sockets = utp.apply(lambda c: tuple(sorted([(c["src_ip"], c["src_port"]), (c["dst_ip"], c["dst_port"])])), axis=1)
-    assert utp.groupby(sockets)["info_hash"].nunique().max() == 2, utp
+    # (libtorrent opens the hybrid's connections with its v1 or its truncated v2 hash, either one)
+    torrent = utp["info_hash"].map(lambda h: min(hashes_of(folder, h)))
+    assert torrent.groupby(sockets).nunique().max() == 2, utp
     [t] = json.loads((again / "summary.json").read_text())["torrents"]        # nothing of the other torrent
     assert t["info_hash"] in hashes
 
