@@ -373,6 +373,10 @@ class Verifier:
         later = n.content_runs() if n is not None and n.rescuable else []
         if later and any(differing_bytes(*_overlap(p, a, d)) for a, d, _ in later):
             candidates.append((later, [n.last], "new"))
+            senders = list(dict.fromkeys(s for _, _, s in later))
+            if len(senders) > 1:      # the receiver may hold one peer's copies and not another's (a
+                # block cut short when a banned peer's connection closed is never read)
+                candidates += [([c for c in later if c[2] == s], [n.last], "new") for s in senders]
         # each alternative, then all of them (parts, sender, where)
         groups = [[alt] for alt in p.alts] + ([p.alts] if len(p.alts) > 1 else [])
         candidates += [([(a, d, s) for parts, s, _ in g for a, d in parts], [w for _, _, w in g], "alt")
@@ -401,30 +405,30 @@ class Verifier:
         in place of first ones (``superseded``); the new assembly ``n`` joins it.  ``kind``: the
         copies used are the new assembly's ("new"), alternatives ("alt"), or both ("mixed": the
         senders of ``used`` are tagged)."""
-        from_new = kind != "alt"      # the new assembly's copies are all used (laid on top)
         r.status = "verified"
         for s, k in superseded.items():
             _take(r.senders, s, k)
             r.senders_redundant[s] = r.senders_redundant.get(s, 0) + k
             r.superseded_bytes += k
-        if kind == "alt":             # the first copies replaced take the alternatives' place in redundant
-            alt_used = used
-        elif kind == "new":           # the first copies replaced are redundant bytes more
-            alt_used = {}
-            r.redundant_bytes += sum(superseded.values())
-        else:                         # those replaced by the new assembly's copies are
+        if kind == "mixed":           # the senders of the copies used are tagged
             alt_used = {s: k for (s, tag), k in used.items() if tag == "alt"}
-            r.redundant_bytes += sum(superseded.values()) - sum(alt_used.values())
-        for s, k in alt_used.items():  # an alternative, counted redundant when it arrived
+            new_used = {s: k for (s, tag), k in used.items() if tag == "new"}
+        else:
+            alt_used, new_used = (used, {}) if kind == "alt" else ({}, used)
+        # the first copies replaced are redundant in place of the alternatives used (counted redundant
+        # when they arrived), and beyond them redundant bytes more
+        r.redundant_bytes += sum(superseded.values()) - sum(alt_used.values())
+        for s, k in alt_used.items():
             r.senders[s] = r.senders.get(s, 0) + k
             _take(r.senders_redundant, s, k)
         if n is not None:
-            for s, k in n.senders.items():
-                if from_new:
-                    r.senders[s] = r.senders.get(s, 0) + k
-                else:
-                    r.senders_redundant[s] = r.senders_redundant.get(s, 0) + k
-                    r.redundant_bytes += k
+            for s, k in n.senders.items():   # the new assembly's copies: used, or redundant
+                u = new_used.get(s, 0)
+                if u:
+                    r.senders[s] = r.senders.get(s, 0) + u
+                if k > u:
+                    r.senders_redundant[s] = r.senders_redundant.get(s, 0) + k - u
+                    r.redundant_bytes += k - u
             r.redundant_bytes += n.redundant_bytes
             r.pad_bytes += n.pad_bytes
             _add_all(r.senders_redundant, n.senders_redundant)

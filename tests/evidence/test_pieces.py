@@ -114,6 +114,22 @@ def test_blocks_fetched_again_before_and_after_the_failure_verify_together():
     assert (p.first, p.last) == ((0, 1, 0), (0, 4, 0))
 
 
+def test_a_block_cut_short_in_the_new_assembly_is_left_out():
+    # aria2 1.36 (CI): block 0 good and block 1 bad fail; block 1 comes again from the good seeder, and
+    # the bad seeder's block 0, sent again, is cut short when the client closes its connection (never
+    # read): the receiver holds block 0's first copy and block 1's new one
+    bad_1 = bytes(b ^ 0xFF for b in DATA[BLOCK:])
+    v, t = verifier()
+    v.add(t, SUBJECT, BAD, 0, BLOCK, bad_1, (0, 3269, 0))
+    v.add(t, SUBJECT, GOOD, 0, 0, DATA[:BLOCK], (0, 3627, 0))          # covers the piece: it fails
+    v.add(t, SUBJECT, GOOD, 0, BLOCK, DATA[BLOCK:], (0, 3639, 0))
+    v.add(t, SUBJECT, BAD, 0, 0, BAD_X[:13060], (0, 3700, 0))           # the connection closed here
+    [p] = v.finish()
+    assert p.status == "verified"
+    assert (p.senders, p.senders_redundant) == ({GOOD: 2 * BLOCK}, {BAD: BLOCK + 13060})
+    assert (p.redundant_bytes, p.superseded_bytes) == (BLOCK + 13060, BLOCK)
+
+
 def test_alternatives_per_piece_are_capped():
     v, t = verifier()
     v.add(t, SUBJECT, BAD, 0, 0, BAD_X, (0, 1, 0))
