@@ -22,14 +22,16 @@ $(VENV)/.installed: pyproject.toml setup.py
 	touch $@
 
 # Compiled kernels, rebuilt in place whenever a .pyx/.pxd changes; bytecode compiled ahead, so
-# that a run starts without compiling the package (also where PYTHONDONTWRITEBYTECODE is set).
-PYSRC := $(shell find analyzer -name '*.py')
+# that a run starts without compiling the package (also where PYTHONDONTWRITEBYTECODE is set),
+# the report's templates too (analyzer/report/compiled.py).
+PYSRC := $(shell find analyzer -name '*.py' -o -name '*.j2' -o -name '*.css')
 build: $(VENV)/.built $(VENV)/.bytecode
 $(VENV)/.built: $(VENV)/.installed $(PYX) setup.py
 	$(PY) setup.py -q build_ext --inplace
 	touch $@
 $(VENV)/.bytecode: $(VENV)/.installed $(PYSRC)
 	$(PY) -m compileall -q -j 0 analyzer
+	$(PY) -m analyzer.report.compiled
 	touch $@
 
 # policy-rc.d (exit 101) forbids invoke-rc.d to start services during the install (the

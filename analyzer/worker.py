@@ -4,7 +4,8 @@ writer (output/parquet.py).  What they share: forking, the child's set-up, stopp
 
 A worker is forked before the capture is read and spends its first moments importing its library
 (WeasyPrint ~0.4 s, matplotlib, pyarrow ~0.06 s).  While the analysis runs it keeps both cores
-busy (the input hash has a thread of its own), so the imports run at a lower priority (nice 10)
+busy (the input hash has a thread of its own), so the imports run at a lower priority (nice 10;
+the chart process's 15: the PDF's layout waits for the PDF process, not for the charts)
 and the analysis is slowed less; once imported, a worker returns to normal priority, where it
 stays for its job.  It lowers its priority only where it may raise it again (root, or
 RLIMIT_NICE allowing nice 0).
@@ -70,9 +71,9 @@ def die_with_parent(parent: int | None) -> None:
         os._exit(1)
 
 
-def start_child(others) -> None:
+def start_child(others, nice: int = NICE) -> None:
     """In the child, first: death with the parent, signals, the parent's pipe ends, a lower
-    priority for the imports."""
+    priority for the imports (``nice``)."""
     import signal
     global _base_nice
     die_with_parent(_parent)
@@ -82,8 +83,8 @@ def start_child(others) -> None:
         c.close()
     try:
         base = os.getpriority(os.PRIO_PROCESS, 0)
-        if base < NICE and _may_return_to(base):
-            os.setpriority(os.PRIO_PROCESS, 0, NICE)
+        if base < nice and _may_return_to(base):
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
             _base_nice = base
     except OSError:
         pass

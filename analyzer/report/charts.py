@@ -25,6 +25,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from analyzer.report import chartplan  # noqa: E402
+from analyzer.report.chartplan import HEIGHT, MAX_POINTS, NS, WIDTH  # noqa: E402, F401
 from analyzer.report.columns import Columns, as_columns, as_rows  # noqa: E402
 from analyzer.report.shown import CONNECTION_CHART_ROWS, shown_connections  # noqa: E402
 from analyzer.report.shown import top_peers  # noqa: E402, F401  (also a name of this module: notebooks)
@@ -44,7 +46,6 @@ STYLE = {   # direction -> line style, marker, grey, hatch
     "downloaded": {"linestyle": "-", "marker": "o", "color": "0.1", "hatch": ""},
     "uploaded": {"linestyle": "--", "marker": "s", "color": "0.5", "hatch": "//"},
 }
-WIDTH, HEIGHT = 8.0, 4.5
 
 
 def _decimal(value, _pos=None) -> str:
@@ -79,10 +80,6 @@ def _short(h: str) -> str:
     return h[:12] + "…"
 
 
-MAX_POINTS = 2000
-NS = 1_000_000_000
-
-
 def _dates(ns) -> np.ndarray:
     """Integer ns (UTC) as matplotlib draws a datetime: microseconds, floored."""
     return (np.asarray(ns, dtype=np.int64) // 1000).astype("datetime64[us]")
@@ -94,15 +91,7 @@ def _seconds(ns: int) -> float:
     return whole + rest / NS
 
 
-def _grid(timeline: Columns) -> tuple[int, np.ndarray]:
-    """The bins a time chart draws: from the first to the last bin of the table, every bin, coarsened to
-    a whole multiple of the table's bin width so that at most MAX_POINTS remain (SVGs stay small and
-    lines stay readable for captures spanning weeks).  (bin width in s, bin edges in ns)"""
-    bins = int(timeline["bin_seconds"][0])
-    first, last = int(timeline["bin_start"].min()), int(timeline["bin_start"].max())
-    span = (last - first) // NS + bins
-    width = bins * max(1, -(-span // (bins * MAX_POINTS)))
-    return width, first + np.arange(-(-span // width) + 1, dtype=np.int64) * (width * NS)
+_grid = chartplan.grid      # (the bins a time chart draws: the plan needs them for its captions)
 
 
 def _per_bin(rows: Columns, width: int, edges: np.ndarray) -> np.ndarray:
@@ -147,11 +136,7 @@ def cumulative_transfer(timeline: Columns, title: str) -> Figure:
     _time_axis(ax)
     if ax.lines:
         ax.legend(loc="upper left")
-    return _caption(fig, "Cumulative piece (block) bytes on the wire from the subject's side: downloaded = "
-                         "blocks sent to the subject, uploaded = blocks the subject sent; each byte counted once "
-                         "however often retransmitted, summed per " + f"{width}-second bin by the time of the "
-                         "frame that delivered it and plotted at the bin's end. Bytes lost in capture gaps are "
-                         "not counted.")
+    return _caption(fig, chartplan.cumulative_caption(width))
 
 
 def uploads_per_peer(peers: Columns, title: str, top_n: int = 10, column: str = "uploaded_bytes") -> Figure:
@@ -171,9 +156,7 @@ def uploads_per_peer(peers: Columns, title: str, top_n: int = 10, column: str = 
     ax.set_title(title)
     if not any(values):
         ax.text(0.5, 0.5, f"no piece bytes {what} any peer", transform=ax.transAxes, ha="center")
-    return _caption(fig, f"Piece (block) bytes the subject {what.replace(' to', '').replace(' from', '')} "
-                         f"per remote address, all connections and transports together; the {top_n} largest "
-                         "shown, the others summed in one bar.")
+    return _caption(fig, chartplan.uploads_per_peer_caption(top_n, column))
 
 
 def connection_timeline(connections: list[dict], title: str, max_rows: int = CONNECTION_CHART_ROWS,
@@ -187,7 +170,7 @@ def connection_timeline(connections: list[dict], title: str, max_rows: int = CON
     connections = as_rows(connections)
     total = len(connections) if total is None else total
     connections = shown_connections(connections, max_rows)
-    fig = Figure(figsize=(WIDTH, max(HEIGHT, 1.2 + 0.18 * len(connections))), dpi=100, layout="constrained")
+    fig = Figure(figsize=chartplan.connection_size(len(connections)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     flows = {"downloaded only": ("0.2", ""), "uploaded only": ("1.0", "//"), "both": ("0.6", ".."),
              "no piece bytes": ("1.0", "")}
@@ -211,11 +194,7 @@ def connection_timeline(connections: list[dict], title: str, max_rows: int = CON
     handles = [Patch(facecolor=f, edgecolor="0", hatch=h, label=k) for k, (f, h) in flows.items()]
     handles.append(Patch(facecolor="1", edgecolor="0", hatch="xx", label="uTP (TCP: no cross-hatch)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize=7)
-    shown = "" if total <= max_rows else (f" Shown: the {max_rows} of {total:,} connections with the most piece "
-                                          "bytes; connections.csv lists all of them.")
-    return _caption(fig, "Each bar spans a connection of the subject from its first to its last captured frame. "
-                         "Fill and pattern give the direction of piece bytes (downloaded by the subject, uploaded "
-                         "by it, both, none); cross-hatching marks uTP connections." + shown)
+    return _caption(fig, chartplan.connection_caption(total, max_rows))
 
 
 def torrent_totals(torrents: list[dict], title: str) -> Figure:
@@ -244,9 +223,7 @@ def torrent_totals(torrents: list[dict], title: str) -> Figure:
     ax.set_ylabel("Piece bytes")
     ax.set_title(title)
     fig.legend(loc="outside lower center", ncols=2, fontsize=7)
-    return _caption(fig, "Per torrent, piece bytes downloaded and uploaded by the subject (outlined bars) and, "
-                         "where the torrent's metadata was available, the part in pieces that verified against "
-                         "its hashes (narrow solid bars).")
+    return _caption(fig, chartplan.TOTALS_CAPTION)
 
 
 def throughput(timeline: Columns, title: str) -> Figure:
@@ -269,6 +246,4 @@ def throughput(timeline: Columns, title: str) -> Figure:
     ax.set_title(title)
     _time_axis(ax)
     ax.legend(loc="upper right")
-    return _caption(fig, f"Piece (block) bytes per second from the subject's side, averaged over {width}-second "
-                         "bins from the first to the last bin with piece bytes; a bin with none seen is drawn "
-                         "at zero.")
+    return _caption(fig, chartplan.throughput_caption(width))

@@ -33,15 +33,6 @@ def _num(v) -> int | None:
     return int(float(v))
 
 
-def _size(v) -> float:
-    """A counter as a number for ranking (not one: 0)."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return 0.0
-    return 0.0 if f != f else f
-
-
 def client_state_chart(rows, title: str = "Lifetime counters against wire figures per torrent",
                        max_records: int = 20) -> Figure:
     """``rows``: client_state.csv rows (dicts).  Per reconciled record (torrent in a state file): the client's uploaded and downloaded counters (outlined,
@@ -54,14 +45,10 @@ def client_state_chart(rows, title: str = "Lifetime counters against wire figure
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter
 
-    from analyzer.report.charts import HEIGHT, WIDTH, _caption, _decimal, _short
-    records = [r for r in rows if r.get("uploaded_verdict") is not None and str(r["uploaded_verdict"]) != ""
-               and str(r["uploaded_verdict"]) != "not_matched"]
-    total = len(records)
-    if total > max_records:     # the largest counters (stable: ties in file order), in that order
-        size = [max(_size(r["uploaded_compared_bytes"]), _size(r["downloaded_compared_bytes"])) for r in records]
-        records = [records[i] for i in sorted(range(total), key=lambda i: -size[i])[:max_records]]
-    fig = Figure(figsize=(WIDTH, HEIGHT + (0.6 if len(records) > 6 else 0)), dpi=100, layout="constrained")
+    from analyzer.report.charts import _caption, _decimal, _short
+    from analyzer.report.chartplan import client_state_caption, client_state_records, client_state_size
+    records, total = client_state_records(rows, max_records)
+    fig = Figure(figsize=client_state_size(len(records)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     w = 0.2
     top = 1
@@ -107,15 +94,7 @@ def client_state_chart(rows, title: str = "Lifetime counters against wire figure
                 ha="center")
     handles = [Patch(facecolor=face, edgecolor="0", hatch=hatch, label=label) for *_, face, hatch, label in SERIES]
     fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=7)
-    shown = "" if total <= max_records else (f" Shown: the {max_records} of {total:,} records with the largest "
-                                             "counters; client_state.csv lists all of them.")
-    return _caption(fig, "Per torrent record of a client state file: the client's lifetime counters (outlined, "
-                         "hatched bars) against the piece bytes the capture shows from the subject's side for the "
-                         "same torrent (solid bars; where the capture gives a range, the bar shows the least the "
-                         "client must have counted and a thin line rises to the most the capture accounts for). "
-                         "Above each pair: = consistent, ✗ contradiction (the capture shows more than the lifetime "
-                         "counter), + the counter is larger (possible transfers outside the capture window), "
-                         "? not comparable, – not recorded." + shown)
+    return _caption(fig, client_state_caption(total, max_records))
 
 
 CLIENT_STATE_TABLE_COLUMNS = [("torrent", "Torrent"), ("state_file", "State file"), ("direction", "Direction"),

@@ -16,10 +16,11 @@ hashed with a fixed salt; so rebuilding from the same folder gives the same byte
 
 Time: two processes are forked when the report starts (``analyze --report``: before the
 capture is read): the PDF worker (pdf.py) imports WeasyPrint and the chart worker
-(drawing.py) matplotlib, so this process imports neither.  It reads the folder and hands
-the data to the chart worker, which sends each chart's caption and size at once; this
-process renders the HTML with an empty placeholder of that size for each chart (the
-skeleton, figures.py), which the PDF worker lays out while the chart worker draws the SVGs;
+(drawing.py) matplotlib, so this process imports neither.  It reads the folder, hands
+the data to the chart worker, plans the charts itself (chartplan.py: each chart's key,
+caption and size, without matplotlib) and renders the HTML with an empty placeholder of
+that size for each chart (the skeleton, figures.py), which the PDF worker lays out while
+the chart worker draws the SVGs;
 the SVGs fill the placeholders (report.html) and the laid-out pages (report.pdf), and the
 chart worker draws the PNGs meanwhile.
 """
@@ -296,13 +297,12 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
                 w.close()
             workers = list(start_workers(parallel))
         pdf, drawer = workers
+        from analyzer.report.chartplan import plan
         from analyzer.report.data import ReportData
         from analyzer.report.exhibits import Rehash
         data = ReportData(folder, options=options)
         drawer.start(data.for_charts())      # it draws from now on
-        from analyzer.report.compiled import accept
-        accept(drawer.templates())           # compiled by the chart worker during the analysis, if it could
-        _environment().get_template("report.html.j2")
+        charts_ = [p.chart() for p in plan(data)]
         case, case_info = _case(data.summary, options, data.manifest)
         date = report_date(options, data.manifest)
         out = folder / "report"
@@ -312,13 +312,15 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
         for old in [*out.glob("*.png"), *out.glob("*.svg"), out / "report.html", out / "report.pdf"]:
             old.unlink(missing_ok=True)      # a narrower report must not leave the previous one's charts
         rehash = Rehash(data.manifest, options.rehash)
-        report_libraries()                   # (read while the chart worker makes the figures)
-        charts_ = drawer.specs()
         skeleton = render_skeleton(_context(data, charts_, options, case, case_info, date, rehash, validation))
         pdf.lay_out(skeleton)                # the PDF worker lays the pages out while the charts are drawn
         svgs = drawer.write()                # (the SVG files are written now)
         for c in charts_:
-            c.svg_text = svgs[c.key]
+            c.svg_text = svgs.get(c.key, "")
+        if list(svgs) != [c.key for c in charts_]:
+            from analyzer.report.drawing import ChartError
+            raise ChartError(f"drawing the charts failed: the chart process drew {sorted(svgs)}, the document "
+                             f"planned {sorted(c.key for c in charts_)}")
         inline = {c.key: c.inline_svg() for c in charts_}
         (out / "report.html").write_text(fill_charts(skeleton, inline), encoding="utf-8")
         pdf.finish(inline, out / "report.pdf")

@@ -5,12 +5,14 @@ Theory of operation.  The report has two long jobs after the analysis: drawing t
 the charts only at the very end: layout needs each chart's size and caption, not its
 drawing (figures.py).  So :class:`ChartWorker` forks a process when the report is started
 (``analyze --report``: before the capture is read) that imports matplotlib and draws a tiny
-figure (fonts loaded) while the analysis runs.  Given the document's ``ReportData`` (pickled,
-``for_charts``: what the charts draw, a few kB; so this process needs no pyarrow), it creates the
-figures and sends their specs (key, caption, size) at once; the document renders its
-skeleton and the PDF process lays it out while this process lays out and draws the SVGs,
-writes them when the document says the report folder is ready, sends them, and then draws
-the PNGs (200 dpi) from the same layout.
+figure (fonts loaded) while the analysis runs, at a lower priority than the PDF process's imports
+(the PDF's layout is the longer job and starts first).  The document does not wait for this
+process: it plans the charts itself (chartplan.py: keys, captions, sizes, without matplotlib),
+renders its skeleton and the PDF process lays it out, while this process, given the document's
+``ReportData`` (pickled, ``for_charts``: what the charts draw, a few kB; so this process needs no
+pyarrow), creates the same plan's figures, lays out and draws the SVGs, writes them when the
+document says the report folder is ready, sends them, and then draws the PNGs (200 dpi) from the
+same layout.
 
 Each chart is laid out once (constrained layout, then fixed), so the SVG and the PNG show
 the same thing.  Where fork is unavailable (or ``parallel=False``) the same steps run in
@@ -27,6 +29,7 @@ from analyzer import worker
 from analyzer.report.figures import Chart
 
 DPI = 200
+NICE = 15          # while importing: below the PDF process (worker.NICE), whose layout cannot wait
 
 
 class ChartError(RuntimeError):
@@ -35,38 +38,17 @@ class ChartError(RuntimeError):
 
 # ---------------------------------------------------------------------- the steps
 def make_charts(data) -> list[Chart]:
-    """The report's charts for ``data`` (a ReportData), in document order, created but not laid out."""
+    """The report's charts for ``data`` (a ReportData), in document order, created but not laid out: the plan's
+    (chartplan.py), each with its figure."""
     from analyzer.report import charts
-    from analyzer.report.data import TOP_PEERS
+    from analyzer.report.chartplan import plan
+    from analyzer.report.client_state import client_state_chart
+    draw = {"client_state_chart": client_state_chart}
     out = []
-    table = data.table()
-    if len(table):
-        shown = {t["info_hash"] for t in data.charted_torrents()}
-        fig = charts.torrent_totals([r for r in table if r["info_hash"] in shown], "Piece bytes per torrent")
-        if len(shown) < len(table):
-            fig.bt_caption += (f" Shown: the {len(shown)} of {len(table):,} torrents with the most piece bytes; "
-                               "the summary tables list all of them.")
-        out.append(Chart.of("torrent_totals", fig))
-    for t in data.charted_torrents():
-        label = t.get("name") or t["info_hash"]
-        out.append(Chart.of(f"cumulative_{t['info_hash'][:12]}",
-                            charts.cumulative_transfer(data.timeline_of(t), f"Cumulative piece bytes — {label}")))
-        fig = charts.uploads_per_peer(data.peers_of(t), f"Piece bytes uploaded per peer — {label}", top_n=TOP_PEERS)
-        if data.windowed:
-            fig.bt_caption += " Per-peer figures are for the whole capture, not the time window."
-        out.append(Chart.of(f"uploads_per_peer_{t['info_hash'][:12]}", fig))
-    if len(data.connections):
-        out.append(Chart.of("connections", charts.connection_timeline(data.connections, "Connections of the subject",
-                                                                      total=data.connections_total)))
-    if len(data.timeline):
-        out.append(Chart.of("throughput", charts.throughput(data.timeline, "Throughput")))
-    state_csv = data.folder / "client_state.csv"
-    if data.summary.get("client_state") and state_csv.exists():
-        from analyzer.report.client_state import client_state_chart
-        from analyzer.report.columns import read_csv
-        rows = read_csv(state_csv)
-        if any(r.get("uploaded_verdict") or r.get("downloaded_verdict") for r in rows):
-            out.append(Chart.of("client_state", client_state_chart(rows)))
+    for p in plan(data):
+        c = p.chart()
+        c.fig = (draw.get(p.kind) or getattr(charts, p.kind))(*p.args)
+        out.append(c)
     return out
 
 
@@ -107,21 +89,19 @@ def write_pngs(charts_: list[Chart], out: Path) -> None:
             gc.collect()
 
 
-def _warm_up() -> dict[str, bytes]:
-    """Import what drawing needs and draw a tiny figure as SVG and PNG (fonts, backends); compile the
-    document's templates for the document's process (compiled.py): their bytecode."""
+def _warm_up() -> None:
+    """Import what drawing needs and draw a tiny figure as SVG and PNG (fonts, backends)."""
     from matplotlib.figure import Figure
 
     import analyzer.report.charts  # noqa: F401
+    import analyzer.report.client_state  # noqa: F401
     import analyzer.report.data  # noqa: F401 -- (unpickles the document's ReportData; no pyarrow)
-    from analyzer.report.compiled import compile_all
     fig = Figure(figsize=(1, 1), dpi=100)
     ax = fig.add_subplot()
     ax.bar([0], [1], hatch="//")
     ax.set_title("a")
     fig.savefig(io.StringIO(), format="svg", metadata={"Date": None})
     fig.savefig(io.BytesIO(), format="png", metadata={"Software": None})
-    return compile_all()
 
 
 # ---------------------------------------------------------------------- the job
@@ -132,11 +112,8 @@ class _Job:
         self.data, self.folder = data, Path(data.folder)
         self.charts: list[Chart] = []
 
-    def specs(self) -> list[tuple]:
-        self.charts = make_charts(self.data)
-        return [c.spec() for c in self.charts]
-
     def draw(self) -> None:
+        self.charts = make_charts(self.data)
         lay_out(self.charts)
         draw_svgs(self.charts)
 
@@ -154,16 +131,15 @@ def _failure(e: BaseException) -> tuple:
 
 def _serve(conn, others) -> None:
     """The worker: warm up, then run one job, sending each step's result; stop at EOF or None."""
-    worker.start_child(others)
+    worker.start_child(others, NICE)
     try:
-        templates = _warm_up()
+        _warm_up()
     except Exception:  # noqa: BLE001 -- reported when the parent asks for its charts
-        templates, warm_error = {}, traceback.format_exc()
+        warm_error = traceback.format_exc()
     else:
         warm_error = None
     worker.settle()
     try:
-        conn.send(("templates", templates))
         data = conn.recv()
         if data is None:
             return
@@ -171,7 +147,6 @@ def _serve(conn, others) -> None:
             if warm_error:
                 raise RuntimeError(warm_error)
             job = _Job(data)
-            conn.send(("specs", job.specs()))
             job.draw()
             if conn.recv() is None:         # the document failed: nothing is written
                 return
@@ -187,31 +162,19 @@ def _serve(conn, others) -> None:
 class ChartWorker(worker.Handle):
     """The process that draws one report's charts (see the module docstring).
 
-    ``start(data)`` (a ReportData), then ``specs()`` (Chart objects without figures, in document
-    order), ``write()`` once the report folder is ready (the SVGs are written: key -> SVG text),
-    ``finish()`` (the PNGs are written); ``close()`` at the end in any case."""
+    ``start(data)`` (a ReportData: the charts of ``chartplan.plan(data)`` are drawn from now on),
+    ``write()`` once the report folder is ready (the SVGs are written: key -> SVG text), ``finish()``
+    (the PNGs are written); ``close()`` at the end in any case."""
 
     def __init__(self, parallel: bool = True, others=()):
         super().__init__(_serve, "bt-analyzer-charts", parallel, others)
         self._job = None
-        self._templates_read = False
 
     def start(self, data) -> None:
         if self._proc is None:
             self._job = _Job(data)
         else:
             self._send(data)
-
-    def templates(self) -> dict[str, bytes]:
-        """The templates' bytecode, if the worker has compiled them by now (compiled.py); else nothing
-        (it is skipped when it comes)."""
-        if self._proc is None or self._templates_read or not self._conn.poll(0):
-            return {}
-        return self._receive("templates")
-
-    def specs(self) -> list[Chart]:
-        specs = self._local(self._job.specs) if self._proc is None else self._receive("specs")
-        return [Chart(*s) for s in specs]
 
     def write(self) -> dict[str, str]:
         if self._proc is None:
@@ -241,13 +204,9 @@ class ChartWorker(worker.Handle):
                              f"{self._proc.exitcode})") from None
 
     def _receive(self, step: str):
-        """The worker's result of ``step`` (its templates skipped if they were not asked for before)."""
+        """The worker's result of ``step``."""
         try:
             message = self._conn.recv()
-            if message[0] == "templates":
-                self._templates_read = True
-                if step != "templates":
-                    message = self._conn.recv()
         except (EOFError, OSError):
             self._proc.join(timeout=1)
             message = ("error", f"the chart process ended (exit status {self._proc.exitcode})")

@@ -1,34 +1,84 @@
-"""Templates compiled in the chart worker (analyzer/report/compiled.py) are loaded, not compiled,
-by the document's process."""
+"""The report's templates compiled once, kept beside them (analyzer/report/compiled.py): a later run loads
+them without compiling; a missing, stale or damaged entry, or a cache it may not write, costs a compile,
+never a different template."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent.parent
 
-
-def test_templates_compiled_in_the_chart_worker_are_loaded_not_compiled():
-    code = """
-import time
+# Renders every template with compiling refused (exit 3 if it had to compile), or allowed; prints a digest
+# of the code of each template (what rendering runs).
+PROBE = """
+import hashlib, marshal, sys
 from analyzer.report import compiled
-from analyzer.report.drawing import ChartWorker
-w = ChartWorker()
-deadline = time.monotonic() + 60
-while not w.conn.poll(0.05):
-    assert time.monotonic() < deadline
-bytecode = w.templates()
-w.close()
-compiled.accept(bytecode)
+compiled.CACHE = __import__("pathlib").Path(sys.argv[1])
 env = compiled.environment()
-def refuse(*args, **kwargs):
-    raise AssertionError("compiled here")
-env.compile = refuse
-for name in env.list_templates():           # report.html.j2 and what it includes
-    env.get_template(name)
-print(len(bytecode))
+if sys.argv[2] == "refuse":
+    def refuse(*args, **kwargs):
+        sys.exit(3)
+    env.compile = refuse
+for name in env.list_templates(filter_func=lambda n: not n.startswith("__pycache__/")):
+    t = env.get_template(name)
+    print(name, hashlib.sha256(marshal.dumps(t.root_render_func.__code__)).hexdigest())
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+
+
+def probe(cache: Path, mode: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PROBE, str(cache), mode], capture_output=True, text=True,
+                          cwd=REPO)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return tmp_path / "cache"
+
+
+def test_a_second_run_loads_every_template_without_compiling(cache):
+    first = probe(cache, "allow")
+    assert first.returncode == 0, first.stderr[-2000:]
+    names = [line.split()[0] for line in first.stdout.splitlines()]
+    assert {"report.html.j2", "report.css", "_validation.html.j2"} <= set(names)
+    entries = sorted(cache.iterdir())
+    assert len(entries) == len(names) and all(p.suffix == ".jinja2" for p in entries)
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in entries)      # readable by any user, as .pyc files
+    second = probe(cache, "refuse")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout == first.stdout
+
+
+def test_a_damaged_or_stale_entry_is_compiled_again_and_rewritten(cache):
+    first = probe(cache, "allow")
+    entries = sorted(cache.iterdir())
+    entries[0].write_bytes(b"not bytecode")
+    entries[1].write_bytes(entries[1].read_bytes()[:40])          # cut short
+    assert probe(cache, "refuse").returncode == 3
+    again = probe(cache, "allow")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout == first.stdout
+    assert probe(cache, "refuse").returncode == 0                 # rewritten
+
+
+def test_a_cache_that_cannot_be_written_compiles_every_run(cache, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = probe(blocker / "cache", "allow")                         # (its parent is a file: no directory there)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert int(r.stdout) >= 3                   # report.html.j2, the partial and the stylesheet it includes
+    assert r.stdout == probe(cache, "allow").stdout
+    assert probe(blocker / "cache", "refuse").returncode == 3
+
+
+def test_the_installed_cache_is_made_by_make_install():
+    """`make install` runs `python -m analyzer.report.compiled`: the package's own cache then serves."""
+    r = subprocess.run([sys.executable, "-m", "analyzer.report.compiled"], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    from analyzer.report.compiled import CACHE
+    if not os.access(CACHE, os.W_OK):
+        pytest.skip("the package folder is read-only here")
+    assert probe(CACHE, "refuse").returncode == 0
+    assert "-m analyzer.report.compiled" in (REPO / "Makefile").read_text()

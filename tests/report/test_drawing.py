@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from analyzer.cli import main
 from analyzer.report import charts
+from analyzer.report.chartplan import plan
 from analyzer.report.data import ReportData
 from analyzer.report.drawing import ChartError, ChartWorker
 
@@ -32,15 +34,17 @@ def folder(tmp_path_factory):
 
 
 def draw(folder: Path, parallel: bool) -> tuple[list, dict, dict]:
-    """(specs, SVG texts, {file name: bytes}) of the charts drawn into a copy of ``folder``."""
+    """(the plan's specs, SVG texts, {file name: bytes}) of the charts drawn into a copy of ``folder``."""
     copy = folder.parent / f"copy-{parallel}"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(folder, copy)
     (copy / "report").mkdir()
     w = ChartWorker(parallel)
     try:
-        w.start(ReportData(copy).for_charts())
-        specs = [c.spec() for c in w.specs()]
+        data = ReportData(copy)
+        w.start(data.for_charts())
+        specs = [p.chart().spec() for p in plan(data)]
+        time.sleep(0.5)
         assert list((copy / "report").iterdir()) == []          # nothing written before write()
         svgs = w.write()
         w.finish()
@@ -54,6 +58,7 @@ def test_the_worker_draws_what_the_calling_process_draws(folder):
     assert (specs, svgs, files) == draw(folder, False)
     keys = [s[0] for s in specs]
     assert keys[0] == "torrent_totals" and "connections" in keys and "throughput" in keys
+    assert list(svgs) == keys
     assert sorted(files) == sorted(f"{k}.{ext}" for k in keys for ext in ("png", "svg"))
     assert all(files[f"{k}.svg"] == svgs[k].encode() for k in keys)
     assert all(files[f"{k}.png"].startswith(b"\x89PNG") for k in keys)
@@ -73,7 +78,7 @@ def test_closed_before_write_leaves_nothing(folder, tmp_path):
     (copy / "report").mkdir()
     w = ChartWorker()
     w.start(ReportData(copy))
-    w.specs()
+    time.sleep(0.5)
     w.close()
     assert list((copy / "report").iterdir()) == []
 
@@ -87,7 +92,7 @@ def test_a_failing_chart_is_one_clear_error(folder, tmp_path, monkeypatch):
         try:
             w.start(ReportData(folder))
             with pytest.raises(ChartError) as e:
-                w.specs()
+                w.write()
             assert str(e.value) == "drawing the charts failed: RuntimeError: boom"
             assert "in broken" in "".join(e.value.__notes__)   # where, for --debug (the worker's traceback)
         finally:
@@ -110,6 +115,6 @@ def test_a_chart_process_that_died_is_a_clear_error(folder):
         w._proc.join()
         with pytest.raises(ChartError, match=r"the chart process ended \(exit status -9\)"):
             w.start(ReportData(folder))
-            w.specs()
+            w.write()
     finally:
         w.close()
