@@ -116,12 +116,20 @@ def reduce_parts(parts: list[PartResult]) -> dict:
         carved=verified[0].carved if verified else [])
 
 
-AUTO_STAGED_BYTES = 4 << 30      # --workers auto: inputs this large (in several files) use every core
+# --workers auto: a cost model from `make bench` (2 cores; slopes over the case set of 1 to 8 rotated files,
+# seconds a GB): one process reads at the input hash's pace on one core with the analysis on the other, a
+# staged run costs this much CPU a GB (map and flows, every page mapped by each shard, two processes on one
+# memory bus), spread over the workers, after a cluster start.  On 2 cores one process is faster either way
+# (0.66 against 0.75 s/GB hashed, 0.24 against 0.45 without the hash); with more cores the staged run wins
+# for cases large enough to pay its start.
+ONE_PROCESS_S_PER_GB = {True: 0.66, False: 0.24}          # by whether the inputs are hashed
+STAGED_CPU_S_PER_GB = {True: 1.5, False: 0.9}
+CLUSTER_START_S = 0.5                                     # + 0.05 s a worker
 
 
-def auto_workers(paths: list[Path]) -> int:
-    """Workers for ``--workers auto``: one per core for several files totalling AUTO_STAGED_BYTES or
-    more (where starting a local cluster and spilling pays), else one (this process)."""
+def auto_workers(paths: list[Path], hash_inputs: bool = True, cores: int | None = None) -> int:
+    """Workers for ``--workers auto``: one per core where the staged run is expected to end sooner
+    than this process alone (several files, enough cores and bytes to pay the cluster's start), else 1."""
     import os
     sizes = []
     for p in paths:
@@ -129,8 +137,14 @@ def auto_workers(paths: list[Path]) -> int:
             sizes.append(p.stat().st_size)
         except OSError:
             pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores if len(sizes) >= 2 and sum(sizes) >= AUTO_STAGED_BYTES and cores > 1 else 1
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if len(sizes) < 2 or cores < 2:
+        return 1
+    gb = sum(sizes) / 1e9
+    one = gb * ONE_PROCESS_S_PER_GB[hash_inputs]
+    staged = CLUSTER_START_S + 0.05 * cores + gb * STAGED_CPU_S_PER_GB[hash_inputs] / cores
+    return cores if staged < one else 1
 
 
 def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | str = 1, torrents: list[str | Path] = (),
@@ -167,7 +181,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
         warn(f"skipped {inputs.skipped} file(s) in the folders given {what}")
     ordered = [f.path for f in inputs.files]
     if workers == "auto":
-        workers = auto_workers(ordered)
+        workers = auto_workers(ordered, hash_inputs)
     plan = Plan(paths=ordered, metas=metas, carve=Path(carve) if carve else None,
                 workers=max(1, workers), scheduler=scheduler, shards=shards,
                 workdir=Path(workdir) if workdir else None, resume=resume, progress=progress,

@@ -89,7 +89,8 @@ def main():
               help="With --report: a validation.json of bt-analyzer validate for the report's appendix.")
 @click.option("--workers", default="auto", show_default=True, metavar="N|auto",
               help="Worker processes. More than 1 runs the staged pipeline on a local Dask cluster; auto: one "
-                   "per core for inputs of several files totalling 4 GiB or more, else this process alone.")
+                   "per core where that is expected to finish sooner than this process alone (several files, "
+                   "3 or more cores, enough bytes to pay the cluster's start; README, Large cases).")
 @click.option("--shards", type=click.IntRange(1, 4096), default=None,
               help="Shards of the flows stage (default: one per worker); more than 1 stages the run.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",

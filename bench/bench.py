@@ -20,7 +20,8 @@
    - start-up: a 1 MB capture end to end;
    - the report (`--report`) against the plain run;
    - peak RSS of every mode on the 4x capture;
-   - the staged pipeline: 1 and 2 workers (local Dask cluster) on a case-like
+   - the staged pipeline: 1 and 2 workers (local Dask cluster), and one process
+     without stages (what --workers auto weighs them against), on a case-like
      set (the subject downloading from 8 peers at once: 8 copies of the
      capture's first eighth, each from its own address, merged in time and
      rotated into 8 files), cost per GB (slope over 1, 2, 4 and 8 files, best of 5 runs each) and
@@ -321,10 +322,10 @@ def main() -> int:
     R["case_bytes"] = sum(p.stat().st_size for p in case)
     R["case"] = {}
     for mode, extra in (("hashed", ()), ("no_hash", ("--no-input-hash",))):
-        for w in (1, 2):
+        for w in ("one", 1, 2):     # one: this process alone (the in-process path, no stages)
+            how = ("--workers", "1") if w == "one" else ("--workers", str(w), "--shards", "2")
             runs = [(sum(p.stat().st_size for p in case[:n]),
-                     analyze(max(rep, 5), [str(p) for p in case[:n]], "--workers", str(w), "--shards", "2",
-                             *extra))
+                     analyze(max(rep, 5), [str(p) for p in case[:n]], *how, *extra))
                     for n in (1, 2, 4, 8)]
             per_gb, fixed = slope([(b, r["seconds"]) for b, r in runs])
             R["case"][f"{mode}_w{w}"] = {"points": [(b, r["seconds"]) for b, r in runs], "s_per_gb": per_gb,
@@ -407,6 +408,11 @@ def report(R: dict) -> None:
             f"{ratio:.2f}x  ({one['s_per_gb']:.2f} -> {two['s_per_gb']:.2f} s/GB; fixed {one['fixed_s']:.2f} -> "
             f"{two['fixed_s']:.2f} s; whole {R['case_bytes'] / GB:.2f} GB set {one['whole']['seconds']:.2f} -> "
             f"{two['whole']['seconds']:.2f} s)", ">= 1.7x", ratio >= 1.7)
+    for mode in ("hashed", "no_hash"):     # what --workers auto weighs (analysis.auto_workers)
+        one, two = c[f"{mode}_wone"], c[f"{mode}_w2"]
+        rows.append((f"one process vs 2 workers, cost per GB, case set ({mode.replace('_', ' ')})",
+                     f"{one['s_per_gb']:.2f} vs {two['s_per_gb']:.2f} s/GB (2 workers {one['s_per_gb'] / two['s_per_gb']:.2f}x "
+                     f"as fast; fixed {one['fixed_s']:.2f} vs {two['fixed_s']:.2f} s)", "", ""))
     one, two = R["rotated_staged1"]["seconds"], R["rotated_workers2"]["seconds"]
     rows.append(("2 workers vs 1, rotated set (one connection: one flows task does it all)",
                  f"{one / two:.2f}x  ({one:.2f} -> {two:.2f} s)", "", ""))

@@ -1,0 +1,56 @@
+"""--workers auto (analysis.auto_workers): the staged run only where it is expected to end sooner than one
+process, by the bench's cost model; never on 2 cores, where one process is faster hashed or not."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from analyzer import analysis
+from analyzer.analysis import auto_workers
+
+
+def files(tmp_path, sizes_gb):
+    """Sparse files of these sizes (only their size is read)."""
+    out = []
+    for i, gb in enumerate(sizes_gb):
+        p = tmp_path / f"c{i}.pcap"
+        with p.open("wb") as f:
+            f.truncate(int(gb * 1e9))
+        out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("hashed", [True, False])
+def test_two_cores_stay_in_one_process_whatever_the_size(tmp_path, hashed):
+    assert auto_workers(files(tmp_path, [500] * 4), hashed, cores=2) == 1
+
+
+def test_a_single_file_or_a_single_core_is_one_process(tmp_path):
+    assert auto_workers(files(tmp_path, [1000]), True, cores=64) == 1
+    assert auto_workers(files(tmp_path, [100, 100]), True, cores=1) == 1
+
+
+@pytest.mark.parametrize("hashed, cores, below, above", [
+    (True, 4, 2.4, 2.6),        # 0.66 s/GB alone against 0.375 staged, after 0.7 s of start
+    (False, 8, 7.0, 7.2),       # 0.24 against 0.1125, after 0.9 s
+    (True, 64, 5.6, 6.0),       # 0.66 against 0.023, after 3.7 s (0.05 s a worker: a guess beyond 2)
+])
+def test_the_staged_run_where_its_start_is_paid(tmp_path, hashed, cores, below, above):
+    small, large = tmp_path / "small", tmp_path / "large"
+    small.mkdir()
+    large.mkdir()
+    assert auto_workers(files(small, [below / 2] * 2), hashed, cores=cores) == 1
+    assert auto_workers(files(large, [above / 2] * 2), hashed, cores=cores) == cores
+
+
+def test_the_model_is_the_one_the_readme_states():
+    readme = (os.path.dirname(__file__) + "/../../README.md")
+    text = open(readme, encoding="utf-8").read()
+    one, staged = analysis.ONE_PROCESS_S_PER_GB, analysis.STAGED_CPU_S_PER_GB
+    assert f"{one[True]:.2f} against {staged[True] / 2:.2f} s/GB" in text
+    assert "3 GB hashed on 4 cores, 8 GB unhashed on 8" in text
+
+
+def test_unreadable_paths_are_left_out(tmp_path):
+    assert auto_workers([tmp_path / "missing", *files(tmp_path, [400])], True, cores=8) == 1
