@@ -116,14 +116,14 @@ def reduce_parts(parts: list[PartResult]) -> dict:
         carved=verified[0].carved if verified else [])
 
 
-# --workers auto: a cost model from `make bench` (2 cores; slopes over the case set of 1 to 8 rotated files,
-# seconds a GB): one process reads at the input hash's pace on one core with the analysis on the other, a
-# staged run costs this much CPU a GB (map and flows, every page mapped by each shard, two processes on one
-# memory bus), spread over the workers, after a cluster start.  On 2 cores one process is faster either way
-# (0.66 against 0.75 s/GB hashed, 0.24 against 0.45 without the hash); with more cores the staged run wins
-# for cases large enough to pay its start.
-ONE_PROCESS_S_PER_GB = {True: 0.66, False: 0.24}          # by whether the inputs are hashed
-STAGED_CPU_S_PER_GB = {True: 1.5, False: 0.9}
+# --workers auto: a cost model from `make bench` (2 cores; slopes over the large case set, 1 to 8 rotated
+# files of 4.25 GB, seconds a GB): one process reads at the input hash's pace on one core with the analysis on
+# the other; a staged run costs this much CPU a GB (map and flows, every page mapped by each shard, two
+# processes on one memory bus), spread over the workers, after a cluster start.  On 2 cores one process is as
+# fast hashed (0.58-0.62 against 0.57-0.60 s/GB: the cluster's start decides) and faster without the hash
+# (0.18-0.19 against 0.23-0.30); with more cores the staged run wins for cases large enough to pay its start.
+ONE_PROCESS_S_PER_GB = {True: 0.60, False: 0.19}          # by whether the inputs are hashed
+STAGED_CPU_S_PER_GB = {True: 1.2, False: 0.6}
 CLUSTER_START_S = 0.5                                     # + 0.05 s a worker
 
 

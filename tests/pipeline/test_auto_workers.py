@@ -32,9 +32,9 @@ def test_a_single_file_or_a_single_core_is_one_process(tmp_path):
 
 
 @pytest.mark.parametrize("hashed, cores, below, above", [
-    (True, 4, 2.4, 2.6),        # 0.66 s/GB alone against 0.375 staged, after 0.7 s of start
-    (False, 8, 7.0, 7.2),       # 0.24 against 0.1125, after 0.9 s
-    (True, 64, 5.6, 6.0),       # 0.66 against 0.023, after 3.7 s (0.05 s a worker: a guess beyond 2)
+    (True, 4, 2.2, 2.5),        # 0.60 s/GB alone against 0.30 staged, after 0.7 s of start: 2.33 GB
+    (False, 8, 7.7, 8.0),       # 0.19 against 0.075, after 0.9 s: 7.83 GB
+    (True, 64, 6.2, 6.5),       # 0.60 against 0.019, after 3.7 s (0.05 s a worker: a guess beyond 2): 6.37 GB
 ])
 def test_the_staged_run_where_its_start_is_paid(tmp_path, hashed, cores, below, above):
     small, large = tmp_path / "small", tmp_path / "large"
@@ -49,6 +49,7 @@ def test_the_model_is_the_one_the_readme_states():
     text = open(readme, encoding="utf-8").read()
     one, staged = analysis.ONE_PROCESS_S_PER_GB, analysis.STAGED_CPU_S_PER_GB
     assert f"{one[True]:.2f} against {staged[True] / 2:.2f} s/GB" in text
+    assert f"{one[False]:.2f} against {staged[False] / 2:.2f})" in text
     assert "3 GB hashed on 4 cores, 8 GB unhashed on 8" in text
 
 
