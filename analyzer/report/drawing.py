@@ -155,6 +155,7 @@ def _serve(conn, others) -> None:
             conn.send(("done", None))
         except Exception as e:  # noqa: BLE001 -- the parent raises it
             conn.send(_failure(e))
+            conn.recv()         # ... when it next asks: a worker gone by then would break its pipe first
     except (EOFError, OSError):                 # the parent is gone
         return
 
@@ -200,6 +201,15 @@ class ChartWorker(worker.Handle):
         try:
             self._conn.send(message)
         except OSError:
+            pending = None
+            try:
+                if self._conn.poll(0):
+                    pending = self._conn.recv()     # what it said before it ended
+            except (EOFError, OSError):
+                pass
+            if pending is not None and pending[0] == "error":
+                _raise(pending)
+            self._proc.join(timeout=1)
             raise ChartError(f"drawing the charts failed: the chart process ended (exit status "
                              f"{self._proc.exitcode})") from None
 

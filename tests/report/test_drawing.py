@@ -44,7 +44,8 @@ def draw(folder: Path, parallel: bool) -> tuple[list, dict, dict]:
         data = ReportData(copy)
         w.start(data.for_charts())
         specs = [p.chart().spec() for p in plan(data)]
-        time.sleep(0.5)
+        if parallel:
+            quiet(w._proc.pid)                  # drawn, waiting for the document
         assert list((copy / "report").iterdir()) == []          # nothing written before write()
         svgs = w.write()
         w.finish()
@@ -78,7 +79,7 @@ def test_closed_before_write_leaves_nothing(folder, tmp_path):
     (copy / "report").mkdir()
     w = ChartWorker()
     w.start(ReportData(copy))
-    time.sleep(0.5)
+    quiet(w._proc.pid)                          # imported, drawn, waiting for the document
     w.close()
     assert list((copy / "report").iterdir()) == []
 
@@ -106,6 +107,40 @@ def test_a_failing_chart_is_one_clear_error(folder, tmp_path, monkeypatch):
         assert r.output.strip().splitlines() == [
             "Error: internal error: ChartError: drawing the charts failed: RuntimeError: boom"], r.output
         assert not (copy / "report" / "report.pdf").exists() and not (copy / "report" / "report.html").exists()
+
+
+def test_a_failure_said_before_the_document_asks_is_the_error(folder, monkeypatch):
+    """The chart process fails while drawing, long before the document asks for the SVGs (a long analysis):
+    the document still gets its error, not 'the chart process ended'."""
+    def broken(*_a, **_k):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(charts, "throughput", broken)
+    w = ChartWorker()
+    try:
+        w.start(ReportData(folder))
+        assert w.conn.poll(60)                  # the failure is sent: the worker has nothing left to do
+        time.sleep(0.3)
+        with pytest.raises(ChartError, match=r"^drawing the charts failed: RuntimeError: boom\n"):
+            w.write()
+    finally:
+        w.close()
+    assert w._proc is None
+
+
+def quiet(pid: int, still: float = 1.0, limit: float = 60) -> None:
+    """Wait until process ``pid`` has used no CPU for ``still`` seconds (done with what it can do)."""
+    def cpu():
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    deadline = time.monotonic() + limit
+    last, since = cpu(), time.monotonic()
+    while time.monotonic() - since < still:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+        now = cpu()
+        if now != last:
+            last, since = now, time.monotonic()
 
 
 def test_a_chart_process_that_died_is_a_clear_error(folder):
