@@ -6,18 +6,31 @@ kept beside them, in ``templates/__pycache__`` (what Python does for the package
 same trust: whoever may write there may write the code): ``make install`` compiles them
 (``python -m analyzer.report.compiled``), and a run that finds a template's bytecode missing or
 stale compiles it and writes it there if it may (atomically: concurrent runs are safe), else
-compiles it each time.  Jinja2 checksums each entry against the template's source and its own
-version and Python's, so bytecode of another source is not used; either way the template is
-the same.
+compiles it each time.  Jinja2 checksums each entry against the template's source and
+Python's version; the entry's key also holds Jinja2's release and the environment's options
+(``_salt``), so bytecode of another source, release or set of options is not used; either way
+the template is the same.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
 
 TEMPLATES = Path(__file__).parent / "templates"
 CACHE = TEMPLATES / "__pycache__"
+
+
+def _salt(env) -> str:
+    """What the generated code depends on beside the template's source: Jinja2's release and the
+    environment's options (a change of either must not reuse bytecode made before it)."""
+    import jinja2
+    options = ("block_start_string", "block_end_string", "variable_start_string", "variable_end_string",
+               "comment_start_string", "comment_end_string", "line_statement_prefix", "line_comment_prefix",
+               "trim_blocks", "lstrip_blocks", "newline_sequence", "keep_trailing_newline", "autoescape",
+               "optimized", "is_async")
+    return repr((jinja2.__version__, [(o, getattr(env, o, None)) for o in options], sorted(env.extensions)))
 
 
 @lru_cache(maxsize=1)
@@ -28,6 +41,11 @@ def environment():
     from analyzer.report import formatting
 
     class Beside(jinja2.FileSystemBytecodeCache):
+        def get_cache_key(self, name, filename=None):
+            # Jinja2 keys an entry by the template's name and checks its source and Python's version,
+            # not Jinja2's release or the options the code was generated with: those go in the key
+            return hashlib.sha1(f"{super().get_cache_key(name, filename)}|{_salt(env)}".encode()).hexdigest()
+
         def load_bytecode(self, bucket):
             try:
                 super().load_bytecode(bucket)

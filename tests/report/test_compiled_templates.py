@@ -16,6 +16,9 @@ REPO = Path(__file__).resolve().parent.parent.parent
 # of the code of each template (what rendering runs).
 PROBE = """
 import hashlib, marshal, sys
+import jinja2
+if len(sys.argv) > 3:
+    jinja2.__version__ = sys.argv[3]            # another Jinja2 release
 from analyzer.report import compiled
 compiled.CACHE = __import__("pathlib").Path(sys.argv[1])
 env = compiled.environment()
@@ -29,8 +32,8 @@ for name in env.list_templates(filter_func=lambda n: not n.startswith("__pycache
 """
 
 
-def probe(cache: Path, mode: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", PROBE, str(cache), mode], capture_output=True, text=True,
+def probe(cache: Path, mode: str, *release: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PROBE, str(cache), mode, *release], capture_output=True, text=True,
                           cwd=REPO)
 
 
@@ -82,3 +85,15 @@ def test_the_installed_cache_is_made_by_make_install():
         pytest.skip("the package folder is read-only here")
     assert probe(CACHE, "refuse").returncode == 0
     assert "-m analyzer.report.compiled" in (REPO / "Makefile").read_text()
+
+
+def test_bytecode_of_another_jinja2_release_or_other_options_is_not_used(cache):
+    assert probe(cache, "allow").returncode == 0
+    assert probe(cache, "refuse").returncode == 0
+    assert probe(cache, "refuse", "0.0.1").returncode == 3       # another release: compiled, not loaded
+    import jinja2
+
+    from analyzer.report.compiled import _salt
+    a = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    b = jinja2.Environment(trim_blocks=False, lstrip_blocks=True)
+    assert _salt(a) != _salt(b) and _salt(a) == _salt(jinja2.Environment(trim_blocks=True, lstrip_blocks=True))
