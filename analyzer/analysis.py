@@ -127,10 +127,14 @@ STAGED_CPU_S_PER_GB = {True: 1.2, False: 0.6}
 CLUSTER_START_S = 0.5                                     # + 0.05 s a worker
 
 
+def _cores() -> int:
+    import os
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def auto_workers(paths: list[Path], hash_inputs: bool = True, cores: int | None = None) -> int:
     """Workers for ``--workers auto``: one per core where the staged run is expected to end sooner
     than this process alone (several files, enough cores and bytes to pay the cluster's start), else 1."""
-    import os
     sizes = []
     for p in paths:
         try:
@@ -138,7 +142,7 @@ def auto_workers(paths: list[Path], hash_inputs: bool = True, cores: int | None 
         except OSError:
             pass
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = _cores()
     if len(sizes) < 2 or cores < 2:
         return 1
     gb = sum(sizes) / 1e9
@@ -181,7 +185,12 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
         warn(f"skipped {inputs.skipped} file(s) in the folders given {what}")
     ordered = [f.path for f in inputs.files]
     if workers == "auto":
-        workers = auto_workers(ordered, hash_inputs)
+        from analyzer.pipeline.workdir import staged_shards
+        earlier = staged_shards(Path(workdir)) if resume and workdir is not None and scheduler is None else None
+        if earlier is not None:         # --resume of a staged run: staged again, on its shards (its keys)
+            workers, shards = _cores(), shards or earlier
+        else:
+            workers = auto_workers(ordered, hash_inputs)
     plan = Plan(paths=ordered, metas=metas, carve=Path(carve) if carve else None,
                 workers=max(1, workers), scheduler=scheduler, shards=shards,
                 workdir=Path(workdir) if workdir else None, resume=resume, progress=progress,

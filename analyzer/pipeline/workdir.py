@@ -67,6 +67,19 @@ def load_result(folder: Path):
         return None
 
 
+def staged_shards(root: Path) -> int | None:
+    """The shard count of an earlier staged run of this version whose work folder is ``root``
+    (what ``--resume`` can reuse), or None."""
+    try:
+        old = json.loads((Path(root) / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict) or old.get("tool") != __version__ or old.get("format") != FORMAT:
+        return None
+    shards = old.get("shards")
+    return shards if isinstance(shards, int) and shards >= 1 else None
+
+
 class WorkFolder:
     def __init__(self, root: Path, shards: int, resume: bool):
         self.root = Path(root).absolute()      # tasks may run in other processes, other folders

@@ -2,7 +2,9 @@
 process, by the bench's cost model; never on 2 cores, where one process is faster hashed or not."""
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,32 @@ def test_the_model_is_the_one_the_readme_states():
 
 def test_unreadable_paths_are_left_out(tmp_path):
     assert auto_workers([tmp_path / "missing", *files(tmp_path, [400])], True, cores=8) == 1
+
+
+SAMPLE = Path(__file__).resolve().parent.parent.parent / "captures" / "sample-swarm.pcap"
+
+
+def test_resuming_a_staged_run_stages_again_on_its_shards(tmp_path):
+    """--resume with --workers auto: a work folder left by a staged run (its run.json) is resumed staged,
+    on the shards its outputs are keyed by, whatever auto would pick for the inputs alone."""
+    from analyzer import __version__
+    from analyzer.pipeline.workdir import FORMAT, staged_shards
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "run.json").write_text(json.dumps({"tool": __version__, "format": FORMAT, "shards": 2}))
+    assert staged_shards(work) == 2
+    result = analysis.analyze([SAMPLE], local=["127.0.0.3"], workers="auto", resume=True, workdir=work)
+    try:
+        assert result.run["shards"] == 2 and result.run["engine"] != "in-process"
+    finally:
+        result.close()
+    fresh = analysis.analyze([SAMPLE], local=["127.0.0.3"], workers="auto", resume=True, workdir=tmp_path / "none")
+    try:
+        assert fresh.run["engine"] == "in-process"
+    finally:
+        fresh.close()
+    work.mkdir(exist_ok=True)                            # (the finished run removed its work folder)
+    (work / "run.json").write_text(json.dumps({"tool": "0.0.0", "format": FORMAT, "shards": 2}))
+    assert staged_shards(work) is None                   # another version's folder: nothing to resume
+    (work / "run.json").write_text("not json")
+    assert staged_shards(work) is None
