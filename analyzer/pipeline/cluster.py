@@ -39,7 +39,7 @@ def connect(plan, slots=None):
     if plan.scheduler:
         return Client(plan.scheduler, timeout="30s"), None
     kw = dict(threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-              scheduler_kwargs={"dashboard": False}, memory_limit=0, silence_logs=50)
+              scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"}, memory_limit=0, silence_logs=50)
     if slots is None:
         cluster = LocalCluster(n_workers=plan.workers, **kw)
         return Client(cluster), cluster

@@ -44,8 +44,9 @@ def _worker(address: str, name: str) -> int:
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
     async def serve():
-        async with Worker(address, nthreads=1, name=name, memory_limit=0, dashboard=False,
-                          death_timeout=60, silence_logs=logging.CRITICAL) as w:
+        # (on loopback only, its comm and its HTTP server: a worker runs what it is sent)
+        async with Worker(address, nthreads=1, name=name, memory_limit=0, dashboard=False, host="127.0.0.1",
+                          dashboard_address="127.0.0.1:0", death_timeout=60, silence_logs=logging.CRITICAL) as w:
             await w.finished()
     asyncio.run(serve())
     return 0

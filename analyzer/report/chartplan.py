@@ -14,6 +14,7 @@ number kept), and plan the same charts: tests compare the two, and each figure w
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,15 +150,20 @@ def plan(data) -> list[Planned]:
                         "the summary tables list all of them.")
         out.append(Planned("torrent_totals", caption, WIDTH, HEIGHT, "torrent_totals",
                            ([r for r in table if r["info_hash"] in shown], "Piece bytes per torrent")))
-    for t in data.charted_torrents():
+    charted = data.charted_torrents()
+    # a torrent's charts are named by its info hash's first 12 hex digits; torrents that share them (two
+    # info hashes crafted alike) are named by the whole hash, so that every chart has a file of its own
+    prefixes = Counter(t["info_hash"][:12] for t in charted)
+    for t in charted:
         label = t.get("name") or t["info_hash"]
+        stem = t["info_hash"][:12] if prefixes[t["info_hash"][:12]] == 1 else t["info_hash"]
         timeline = data.timeline_of(t)
-        out.append(Planned(f"cumulative_{t['info_hash'][:12]}", cumulative_caption(drawn_bin_width(timeline)),
+        out.append(Planned(f"cumulative_{stem}", cumulative_caption(drawn_bin_width(timeline)),
                            WIDTH, HEIGHT, "cumulative_transfer", (timeline, f"Cumulative piece bytes — {label}")))
         caption = uploads_per_peer_caption(TOP_PEERS, "uploaded_bytes")
         if data.windowed:
             caption += " Per-peer figures are for the whole capture, not the time window."
-        out.append(Planned(f"uploads_per_peer_{t['info_hash'][:12]}", caption, WIDTH, HEIGHT, "uploads_per_peer",
+        out.append(Planned(f"uploads_per_peer_{stem}", caption, WIDTH, HEIGHT, "uploads_per_peer",
                            (data.peers_of(t), f"Piece bytes uploaded per peer — {label}", TOP_PEERS)))
     if len(data.connections):
         shown = shown_connections(data.connections)

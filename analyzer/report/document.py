@@ -317,10 +317,14 @@ def write_report(folder: Path, torrent_filter: str | None = None, start: str | N
         svgs = drawer.write()                # (the SVG files are written now)
         for c in charts_:
             c.svg_text = svgs.get(c.key, "")
-        if list(svgs) != [c.key for c in charts_]:
+        planned = [c.key for c in charts_]
+        if list(svgs) != planned or len(set(planned)) != len(planned):
+            from collections import Counter
+
             from analyzer.report.drawing import ChartError
-            raise ChartError(f"drawing the charts failed: the chart process drew {sorted(svgs)}, the document "
-                             f"planned {sorted(c.key for c in charts_)}")
+            twice = sorted(k for k, n in Counter(planned).items() if n > 1)
+            raise ChartError(f"drawing the charts failed: the chart process drew {list(svgs)}, the document "
+                             f"planned {planned}" + (f" (keys planned twice: {twice})" if twice else ""))
         inline = {c.key: c.inline_svg() for c in charts_}
         (out / "report.html").write_text(fill_charts(skeleton, inline), encoding="utf-8")
         pdf.finish(inline, out / "report.pdf")

@@ -40,7 +40,7 @@ class Chart:
         return cls(key, fig.bt_caption, float(w), float(h), fig)
 
     def spec(self) -> tuple:
-        """What the document needs of a chart before it is drawn (sent between processes)."""
+        """What the document needs of a chart before it is drawn (chartplan.py plans it)."""
         return self.key, self.caption, self.width_in, self.height_in
 
     @property

@@ -79,6 +79,39 @@ def test_workers_are_forked_and_the_outputs_equal_the_one_process_run(inputs, re
     assert not any(alive(pid) for pid in [*slots, *workers])      # every slot and worker reaped
 
 
+def listening(pids: list[int]) -> set[str]:
+    """The addresses the processes ``pids`` listen on (TCP, IPv4 and IPv6)."""
+    import psutil
+    found = set()
+    for pid in pids:
+        try:
+            conns = psutil.Process(pid).net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        found |= {c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN}
+    return found
+
+
+def test_the_cluster_listens_on_loopback_only(inputs, tmp_path):  # noqa: F811
+    """A Dask worker runs what it is sent: the scheduler and every forked worker (comm and HTTP server)
+    listen on 127.0.0.1, never on all interfaces (the forked workers did, during the run)."""
+    p = start(tmp_path / "out", inputs, "slow-map:1.5")
+    slots = wait_for_workers(p)
+    workers = [w for ws in slots.values() for w in ws]
+    deadline = time.monotonic() + 30
+    seen: dict[int, set] = {}
+    while time.monotonic() < deadline and p.poll() is None and len(seen) < 3:
+        for pid in [p.pid, *workers]:
+            addresses = listening([pid])
+            if addresses:
+                seen[pid] = addresses
+        time.sleep(0.1)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert set(seen) == {p.pid, *workers}, seen                   # the driver's scheduler and both workers
+    assert set().union(*seen.values()) == {"127.0.0.1"}, seen
+
+
 def test_a_killed_local_worker_is_forked_again_and_changes_nothing(inputs, reference, tmp_path):  # noqa: F811
     p = start(tmp_path / "out", inputs, "slow-map:1.5")
     slots = wait_for_workers(p)

@@ -171,3 +171,39 @@ assert planned and "matplotlib" not in sys.modules, sorted(m for m in sys.module
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_torrents_whose_hashes_begin_alike_get_charts_of_their_own(tmp_path):
+    """Two info hashes sharing their first 12 hex digits (crafted: hostile input) name their charts by the
+    whole hash; the others keep the short name."""
+    from analyzer.report.columns import Columns
+
+    class Data:
+        windowed = False
+        folder = tmp_path
+        summary: dict = {}
+        connections, connections_total = [], 0
+        timeline = Columns({"bin_start": [], "bin_seconds": [], "info_hash": [], "direction": [], "bytes": [],
+                            "acked_bytes": []})
+        peers = Columns({"info_hash": [], "remote_ip": [], "uploaded_bytes": [], "downloaded_bytes": []})
+        torrents = [{"info_hash": h, "name": None, "downloaded_bytes": 10, "uploaded_bytes": 0,
+                     "verified_downloaded_bytes": None, "verified_uploaded_bytes": None}
+                    for h in ("ab" * 6 + "11" * 14, "ab" * 6 + "22" * 14, "cd" * 20)]
+
+        def table(self):
+            return self.torrents
+
+        def charted_torrents(self, limit=20):
+            return self.torrents
+
+        def timeline_of(self, t):
+            return self.timeline
+
+        def peers_of(self, t):
+            return self.peers
+
+    keys = [p.key for p in plan(Data())]
+    assert len(set(keys)) == len(keys)
+    assert f"cumulative_{'ab' * 6 + '11' * 14}" in keys and f"uploads_per_peer_{'ab' * 6 + '22' * 14}" in keys
+    assert f"cumulative_{'cd' * 6}" in keys
+    assert [c.key for c in make_charts(Data())] == keys
