@@ -22,6 +22,18 @@ TEMPLATES = Path(__file__).parent / "templates"
 CACHE = TEMPLATES / "__pycache__"
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it (os.umask sets it: a race with other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def _salt(env) -> str:
     """What the generated code depends on beside the template's source: Jinja2's release and the
     environment's options (a change of either must not reuse bytecode made before it)."""
@@ -56,7 +68,7 @@ def environment():
             try:
                 os.makedirs(self.directory, exist_ok=True)
                 super().dump_bytecode(bucket)
-                os.chmod(self._get_cache_filename(bucket), 0o644)    # readable as the modules are
+                os.chmod(self._get_cache_filename(bucket), 0o666 & ~_umask())    # as a module's .pyc
             except OSError:             # a read-only installation: compiled again next time
                 pass
 

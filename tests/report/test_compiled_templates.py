@@ -32,9 +32,9 @@ for name in env.list_templates(filter_func=lambda n: not n.startswith("__pycache
 """
 
 
-def probe(cache: Path, mode: str, *release: str) -> subprocess.CompletedProcess:
+def probe(cache: Path, mode: str, *release: str, umask: int = 0o022) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", PROBE, str(cache), mode, *release], capture_output=True, text=True,
-                          cwd=REPO)
+                          cwd=REPO, preexec_fn=lambda: os.umask(umask))
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_a_second_run_loads_every_template_without_compiling(cache):
     assert {"report.html.j2", "report.css", "_validation.html.j2"} <= set(names)
     entries = sorted(cache.iterdir())
     assert len(entries) == len(names) and all(p.suffix == ".jinja2" for p in entries)
-    assert all(p.stat().st_mode & 0o777 == 0o644 for p in entries)      # readable by any user, as .pyc files
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in entries)      # as a .pyc file under umask 022
     second = probe(cache, "refuse")
     assert second.returncode == 0, second.stderr[-2000:]
     assert second.stdout == first.stdout
@@ -97,3 +97,9 @@ def test_bytecode_of_another_jinja2_release_or_other_options_is_not_used(cache):
     a = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
     b = jinja2.Environment(trim_blocks=False, lstrip_blocks=True)
     assert _salt(a) != _salt(b) and _salt(a) == _salt(jinja2.Environment(trim_blocks=True, lstrip_blocks=True))
+
+
+def test_a_stricter_umask_is_kept(cache):
+    r = probe(cache, "allow", umask=0o077)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {p.stat().st_mode & 0o777 for p in cache.iterdir()} == {0o600}
