@@ -32,6 +32,18 @@ def _signals_deferred():
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
+def quiet_distributed() -> None:
+    """distributed's own stderr handlers at CRITICAL from now on.  A local cluster silences them
+    while it lives (``silence_logs``) and gives them their level back when it closes, but its comms
+    close after it does and then log, at INFO and with a traceback ("Batched Comm Closed"), on the
+    command's stderr (seen after Ctrl-C).  Kept for the rest of the process: its tasks' errors
+    reach the run through their futures, not through these logs."""
+    import logging
+    for handler in logging.getLogger("distributed").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setLevel(logging.CRITICAL)
+
+
 def connect(plan, slots=None):
     """(client, cluster or None): a client of the plan's scheduler, or of a new local cluster (its
     workers forked earlier by ``slots`` when the run could fork them, else spawned by Dask)."""
@@ -57,6 +69,7 @@ def connect(plan, slots=None):
 
 
 def run_on_dask(plan, warn: Callable[[str], None], progress, slots=None):
+    quiet_distributed()
     client, cluster = connect(plan, slots)
     try:
         outcome = run_staged(plan, DaskExecutor(client), progress, warn)

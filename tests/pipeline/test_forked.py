@@ -184,3 +184,22 @@ def test_spawned_workers_when_the_process_runs_threads(inputs, reference, tmp_pa
     assert r.exit_code == 0, r.output
     same(reference, output_files(tmp_path / "out"))
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["run"]["local_workers"] == "spawned"
+
+
+def test_distributed_says_nothing_on_stderr_after_the_cluster_closed(tmp_path):
+    """A local cluster gives distributed's stderr handlers their level back when it closes, but its comms
+    close after it and log then ("Batched Comm Closed", a traceback, seen after Ctrl-C in CI): the run
+    keeps them at CRITICAL."""
+    sample = Path(__file__).resolve().parent.parent.parent / "captures" / "sample-swarm.pcap"
+    code = f"""
+import logging
+from pathlib import Path
+from analyzer import analysis
+r = analysis.analyze([Path({str(sample)!r})], local=["127.0.0.3"], workers=2, workdir=Path({str(tmp_path / "w")!r}))
+assert r.run["engine"] == "dask", r.run
+r.close()
+logging.getLogger("distributed.batched").info("late comm closed")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "late comm closed" not in r.stderr, r.stderr[-2000:]
