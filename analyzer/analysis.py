@@ -127,9 +127,13 @@ STAGED_CPU_S_PER_GB = {True: 1.2, False: 0.6}
 CLUSTER_START_S = 0.5                                     # + 0.05 s a worker
 
 
-def _cores() -> int:
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
     import os
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def auto_workers(paths: list[Path], hash_inputs: bool = True, cores: int | None = None) -> int:
@@ -142,7 +146,7 @@ def auto_workers(paths: list[Path], hash_inputs: bool = True, cores: int | None 
         except OSError:
             pass
     if cores is None:
-        cores = _cores()
+        cores = usable_cores()
     if len(sizes) < 2 or cores < 2:
         return 1
     gb = sum(sizes) / 1e9
@@ -188,7 +192,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
         from analyzer.pipeline.workdir import staged_shards
         earlier = staged_shards(Path(workdir)) if resume and workdir is not None and scheduler is None else None
         if earlier is not None:         # --resume of a staged run: staged again, on its shards (its keys)
-            workers, shards = _cores(), shards or earlier
+            workers, shards = usable_cores(), shards or earlier
         else:
             workers = auto_workers(ordered, hash_inputs)
     plan = Plan(paths=ordered, metas=metas, carve=Path(carve) if carve else None,

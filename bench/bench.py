@@ -100,14 +100,19 @@ def records(path: Path):
 
 
 def derived_captures(cap: Path, out: Path) -> dict:
-    """Prefixes (1 MB, 1/8, 1/4, 1/2 of the capture), the 4x capture and the rotated set."""
+    """Prefixes (1 MB, 1/8, 1/4, 1/2 of the capture), the 4x capture, the rotated set and the case
+    sets, made once for a capture (a set added later is made beside those made before)."""
     done = out / "derived.json"
-    if done.exists() and json.loads(done.read_text()).get("source_size") == cap.stat().st_size:
-        made = json.loads(done.read_text())
-        if "case_large" not in made:         # (added later: made once, beside the others)
-            made["case_large"] = str(case_set(out, Path(made["prefixes"]["half"]), "case-large"))
-            done.write_text(json.dumps(made, indent=1))
-        return made
+    made = json.loads(done.read_text()) if done.exists() else {}
+    if made.get("source_size") != cap.stat().st_size:
+        made = _derive(cap, out)
+    if "case_large" not in made:
+        made["case_large"] = str(case_set(out, Path(made["prefixes"]["half"]), "case-large"))
+    done.write_text(json.dumps(made, indent=1))
+    return made
+
+
+def _derive(cap: Path, out: Path) -> dict:
     data, recs = records(cap)
     made = {"source_size": cap.stat().st_size, "prefixes": {}}
     for name, target in (("1mb", MB), ("eighth", len(data) // 8), ("quarter", len(data) // 4),
@@ -136,8 +141,6 @@ def derived_captures(cap: Path, out: Path) -> dict:
         (rot / f"capture.pcap{k}").write_bytes(data[:24] + b"".join(data[a:e] for a, e in part))
     made["rotated"] = str(rot)
     made["case"] = str(case_set(out, Path(made["prefixes"]["eighth"])))
-    made["case_large"] = str(case_set(out, Path(made["prefixes"]["half"]), "case-large"))
-    done.write_text(json.dumps(made, indent=1))
     return made
 
 

@@ -7,6 +7,9 @@ those transfers run once per test session: under pytest-xdist the first worker t
 runs it while holding a lock in the session's shared temporary folder, and the others read its
 result (the xdist recipe for session fixtures; ``xdist_group`` marks alone do not keep tests on
 one worker with pytest 9.2 and pytest-xdist 3.8.0, whose loadgroup no longer renames node ids).
+
+``sample_folder``: the bundled sample analysed with its torrent, once a test worker, for the tests
+that read an analysis folder (the report's).
 """
 from __future__ import annotations
 
@@ -57,3 +60,18 @@ def validation_run(tmp_path_factory, worker_id) -> ValidationRun:
             done.write_text(json.dumps({"out": str(out), "exit_code": r.exit_code, "output": r.output}))
     d = json.loads(done.read_text())
     return ValidationRun(Path(d["out"]), d["exit_code"], d["output"])
+
+
+@pytest.fixture(scope="session")
+def sample_folder(tmp_path_factory) -> Path:
+    """An analysis folder of the bundled sample, its pieces verified against its torrent (read only:
+    a test that writes into it works on a copy)."""
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+    captures = Path(__file__).resolve().parent.parent / "captures"
+    out = tmp_path_factory.mktemp("sample") / "out"
+    r = CliRunner().invoke(main, ["analyze", str(captures / "sample-swarm.pcap"), "--local", "127.0.0.3",
+                                  "--torrent", str(captures / "sample-swarm.torrent"), "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    return out

@@ -67,33 +67,37 @@ def load_result(folder: Path):
         return None
 
 
-def staged_shards(root: Path) -> int | None:
-    """The shard count of an earlier staged run of this version whose work folder is ``root``
-    (what ``--resume`` can reuse), or None."""
+def _stamp(shards) -> dict:
+    """What ``run.json`` says of a run: what its outputs can be reused by."""
+    return {"tool": __version__, "format": FORMAT, "shards": shards}
+
+
+def _recorded(root: Path) -> dict | None:
+    """The stamp an earlier run left in ``root`` (None: none, or unreadable)."""
     try:
         old = json.loads((Path(root) / "run.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(old, dict) or old.get("tool") != __version__ or old.get("format") != FORMAT:
-        return None
+    return old if isinstance(old, dict) else None
+
+
+def staged_shards(root: Path) -> int | None:
+    """The shard count of an earlier staged run of this version whose work folder is ``root``
+    (what ``--resume`` can reuse), or None."""
+    old = _recorded(root) or {}
     shards = old.get("shards")
-    return shards if isinstance(shards, int) and shards >= 1 else None
+    return shards if isinstance(shards, int) and shards >= 1 and old == _stamp(shards) else None
 
 
 class WorkFolder:
     def __init__(self, root: Path, shards: int, resume: bool):
         self.root = Path(root).absolute()      # tasks may run in other processes, other folders
-        stamp = {"tool": __version__, "format": FORMAT, "shards": shards}
+        stamp = _stamp(shards)
         meta = self.root / "run.json"
         if self.root.exists() and not resume:
             shutil.rmtree(self.root)
-        elif resume and meta.exists():
-            try:
-                old = json.loads(meta.read_text())
-            except (OSError, ValueError):
-                old = None
-            if old != stamp:                     # another version or shard count: nothing reusable
-                shutil.rmtree(self.root)
+        elif resume and meta.exists() and _recorded(self.root) != stamp:
+            shutil.rmtree(self.root)             # another version or shard count: nothing reusable
         (self.root / "map").mkdir(parents=True, exist_ok=True)
         (self.root / "flows").mkdir(parents=True, exist_ok=True)
         meta.write_text(json.dumps(stamp))

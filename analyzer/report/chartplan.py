@@ -142,15 +142,15 @@ def plan(data) -> list[Planned]:
     from analyzer.report.shown import CONNECTION_CHART_ROWS, shown_connections
     out = []
     table = data.table()
+    charted = data.charted_torrents()
     if len(table):
-        shown = {t["info_hash"] for t in data.charted_torrents()}
+        shown = {t["info_hash"] for t in charted}
         caption = TOTALS_CAPTION
         if len(shown) < len(table):
             caption += (f" Shown: the {len(shown)} of {len(table):,} torrents with the most piece bytes; "
                         "the summary tables list all of them.")
         out.append(Planned("torrent_totals", caption, WIDTH, HEIGHT, "torrent_totals",
                            ([r for r in table if r["info_hash"] in shown], "Piece bytes per torrent")))
-    charted = data.charted_torrents()
     # a torrent's charts are named by its info hash's first 12 hex digits; torrents that share them (two
     # info hashes crafted alike) are named by the whole hash, so that every chart has a file of its own
     prefixes = Counter(t["info_hash"][:12] for t in charted)

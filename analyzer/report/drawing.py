@@ -200,15 +200,7 @@ class ChartWorker(worker.Handle):
     def _send(self, message) -> None:
         try:
             self._conn.send(message)
-        except OSError:
-            pending = None
-            try:
-                if self._conn.poll(0):
-                    pending = self._conn.recv()     # what it said before it ended
-            except (EOFError, OSError):
-                pass
-            if pending is not None and pending[0] == "error":
-                _raise(pending)
+        except OSError:     # (a worker that failed waits for the next word: it never ends before it)
             self._proc.join(timeout=1)
             raise ChartError(f"drawing the charts failed: the chart process ended (exit status "
                              f"{self._proc.exitcode})") from None

@@ -218,12 +218,13 @@ def validate(scenarios: list[Scenario], work: Path, *, keep: bool = False, skip:
             progress(f"[{i}/{len(scenarios)}] {s.name}: {e['status']}"
                      + (f" ({e['duration_seconds']} s)" if e["duration_seconds"] is not None else "")
                      + (f": {e['reason'].splitlines()[0]}" if e["reason"] else ""))
+    from analyzer.analysis import usable_cores
     doc = {
         "schema": SCHEMA,
         "tool": {"name": "bt-analyzer", "version": __version__},
         "started_utc": started, "finished_utc": _now(), "duration_seconds": round(time.monotonic() - t0, 1),
         "machine": {"system": platform.system(), "release": platform.release(), "machine": platform.machine(),
-                    "python": platform.python_version(), "cpus": _cpus()},
+                    "python": platform.python_version(), "cpus": usable_cores()},
         "software": {"libtorrent": _version("libtorrent"),
                      **{CLIENT_NAMES[r.scenario.client]: r.entry["client_version"] for r in runs
                         if r.scenario.harness_client and r.entry["client_version"]}},
@@ -232,11 +233,3 @@ def validate(scenarios: list[Scenario], work: Path, *, keep: bool = False, skip:
         "scenarios": [r.entry for r in runs],
     }
     return doc, runs
-
-
-def _cpus() -> int | None:
-    import os
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count()

@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from analyzer.cli import main
 from analyzer.report import chartplan
 from analyzer.report.chartplan import plan
 from analyzer.report.data import ReportData
@@ -21,18 +19,13 @@ from analyzer.report.options import ReportOptions
 
 pytestmark = pytest.mark.xdist_group("report")
 
+
+@pytest.fixture(scope="session")
+def folder(sample_folder):      # (tests/conftest.py)
+    return sample_folder
+
+
 REPO = Path(__file__).resolve().parent.parent.parent
-SAMPLE = REPO / "captures" / "sample-swarm.pcap"
-TORRENT = REPO / "captures" / "sample-swarm.torrent"
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    out = tmp_path_factory.mktemp("plan") / "out"
-    r = CliRunner().invoke(main, ["analyze", str(SAMPLE), "--local", "127.0.0.3", "--torrent", str(TORRENT),
-                                  "--out", str(out), "--quiet"])
-    assert r.exit_code == 0, r.output
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -19,18 +19,13 @@ from analyzer.report.drawing import ChartError, ChartWorker
 
 pytestmark = pytest.mark.xdist_group("report")
 
-REPO = Path(__file__).resolve().parent.parent.parent
-SAMPLE = REPO / "captures" / "sample-swarm.pcap"
-TORRENT = REPO / "captures" / "sample-swarm.torrent"
+
+@pytest.fixture(scope="session")
+def folder(sample_folder):      # (tests/conftest.py)
+    return sample_folder
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    out = tmp_path_factory.mktemp("drawing") / "out"
-    r = CliRunner().invoke(main, ["analyze", str(SAMPLE), "--local", "127.0.0.3", "--torrent", str(TORRENT),
-                                  "--out", str(out), "--quiet"])
-    assert r.exit_code == 0, r.output
-    return out
+SAMPLE = Path(__file__).resolve().parent.parent.parent / "captures" / "sample-swarm.pcap"
 
 
 def draw(folder: Path, parallel: bool) -> tuple[list, dict, dict]:
