@@ -159,13 +159,14 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
             carve: str | Path | None = None, warn: Callable[[str], None] = warn_stderr, jobs: int | None = None,
             scheduler: str | None = None, shards: int | None = None, workdir: str | Path | None = None,
             resume: bool = False, progress=None, case=None, include: str | None = None,
-            client_state: list[str | Path] = (), hash_inputs: bool = True) -> AnalysisResult:
+            client_state: list[str | Path] = (), hash_inputs: bool = True, spill: str = "auto") -> AnalysisResult:
     """Analyse the capture files (or folders) ``paths``.
 
     ``workers`` > 1 or ``scheduler`` (a Dask scheduler address) run the staged
     pipeline (``jobs`` is an older name of ``workers``); ``shards`` overrides the
     number of shards of the flows stage (default: one per worker); ``workdir``
-    keeps the stages' outputs (``resume`` reuses those already finished); ``case``: the
+    keeps the stages' outputs (``resume`` reuses those already finished); ``spill``: what the
+    map stage writes for an uncompressed input (``index``, ``copy`` or ``auto``: ``Plan.spill_kind``); ``case``: the
     ``analyzer.case.Case`` of the examination (recorded, not used in the analysis);
     ``client_state``: the subject's BitTorrent client state files or folders, reconciled with
     the capture in the findings."""
@@ -198,7 +199,7 @@ def analyze(paths: list[str | Path], *, local: list[str] = (), workers: int | st
     plan = Plan(paths=ordered, metas=metas, carve=Path(carve) if carve else None,
                 workers=max(1, workers), scheduler=scheduler, shards=shards,
                 workdir=Path(workdir) if workdir else None, resume=resume, progress=progress,
-                hash_inputs=hash_inputs)
+                hash_inputs=hash_inputs, spill=spill)
     outcome = run_plan(plan, warn)
     inputs.set_hashes([r.sha256 for r in outcome.reports])     # computed while reading (read once)
     for f, report in zip(inputs.files, outcome.reports):

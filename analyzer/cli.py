@@ -96,6 +96,11 @@ def main():
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run the staged pipeline on an existing Dask cluster (tcp://HOST:PORT); its workers must "
                    "see the inputs and the output folder at the same paths.")
+@click.option("--spill", type=click.Choice(["auto", "index", "copy"]), default="auto", show_default=True,
+              help="What the map stage of a staged run writes for an uncompressed input: an index of where "
+                   "its frames lie (the flows tasks read the inputs again; fewest bytes written), or a copy "
+                   "of the frames (about the input's size; each flows task reads only its own). auto: a copy "
+                   "with --scheduler (whose machines would each read every input again), else an index.")
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Work folder of a staged run (default: OUT/.work): every finished task's output, so that "
                    "--resume can continue an interrupted run. Removed when the run ends well.")
@@ -113,8 +118,8 @@ def main():
 @click.option("--quiet", is_flag=True, help="Print nothing but errors: no progress, no summary.")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
 def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds, with_report,
-            validation_file, workers, shards, scheduler, workdir, resume, jobs, progress_mode, no_input_hash, force,
-            quiet, debug):
+            validation_file, workers, shards, scheduler, spill, workdir, resume, jobs, progress_mode, no_input_hash,
+            force, quiet, debug):
     """Analyse capture files or folders (pcap, pcapng, gzip/bzip2/xz compressed).
 
     Rotated sets are merged in timestamp order.  Writes summary.json,
@@ -129,15 +134,15 @@ def analyze(paths, local, out_dir, torrents, carve, case_file, client_state, inc
     parquet = ParquetWorker(parallel=not on_cluster)
     try:
         _analyze(parquet, paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds,
-                 with_report, validation_file, workers, shards, scheduler, workdir, resume, jobs, progress_mode,
-                 no_input_hash, force, quiet, debug)
+                 with_report, validation_file, workers, shards, scheduler, spill, workdir, resume, jobs,
+                 progress_mode, no_input_hash, force, quiet, debug)
     finally:
         parquet.close()       # (a no-op once it made the files)
 
 
 def _analyze(parquet, paths, local, out_dir, torrents, carve, case_file, client_state, include, bin_seconds,
-             with_report, validation_file, workers, shards, scheduler, workdir, resume, jobs, progress_mode,
-             no_input_hash, force, quiet, debug):
+             with_report, validation_file, workers, shards, scheduler, spill, workdir, resume, jobs,
+             progress_mode, no_input_hash, force, quiet, debug):
     from analyzer.analysis import analyze as run
     from analyzer.case import CaseError, load_case
     from analyzer.findings import build_findings
@@ -165,7 +170,7 @@ def _analyze(parquet, paths, local, out_dir, torrents, carve, case_file, client_
             result = run(list(paths), local=list(local), workers=jobs or _workers(workers), shards=shards,
                          scheduler=scheduler, torrents=list(torrents), carve=carve, case=case, include=include,
                          client_state=list(client_state), workdir=workdir or out_dir / ".work", resume=resume,
-                         hash_inputs=not no_input_hash,
+                         hash_inputs=not no_input_hash, spill=spill,
                          progress=progress_for(progress_mode, quiet))
             try:
                 summary = write_outputs(build_findings(result, bin_seconds=bin_seconds), out_dir,

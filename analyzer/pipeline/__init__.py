@@ -63,6 +63,14 @@ class Plan:
     progress: object = None
     hash_inputs: bool = True          # False: a triage run (--no-input-hash)
     used_workdir: bool = False
+    spill: str = "auto"               # what map tasks write for an uncompressed input: index, copy, auto
+
+    def spill_kind(self) -> str:
+        """``index`` or ``copy``; ``auto``: a copy on an existing cluster (its workers may be other
+        machines, each of which would read every input again for its flows tasks), else an index."""
+        if self.spill != "auto":
+            return self.spill
+        return "copy" if self.scheduler is not None else "index"
 
     @property
     def verify(self) -> bool:

@@ -37,15 +37,16 @@ def input_identity(path: Path, hash_input: bool) -> str | None:
     return f"stat-{st.st_dev}-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
 
 
-def map_task(path: Path, file_idx: int, shards: int, root: Path, hash_input: bool = True) -> MapResult:
+def map_task(path: Path, file_idx: int, shards: int, root: Path, hash_input: bool = True,
+             copy: bool = False) -> MapResult:
     """Map one input into a folder of its own, keyed by the input's SHA-256; an unexpected failure
     is confined to this file (reported in its FileReport, traceback in errors.log)."""
     staging = root / "map" / f".{file_idx}-{os.getpid()}-{time.monotonic_ns()}"
     try:
         fault_point(path, "map")
-        result = map_file(path, file_idx, shards, staging, hash_input)
+        result = map_file(path, file_idx, shards, staging, hash_input, copy)
         identity = result.sha256 if hash_input else input_identity(path, False)
-        result.key = map_key(identity, shards) if identity else None
+        result.key = map_key(identity, shards, copy) if identity else None
         if result.key is None:
             shutil.rmtree(staging, ignore_errors=True)
             return result
@@ -132,6 +133,7 @@ def run_staged(plan, executor, progress, warn):
     # tables (measured: 8 shards 1.27 s, 2 shards 0.89 s, 1 shard 0.51 s for the bench's case set)
     shards = plan.shards or (executor.workers if executor.workers > 1 else plan.workers)
     work = WorkFolder(plan.work_folder(), shards, plan.resume)
+    copy = plan.spill_kind() == "copy"
     paths = plan.paths
     maps: dict[int, MapResult] = {}
     reused = 0
@@ -139,13 +141,13 @@ def run_staged(plan, executor, progress, warn):
         hashes = [executor.submit(input_identity, p, plan.hash_inputs) for p in paths]
         for i, h in enumerate(hashes):
             digest = executor.result(h)
-            found = work.finished_map(map_key(digest, shards)) if digest else None
+            found = work.finished_map(map_key(digest, shards, copy)) if digest else None
             if found is not None:
                 maps[i] = replace(found, file_idx=i)
                 reused += 1
                 progress.advance(_size(paths[i]))
                 progress.task_done("map", str(paths[i]), file_status(found.report), reused=True)
-    pending = {executor.submit(map_task, p, i, shards, work.root, plan.hash_inputs, retries=MAP_RETRIES): i
+    pending = {executor.submit(map_task, p, i, shards, work.root, plan.hash_inputs, copy, retries=MAP_RETRIES): i
                for i, p in enumerate(paths) if i not in maps}
     for fut in executor.done(list(pending)):
         m = executor.result(fut)
@@ -176,7 +178,8 @@ def run_staged(plan, executor, progress, warn):
         progress.task_done("flows", f"shard {s}")
     evidence = run_evidence(plan, executor, parts, work.root, progress, evidence_pass)
     run = {"engine": executor.name, "workers": executor.workers, "shards": shards,
-           "spill_bytes": sum(m.spill_bytes for m in ordered), "reused_tasks": reused}
+           "spill": plan.spill_kind(), "spill_bytes": sum(m.spill_bytes for m in ordered),
+           "flows_read_bytes": sum(p.read_bytes for p in parts), "reused_tasks": reused}
     notes = []
     if evidence is not None:
         run["evidence"] = evidence.facts

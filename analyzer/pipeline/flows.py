@@ -48,6 +48,7 @@ class PartResult:
     carved: list = field(default_factory=list)
     blocks: dict | None = None    # a staged shard's block log tables (``evidence.blocklog``)
     verify_caps: dict | None = None   # the verifier's result-changing caps (``Verifier.caps``)
+    read_bytes: int = 0           # a staged shard's reads of the map outputs and inputs (``spill.ReadCount``)
 
 
 class Flows:

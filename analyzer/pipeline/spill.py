@@ -10,6 +10,16 @@
 
 Either way frames come back in frame order, as ``FrameBatch`` objects
 (buffer + arrays) that ``Engine.process_records`` takes.
+
+The index costs the map stage a few percent of its input in writes but
+sends every flows task back to the inputs, and connections being
+interleaved there, each task reads nearly every page of every input: on one
+machine the page cache serves them all, but on a cluster every machine
+running flows tasks reads the inputs again from the shared storage.  A
+*copy* (``--spill copy``, the default with ``--scheduler``) writes about
+the input's size once and each flows task reads only its own frames.  What
+the flows tasks read is counted either way (``ReadCount``: the pages of the
+input their frames lie on, or the spill files' bytes).
 """
 from __future__ import annotations
 
@@ -31,6 +41,38 @@ DROP_BEHIND = 64 << 20        # mapped input given back (madvise) after this man
 INDEX_COLUMNS = (("off", np.int64), ("caplen", np.uint32), ("origlen", np.uint32), ("ts_ns", np.int64),
                  ("frame_no", np.int64), ("linktype", np.int32))
 INDEX_BYTES = sum(np.dtype(t).itemsize for _, t in INDEX_COLUMNS)
+
+
+class ReadCount:
+    """Bytes a flows task read from the map stage's outputs and the inputs: for an index, the
+    distinct pages of the input its frames lie on (frames come in file order, so a page counts
+    once); for a data spill, the file's size."""
+
+    __slots__ = ("bytes", "_last_page")
+
+    def __init__(self):
+        self.bytes = 0
+        self._last_page = -1
+
+    def new_input(self) -> None:
+        self._last_page = -1
+
+    def frames(self, off: np.ndarray, caplen: np.ndarray) -> None:
+        """Count the pages of frames at ``off`` (ascending) of ``caplen`` bytes not counted yet."""
+        keep = caplen > 0
+        if not keep.all():
+            off, caplen = off[keep], caplen[keep]
+        if not len(off):
+            return
+        first = off // mmap.PAGESIZE
+        last = (off + caplen.astype(np.int64) - 1) // mmap.PAGESIZE
+        reach = np.maximum.accumulate(last)
+        before = np.empty_like(reach)
+        before[0] = self._last_page
+        before[1:] = np.maximum(reach[:-1], self._last_page)
+        new = last - np.maximum(first, before + 1) + 1
+        self.bytes += int(new[new > 0].sum()) * mmap.PAGESIZE
+        self._last_page = max(self._last_page, int(reach[-1]))
 
 
 class FrameBatch:
@@ -121,9 +163,11 @@ class SpillWriter(_ShardFiles):
         return super().close()
 
 
-def read_index(path: Path, input_path: Path, before_close=None):
+def read_index(path: Path, input_path: Path, before_close=None, count: ReadCount | None = None):
     """FrameBatch objects over an index file, the frames read where they lie in ``input_path``
     (mapped into memory; what was used is given back as it goes, so memory stays bounded)."""
+    if count is not None:
+        count.new_input()
     with open(input_path, "rb") as f, open(path, "rb") as idx:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
@@ -146,6 +190,8 @@ def read_index(path: Path, input_path: Path, before_close=None):
                 b.ts_ns, b.frame_no, b.linktype, b.n = cols["ts_ns"], cols["frame_no"], cols["linktype"], n
                 if n and int(b.rec_off[-1]) + int(b.caplen[-1]) > size:
                     raise ValueError(f"{input_path}: shorter than its index {path} says")
+                if count is not None:
+                    count.frames(b.rec_off, b.caplen)
                 yield b
                 used = max(0, int(b.rec_off[0]) - KEEP_BEHIND) & ~(mmap.PAGESIZE - 1) if n else 0
                 if used - given_back >= DROP_BEHIND:
@@ -161,8 +207,10 @@ def read_index(path: Path, input_path: Path, before_close=None):
                 mm.close()
 
 
-def read_spill(path: Path):
+def read_spill(path: Path, count: ReadCount | None = None):
     """FrameBatch objects over a data spill file, in order."""
+    if count is not None:
+        count.bytes += os.stat(path).st_size
     b = FrameBatch()
     b.rec_off = np.empty(BATCH_RECORDS, np.int64)
     b.caplen = np.empty(BATCH_RECORDS, np.uint32)
@@ -198,8 +246,8 @@ def read_spill(path: Path):
                 view = memoryview(buf)
 
 
-def read_frames(kind: str, path: Path, input_path: Path, before_close=None):
+def read_frames(kind: str, path: Path, input_path: Path, before_close=None, count: ReadCount | None = None):
     """FrameBatch objects of one map output file, whatever its kind.  ``before_close``: called
     before a mapped input is closed (its batches are ``stable`` until then: the engine may leave
-    delivered bytes there, and must take them out first)."""
-    return read_index(path, input_path, before_close) if kind == "index" else read_spill(path)
+    delivered bytes there, and must take them out first).  ``count``: what was read is added to it."""
+    return read_index(path, input_path, before_close, count) if kind == "index" else read_spill(path, count)

@@ -22,7 +22,7 @@ from analyzer.capture.reader import CaptureError, CaptureReader, FileReport
 from analyzer.digest import sha256_file
 from analyzer.pipeline.flows import Flows, PartResult
 from analyzer.pipeline.progress import Progress
-from analyzer.pipeline.spill import IndexWriter, SpillWriter, read_frames
+from analyzer.pipeline.spill import IndexWriter, ReadCount, SpillWriter, read_frames
 
 
 @dataclass
@@ -126,15 +126,17 @@ def file_status(report: FileReport) -> str:
     return "damaged" if report.errors or report.damaged_bytes or report.truncated_bytes else "ok"
 
 
-def map_file(path: Path, file_idx: int, shards: int, folder: Path, hash_input: bool = True) -> MapResult:
-    """Route one input file's frames into ``shards`` spill files under ``folder``."""
+def map_file(path: Path, file_idx: int, shards: int, folder: Path, hash_input: bool = True,
+             copy: bool = False) -> MapResult:
+    """Route one input file's frames into ``shards`` spill files under ``folder``: an index of
+    where they lie, or (``copy``, or a compressed input) the frames themselves."""
     report = FileReport(str(path))
     reader = open_reader(path, report, hash_input)
     if reader is None:
         return MapResult(file_idx, report, sha256=report.sha256, path=str(path))
     folder.mkdir(parents=True, exist_ok=True)
     # frames of an uncompressed file are read where they lie (an index); a compressed one's are copied
-    writer = (IndexWriter if report.compression == "none" else SpillWriter)(folder, file_idx, shards)
+    writer = (IndexWriter if report.compression == "none" and not copy else SpillWriter)(folder, file_idx, shards)
     try:
         for batch in reader.batches():
             writer.add(batch)
@@ -154,11 +156,14 @@ def flows_shard(maps: list[MapResult], shard: int, records_folder: Path | None =
     verify = bool(metas) or carve
     flows = Flows(metas, carve or None, verify=False, records_folder=records_folder,
                   blocks=blocks if verify else None)
+    count = ReadCount()
     for m in sorted(maps, key=lambda m: m.file_idx):
         if m.spills:
-            for b in read_frames(m.kind, m.spills[shard], Path(m.path), before_close=flows.end_of_file):
+            for b in read_frames(m.kind, m.spills[shard], Path(m.path), before_close=flows.end_of_file, count=count):
                 flows.feed_records(b, m.file_idx)
-    return flows.finish()
+    part = flows.finish()
+    part.read_bytes = count.bytes
+    return part
 
 
 def evidence_pass(paths: list[Path], keys: set, metas: list = (), store: Path | None = None) -> tuple:

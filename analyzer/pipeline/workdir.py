@@ -37,8 +37,9 @@ from analyzer import __version__
 FORMAT = 2          # bump when the spill or result layout changes
 
 
-def map_key(sha256: str, shards: int) -> str:
-    return f"{sha256}-{shards}"
+def map_key(sha256: str, shards: int, copy: bool = False) -> str:
+    """``copy``: the map output is a copy of the frames (``--spill copy``), not an index."""
+    return f"{sha256}-{shards}" + ("-copy" if copy else "")
 
 
 def flows_key(shard: int, shards: int, map_keys: list[str], verify) -> str:

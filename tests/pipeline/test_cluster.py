@@ -98,8 +98,17 @@ class Cluster:
                 p.kill()
 
 
+def input_bytes(inputs: Path) -> int:
+    return sum(p.stat().st_size for p in inputs.iterdir())
+
+
 def test_local_cluster_gives_the_same_files(inputs, reference, tmp_path):
     same(reference, run(tmp_path / "out", inputs, "--workers", "2"))
+    facts = json.loads((tmp_path / "out" / "manifest.json").read_text())["run"]
+    # on this machine the map stage writes an index, and the flows tasks read the frames in the inputs
+    # (each nearly every page: connections interleave)
+    assert facts["spill"] == "index" and facts["spill_bytes"] < 0.1 * input_bytes(inputs)
+    assert 0.5 * input_bytes(inputs) < facts["flows_read_bytes"] < facts["shards"] * 1.1 * input_bytes(inputs)
 
 
 def test_scheduler_and_workers_give_the_same_files(inputs, reference, tmp_path):
@@ -111,6 +120,11 @@ def test_scheduler_and_workers_give_the_same_files(inputs, reference, tmp_path):
     same(reference, files)
     m = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert m["run"]["engine"] == "dask" and m["run"]["shards"] == 3
+    # an existing cluster's machines would each read every input again: the map stage copies the
+    # frames (about the inputs' size) and each flows task reads only its own
+    facts = m["run"]
+    assert facts["spill"] == "copy" and facts["flows_read_bytes"] == facts["spill_bytes"]
+    assert 0.9 * input_bytes(inputs) < facts["spill_bytes"] < 1.1 * input_bytes(inputs)
 
 
 def run_verified(where: Path, inputs: Path, *args: str) -> tuple[dict, dict]:
@@ -136,8 +150,9 @@ def verified_reference(inputs, tmp_path_factory):
     return files
 
 
-@pytest.mark.parametrize("args", [["--shards", "2"], ["--shards", "3"], ["--shards", "4"], ["--workers", "2"]],
-                         ids=["shards2", "shards3", "shards4", "workers2"])
+@pytest.mark.parametrize("args", [["--shards", "2"], ["--shards", "3", "--spill", "copy"], ["--shards", "4"],
+                                  ["--workers", "2"]],
+                         ids=["shards2", "shards3-copy", "shards4", "workers2"])
 def test_verification_staged_gives_the_same_files(inputs, verified_reference, tmp_path, args):
     """--torrent and --carve in a staged run: pieces verified in the flows tasks, those split
     across shards replayed by the evidence stage, files carved from the pieces kept."""
@@ -152,10 +167,12 @@ def test_verification_staged_gives_the_same_files(inputs, verified_reference, tm
 def test_verification_on_scheduler_and_workers(inputs, verified_reference, tmp_path):
     cluster = Cluster(tmp_path)
     try:
-        files, facts = run_verified(tmp_path / "run", inputs, "--scheduler", cluster.address, "--shards", "3")
+        files, facts = run_verified(tmp_path / "run", inputs, "--scheduler", cluster.address, "--shards", "3",
+                                    "--spill", "index")
     finally:
         cluster.close()
     assert facts["engine"] == "dask" and facts["shards"] == 3 and facts["evidence"]["evidence_tasks"] > 0
+    assert facts["spill"] == "index"
     same(verified_reference, files)
 
 

@@ -27,12 +27,14 @@ def reference_files(inputs, out):
     return output_files(out)
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
-def test_kill_then_resume(inputs, tmp_path, how):   # noqa: F811
+@pytest.mark.parametrize("how, spill", [(signal.SIGKILL, "index"), (signal.SIGTERM, "index"),
+                                       (signal.SIGINT, "index"), (signal.SIGKILL, "copy")],
+                         ids=["SIGKILL", "SIGTERM", "SIGINT", "SIGKILL-copy"])
+def test_kill_then_resume(inputs, tmp_path, how, spill):   # noqa: F811
     ref = reference_files(inputs, tmp_path / "ref")
     out = tmp_path / "out"
     args = [str(BT), "analyze", str(inputs), "--local", "127.0.0.3", "--out", str(out), "--shards", "3",
-            "--progress", "jsonl", "--quiet"]
+            "--spill", spill, "--progress", "jsonl", "--quiet"]
     again = [*args, "--resume"]
     p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True,
                          env={**os.environ, "BT_ANALYZER_FAULT": "slow-map:0.3"})
@@ -54,7 +56,8 @@ def test_kill_then_resume(inputs, tmp_path, how):   # noqa: F811
     reused = [e for e in events if e.get("event") == "task" and e.get("reused")]
     assert len(reused) >= 3                       # the finished map tasks were not redone
     files = output_files(out)
-    assert json.loads((out / "manifest.json").read_text())["run"]["reused_tasks"] >= 3
+    facts = json.loads((out / "manifest.json").read_text())["run"]
+    assert facts["reused_tasks"] >= 3 and facts["spill"] == spill
     ref.pop("manifest.json"), files.pop("manifest.json")
     assert files == ref
     assert not (out / ".work").exists()           # removed once the run ended well

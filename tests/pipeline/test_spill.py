@@ -3,13 +3,16 @@ of a file lands in exactly one shard, frames between two hosts always in the sam
 reading a shard back gives the frames unchanged, in order."""
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from analyzer.capture.reader import CaptureReader
 from analyzer.pipeline import spill
-from analyzer.pipeline.spill import IndexWriter, SpillWriter, read_frames, read_spill
+from analyzer.pipeline.spill import IndexWriter, ReadCount, SpillWriter, read_frames, read_spill
 from craft import public_captures_dir
 
 SAMPLE = Path(__file__).resolve().parents[2] / "captures" / "sample-swarm.pcap"
@@ -42,7 +45,10 @@ def test_every_frame_in_one_shard_and_back_unchanged(tmp_path, shards, writer):
     pair_shard: dict = {}
     for s, p in enumerate(paths):
         last = 0
-        for b in read_frames(w.kind, p, SAMPLE):
+        count, pages = ReadCount(), set()
+        for b in read_frames(w.kind, p, SAMPLE, count=count):
+            pages.update(page for i in range(b.n) for page in range(
+                int(b.rec_off[i]) // mmap.PAGESIZE, (int(b.rec_off[i]) + int(b.caplen[i]) - 1) // mmap.PAGESIZE + 1))
             for i in range(b.n):
                 n = int(b.frame_no[i])
                 assert n > last            # frame order kept within a shard
@@ -54,6 +60,8 @@ def test_every_frame_in_one_shard_and_back_unchanged(tmp_path, shards, writer):
                 assert int(b.linktype[i]) == 1 and int(b.origlen[i]) >= int(b.caplen[i])
                 pair = ip_pair(frame)
                 assert pair_shard.setdefault(pair, s) == s       # one pair, one shard
+        # what the shard read: the input's pages its frames lie on, or its own spill file
+        assert count.bytes == (len(pages) * mmap.PAGESIZE if writer is IndexWriter else p.stat().st_size)
     assert seen == original
     assert w.bytes_written == sum(p.stat().st_size for p in paths)
     if writer is IndexWriter:            # a few percent of the capture: frames stay where they are
@@ -88,3 +96,28 @@ def test_truncated_spill_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="ends inside a record"):
         for _ in read_spill(p):
             pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3 * mmap.PAGESIZE), st.integers(0, 3 * mmap.PAGESIZE)),
+                max_size=60),
+       st.lists(st.integers(0, 60), max_size=4), st.integers(1, 3))
+def test_read_count_is_the_distinct_pages(frames, cuts, inputs):
+    """Frames in file order (gaps, overlaps, zero-length frames, frames spanning pages), fed in
+    batches cut anywhere, over several inputs: the count is each input's distinct pages."""
+    count = ReadCount()
+    expected = 0
+    for _ in range(inputs):
+        count.new_input()
+        off, pos = [], 0
+        for gap, _length in frames:
+            pos += gap - mmap.PAGESIZE // 2 if pos > mmap.PAGESIZE else gap     # overlaps too
+            off.append(max(pos, 0))
+        off = sorted(off)
+        caplen = [length for _, length in frames]
+        pages = {q for o, c in zip(off, caplen) if c for q in range(o // mmap.PAGESIZE, (o + c - 1) // mmap.PAGESIZE + 1)}
+        expected += len(pages) * mmap.PAGESIZE
+        bounds = sorted({0, len(off), *[min(c, len(off)) for c in cuts]})
+        for lo, hi in zip(bounds, bounds[1:]):
+            count.frames(np.array(off[lo:hi], np.int64), np.array(caplen[lo:hi], np.uint32))
+    assert count.bytes == expected
