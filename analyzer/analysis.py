@@ -138,7 +138,11 @@ def usable_cores() -> int:
 
 def auto_workers(paths: list[Path], hash_inputs: bool = True, cores: int | None = None) -> int:
     """Workers for ``--workers auto``: one per core where the staged run is expected to end sooner
-    than this process alone (several files, enough cores and bytes to pay the cluster's start), else 1."""
+    than this process alone (enough cores and bytes to pay the cluster's start), else 1.  A file's
+    SHA-256 is computed on one core whatever the workers, so its task takes about as long as one
+    process takes for it: hashed, one file never gains, and the largest file bounds the staged run.
+    Unhashed, one large classic pcap file is mapped by byte range (``pipeline.ranges``)."""
+    from analyzer.pipeline.ranges import _classic_pcap
     sizes = []
     for p in paths:
         try:
@@ -147,11 +151,16 @@ def auto_workers(paths: list[Path], hash_inputs: bool = True, cores: int | None 
             pass
     if cores is None:
         cores = usable_cores()
-    if len(sizes) < 2 or cores < 2:
+    if not sizes or cores < 2:
+        return 1
+    if len(sizes) < 2 and (hash_inputs or not _classic_pcap(paths[0])):
         return 1
     gb = sum(sizes) / 1e9
     one = gb * ONE_PROCESS_S_PER_GB[hash_inputs]
-    staged = CLUSTER_START_S + 0.05 * cores + gb * STAGED_CPU_S_PER_GB[hash_inputs] / cores
+    start = CLUSTER_START_S + 0.05 * cores
+    staged = start + gb * STAGED_CPU_S_PER_GB[hash_inputs] / cores
+    if hash_inputs:
+        staged = max(staged, start + max(sizes) / 1e9 * ONE_PROCESS_S_PER_GB[True])
     return cores if staged < one else 1
 
 

@@ -302,7 +302,8 @@ def run_pager(const uint8_t[::1] buf, int64_t[::1] state, Py_ssize_t ahead, Py_s
               Py_ssize_t walk=0, bint swapped=False, uint32_t max_caplen=0):
     """Fault in the pages of ``buf`` (a mapped file) up to ``ahead`` bytes past ``state[PAGER_LEAD]``
     (the furthest position its readers reached, which they store there), until the end of ``buf``
-    or until ``state[PAGER_STOP]`` is set; ``state[PAGER_DONE]`` is how far it got.  Runs without
+    or until ``state[PAGER_STOP]`` is set; ``state[PAGER_DONE]`` is how far it got (and, when the
+    thread starts, where it begins: a reader of a byte range of the file sets it).  Runs without
     the interpreter lock from start to end (a worker thread calls it once): it polls the readers'
     position every 100 microseconds when it is ahead of them, and the stop flag every
     ``STOP_EVERY`` pages while it faults (a reader that stops early may have moved the lead to
@@ -322,6 +323,8 @@ def run_pager(const uint8_t[::1] buf, int64_t[::1] state, Py_ssize_t ahead, Py_s
     cdef const uint8_t* b = &buf[0]
     if stride < 1:
         stride = 1
+    if st[P_DONE] > 0:
+        done = st[P_DONE]
     with nogil:
         while st[P_STOP] == 0:
             busy = False

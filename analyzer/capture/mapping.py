@@ -51,10 +51,12 @@ PAGE = mmap.PAGESIZE
 
 
 class MappedFile:
-    def __init__(self, fileno: int, hashed_to: int | None, walk: tuple | None = None):
+    def __init__(self, fileno: int, hashed_to: int | None, walk: tuple | None = None, start: int = 0):
         """``hashed_to``: bytes of the file hashed already (the hasher goes on from there), or None
         without a hash.  ``walk``: (first record, big-endian, largest caplen) of a classic pcap
-        file: the pager also reads the record headers just ahead of the scan (``_scan.run_pager``)."""
+        file: the pager also reads the record headers just ahead of the scan (``_scan.run_pager``).
+        ``start``: where the scan begins (a reader of a byte range, without a hash): nothing
+        before it is faulted in."""
         self.mm = mmap.mmap(fileno, 0, access=mmap.ACCESS_READ)
         try:
             self.mm.madvise(mmap.MADV_SEQUENTIAL)
@@ -62,13 +64,14 @@ class MappedFile:
             pass
         self.data = np.frombuffer(self.mm, np.uint8)
         self.size = len(self.data)
-        self.scanned = 0
+        self.scanned = start
         self.hashed = self.size if hashed_to is None else min(hashed_to, self.size)
-        self.given_back = 0
+        self.given_back = start & ~(PAGE - 1)
         self.closed = False
         self.unthrottled = False
         self._cv = threading.Condition()
         self._state = np.zeros(5, np.int64)         # the pager's [lead, stop, done, scan, walk]
+        self._state[_scan.PAGER_LEAD] = self._state[_scan.PAGER_DONE] = self.given_back
         args = (self.data, self._state, AHEAD, PAGE)
         if walk is not None:
             first, swapped, max_caplen = walk

@@ -33,6 +33,19 @@ outside 1970..2100) are kept as computed and counted per file
 Error lines are bounded: the first ``MAX_ERROR_LINES`` are kept, the rest
 counted (``errors_not_listed``).
 
+A classic pcap file can also be read by *byte range* (``byte_range``: the
+staged pipeline's map tasks of one large file, ``pipeline.ranges``): the
+reader takes the records that *begin* in [start, end), the first being the
+first plausible chain of record headers at or after ``start`` (the file's
+first record for the range at its start), and says where the record after
+its last one begins (``range_exit``).  Ranges of one file partition its
+records exactly as one pass does when each range begins where the one
+before it ended (the caller checks that seam, and damage in any but the
+last range sends it back to one pass: resynchronising inside a range could
+differ from one pass).  The damage search's time reference is the last
+record read before the damage (not the first of the batch in hand), so the
+last range decides a damaged or truncated end exactly as one pass does.
+
 Damage never raises out of ``batches()``: a record or block whose length
 cannot be trusted is reported (file, offset, reason) and the reader searches
 forward for the next plausible record, counting the skipped bytes; a
@@ -42,6 +55,7 @@ report.  Only a file that cannot be opened or is not a capture at all raises
 """
 from __future__ import annotations
 
+import mmap
 import os
 import stat
 import struct
@@ -84,6 +98,14 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 class CaptureError(Exception):
     """The file cannot be read as a capture at all."""
+
+
+class RangeError(CaptureError):
+    """A byte range of the file cannot be read on its own (the caller reads the file in one pass)."""
+
+
+RANGE_CHAIN = 8              # plausible record headers in a row that begin a byte range
+ST_RANGE_END = -1            # (batches(), a byte range) the next record begins past the range
 
 
 @dataclass
@@ -259,10 +281,17 @@ def _open_stream(path: Path):
 class CaptureReader:
     _want = FIRST_READ      # buffer size to grow to on the next read (set by batches())
 
-    def __init__(self, path: str | Path, report: FileReport | None = None, hasher: FileHasher | None = None):
+    def __init__(self, path: str | Path, report: FileReport | None = None, hasher: FileHasher | None = None,
+                 byte_range: tuple[int, int] | None = None):
         """``hasher``: computes the SHA-256 of the file as stored from the bytes read here
-        (``sha256`` after the last batch)."""
+        (``sha256`` after the last batch).  ``byte_range``: (start, end): only the records that
+        begin in it (an uncompressed classic pcap file, without a hasher; see the module's doc);
+        ``batches()`` raises ``RangeError`` when it cannot begin there."""
         self.path = Path(path)
+        self._range = byte_range
+        self.range_first: int | None = None     # where the range's first record begins
+        self.range_exit: int | None = None      # where the record after its last one begins (or the end)
+        self._ref_sec = -1                       # seconds of the last record read (the damage search's reference)
         self.report = report or FileReport(str(path))
         self.sha256: str | None = None
         try:
@@ -386,17 +415,69 @@ class CaptureReader:
         except (OSError, ValueError):
             return self.report.size_bytes
 
+    def _enter_range(self) -> None:
+        """Map the file from the first record of the byte range on (``RangeError`` if none)."""
+        start, end = self._range
+        if self.report.format != "pcap" or self.report.compression != "none" or self._hasher is not None:
+            raise RangeError(f"{self.path}: only an uncompressed classic pcap file, unhashed, is read by byte range")
+        if start > self._pos:
+            try:
+                with mmap.mmap(self._raw.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    self._pos = self._find_record(mm, start, end)
+            except (OSError, ValueError) as e:
+                raise RangeError(f"{self.path}: cannot map: {e}") from None
+        self.range_first = self._pos
+        self._map()
+        if self._mm is None:
+            raise RangeError(f"{self.path}: cannot map")
+
+    def _find_record(self, data, start: int, end: int) -> int:
+        """The first offset in [start, end) where RANGE_CHAIN plausible record headers follow one
+        another (or reach the end of the file exactly)."""
+        size = len(data)
+        e = ">I" if self._swapped else "<I"
+        p = start
+        while True:
+            found, p = _scan.resync_pcap(data, p, size, self._swapped, self._frac_ns, self._max_caplen, -1, True)
+            if not found or p >= end:
+                raise RangeError(f"{self.path}: no record begins in bytes {start}..{end}")
+            q = p
+            for _ in range(RANGE_CHAIN):
+                if q == size:
+                    return p
+                ok, at = _scan.resync_pcap(data, q, size, self._swapped, self._frac_ns, self._max_caplen, -1, True)
+                if not ok or at != q:
+                    break
+                q += 16 + struct.unpack_from(e, data, q + 8)[0]
+            else:
+                return p
+            p += 1
+
+    def _cut(self, n: int, status: int) -> tuple[int, int]:
+        """(records, status) of a scan within the byte range: those beginning at or past its end
+        are left out, and the range ends where the first of them begins."""
+        end = self._range[1]
+        if n and int(self._off[n - 1]) - 16 >= end:
+            n = int(np.searchsorted(self._off[:n], end + 16))
+            self._pos = int(self._off[n]) - 16
+            return n, ST_RANGE_END
+        if self._pos >= end:
+            return n, ST_RANGE_END
+        return n, status
+
     def _map(self) -> None:
         """A large uncompressed file is scanned where it lies, mapped into memory: no copy into
         buffers, no buffer to refill; the hasher reads the same pages (``capture.mapping``: pages
         faulted in ahead on a worker thread, given back behind both readers)."""
         if self.report.compression != "none" or self.report.size_bytes < MAP_AT or self._base != 0:
-            return
+            if self._range is None:
+                return
         try:
             # without a hash the pager has a core to spare: it also reads the record headers ahead
             walk = ((self._pos, self._swapped, self._max_caplen)
                     if self._hasher is None and self.report.format == "pcap" else None)
-            mapped = MappedFile(self._raw.fileno(), self._fill if self._hasher is not None else None, walk)
+            mapped = MappedFile(self._raw.fileno(), self._fill if self._hasher is not None else None, walk,
+                                start=self._pos if self._range is not None else 0)
         except (OSError, ValueError):
             return                                  # not mappable: the buffers it is
         self._mm = mapped
@@ -480,12 +561,22 @@ class CaptureReader:
         frame_no = 1
         self._want = self._buffer_size()      # the first scan uses what the constructor read
         self._window = MAPPED_WINDOW
-        self._map()
+        if self._range is not None:
+            try:
+                self._enter_range()
+            except BaseException:
+                self.close()
+                raise
+        else:
+            self._map()
         scan = self._scan_pcap if self.report.format == "pcap" else self._scan_pcapng
         try:
             while True:
                 n, status = scan()
+                if self._range is not None:
+                    n, status = self._cut(n, status)
                 if n:
+                    self._ref_sec = int(self._ts[n - 1] // 1_000_000_000)
                     batch = Batch(self._buf, self._off, self._cap, self._orig, self._ts, self._if,
                                   self._if_linktype, n, frame_no, self._base, self._mm is not None)
                     self._note_batch(n)
@@ -493,6 +584,10 @@ class CaptureReader:
                     frame_no += n
                     if self._mm is not None:
                         self._mm.scan_to(self._base + self._pos)
+                if status == ST_RANGE_END:
+                    self.range_exit = self._pos
+                    self._mm.close()            # the pager stops here, not at the end of the file
+                    break
                 if status == _scan.ST_FULL:
                     continue
                 if status == _scan.ST_BAD:
@@ -516,6 +611,7 @@ class CaptureReader:
                         self.report.truncated_bytes += left
                         self.report.error(self._base + self._pos,
                                           f"last record truncated: {left} bytes of an incomplete record at the end")
+                    self.range_exit = self._base + self._fill
                     break
             self._report_odd_timestamps()
         finally:
@@ -582,9 +678,8 @@ class CaptureReader:
         skipped += 1 if self.report.format == "pcap" else 4
         while True:
             if self.report.format == "pcap":
-                ref = int(self._ts[0] // 1_000_000_000) if self.report.frames else -1
                 found, p = _scan.resync_pcap(self._buf, self._pos, self._fill, self._swapped, self._frac_ns,
-                                             self._max_caplen, ref, self._eof)
+                                             self._max_caplen, self._ref_sec, self._eof)
             else:
                 found, p = _scan.resync_pcapng(self._buf, self._pos, self._fill, self._swapped,
                                                MAX_PCAPNG_BLOCK, self._eof)
@@ -606,9 +701,8 @@ class CaptureReader:
         records follow, that is damage (reported, skipped), not a truncated end."""
         step = 1 if self.report.format == "pcap" else 4
         if self.report.format == "pcap":
-            ref = int(self._ts[0] // 1_000_000_000) if self.report.frames else -1
             found, p = _scan.resync_pcap(self._buf, self._pos + step, self._fill, self._swapped, self._frac_ns,
-                                         self._max_caplen, ref, True)
+                                         self._max_caplen, self._ref_sec, True)
         else:
             found, p = _scan.resync_pcapng(self._buf, self._pos + step, self._fill, self._swapped,
                                            MAX_PCAPNG_BLOCK, True)

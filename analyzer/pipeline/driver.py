@@ -19,7 +19,8 @@ from analyzer.digest import sha256_file
 from analyzer.pipeline.stages import (MapResult, evidence_pass, fault_point, file_status, flows_shard, internal_error,
                                       map_file)
 from analyzer.pipeline.evidence import caps_notes, run_evidence
-from analyzer.pipeline.workdir import WorkFolder, flows_key, map_key, save_result
+from analyzer.pipeline.ranges import assemble, discard, finish, hash_task, map_range_task, plan_ranges
+from analyzer.pipeline.workdir import WorkFolder, flows_key, map_folder, map_key, save_result
 
 MAP_RETRIES = 2
 
@@ -50,9 +51,10 @@ def map_task(path: Path, file_idx: int, shards: int, root: Path, hash_input: boo
         if result.key is None:
             shutil.rmtree(staging, ignore_errors=True)
             return result
-        final = root / "map" / result.key
+        final = map_folder(root, result.key, file_idx)
         shutil.rmtree(final, ignore_errors=True)       # a half-written earlier attempt
         staging.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, final)
         result.spills = [final / p.name for p in result.spills]
         save_result(final, result)
@@ -147,21 +149,67 @@ def run_staged(plan, executor, progress, warn):
                 reused += 1
                 progress.advance(_size(paths[i]))
                 progress.task_done("map", str(paths[i]), file_status(found.report), reused=True)
-    pending = {executor.submit(map_task, p, i, shards, work.root, plan.hash_inputs, copy, retries=MAP_RETRIES): i
-               for i, p in enumerate(paths) if i not in maps}
-    for fut in executor.done(list(pending)):
-        m = executor.result(fut)
-        maps[m.file_idx] = m
-        progress.advance(_size(paths[m.file_idx]))
-        progress.task_done("map", str(paths[m.file_idx]), file_status(m.report), spill_bytes=m.spill_bytes)
+    # inputs larger than their share of the case are mapped by byte range (``ranges``), in parallel
+    cut = {i: r for i, r in plan_ranges(paths, executor.workers).items() if i not in maps}
+    pending: dict = {}
+    for i, p in enumerate(paths):
+        if i in maps:
+            continue
+        if i in cut:
+            for k, byte_range in enumerate(cut[i]):
+                pending[executor.submit(map_range_task, p, i, k, byte_range, shards, work.root, copy,
+                                        retries=MAP_RETRIES)] = ("range", i, k)
+            if plan.hash_inputs:
+                pending[executor.submit(hash_task, p, retries=MAP_RETRIES)] = ("hash", i, None)
+        else:
+            pending[executor.submit(map_task, p, i, shards, work.root, plan.hash_inputs, copy,
+                                    retries=MAP_RETRIES)] = ("map", i, None)
+    range_parts = {i: [None] * len(r) for i, r in cut.items()}
+    digests: dict = {}
+    one_pass: list = []           # ranged inputs mapped again in one pass (what the ranges could not settle)
+    while pending:
+        current, pending = pending, {}
+        for fut in executor.done(list(current)):
+            what, i, k = current[fut]
+            result = executor.result(fut)
+            if what == "map":
+                maps[i] = result
+                if i not in cut:
+                    progress.advance(_size(paths[i]))
+                progress.task_done("map", str(paths[i]), file_status(result.report), spill_bytes=result.spill_bytes)
+                continue
+            if what == "range":
+                range_parts[i][k] = result
+                a, b = cut[i][k]
+                progress.advance(b - a)
+                progress.task_done("range", f"{paths[i]} bytes {a}..{b}",
+                                   "ok" if not result.range_error else "one pass", spill_bytes=result.spill_bytes)
+            else:
+                digests[i] = result
+            if any(x is None for x in range_parts[i]) or (plan.hash_inputs and i not in digests):
+                continue
+            m, why = assemble(paths[i], i, range_parts[i], digests.get(i), plan.hash_inputs)
+            identity = (m.sha256 if plan.hash_inputs else input_identity(paths[i], False)) if m else None
+            if m is None or identity is None:
+                discard(range_parts[i])
+                one_pass.append(f"{paths[i]}: {why or 'no identity'}")
+                pending[executor.submit(map_task, paths[i], i, shards, work.root, plan.hash_inputs, copy,
+                                        retries=MAP_RETRIES)] = ("map", i, None)
+                continue
+            m.key = map_key(identity, shards, copy)
+            m = finish(m, work.map_folder(m.key, i))
+            save_result(work.map_folder(m.key, i), m)
+            maps[i] = m
+            progress.task_done("map", str(paths[i]), file_status(m.report), spill_bytes=m.spill_bytes,
+                               ranges=len(m.ranges))
     ordered = [maps[i] for i in range(len(paths))]
-    keys = [m.key for m in ordered if m.spills]
+    keys = [m.key for m in ordered if m.spills or m.ranges]
     parts: list = [None] * shards
     futures = {}
     verify = [sorted(m.info_hash_v1 or m.info_hash_v2 for m in plan.metas), plan.carve is not None]
     # the largest shards first (what the map stage wrote for them): the last task to start is a
     # small one, so the workers finish together
-    weight = [sum(_size(m.spills[s]) for m in ordered if m.spills) for s in range(shards)]
+    weight = [sum(_size(p.spills[s]) for m in ordered for p in m.pieces() if p.spills) for s in range(shards)]
     for rank, s in enumerate(sorted(range(shards), key=lambda s: (-weight[s], s))):
         key = flows_key(s, shards, keys, verify)
         found = work.finished_flows(key) if plan.resume else None
@@ -179,7 +227,10 @@ def run_staged(plan, executor, progress, warn):
     evidence = run_evidence(plan, executor, parts, work.root, progress, evidence_pass)
     run = {"engine": executor.name, "workers": executor.workers, "shards": shards,
            "spill": plan.spill_kind(), "spill_bytes": sum(m.spill_bytes for m in ordered),
-           "flows_read_bytes": sum(p.read_bytes for p in parts), "reused_tasks": reused}
+           "flows_read_bytes": sum(p.read_bytes for p in parts), "reused_tasks": reused,
+           "ranged_inputs": sum(1 for m in ordered if m.ranges), "range_tasks": sum(len(r) for r in cut.values())}
+    if one_pass:
+        run["ranges_mapped_again"] = one_pass
     notes = []
     if evidence is not None:
         run["evidence"] = evidence.facts

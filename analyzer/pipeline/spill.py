@@ -163,7 +163,8 @@ class SpillWriter(_ShardFiles):
         return super().close()
 
 
-def read_index(path: Path, input_path: Path, before_close=None, count: ReadCount | None = None):
+def read_index(path: Path, input_path: Path, before_close=None, count: ReadCount | None = None,
+               frame_base: int = 0):
     """FrameBatch objects over an index file, the frames read where they lie in ``input_path``
     (mapped into memory; what was used is given back as it goes, so memory stays bounded)."""
     if count is not None:
@@ -188,6 +189,8 @@ def read_index(path: Path, input_path: Path, before_close=None, count: ReadCount
                     cols[name] = np.frombuffer(idx.read(width), dtype, n)
                 b.rec_off, b.caplen, b.origlen = cols["off"], cols["caplen"], cols["origlen"]
                 b.ts_ns, b.frame_no, b.linktype, b.n = cols["ts_ns"], cols["frame_no"], cols["linktype"], n
+                if frame_base:
+                    b.frame_no = b.frame_no + frame_base
                 if n and int(b.rec_off[-1]) + int(b.caplen[-1]) > size:
                     raise ValueError(f"{input_path}: shorter than its index {path} says")
                 if count is not None:
@@ -207,8 +210,8 @@ def read_index(path: Path, input_path: Path, before_close=None, count: ReadCount
                 mm.close()
 
 
-def read_spill(path: Path, count: ReadCount | None = None):
-    """FrameBatch objects over a data spill file, in order."""
+def read_spill(path: Path, count: ReadCount | None = None, frame_base: int = 0):
+    """FrameBatch objects over a data spill file, in order (frame numbers plus ``frame_base``)."""
     if count is not None:
         count.bytes += os.stat(path).st_size
     b = FrameBatch()
@@ -231,6 +234,8 @@ def read_spill(path: Path, count: ReadCount | None = None):
                                             b.frame_no)
                 if not n:
                     break
+                if frame_base:
+                    b.frame_no[:n] += frame_base
                 b.buf, b.n = buf, n
                 yield b
             rest = fill - pos
@@ -246,8 +251,11 @@ def read_spill(path: Path, count: ReadCount | None = None):
                 view = memoryview(buf)
 
 
-def read_frames(kind: str, path: Path, input_path: Path, before_close=None, count: ReadCount | None = None):
+def read_frames(kind: str, path: Path, input_path: Path, before_close=None, count: ReadCount | None = None,
+                frame_base: int = 0):
     """FrameBatch objects of one map output file, whatever its kind.  ``before_close``: called
     before a mapped input is closed (its batches are ``stable`` until then: the engine may leave
-    delivered bytes there, and must take them out first).  ``count``: what was read is added to it."""
-    return read_index(path, input_path, before_close, count) if kind == "index" else read_spill(path, count)
+    delivered bytes there, and must take them out first).  ``count``: what was read is added to it.
+    ``frame_base``: added to the frame numbers (a byte range's are counted from its start)."""
+    return (read_index(path, input_path, before_close, count, frame_base) if kind == "index"
+            else read_spill(path, count, frame_base))

@@ -36,13 +36,27 @@ class MapResult:
     traceback: str | None = None                   # of an internal error met on this file
     kind: str = "index"                            # "index" (frames read in place) or "data" (spilled)
     path: str = ""                                 # the input file
+    # a byte range of the input (``pipeline.ranges``): the range, where its first record and the one
+    # after its last begin, why it could not be read alone, and its first frame's number less one
+    byte_range: tuple | None = None
+    range_first: int | None = None
+    range_exit: int | None = None
+    range_error: str | None = None
+    frame_base: int = 0
+    ranges: list | None = None                     # an input mapped by byte range: a MapResult per range
+
+    def pieces(self) -> list:
+        """What the flows stage reads of this input, in order: its ranges, or itself."""
+        return self.ranges if self.ranges is not None else [self]
 
 
-def open_reader(path: Path, report: FileReport, hash_input: bool = True) -> CaptureReader | None:
+def open_reader(path: Path, report: FileReport, hash_input: bool = True,
+                byte_range: tuple | None = None) -> CaptureReader | None:
     """A reader that also hashes the file as it reads it (read once), or None with the reason in
-    the report (and the file hashed on its own, when it can be read at all)."""
+    the report (and the file hashed on its own, when it can be read at all).  ``byte_range``: only
+    the records that begin in it (no hash)."""
     try:
-        return CaptureReader(path, report, FileHasher() if hash_input else None)
+        return CaptureReader(path, report, FileHasher() if hash_input else None, byte_range)
     except CaptureError as e:
         report.readable = False
         report.errors.append(str(e).split(": ", 1)[1] if ": " in str(e) else str(e))
@@ -127,11 +141,12 @@ def file_status(report: FileReport) -> str:
 
 
 def map_file(path: Path, file_idx: int, shards: int, folder: Path, hash_input: bool = True,
-             copy: bool = False) -> MapResult:
+             copy: bool = False, byte_range: tuple | None = None) -> MapResult:
     """Route one input file's frames into ``shards`` spill files under ``folder``: an index of
-    where they lie, or (``copy``, or a compressed input) the frames themselves."""
+    where they lie, or (``copy``, or a compressed input) the frames themselves.  ``byte_range``:
+    the records that begin in it (``RangeError`` when it cannot be read alone)."""
     report = FileReport(str(path))
-    reader = open_reader(path, report, hash_input)
+    reader = open_reader(path, report, hash_input and byte_range is None, byte_range)
     if reader is None:
         return MapResult(file_idx, report, sha256=report.sha256, path=str(path))
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,7 +160,8 @@ def map_file(path: Path, file_idx: int, shards: int, folder: Path, hash_input: b
         writer.abort()
         raise
     return MapResult(file_idx, report, spills, writer.bytes_written, sha256=report.sha256, kind=writer.kind,
-                     path=str(path))
+                     path=str(path), byte_range=byte_range, range_first=reader.range_first,
+                     range_exit=reader.range_exit)
 
 
 def flows_shard(maps: list[MapResult], shard: int, records_folder: Path | None = None, metas: list | None = None,
@@ -158,9 +174,11 @@ def flows_shard(maps: list[MapResult], shard: int, records_folder: Path | None =
                   blocks=blocks if verify else None)
     count = ReadCount()
     for m in sorted(maps, key=lambda m: m.file_idx):
-        if m.spills:
-            for b in read_frames(m.kind, m.spills[shard], Path(m.path), before_close=flows.end_of_file, count=count):
-                flows.feed_records(b, m.file_idx)
+        for piece in m.pieces():
+            if piece.spills:
+                for b in read_frames(piece.kind, piece.spills[shard], Path(m.path), before_close=flows.end_of_file,
+                                     count=count, frame_base=piece.frame_base):
+                    flows.feed_records(b, m.file_idx)
     part = flows.finish()
     part.read_bytes = count.bytes
     return part

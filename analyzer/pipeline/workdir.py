@@ -3,7 +3,7 @@
 Layout::
 
     WORK/run.json                        what the run is (tool version, shards, options that matter)
-    WORK/map/<input sha256>-<K>/         a finished map task: its K spill files and result.pickle
+    WORK/map/<input sha256>-<K>/i<N>/    a finished map task of input N: its K spill files and result.pickle
     WORK/flows/<key>/                    a finished flows task: result.pickle, its record runs and (when
                                          pieces are verified) its block log and spill, verified pieces
     WORK/evidence/                       the evidence stage's tasks (split pieces replayed, pieces kept)
@@ -34,7 +34,13 @@ from pathlib import Path
 
 from analyzer import __version__
 
-FORMAT = 2          # bump when the spill or result layout changes
+FORMAT = 3          # bump when the spill or result layout changes
+
+
+def map_folder(root: Path, key: str, file_idx: int) -> Path:
+    """Where input ``file_idx``'s map output with ``key`` is kept: a folder per input, since a case
+    may hold two inputs with the same bytes (same key), each mapped by its own task."""
+    return Path(root) / "map" / key / f"i{file_idx:06d}"
 
 
 def map_key(sha256: str, shards: int, copy: bool = False) -> str:
@@ -103,14 +109,21 @@ class WorkFolder:
         (self.root / "flows").mkdir(parents=True, exist_ok=True)
         meta.write_text(json.dumps(stamp))
 
-    def map_folder(self, key: str) -> Path:
-        return self.root / "map" / key
+    def map_folder(self, key: str, file_idx: int) -> Path:
+        return map_folder(self.root, key, file_idx)
 
     def flows_folder(self, key: str) -> Path:
         return self.root / "flows" / key
 
     def finished_map(self, key: str):
-        return load_result(self.map_folder(key))
+        """A finished map output of an input with this key (any input: two inputs with the same
+        bytes have the same output), or None."""
+        folder = self.root / "map" / key
+        for done in sorted(folder.glob("*/result.pickle")) if folder.is_dir() else ():
+            found = load_result(done.parent)
+            if found is not None:
+                return found
+        return None
 
     def finished_flows(self, key: str):
         return load_result(self.flows_folder(key))

@@ -266,9 +266,15 @@ def test_a_whole_case_on_every_engine(inputs, tmp_path):
     s = json.loads(ref["summary.json"])
     sources = sorted(t.get("metadata_source") or "" for t in s["torrents"] if t.get("verification"))
     assert any(x.startswith("rebuilt") for x in sources) and any(x.endswith("sample-swarm.torrent") for x in sources), sources
-    for name, args in (("shards", ["--shards", "3"]), ("workers", ["--workers", "2"])):
-        files, facts = run_verified(tmp_path / name, d, *args)
+    for name, args in (("shards", ["--shards", "3"]), ("workers", ["--workers", "2"]), ("ranges", ["--workers", "2"])):
+        if name == "ranges":       # the larger inputs mapped by byte ranges of 150 kB
+            os.environ["BT_ANALYZER_RANGE_BYTES"] = "150000"
+        try:
+            files, facts = run_verified(tmp_path / name, d, *args)
+        finally:
+            os.environ.pop("BT_ANALYZER_RANGE_BYTES", None)
         assert facts["engine"] != "in-process" and facts["evidence"]["split_pieces"] > 0
+        assert bool(facts["ranged_inputs"]) == (name == "ranges")
         same(ref, files)
     cluster = Cluster(tmp_path)
     try:
@@ -277,3 +283,20 @@ def test_a_whole_case_on_every_engine(inputs, tmp_path):
         cluster.close()
     assert facts["engine"] == "dask"
     same(ref, files)
+
+
+def test_two_inputs_with_the_same_bytes(tmp_path, monkeypatch):
+    """A case holding the same capture twice (a copy under another name): each input is mapped by a
+    task of its own into a folder of its own, though their outputs have the same key (it failed with
+    a missing index file when the second task replaced the first's folder)."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in ("a.pcap", "copy of a.pcap"):
+        shutil.copyfile(SAMPLE, d / name)
+    ref = run(tmp_path / "ref", d, "--workers", "1")
+    assert len(json.loads(ref["summary.json"])["inputs"]) == 2
+    same(ref, run(tmp_path / "shards", d, "--shards", "2"))
+    monkeypatch.setenv("BT_ANALYZER_RANGE_BYTES", "1000000")       # and each mapped by byte ranges
+    same(ref, run(tmp_path / "cluster", d, "--workers", "2"))
+    facts = json.loads((tmp_path / "cluster" / "manifest.json").read_text())["run"]
+    assert facts["ranged_inputs"] == 2

@@ -27,17 +27,21 @@ def reference_files(inputs, out):
     return output_files(out)
 
 
-@pytest.mark.parametrize("how, spill", [(signal.SIGKILL, "index"), (signal.SIGTERM, "index"),
-                                       (signal.SIGINT, "index"), (signal.SIGKILL, "copy")],
-                         ids=["SIGKILL", "SIGTERM", "SIGINT", "SIGKILL-copy"])
-def test_kill_then_resume(inputs, tmp_path, how, spill):   # noqa: F811
+@pytest.mark.parametrize("how, spill, ranges", [(signal.SIGKILL, "index", False), (signal.SIGTERM, "index", False),
+                                               (signal.SIGINT, "index", False), (signal.SIGKILL, "copy", False),
+                                               (signal.SIGKILL, "index", True)],
+                         ids=["SIGKILL", "SIGTERM", "SIGINT", "SIGKILL-copy", "SIGKILL-ranges"])
+def test_kill_then_resume(inputs, tmp_path, how, spill, ranges):   # noqa: F811
+    """``ranges``: the larger inputs mapped by byte ranges of 150 kB (a ranged input is reused whole
+    once all its ranges are done, else mapped again)."""
+    env = {**os.environ, "BT_ANALYZER_RANGE_BYTES": "150000"} if ranges else dict(os.environ)
     ref = reference_files(inputs, tmp_path / "ref")
     out = tmp_path / "out"
     args = [str(BT), "analyze", str(inputs), "--local", "127.0.0.3", "--out", str(out), "--shards", "3",
             "--spill", spill, "--progress", "jsonl", "--quiet"]
     again = [*args, "--resume"]
     p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                         env={**os.environ, "BT_ANALYZER_FAULT": "slow-map:0.3"})
+                         env={**env, "BT_ANALYZER_FAULT": "slow-map:0.3"})
     maps = 0
     deadline = time.monotonic() + 60
     for line in p.stderr:                     # wait until some map tasks are finished, then stop the run
@@ -50,7 +54,7 @@ def test_kill_then_resume(inputs, tmp_path, how, spill):   # noqa: F811
     p.communicate(timeout=60)
     assert p.returncode != 0
     assert (out / ".work" / "map").exists() and not (out / "summary.json").exists()
-    r = subprocess.run(again, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(again, capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr
     events = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
     reused = [e for e in events if e.get("event") == "task" and e.get("reused")]
@@ -58,6 +62,7 @@ def test_kill_then_resume(inputs, tmp_path, how, spill):   # noqa: F811
     files = output_files(out)
     facts = json.loads((out / "manifest.json").read_text())["run"]
     assert facts["reused_tasks"] >= 3 and facts["spill"] == spill
+    assert bool(facts["ranged_inputs"]) == ranges
     ref.pop("manifest.json"), files.pop("manifest.json")
     assert files == ref
     assert not (out / ".work").exists()           # removed once the run ended well
