@@ -21,6 +21,14 @@ on its own thread.  Three things keep that fast and bounded:
   do piece blocks (``flows._inplace``): those waiting in a piece are copied
   8 MiB behind the newest, the SHA-1 worker reads the others within 16 MiB
   of bytes in flight (``evidence._sha1``).
+* A page read after it was given back (a stream or piece block that went
+  quiet copying its bytes late) comes back, and would stay: the streams
+  copy ahead of that (``flows._tcp``, ``flows._inplace``, swept by the
+  engine at each batch), and, for whatever still reads behind, each step of
+  the give-back also gives back again, at every multiple of a period, the
+  window behind it (``redrop``: 512 MiB every 64 MiB, 4 GiB every 512 MiB,
+  and so on by eights: about 40 page-table walks of the file in all, a few
+  milliseconds a GB), so that such pages stay at most a period.
 * Neither reader runs more than ``MAX_LAG`` bytes ahead of the other: the one
   ahead waits (``scan_to``, ``hash_chunk``).  The slower of the two sets the
   pace either way, so waiting costs no time, and no page is given back
@@ -48,6 +56,20 @@ MAX_LAG = 24 << 20      # how far one reader may run ahead of the other
 WALK = 8 << 20          # record headers read ahead of the scan (two scan windows), without a hash
 STALL_S = 5.0           # a hash without progress this long no longer holds the scan back
 PAGE = mmap.PAGESIZE
+REDROP = tuple((8 ** k * (8 << 20), 8 ** (k + 1) * (8 << 20)) for k in range(1, 7))   # (period, window)
+
+
+def redrop(mm: mmap.mmap, old: int, new: int) -> None:
+    """The give-back moved from ``old`` to ``new`` (page-aligned): give back again the window behind
+    ``new`` of each period whose multiple it passed (pages read since they were given back)."""
+    for period, window in REDROP:
+        if new // period == old // period:
+            break                    # (a longer period's multiple is passed only with a shorter one's)
+        a = max(0, new - window)
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, a, new - a)
+        except (OSError, ValueError):
+            return
 
 
 class MappedFile:
@@ -142,6 +164,7 @@ class MappedFile:
                 self.mm.madvise(mmap.MADV_DONTNEED, self.given_back, done - self.given_back)
             except (OSError, ValueError):
                 pass
+            redrop(self.mm, self.given_back, done)
             self.given_back = done
 
     def close(self) -> None:

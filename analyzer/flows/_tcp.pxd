@@ -35,6 +35,11 @@ cdef struct TcpData:
     int64_t gap_bytes, gaps, late_bytes, truncated_bytes, marked_bytes
 
 
+cdef enum:
+    PEND_REACH = 12 << 20          # bytes of the buffer behind the frame in hand a pending delivery may lie
+                                   # (< capture.mapping.KEEP_BEHIND: those pages are still there)
+
+
 cdef class TcpStream:
     cdef public StreamSink sink
     cdef readonly bint started, syn_seen, fin_seen, rst_seen, finished
@@ -45,6 +50,8 @@ cdef class TcpStream:
     cdef list ooo                          # out-of-order Segments (None until the first)
     cdef TcpData* x                        # NULL until the stream needs it (see TcpData)
     cdef object pend_owner                 # the buffer the pending deliveries lie in (kept alive)
+    cdef public list pend_registry         # the engine's streams with pending deliveries (or None)
+    cdef bint registered                   # ... this one is in it
 
     cdef inline int64_t rel(self, uint32_t seq) noexcept:
         return self.next_off + <int32_t>(seq - <uint32_t>(self.base_seq + <uint32_t>self.next_off))
@@ -59,6 +66,7 @@ cdef class TcpStream:
     cdef void _to_ring(self, int64_t pos, const uint8_t* data, Py_ssize_t n)
     cdef void _pend_to_ring(self, PendEntry* e)
     cdef void _materialize(self)
+    cdef bint release_before(self, const uint8_t* limit)
     cdef void _drain(self)
     cdef void _take(self, Segment s)
     cdef Py_ssize_t _first_ending_after(self, int64_t off)

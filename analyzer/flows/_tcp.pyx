@@ -20,7 +20,12 @@ captured), and ``rel(seq)`` interprets ``seq`` as a signed 32-bit distance from
   lie (``PendEntry``, one for every 512 bytes of ring, the buffer kept alive) and copies
   them only when they are needed (a duplicate to compare, a delivery from
   another buffer, a gap); entries that fall out of the ring's reach before
-  then are never copied.  Segments beyond ``next_off`` wait
+  then are never copied.  The buffer gives its pages back behind its
+  readers, so entries ``PEND_REACH`` behind the frame in hand are copied
+  first: by the stream when it delivers more, and, for a stream that has
+  gone quiet, by the engine at each batch (``release_before``, through
+  ``pend_registry``), else a copy made later would read pages that came
+  back, and stay, for every stall of every stream.  Segments beyond ``next_off`` wait
   in a sorted, non-overlapping out-of-order list (copied, capped at
   ``OOO_CAP`` bytes and ``OOO_MAX_SEGMENTS`` segments): a segment's place is
   found by binary search and spliced in with one list operation, and a drain
@@ -48,8 +53,6 @@ from libc.stdlib cimport calloc, malloc, realloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 cdef enum:
-    PEND_REACH = 12 << 20          # bytes of the buffer behind the frame in hand an entry may lie
-                                   # (< capture.mapping.KEEP_BEHIND: those pages are still there)
     PEND_MIN = 64                  # entries of deliveries left in place (at least; ring_cap >> PEND_SHIFT)
     PEND_SHIFT = 9
     RING_START = 1 << 8
@@ -300,6 +303,9 @@ cdef class TcpStream:
             e.p, e.off, e.n = data, self.next_off, n
             self.x.pend_n += 1
             self.pend_owner = owner
+            if not self.registered and self.pend_registry is not None:
+                self.pend_registry.append(self)
+                self.registered = True
         else:
             if self.x.pend_n:
                 self._materialize()
@@ -348,6 +354,24 @@ cdef class TcpStream:
         self.x.pend_head = 0
         self.x.pend_n = 0
         self.pend_owner = None
+
+    cdef bint release_before(self, const uint8_t* limit):
+        """Copy the pending deliveries that lie before ``limit`` in the buffer in hand (they are
+        in buffer order); True while some are left (the stream stays in the registry)."""
+        cdef PendEntry* e
+        if self.x == NULL or self.x.pend_n == 0:
+            self.registered = False
+            return False
+        while self.x.pend_n:
+            e = &self.x.pend[self.x.pend_head]
+            if e.p >= limit:
+                return True
+            self._pend_to_ring(e)
+            self.x.pend_head = (self.x.pend_head + 1) % self.x.pend_cap
+            self.x.pend_n -= 1
+        self.pend_owner = None
+        self.registered = False
+        return False
 
     cdef void _drain(self):
         """Deliver the stored segments that now start at or before next_off."""

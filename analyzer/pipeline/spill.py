@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analyzer.capture.mapping import KEEP_BEHIND
+from analyzer.capture.mapping import KEEP_BEHIND, redrop
 from analyzer.pipeline import _spill
 
 FLUSH_AT = 4 << 20            # bytes buffered per shard before they are appended to its file
@@ -199,6 +199,7 @@ def read_index(path: Path, input_path: Path, before_close=None, count: ReadCount
                 used = max(0, int(b.rec_off[0]) - KEEP_BEHIND) & ~(mmap.PAGESIZE - 1) if n else 0
                 if used - given_back >= DROP_BEHIND:
                     mm.madvise(mmap.MADV_DONTNEED, given_back, used - given_back)
+                    redrop(mm, given_back, used)
                     given_back = used
         finally:
             try:

@@ -60,7 +60,8 @@ from analyzer.decode._headers cimport (
     K_BAD_LINK, K_UNKNOWN_LINK, K_BAD_IP, LT_RAW, T_OK, T_CUT, TH_SYN, TH_ACK, TH_FIN, TH_RST,
     ST_DATA, ST_FIN, ST_STATE, ST_RESET, ST_SYN,
 )
-from analyzer.flows._tcp cimport TcpStream
+from analyzer.flows._tcp cimport PEND_REACH, TcpStream
+from analyzer.flows._inplace cimport sweep
 from analyzer.flows._utp cimport UtpStream
 from analyzer.protocols._datagram cimport bittorrent_datagram_candidate
 from analyzer.protocols._peerwire cimport PeerWireParser
@@ -133,12 +134,14 @@ cdef class Engine:
     cdef readonly int order_file
     cdef readonly int64_t order_frame
     cdef bint in_datagram
+    cdef list pend_streams          # TCP streams with deliveries left in a mapped buffer (flows._tcp)
     cdef object cur_owner           # the buffer of the batch in hand when it never changes (a mapped
                                     # file): TCP streams may leave delivered bytes there (flows._tcp)
 
     def __init__(self, int event_mask=0, only=None):
         self.open_idle_ns = OPEN_IDLE_NS
         self.conns = {}
+        self.pend_streams = []
         self.utp_halves = {}
         self.utp_conns = {}
         self.finished = []
@@ -159,6 +162,8 @@ cdef class Engine:
         """Handle records [start, end) of a batch; record i is frame first_frame_no + i."""
         cdef Py_ssize_t i
         cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
+        if self.cur_owner is not None and start < end:
+            self._release_behind(base + rec_off[start])
         for i in range(start, end):
             self._record(i, base + rec_off[i], caplen[i], origlen[i], ts_ns[i],
                          if_linktype[iface[i]], file_idx, first_frame_no + i)
@@ -174,6 +179,8 @@ cdef class Engine:
         cdef Py_ssize_t i
         cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
         self.cur_owner = owner
+        if owner is not None and n:
+            self._release_behind(base + rec_off[0])
         try:
             for i in range(n):
                 self._record(i, base + rec_off[i], caplen[i], origlen[i], ts_ns[i], linktype[i], file_idx,
@@ -192,6 +199,22 @@ cdef class Engine:
         if (i & GIL_EVERY) == GIL_EVERY:
             with nogil:         # let the hashing thread have the interpreter lock now and then
                 pass
+
+    cdef void _release_behind(self, const uint8_t* here):
+        """A batch of a mapped buffer begins at ``here``: streams copy their deliveries left more
+        than PEND_REACH behind it (the buffer gives those pages back after this batch)."""
+        cdef TcpStream s
+        cdef Py_ssize_t i, kept = 0
+        cdef list streams = self.pend_streams
+        sweep(self.cur_owner, here)     # piece blocks left in place (flows._inplace), the same way
+        if not streams:
+            return
+        for i in range(len(streams)):
+            s = streams[i]
+            if s.release_before(here - PEND_REACH):
+                streams[kept] = s
+                kept += 1
+        del streams[kept:]
 
     def process_batch(self, batch, int file_idx):
         """Handle every record of a capture reader's Batch of file ``file_idx``."""
@@ -448,6 +471,7 @@ cdef class Engine:
                         ts, file_idx, frame_no)
         c.s0 = TcpStream.__new__(TcpStream)       # (no __init__: no sink yet)
         c.s1 = TcpStream.__new__(TcpStream)
+        c.s0.pend_registry = c.s1.pend_registry = self.pend_streams
         self.conns[pykey] = c
         self._check_live(c)
         return c
