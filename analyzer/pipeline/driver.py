@@ -150,7 +150,7 @@ def run_staged(plan, executor, progress, warn):
                 progress.advance(_size(paths[i]))
                 progress.task_done("map", str(paths[i]), file_status(found.report), reused=True)
     # inputs larger than their share of the case are mapped by byte range (``ranges``), in parallel
-    cut = {i: r for i, r in plan_ranges(paths, executor.workers).items() if i not in maps}
+    cut = {i: r for i, r in plan_ranges(paths, executor.workers, plan.hash_inputs).items() if i not in maps}
     pending: dict = {}
     for i, p in enumerate(paths):
         if i in maps:

@@ -5,7 +5,8 @@ Theory of operation
 A case that is one huge capture (or a few, next to many small ones) would
 leave every worker but one idle during the map stage.  An uncompressed
 classic pcap file larger than its fair share of the case (the case's bytes
-over twice the workers, at least ``RANGE_MIN``) is cut into byte ranges of
+over twice the workers, at least ``RANGE_MIN``), in a run that does not hash
+its inputs (``plan_ranges``), is cut into byte ranges of
 about that share, each mapped by a task of its own (``map_range_task``):
 the reader takes the records that *begin* in the range, the first being the
 first chain of ``RANGE_CHAIN`` plausible record headers at or after its
@@ -55,9 +56,15 @@ def range_min() -> int:
     return int(forced) if forced.isdigit() and int(forced) > 0 else 0
 
 
-def plan_ranges(paths: list[Path], workers: int) -> dict[int, list[tuple[int, int]]]:
-    """Byte ranges per input index, for the inputs worth cutting (see the module's doc)."""
+def plan_ranges(paths: list[Path], workers: int, hash_inputs: bool = False) -> dict[int, list[tuple[int, int]]]:
+    """Byte ranges per input index, for the inputs worth cutting (see the module's doc).  None
+    when the inputs are hashed: a file's SHA-256 is one core's work, which takes as long as
+    mapping it in one pass does (the hash runs beside the map), so ranges would only add a second
+    read of the file (measured: 2 workers on the bench's case set went from 0.59 to 0.67-0.76 s/GB
+    with its files cut).  ``BT_ANALYZER_RANGE_BYTES`` cuts them anyway (tests)."""
     forced = range_min()
+    if hash_inputs and not forced:
+        return {}
     sizes = []
     for p in paths:
         try:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from analyzer.capture.reader import CaptureReader, RangeError
+from analyzer.pipeline import ranges
 from analyzer.pipeline.ranges import assemble, map_range_task, plan_ranges
 from craft import public_captures_dir
 from pipeline.test_cluster import inputs, run, run_verified, same, verified_reference  # noqa: F401 (fixtures)
@@ -104,6 +105,9 @@ def test_ranges_are_planned_for_large_classic_pcap_files_only(tmp_path, monkeypa
     paths = [SAMPLE, pcapng, public_captures_dir() / "ndpi_bittorrent.pcap"]
     assert plan_ranges(paths, 1) == {}                           # no workers to share them
     assert plan_ranges(paths, 64) == {}                          # nothing near RANGE_MIN
+    monkeypatch.setattr(ranges, "RANGE_MIN", 1_000_000)
+    assert sorted(plan_ranges(paths, 64)) == [0]                 # the sample, past its share now
+    assert plan_ranges(paths, 64, hash_inputs=True) == {}        # hashed: one core hashes it anyway
     monkeypatch.setenv(FORCE, "1000000")
     plan = plan_ranges(paths, 1)
     assert sorted(plan) == [0]                                   # the pcapng and the small pcap are not cut
