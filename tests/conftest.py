@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,3 +76,10 @@ def sample_folder(tmp_path_factory) -> Path:
                                   "--torrent", str(captures / "sample-swarm.torrent"), "--out", str(out), "--quiet"])
     assert r.exit_code == 0, r.output
     return out
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` of a command a test interrupts with SIGINT: Ctrl-C acts in it even when the
+    suite was started where SIGINT is ignored (a shell's background job without job control: the
+    command would inherit the ignored signal and run to its end)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

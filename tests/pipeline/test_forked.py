@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.pipeline import forked
+from conftest import sigint_default
 from test_cluster import inputs, reference, same  # noqa: F401 -- fixtures
 from test_golden import output_files
 
@@ -143,7 +144,8 @@ def test_nothing_outlives_a_killed_driver(inputs, tmp_path):  # noqa: F811
 def test_ctrl_c_ends_the_whole_tree(inputs, tmp_path):  # noqa: F811
     p = subprocess.Popen([*EXE, "analyze", str(inputs), "--local", "127.0.0.3", "--out", str(tmp_path / "out"),
                           "--quiet", "--workers", "2"], env={**os.environ, "BT_ANALYZER_FAULT": "slow-map:3"},
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=sigint_default)
     slots = wait_for_workers(p)
     everyone = [*slots, *(w for ws in slots.values() for w in ws)]
     os.killpg(p.pid, signal.SIGINT)                        # a terminal's Ctrl-C: the whole group

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from analyzer.cli import main
+from conftest import sigint_default
 from test_golden import output_files
 from pipeline.test_cluster import inputs  # noqa: F401  (the multi-file input set fixture)
 
@@ -41,7 +42,7 @@ def test_kill_then_resume(inputs, tmp_path, how, spill, ranges):   # noqa: F811
             "--spill", spill, "--progress", "jsonl", "--quiet"]
     again = [*args, "--resume"]
     p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                         env={**env, "BT_ANALYZER_FAULT": "slow-map:0.3"})
+                         env={**env, "BT_ANALYZER_FAULT": "slow-map:0.3"}, preexec_fn=sigint_default)
     maps = 0
     deadline = time.monotonic() + 60
     for line in p.stderr:                     # wait until some map tasks are finished, then stop the run
@@ -110,7 +111,7 @@ def test_ctrl_c_during_a_report_run_leaves_no_traceback(inputs, tmp_path):   # n
     args = [str(BT), "analyze", str(inputs), "--local", "127.0.0.3", "--out", str(out), "--shards", "3",
             "--progress", "jsonl", "--quiet", "--report"]
     p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                         env={**os.environ, "BT_ANALYZER_FAULT": "slow-map:0.3"})
+                         env={**os.environ, "BT_ANALYZER_FAULT": "slow-map:0.3"}, preexec_fn=sigint_default)
     deadline = time.monotonic() + 60
     lines = []
     for line in p.stderr:                     # the PDF process is up; some map tasks are done
