@@ -69,3 +69,19 @@ def test_damaged_files_never_raise(tmp_path, which, name, cut, flips):
     for t in f.torrents:
         if t.have is not None:
             t.have.pieces(t.num_pieces or 8, 32768, 8 * 32768)
+
+
+def test_a_path_or_name_that_is_not_utf8(tmp_path):
+    """libtorrent's binding decodes string fields as UTF-8 and raises on other bytes (a damaged file,
+    or a client that stored another encoding: found by the test above): the stored bytes are shown
+    as every stored string is (UTF-8, else latin-1), and the rest of the record is read."""
+    from analyzer.protocols.bencode import decode
+    top = decode(resume_blob())
+    top[b"save_path"] = b"/data/\xafbooks"
+    top[b"name"] = b"caf\xe9"
+    path = tmp_path / "x.resume"
+    path.write_bytes(encode(top))
+    f = reader.read_file(path)
+    [t] = f.torrents
+    assert t.save_path == "/data/\xafbooks" and t.name == "caf\xe9"
+    assert {c.field: c.value for c in t.counters}["uploaded"] == 12_345

@@ -63,8 +63,10 @@ def read_resume(data: bytes, top: dict, fmt: str, client: str) -> tuple[TorrentS
         t.info_hash_v1 = str(ih.v1)
     if ih.has_v2():
         t.info_hash_v2 = str(ih.v2)
-    t.save_path = p.save_path or None
-    t.name = p.name or (p.ti.name() if p.ti is not None else None)
+    info = top.get(b"info") if isinstance(top.get(b"info"), dict) else {}
+    t.save_path = _string(lambda: p.save_path, top.get(b"save_path"))
+    t.name = _string(lambda: p.name, top.get(b"name")) or (
+        _string(lambda: p.ti.name(), info.get(b"name")) if p.ti is not None else None)
     if p.ti is not None:
         t.num_pieces, t.piece_length, t.length_bytes = p.ti.num_pieces(), p.ti.piece_length(), p.ti.total_size()
     t.counters = [Value("uploaded", "total_uploaded", int(p.total_uploaded), "bytes", UPLOADED),
@@ -84,6 +86,16 @@ def read_resume(data: bytes, top: dict, fmt: str, client: str) -> tuple[TorrentS
     if fmt == "qbittorrent_fastresume" and not t.name and t.client_fields.get("qBt-name"):
         t.name = t.client_fields["qBt-name"]
     return t, []
+
+
+def _string(get, raw) -> str | None:
+    """A string field as libtorrent's binding gives it, which decodes the stored bytes as UTF-8 and
+    raises on anything else (a damaged or foreign-encoded file): then the stored bytes as the
+    project shows any stored string (``model.text``: UTF-8, else latin-1)."""
+    try:
+        return get() or None
+    except UnicodeDecodeError:
+        return text(raw) or None
 
 
 def _pack(bools) -> bytes:
