@@ -25,9 +25,10 @@ list in creation order, so oldest first).  Two things materialise them:
   finished file mapped; then the consumers registered with ``add_sync`` (the
   SHA-1 worker) are waited for, so that no pointer into the file is read after
   the caller lets the file go.
-* ``sweep(owner, now)`` when a block is made: blocks that lie more than
-  ``REACH`` bytes behind the newest one in the same buffer are copied while their
-  pages are still in memory (the mapping gives pages back ``KEEP_BEHIND`` behind
+* ``sweep(owner, now)`` when a block is made, and at each batch of a
+  mapped buffer (``Engine``, with the TCP streams' own: a connection may go
+  quiet with its blocks waiting): blocks that lie more than ``REACH`` bytes
+  behind ``now`` are copied while their pages are still in memory (the mapping gives pages back ``KEEP_BEHIND`` behind
   its readers; a page read after that is faulted in again and stays in memory).
 
 The parser copies instead (a ``bytes`` object, as before) when a block's bytes
@@ -44,7 +45,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 cimport cython
 
 cdef enum:
-    REACH = 8 << 20             # bytes of the buffer behind the newest block a block may lie
+    REACH = 8 << 20             # bytes of the buffer behind the newest block or batch a block may lie
                                 # (< capture.mapping.KEEP_BEHIND: those pages are still there)
 
 cdef void* reg_head[2]        # 0: blocks not handed to a hasher yet, 1: handed (see mark_fed)

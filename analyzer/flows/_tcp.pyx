@@ -21,11 +21,10 @@ captured), and ``rel(seq)`` interprets ``seq`` as a signed 32-bit distance from
   them only when they are needed (a duplicate to compare, a delivery from
   another buffer, a gap); entries that fall out of the ring's reach before
   then are never copied.  The buffer gives its pages back behind its
-  readers, so entries ``PEND_REACH`` behind the frame in hand are copied
-  first: by the stream when it delivers more, and, for a stream that has
-  gone quiet, by the engine at each batch (``release_before``, through
-  ``pend_registry``), else a copy made later would read pages that came
-  back, and stay, for every stall of every stream.  Segments beyond ``next_off`` wait
+  readers, so the engine has every stream with pending entries copy those
+  ``PEND_REACH`` behind each batch first (``release_before``, through
+  ``pend_registry``), busy or quiet: a copy made later would read pages
+  that came back, and stay.  Segments beyond ``next_off`` wait
   in a sorted, non-overlapping out-of-order list (copied, capped at
   ``OOO_CAP`` bytes and ``OOO_MAX_SEGMENTS`` segments): a segment's place is
   found by binary search and spliced in with one list operation, and a drain
@@ -286,15 +285,12 @@ cdef class TcpStream:
                 self.x.pend = <PendEntry*>malloc(self.x.pend_cap * sizeof(PendEntry))
                 if self.x.pend == NULL:
                     raise MemoryError()
-            # entries wholly out of the ring's reach once these bytes are in are never copied;
-            # those further back in the buffer than PEND_REACH are copied now, while their pages
-            # are still in memory (the mapping gives pages back behind the readers)
+            # entries wholly out of the ring's reach once these bytes are in are never copied (those
+            # the buffer is about to give back are copied by the engine's sweep: release_before)
             while self.x.pend_n:
                 e = &self.x.pend[self.x.pend_head]
                 if e.off + e.n > self.next_off + n - self.x.ring_cap:
-                    if data - e.p <= PEND_REACH and e.p - data <= PEND_REACH:
-                        break
-                    self._pend_to_ring(e)
+                    break
                 self.x.pend_head = (self.x.pend_head + 1) % self.x.pend_cap
                 self.x.pend_n -= 1
             if self.x.pend_n == self.x.pend_cap:

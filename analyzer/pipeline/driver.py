@@ -20,7 +20,7 @@ from analyzer.pipeline.stages import (MapResult, evidence_pass, fault_point, fil
                                       map_file)
 from analyzer.pipeline.evidence import caps_notes, run_evidence
 from analyzer.pipeline.ranges import assemble, discard, finish, hash_task, map_range_task, plan_ranges
-from analyzer.pipeline.workdir import WorkFolder, flows_key, map_folder, map_key, save_result
+from analyzer.pipeline.workdir import WorkFolder, flows_key, install, map_folder, map_key, save_result
 
 MAP_RETRIES = 2
 
@@ -52,11 +52,7 @@ def map_task(path: Path, file_idx: int, shards: int, root: Path, hash_input: boo
             shutil.rmtree(staging, ignore_errors=True)
             return result
         final = map_folder(root, result.key, file_idx)
-        shutil.rmtree(final, ignore_errors=True)       # a half-written earlier attempt
-        staging.mkdir(parents=True, exist_ok=True)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, final)
-        result.spills = [final / p.name for p in result.spills]
+        result.spills = install(staging, final, result.spills)
         save_result(final, result)
         return result
     except Exception as e:  # a bug met on this file's data: the other files go on

@@ -44,6 +44,7 @@ from pathlib import Path
 from analyzer.capture.reader import PCAP_MAGICS, FileReport, RangeError
 from analyzer.digest import sha256_file
 from analyzer.pipeline.stages import MapResult, map_file
+from analyzer.pipeline.workdir import install
 
 RANGE_MIN = 256 << 20       # no range smaller than this (and no file this small is cut)
 PCAP_HEADER = 24
@@ -160,16 +161,8 @@ def assemble(path: Path, file_idx: int, parts: list[MapResult], sha256: str | No
 def finish(result: MapResult, final: Path) -> MapResult:
     """Move the ranges' staging folders into the file's folder ``final`` (r0000, r0001, ...)."""
     shutil.rmtree(final, ignore_errors=True)
-    final.mkdir(parents=True)
-    ranges = []
-    for k, p in enumerate(result.ranges):
-        if not p.spills:
-            ranges.append(p)
-            continue
-        target = final / f"r{k:04d}"
-        os.replace(p.spills[0].parent, target)
-        ranges.append(replace(p, spills=[target / s.name for s in p.spills]))
-    return replace(result, ranges=ranges)
+    return replace(result, ranges=[replace(p, spills=install(p.spills[0].parent, final / f"r{k:04d}", p.spills))
+                                   if p.spills else p for k, p in enumerate(result.ranges)])
 
 
 def discard(parts: list[MapResult | None]) -> None:

@@ -43,6 +43,16 @@ def map_folder(root: Path, key: str, file_idx: int) -> Path:
     return Path(root) / "map" / key / f"i{file_idx:06d}"
 
 
+def install(staging: Path, final: Path, spills: list[Path]) -> list[Path]:
+    """Move a task's staging folder into place as ``final`` (replacing a half-written earlier
+    attempt); returns the paths of its ``spills`` there."""
+    shutil.rmtree(final, ignore_errors=True)
+    staging.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, final)
+    return [final / p.name for p in spills]
+
+
 def map_key(sha256: str, shards: int, copy: bool = False) -> str:
     """``copy``: the map output is a copy of the frames (``--spill copy``), not an index."""
     return f"{sha256}-{shards}" + ("-copy" if copy else "")

@@ -61,7 +61,7 @@ from analyzer.decode._headers cimport (
     ST_DATA, ST_FIN, ST_STATE, ST_RESET, ST_SYN,
 )
 from analyzer.flows._tcp cimport PEND_REACH, TcpStream
-from analyzer.flows._inplace cimport sweep
+from analyzer.flows._inplace cimport sweep as release_blocks_behind
 from analyzer.flows._utp cimport UtpStream
 from analyzer.protocols._datagram cimport bittorrent_datagram_candidate
 from analyzer.protocols._peerwire cimport PeerWireParser
@@ -206,7 +206,7 @@ cdef class Engine:
         cdef TcpStream s
         cdef Py_ssize_t i, kept = 0
         cdef list streams = self.pend_streams
-        sweep(self.cur_owner, here)     # piece blocks left in place (flows._inplace), the same way
+        release_blocks_behind(self.cur_owner, here)     # piece blocks left in place (flows._inplace)
         if not streams:
             return
         for i in range(len(streams)):
