@@ -7,7 +7,8 @@
    prefixes of several sizes (1 MB up to the whole), a 4x longer capture (the
    same records four times, an hour apart) for memory, and a rotated set of 8
    files for the staged pipeline.
-2. Measures, in this run, on page-cached files (the best of --repeat runs; the
+2. Measures, in this run, on page-cached files, cached as reading them from
+   storage leaves them (``from_storage``; the best of --repeat runs; the
    machine is shared, so only ratios measured back to back mean anything):
    - the floor: `openssl dgst -sha256` of the capture (a forensic run hashes
      its input), and reading it;
@@ -248,6 +249,25 @@ def plain_read(path: Path) -> float:
     return time.perf_counter() - t0
 
 
+def from_storage(paths) -> None:
+    """Put files in the page cache as reading them from storage leaves them: dropped from it, then
+    read once.  A file the bench has just written is cached in the pieces its writes made (4 kB
+    pages, for the harness's small writes), and mapping it into memory costs a page fault every
+    16 pages; read from storage, the kernel caches it in pieces of up to 2 MB, and a fault maps up
+    to 2 MB.  On this machine that is 0.09 against 0.004 s a GB per process that maps it, and
+    more when several processes fault on the same pages at once (the flows tasks do).  A real
+    case comes from storage; and this machine's memory manager drops pages idle for a minute
+    (DAMON), so that files left cached since the bench wrote them were in either state."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+        plain_read(Path(p))
+
+
 def sha256_floor(path: Path, repeat: int) -> float:
     if shutil.which("openssl"):
         return best(repeat, ["openssl", "dgst", "-sha256", str(path)])["seconds"]
@@ -288,9 +308,9 @@ def main() -> int:
     os.sync()       # captures just made: their pages written back now, not while the first figures are measured
     size = cap.stat().st_size
     print(f"capture: {cap} ({size / MB:,.0f} MB, kernel drops {truth['kernel_dropped']}); cores: {os.cpu_count()}")
-    for p in [cap, *Path(derived["rotated"]).iterdir(), *Path(derived["case"]).iterdir(),
-              *Path(derived["case_large"]).iterdir(), Path(derived["case_large_one"])]:
-        plain_read(p)                     # warm the page cache: every contender reads from memory
+    from_storage([cap, *map(Path, derived["prefixes"].values()), *Path(derived["rotated"]).iterdir(),
+                  *Path(derived["case"]).iterdir(), *Path(derived["case_large"]).iterdir(),
+                  Path(derived["case_large_one"])])       # every contender reads from memory
     R: dict = {"capture_bytes": size, "cpus": os.cpu_count()}
     rep = args.repeat
     torrent = str(args.out / "capture.torrent")
@@ -328,24 +348,32 @@ def main() -> int:
     # 1 vs 2 workers on the large case-like set (8 concurrent connections rotated into 8 files, 4.2
     # GB), both on 2 shards (2 workers' default); the cost per GB is the slope over the first 1, 2, 4
     # and 8 files (all 8 connections in each), the fixed cost (interpreter, Dask, cluster start) its
-    # intercept.  Each point is the best of at least 5 runs.  On the 1.06 GB set the unhashed ratio
+    # intercept.  Each point is the best of at least 5 runs, the three configurations taking turns
+    # (one process, 1 worker, 2 workers), on files cached as read from storage.  On the 1.06 GB set the unhashed ratio
     # varied from 1.26x to 2.15x between three bench runs of the same code: its 0.9 GB between the
     # first point and the last is ~0.4 s of work against the machine's ~0.05 s of noise a point
     case = sorted(Path(derived["case_large"]).iterdir(), key=lambda p: p.name)
     small = sorted(Path(derived["case"]).iterdir(), key=lambda p: p.name)
-    for p in case + small:
-        plain_read(p)                     # in the page cache again, as the measures above left it
     R["case_bytes"] = sum(p.stat().st_size for p in case)
     R["case"] = {}
+    configs = {"one": ("--workers", "1"), 1: ("--workers", "1", "--shards", "2"),
+               2: ("--workers", "2", "--shards", "2")}   # one: this process alone (the in-process path, no stages)
     for mode, extra in (("hashed", ()), ("no_hash", ("--no-input-hash",))):
-        for w in ("one", 1, 2):     # one: this process alone (the in-process path, no stages)
-            how = ("--workers", "1") if w == "one" else ("--workers", str(w), "--shards", "2")
-            runs = [(sum(p.stat().st_size for p in case[:n]),
-                     analyze(max(rep, 5), [str(p) for p in case[:n]], *how, *extra))
-                    for n in (1, 2, 4, 8)]
-            per_gb, fixed = slope([(b, r["seconds"]) for b, r in runs])
-            R["case"][f"{mode}_w{w}"] = {"points": [(b, r["seconds"]) for b, r in runs], "s_per_gb": per_gb,
-                                         "fixed_s": fixed, "whole": runs[-1][1]}
+        from_storage(case + small)
+        runs = {w: {} for w in configs}
+        for n in (1, 2, 4, 8):
+            for _ in range(max(rep, 5)):      # interleaved: each config meets the machine's drifts alike
+                for w, how in configs.items():
+                    runs[w].setdefault(n, []).append(analyze(1, [str(p) for p in case[:n]], *how, *extra))
+        for w in configs:
+            points = [(sum(p.stat().st_size for p in case[:n]), min(r["seconds"] for r in rs))
+                      for n, rs in runs[w].items()]
+            per_gb, fixed = slope(points)
+            last = runs[w][8]
+            R["case"][f"{mode}_w{w}"] = {"points": points, "s_per_gb": per_gb, "fixed_s": fixed,
+                                         "whole": {"seconds": min(r["seconds"] for r in last),
+                                                   "cpu_s": min(r["cpu_s"] for r in last),
+                                                   "peak_rss_mb": max(r["peak_rss_mb"] for r in last)}}
     with tempfile.TemporaryDirectory() as tmp:         # the same figures on 2 workers as in one process
         outs = {}
         for name, extra in (("one", ["--workers", "1"]), ("two", ["--workers", "2"])):

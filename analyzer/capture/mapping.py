@@ -9,9 +9,9 @@ on its own thread.  Three things keep that fast and bounded:
 * A *pager* thread (``_scan.run_pager``, compiled, without the interpreter
   lock from start to end) faults the pages in ``AHEAD`` bytes ahead of the
   furthest reader, so neither the scan nor the hash stops for page faults.
-  Without a hash it has a core to spare and also reads the record headers
-  of a classic pcap file ``WALK`` bytes ahead of the scan: the scan chases
-  the chain of record lengths, a cache miss a record, and finds them cached.
+  (The scan asks for the cache lines just ahead of it itself: a record's
+  header is a cache miss that must be served before the next one's place is
+  known, ``_scan._prefetch``.)
 * Pages both readers have passed by ``KEEP_BEHIND`` are *given back*
   (``MADV_DONTNEED``) every ``DROP`` bytes: the file's pages in this process
   stay within ``KEEP_BEHIND + DROP + MAX_LAG + AHEAD`` bytes whatever its
@@ -53,7 +53,6 @@ AHEAD = 16 << 20        # pages faulted in ahead of the furthest reader
 DROP = 8 << 20          # pages given back in steps of this many bytes
 KEEP_BEHIND = 16 << 20  # ... this far behind both readers (flows._tcp reads up to PEND_REACH back)
 MAX_LAG = 24 << 20      # how far one reader may run ahead of the other
-WALK = 8 << 20          # record headers read ahead of the scan (two scan windows), without a hash
 STALL_S = 5.0           # a hash without progress this long no longer holds the scan back
 PAGE = mmap.PAGESIZE
 REDROP = tuple((8 ** k * (8 << 20), 8 ** (k + 1) * (8 << 20)) for k in range(1, 7))   # (period, window)
@@ -73,11 +72,9 @@ def redrop(mm: mmap.mmap, old: int, new: int) -> None:
 
 
 class MappedFile:
-    def __init__(self, fileno: int, hashed_to: int | None, walk: tuple | None = None, start: int = 0):
+    def __init__(self, fileno: int, hashed_to: int | None, start: int = 0):
         """``hashed_to``: bytes of the file hashed already (the hasher goes on from there), or None
-        without a hash.  ``walk``: (first record, big-endian, largest caplen) of a classic pcap
-        file: the pager also reads the record headers just ahead of the scan (``_scan.run_pager``).
-        ``start``: where the scan begins (a reader of a byte range, without a hash): nothing
+        without a hash.  ``start``: where the scan begins (a reader of a byte range, without a hash): nothing
         before it is faulted in."""
         self.mm = mmap.mmap(fileno, 0, access=mmap.ACCESS_READ)
         try:
@@ -92,20 +89,15 @@ class MappedFile:
         self.closed = False
         self.unthrottled = False
         self._cv = threading.Condition()
-        self._state = np.zeros(5, np.int64)         # the pager's [lead, stop, done, scan, walk]
+        self._state = np.zeros(3, np.int64)         # the pager's [lead, stop, done]
         self._state[_scan.PAGER_LEAD] = self._state[_scan.PAGER_DONE] = self.given_back
         args = (self.data, self._state, AHEAD, PAGE)
-        if walk is not None:
-            first, swapped, max_caplen = walk
-            self._state[_scan.PAGER_SCAN] = first
-            args += (WALK, swapped, max_caplen)
         self._pager = threading.Thread(target=_scan.run_pager, args=args, name="bt-analyzer-pager", daemon=True)
         self._pager.start()
 
     # ------------------------------------------------------------------ the scan (reader thread)
     def scan_to(self, pos: int) -> None:
         """The scan reached ``pos``: wait while it is too far ahead of the hash, give back pages."""
-        self._state[_scan.PAGER_SCAN] = pos
         with self._cv:
             self.scanned = pos
             self._lead()
@@ -121,7 +113,6 @@ class MappedFile:
 
     def scan_done(self) -> None:
         """The scan is over (end of file, or stopped early): the hash is never held back again."""
-        self._state[_scan.PAGER_SCAN] = self.size
         with self._cv:
             self.scanned = self.size
             self._lead()

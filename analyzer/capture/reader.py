@@ -473,10 +473,7 @@ class CaptureReader:
             if self._range is None:
                 return
         try:
-            # without a hash the pager has a core to spare: it also reads the record headers ahead
-            walk = ((self._pos, self._swapped, self._max_caplen)
-                    if self._hasher is None and self.report.format == "pcap" else None)
-            mapped = MappedFile(self._raw.fileno(), self._fill if self._hasher is not None else None, walk,
+            mapped = MappedFile(self._raw.fileno(), self._fill if self._hasher is not None else None,
                                 start=self._pos if self._range is not None else 0)
         except (OSError, ValueError):
             return                                  # not mappable: the buffers it is

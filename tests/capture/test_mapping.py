@@ -125,21 +125,6 @@ def test_reader_abandoned_mid_file_stops_its_pager(small, monkeypatch):
     assert r.sha256 == hashlib.sha256(open(SAMPLE, "rb").read()).hexdigest()
 
 
-def _records(sizes: list[int]) -> np.ndarray:
-    """A little-endian pcap body (no file header): records of the given caplens."""
-    out = bytearray()
-    for n in sizes:
-        out += np.array([1, 2, n, n], "<u4").tobytes() + bytes(n)
-    return np.frombuffer(bytes(out), np.uint8)
-
-
-def _walk(buf: np.ndarray, state: np.ndarray, max_caplen: int = 2000) -> threading.Thread:
-    from analyzer.capture import _scan
-    t = threading.Thread(target=_scan.run_pager, args=(buf, state, 1 << 20, 4096, 1 << 20, False, max_caplen))
-    t.start()
-    return t
-
-
 def _wait(cond, state=None, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond() and time.monotonic() < deadline:
@@ -147,36 +132,32 @@ def _wait(cond, state=None, timeout: float = 5.0) -> None:
     assert cond(), state
 
 
-def test_the_pager_walks_the_record_headers_ahead_of_the_scan_and_stops_at_damage():
-    from analyzer.capture._scan import PAGER_SCAN, PAGER_STOP, PAGER_WALK
-    good = _records([60, 1500, 66, 1514, 0, 7])
-    body = np.concatenate([good, np.frombuffer(np.array([0, 0, 99999, 99999], "<u4").tobytes(), np.uint8),
-                           _records([10] * 5)])
-    state = np.zeros(5, np.int64)
-    t = _walk(body, state)
-    _wait(lambda: state[PAGER_WALK] == len(good), state)           # stopped at the implausible length
-    state[PAGER_SCAN] = len(good) + 16                              # the scan resynchronised past it
-    _wait(lambda: state[PAGER_WALK] == len(body), state)            # ... and the walk goes on from there
-    state[PAGER_STOP] = 1
+def test_the_pager_stays_ahead_of_its_readers_and_ends_at_the_end():
+    from analyzer.capture import _scan
+    buf = np.zeros(64 << 10, np.uint8)
+    state = np.zeros(3, np.int64)
+    t = threading.Thread(target=_scan.run_pager, args=(buf, state, 8192, 4096))
+    t.start()
+    _wait(lambda: state[_scan.PAGER_DONE] == 8192, state)           # as far ahead as it was asked
+    time.sleep(0.01)
+    assert state[_scan.PAGER_DONE] == 8192 and t.is_alive()         # ... and no further, waiting
+    state[_scan.PAGER_LEAD] = 40 << 10                              # a reader moved on
+    _wait(lambda: state[_scan.PAGER_DONE] == 48 << 10, state)
+    state[_scan.PAGER_LEAD] = len(buf)
+    t.join(5)                                                       # the whole file done: it ends itself
+    assert not t.is_alive() and state[_scan.PAGER_DONE] == len(buf)
+    state[:] = 0
+    t = threading.Thread(target=_scan.run_pager, args=(buf, state, 8192, 4096))
+    t.start()
+    _wait(lambda: state[_scan.PAGER_DONE] == 8192, state)
+    state[_scan.PAGER_STOP] = 1                                     # a reader that stops early stops it
     t.join(5)
     assert not t.is_alive()
 
 
-def test_the_walk_never_reads_past_the_end_and_ends_with_the_scan():
-    from analyzer.capture._scan import PAGER_SCAN, PAGER_WALK
-    body = _records([100, 200])[:-50]                              # the last record cut short
-    state = np.zeros(5, np.int64)
-    t = _walk(body, state)
-    # the cut record's header is read (it is whole) and its length followed: nothing is read there
-    _wait(lambda: state[PAGER_WALK] == 116 + 16 + 200, state)
-    state[PAGER_SCAN] = len(body)                                   # the scan is over: the pager ends itself
-    t.join(5)
-    assert not t.is_alive()
-
-
-def test_reading_without_a_hash_walks_and_gives_the_same_batches(small, monkeypatch, tmp_path):
-    """A mapped pcap read without a hash (the pager walks its headers) gives the batches of the
-    same file read with the walk off, damage included."""
+def test_a_damaged_pcap_read_mapped_gives_the_batches_of_one_read_into_buffers(small, monkeypatch, tmp_path):
+    """The mapped scan (its pager, its prefetch ahead of the records) gives the batches of the
+    same file read into buffers, damage included."""
     data = bytearray(open(SAMPLE, "rb").read())
     at = 24
     while at < 200_000:                                             # the first record header past 200 kB
@@ -184,20 +165,20 @@ def test_reading_without_a_hash_walks_and_gives_the_same_batches(small, monkeypa
     data[at + 8:at + 12] = b"\xff" * 4                              # its length destroyed
     p = tmp_path / "damaged.pcap"
     p.write_bytes(bytes(data))
-    monkeypatch.setattr(reader, "MAP_AT", 0)
     monkeypatch.setattr(reader, "MAPPED_WINDOW", 16 << 10)
 
-    def read(walk: int):
-        monkeypatch.setattr(mapping, "WALK", walk)
+    def read(map_at: int):
+        monkeypatch.setattr(reader, "MAP_AT", map_at)
         r = reader.CaptureReader(str(p))
-        out = []
+        out = [b"", b"", b"", b""]                 # the records' file offsets, lengths and times
         for b in r.batches():
-            assert r._mm is not None
-            out.append([a[:b.n].tobytes() for a in (b.rec_off, b.caplen, b.origlen, b.ts_ns)])
+            assert (r._mm is not None) == (map_at == 0)
+            for k, a in enumerate((b.rec_off[:b.n] + b.base, b.caplen[:b.n], b.origlen[:b.n], b.ts_ns[:b.n])):
+                out[k] += a.tobytes()
         return out, r.report.errors, r.report.damaged_bytes
 
-    walked, plain = read(32 << 10), read(0)
-    assert walked == plain and plain[1] and plain[2] > 0
+    mapped, buffered = read(0), read(1 << 62)
+    assert mapped == buffered and buffered[1] and buffered[2] > 0
     assert not pagers()
 
 
