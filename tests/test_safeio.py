@@ -190,3 +190,26 @@ def test_full_disk_real_tmpfs():
     assert r["errno"] == errno.ENOSPC and r["error"].endswith("/out/big: No space left on device")
     assert r["error"].startswith("cannot write ") and "\n" not in r["error"]
     assert r["files"] == ["big", "small-1", "small-2"] and r["sizes"] == [3, 1000, 1000] and r["big"] == "old"
+
+
+def test_start_writeback_is_linux_sync_file_range_and_only_a_hint(tmp_path):
+    """The map stage starts its spill files' write-back early (``spill._ShardFiles``): on Linux
+    that is ``sync_file_range``, found; a descriptor it cannot use is no error (the fsync that
+    follows does the work)."""
+    import sys
+    from analyzer.safeio import _sync_range, start_writeback
+    if sys.platform == "linux":
+        assert _sync_range is not None
+    p = tmp_path / "f"
+    with open(p, "wb") as f:
+        f.write(b"x" * (1 << 20))
+        f.flush()
+        start_writeback(f.fileno())
+        os.fsync(f.fileno())
+    assert p.read_bytes() == b"x" * (1 << 20)
+    fd = os.open(tmp_path, os.O_RDONLY)      # a directory: sync_file_range refuses it
+    try:
+        start_writeback(fd)
+    finally:
+        os.close(fd)
+    start_writeback(1 << 20)                 # no such descriptor
