@@ -111,7 +111,9 @@ def run_plan(plan: Plan, warn: Callable[[str], None]) -> Outcome:
     progress = plan.progress or Progress()
     slots = None
     if plan.scheduler is None and plan.workers > 1:     # a local cluster: workers forked while one thread runs
+        from analyzer.pipeline.cluster import local_dask_config
         from analyzer.pipeline.forked import start
+        local_dask_config()
         slots = start(plan.workers)
     progress.begin(sum(_size(p) for p in plan.paths), len(plan.paths))
     try:

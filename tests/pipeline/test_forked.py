@@ -205,3 +205,27 @@ logging.getLogger("distributed.batched").info("late comm closed")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "late comm closed" not in r.stderr, r.stderr[-2000:]
+
+
+
+@pytest.mark.parametrize("profile", ["default", "user-on"])
+def test_a_local_cluster_runs_no_profiler_unless_the_user_asks(profile):
+    """A local cluster's processes do not sample their task thread for Dask's dashboard profile,
+    nor watch their event loop every 20 ms (pipeline.cluster.LOCAL_DASK: time taken from the
+    tasks); set in this process (inherited by forked workers) and in the environment (read by
+    spawned ones).  A setting the user gave in the environment wins."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    if profile == "user-on":
+        env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] = "True"
+    code = ("import os, json, dask\n"
+            "from analyzer.pipeline.cluster import local_dask_config\n"
+            "local_dask_config()\n"
+            "keys = ['distributed.worker.profile.enabled', 'distributed.admin.tick.interval']\n"
+            "print(json.dumps([[dask.config.get(k) for k in keys],\n"
+            "                  {k: v for k, v in os.environ.items() if k.startswith('DASK_')}]))\n")
+    got, environ = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                             check=True).stdout)
+    assert got == [profile == "user-on", "1s"]
+    assert environ["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] == ("True" if profile == "user-on" else "False")
+    assert environ["DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL"] == "1s"
+    assert environ["DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL"] == "2s"
