@@ -49,8 +49,8 @@ def quiet_distributed() -> None:
 # tasks: a worker samples its task thread's stack every 10 ms for the dashboard's profile (taking
 # the interpreter lock 100 times a second); each process's event loop wakes every 20 ms to check
 # it is not blocked (whose warning is silenced) and samples its CPU and memory every 0.5 s.  On the
-# bench's 4.25 GB case set, 2 workers took 0.91-1.07 s with these, 1.03-1.12 s without (8 runs
-# each, taking turns).  Given as environment variables too, so that workers spawned by Dask (when
+# bench's 4.25 GB case set, 2 workers' tasks took 0.91 s (best) and 1.07 s (mean) with the settings
+# below, 1.03 and 1.12 s with Dask's defaults (8 runs each, taking turns).  Given as environment variables too, so that workers spawned by Dask (when
 # the run cannot fork them) read them; a variable the user set wins.
 LOCAL_DASK = {
     "distributed.worker.profile.enabled": False,
