@@ -134,26 +134,13 @@ class IndexWriter(_ShardFiles):
     def __init__(self, folder: Path, file_idx: int, shards: int):
         super().__init__(folder, file_idx, shards, "index")
         self.shards = shards
-        self.shard = np.empty(1 << 15, np.int64)
 
     def add(self, b) -> None:
-        if len(self.shard) < b.n:
-            self.shard = np.empty(b.n, np.int64)
-        sid = self.shard[:b.n]
-        _spill.shard_of(b.buf, b.rec_off, b.caplen, b.iface, b.if_linktype, b.n, self.shards, sid)
-        cols = {"off": b.rec_off[:b.n] + b.base, "caplen": b.caplen[:b.n], "origlen": b.origlen[:b.n],
-                "ts_ns": b.ts_ns[:b.n], "frame_no": np.arange(b.first_frame_no, b.first_frame_no + b.n),
-                "linktype": b.if_linktype[b.iface[:b.n]]}
-        if self.shards > 1:     # frames grouped by shard, in frame order within each: one sort, not a mask a shard
-            order = np.argsort(sid, kind="stable")
-            cols = {name: col[order] for name, col in cols.items()}
-        counts = np.bincount(sid, minlength=self.shards)
-        ends = np.cumsum(counts)
-        for s in np.flatnonzero(counts):
-            hi = int(ends[s])
-            lo = hi - int(counts[s])
-            self.write(int(s), struct.pack("<q", hi - lo) + b"".join(
-                np.ascontiguousarray(cols[name][lo:hi], dtype).tobytes() for name, dtype in INDEX_COLUMNS))
+        blocks = _spill.index_blocks(b.buf, b.rec_off, b.caplen, b.origlen, b.ts_ns, b.iface, b.if_linktype, b.n,
+                                     self.shards, b.base, b.first_frame_no)
+        for s, block in enumerate(blocks):
+            if block:
+                self.write(s, block)
 
 
 class SpillWriter(_ShardFiles):
