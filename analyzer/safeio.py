@@ -34,6 +34,9 @@ import stat
 from pathlib import Path
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_NOFOLLOW = os.O_NOFOLLOW
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
 _SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -65,8 +68,6 @@ def start_writeback(fd: int) -> None:
         _sync_range = _sync_file_range()
     if _sync_range is not None:
         _sync_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
-_NOFOLLOW = os.O_NOFOLLOW
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class OutputError(OSError):

@@ -74,8 +74,8 @@ def redrop(mm: mmap.mmap, old: int, new: int) -> None:
 class MappedFile:
     def __init__(self, fileno: int, hashed_to: int | None, start: int = 0):
         """``hashed_to``: bytes of the file hashed already (the hasher goes on from there), or None
-        without a hash.  ``start``: where the scan begins (a reader of a byte range, without a hash): nothing
-        before it is faulted in."""
+        without a hash.  ``start``: where the scan begins (a reader of a byte range, without a
+        hash): nothing before it is faulted in."""
         self.mm = mmap.mmap(fileno, 0, access=mmap.ACCESS_READ)
         try:
             self.mm.madvise(mmap.MADV_SEQUENTIAL)

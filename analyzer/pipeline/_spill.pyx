@@ -14,17 +14,13 @@ shard 0.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memcmp
-from cpython.mem cimport PyMem_Malloc, PyMem_Free
-
-cdef extern from *:
-    void __builtin_prefetch(const void*, int, int) nogil
 
 cdef enum:
-    PREFETCH_RECORDS = 8
+    PREFETCH_RECORDS = 8      # _shards: the headers of the record this far ahead asked for
 
 import numpy as np
 
-from analyzer.decode._headers cimport Pkt, decode_frame, K_IP, K_FRAGMENT
+from analyzer.decode._headers cimport Pkt, decode_frame, prefetch_frame, K_IP, K_FRAGMENT
 
 cdef enum:
     HEADER = 32
@@ -61,17 +57,25 @@ cdef inline Py_ssize_t _record_size(uint32_t caplen) noexcept:
     return HEADER + ((caplen + 7) & ~7)
 
 
+cdef int _shards(const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[::1] caplen,
+                 const uint16_t[::1] iface, const int32_t[::1] if_linktype, Py_ssize_t n, Py_ssize_t shards,
+                 int64_t[::1] sid) except -1:
+    """The shard of each of records [0, n) into ``sid``.  The records' offsets are known, so the
+    headers of the one ``PREFETCH_RECORDS`` ahead are asked for: their cache misses overlap."""
+    cdef Py_ssize_t i
+    cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
+    for i in range(n):
+        if i + PREFETCH_RECORDS < n:
+            prefetch_frame(base + rec_off[i + PREFETCH_RECORDS])
+        sid[i] = _shard(base + rec_off[i], caplen[i], if_linktype[iface[i]], <uint64_t>shards)
+    return 0
+
+
 def shard_of(const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[::1] caplen,
              const uint16_t[::1] iface, const int32_t[::1] if_linktype, Py_ssize_t n, int shards,
              int64_t[::1] out):
     """The shard of each of records [0, n) into ``out``."""
-    cdef Py_ssize_t i
-    cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
-    for i in range(n):
-        if i + PREFETCH_RECORDS < n:      # the headers of a record a few ahead: their misses overlap
-            __builtin_prefetch(base + rec_off[i + PREFETCH_RECORDS], 0, 3)
-            __builtin_prefetch(base + rec_off[i + PREFETCH_RECORDS] + 64, 0, 3)
-        out[i] = _shard(base + rec_off[i], caplen[i], if_linktype[iface[i]], <uint64_t>shards)
+    _shards(buf, rec_off, caplen, iface, if_linktype, n, shards, out)
 
 
 def route_batch(const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32_t[::1] caplen,
@@ -86,10 +90,9 @@ def route_batch(const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint32
     cdef int64_t[::1] at = np.empty(shards, np.int64)
     cdef uint32_t c
     cdef bytearray out
+    _shards(buf, rec_off, caplen, iface, if_linktype, n, shards, shard)
     for i in range(n):
-        s = _shard(base + rec_off[i], caplen[i], if_linktype[iface[i]], <uint64_t>shards)
-        shard[i] = s
-        need[s] += _record_size(caplen[i])
+        need[shard[i]] += _record_size(caplen[i])
     for s in range(shards):
         out = outs[s]
         at[s] = len(out)
@@ -148,58 +151,36 @@ def index_blocks(const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint3
     if n > rec_off.shape[0] or n > caplen.shape[0] or n > origlen.shape[0] or n > ts_ns.shape[0] \
             or n > iface.shape[0] or shards < 1:
         raise ValueError("index_blocks: n larger than the batch's arrays")
-    cdef const uint8_t* b = &buf[0] if buf.shape[0] else NULL
     cdef Py_ssize_t i, s, k, cnt
     cdef int64_t[::1] sid = np.empty(n, np.int64)
     cdef int64_t[::1] count = np.zeros(shards, np.int64)
     cdef int64_t[::1] at = np.zeros(shards, np.int64)
+    cdef Py_ssize_t[::1] col0 = np.zeros(shards, np.intp)     # where each block's columns begin
     cdef list out = []
     cdef bytearray blk
     cdef uint8_t* p
-    cdef uint8_t** dst = NULL
-    cdef int32_t lt
-    cdef Py_ssize_t n_lt = if_linktype.shape[0]
+    _shards(buf, rec_off, caplen, iface, if_linktype, n, shards, sid)
     for i in range(n):
-        if i + PREFETCH_RECORDS < n:
-            __builtin_prefetch(b + rec_off[i + PREFETCH_RECORDS], 0, 3)
-            __builtin_prefetch(b + rec_off[i + PREFETCH_RECORDS] + 64, 0, 3)
-        k = iface[i]
-        if k >= n_lt:
-            raise ValueError("index_blocks: interface beyond the link type table")
-        s = _shard(b + rec_off[i], caplen[i], if_linktype[k], <uint64_t>shards)
-        sid[i] = s
-        count[s] += 1
+        count[sid[i]] += 1
     for s in range(shards):
         cnt = count[s]
         blk = bytearray(8 + 36 * cnt) if cnt else bytearray()
         out.append(blk)
-    dst = <uint8_t**>PyMem_Malloc(shards * sizeof(uint8_t*))
-    if dst == NULL:
-        raise MemoryError()
-    try:
-        for s in range(shards):
-            cnt = count[s]
-            if cnt:
-                blk = out[s]
-                p = <uint8_t*>(<char*>blk)
-                (<int64_t*>p)[0] = cnt
-                dst[s] = p + 8
-            else:
-                dst[s] = NULL
-        for i in range(n):
-            s = sid[i]
-            cnt = count[s]
-            k = at[s]
-            at[s] = k + 1
-            p = dst[s]
-            # columns: off int64 [cnt], caplen u32 [cnt], origlen u32 [cnt], ts int64 [cnt],
-            # frame_no int64 [cnt], linktype int32 [cnt]
-            (<int64_t*>p)[k] = rec_off[i] + base
-            (<uint32_t*>(p + 8 * cnt))[k] = caplen[i]
-            (<uint32_t*>(p + 12 * cnt))[k] = origlen[i]
-            (<int64_t*>(p + 16 * cnt))[k] = ts_ns[i]
-            (<int64_t*>(p + 24 * cnt))[k] = first_frame_no + i
-            (<int32_t*>(p + 32 * cnt))[k] = if_linktype[iface[i]]
-    finally:
-        PyMem_Free(dst)
+        if cnt:
+            p = <uint8_t*>(<char*>blk)
+            (<int64_t*>p)[0] = cnt
+            col0[s] = <Py_ssize_t>(p + 8)
+    for i in range(n):
+        s = sid[i]
+        cnt = count[s]
+        k = at[s]
+        at[s] = k + 1
+        p = <uint8_t*>col0[s]
+        # columns: off int64, caplen uint32, origlen uint32, ts int64, frame_no int64, linktype int32
+        (<int64_t*>p)[k] = rec_off[i] + base
+        (<uint32_t*>(p + 8 * cnt))[k] = caplen[i]
+        (<uint32_t*>(p + 12 * cnt))[k] = origlen[i]
+        (<int64_t*>(p + 16 * cnt))[k] = ts_ns[i]
+        (<int64_t*>(p + 24 * cnt))[k] = first_frame_no + i
+        (<int32_t*>(p + 32 * cnt))[k] = if_linktype[iface[i]]
     return out

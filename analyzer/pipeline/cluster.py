@@ -44,14 +44,15 @@ def quiet_distributed() -> None:
             handler.setLevel(logging.CRITICAL)
 
 
-# A local cluster's Dask settings (a cluster given by --scheduler keeps its own).  Defaults made
-# for an interactive dashboard, which a run does not start, and each took a core's time from the
-# tasks: a worker samples its task thread's stack every 10 ms for the dashboard's profile (taking
-# the interpreter lock 100 times a second); each process's event loop wakes every 20 ms to check
-# it is not blocked (whose warning is silenced) and samples its CPU and memory every 0.5 s.  On the
-# bench's 4.25 GB case set, 2 workers' tasks took 0.91 s (best) and 1.07 s (mean) with the settings
-# below, 1.03 and 1.12 s with Dask's defaults (8 runs each, taking turns).  Given as environment variables too, so that workers spawned by Dask (when
-# the run cannot fork them) read them; a variable the user set wins.
+# A local cluster's Dask settings (a cluster given by --scheduler keeps its own).  Dask's defaults
+# serve an interactive dashboard, which a run does not start, and each took time from the tasks:
+# a worker sampled its task thread's stack every 10 ms for the dashboard's profile (taking the
+# interpreter lock 100 times a second); each process's event loop woke every 20 ms to check it
+# was not blocked (a warning we silence) and sampled its CPU and memory every 0.5 s.  On the
+# bench's 4.25 GB case set, 2 workers' tasks took 0.91 s (best) and 1.07 s (mean) with the
+# settings below, 1.03 and 1.12 s with Dask's defaults (8 runs each, taking turns).  Given as
+# environment variables too, so that workers spawned by Dask (when the run cannot fork them)
+# read them; a variable the user set wins.
 LOCAL_DASK = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
