@@ -75,6 +75,7 @@ MAP_AT = 2 * BUFFER_SIZE        # uncompressed files this large are mapped into 
 MAPPED_WINDOW = 4 << 20         # bytes of a mapped file scanned per batch (at most)
 FIRST_READ = 1 << 16
 BATCH_RECORDS = 1 << 15
+WALK_MIN_MEAN = 512         # mean record bytes of a batch from which the next pcap scan walks its headers
 MAX_PCAPNG_BLOCK = 16 << 20
 DEFAULT_MAX_CAPLEN = 262144
 MAX_INTERFACES = 65535       # per pcapng section; ids 0..65534 (the engine's interface index is 16-bit)
@@ -335,6 +336,7 @@ class CaptureReader:
             self.close()
             raise
         n = BATCH_RECORDS
+        self._walk = False
         self._off = np.empty(n, np.int64)
         self._cap = np.empty(n, np.uint32)
         self._orig = np.empty(n, np.uint32)
@@ -648,9 +650,12 @@ class CaptureReader:
                 self.report.errors.append(f"offset {self._odd_first[k]}: {count} record(s) {what[k]} (first here)")
 
     def _scan_pcap(self):
+        start = self._pos
         n, self._pos, status = _scan.scan_pcap(
             self._buf, self._pos, self._scan_end(), self._swapped, self._frac_ns, self._max_caplen,
-            self._off, self._cap, self._orig, self._ts, self._odd)
+            self._off, self._cap, self._orig, self._ts, self._odd, self._walk)
+        if n:     # the header walk pays for large records only (``_scan._walk_pcap_headers``)
+            self._walk = self._pos - start >= WALK_MIN_MEAN * n
         self._note_odd()
         return n, status
 
