@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import shutil
 import struct
@@ -249,16 +250,20 @@ def plain_read(path: Path) -> float:
     return time.perf_counter() - t0
 
 
+MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)     # Linux 5.14
+_HELD: dict = {}          # path -> (file, mapping): inputs kept resident (from_storage)
+
+
 def from_storage(paths) -> None:
     """Put files in the page cache as reading them from storage leaves them: dropped from it, then
-    read once.  A file the bench has just written is cached in the pieces its writes made (4 kB
-    pages, for the harness's small writes), and mapping it into memory costs a page fault every
-    16 pages; read from storage, the kernel caches it in pieces of up to 2 MB, and a fault maps up
-    to 2 MB.  On this machine that is 0.09 against 0.004 s a GB per process that maps it, and
-    more when several processes fault on the same pages at once (the flows tasks do).  A real
-    case comes from storage; and this machine's memory manager drops pages idle for a minute
-    (DAMON), so that files left cached since the bench wrote them were in either state."""
+    read once, then kept there (``_hold``).  A file the bench has just written is cached in the
+    pieces its writes made (4 kB pages, for the harness's small writes), and mapping it into
+    memory costs a page fault every 16 pages; read from storage, the kernel caches it in pieces of
+    up to 2 MB, and a fault maps up to 2 MB.  On this machine that is 0.09 against 0.004 s a GB
+    per process that maps it, and more when several processes fault on the same pages at once (the
+    flows tasks do).  A real case comes from storage."""
     for p in paths:
+        _release(p)
         fd = os.open(p, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -266,6 +271,44 @@ def from_storage(paths) -> None:
         finally:
             os.close(fd)
         plain_read(Path(p))
+        _hold(p)
+
+
+def _hold(path) -> None:
+    """Keep a file's pages in the page cache while the bench measures: mapped into this process
+    (the runs' own figures are their process trees', not this process's).  This machine's memory
+    manager pages out cached file pages that no process maps once it has seen them idle for about
+    a minute (DAMON ``pageout``, 128 MB/s), and what a run read through a mapping it advised
+    ``MADV_SEQUENTIAL`` (as the reader does) seems to count for little once the run ends: a
+    286 MB file mapped that way and read every 10 s lost up to 6 MB between reads, the same file
+    mapped without the advice, or read with read(), at most 0.2 MB.  So the inputs of a series,
+    used every few seconds, were partly dropped between its points, and some runs read them back
+    from storage inside their tasks: in a 2-worker run on the large case set each task thread
+    waited 0.04-0.06 s for pages (``filemap_fault``, sched_switch traces), the 8-file point took
+    1.45-2.04 s (1.92-2.85 CPU-s) over 5 runs, and DAMON paged out 29-52 MB during each point.
+    Held: 1.38-1.44 s (1.83-1.92 CPU-s), 3-15 MB paged out (not the held files).  The runs
+    still map, fault and give back the pages themselves, as on a case read from storage moments
+    before (``from_storage``)."""
+    key = str(path)
+    if key in _HELD or not os.path.getsize(path):
+        return
+    f = open(path, "rb")
+    mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        mm.madvise(MADV_POPULATE_READ)
+    except OSError:                    # an older kernel: touch a byte a page instead
+        view = memoryview(mm)
+        sum(view[::mmap.PAGESIZE])
+        view.release()
+    _HELD[key] = (f, mm)
+
+
+def _release(path) -> None:
+    """Unmap a held file (its pages can then be dropped: ``POSIX_FADV_DONTNEED`` leaves mapped ones)."""
+    held = _HELD.pop(str(path), None)
+    if held:
+        held[1].close()
+        held[0].close()
 
 
 def sha256_floor(path: Path, repeat: int) -> float:
