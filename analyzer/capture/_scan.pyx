@@ -154,6 +154,78 @@ cdef Py_ssize_t _walk_pcap_headers(const uint8_t* b, Py_ssize_t pos, Py_ssize_t 
     return visited
 
 
+cdef inline bint _pcapng_packet_block(const uint8_t* b, Py_ssize_t q, Py_ssize_t end, bint swapped,
+                                      uint32_t max_block) noexcept nogil:
+    """A plausible packet block (Enhanced, Simple or obsolete Packet Block) at ``q``: its length
+    sane, within ``end``, and its trailing copy equal."""
+    cdef uint32_t btype, blen
+    if q + 16 > end:
+        return False
+    btype = rd32(b + q, swapped)
+    blen = rd32(b + q + 4, swapped)
+    if (btype != 6 and btype != 3 and btype != 2) or blen < 16 or blen % 4 != 0 or blen > max_block:
+        return False
+    return q + blen <= end and rd32(b + q + blen - 4, swapped) == blen
+
+
+cdef Py_ssize_t _walk_pcapng_blocks(const uint8_t* b, Py_ssize_t pos, Py_ssize_t end, bint swapped,
+                                    uint32_t max_block) noexcept nogil:
+    """``_walk_pcap_headers`` for pcapng (``scan_pcapng(walk=True)``): chains of blocks, each block
+    header and its trailing length copy read (the scan reads both).  A chain begins at the window's
+    start and at the first two chained plausible packet blocks after each 16th of it, on the
+    window's 4-byte grid (blocks are 4-aligned within a section); a chain stops at a block it
+    cannot trust.  Returns the blocks it read.  The pcapng scan is bound by its own work (50-56 ns
+    a block of 1.2 kB, walked or streamed, alone), but it no longer reads the whole file from
+    memory: with two processes scanning at once, 52-55 ns a block against 52-72 streamed."""
+    cdef Py_ssize_t p[WALK_CHAINS]
+    cdef Py_ssize_t stop[WALK_CHAINS]
+    cdef Py_ssize_t seg = ((end - pos) // WALK_CHAINS) & ~(<Py_ssize_t>3), q, bound
+    cdef uint32_t blen
+    cdef uint64_t acc = 0
+    cdef Py_ssize_t visited = 0
+    cdef int k, live
+    if seg < 64:
+        return 0
+    p[0] = pos
+    for k in range(1, WALK_CHAINS):
+        q = pos + k * seg
+        bound = q + seg
+        p[k] = bound
+        while q < bound and q + 16 <= end:
+            if _pcapng_packet_block(b, q, end, swapped, max_block) and \
+                    _pcapng_packet_block(b, q + rd32(b + q + 4, swapped), end, swapped, max_block):
+                p[k] = q
+                break
+            q += 4
+    for k in range(WALK_CHAINS - 1):
+        stop[k] = p[k + 1]
+    stop[WALK_CHAINS - 1] = end
+    live = 1
+    while live:
+        live = 0
+        for k in range(WALK_CHAINS):
+            if p[k] < stop[k] and p[k] + 12 <= end:
+                blen = rd32(b + p[k] + 4, swapped)
+                visited += 1
+                if blen < 12 or blen % 4 != 0 or blen > max_block or p[k] + blen > end:
+                    p[k] = stop[k]
+                else:
+                    acc += rd32(b + p[k] + blen - 4, swapped)
+                    p[k] += blen
+                    live = 1
+    bt_scan_walk_sink = acc
+    return visited
+
+
+def walk_pcapng_blocks(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapped, uint32_t max_block):
+    """``_walk_pcapng_blocks`` alone (tests): the number of blocks it read."""
+    if end > buf.shape[0]:
+        end = buf.shape[0]
+    if pos < 0 or pos >= end:
+        return 0
+    return _walk_pcapng_blocks(&buf[0], pos, end, swapped, max_block)
+
+
 def walk_pcap_headers(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapped, int64_t frac_ns,
                       uint32_t max_caplen):
     """``_walk_pcap_headers`` alone (tests): the number of headers it read."""
@@ -296,12 +368,14 @@ def scan_pcapng(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swa
                 const int32_t[::1] if_kind, const int32_t[::1] if_exp, const int64_t[::1] if_offset,
                 const uint32_t[::1] if_snaplen, Py_ssize_t n_declared, uint32_t max_block, int64_t last_ts,
                 int64_t[::1] out_off, uint32_t[::1] out_cap, uint32_t[::1] out_orig,
-                int64_t[::1] out_ts, uint16_t[::1] out_if, int64_t[::1] odd):
+                int64_t[::1] out_ts, uint16_t[::1] out_if, int64_t[::1] odd, bint walk=False):
     """pcapng Enhanced, Simple and (obsolete) Packet Blocks; stops at any other block.
 
     ``last_ts`` is given to Simple Packet Blocks, which carry no timestamp, and to
     frames of damaged or over-the-cap interfaces.  ``n_declared``: interfaces
-    described in this section (at least ``len(if_kind)``).
+    described in this section (at least ``len(if_kind)``).  ``walk``: the
+    blocks of ``buf[pos:end]`` brought into the cache first
+    (``_walk_pcapng_blocks``), the buffer not streamed; the same blocks found.
     """
     cdef Py_ssize_t n = 0, cap_out = out_off.shape[0]
     cdef const uint8_t* b = &buf[0]
@@ -309,6 +383,9 @@ def scan_pcapng(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swa
     cdef Py_ssize_t n_if = if_kind.shape[0]
     cdef uint64_t t
     cdef Py_ssize_t pf = 0
+    if walk:
+        _walk_pcapng_blocks(b, pos, end, swapped, max_block)
+        pf = end                # nothing streamed
     while n < cap_out:
         pf = _prefetch(b, pf, pos, end)
         if end - pos < 12:

@@ -661,11 +661,13 @@ class CaptureReader:
 
     def _scan_pcapng(self):
         k = self._n_if
+        start = self._pos
         n, self._pos, status = _scan.scan_pcapng(
             self._buf, self._pos, self._scan_end(), self._swapped, self._a_kind[:k], self._a_exp[:k], self._a_offset[:k],
             self._a_snap[:k], self._n_declared, MAX_PCAPNG_BLOCK, self._last_ts, self._off, self._cap, self._orig,
-            self._ts, self._if, self._odd)
+            self._ts, self._if, self._odd, self._walk)
         if n:
+            self._walk = self._pos - start >= WALK_MIN_MEAN * n
             self._last_ts = int(self._ts[n - 1])
         self._note_odd()
         return n, status
