@@ -23,6 +23,14 @@ frame's time and no arithmetic is done on their resolution.  Interfaces
 declared beyond the arrays given (``n_declared`` > their length, the reader's
 cap) get the interface index ``len(if_kind)``, which the reader maps to a
 link type the engine counts as undecodable.
+
+Each record header is a cache miss that must be served before the next
+record's place is known.  A scanner either streams the buffer's lines ahead
+of the record in hand (``_prefetch``) or, asked to (``walk``: the reader
+does once a batch's records averaged 512 bytes or more), first brings its
+window's headers into the cache by following 16 chains of records at once
+(``_walk_pcap_headers``, ``_walk_pcapng_blocks``).  Either is a hint: the
+records found are the scan's own, the same whichever it takes.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t, INT64_MAX
 from posix.unistd cimport usleep

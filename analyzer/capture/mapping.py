@@ -9,9 +9,10 @@ on its own thread.  Three things keep that fast and bounded:
 * A *pager* thread (``_scan.run_pager``, compiled, without the interpreter
   lock from start to end) faults the pages in ``AHEAD`` bytes ahead of the
   furthest reader, so neither the scan nor the hash stops for page faults.
-  (The scan asks for the cache lines just ahead of it itself: a record's
-  header is a cache miss that must be served before the next one's place is
-  known, ``_scan._prefetch``.)
+  (The scan brings the record headers into the cache itself: a header is a
+  cache miss that must be served before the next one's place is known, so it
+  streams the lines just ahead of it, ``_scan._prefetch``, or walks its
+  window's headers first, 16 chains at once, ``_scan._walk_pcap_headers``.)
 * Pages both readers have passed by ``KEEP_BEHIND`` are *given back*
   (``MADV_DONTNEED``) every ``DROP`` bytes: the file's pages in this process
   stay within ``KEEP_BEHIND + DROP + MAX_LAG + AHEAD`` bytes whatever its
