@@ -297,9 +297,8 @@ def _hold(path) -> None:
     try:
         mm.madvise(MADV_POPULATE_READ)
     except OSError:                    # an older kernel: touch a byte a page instead
-        view = memoryview(mm)
-        sum(view[::mmap.PAGESIZE])
-        view.release()
+        from analyzer.capture._scan import touch_pages
+        touch_pages(mm, 0, len(mm), mmap.PAGESIZE)
     _HELD[key] = (f, mm)
 
 

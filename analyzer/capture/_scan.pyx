@@ -29,7 +29,7 @@ record's place is known.  A scanner either streams the buffer's lines ahead
 of the record in hand (``_prefetch``) or, asked to (``walk``: the reader
 does once a batch's records averaged 512 bytes or more), first brings its
 window's headers into the cache by following 16 chains of records at once
-(``_walk_pcap_headers``, ``_walk_pcapng_blocks``).  Either is a hint: the
+(``_walk_headers``).  Either is a hint: the
 records found are the scan's own, the same whichever it takes.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t, INT64_MAX
@@ -46,7 +46,7 @@ cdef extern from *:
 
 cdef enum:
     PREFETCH_AHEAD = 8192   # bytes of the buffer asked for ahead of the record in hand (see _prefetch)
-    WALK_CHAINS = 16        # chains of record headers _walk_pcap_headers follows at once
+    WALK_CHAINS = 16        # chains of records _walk_headers follows at once
     PAGER_SLEEP_US = 2000   # microseconds the pager sleeps when it is ahead of its readers (run_pager)
 
 ST_FULL = 0        # output arrays full
@@ -102,66 +102,6 @@ cdef inline Py_ssize_t _prefetch(const uint8_t* b, Py_ssize_t pf, Py_ssize_t pos
     return pf
 
 
-cdef Py_ssize_t _walk_pcap_headers(const uint8_t* b, Py_ssize_t pos, Py_ssize_t end, bint swapped,
-                                   int64_t frac_ns, uint32_t max_caplen) noexcept nogil:
-    """Bring the pcap record headers of ``b[pos:end]`` into the cache, ``WALK_CHAINS`` chains of
-    records at once, before the scan follows the one chain that counts (``scan_pcap(walk=True)``).
-
-    The scan cannot know where a record begins before it has read the one before it: each header
-    is a cache miss that must be served before the next can be asked for.  ``_prefetch`` overlaps
-    those misses by asking for every line of the buffer ahead, which reads the whole file from
-    memory: for 1.2 kB records that is 45 ns a record on this machine, bound by one core's memory
-    bandwidth (25 GB/s), and slower still when two processes scan at once (two workers: 47-53 ns).
-    This walk starts a chain at the window's start and one at the first plausible pair of chained
-    headers after each 16th of it, and follows them all in turns, so that 16 misses are in flight
-    and only the headers' lines are read: 25 ns a record, walk and scan together, alone or two at
-    once.  It decides nothing: a chain that begins inside a frame (a plausible header there) or
-    meets an implausible length just stops, and the scan that follows reads every header itself,
-    exactly as it would without the walk; a wrong guess only costs the misses the walk did not
-    save.  With small records the stream is cheaper (a line holds several headers: 146-byte
-    records 7 ns against 15, 806-byte 32 against 21), so the reader asks for the walk only when its
-    last batch's records averaged ``WALK_MIN_MEAN`` bytes or more.  Returns the headers it read."""
-    cdef Py_ssize_t p[WALK_CHAINS]
-    cdef Py_ssize_t stop[WALK_CHAINS]
-    cdef Py_ssize_t seg = (end - pos) // WALK_CHAINS, q, nxt, bound
-    cdef uint32_t caplen
-    cdef uint64_t acc = 0
-    cdef Py_ssize_t visited = 0
-    cdef int k, live
-    if seg < 64:
-        return 0
-    p[0] = pos
-    for k in range(1, WALK_CHAINS):
-        q = pos + k * seg
-        bound = q + seg
-        p[k] = bound                        # no start found: the chain is empty
-        while q < bound and q + 16 <= end:
-            if pcap_plausible(b + q, swapped, frac_ns, max_caplen, -1):
-                nxt = q + 16 + rd32(b + q + 8, swapped)
-                if nxt + 16 <= end and pcap_plausible(b + nxt, swapped, frac_ns, max_caplen, -1):
-                    p[k] = q
-                    break
-            q += 1
-    for k in range(WALK_CHAINS - 1):
-        stop[k] = p[k + 1]
-    stop[WALK_CHAINS - 1] = end
-    live = 1
-    while live:
-        live = 0
-        for k in range(WALK_CHAINS):
-            if p[k] < stop[k] and p[k] + 16 <= end:
-                caplen = rd32(b + p[k] + 8, swapped)
-                acc += caplen
-                visited += 1
-                if caplen > max_caplen:
-                    p[k] = stop[k]
-                else:
-                    p[k] += 16 + caplen
-                    live = 1
-    bt_scan_walk_sink = acc
-    return visited
-
-
 cdef inline bint _pcapng_packet_block(const uint8_t* b, Py_ssize_t q, Py_ssize_t end, bint swapped,
                                       uint32_t max_block) noexcept nogil:
     """A plausible packet block (Enhanced, Simple or obsolete Packet Block) at ``q``: its length
@@ -176,21 +116,50 @@ cdef inline bint _pcapng_packet_block(const uint8_t* b, Py_ssize_t q, Py_ssize_t
     return q + blen <= end and rd32(b + q + blen - 4, swapped) == blen
 
 
-cdef Py_ssize_t _walk_pcapng_blocks(const uint8_t* b, Py_ssize_t pos, Py_ssize_t end, bint swapped,
-                                    uint32_t max_block) noexcept nogil:
-    """``_walk_pcap_headers`` for pcapng (``scan_pcapng(walk=True)``): chains of blocks, each block
-    header and its trailing length copy read (the scan reads both).  A chain begins at the window's
-    start and at the first two chained plausible packet blocks after each 16th of it, on the
-    window's 4-byte grid (blocks are 4-aligned within a section); a chain stops at a block it
-    cannot trust.  Returns the blocks it read.  The pcapng scan is bound by its own work (50-56 ns
-    a block of 1.2 kB, walked or streamed, alone), but it no longer reads the whole file from
-    memory: with two processes scanning at once, 52-55 ns a block against 52-72 streamed."""
+cdef inline bint _chain_starts(const uint8_t* b, Py_ssize_t q, Py_ssize_t end, bint swapped, bint pcapng,
+                               int64_t frac_ns, uint32_t limit) noexcept nogil:
+    """Two plausible records chained at ``q`` (pcap record headers, or pcapng packet blocks)."""
+    cdef Py_ssize_t nxt
+    if pcapng:
+        return _pcapng_packet_block(b, q, end, swapped, limit) and \
+            _pcapng_packet_block(b, q + rd32(b + q + 4, swapped), end, swapped, limit)
+    if not pcap_plausible(b + q, swapped, frac_ns, limit, -1):
+        return False
+    nxt = q + 16 + rd32(b + q + 8, swapped)
+    return nxt + 16 <= end and pcap_plausible(b + nxt, swapped, frac_ns, limit, -1)
+
+
+cdef Py_ssize_t _walk_headers(const uint8_t* b, Py_ssize_t pos, Py_ssize_t end, bint swapped, bint pcapng,
+                              int64_t frac_ns, uint32_t limit) noexcept nogil:
+    """Bring the record headers of ``b[pos:end]`` into the cache, ``WALK_CHAINS`` chains of
+    records at once, before the scan follows the one chain that counts (``scan_pcap`` and
+    ``scan_pcapng`` with ``walk``).  ``limit``: the largest caplen (pcap) or block (pcapng).
+
+    The scan cannot know where a record begins before it has read the one before it: each header
+    is a cache miss that must be served before the next can be asked for.  ``_prefetch`` overlaps
+    those misses by asking for every line of the buffer ahead, which reads the whole file from
+    memory: for 1.2 kB records that is 45 ns a record on this machine, bound by one core's memory
+    bandwidth (25 GB/s), and slower still when two processes scan at once (two workers: 47-53 ns).
+    This walk starts a chain at the window's start and one at the first two chained plausible
+    records after each 16th of it (on the window's 4-byte grid for pcapng, whose blocks are
+    4-aligned within a section), and follows them all in turns, so that 16 misses are in flight
+    and only the headers' lines are read (a pcapng block's header and its trailing length, both
+    of which its scan reads): pcap, 25 ns a record, walk and scan together, alone or two at once.
+    The pcapng scan is bound by its own work (50-56 ns a block of 1.2 kB, walked or streamed,
+    alone), but no longer reads the whole file: two at once, 52-55 ns a block against 52-72.
+
+    It decides nothing: a chain that begins inside a frame (a plausible record there) or meets
+    an implausible length just stops, and the scan that follows reads every header itself,
+    exactly as it would without the walk; a wrong guess only costs the misses the walk did not
+    save.  With small records the stream is cheaper (a line holds several headers: 146-byte
+    records 7 ns against 15, 806-byte 32 against 21), so the reader asks for the walk only when its
+    last batch's records averaged ``WALK_MIN_MEAN`` bytes or more.  Returns the headers it read."""
     cdef Py_ssize_t p[WALK_CHAINS]
     cdef Py_ssize_t stop[WALK_CHAINS]
-    cdef Py_ssize_t seg = ((end - pos) // WALK_CHAINS) & ~(<Py_ssize_t>3), q, bound
-    cdef uint32_t blen
+    cdef Py_ssize_t step = 4 if pcapng else 1
+    cdef Py_ssize_t seg = ((end - pos) // WALK_CHAINS) & ~(step - 1), q, bound, visited = 0
+    cdef uint32_t length
     cdef uint64_t acc = 0
-    cdef Py_ssize_t visited = 0
     cdef int k, live
     if seg < 64:
         return 0
@@ -198,13 +167,12 @@ cdef Py_ssize_t _walk_pcapng_blocks(const uint8_t* b, Py_ssize_t pos, Py_ssize_t
     for k in range(1, WALK_CHAINS):
         q = pos + k * seg
         bound = q + seg
-        p[k] = bound
+        p[k] = bound                        # no start found: the chain is empty
         while q < bound and q + 16 <= end:
-            if _pcapng_packet_block(b, q, end, swapped, max_block) and \
-                    _pcapng_packet_block(b, q + rd32(b + q + 4, swapped), end, swapped, max_block):
+            if _chain_starts(b, q, end, swapped, pcapng, frac_ns, limit):
                 p[k] = q
                 break
-            q += 4
+            q += step
     for k in range(WALK_CHAINS - 1):
         stop[k] = p[k + 1]
     stop[WALK_CHAINS - 1] = end
@@ -212,36 +180,46 @@ cdef Py_ssize_t _walk_pcapng_blocks(const uint8_t* b, Py_ssize_t pos, Py_ssize_t
     while live:
         live = 0
         for k in range(WALK_CHAINS):
-            if p[k] < stop[k] and p[k] + 12 <= end:
-                blen = rd32(b + p[k] + 4, swapped)
-                visited += 1
-                if blen < 12 or blen % 4 != 0 or blen > max_block or p[k] + blen > end:
+            if p[k] >= stop[k] or p[k] + 16 > end:
+                continue
+            visited += 1
+            if pcapng:                  # block length; the next block follows its trailing copy
+                length = rd32(b + p[k] + 4, swapped)
+                if length < 12 or length % 4 != 0 or length > limit or p[k] + length > end:
                     p[k] = stop[k]
-                else:
-                    acc += rd32(b + p[k] + blen - 4, swapped)
-                    p[k] += blen
-                    live = 1
+                    continue
+                acc += rd32(b + p[k] + length - 4, swapped)
+                p[k] += length
+            else:                       # caplen; the next record follows the frame
+                length = rd32(b + p[k] + 8, swapped)
+                acc += length
+                if length > limit:
+                    p[k] = stop[k]
+                    continue
+                p[k] += 16 + length
+            live = 1
     bt_scan_walk_sink = acc
     return visited
 
 
-def walk_pcapng_blocks(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapped, uint32_t max_block):
-    """``_walk_pcapng_blocks`` alone (tests): the number of blocks it read."""
+cdef Py_ssize_t _walk_view(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapped, bint pcapng,
+                           int64_t frac_ns, uint32_t limit):
     if end > buf.shape[0]:
         end = buf.shape[0]
     if pos < 0 or pos >= end:
         return 0
-    return _walk_pcapng_blocks(&buf[0], pos, end, swapped, max_block)
+    return _walk_headers(&buf[0], pos, end, swapped, pcapng, frac_ns, limit)
 
 
 def walk_pcap_headers(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapped, int64_t frac_ns,
                       uint32_t max_caplen):
-    """``_walk_pcap_headers`` alone (tests): the number of headers it read."""
-    if end > buf.shape[0]:
-        end = buf.shape[0]
-    if pos < 0 or pos >= end:
-        return 0
-    return _walk_pcap_headers(&buf[0], pos, end, swapped, frac_ns, max_caplen)
+    """``_walk_headers`` over pcap records alone (tests): the number of headers it read."""
+    return _walk_view(buf, pos, end, swapped, False, frac_ns, max_caplen)
+
+
+def walk_pcapng_blocks(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapped, uint32_t max_block):
+    """``_walk_headers`` over pcapng blocks alone (tests): the number of blocks it read."""
+    return _walk_view(buf, pos, end, swapped, True, 1, max_block)
 
 
 cdef inline uint16_t rd16(const uint8_t* p, bint swapped) noexcept nogil:
@@ -258,7 +236,7 @@ def scan_pcap(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapp
     ``swapped``: the file is big-endian (this module reads little-endian
     natively); ``frac_ns``: nanoseconds per unit of the fraction field (1000
     for microsecond files, 1 for nanosecond files).  ``walk``: bring the
-    headers of ``buf[pos:end]`` into the cache first (``_walk_pcap_headers``)
+    headers of ``buf[pos:end]`` into the cache first (``_walk_headers``)
     instead of streaming the buffer ahead of the scan (``_prefetch``); the
     records found are the same either way.
     """
@@ -268,10 +246,10 @@ def scan_pcap(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swapp
     cdef int64_t frac_limit = 1000000000 // frac_ns
     cdef Py_ssize_t pf = 0
     if walk:
-        _walk_pcap_headers(b, pos, end, swapped, frac_ns, max_caplen)
-        pf = end                # nothing streamed
+        _walk_headers(b, pos, end, swapped, False, frac_ns, max_caplen)
     while n < cap_out:
-        pf = _prefetch(b, pf, pos, end)
+        if not walk:
+            pf = _prefetch(b, pf, pos, end)
         if end - pos < 16:
             return n, pos, ST_NEED_MORE
         caplen = rd32(b + pos + 8, swapped)
@@ -383,7 +361,7 @@ def scan_pcapng(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swa
     frames of damaged or over-the-cap interfaces.  ``n_declared``: interfaces
     described in this section (at least ``len(if_kind)``).  ``walk``: the
     blocks of ``buf[pos:end]`` brought into the cache first
-    (``_walk_pcapng_blocks``), the buffer not streamed; the same blocks found.
+    (``_walk_headers``), the buffer not streamed; the same blocks found.
     """
     cdef Py_ssize_t n = 0, cap_out = out_off.shape[0]
     cdef const uint8_t* b = &buf[0]
@@ -392,10 +370,10 @@ def scan_pcapng(const uint8_t[::1] buf, Py_ssize_t pos, Py_ssize_t end, bint swa
     cdef uint64_t t
     cdef Py_ssize_t pf = 0
     if walk:
-        _walk_pcapng_blocks(b, pos, end, swapped, max_block)
-        pf = end                # nothing streamed
+        _walk_headers(b, pos, end, swapped, True, 1, max_block)
     while n < cap_out:
-        pf = _prefetch(b, pf, pos, end)
+        if not walk:
+            pf = _prefetch(b, pf, pos, end)
         if end - pos < 12:
             return n, pos, ST_NEED_MORE
         btype = rd32(b + pos, swapped)

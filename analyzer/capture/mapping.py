@@ -12,7 +12,7 @@ on its own thread.  Three things keep that fast and bounded:
   (The scan brings the record headers into the cache itself: a header is a
   cache miss that must be served before the next one's place is known, so it
   streams the lines just ahead of it, ``_scan._prefetch``, or walks its
-  window's headers first, 16 chains at once, ``_scan._walk_pcap_headers``.)
+  window's headers first, 16 chains at once, ``_scan._walk_headers``.)
 * Pages both readers have passed by ``KEEP_BEHIND`` are *given back*
   (``MADV_DONTNEED``) every ``DROP`` bytes: the file's pages in this process
   stay within ``KEEP_BEHIND + DROP + MAX_LAG + AHEAD`` bytes whatever its

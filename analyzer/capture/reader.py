@@ -654,7 +654,7 @@ class CaptureReader:
         n, self._pos, status = _scan.scan_pcap(
             self._buf, self._pos, self._scan_end(), self._swapped, self._frac_ns, self._max_caplen,
             self._off, self._cap, self._orig, self._ts, self._odd, self._walk)
-        if n:     # the header walk pays for large records only (``_scan._walk_pcap_headers``)
+        if n:     # the header walk pays for large records only (``_scan._walk_headers``)
             self._walk = self._pos - start >= WALK_MIN_MEAN * n
         self._note_odd()
         return n, status

@@ -37,9 +37,14 @@ cdef extern from *:
     void BT_HEADERS_PREFETCH(const void* p) noexcept nogil
 
 
+cdef enum:
+    PREFETCH_FRAMES_AHEAD = 8   # a loop over records at known offsets prefetches the frame this far ahead
+
+
 cdef inline void prefetch_frame(const uint8_t* p) noexcept nogil:
     """Ask the memory for the two cache lines a frame's link, IP and TCP headers lie on (a loop
-    over records at known offsets calls it a few records ahead: their misses then overlap)."""
+    over records at known offsets calls it ``PREFETCH_FRAMES_AHEAD`` records ahead: their misses
+    then overlap)."""
     BT_HEADERS_PREFETCH(p)
     BT_HEADERS_PREFETCH(p + 64)
 

@@ -15,12 +15,9 @@ shard 0.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memcmp
 
-cdef enum:
-    PREFETCH_RECORDS = 8      # _shards: the headers of the record this far ahead asked for
-
 import numpy as np
 
-from analyzer.decode._headers cimport Pkt, decode_frame, prefetch_frame, K_IP, K_FRAGMENT
+from analyzer.decode._headers cimport Pkt, decode_frame, prefetch_frame, PREFETCH_FRAMES_AHEAD, K_IP, K_FRAGMENT
 
 cdef enum:
     HEADER = 32
@@ -61,12 +58,12 @@ cdef int _shards(const uint8_t[::1] buf, const int64_t[::1] rec_off, const uint3
                  const uint16_t[::1] iface, const int32_t[::1] if_linktype, Py_ssize_t n, Py_ssize_t shards,
                  int64_t[::1] sid) except -1:
     """The shard of each of records [0, n) into ``sid``.  The records' offsets are known, so the
-    headers of the one ``PREFETCH_RECORDS`` ahead are asked for: their cache misses overlap."""
+    headers of the one ``PREFETCH_FRAMES_AHEAD`` ahead are asked for: their cache misses overlap."""
     cdef Py_ssize_t i
     cdef const uint8_t* base = &buf[0] if buf.shape[0] else NULL
     for i in range(n):
-        if i + PREFETCH_RECORDS < n:
-            prefetch_frame(base + rec_off[i + PREFETCH_RECORDS])
+        if i + PREFETCH_FRAMES_AHEAD < n:
+            prefetch_frame(base + rec_off[i + PREFETCH_FRAMES_AHEAD])
         sid[i] = _shard(base + rec_off[i], caplen[i], if_linktype[iface[i]], <uint64_t>shards)
     return 0
 

@@ -56,8 +56,8 @@ from libc.string cimport memcpy, memcmp, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 from analyzer.decode._headers cimport (
-    Pkt, Transport, UtpHeader, decode_frame, decode_tcp, decode_udp, decode_utp, prefetch_frame, K_IP, K_NON_IP,
-    K_FRAGMENT,
+    Pkt, Transport, UtpHeader, decode_frame, decode_tcp, decode_udp, decode_utp, prefetch_frame, PREFETCH_FRAMES_AHEAD,
+    K_IP, K_NON_IP, K_FRAGMENT,
     K_BAD_LINK, K_UNKNOWN_LINK, K_BAD_IP, LT_RAW, T_OK, T_CUT, TH_SYN, TH_ACK, TH_FIN, TH_RST,
     ST_DATA, ST_FIN, ST_STATE, ST_RESET, ST_SYN,
 )
@@ -77,7 +77,6 @@ OPEN_IDLE_NS = 600 * 1000000000
 cdef int64_t IDLE_MARGIN_NS = 60 * 1000000000   # the sweep frees silent connections this much later
 cdef int64_t SWEEP_EVERY_NS = 10 * 1000000000
 cdef Py_ssize_t GIL_EVERY = 1023        # frames between two moments the interpreter lock is given up
-cdef Py_ssize_t PREFETCH_RECORDS = 8    # process_records: the headers of the record this far ahead asked for
 
 MAX_LIVE_CONNECTIONS = 1 << 17          # live connections (TCP and uTP) per engine; beyond, the oldest idle are finished
 
@@ -186,11 +185,11 @@ cdef class Engine:
             self._release_behind(base + rec_off[0])
         try:
             for i in range(n):
-                if i + PREFETCH_RECORDS < n:
+                if i + PREFETCH_FRAMES_AHEAD < n:
                     # a flows task's records are one shard's, read where they lie in the input: the
                     # scan did not just pass there, so each record's headers are a cache miss; asked
                     # for a few records ahead (their offsets are known), the misses overlap
-                    prefetch_frame(base + rec_off[i + PREFETCH_RECORDS])
+                    prefetch_frame(base + rec_off[i + PREFETCH_FRAMES_AHEAD])
                 self._record(i, base + rec_off[i], caplen[i], origlen[i], ts_ns[i], linktype[i], file_idx,
                              frame_no[i])
         finally:

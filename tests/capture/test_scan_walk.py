@@ -1,4 +1,4 @@
-"""The pcap scan's header walk (``_scan._walk_pcap_headers``) is a cache hint only: with it or
+"""The pcap scan's header walk (``_scan._walk_headers``) is a cache hint only: with it or
 without it, ``scan_pcap`` finds the same records, stops at the same place for the same reason and
 notes the same odd timestamps, whatever the bytes (plausible headers inside frames, damage, a
 window that ends inside a record, either byte order)."""
